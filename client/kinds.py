@@ -1,0 +1,87 @@
+"""The resource kinds miniplane serves: one table of facts shared by server and clients.
+
+The API server builds its routes, discovery documents and Table output from these
+entries (adding behaviour in ``apiserver.resources``); mpctl and the informer use
+them to turn ``svc`` or ``endpointslices`` into a URL. Adding a kind starts here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a client needs to know about one resource type."""
+
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = field(
+        default=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+    )
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def prefix(self) -> str:
+        """URL prefix of the group-version: ``/api/v1`` or ``/apis/<group>/<version>``."""
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+    def collection_path(self, namespace: str | None = None) -> str:
+        """Collection URL; for a namespaced kind without a namespace, the all-namespace list."""
+        if self.namespaced and namespace:
+            return f"{self.prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{self.prefix}/{self.plural}"
+
+    def item_path(self, name: str, namespace: str | None = None, subresource: str = "") -> str:
+        path = f"{self.collection_path(namespace)}/{name}"
+        return f"{path}/{subresource}" if subresource else path
+
+
+NAMESPACE = Kind("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
+                 subresources=("status", "finalize"))
+NODE = Kind("", "v1", "Node", "nodes", "node", False, ("no",), subresources=("status",))
+POD = Kind("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",), subresources=("status",))
+SERVICE = Kind("", "v1", "Service", "services", "service", True, ("svc",), ("all",),
+               subresources=("status",))
+ENDPOINTSLICE = Kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
+                     "endpointslice", True)
+EVENT = Kind("", "v1", "Event", "events", "event", True, ("ev",))
+
+KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT)
+
+
+class UnknownKind(LookupError):
+    """Raised when a name matches no kind; its message is fit for a user."""
+
+
+def lookup(name: str) -> Kind:
+    """Resolve what a user types (``svc``, ``Service``, ``services``, ``endpointslice``).
+
+    A ``.group`` suffix is accepted (``endpointslices.discovery.k8s.io``).
+    """
+    wanted = name.strip().lower()
+    base, _, group = wanted.partition(".")
+    for k in KINDS:
+        if group and group != k.group:
+            continue
+        if base in (k.plural, k.singular, k.kind.lower()) or base in k.short_names:
+            return k
+    raise UnknownKind(f'the server doesn\'t have a resource type "{name}"')
+
+
+def by_kind(api_version: str, kind: str) -> Kind:
+    """Find the entry for an object's ``apiVersion`` and ``kind`` (as in YAML manifests)."""
+    for k in KINDS:
+        if k.kind == kind and k.api_version == api_version:
+            return k
+    raise UnknownKind(f'no kind "{kind}" is registered for version "{api_version}"')

@@ -1,0 +1,125 @@
+"""Shared fixtures: real mp-apiserver processes on free ports with temporary databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
+                         (f" (last error: {last_exc!r})" if last_exc else ""))
+
+
+@dataclass
+class ApiServer:
+    """One real mp-apiserver process; restartable on the same database and port."""
+
+    db_path: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ApiServer:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{self.port}",
+             "--storage-url", f"sqlite:///{self.db_path}", *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        log.close()
+        wait_until(self._ready, timeout=20, what=f"apiserver on {self.url} to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"apiserver exited with {self.proc.returncode}: "
+                               + self.log_path.read_text()[-2000:])
+        try:
+            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> ApiServer:
+        self.stop()
+        return self.start()
+
+
+@pytest.fixture
+def make_apiserver(tmp_path: Path) -> Iterator:
+    """Factory for apiservers; every one started is stopped at teardown, even on failure."""
+    servers: list[ApiServer] = []
+
+    def make(*extra_args: str) -> ApiServer:
+        n = len(servers)
+        server = ApiServer(db_path=tmp_path / f"state{n}.db", log_path=tmp_path / f"apiserver{n}.log",
+                           extra_args=list(extra_args))
+        servers.append(server)
+        return server.start()
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def apiserver(make_apiserver) -> ApiServer:
+    return make_apiserver()
+
+
+@pytest.fixture
+def api_url(apiserver: ApiServer) -> str:
+    return apiserver.url
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -11,6 +11,7 @@
     ├── RequestTooLarge     413
     ├── UnsupportedMediaType 415
     ├── Invalid             422  carries FieldErrors → details.causes
+    ├── Unprocessable       422  a patch that does not apply
     ├── InternalError       500
     └── Timeout             504  resourceVersion from the future
 
@@ -190,6 +191,12 @@ class Invalid(APIError):
         if group:
             details["group"] = group
         super().__init__(f'{kind} "{name}" is invalid: {text}', details=details)
+
+
+class Unprocessable(APIError):
+    """A well-formed patch that does not apply to the stored object."""
+
+    code, reason = 422, "Invalid"
 
 
 class InternalError(APIError):

@@ -56,13 +56,12 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ApiServer:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{self.port}",
-             "--storage-url", f"sqlite:///{self.db_path}", *self.extra_args],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{self.port}",
+                 "--storage-url", f"sqlite:///{self.db_path}", *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
         wait_until(self._ready, timeout=20, what=f"apiserver on {self.url} to be ready")
         return self
 

@@ -1,0 +1,366 @@
+"""HTTP verbs on registry resources: decode the request, call the store, encode the answer.
+
+One dispatcher serves every ``/api/...`` and ``/apis/...`` path: the path is
+resolved by ``paths.parse_path`` and the resource's behaviour comes from the
+registry, so no handler is written per kind. Reads run on a worker thread against
+a snapshot; writes are queued to the store's writer and awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import orjson
+import yaml
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from apiserver import patch as patches
+from apiserver.errors import (
+    APIError,
+    BadRequest,
+    Gone,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    RequestTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from apiserver.listopts import (
+    ListOptions,
+    encode_continue,
+    expired_continue,
+    parse_list_options,
+)
+from apiserver.metrics import Metrics
+from apiserver.paths import Target, parse_path
+from apiserver.resources import ResourceType
+from apiserver.storage.store import Store
+from apiserver.watch import Watcher, WatchRequest, require_revision
+from apiserver.watchhub import WatchHub
+from apiserver.writes import Writes, Written
+
+log = logging.getLogger(__name__)
+
+# Kubernetes' limit on a request body (apiserver MaxRequestBodyBytes).
+MAX_BODY_BYTES = 3 * 1024 * 1024
+JSON = "application/json"
+PATCH_TYPES = {
+    "application/json-patch+json": "json",
+    "application/merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+json": "apply",
+}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(err: APIError) -> Response:
+    return json_response(err.status(), err.code, err.headers or None)
+
+
+class Api:
+    def __init__(self, store: Store, hub: WatchHub, writes: Writes, metrics: Metrics) -> None:
+        self.store = store
+        self.hub = hub
+        self.writes = writes
+        self.metrics = metrics
+        self.watcher = Watcher(store, hub)
+
+    async def dispatch(self, request: Request) -> Response:
+        started = time.perf_counter()
+        verb, resource = request.method.lower(), "unknown"
+        try:
+            target = parse_path(request.url.path)
+            rt = target.resource if target else None
+            if target is None or rt is None:
+                raise NotFound("the server could not find the requested resource",
+                               details={})
+            resource = rt.key
+            verb, handler = self._route(request.method, target, rt, request)
+            response = await handler()
+        except APIError as err:
+            response = error_response(err)
+        except Exception:  # noqa: BLE001 - a bug must still answer with a Status
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = error_response(InternalError("an internal error occurred; see the "
+                                                    "apiserver log"))
+        self.metrics.observe(verb, resource, response.status_code,
+                             time.perf_counter() - started)
+        return response
+
+    def _route(self, method: str, t: Target, rt: ResourceType,
+               request: Request) -> tuple[str, Callable[[], Any]]:
+        namespaced = rt.kind.namespaced
+        if t.name is not None and namespaced and t.namespace is None:
+            raise NotFound("the server could not find the requested resource", details={})
+        allowed_sub = set(rt.kind.subresources) | ({"binding"} if rt.kind.kind == "Pod" else set())
+        if t.subresource and t.subresource not in allowed_sub:
+            raise NotFound("the server could not find the requested resource", details={})
+        ns = t.namespace or ""
+        q = request.query_params
+        if t.name is None:
+            if method == "GET":
+                opts = parse_list_options(q, rt)
+                if opts.watch:
+                    return "watch", lambda: self.watch(rt, t.namespace, opts)
+                return "list", lambda: self.list(rt, t.namespace, opts)
+            if method == "POST":
+                if namespaced and t.namespace is None:
+                    raise MethodNotAllowed(f'create is not supported on the all-namespaces '
+                                           f'collection of {rt.kind.plural}; use '
+                                           f'/namespaces/<namespace>/{rt.kind.plural}')
+                return "create", lambda: self.create(rt, ns, request)
+            if method == "DELETE":
+                return "deletecollection", lambda: self.delete_collection(rt, t.namespace,
+                                                                          request)
+        else:
+            name, sub = t.name, t.subresource
+            if method == "GET" and sub in ("", "status"):
+                return "get", lambda: self.get(rt, ns, name)
+            if method == "PUT" and sub in ("", "status", "finalize"):
+                return "update", lambda: self.update(rt, ns, name, request,
+                                                     "" if sub == "finalize" else sub)
+            if method == "PATCH" and sub in ("", "status"):
+                return "patch", lambda: self.patch(rt, ns, name, request, sub)
+            if method == "DELETE" and sub == "":
+                return "delete", lambda: self.delete(rt, ns, name, request)
+            if method == "POST" and sub == "binding":
+                return "create", lambda: self.bind(ns, name, request)
+        raise MethodNotAllowed(f'{method} is not supported on resources of kind "{rt.kind.kind}"'
+                               + (f" subresource {t.subresource}" if t.subresource else ""))
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, rt: ResourceType, ns: str, name: str) -> Response:
+        data = await anyio.to_thread.run_sync(self.store.get, rt.key,
+                                              ns if rt.kind.namespaced else "", name)
+        if data is None:
+            raise NotFound.of(rt.kind.plural, name, rt.kind.group)
+        return json_response(data.encode())
+
+    async def list(self, rt: ResourceType, namespace: str | None, opts: ListOptions) -> Response:
+        revision, after = await self._list_revision(opts)
+        keep = opts.matcher()
+        try:
+            page = await anyio.to_thread.run_sync(
+                lambda: self.store.list(rt.key, namespace, revision=revision, after=after,
+                                        limit=opts.limit, keep=keep))
+        except Gone as err:
+            if opts.continue_from is not None:
+                raise expired_continue(opts.continue_from[0], self.store.compacted()) from err
+            raise
+        meta: dict[str, Any] = {"resourceVersion": str(page.revision)}
+        if page.next_key is not None:
+            meta["continue"] = encode_continue(page.revision, page.next_key)
+        kind = rt.kind
+        head = (b'{"kind":"' + kind.kind.encode() + b'List","apiVersion":"'
+                + kind.api_version.encode() + b'","metadata":' + orjson.dumps(meta)
+                + b',"items":[')
+        return json_response(head + ",".join(page.items).encode() + b"]}")
+
+    async def _list_revision(self, opts: ListOptions) -> tuple[int | None, tuple[str, str] | None]:
+        """Which revision a list reads, per Kubernetes' resourceVersion rules."""
+        if opts.continue_from is not None:
+            return opts.continue_from
+        rv = opts.resource_version
+        if rv in (None, "0"):
+            return None, None
+        wanted = int(rv)
+        await require_revision(self.hub, wanted)
+        exact = opts.resource_version_match == "Exact" or (
+            opts.resource_version_match is None and opts.limit is not None)
+        return (wanted if exact else None), None
+
+    async def watch(self, rt: ResourceType, namespace: str | None, opts: ListOptions) -> Response:
+        req = WatchRequest(rt, namespace, opts)
+        await self.watcher.prepare(req)
+        self.metrics.watchers_started += 1
+        return StreamingResponse(self.watcher.stream(req), media_type=JSON)
+
+    # ------------------------------------------------------------------ writes
+
+    async def _commit(self, op: Callable, dry_run: bool) -> Any:
+        return await asyncio.wrap_future(self.store.submit(op, dry_run=dry_run))
+
+    async def create(self, rt: ResourceType, ns: str, request: Request) -> Response:
+        body = await read_object(request)
+        obj = await self._commit(self.writes.create(rt, ns, body), dry_run(request))
+        return json_response(obj, 201)
+
+    async def update(self, rt: ResourceType, ns: str, name: str, request: Request,
+                     subresource: str) -> Response:
+        body = await read_object(request)
+        written: Written = await self._commit(
+            self.writes.update(rt, ns, name, body, subresource), dry_run(request))
+        return json_response(written.obj, 201 if written.created else 200)
+
+    async def patch(self, rt: ResourceType, ns: str, name: str, request: Request,
+                    subresource: str) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        flavour = PATCH_TYPES.get(content_type)
+        if flavour is None:
+            raise UnsupportedMediaType(
+                f'the body of the request was in an unknown format - accepted media types '
+                f'include: {", ".join(PATCH_TYPES)}')
+        raw = await read_body(request)
+        create_body = None
+        if flavour == "apply":
+            if not request.query_params.get("fieldManager"):
+                raise BadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
+                                 "Required value: is required for apply patch")
+            document = _load_yaml(raw)
+            if not isinstance(document, dict):
+                raise BadRequest("an apply patch must be a single object")
+            create_body = document
+        else:
+            document = _load_json(raw)
+        kind = rt.kind.kind
+
+        def apply_patch(old: dict) -> dict:
+            try:
+                if flavour == "json":
+                    if not isinstance(document, list):
+                        raise patches.PatchError("a JSON patch must be a list of operations",
+                                                 malformed=True)
+                    return patches.json_patch(old, document)
+                if not isinstance(document, dict):
+                    raise patches.PatchError("a merge patch must be a JSON object",
+                                             malformed=True)
+                if flavour == "merge":
+                    return patches.merge_patch(old, document)
+                return patches.strategic_merge_patch(kind, old, document)
+            except patches.PatchError as exc:
+                if exc.malformed:
+                    raise BadRequest(str(exc)) from None
+                raise Unprocessable(str(exc)) from None
+
+        written: Written = await self._commit(
+            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body),
+            dry_run(request))
+        return json_response(written.obj, 201 if written.created else 200)
+
+    async def delete(self, rt: ResourceType, ns: str, name: str, request: Request) -> Response:
+        options = await delete_options(request)
+        result = await self._commit(self.writes.delete(rt, ns, name, options), dry_run(request))
+        return json_response(result)
+
+    async def delete_collection(self, rt: ResourceType, namespace: str | None,
+                                request: Request) -> Response:
+        opts = parse_list_options(request.query_params, rt)
+        options = await delete_options(request)
+        page = await anyio.to_thread.run_sync(
+            lambda: self.store.list(rt.key, namespace, keep=opts.matcher()))
+        items = [orjson.loads(d) for d in page.items]
+        for item in items:
+            m = item.get("metadata", {})
+            try:
+                await self._commit(self.writes.delete(rt, m.get("namespace", ""), m["name"],
+                                                      options), dry_run(request))
+            except NotFound:
+                continue  # deleted meanwhile: that is what was asked
+        body = {"kind": f"{rt.kind.kind}List", "apiVersion": rt.kind.api_version,
+                "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
+        return json_response(body)
+
+    async def bind(self, ns: str, name: str, request: Request) -> Response:
+        body = await read_object(request)
+        result = await self._commit(self.writes.bind(ns, name, body), dry_run(request))
+        return json_response(result, 201)
+
+
+# ---------------------------------------------------------------------- request bodies
+
+
+async def read_body(request: Request) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise RequestTooLarge(f"the request body is {length} bytes, over the limit of "
+                              f"{MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestTooLarge(f"the request body is over the limit of {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_object(request: Request) -> dict:
+    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
+    raw = await read_body(request)
+    if content_type == "application/vnd.kubernetes.protobuf":
+        raise UnsupportedMediaType(
+            "protobuf request bodies are not supported by miniplane; send JSON "
+            "(kubectl apply -f / kubectl create -f do)")
+    if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+        document = _load_yaml(raw)
+    elif content_type in (JSON, "", "*/*", "text/plain"):
+        document = _load_json(raw)
+    else:
+        raise UnsupportedMediaType(f'the body of the request was in an unknown format - '
+                                   f'accepted media types include: {JSON}, application/yaml')
+    if not isinstance(document, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return document
+
+
+def _load_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise BadRequest("the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def _load_yaml(raw: bytes) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"the request body is not valid YAML: {exc}".splitlines()[0]) from None
+
+
+def dry_run(request: Request) -> bool:
+    values = request.query_params.getlist("dryRun")
+    for value in values:
+        if value != "All":
+            raise BadRequest(f'Invalid dryRun value "{value}": supported value is "All"')
+    return bool(values)
+
+
+async def delete_options(request: Request) -> dict[str, Any]:
+    raw = await read_body(request)
+    options: dict[str, Any] = {}
+    if raw.strip():
+        document = _load_json(raw)
+        if not isinstance(document, dict):
+            raise BadRequest("DeleteOptions must be a JSON object")
+        options.update(document)
+    q = request.query_params
+    if "gracePeriodSeconds" in q:
+        try:
+            options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+        except ValueError:
+            raise BadRequest("gracePeriodSeconds must be an integer") from None
+    if "propagationPolicy" in q:
+        options["propagationPolicy"] = q["propagationPolicy"]
+    grace = options.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise BadRequest("gracePeriodSeconds must be an integer")
+    policy = options.get("propagationPolicy")
+    if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
+        raise BadRequest(f'propagationPolicy "{policy}" is not supported: use Orphan, '
+                         "Background or Foreground")
+    return options

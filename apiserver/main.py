@@ -1,0 +1,98 @@
+"""``mp-apiserver``: flags, logging, and the uvicorn server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from apiserver.allocators import IPAllocator, parse_cidr, parse_port_range
+from apiserver.app import Config, create_app
+
+log = logging.getLogger("apiserver")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mp-apiserver",
+                                description="miniplane API server: Kubernetes-shaped objects "
+                                            "with list/watch, stored in SQLite")
+    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve on")
+    p.add_argument("--storage-url", default="sqlite:///.miniplane/state.db",
+                   help="SQLAlchemy database URL (sqlite:///PATH or postgresql+psycopg://...)")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16",
+                   help="CIDR ClusterIPs are allocated from")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="range NodePorts are allocated from, A-B")
+    p.add_argument("--event-retention", type=int, default=10_000,
+                   help="how many revisions of the event log are kept for watch resume")
+    p.add_argument("--compaction-interval", type=float, default=5.0,
+                   help="seconds between event-log compactions")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"])
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    host, port = parse_listen(args.listen)
+    parse_cidr(args.service_cluster_ip_range)
+    IPAllocator(args.service_cluster_ip_range)
+    parse_port_range(args.service_node_port_range)
+    if args.event_retention < 1:
+        raise ValueError("--event-retention must be at least 1")
+    if args.compaction_interval <= 0:
+        raise ValueError("--compaction-interval must be positive")
+    url = args.storage_url
+    if not url.startswith(("sqlite", "postgresql")):
+        raise ValueError(f"--storage-url must be a sqlite:/// or postgresql+psycopg:// URL, "
+                         f"got {url!r}")
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return Config(storage_url=url, service_cidr=args.service_cluster_ip_range,
+                  node_port_range=args.service_node_port_range,
+                  event_retention=args.event_retention,
+                  compaction_interval=args.compaction_interval,
+                  advertise_address=host, port=port)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, ending watch streams as soon as a stop signal arrives."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        end_watches = getattr(self.config.app.state, "end_watches", None)
+        if end_watches is not None:
+            end_watches()
+        super().handle_exit(sig, frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"mp-apiserver: error: {exc}", file=sys.stderr)
+        return 2
+    host, port = parse_listen(args.listen)
+    server = Server(uvicorn.Config(
+        create_app(config), host=host, port=port, log_level="warning", access_log=False,
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on"))
+    log.info("mp-apiserver listening on http://%s:%d", host, port)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

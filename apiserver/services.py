@@ -1,0 +1,205 @@
+"""ClusterIP and NodePort assignment for Services, inside a store write.
+
+The allocators are in-memory and owned by the writer thread; their state is
+derived from the stored Services at start-up (and after a failed commit), so what
+is allocated is always what is stored. An allocation is undone if its write rolls
+back; a release waits until the write that frees the value has committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+from apiserver.allocators import AllocationError, IPAllocator, PortAllocator
+from apiserver.errors import FieldError, Invalid, invalid
+from apiserver.storage.store import Txn
+
+# The DNS Service's conventional address: the 10th of the range, kept for kube-dns.
+DNS_OFFSET = 10
+
+
+class ServiceAllocations:
+    def __init__(self, cidr: str, node_port_range: str) -> None:
+        self.cidr = cidr
+        self.node_port_range = node_port_range
+        self.ips = self._new_ips()
+        self.ports = PortAllocator(node_port_range)
+
+    def _new_ips(self) -> IPAllocator:
+        probe = IPAllocator(self.cidr)
+        reserved = [probe.first_usable(), probe.nth(DNS_OFFSET)] if probe.free() > DNS_OFFSET \
+            else [probe.first_usable()]
+        return IPAllocator(self.cidr, reserved=reserved)
+
+    @property
+    def kubernetes_ip(self) -> str:
+        """The first address: the ``kubernetes`` Service's, as in Kubernetes."""
+        return self.ips.first_usable()
+
+    @property
+    def dns_ip(self) -> str:
+        return self.ips.nth(DNS_OFFSET)
+
+    def rebuild(self, services: Iterable[dict]) -> None:
+        """Mark every address and port held by a stored Service as taken."""
+        self.ips = self._new_ips()
+        self.ports = PortAllocator(self.node_port_range)
+        for svc in services:
+            spec = svc.get("spec") or {}
+            for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+                if ip and ip != "None" and self.ips.contains(ip):
+                    _quietly(self.ips.allocate_specific, ip)
+            for port in _node_ports(spec):
+                _quietly(self.ports.allocate_specific, port)
+
+    # -- inside a write --
+
+    def assign(self, txn: Txn, svc: dict, old: dict | None) -> None:
+        """Fill clusterIP(s) and nodePorts of ``svc``; raise Invalid if a request can't be met."""
+        spec = svc.setdefault("spec", {})
+        old_spec = (old or {}).get("spec") or {}
+        errors: list[FieldError] = []
+        self._assign_ip(txn, spec, old_spec, errors)
+        self._assign_node_ports(txn, spec, old_spec, errors)
+        if errors:
+            meta = svc.get("metadata") or {}
+            raise Invalid("Service", meta.get("name", ""), errors)
+
+    def release_all(self, txn: Txn, svc: dict) -> None:
+        """After the delete of ``svc`` commits, free its address and ports."""
+        spec = svc.get("spec") or {}
+        for ip in _cluster_ips(spec):
+            txn.after_commit(lambda ip=ip: self.ips.release(ip))
+        for port in _node_ports(spec):
+            txn.after_commit(lambda port=port: self.ports.release(port))
+
+    def _assign_ip(self, txn: Txn, spec: dict, old_spec: dict, errors: list[FieldError]) -> None:
+        kind = spec.get("type", "ClusterIP")
+        old_ips = _cluster_ips(old_spec)
+        if kind == "ExternalName":
+            for ip in old_ips:
+                txn.after_commit(lambda ip=ip: self.ips.release(ip))
+            for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                spec.pop(k, None)
+            return
+        wanted = spec.get("clusterIP") or ""
+        if wanted == "None":
+            spec["clusterIPs"] = ["None"]
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            return
+        if not wanted and old_ips:
+            wanted = old_ips[0]  # an update that omits the address keeps it
+        if wanted and wanted in old_ips:
+            ip = wanted
+        elif wanted:
+            try:
+                ip = self.ips.allocate_specific(wanted)
+            except AllocationError as exc:
+                errors.append(invalid("spec.clusterIPs", [wanted], str(exc)))
+                return
+            txn.on_rollback(lambda ip=ip: self.ips.release(ip))
+        else:
+            try:
+                ip = self.ips.allocate()
+            except AllocationError as exc:
+                errors.append(invalid("spec.clusterIPs", [], str(exc)))
+                return
+            txn.on_rollback(lambda ip=ip: self.ips.release(ip))
+        for gone in old_ips:
+            if gone != ip:
+                txn.after_commit(lambda gone=gone: self.ips.release(gone))
+        spec["clusterIP"] = ip
+        spec["clusterIPs"] = [ip]
+        family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
+        spec["ipFamilies"] = [family]
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+
+    def _assign_node_ports(self, txn: Txn, spec: dict, old_spec: dict,
+                           errors: list[FieldError]) -> None:
+        ports = spec.get("ports") or []
+        old_by_key = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                      for p in old_spec.get("ports") or [] if isinstance(p, dict)}
+        held = set(_node_ports(old_spec))
+        kept: set[int] = set()
+        if _wants_node_ports(spec):
+            for i, port in enumerate(ports):
+                if not isinstance(port, dict):
+                    continue
+                wanted = port.get("nodePort")
+                if not wanted:
+                    wanted = old_by_key.get((port.get("port"), port.get("protocol", "TCP")))
+                if wanted and wanted in held and wanted not in kept:
+                    kept.add(wanted)
+                    port["nodePort"] = wanted
+                    continue
+                try:
+                    if wanted:
+                        self.ports.allocate_specific(wanted)
+                        value = wanted
+                    else:
+                        value = self.ports.allocate()
+                except AllocationError as exc:
+                    errors.append(invalid(f"spec.ports[{i}].nodePort", wanted or 0, str(exc)))
+                    continue
+                txn.on_rollback(lambda v=value: self.ports.release(v))
+                port["nodePort"] = value
+        else:
+            for port in ports:
+                if isinstance(port, dict):
+                    port.pop("nodePort", None)
+        hc = self._assign_health_check_port(txn, spec, old_spec, errors)
+        if hc:
+            kept.add(hc)
+        for gone in held - kept:
+            txn.after_commit(lambda gone=gone: self.ports.release(gone))
+
+    def _assign_health_check_port(self, txn: Txn, spec: dict, old_spec: dict,
+                                  errors: list[FieldError]) -> int | None:
+        needs = spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+        if not needs:
+            spec.pop("healthCheckNodePort", None)
+            return None
+        wanted = spec.get("healthCheckNodePort") or old_spec.get("healthCheckNodePort")
+        if wanted and wanted == old_spec.get("healthCheckNodePort"):
+            spec["healthCheckNodePort"] = wanted
+            return wanted
+        try:
+            if wanted:
+                self.ports.allocate_specific(wanted)
+                value = wanted
+            else:
+                value = self.ports.allocate()
+        except AllocationError as exc:
+            errors.append(invalid("spec.healthCheckNodePort", wanted or 0, str(exc)))
+            return None
+        txn.on_rollback(lambda: self.ports.release(value))
+        spec["healthCheckNodePort"] = value
+        return value
+
+
+def _wants_node_ports(spec: dict) -> bool:
+    kind = spec.get("type", "ClusterIP")
+    if kind == "NodePort":
+        return True
+    return kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True) is not False
+
+
+def _cluster_ips(spec: dict) -> list[str]:
+    ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+    return [ip for ip in ips if isinstance(ip, str) and ip and ip != "None"]
+
+
+def _node_ports(spec: dict) -> list[int]:
+    found = [p.get("nodePort") for p in spec.get("ports") or [] if isinstance(p, dict)]
+    found.append(spec.get("healthCheckNodePort"))
+    return [p for p in found if isinstance(p, int) and not isinstance(p, bool) and p > 0]
+
+
+def _quietly(fn: Any, value: Any) -> None:
+    # a duplicate in stored data: keep the first holder, never crash start-up
+    with contextlib.suppress(AllocationError):
+        fn(value)

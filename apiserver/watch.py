@@ -1,0 +1,170 @@
+"""Watch streams: replay from the event log, then follow the live feed.
+
+A stream subscribes to the hub *before* it reads history, then drops any live
+event it already sent (by revision), so nothing falls in the gap between the two.
+Each event is one JSON document followed by a newline, the framing client-go and
+the Python client split on. Errors after the stream started arrive as an ERROR
+event carrying a Status, as the real API server sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import anyio
+import orjson
+
+from apiserver.errors import APIError, Timeout
+from apiserver.listopts import ListOptions
+from apiserver.resources import ResourceType
+from apiserver.storage.store import Event, Store
+from apiserver.watchhub import WatchHub
+
+log = logging.getLogger(__name__)
+
+# Kubernetes keeps a watch without timeoutSeconds open for a random 30-60 minutes,
+# so clients reconnect spread out instead of in step.
+MIN_REQUEST_TIMEOUT = 1800
+# Bookmarks let a quiet, filtered watch resume near the head of the log.
+BOOKMARK_INTERVAL = 60.0
+# How long a watch from a revision we have not published yet may wait for it.
+FUTURE_REVISION_WAIT = 3.0
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def event_line(kind: str, data: str) -> bytes:
+    return b'{"type":"' + kind.encode() + b'","object":' + data.encode() + b"}\n"
+
+
+def error_line(err: APIError) -> bytes:
+    return b'{"type":"ERROR","object":' + orjson.dumps(err.status()) + b"}\n"
+
+
+def bookmark_line(rt: ResourceType, revision: int, *, initial_end: bool = False) -> bytes:
+    metadata: dict = {"resourceVersion": str(revision)}
+    if initial_end:
+        metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
+    obj = {"kind": rt.kind.kind, "apiVersion": rt.kind.api_version, "metadata": metadata}
+    return b'{"type":"BOOKMARK","object":' + orjson.dumps(obj) + b"}\n"
+
+
+def convert(event: Event, keep: Callable[[dict], bool] | None) -> tuple[str, str] | None:
+    """What a watcher with filter ``keep`` sees of ``event``: (type, object JSON) or nothing.
+
+    An object that stops matching arrives as DELETED (its last matching state at the
+    event's revision); one that starts matching arrives as ADDED.
+    """
+    if keep is None:
+        return event.type, event.data
+    now_ok = event.type != "DELETED" and keep(event.obj)
+    before = event.prev_obj
+    was_ok = before is not None and keep(before)
+    if event.type == "DELETED":
+        return ("DELETED", event.data) if was_ok else None
+    if now_ok:
+        return ("MODIFIED" if was_ok else "ADDED"), event.data
+    if was_ok and before is not None:
+        gone = {**before, "metadata": {**before.get("metadata", {}),
+                                       "resourceVersion": str(event.rv)}}
+        return "DELETED", orjson.dumps(gone).decode()
+    return None
+
+
+async def require_revision(hub: WatchHub, rv: int) -> None:
+    """A client may know a revision we have not published yet; wait briefly, then 504."""
+    if rv <= hub.last_rv or await hub.wait_for_revision(rv, FUTURE_REVISION_WAIT):
+        return
+    raise Timeout(f"Too large resource version: {rv}, current: {hub.last_rv}",
+                  details={"causes": [{"reason": "ResourceVersionTooLarge",
+                                       "message": "Too large resource version"}],
+                           "retryAfterSeconds": 1},
+                  headers={"Retry-After": "1"})
+
+
+@dataclass
+class WatchRequest:
+    rt: ResourceType
+    namespace: str | None
+    opts: ListOptions
+    name: str | None = None  # a watch on one object: metadata.name fixed by the URL
+
+
+class Watcher:
+    """Builds the byte stream of one watch request."""
+
+    def __init__(self, store: Store, hub: WatchHub, *, bookmark_interval: float = BOOKMARK_INTERVAL
+                 ) -> None:
+        self.store = store
+        self.hub = hub
+        self.bookmark_interval = bookmark_interval
+
+    async def prepare(self, req: WatchRequest) -> None:
+        """Checks that must fail as HTTP errors, before the 200 is sent."""
+        rv = req.opts.resource_version
+        if rv not in (None, "0"):
+            await require_revision(self.hub, int(rv))
+
+    async def stream(self, req: WatchRequest) -> AsyncIterator[bytes]:
+        opts = req.opts
+        keep = opts.matcher()
+        timeout = opts.timeout_seconds
+        if timeout is None:
+            timeout = random.randint(MIN_REQUEST_TIMEOUT, 2 * MIN_REQUEST_TIMEOUT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        sub = self.hub.subscribe(req.rt.key, req.namespace)
+        try:
+            initial = opts.send_initial_events
+            if initial is None:
+                initial = opts.resource_version in (None, "0")
+            try:
+                if initial:
+                    page = await anyio.to_thread.run_sync(
+                        lambda: self.store.list(req.rt.key, req.namespace, keep=keep))
+                    for data in page.items:
+                        yield event_line("ADDED", data)
+                    last = page.revision
+                    if opts.send_initial_events and opts.allow_bookmarks:
+                        yield bookmark_line(req.rt, last, initial_end=True)
+                else:
+                    last = int(opts.resource_version or 0)
+                    history = await anyio.to_thread.run_sync(
+                        lambda: self.store.events_after(last, req.rt.key, req.namespace))
+                    for event in history:
+                        if event.rv > sub.start_rv:
+                            break  # the live feed has it
+                        seen = convert(event, keep)
+                        if seen is not None:
+                            yield event_line(*seen)
+                        last = event.rv
+            except APIError as err:
+                yield error_line(err)
+                return
+            next_bookmark = loop.time() + self.bookmark_interval
+            while True:
+                now = loop.time()
+                if now >= deadline:
+                    return
+                await sub.wait(min(deadline, next_bookmark) - now)
+                for event in sub.drain():
+                    if event.rv <= last:
+                        continue
+                    seen = convert(event, keep)
+                    if seen is not None:
+                        yield event_line(*seen)
+                    last = event.rv
+                if sub.closed:
+                    log.info("watch on %s fell behind at revision %d; closing it so it resumes",
+                             req.rt.key, last)
+                    return
+                if opts.allow_bookmarks and loop.time() >= next_bookmark:
+                    if sub.idle:
+                        last = max(last, self.hub.last_rv)
+                    yield bookmark_line(req.rt, last)
+                    next_bookmark = loop.time() + self.bookmark_interval
+        finally:
+            self.hub.unsubscribe(sub)

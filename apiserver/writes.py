@@ -1,0 +1,411 @@
+"""The write paths: create, update, patch, delete, bind, as closures run by the store.
+
+Each public function here returns the closure the store's writer thread runs inside
+a savepoint. Everything a write decides (does it exist, is the resourceVersion
+current, which ClusterIP, does it finalise a namespace) happens inside that closure,
+so concurrent writes see each other and a rejected one changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apiserver import objects
+from apiserver.defaults import apply_defaults
+from apiserver.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    required,
+)
+from apiserver.objects import meta
+from apiserver.resources import REGISTRY, ResourceType, by_kind
+from apiserver.services import ServiceAllocations
+from apiserver.storage.store import Txn
+from apiserver.validation import validate, validate_status
+
+# Kubernetes tries this many generated names before giving up (registry/store.go).
+GENERATE_NAME_ATTEMPTS = 8
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+# Metadata the server owns: a client can't set or change these through a write.
+_SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                "generation", "resourceVersion", "selfLink")
+
+NAMESPACES = by_kind("Namespace")
+
+
+@dataclass(frozen=True)
+class Written:
+    """An update's result: the stored object, and whether the write created it."""
+
+    obj: dict
+    created: bool = False
+
+
+@dataclass
+class Writes:
+    """The write operations, bound to the allocators they share."""
+
+    allocations: ServiceAllocations
+
+    # ---------------------------------------------------------------- create
+
+    def create(self, rt: ResourceType, namespace: str, body: dict) -> Callable[[Txn], dict]:
+        obj = self._new_object(rt, namespace, body)
+        generate = meta(obj).get("generateName") if not meta(obj).get("name") else None
+        if generate is not None:
+            meta(obj)["name"] = objects.generated_name(str(generate))
+        self._check(rt, obj, None)
+
+        def run(txn: Txn) -> dict:
+            return self._create_in(txn, rt, namespace, objects.deep_copy(obj), generate)
+
+        return run
+
+    def _new_object(self, rt: ResourceType, namespace: str, body: dict) -> dict:
+        obj = _typed(rt, body)
+        m = meta(obj)
+        if rt.kind.namespaced:
+            given = m.get("namespace")
+            if given and given != namespace:
+                raise BadRequest("the namespace of the provided object does not match the "
+                                 "namespace sent on the request")
+            m["namespace"] = namespace
+        else:
+            m.pop("namespace", None)
+        for key in _SYSTEM_META:
+            m.pop(key, None)
+        m["uid"] = objects.new_uid()
+        m["creationTimestamp"] = objects.rfc3339(objects.now())
+        m["generation"] = 1
+        apply_defaults(rt.kind.kind, obj)
+        rt.prepare_create(obj)
+        return obj
+
+    def _create_in(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict,
+                   generate: str | None) -> dict:
+        if rt.kind.namespaced:
+            _require_live_namespace(txn, namespace)
+        m = meta(obj)
+        for _ in range(GENERATE_NAME_ATTEMPTS):
+            if txn.get(rt.key, _ns(rt, namespace), m["name"]) is None:
+                break
+            if generate is None:
+                raise AlreadyExists.of(rt.kind.plural, m["name"], rt.kind.group)
+            m["name"] = objects.generated_name(generate)
+        else:
+            raise AlreadyExists(
+                f'{rt.kind.plural} "{m["name"]}" already exists, the server was not able to '
+                "generate a unique name for the object",
+                details={"name": m["name"], "kind": rt.kind.plural})
+        if rt.kind.kind == "Service":
+            self.allocations.assign(txn, obj, None)
+        return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, None)
+
+    # ---------------------------------------------------------------- update
+
+    def update(self, rt: ResourceType, namespace: str, name: str, body: dict,
+               subresource: str = "") -> Callable[[Txn], Written]:
+        new = _typed(rt, body)
+        m = meta(new)
+        if m.get("name") and m["name"] != name:
+            raise BadRequest(f"the name of the object ({m['name']}) does not match the name on "
+                             f"the URL ({name})")
+        m["name"] = name
+        if rt.kind.namespaced:
+            given = m.get("namespace")
+            if given and given != namespace:
+                raise BadRequest("the namespace of the provided object does not match the "
+                                 "namespace sent on the request")
+
+        def run(txn: Txn) -> dict:
+            old = txn.get(rt.key, _ns(rt, namespace), name)
+            if old is None:
+                if rt.create_on_update and not subresource:
+                    obj = self._new_object(rt, namespace, objects.deep_copy(new))
+                    self._check(rt, obj, None)
+                    return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
+                raise NotFound.of(rt.kind.plural, name, rt.kind.group)
+            return Written(self._update_in(txn, rt, namespace, old, objects.deep_copy(new),
+                                           subresource))
+
+        return run
+
+    def patch(self, rt: ResourceType, namespace: str, name: str,
+              apply_patch: Callable[[dict], dict], subresource: str = "",
+              create_body: dict | None = None) -> Callable[[Txn], Written]:
+        """``apply_patch`` maps the stored object to the patched one (pure, may raise).
+
+        ``create_body`` (server-side apply) is created when the object is absent.
+        """
+
+        def run(txn: Txn) -> dict:
+            old = txn.get(rt.key, _ns(rt, namespace), name)
+            if old is None:
+                if create_body is None or subresource:
+                    raise NotFound.of(rt.kind.plural, name, rt.kind.group)
+                body = objects.deep_copy(create_body)
+                meta(body).setdefault("name", name)
+                obj = self._new_object(rt, namespace, body)
+                self._check(rt, obj, None)
+                return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
+            patched = apply_patch(objects.deep_copy(old))
+            if not isinstance(patched, dict):
+                raise BadRequest("the patch produced something that is not an object")
+            pm = meta(patched)
+            if pm.get("name", name) != name:
+                raise BadRequest("the name of the object can't be changed by a patch")
+            pm["name"] = name
+            return Written(self._update_in(txn, rt, namespace, old, patched, subresource))
+
+        return run
+
+    def _update_in(self, txn: Txn, rt: ResourceType, namespace: str, old: dict, new: dict,
+                   subresource: str) -> dict:
+        om, nm = meta(old), meta(new)
+        wanted_rv = nm.get("resourceVersion")
+        if wanted_rv and wanted_rv != om.get("resourceVersion"):
+            raise Conflict.modified(rt.kind.plural, om["name"], rt.kind.group)
+        if subresource == "status":
+            merged = objects.deep_copy(old)
+            if "status" in new:
+                merged["status"] = new["status"]
+            new = merged
+        else:
+            for key in _SYSTEM_META:
+                if key in om:
+                    nm[key] = om[key]
+                else:
+                    nm.pop(key, None)
+            if rt.has_status:
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+            new["apiVersion"], new["kind"] = rt.kind.api_version, rt.kind.kind
+            if rt.kind.namespaced:
+                nm["namespace"] = namespace
+            apply_defaults(rt.kind.kind, new)
+        nm = meta(new)
+        nm["resourceVersion"] = om.get("resourceVersion")
+        if subresource == "status":
+            _raise_invalid(rt, new, validate_status(rt.kind.kind, new, old))
+        else:
+            _raise_invalid(rt, new, validate(rt.kind.kind, new, old))
+            if objects.spec_part(new) != objects.spec_part(old):
+                nm["generation"] = int(om.get("generation") or 0) + 1
+            if rt.kind.kind == "Service":
+                self.allocations.assign(txn, new, old)
+        if _finalised(new):
+            return self._remove(txn, rt, namespace, new)
+        if new == old:
+            return old  # nothing changed: no write, no event, same resourceVersion
+        return _put(txn, rt.key, _ns(rt, namespace), nm["name"], new, old)
+
+    # ---------------------------------------------------------------- bind
+
+    def bind(self, namespace: str, name: str, binding: dict) -> Callable[[Txn], dict]:
+        pods = by_kind("Pod")
+        target = binding.get("target") if isinstance(binding, dict) else None
+        node = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(node, str) or not node:
+            raise Invalid("Binding", name, [required("target.name")])
+
+        def run(txn: Txn) -> dict:
+            pod = txn.get(pods.key, namespace, name)
+            if pod is None:
+                raise NotFound.of("pods", name)
+            spec = pod.setdefault("spec", {})
+            if spec.get("nodeName"):
+                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod '
+                               f'{name} is already assigned to node "{spec["nodeName"]}"',
+                               details={"name": name, "kind": "pods/binding"})
+            if meta(pod).get("deletionTimestamp"):
+                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod '
+                               f"{name} is being deleted, cannot be assigned to a host",
+                               details={"name": name, "kind": "pods/binding"})
+            old = objects.deep_copy(pod)
+            spec["nodeName"] = node
+            conditions = [c for c in (pod.setdefault("status", {}).get("conditions") or [])
+                          if isinstance(c, dict) and c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True",
+                               "lastTransitionTime": objects.rfc3339(objects.now())})
+            pod["status"]["conditions"] = conditions
+            _put(txn, pods.key, namespace, name, pod, old)
+            return success("pods", name)
+
+        return run
+
+    # ---------------------------------------------------------------- delete
+
+    def delete(self, rt: ResourceType, namespace: str, name: str,
+               options: dict[str, Any]) -> Callable[[Txn], dict]:
+        if rt is NAMESPACES and name in PROTECTED_NAMESPACES:
+            raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                            details={"name": name, "kind": "namespaces"})
+
+        def run(txn: Txn) -> dict:
+            obj = txn.get(rt.key, _ns(rt, namespace), name)
+            if obj is None:
+                raise NotFound.of(rt.kind.plural, name, rt.kind.group)
+            _check_preconditions(rt, obj, options.get("preconditions"))
+            result = self._delete_in(txn, rt, namespace, obj, options.get("gracePeriodSeconds"))
+            if result is None:
+                return success(rt.kind.plural, name, rt.kind.group, meta(obj).get("uid"))
+            if rt.return_deleted or meta(result).get("deletionTimestamp"):
+                return result
+            return success(rt.kind.plural, name, rt.kind.group, meta(obj).get("uid"))
+
+        return run
+
+    def _delete_in(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict,
+                   grace: int | None) -> dict | None:
+        """Delete now, or mark for deletion; returns the object (None if already gone)."""
+        m = meta(obj)
+        if rt is NAMESPACES:
+            return self._delete_namespace(txn, obj)
+        grace = self._grace_period(rt, obj, grace)
+        if grace > 0 or m.get("finalizers"):
+            old = objects.deep_copy(obj)
+            moment = objects.now()
+            if m.get("deletionTimestamp") is None:
+                m["deletionTimestamp"] = objects.later(moment, grace)
+                m["deletionGracePeriodSeconds"] = grace
+                m["generation"] = int(m.get("generation") or 0) + 1
+            elif grace < int(m.get("deletionGracePeriodSeconds") or 0):
+                m["deletionTimestamp"] = objects.later(moment, grace)  # only ever shortened
+                m["deletionGracePeriodSeconds"] = grace
+            if _finalised(obj):
+                return self._remove(txn, rt, namespace, obj)
+            if obj == old:
+                return obj
+            return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, old)
+        return self._remove(txn, rt, namespace, obj)
+
+    def _grace_period(self, rt: ResourceType, obj: dict, asked: int | None) -> int:
+        if not rt.graceful_delete:
+            return 0
+        spec = obj.get("spec") or {}
+        phase = (obj.get("status") or {}).get("phase")
+        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+            return 0
+        if asked is not None:
+            return max(0, int(asked))
+        return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+
+    def _remove(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict) -> dict:
+        name = meta(obj)["name"]
+        if rt.kind.kind == "Service":
+            self.allocations.release_all(txn, obj)
+        final = txn.remove(rt.key, _ns(rt, namespace), name, obj)
+        if rt.kind.namespaced:
+            _finish_namespace_if_empty(txn, namespace)
+        return final
+
+    def _delete_namespace(self, txn: Txn, ns_obj: dict) -> dict | None:
+        m = meta(ns_obj)
+        name = m["name"]
+        if m.get("deletionTimestamp") is None:
+            old = objects.deep_copy(ns_obj)
+            m["deletionTimestamp"] = objects.rfc3339(objects.now())
+            m["deletionGracePeriodSeconds"] = 0
+            ns_obj.setdefault("status", {})["phase"] = "Terminating"
+            _put(txn, NAMESPACES.key, "", name, ns_obj, old)
+        for resource, child in txn.resources_in_namespace(name):
+            rt = _by_key(resource)
+            current = txn.get(resource, name, child)
+            if rt is None or current is None or meta(current).get("deletionTimestamp"):
+                continue
+            self._delete_in(txn, rt, name, current, None)
+        _finish_namespace_if_empty(txn, name)
+        return txn.get(NAMESPACES.key, "", name)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _check(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
+        _raise_invalid(rt, obj, validate(rt.kind.kind, obj, old))
+
+
+def success(plural: str, name: str, group: str = "", uid: str | None = None) -> dict:
+    details: dict[str, Any] = {"name": name, "kind": plural}
+    if group:
+        details["group"] = group
+    if uid:
+        details["uid"] = uid
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": details}
+
+
+def _typed(rt: ResourceType, body: dict) -> dict:
+    obj = objects.deep_copy(body)
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if api_version not in (None, "", rt.kind.api_version) or kind not in (None, "", rt.kind.kind):
+        raise BadRequest(f"the API version in the data ({api_version}) and kind ({kind}) do not "
+                         f"match the expected {rt.kind.api_version} {rt.kind.kind}")
+    obj["apiVersion"], obj["kind"] = rt.kind.api_version, rt.kind.kind
+    meta(obj)
+    return obj
+
+
+def _ns(rt: ResourceType, namespace: str) -> str:
+    return namespace if rt.kind.namespaced else ""
+
+
+def _raise_invalid(rt: ResourceType, obj: dict, errors: list) -> None:
+    if errors:
+        raise Invalid(rt.kind.kind, str(meta(obj).get("name") or ""), errors, rt.kind.group)
+
+
+def _finalised(obj: dict) -> bool:
+    """Marked for deletion, no finalizers left and no grace period still running."""
+    m = meta(obj)
+    if m.get("deletionTimestamp") is None or m.get("finalizers"):
+        return False
+    return not m.get("deletionGracePeriodSeconds")
+
+
+def _require_live_namespace(txn: Txn, namespace: str) -> None:
+    ns = txn.get(NAMESPACES.key, "", namespace)
+    if ns is None:
+        raise NotFound.of("namespaces", namespace)
+    if meta(ns).get("deletionTimestamp"):
+        raise Forbidden(f"unable to create new content in namespace {namespace} because it is "
+                        "being terminated", details={"name": namespace, "kind": "namespaces"})
+
+
+def _finish_namespace_if_empty(txn: Txn, namespace: str) -> None:
+    ns = txn.get(NAMESPACES.key, "", namespace)
+    if ns is None or not meta(ns).get("deletionTimestamp"):
+        return
+    if txn.resources_in_namespace(namespace):
+        return
+    txn.remove(NAMESPACES.key, "", namespace, ns)
+
+
+def _check_preconditions(rt: ResourceType, obj: dict, pre: Any) -> None:
+    if not isinstance(pre, dict):
+        return
+    m = meta(obj)
+    uid, rv = pre.get("uid"), pre.get("resourceVersion")
+    if uid and uid != m.get("uid"):
+        raise Conflict(f'Operation cannot be fulfilled on {rt.kind.plural} "{m["name"]}": '
+                       f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
+                       f"{m.get('uid')}", details={"name": m["name"], "kind": rt.kind.plural})
+    if rv and rv != m.get("resourceVersion"):
+        raise Conflict(f'Operation cannot be fulfilled on {rt.kind.plural} "{m["name"]}": '
+                       "Precondition failed: ResourceVersion in precondition: "
+                       f"{rv}, ResourceVersion in object meta: {m.get('resourceVersion')}",
+                       details={"name": m["name"], "kind": rt.kind.plural})
+
+
+def _by_key(resource: str) -> ResourceType | None:
+    return next((rt for rt in REGISTRY if rt.key == resource), None)
+
+
+def _put(txn: Txn, resource: str, namespace: str, name: str, obj: dict, prev: dict | None) -> dict:
+    return txn.put(resource, namespace, name, objects.ordered(obj), prev)

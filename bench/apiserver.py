@@ -1,0 +1,271 @@
+"""API server benchmark: creates/s, a 10k list, watch delivery latency, vs raw sqlite3.
+
+Run: ``.venv/bin/python bench/apiserver.py`` (or ``make bench``). It starts a real
+``mp-apiserver`` on a free loopback port with a temporary SQLite file, drives it
+with a minimal keep-alive HTTP/1.1 client (so the client costs little of the two
+cores the server shares), and measures the same inserts through raw ``sqlite3``
+with the same durability settings in the same run, printed as ratios, because
+absolute figures drift on shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SVC = "/api/v1/namespaces/{ns}/services"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; just enough protocol for this benchmark."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, chunked = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            key, _, value = line.decode().partition(":")
+            if key.lower() == "content-length":
+                length = int(value)
+            elif key.lower() == "transfer-encoding" and "chunked" in value:
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        parts = []
+        while True:
+            size = int((await self.reader.readline()).strip(), 16)
+            if size == 0:
+                await self.reader.readline()
+                return status, b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+
+    async def stream_lines(self, path: str):
+        """Send a GET and yield the lines of its chunked body as they arrive."""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await self.reader.readline()
+        while (await self.reader.readline()) not in (b"\r\n", b""):
+            pass
+        buf = b""
+        while True:
+            size_line = await self.reader.readline()
+            if not size_line:
+                return
+            size = int(size_line.strip(), 16)
+            if size == 0:
+                return
+            buf += await self.reader.readexactly(size)
+            await self.reader.readline()
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                yield line
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def service_body(name: str, stamp: float | None = None) -> bytes:
+    meta: dict = {"name": name, "labels": {"app": name[:40], "bench": "yes"}}
+    if stamp is not None:
+        meta["annotations"] = {"bench/sent": repr(stamp)}
+    return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": meta,
+                       "spec": {"selector": {"app": name[:40]},
+                                "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+                      ).encode()
+
+
+async def create_many(port: int, ns: str, count: int, clients: int, prefix: str) -> float:
+    """Create ``count`` Services with ``clients`` concurrent connections; returns creates/s."""
+    names = iter(range(count))
+    conns = [await Conn.open(port) for _ in range(clients)]
+
+    async def worker(conn: Conn) -> None:
+        for i in names:
+            status, body = await conn.request("POST", SVC.format(ns=ns),
+                                              service_body(f"{prefix}-{i}"))
+            if status != 201:
+                raise RuntimeError(f"create failed with {status}: {body[:200]!r}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        c.close()
+    return count / elapsed
+
+
+async def make_namespace(port: int, name: str) -> None:
+    conn = await Conn.open(port)
+    status, body = await conn.request("POST", "/api/v1/namespaces",
+                                      json.dumps({"metadata": {"name": name}}).encode())
+    conn.close()
+    if status != 201:
+        raise RuntimeError(f"namespace create failed: {status} {body[:200]!r}")
+
+
+async def time_list(port: int, ns: str, runs: int = 5) -> tuple[float, int]:
+    conn = await Conn.open(port)
+    times, count = [], 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        status, body = await conn.request("GET", SVC.format(ns=ns))
+        times.append(time.perf_counter() - started)
+        count = len(json.loads(body)["items"])
+    conn.close()
+    return statistics.median(times), count
+
+
+async def watch_latency(port: int, ns: str, watchers: int, writes: int) -> tuple[float, float]:
+    """p50/p99 (ms) from the moment a write is sent to its event reaching each watcher."""
+    conn = await Conn.open(port)
+    _, body = await conn.request("GET", SVC.format(ns=ns) + "?limit=1")
+    rv = json.loads(body)["metadata"]["resourceVersion"]
+    latencies: list[float] = []
+    done = asyncio.Event()
+    received = 0
+
+    async def watch() -> None:
+        nonlocal received
+        c = await Conn.open(port)
+        path = SVC.format(ns=ns) + f"?watch=1&resourceVersion={rv}&timeoutSeconds=120"
+        async for line in c.stream_lines(path):
+            now = time.perf_counter()
+            event = json.loads(line)
+            sent = event["object"]["metadata"].get("annotations", {}).get("bench/sent")
+            if sent is not None:
+                latencies.append((now - float(sent)) * 1000)
+                received += 1
+                if received == watchers * writes:
+                    done.set()
+        c.close()
+
+    tasks = [asyncio.create_task(watch()) for _ in range(watchers)]
+    await asyncio.sleep(1.0)  # let every watcher connect before the first write
+    for _ in range(writes):
+        stamp = time.perf_counter()
+        status, body = await conn.request("POST", SVC.format(ns=ns),
+                                          service_body(f"lat-{uuid.uuid4().hex[:10]}", stamp))
+        assert status == 201, body[:200]
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(done.wait(), 120)
+    for t in tasks:
+        t.cancel()
+    conn.close()
+    latencies.sort()
+    return (statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1])
+
+
+def raw_sqlite_inserts(count: int) -> tuple[float, float]:
+    """Baselines: object+event inserts/s (one transaction each), and reading all ``count`` rows."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(os.path.join(tmp, "raw.db"), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE objects (resource TEXT, namespace TEXT, name TEXT, rv INTEGER, "
+                   "data TEXT, PRIMARY KEY (resource, namespace, name))")
+        db.execute("CREATE TABLE events (rv INTEGER PRIMARY KEY, resource TEXT, namespace TEXT, "
+                   "name TEXT, type TEXT, data TEXT, prev TEXT)")
+        started = time.perf_counter()
+        for i in range(count):
+            data = service_body(f"raw-{i}").decode()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO objects VALUES ('services','bench',?,?,?)",
+                       (f"raw-{i}", i + 1, data))
+            db.execute("INSERT INTO events VALUES (?, 'services', 'bench', ?, 'ADDED', ?, NULL)",
+                       (i + 1, f"raw-{i}", data))
+            db.execute("COMMIT")
+        rate = count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        rows = db.execute("SELECT data FROM objects WHERE resource='services' "
+                          "ORDER BY namespace, name").fetchall()
+        body = "[" + ",".join(r[0] for r in rows) + "]"
+        read = time.perf_counter() - started
+        assert len(body) > 0
+        db.close()
+        return rate, read
+
+
+async def run(args: argparse.Namespace) -> None:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{port}",
+             "--storage-url", f"sqlite:///{tmp}/bench.db", "--log-level", "warning"])
+        try:
+            for _ in range(200):
+                try:
+                    conn = await Conn.open(port)
+                    status, _ = await conn.request("GET", "/readyz")
+                    conn.close()
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
+                await asyncio.sleep(0.05)
+            await make_namespace(port, "bench")
+            await make_namespace(port, "big")
+            await make_namespace(port, "lat")
+            one = await create_many(port, "bench", args.creates, 1, "one")
+            sixteen = await create_many(port, "bench", args.creates, 16, "many")
+            await create_many(port, "big", args.list_size, 16, "svc")
+            list_s, listed = await time_list(port, "big")
+            w1 = await watch_latency(port, "lat", 1, args.watch_writes)
+            w100 = await watch_latency(port, "lat", 100, args.watch_writes)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    raw_rate, raw_read = raw_sqlite_inserts(args.list_size)
+    print(f"creates/s, 1 client:            {one:8.0f}   ({one / raw_rate:.2f}x raw sqlite3 "
+          f"{raw_rate:.0f}/s)")
+    print(f"creates/s, 16 clients:          {sixteen:8.0f}   ({sixteen / raw_rate:.2f}x raw "
+          f"sqlite3)   target >= 1500")
+    print(f"list of {listed} services:       {list_s * 1000:8.1f} ms ({list_s / raw_read:.1f}x raw "
+          f"sqlite3 read of as many rows, {raw_read * 1000:.1f} ms)   target < 300 ms")
+    print(f"watch latency, 1 watcher:       p50 {w1[0]:6.1f} ms  p99 {w1[1]:6.1f} ms")
+    print(f"watch latency, 100 watchers:    p50 {w100[0]:6.1f} ms  p99 {w100[1]:6.1f} ms"
+          "   target p99 < 50 ms")
+    print("(watch latency: from the write request being sent to the event's arrival; an upper "
+          "bound on commit-to-receipt)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--creates", type=int, default=3000)
+    p.add_argument("--list-size", type=int, default=10_000)
+    p.add_argument("--watch-writes", type=int, default=200)
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

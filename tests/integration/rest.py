@@ -1,0 +1,55 @@
+"""Tiny raw-HTTP helpers for API server tests: the wire format is what is under test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+SVC = "/api/v1/namespaces/{ns}/services"
+POD = "/api/v1/namespaces/{ns}/pods"
+NS = "/api/v1/namespaces"
+NODE = "/api/v1/nodes"
+SLICE = "/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices"
+
+
+def service(name: str, *, ns: str = "default", port: int = 80, labels: dict | None = None,
+            **spec) -> dict:
+    body = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+            "spec": {"selector": {"app": name}, "ports": [{"port": port}], **spec}}
+    return body
+
+
+def pod(name: str, *, ns: str = "default", node: str | None = None, labels: dict | None = None
+        ) -> dict:
+    spec: dict = {"containers": [{"name": "main", "image": "busybox",
+                                  "command": ["sleep", "3600"]}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": spec}
+
+
+def status_of(resp: httpx.Response) -> dict:
+    body = resp.json()
+    assert body["kind"] == "Status", body
+    return body
+
+
+@contextmanager
+def watch(client: httpx.Client, path: str, **params) -> Iterator[Iterator[dict]]:
+    """Open a watch stream; yields an iterator of decoded events (one JSON per line)."""
+    params = {"watch": "true", **{k: str(v).lower() if isinstance(v, bool) else str(v)
+                                  for k, v in params.items()}}
+    with client.stream("GET", path, params=params, timeout=httpx.Timeout(30, read=30)) as resp:
+        assert resp.status_code == 200, resp.read()
+
+        def events() -> Iterator[dict]:
+            for line in resp.iter_lines():
+                if line:
+                    yield json.loads(line)
+
+        yield events()

@@ -1,0 +1,589 @@
+"""``mpctl``: a small kubectl for miniplane (``apply``, ``get``, ``describe``, ``delete``).
+
+Argument parsing and dispatch live here, with all the I/O; what is printed is built
+by the pure modules next to it (``printers``, ``describe``, ``apply``,
+``manifests``). Every failure ends as one line on stderr and exit status 1:
+
+* ``Error from server (NotFound): services "web" not found`` for API errors,
+* ``error: cannot reach the API server at URL: reason`` when nothing answers,
+* ``error: ...`` for bad manifests, unknown kinds, bad flag values or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import yaml
+
+from client.config import ConfigError, load_config
+from client.errors import ApiError, ConnectionFailed, NotFound
+from client.http import Client
+from client.kinds import ENDPOINTSLICE, EVENT, POD, SERVICE, Kind, UnknownKind, by_kind, lookup
+
+from . import describe as describing
+from . import printers
+from .apply import ApplyError, ApplyFailed, apply_manifest, resolve_namespace
+from .manifests import ManifestError, load
+from .tabwriter import TableWriter
+
+OUTPUT_FORMATS = ("json", "name", "wide", "yaml")
+NOT_YET = ("logs", "exec", "cluster")
+PROPAGATION = "Background"
+
+
+class CliError(Exception):
+    """A user error detected by mpctl itself; printed as ``error: <message>``."""
+
+
+# --------------------------------------------------------------------------- output
+
+def out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def err(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def server_error_line(exc: ApiError, context: str = "") -> str:
+    """kubectl's line for an API error: ``Error from server (Reason): message``."""
+    return f"Error from server ({exc.reason}): {context}{exc.message}"
+
+
+def connection_error_line(exc: ConnectionFailed, server: str) -> str:
+    reason = str(exc.__cause__) if exc.__cause__ is not None and str(exc.__cause__) \
+        else exc.message
+    return f"error: cannot reach the API server at {server}: {reason}"
+
+
+# --------------------------------------------------------------------------- arguments
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "t", "1", "yes"):
+        return True
+    if lowered in ("false", "f", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {value!r}")
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?"
+                       r"(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?\s*$")
+
+
+def parse_duration(value: str) -> float:
+    """Seconds from ``60``, ``60s``, ``2m``, ``1h30m``, ``500ms`` (Go-style durations)."""
+    text = value.strip()
+    with contextlib.suppress(ValueError):
+        return float(text)
+    m = _DURATION.match(text)
+    if not text or not m or not any(m.groups()):
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}")
+    h, mins, s, ms = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mins * 60 + s + ms / 1000
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Flags accepted before and after the command (``mpctl -n x get`` and ``get -n x``)."""
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--server", "-s", default=default, metavar="URL",
+                        help="API server URL (else $MINIPLANE_SERVER, kubeconfig, "
+                             "http://127.0.0.1:6443)")
+    parser.add_argument("--kubeconfig", default=default, metavar="PATH",
+                        help="kubeconfig file (else $KUBECONFIG, ~/.kube/config)")
+    parser.add_argument("-n", "--namespace", default=default, metavar="NS",
+                        help="namespace (default: the kubeconfig context's, else default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpctl", description="Control a miniplane cluster (a small kubectl).")
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _global_options(p, suppress=True)
+        return p
+
+    p = command("apply", "Create or update objects from manifests (client-side apply)")
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
+                   help="manifest file, directory of .yaml/.yml/.json files, or - for stdin "
+                        "(repeatable)")
+
+    p = command("get", "List objects, or show some by name")
+    p.add_argument("resource", nargs="+", metavar="KIND [NAME...]",
+                   help="kind (svc, po, no, ns, endpointslices, all; comma-separated) and "
+                        "names, or KIND/NAME")
+    p.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="list across all namespaces")
+    p.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
+    p.add_argument("--field-selector", metavar="SELECTOR", help="field selector")
+    p.add_argument("-o", "--output", metavar="FORMAT", help="wide, yaml, json or name")
+    p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    p.add_argument("-w", "--watch", action="store_true",
+                   help="after listing, print a row per change until interrupted")
+    p.add_argument("--watch-only", action="store_true",
+                   help="print changes only, without the initial list")
+    p.add_argument("--ignore-not-found", action="store_true",
+                   help="named objects that don't exist are not an error")
+
+    p = command("describe", "Show details of objects")
+    p.add_argument("resource", nargs="+", metavar="KIND [NAME...]")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
+
+    p = command("delete", "Delete objects by name, selector or manifest")
+    p.add_argument("resource", nargs="*", metavar="KIND [NAME...]")
+    p.add_argument("-f", "--filename", action="append", metavar="FILE",
+                   help="delete the objects of these manifests")
+    p.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
+    p.add_argument("--all", action="store_true", help="every object of the kind")
+    p.add_argument("--grace-period", type=int, default=-1, metavar="N",
+                   help="seconds for graceful termination (-1: the object's default)")
+    p.add_argument("--now", action="store_true", help="same as --grace-period=1")
+    p.add_argument("--wait", type=parse_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="wait until the objects are gone (default true)")
+    p.add_argument("--timeout", type=parse_duration, default=60.0, metavar="DURATION",
+                   help="how long to wait (default 60s)")
+    p.add_argument("--ignore-not-found", action="store_true",
+                   help="objects that don't exist are not an error")
+
+    for name in NOT_YET:
+        p = command(name, f"'{name}' (not available yet)")
+        p.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+# --------------------------------------------------------------------------- context
+
+@dataclass
+class Context:
+    client: Any
+    server: str
+    namespace: str  # -n, else the config's default
+    explicit_namespace: str | None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Kind
+    names: tuple[str, ...] = ()
+
+
+def parse_targets(words: Sequence[str]) -> list[Target]:
+    """``svc``, ``svc web db``, ``svc,po``, ``all``, ``svc/web po/x`` → kinds with names."""
+    if any("/" in w for w in words):
+        if not all("/" in w for w in words):
+            raise CliError("there is no need to specify a resource type as a separate "
+                           "argument when passing arguments in resource/name form")
+        grouped: dict[Kind, list[str]] = {}
+        for w in words:
+            kind_text, _, name = w.partition("/")
+            if not name:
+                raise CliError(f'arguments in resource/name form must have a single resource '
+                               f'and name: "{w}"')
+            grouped.setdefault(lookup(kind_text), []).append(name)
+        return [Target(k, tuple(n)) for k, n in grouped.items()]
+    kinds: list[Kind] = []
+    for part in words[0].split(","):
+        if not part:
+            continue
+        expanded = [POD, SERVICE] if part.strip().lower() == "all" else [lookup(part)]
+        kinds.extend(k for k in expanded if k not in kinds)
+    if not kinds:
+        raise CliError("you must specify the type of resource")
+    return [Target(k, tuple(words[1:])) for k in kinds]
+
+
+def _items(result: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(result.get("items") or [])
+
+
+# --------------------------------------------------------------------------- apply
+
+def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    manifests = load(args.filename)
+    if not manifests:
+        raise CliError("no objects passed to apply")
+    rc = 0
+    for m in manifests:
+        try:
+            out(apply_manifest(ctx.client, m, flag_namespace=ctx.explicit_namespace,
+                               default_namespace=ctx.namespace) + "\n")
+        except ConnectionFailed:
+            raise
+        except UnknownKind as exc:
+            err(f'error: unable to recognize "{m.source}": {exc}')
+            rc = 1
+        except ApplyError as exc:
+            err(f"error: {exc}")
+            rc = 1
+        except ApplyFailed as exc:
+            err(server_error_line(exc.error, f'error when {exc.action} "{m.source}": '))
+            rc = 1
+    return rc
+
+
+# --------------------------------------------------------------------------- get
+
+def _fetch(ctx: Context, target: Target, namespace: str | None, args: argparse.Namespace,
+           ignore_not_found: bool) -> tuple[list[dict[str, Any]], int]:
+    """The objects of one target (by name, or listed), and 1 if some name was missing."""
+    rc = 0
+    ns = namespace if target.kind.namespaced else None
+    if target.names:
+        objs = []
+        for name in target.names:
+            try:
+                objs.append(ctx.client.get(target.kind, name, ns or ctx.namespace))
+            except NotFound as exc:
+                if not ignore_not_found:
+                    err(server_error_line(exc))
+                    rc = 1
+        return objs, rc
+    result = ctx.client.list_all(target.kind, ns, label_selector=args.selector,
+                                 field_selector=getattr(args, "field_selector", None))
+    return _items(result), rc
+
+
+def _print_objects(fmt: str | None, kind: Kind, objs: list[dict[str, Any]], ctx: Context,
+                   args: argparse.Namespace, *, kind_prefix: bool) -> str:
+    if fmt == "name":
+        return "".join(printers.to_name(kind, o) + "\n" for o in objs)
+    return printers.print_table(kind, objs, ctx.now, wide=fmt == "wide",
+                                all_namespaces=args.all_namespaces,
+                                show_labels=args.show_labels, kind_prefix=kind_prefix)
+
+
+def _check_output(fmt: str | None) -> None:
+    if fmt is not None and fmt not in OUTPUT_FORMATS:
+        raise CliError(f'unable to match a printer suitable for the output format "{fmt}", '
+                       f"allowed formats are: {','.join(OUTPUT_FORMATS)}")
+
+
+def cmd_get(args: argparse.Namespace, ctx: Context) -> int:
+    _check_output(args.output)
+    targets = parse_targets(args.resource)
+    namespace = None if args.all_namespaces else ctx.namespace
+    if args.watch or args.watch_only:
+        return watch(args, ctx, targets, namespace)
+    rc = 0
+    fetched: list[tuple[Kind, list[dict[str, Any]]]] = []
+    for target in targets:
+        objs, missing = _fetch(ctx, target, namespace, args, args.ignore_not_found)
+        rc |= missing
+        fetched.append((target.kind, objs))
+
+    if args.output in ("yaml", "json"):
+        cleaned = [printers.clean_object(o, kind) for kind, objs in fetched for o in objs]
+        single = len(targets) == 1 and len(targets[0].names) == 1
+        if single and not cleaned:
+            return rc
+        doc = cleaned[0] if single else printers.as_list(cleaned)
+        out(printers.to_yaml(doc) if args.output == "yaml" else printers.to_json(doc))
+        return rc
+
+    several = len(fetched) > 1
+    sections = [_print_objects(args.output, kind, objs, ctx, args, kind_prefix=several)
+                for kind, objs in fetched if objs]
+    if sections:
+        out(("\n" if args.output != "name" else "").join(sections))
+    elif not any(t.names for t in targets):
+        namespaced = any(t.kind.namespaced for t in targets)
+        err(printers.no_resources_message(namespace, namespaced))
+    return rc
+
+
+def watch(args: argparse.Namespace, ctx: Context, targets: list[Target],
+          namespace: str | None) -> int:
+    if len(targets) != 1:
+        raise CliError("you may only specify a single resource type")
+    target = targets[0]
+    if len(target.names) > 1:
+        raise CliError("watch is only supported on individual resources and resource "
+                       "collections, but multiple resources were found")
+    kind = target.kind
+    ns = (namespace if kind.namespaced else None)
+    if target.names and kind.namespaced and ns is None:
+        ns = ctx.namespace
+    field_selector = args.field_selector
+    if target.names:
+        by_name = f"metadata.name={target.names[0]}"
+        field_selector = f"{by_name},{field_selector}" if field_selector else by_name
+    listed = ctx.client.list_all(kind, ns, label_selector=args.selector,
+                                 field_selector=field_selector)
+    rv = (listed.get("metadata") or {}).get("resourceVersion")
+    fmt = args.output
+    wide = fmt == "wide"
+    table = TableWriter()
+    header_done = False
+
+    def emit(objs: list[dict[str, Any]]) -> None:
+        nonlocal header_done
+        if not objs:
+            return
+        if fmt in ("yaml", "json"):
+            for o in objs:
+                clean = printers.clean_object(o, kind)
+                out("---\n" + printers.to_yaml(clean) if fmt == "yaml"
+                    else printers.to_json(clean))
+            return
+        if fmt == "name":
+            out("".join(printers.to_name(kind, o) + "\n" for o in objs))
+            return
+        rows = printers.table_rows(kind, objs, datetime.now(UTC), wide=wide,
+                                   all_namespaces=args.all_namespaces,
+                                   show_labels=args.show_labels, header=not header_done)
+        header_done = True
+        out(table.format(rows))
+
+    if not args.watch_only:
+        emit(_items(listed))
+    try:
+        events = ctx.client.watch(kind, ns, resource_version=rv, label_selector=args.selector,
+                                  field_selector=field_selector)
+        for event in events:
+            if event.get("type") == "BOOKMARK":
+                continue
+            emit([event["object"]])
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+# --------------------------------------------------------------------------- describe
+
+def _events_for(ctx: Context, kind: Kind, obj: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = obj.get("metadata") or {}
+    parts = [f"involvedObject.name={meta.get('name')}", f"involvedObject.kind={kind.kind}"]
+    if meta.get("namespace"):
+        parts.insert(0, f"involvedObject.namespace={meta['namespace']}")
+    if meta.get("uid"):
+        parts.append(f"involvedObject.uid={meta['uid']}")
+    ns = meta.get("namespace") or None
+    try:
+        return _items(ctx.client.list_all(EVENT, ns, field_selector=",".join(parts)))
+    except ConnectionFailed:
+        raise
+    except ApiError:
+        return []  # a server without events (or without these selectors) has none to show
+
+
+def describe_object(ctx: Context, kind: Kind, obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    slices: list[dict[str, Any]] = []
+    pods: list[dict[str, Any]] | None = None
+    if kind is SERVICE:
+        try:
+            slices = _items(ctx.client.list_all(
+                ENDPOINTSLICE, meta.get("namespace") or ctx.namespace,
+                label_selector=f"kubernetes.io/service-name={name}"))
+        except ConnectionFailed:
+            raise
+        except ApiError:
+            slices = []
+    if kind.kind == "Node":
+        try:
+            pods = _items(ctx.client.list_all(POD, None, field_selector=f"spec.nodeName={name}"))
+        except ConnectionFailed:
+            raise
+        except ApiError:
+            pods = None
+    return describing.describe(kind, obj, ctx.now, events=_events_for(ctx, kind, obj),
+                               slices=slices, pods=pods)
+
+
+def cmd_describe(args: argparse.Namespace, ctx: Context) -> int:
+    targets = parse_targets(args.resource)
+    namespace = None if args.all_namespaces else ctx.namespace
+    rc = 0
+    texts: list[str] = []
+    for target in targets:
+        objs, missing = _fetch(ctx, target, namespace, args, False)
+        rc |= missing
+        texts.extend(describe_object(ctx, target.kind, o) for o in objs)
+        if not objs and not target.names:
+            err(printers.no_resources_message(namespace, target.kind.namespaced))
+    if texts:
+        out("\n\n".join(texts))
+    return rc
+
+
+# --------------------------------------------------------------------------- delete
+
+@dataclass(frozen=True)
+class Deletion:
+    kind: Kind
+    name: str
+    namespace: str | None
+
+
+def _deletions(args: argparse.Namespace, ctx: Context) -> list[Deletion]:
+    if args.filename:
+        if args.resource:
+            raise CliError("when -f is given, no KIND or NAME arguments are allowed")
+        todo = []
+        for m in load(args.filename):
+            kind = by_kind(str(m.obj.get("apiVersion")), str(m.obj.get("kind")))
+            name = (m.obj.get("metadata") or {}).get("name")
+            if not name:
+                raise CliError(f'resource name may not be empty (in "{m.source}")')
+            ns = resolve_namespace(m.obj, kind, ctx.explicit_namespace, ctx.namespace)
+            todo.append(Deletion(kind, name, ns))
+        return todo
+    if not args.resource:
+        raise CliError("you must provide one or more resources by argument or filename")
+    targets = parse_targets(args.resource)
+    todo = []
+    for target in targets:
+        ns = ctx.namespace if target.kind.namespaced else None
+        if target.names:
+            if args.selector or args.all:
+                raise CliError("name cannot be provided when a selector or --all is specified")
+            todo.extend(Deletion(target.kind, n, ns) for n in target.names)
+        elif args.selector or args.all:
+            listed = ctx.client.list_all(target.kind, ns, label_selector=args.selector)
+            todo.extend(Deletion(target.kind, printers.name_of(o), ns) for o in _items(listed))
+        else:
+            raise CliError("resource(s) were provided, but no name was specified")
+    return todo
+
+
+def _gone(ctx: Context, d: Deletion, uid: str | None) -> bool:
+    try:
+        obj = ctx.client.get(d.kind, d.name, d.namespace)
+    except NotFound:
+        return True
+    return bool(uid) and (obj.get("metadata") or {}).get("uid") != uid
+
+
+def _wait_gone(ctx: Context, pending: list[tuple[Deletion, str | None]], timeout: float) -> int:
+    """Poll until every object is gone (404, or replaced by a new uid); 1 on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while pending:
+        pending = [(d, uid) for d, uid in pending if not _gone(ctx, d, uid)]
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            for d, _ in pending:
+                err(f"error: timed out waiting for the condition on {d.kind.plural}/{d.name}")
+            return 1
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 1.0)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
+    grace = 1 if args.now else (args.grace_period if args.grace_period >= 0 else None)
+    rc = 0
+    pending: list[tuple[Deletion, str | None]] = []
+    todo = _deletions(args, ctx)
+    if not todo and (args.selector or args.all):
+        err(printers.no_resources_message(ctx.namespace, True))
+    for d in todo:
+        try:
+            result = ctx.client.delete(d.kind, d.name, d.namespace, grace_period_seconds=grace,
+                                       propagation_policy=PROPAGATION)
+        except NotFound as exc:
+            if not args.ignore_not_found:
+                err(server_error_line(exc))
+                rc = 1
+            continue
+        out(f'{printers.resource_name(d.kind)} "{d.name}" deleted\n')
+        if args.wait:
+            uid = None
+            if result.get("kind") != "Status":
+                uid = (result.get("metadata") or {}).get("uid")
+            pending.append((d, uid))
+    if pending:
+        rc |= _wait_gone(ctx, pending, args.timeout)
+    return rc
+
+
+# --------------------------------------------------------------------------- main
+
+def _not_yet(args: argparse.Namespace) -> int:
+    words = [args.command]
+    if args.command == "cluster" and args.args and args.args[0] in ("up", "down", "status"):
+        words.append(args.args[0])
+    err(f"error: 'mpctl {' '.join(words)}' is not available yet")
+    return 1
+
+
+COMMANDS = {"apply": cmd_apply, "get": cmd_get, "describe": cmd_describe,
+            "delete": cmd_delete}
+
+
+def _on_sigterm(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in NOT_YET:
+        return _not_yet(args)
+    server = args.server
+    try:
+        config = load_config(server=server, kubeconfig=args.kubeconfig)
+    except ConfigError as exc:
+        err(f"error: {exc}")
+        return 1
+    watching = args.command == "get" and (args.watch or args.watch_only)
+    try:
+        with Client(config) as client:
+            ctx = Context(client=client, server=config.server,
+                          namespace=args.namespace or config.namespace,
+                          explicit_namespace=args.namespace)
+            return COMMANDS[args.command](args, ctx)
+    except KeyboardInterrupt:
+        return 0 if watching else 130
+    except ConnectionFailed as exc:
+        err(connection_error_line(exc, config.server))
+    except ApiError as exc:
+        err(server_error_line(exc))
+    except (CliError, ManifestError, ApplyError, UnknownKind, ValueError) as exc:
+        err(f"error: {exc}")
+    except yaml.YAMLError as exc:
+        err(f"error: {exc}")
+    except OSError as exc:
+        err(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+    return 1
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        # the reader went away (``mpctl get ... | head``): not an error worth a line
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+        err(f"error: {type(exc).__name__}: {exc}")
+        code = 1
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -99,31 +99,8 @@ def parse_list_options(params: Mapping[str, str], rt: ResourceType) -> ListOptio
     errors: list[FieldError] = []
     if rv is not None and not rv.isdigit():
         errors.append(invalid("resourceVersion", rv, "must be a non-negative integer"))
-    if match is not None:
-        if match not in ("Exact", "NotOlderThan"):
-            errors.append(not_supported("resourceVersionMatch", match, ["Exact", "NotOlderThan"]))
-        if rv is None:
-            errors.append(forbidden("resourceVersionMatch",
-                                    "resourceVersionMatch is forbidden unless resourceVersion "
-                                    "is provided"))
-        if token is not None:
-            errors.append(forbidden("resourceVersionMatch",
-                                    "resourceVersionMatch is forbidden when continue is provided"))
-        if match == "Exact" and rv == "0":
-            errors.append(forbidden("resourceVersionMatch",
-                                    'resourceVersionMatch "exact" is forbidden for '
-                                    'resourceVersion "0"'))
-    if watch:
-        if match is not None and send_initial is None:
-            errors.append(forbidden("resourceVersionMatch",
-                                    "resourceVersionMatch is forbidden for watch unless "
-                                    "sendInitialEvents is provided"))
-        if send_initial is not None and match != "NotOlderThan":
-            errors.append(forbidden("sendInitialEvents",
-                                    "sendInitialEvents is forbidden for watch unless "
-                                    "resourceVersionMatch is set to NotOlderThan"))
-    elif send_initial is not None:
-        errors.append(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    errors += _watch_errors(match, send_initial, token) if watch else \
+        _list_errors(match, send_initial, token, rv)
     if errors:
         raise Invalid("ListOptions", "", errors, "meta.k8s.io")
     return ListOptions(
@@ -138,6 +115,49 @@ def parse_list_options(params: Mapping[str, str], rt: ResourceType) -> ListOptio
         timeout_seconds=_int(params, "timeoutSeconds"),
         send_initial_events=send_initial,
     )
+
+
+def _list_errors(match: str | None, send_initial: bool | None, token: str | None,
+                 rv: str | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if send_initial is not None:
+        errors.append(forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list"))
+    if match is None:
+        return errors
+    if match not in ("Exact", "NotOlderThan"):
+        errors.append(not_supported("resourceVersionMatch", match, ["Exact", "NotOlderThan"]))
+    if rv is None:
+        errors.append(forbidden("resourceVersionMatch",
+                                "resourceVersionMatch is forbidden unless resourceVersion is "
+                                "provided"))
+    if token is not None:
+        errors.append(forbidden("resourceVersionMatch",
+                                "resourceVersionMatch is forbidden when continue is provided"))
+    if match == "Exact" and rv == "0":
+        errors.append(forbidden("resourceVersionMatch",
+                                'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'))
+    return errors
+
+
+def _watch_errors(match: str | None, send_initial: bool | None,
+                  token: str | None) -> list[FieldError]:
+    """Watch-list (sendInitialEvents) rules, as apimachinery's validateWatchOptions."""
+    errors: list[FieldError] = []
+    if send_initial is not None and match != "NotOlderThan":
+        errors.append(forbidden("resourceVersionMatch",
+                                "sendInitialEvents requires setting resourceVersionMatch to "
+                                "NotOlderThan"))
+    if match is not None:
+        if send_initial is None:
+            errors.append(forbidden("resourceVersionMatch",
+                                    "resourceVersionMatch is forbidden for watch unless "
+                                    "sendInitialEvents is provided"))
+        if match != "NotOlderThan":
+            errors.append(not_supported("resourceVersionMatch", match, ["NotOlderThan"]))
+        if token is not None:
+            errors.append(forbidden("resourceVersionMatch",
+                                    "resourceVersionMatch is forbidden when continue is provided"))
+    return errors
 
 
 def encode_continue(revision: int, key: tuple[str, str]) -> str:

@@ -130,8 +130,10 @@ class Watcher:
                     last = page.revision
                     if opts.send_initial_events and opts.allow_bookmarks:
                         yield bookmark_line(req.rt, last, initial_end=True)
+                elif opts.resource_version in (None, "0"):
+                    last = sub.start_rv  # sendInitialEvents=false: from now on
                 else:
-                    last = int(opts.resource_version or 0)
+                    last = int(opts.resource_version)
                     history = await anyio.to_thread.run_sync(
                         lambda: self.store.events_after(last, req.rt.key, req.namespace))
                     for event in history:
@@ -158,8 +160,9 @@ class Watcher:
                         yield event_line(*seen)
                     last = event.rv
                 if sub.closed:
-                    log.info("watch on %s fell behind at revision %d; closing it so it resumes",
-                             req.rt.key, last)
+                    if sub.overflowed:
+                        log.info("watch on %s fell behind at revision %d; closed so it resumes",
+                                 req.rt.key, last)
                     return
                 if opts.allow_bookmarks and loop.time() >= next_bookmark:
                     if sub.idle:

@@ -28,6 +28,7 @@ class Subscriber:
         self.namespace = namespace
         self.start_rv = start_rv  # every event after this arrives through the buffer
         self.closed = False
+        self.overflowed = False  # closed because it fell behind, not because we stop
         self._buffer = buffer
         self._pending: deque[Event] = deque()
         self._wakeup = asyncio.Event()
@@ -38,6 +39,7 @@ class Subscriber:
         if self.namespace is not None and event.namespace != self.namespace:
             return
         if len(self._pending) >= self._buffer:
+            self.overflowed = True
             self.close()
             return
         self._pending.append(event)

@@ -70,9 +70,7 @@ class Server(uvicorn.Server):
     """uvicorn's server, ending watch streams as soon as a stop signal arrives."""
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        end_watches = getattr(self.config.app.state, "end_watches", None)
-        if end_watches is not None:
-            end_watches()
+        self.config.app.end_watches()
         super().handle_exit(sig, frame)
 
 
@@ -88,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     host, port = parse_listen(args.listen)
     server = Server(uvicorn.Config(
         create_app(config), host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on"))
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",
+        proxy_headers=False))
     log.info("mp-apiserver listening on http://%s:%d", host, port)
     server.run()
     return 0 if server.started else 1

@@ -76,9 +76,13 @@ class WatchHub:
         self._buffer = buffer
         self._by_resource: dict[str, set[Subscriber]] = {}
         self._progress = asyncio.Condition()
+        self.closed = False
 
     def subscribe(self, resource: str, namespace: str | None) -> Subscriber:
         sub = Subscriber(resource, namespace, self.last_rv, self._buffer)
+        if self.closed:
+            sub.close()  # stopping: a watch that arrives now ends at once
+            return sub
         self._by_resource.setdefault(resource, set()).add(sub)
         return sub
 
@@ -115,6 +119,7 @@ class WatchHub:
         return True
 
     def close_all(self) -> None:
+        self.closed = True
         for subs in self._by_resource.values():
             for sub in subs:
                 sub.close()

@@ -21,7 +21,7 @@ from apiserver.metrics import Metrics
 from apiserver.resources import by_kind
 from apiserver.services import ServiceAllocations
 from apiserver.storage.store import Store
-from apiserver.watchhub import WatchHub
+from apiserver.watchhub import DEFAULT_BUFFER, WatchHub
 from apiserver.writes import Writes
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Config:
     node_port_range: str = "30000-32767"
     event_retention: int = 10_000
     compaction_interval: float = 5.0
+    watch_buffer: int = DEFAULT_BUFFER
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
@@ -49,7 +50,7 @@ class State:
         self.store = Store(config.storage_url)
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
         self.allocations.rebuild(self.store.all_objects(by_kind("Service").key))
-        self.hub = WatchHub(self.store.revision)
+        self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations)
         self.api = Api(self.store, self.hub, self.writes, self.metrics)

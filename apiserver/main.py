@@ -12,6 +12,7 @@ import uvicorn
 
 from apiserver.allocators import IPAllocator, parse_cidr, parse_port_range
 from apiserver.app import Config, create_app
+from apiserver.watchhub import DEFAULT_BUFFER
 
 log = logging.getLogger("apiserver")
 
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many revisions of the event log are kept for watch resume")
     p.add_argument("--compaction-interval", type=float, default=5.0,
                    help="seconds between event-log compactions")
+    p.add_argument("--watch-buffer", type=int, default=DEFAULT_BUFFER,
+                   help="events a watcher may fall behind before its stream is closed")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
@@ -50,6 +53,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     parse_port_range(args.service_node_port_range)
     if args.event_retention < 1:
         raise ValueError("--event-retention must be at least 1")
+    if args.watch_buffer < 1:
+        raise ValueError("--watch-buffer must be at least 1")
     if args.compaction_interval <= 0:
         raise ValueError("--compaction-interval must be positive")
     url = args.storage_url
@@ -63,6 +68,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   node_port_range=args.service_node_port_range,
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
+                  watch_buffer=args.watch_buffer,
                   advertise_address=host, port=port)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 
 import httpx
@@ -172,3 +173,62 @@ def test_future_resource_version_times_out_with_504(api):
     path = SVC.format(ns="default")
     resp = api.get(path, params={"watch": "1", "resourceVersion": "999999"}, timeout=15)
     assert resp.status_code == 504 and status_of(resp)["reason"] == "Timeout"
+
+
+def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiserver):
+    server = make_apiserver("--watch-buffer", "20")
+    path = SVC.format(ns="default")
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        start = api.get(path).json()["metadata"]["resourceVersion"]
+        # a client that asks for a watch and then never reads, with a tiny receive buffer
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", server.port))
+        stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
+                        "Host: x\r\n\r\n".encode())
+        got: list[str] = []
+
+        def keep_up() -> None:  # a healthy watcher, reading as fast as events come
+            with httpx.Client(base_url=server.url, timeout=30) as own, \
+                    watch(own, path, resourceVersion=start, timeoutSeconds=60) as events:
+                got.extend(next(events)["object"]["metadata"]["name"] for _ in range(150))
+
+        reader = threading.Thread(target=keep_up)
+        reader.start()
+        try:
+            big = {"bulk": "x" * 100_000}
+            for i in range(150):
+                body = service(f"big{i}")
+                body["metadata"]["annotations"] = big
+                assert api.post(path, json=body).status_code == 201
+            reader.join(timeout=60)
+            assert got == [f"big{i}" for i in range(150)]
+            # the stalled stream was closed after what it had buffered; its client resumes
+            stalled.settimeout(30)
+            raw = b""
+            while chunk := stalled.recv(65536):
+                raw += chunk
+        finally:
+            stalled.close()
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert body.endswith(b"0\r\n\r\n"), "the stalled watch should have been ended"
+    lines = [ln for ln in _dechunk(body).split(b"\n") if ln]
+    seen = [json.loads(ln)["object"] for ln in lines]
+    assert 0 < len(seen) < 150
+    last = seen[-1]["metadata"]["resourceVersion"]
+    with httpx.Client(base_url=server.url, timeout=30) as api, \
+            watch(api, path, resourceVersion=last, timeoutSeconds=10) as events:
+        rest = [next(events)["object"]["metadata"]["name"] for _ in range(150 - len(seen))]
+    assert [o["metadata"]["name"] for o in seen] + rest == [f"big{i}" for i in range(150)]
+
+
+def _dechunk(body: bytes) -> bytes:
+    out, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        rest = rest[size + 2:]
+    return out

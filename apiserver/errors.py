@@ -47,8 +47,10 @@ class FieldError:
             "FieldValueDuplicate": "Duplicate value",
             "FieldValueForbidden": "Forbidden",
             "FieldValueTooLong": "Too long",
+            "FieldValueTooMany": "Too many",
         }.get(self.type, "Invalid value")
-        if self.type in ("FieldValueRequired", "FieldValueForbidden", "FieldValueTooLong"):
+        if self.type in ("FieldValueRequired", "FieldValueForbidden", "FieldValueTooLong",
+                         "FieldValueTooMany"):
             return f"{label}: {self.message}" if self.message else label
         return f"{label}: {_show(self.value)}: {self.message}" if self.message else \
             f"{label}: {_show(self.value)}"

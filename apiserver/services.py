@@ -86,6 +86,9 @@ class ServiceAllocations:
                 spec.pop(k, None)
             return
         wanted = spec.get("clusterIP") or ""
+        if not wanted and old_spec.get("clusterIP") == "None" and old_spec.get("type") != \
+                "ExternalName":
+            wanted = spec["clusterIP"] = "None"  # an update that omits it stays headless
         if wanted == "None":
             spec["clusterIPs"] = ["None"]
             spec.setdefault("ipFamilies", ["IPv4"])

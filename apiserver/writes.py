@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apiserver import objects
-from apiserver.defaults import apply_defaults
+from apiserver.defaults import apply_defaults, drop_type_dependent_fields
 from apiserver.errors import (
     AlreadyExists,
     BadRequest,
@@ -56,10 +56,12 @@ class Writes:
     # ---------------------------------------------------------------- create
 
     def create(self, rt: ResourceType, namespace: str, body: dict) -> Callable[[Txn], dict]:
-        obj = self._new_object(rt, namespace, body)
-        generate = meta(obj).get("generateName") if not meta(obj).get("name") else None
+        body_meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        generate = body_meta.get("generateName") if not body_meta.get("name") else None
         if generate is not None:
-            meta(obj)["name"] = objects.generated_name(str(generate))
+            body = {**body, "metadata": {**body_meta,
+                                         "name": objects.generated_name(str(generate))}}
+        obj = self._new_object(rt, namespace, body)
         self._check(rt, obj, None)
 
         def run(txn: Txn) -> dict:
@@ -191,6 +193,7 @@ class Writes:
             if rt.kind.namespaced:
                 nm["namespace"] = namespace
             apply_defaults(rt.kind.kind, new)
+            drop_type_dependent_fields(rt.kind.kind, new, old)
         nm = meta(new)
         nm["resourceVersion"] = om.get("resourceVersion")
         if subresource == "status":

@@ -17,8 +17,8 @@ ADDRESS_TYPES = ("Hostname", "InternalIP", "ExternalIP", "InternalDNS", "Externa
 def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
     spec = errs.obj(obj.get("spec"), "spec") or {}
     pod_cidr = errs.text(spec.get("podCIDR"), "spec.podCIDR")
-    if pod_cidr:
-        errs.check(pod_cidr, "spec.podCIDR", names.is_valid_cidr)
+    if pod_cidr and not errs.check(pod_cidr, "spec.podCIDR", names.is_valid_cidr):
+        pod_cidr = None  # reported; comparing it with podCIDRs would only repeat that
     _check_pod_cidrs(errs, spec.get("podCIDRs"), pod_cidr)
     errs.boolean(spec.get("unschedulable"), "spec.unschedulable")
     for key in ("providerID", "externalID"):
@@ -61,7 +61,7 @@ def check_taints(errs: FieldErrors, value: object, path: str) -> None:
             if (key, effect) in seen:
                 errs.append(FieldError(p, "FieldValueDuplicate",
                                        "taints must be unique by key and effect pair",
-                                       {"key": key, "effect": effect}))
+                                       f"{key}:{effect}"))
             seen.add((key, effect))
 
 
@@ -94,7 +94,7 @@ def validate_status(errs: FieldErrors, obj: dict, old: dict | None) -> None:
         value = errs.required_text(address.get("address"), f"{p}.address")
         if value and kind is not None:
             if (kind, value) in seen:
-                errs.append(duplicate(p, {"type": kind, "address": value}))
+                errs.append(duplicate(p, f"{kind}: {value}"))
             seen.append((kind, value))
     for key in ("capacity", "allocatable", "nodeInfo"):
         errs.obj(status.get(key), f"status.{key}")

@@ -157,7 +157,7 @@ def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
                                 "it is used by kubelet"))
         if number is not None and protocol is not None:
             if (protocol, number) in seen_ports:
-                errs.append(duplicate(p, {"port": number, "protocol": protocol}))
+                errs.append(duplicate(p, f"{number}/{protocol}"))
             seen_ports.add((protocol, number))
         node_port = errs.integer(port.get("nodePort"), f"{p}.nodePort")
         if not node_port:  # 0 or absent: let the allocator choose

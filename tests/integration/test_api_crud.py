@@ -307,3 +307,9 @@ def test_unknown_paths_and_verbs(api):
     assert api.get("/version").json()["major"] == "1"
     assert api.get("/healthz").text == "ok"
     assert "apiserver_request_total" in api.get("/metrics").text
+
+
+def test_generated_namespace_gets_its_name_label(api):
+    created = api.post(NS, json={"metadata": {"generateName": "gen-"}}).json()
+    name = created["metadata"]["name"]
+    assert created["metadata"]["labels"]["kubernetes.io/metadata.name"] == name

@@ -122,3 +122,12 @@ def test_restart_keeps_allocations_and_revisions_increase(apiserver):
         assert int(after[0]["metadata"]["resourceVersion"]) > last_rv
         taken = api.post(PATH, json=service("dup", clusterIP=before[0]["spec"]["clusterIP"]))
         assert taken.status_code == 422
+
+
+def test_headless_stays_headless_when_an_update_omits_cluster_ip(api):
+    api.post(PATH, json=service("hl", clusterIP="None"))
+    replacement = {"metadata": {"name": "hl"}, "spec": {"selector": {"app": "hl"},
+                                                         "ports": [{"port": 80}]}}
+    updated = api.put(f"{PATH}/hl", json=replacement).json()
+    assert updated["spec"]["clusterIP"] == "None"
+    assert updated["spec"]["clusterIPs"] == ["None"]

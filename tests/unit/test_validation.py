@@ -574,6 +574,12 @@ def test_service_update(old: dict, new: dict, expected: list) -> None:
     assert found(validate("Service", new, old)) == expected
 
 
+def test_type_change_without_ports_does_not_crash() -> None:
+    old = changed(node_port_service(), {"spec.ports": DELETE})
+    new = retyped(old, "ClusterIP")
+    assert found(validate("Service", new, old)) == [("spec.ports", REQUIRED)]
+
+
 def test_changed_cluster_ip_message() -> None:
     old = allocated(valid_service())
     [error] = validate("Service", allocated(valid_service(), "10.96.0.21"), old)

@@ -27,7 +27,8 @@ from tests.unit.test_validation import (
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"spec.podCIDR": "10.244.1.1/24"}, [("spec.podCIDR", INVALID), ("spec.podCIDRs", INVALID)]),
+        ({"spec.podCIDR": "10.244.1.1/24"}, [("spec.podCIDR", INVALID)]),
+        ({"spec.podCIDR": "10.244.2.0/24"}, [("spec.podCIDRs", INVALID)]),
         ({"spec.podCIDR": "nope", "spec.podCIDRs": DELETE}, [("spec.podCIDR", INVALID)]),
         ({"spec.podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]}, []),
         ({"spec.podCIDRs": ["10.244.2.0/24"]}, [("spec.podCIDRs", INVALID)]),

@@ -139,17 +139,9 @@ class ServiceAllocations:
                     kept.add(wanted)
                     port["nodePort"] = wanted
                     continue
-                try:
-                    if wanted:
-                        self.ports.allocate_specific(wanted)
-                        value = wanted
-                    else:
-                        value = self.ports.allocate()
-                except AllocationError as exc:
-                    errors.append(invalid(f"spec.ports[{i}].nodePort", wanted or 0, str(exc)))
-                    continue
-                txn.on_rollback(lambda v=value: self.ports.release(v))
-                port["nodePort"] = value
+                value = self._take_port(txn, wanted, f"spec.ports[{i}].nodePort", errors)
+                if value is not None:
+                    port["nodePort"] = value
         else:
             for port in ports:
                 if isinstance(port, dict):
@@ -170,6 +162,14 @@ class ServiceAllocations:
         if wanted and wanted == old_spec.get("healthCheckNodePort"):
             spec["healthCheckNodePort"] = wanted
             return wanted
+        value = self._take_port(txn, wanted, "spec.healthCheckNodePort", errors)
+        if value is not None:
+            spec["healthCheckNodePort"] = value
+        return value
+
+    def _take_port(self, txn: Txn, wanted: int | None, field: str,
+                   errors: list[FieldError]) -> int | None:
+        """Allocate ``wanted`` (or any free port); undone if the write rolls back."""
         try:
             if wanted:
                 self.ports.allocate_specific(wanted)
@@ -177,10 +177,9 @@ class ServiceAllocations:
             else:
                 value = self.ports.allocate()
         except AllocationError as exc:
-            errors.append(invalid("spec.healthCheckNodePort", wanted or 0, str(exc)))
+            errors.append(invalid(field, wanted or 0, str(exc)))
             return None
         txn.on_rollback(lambda: self.ports.release(value))
-        spec["healthCheckNodePort"] = value
         return value
 
 

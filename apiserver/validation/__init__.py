@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from apiserver.errors import FieldError, invalid
 from apiserver.validation import (
@@ -59,13 +60,21 @@ _RULES: dict[str, _Rules] = {
 _NAMESPACED = {k.kind: k.namespaced for k in KINDS}
 
 
-def validate(kind: str, obj: dict, old: dict | None = None) -> list[FieldError]:
-    """All errors of a create (``old`` None) or main-resource update of ``obj``."""
-    rules = _RULES.get(kind)
-    if rules is None:
+def _start(kind: str, obj: Any) -> list[FieldError] | None:
+    """The errors that stop validation before any rule runs, or None to go on."""
+    if _RULES.get(kind) is None:
         return [invalid("kind", kind, "no validation rules for this kind")]
     if not isinstance(obj, dict):
         return [invalid("", obj, "must be an object")]
+    return None
+
+
+def validate(kind: str, obj: dict, old: dict | None = None) -> list[FieldError]:
+    """All errors of a create (``old`` None) or main-resource update of ``obj``."""
+    stop = _start(kind, obj)
+    if stop is not None:
+        return stop
+    rules = _RULES[kind]
     old = old if isinstance(old, dict) else None
     errs = FieldErrors()
     meta = validate_meta(errs, obj, name_rule=rules.name, namespaced=_NAMESPACED.get(kind, True))
@@ -77,11 +86,10 @@ def validate(kind: str, obj: dict, old: dict | None = None) -> list[FieldError]:
 
 def validate_status(kind: str, obj: dict, old: dict) -> list[FieldError]:
     """All errors of a /status write: status shape, and metadata that must not change."""
-    rules = _RULES.get(kind)
-    if rules is None:
-        return [invalid("kind", kind, "no validation rules for this kind")]
-    if not isinstance(obj, dict):
-        return [invalid("", obj, "must be an object")]
+    stop = _start(kind, obj)
+    if stop is not None:
+        return stop
+    rules = _RULES[kind]
     old = old if isinstance(old, dict) else None
     errs = FieldErrors()
     if old is not None:

@@ -17,6 +17,7 @@ from client.kinds import Kind
 from .apply import LAST_APPLIED
 from .printers import (
     NONE,
+    _get,
     age,
     format_labels,
     node_roles,
@@ -57,15 +58,6 @@ class _Writer:
         return "".join(self._done)
 
 
-def _get(obj: Any, *path: str, default: Any = None) -> Any:
-    cur = obj
-    for key in path:
-        if not isinstance(cur, Mapping):
-            return default
-        cur = cur.get(key)
-        if cur is None:
-            return default
-    return cur
 
 
 def _labels(w: _Writer, title: str, labels: Mapping[str, Any] | None,

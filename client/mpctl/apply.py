@@ -28,9 +28,9 @@ from typing import Any
 
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.kinds import Kind, by_kind
+from client.tables import resource_name
 
 from .manifests import Manifest
-from .printers import resource_name
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 FIELD_MANAGER = "kubectl-client-side-apply"

@@ -13,9 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from client.kinds import Kind
-
-from .apply import LAST_APPLIED
-from .printers import (
+from client.tables import (
     NONE,
     _get,
     age,
@@ -23,9 +21,11 @@ from .printers import (
     node_roles,
     parse_time,
     rfc1123z,
-    to_yaml,
     until,
 )
+
+from .apply import LAST_APPLIED
+from .printers import to_yaml
 from .tabwriter import tabwrite
 
 MAX_ANNOTATION_LEN = 140

@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from client import tables
 from client.config import ConfigError, load_config
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
@@ -346,7 +347,7 @@ def watch(args: argparse.Namespace, ctx: Context, targets: list[Target],
         if fmt == "name":
             out("".join(printers.to_name(kind, o) + "\n" for o in objs))
             return
-        rows = printers.table_rows(kind, objs, datetime.now(UTC), wide=wide,
+        rows = tables.table_rows(kind, objs, datetime.now(UTC), wide=wide,
                                    all_namespaces=args.all_namespaces,
                                    show_labels=args.show_labels, header=not header_done)
         header_done = True
@@ -459,7 +460,7 @@ def _deletions(args: argparse.Namespace, ctx: Context) -> list[Deletion]:
             todo.extend(Deletion(target.kind, n, ns) for n in target.names)
         elif args.selector or args.all:
             listed = ctx.client.list_all(target.kind, ns, label_selector=args.selector)
-            todo.extend(Deletion(target.kind, printers.name_of(o), ns) for o in _items(listed))
+            todo.extend(Deletion(target.kind, tables.name_of(o), ns) for o in _items(listed))
         else:
             raise CliError("resource(s) were provided, but no name was specified")
     return todo
@@ -506,7 +507,7 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
                 err(server_error_line(exc))
                 rc = 1
             continue
-        out(f'{printers.resource_name(d.kind)} "{d.name}" deleted\n')
+        out(f'{tables.resource_name(d.kind)} "{d.name}" deleted\n')
         if args.wait:
             uid = None
             if result.get("kind") != "Status":

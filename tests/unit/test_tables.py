@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
+from client import tables as t
 from client.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
 from client.mpctl import printers as p
 from client.mpctl.main import parse_duration, parse_targets
@@ -58,23 +59,23 @@ def ts(delta: timedelta) -> str:
     (20 * 365 * 86400 + 100 * 86400, "20y"),
 ])
 def test_human_duration(seconds: float, text: str) -> None:
-    assert p.human_duration(seconds) == text
-    assert p.human_duration(timedelta(seconds=seconds)) == text
+    assert t.human_duration(seconds) == text
+    assert t.human_duration(timedelta(seconds=seconds)) == text
 
 
 def test_age_of_timestamps() -> None:
-    assert p.age(ts(timedelta(minutes=5, seconds=2)), NOW) == "5m2s"
-    assert p.age("2024-01-01T11:59:15.123456Z", NOW) == "44s"
-    assert p.age("2024-01-01T13:59:15+02:00", NOW) == "45s"
-    assert p.age(None, NOW) == "<unknown>"
-    assert p.age("not a time", NOW) == "<unknown>"
-    assert p.until("2024-01-01T12:00:30Z", NOW) == "30s"
-    assert p.until(None, NOW) == "<unknown>"
+    assert t.age(ts(timedelta(minutes=5, seconds=2)), NOW) == "5m2s"
+    assert t.age("2024-01-01T11:59:15.123456Z", NOW) == "44s"
+    assert t.age("2024-01-01T13:59:15+02:00", NOW) == "45s"
+    assert t.age(None, NOW) == "<unknown>"
+    assert t.age("not a time", NOW) == "<unknown>"
+    assert t.until("2024-01-01T12:00:30Z", NOW) == "30s"
+    assert t.until(None, NOW) == "<unknown>"
 
 
 def test_rfc1123z() -> None:
-    assert p.rfc1123z("2024-01-01T12:00:00Z") == "Mon, 01 Jan 2024 12:00:00 +0000"
-    assert p.rfc1123z(None) == ""
+    assert t.rfc1123z("2024-01-01T12:00:00Z") == "Mon, 01 Jan 2024 12:00:00 +0000"
+    assert t.rfc1123z(None) == ""
 
 
 # --------------------------------------------------------------------------- tabwriter
@@ -159,11 +160,11 @@ def test_service_table_wide_all_namespaces_labels() -> None:
 
 
 def test_service_ports_cell() -> None:
-    assert p.service_ports([]) == "<none>"
-    assert p.service_ports(None) == "<none>"
-    assert p.service_ports([{"port": 80}]) == "80/TCP"
-    assert p.service_ports([{"port": 80, "protocol": "TCP", "nodePort": 30080}]) == "80:30080/TCP"
-    assert p.service_ports([{"port": 53, "protocol": "UDP"},
+    assert t.service_ports([]) == "<none>"
+    assert t.service_ports(None) == "<none>"
+    assert t.service_ports([{"port": 80}]) == "80/TCP"
+    assert t.service_ports([{"port": 80, "protocol": "TCP", "nodePort": 30080}]) == "80:30080/TCP"
+    assert t.service_ports([{"port": 53, "protocol": "UDP"},
                             {"port": 53, "protocol": "TCP"}]) == "53/UDP,53/TCP"
 
 
@@ -171,20 +172,20 @@ def test_service_external_ip_cell() -> None:
     def svc(spec: dict, status: dict | None = None) -> dict:
         return {"spec": spec, "status": status or {}}
 
-    assert p.service_external_ip(svc({"type": "ClusterIP"})) == "<none>"
-    assert p.service_external_ip(svc({"type": "ClusterIP", "externalIPs": ["1.2.3.4", "5.6.7.8"]})) \
+    assert t.service_external_ip(svc({"type": "ClusterIP"})) == "<none>"
+    assert t.service_external_ip(svc({"type": "ClusterIP", "externalIPs": ["1.2.3.4", "5.6.7.8"]})) \
         == "1.2.3.4,5.6.7.8"
-    assert p.service_external_ip(svc({"type": "LoadBalancer"})) == "<pending>"
+    assert t.service_external_ip(svc({"type": "LoadBalancer"})) == "<pending>"
     ingress = {"loadBalancer": {"ingress": [{"ip": "9.9.9.9"}, {"hostname": "lb.example.com"}]}}
-    assert p.service_external_ip(svc({"type": "LoadBalancer"}, ingress), wide=True) == \
+    assert t.service_external_ip(svc({"type": "LoadBalancer"}, ingress), wide=True) == \
         "9.9.9.9,lb.example.com"
-    assert p.service_external_ip(svc({"type": "LoadBalancer"}, ingress)) == "9.9.9.9,lb.ex..."  # 16 wide
-    assert p.service_external_ip(svc({"type": "LoadBalancer", "externalIPs": ["1.1.1.1"]},
+    assert t.service_external_ip(svc({"type": "LoadBalancer"}, ingress)) == "9.9.9.9,lb.ex..."  # 16 wide
+    assert t.service_external_ip(svc({"type": "LoadBalancer", "externalIPs": ["1.1.1.1"]},
                                      {"loadBalancer": {"ingress": [{"ip": "2.2.2.2"}]}})) == \
         "2.2.2.2,1.1.1.1"
-    assert p.service_external_ip(svc({"type": "ExternalName", "externalName": "db.example"})) == \
+    assert t.service_external_ip(svc({"type": "ExternalName", "externalName": "db.example"})) == \
         "db.example"
-    assert p.service_external_ip(svc({"type": "Weird"})) == "<unknown>"
+    assert t.service_external_ip(svc({"type": "Weird"})) == "<unknown>"
 
 
 # --------------------------------------------------------------------------- pods
@@ -211,11 +212,11 @@ RUNNING = {"name": "c0", "ready": True, "restartCount": 0,
 
 
 def test_pod_ready_status_restarts() -> None:
-    assert p.pod_status(pod("a", statuses=[RUNNING]), NOW) == ("1/1", "Running", "0")
+    assert t.pod_status(pod("a", statuses=[RUNNING]), NOW) == ("1/1", "Running", "0")
     not_ready = {**RUNNING, "ready": False}
-    assert p.pod_status(pod("a", statuses=[not_ready], containers=2), NOW) == \
+    assert t.pod_status(pod("a", statuses=[not_ready], containers=2), NOW) == \
         ("0/2", "Running", "0")
-    assert p.pod_status(pod("a", phase="Pending"), NOW) == ("0/1", "Pending", "0")
+    assert t.pod_status(pod("a", phase="Pending"), NOW) == ("0/1", "Pending", "0")
 
 
 def test_pod_waiting_reason_and_restart_age() -> None:
@@ -223,26 +224,26 @@ def test_pod_waiting_reason_and_restart_age() -> None:
                 "state": {"waiting": {"reason": "CrashLoopBackOff"}},
                 "lastState": {"terminated": {"exitCode": 1,
                                              "finishedAt": ts(timedelta(seconds=75))}}}
-    assert p.pod_status(pod("a", statuses=[crashing]), NOW) == \
+    assert t.pod_status(pod("a", statuses=[crashing]), NOW) == \
         ("0/1", "CrashLoopBackOff", "4 (75s ago)")
 
 
 def test_pod_terminated_reasons() -> None:
     done = {"name": "c0", "ready": False, "restartCount": 0,
             "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
-    assert p.pod_status(pod("a", phase="Succeeded", statuses=[done]), NOW)[1] == "Completed"
+    assert t.pod_status(pod("a", phase="Succeeded", statuses=[done]), NOW)[1] == "Completed"
     killed = {"name": "c0", "ready": False, "restartCount": 0,
               "state": {"terminated": {"exitCode": 137, "signal": 9}}}
-    assert p.pod_status(pod("a", phase="Failed", statuses=[killed]), NOW)[1] == "Signal:9"
+    assert t.pod_status(pod("a", phase="Failed", statuses=[killed]), NOW)[1] == "Signal:9"
     failed = {"name": "c0", "ready": False, "restartCount": 0,
               "state": {"terminated": {"exitCode": 3}}}
-    assert p.pod_status(pod("a", phase="Failed", statuses=[failed]), NOW)[1] == "ExitCode:3"
+    assert t.pod_status(pod("a", phase="Failed", statuses=[failed]), NOW)[1] == "ExitCode:3"
 
 
 def test_pod_terminating_and_node_lost() -> None:
-    assert p.pod_status(pod("a", statuses=[RUNNING], deleting=True), NOW)[1] == "Terminating"
-    assert p.pod_status(pod("a", phase="Succeeded", deleting=True), NOW)[1] == "Succeeded"
-    assert p.pod_status(pod("a", deleting=True, reason="NodeLost"), NOW)[1] == "Unknown"
+    assert t.pod_status(pod("a", statuses=[RUNNING], deleting=True), NOW)[1] == "Terminating"
+    assert t.pod_status(pod("a", phase="Succeeded", deleting=True), NOW)[1] == "Succeeded"
+    assert t.pod_status(pod("a", deleting=True, reason="NodeLost"), NOW)[1] == "Unknown"
 
 
 def test_pod_init_containers() -> None:
@@ -252,10 +253,10 @@ def test_pod_init_containers() -> None:
         {"name": "i0", "restartCount": 0, "state": {"terminated": {"exitCode": 0}}},
         {"name": "i1", "restartCount": 0, "state": {"running": {}}},
     ]
-    assert p.pod_status(obj, NOW) == ("0/1", "Init:1/2", "0")
+    assert t.pod_status(obj, NOW) == ("0/1", "Init:1/2", "0")
     obj["status"]["initContainerStatuses"][1] = {
         "name": "i1", "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
-    assert p.pod_status(obj, NOW) == ("0/1", "Init:CrashLoopBackOff", "2")
+    assert t.pod_status(obj, NOW) == ("0/1", "Init:CrashLoopBackOff", "2")
 
 
 def test_pod_table_wide() -> None:
@@ -289,11 +290,11 @@ def node(name: str, ready: str | None, **spec: object) -> dict:
 
 
 def test_node_status_cell() -> None:
-    assert p.node_status(node("a", "True")) == "Ready"
-    assert p.node_status(node("a", "False")) == "NotReady"
-    assert p.node_status(node("a", "Unknown")) == "NotReady"
-    assert p.node_status(node("a", None)) == "Unknown"
-    assert p.node_status(node("a", "True", unschedulable=True)) == "Ready,SchedulingDisabled"
+    assert t.node_status(node("a", "True")) == "Ready"
+    assert t.node_status(node("a", "False")) == "NotReady"
+    assert t.node_status(node("a", "Unknown")) == "NotReady"
+    assert t.node_status(node("a", None)) == "Unknown"
+    assert t.node_status(node("a", "True", unschedulable=True)) == "Ready,SchedulingDisabled"
 
 
 def test_node_table_wide() -> None:
@@ -316,15 +317,15 @@ def test_namespace_table_all_namespaces_has_no_namespace_column() -> None:
 # --------------------------------------------------------------------------- endpointslices
 
 def test_endpointslice_cells() -> None:
-    assert p.endpointslice_ports([]) == "<unset>"
-    assert p.endpointslice_ports([{"port": 80}, {"name": "dns"}, {}]) == "80,dns,*"
-    assert p.endpointslice_ports([{"port": i} for i in range(1, 6)]) == "1,2,3 + 2 more..."
-    assert p.endpointslice_endpoints([]) == "<unset>"
-    assert p.endpointslice_endpoints(None) == "<unset>"
+    assert t.endpointslice_ports([]) == "<unset>"
+    assert t.endpointslice_ports([{"port": 80}, {"name": "dns"}, {}]) == "80,dns,*"
+    assert t.endpointslice_ports([{"port": i} for i in range(1, 6)]) == "1,2,3 + 2 more..."
+    assert t.endpointslice_endpoints([]) == "<unset>"
+    assert t.endpointslice_endpoints(None) == "<unset>"
     eps = [{"addresses": [f"10.0.0.{i}"]} for i in range(1, 4)]
-    assert p.endpointslice_endpoints(eps) == "10.0.0.1,10.0.0.2,10.0.0.3"
+    assert t.endpointslice_endpoints(eps) == "10.0.0.1,10.0.0.2,10.0.0.3"
     eps.append({"addresses": ["10.0.0.4", "10.0.0.5"]})
-    assert p.endpointslice_endpoints(eps) == "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more..."
+    assert t.endpointslice_endpoints(eps) == "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more..."
 
 
 def test_endpointslice_table() -> None:
@@ -338,9 +339,9 @@ def test_endpointslice_table() -> None:
 
 
 def test_kind_prefix_for_several_kinds() -> None:
-    rows = p.table_rows(ENDPOINTSLICE, [{"metadata": {"name": "x"}}], NOW, kind_prefix=True)
+    rows = t.table_rows(ENDPOINTSLICE, [{"metadata": {"name": "x"}}], NOW, kind_prefix=True)
     assert rows[1][0] == "endpointslice.discovery.k8s.io/x"
-    assert p.table_rows(SERVICE, SERVICES[:1], NOW, kind_prefix=True)[1][0] == \
+    assert t.table_rows(SERVICE, SERVICES[:1], NOW, kind_prefix=True)[1][0] == \
         "service/kubernetes"
 
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from apiserver import discovery
+from apiserver import discovery, openapi
 from apiserver.errors import AlreadyExists, APIError, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
@@ -183,7 +183,22 @@ def create_app(config: Config) -> ResourceFastPath:
             return error_response(NotFound("the server could not find the requested resource"))
         return json_response(doc)
 
-    for path, endpoint in (("/healthz", healthz), ("/livez", healthz), ("/readyz", readyz),
+    async def openapi_index(_request: Request) -> Response:
+        return json_response(openapi.v3_index())
+
+    async def openapi_core(request: Request) -> Response:
+        return json_response(openapi.v3_document("", request.path_params["version"]))
+
+    async def openapi_group(request: Request) -> Response:
+        doc = openapi.v3_document(request.path_params["group"], request.path_params["version"])
+        if doc is None:
+            return error_response(NotFound("the server could not find the requested resource"))
+        return json_response(doc)
+
+    for path, endpoint in (("/openapi/v3", openapi_index),
+                           ("/openapi/v3/api/{version}", openapi_core),
+                           ("/openapi/v3/apis/{group}/{version}", openapi_group),
+                           ("/healthz", healthz), ("/livez", healthz), ("/readyz", readyz),
                            ("/version", version), ("/metrics", metrics), ("/api", api_root),
                            ("/apis", apis_root), ("/api/v1", core_v1),
                            ("/apis/{group}/{version}", group_version)):

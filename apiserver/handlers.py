@@ -20,6 +20,7 @@ import yaml
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from apiserver import managedfields, objects, openapi, tables
 from apiserver import patch as patches
 from apiserver.errors import (
     APIError,
@@ -44,7 +45,7 @@ from apiserver.resources import ResourceType
 from apiserver.storage.store import Store
 from apiserver.watch import Watcher, WatchRequest, require_revision
 from apiserver.watchhub import WatchHub
-from apiserver.writes import Writes, Written
+from apiserver.writes import Manager, Writes, Written
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ PATCH_TYPES = {
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return Response(content, status_code=status, media_type=JSON, headers=headers)
+
+
+def table_response(body: dict) -> Response:
+    return Response(orjson.dumps(body), media_type=tables.TABLE_MEDIA_TYPE)
 
 
 def error_response(err: APIError) -> Response:
@@ -109,12 +114,13 @@ class Api:
             raise NotFound("the server could not find the requested resource", details={})
         ns = t.namespace or ""
         q = request.query_params
+        as_table = tables.wants_table(request.headers.get("accept", ""))
         if t.name is None:
             if method == "GET":
                 opts = parse_list_options(q, rt)
                 if opts.watch:
-                    return "watch", lambda: self.watch(rt, t.namespace, opts)
-                return "list", lambda: self.list(rt, t.namespace, opts)
+                    return "watch", lambda: self.watch(rt, t.namespace, opts, as_table)
+                return "list", lambda: self.list(rt, t.namespace, opts, as_table)
             if method == "POST":
                 if namespaced and t.namespace is None:
                     raise MethodNotAllowed(f'create is not supported on the all-namespaces '
@@ -127,7 +133,7 @@ class Api:
         else:
             name, sub = t.name, t.subresource
             if method == "GET" and sub in ("", "status"):
-                return "get", lambda: self.get(rt, ns, name)
+                return "get", lambda: self.get(rt, ns, name, as_table)
             if method == "PUT" and sub in ("", "status", "finalize"):
                 return "update", lambda: self.update(rt, ns, name, request,
                                                      "" if sub == "finalize" else sub)
@@ -142,14 +148,20 @@ class Api:
 
     # ------------------------------------------------------------------ reads
 
-    async def get(self, rt: ResourceType, ns: str, name: str) -> Response:
+    async def get(self, rt: ResourceType, ns: str, name: str, as_table: bool) -> Response:
         data = await anyio.to_thread.run_sync(self.store.get, rt.key,
                                               ns if rt.kind.namespaced else "", name)
         if data is None:
             raise NotFound.of(rt.kind.plural, name, rt.kind.group)
+        if as_table:
+            obj = orjson.loads(data)
+            return table_response(tables.table(
+                rt.kind, [obj], objects.now(),
+                resource_version=obj.get("metadata", {}).get("resourceVersion", "")))
         return json_response(data.encode())
 
-    async def list(self, rt: ResourceType, namespace: str | None, opts: ListOptions) -> Response:
+    async def list(self, rt: ResourceType, namespace: str | None, opts: ListOptions,
+                   as_table: bool = False) -> Response:
         revision, after = await self._list_revision(opts)
         keep = opts.matcher()
         try:
@@ -163,6 +175,10 @@ class Api:
         meta: dict[str, Any] = {"resourceVersion": str(page.revision)}
         if page.next_key is not None:
             meta["continue"] = encode_continue(page.revision, page.next_key)
+        if as_table:
+            return table_response(tables.table(
+                rt.kind, [orjson.loads(d) for d in page.items], objects.now(),
+                resource_version=meta["resourceVersion"], continue_token=meta.get("continue", "")))
         kind = rt.kind
         head = (b'{"kind":"' + kind.kind.encode() + b'List","apiVersion":"'
                 + kind.api_version.encode() + b'","metadata":' + orjson.dumps(meta)
@@ -182,11 +198,13 @@ class Api:
             opts.resource_version_match is None and opts.limit is not None)
         return (wanted if exact else None), None
 
-    async def watch(self, rt: ResourceType, namespace: str | None, opts: ListOptions) -> Response:
-        req = WatchRequest(rt, namespace, opts)
+    async def watch(self, rt: ResourceType, namespace: str | None, opts: ListOptions,
+                    as_table: bool = False) -> Response:
+        req = WatchRequest(rt, namespace, opts, as_table)
         await self.watcher.prepare(req)
         self.metrics.watchers_started += 1
-        return StreamingResponse(self.watcher.stream(req), media_type=JSON)
+        return StreamingResponse(self.watcher.stream(req),
+                                 media_type=tables.TABLE_MEDIA_TYPE if as_table else JSON)
 
     # ------------------------------------------------------------------ writes
 
@@ -195,15 +213,20 @@ class Api:
 
     async def create(self, rt: ResourceType, ns: str, request: Request) -> Response:
         body = await read_object(request)
-        obj = await self._commit(self.writes.create(rt, ns, body), dry_run(request))
-        return json_response(obj, 201)
+        warnings = check_fields(rt, body, field_validation(request))
+        manager = field_manager(rt, request, body, "Update")
+        obj = await self._commit(self.writes.create(rt, ns, body, manager), dry_run(request))
+        return with_warnings(json_response(obj, 201), warnings)
 
     async def update(self, rt: ResourceType, ns: str, name: str, request: Request,
                      subresource: str) -> Response:
         body = await read_object(request)
+        warnings = check_fields(rt, body, field_validation(request))
+        manager = field_manager(rt, request, body, "Update", subresource)
         written: Written = await self._commit(
-            self.writes.update(rt, ns, name, body, subresource), dry_run(request))
-        return json_response(written.obj, 201 if written.created else 200)
+            self.writes.update(rt, ns, name, body, subresource, manager), dry_run(request))
+        return with_warnings(json_response(written.obj, 201 if written.created else 200),
+                             warnings)
 
     async def patch(self, rt: ResourceType, ns: str, name: str, request: Request,
                     subresource: str) -> Response:
@@ -214,6 +237,7 @@ class Api:
                 f'the body of the request was in an unknown format - accepted media types '
                 f'include: {", ".join(PATCH_TYPES)}')
         raw = await read_body(request)
+        mode = field_validation(request)
         create_body = None
         if flavour == "apply":
             if not request.query_params.get("fieldManager"):
@@ -226,6 +250,9 @@ class Api:
         else:
             document = _load_json(raw)
         kind = rt.kind.kind
+        warnings: list[str] = []
+        if create_body is not None:
+            warnings = check_fields(rt, create_body, mode)
 
         def apply_patch(old: dict) -> dict:
             try:
@@ -233,22 +260,29 @@ class Api:
                     if not isinstance(document, list):
                         raise patches.PatchError("a JSON patch must be a list of operations",
                                                  malformed=True)
-                    return patches.json_patch(old, document)
-                if not isinstance(document, dict):
+                    patched = patches.json_patch(old, document)
+                elif not isinstance(document, dict):
                     raise patches.PatchError("a merge patch must be a JSON object",
                                              malformed=True)
-                if flavour == "merge":
-                    return patches.merge_patch(old, document)
-                return patches.strategic_merge_patch(kind, old, document)
+                elif flavour == "merge":
+                    patched = patches.merge_patch(old, document)
+                else:
+                    patched = patches.strategic_merge_patch(kind, old, document)
             except patches.PatchError as exc:
                 if exc.malformed:
                     raise BadRequest(str(exc)) from None
                 raise Unprocessable(str(exc)) from None
+            warnings.extend(check_fields(rt, patched, mode))
+            return patched
 
+        fields_doc = document if isinstance(document, dict) else {}
+        manager = field_manager(rt, request, fields_doc,
+                                "Apply" if flavour == "apply" else "Update", subresource)
         written: Written = await self._commit(
-            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body),
+            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager),
             dry_run(request))
-        return json_response(written.obj, 201 if written.created else 200)
+        return with_warnings(json_response(written.obj, 201 if written.created else 200),
+                             warnings)
 
     async def delete(self, rt: ResourceType, ns: str, name: str, request: Request) -> Response:
         options = await delete_options(request)
@@ -330,6 +364,46 @@ def _load_yaml(raw: bytes) -> Any:
         return yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise BadRequest(f"the request body is not valid YAML: {exc}".splitlines()[0]) from None
+
+
+def field_validation(request: Request) -> str:
+    """Ignore, Warn (the default, as in Kubernetes) or Strict."""
+    mode = request.query_params.get("fieldValidation") or "Warn"
+    if mode not in ("Ignore", "Warn", "Strict"):
+        raise BadRequest(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
+                         f'got "{mode}"')
+    return mode
+
+
+def check_fields(rt: ResourceType, obj: Any, mode: str) -> list[str]:
+    """Drop fields the kind does not have; Strict rejects them, Warn reports them."""
+    unknown = openapi.unknown_fields(rt.kind.kind, obj, prune=True)
+    if not unknown or mode == "Ignore":
+        return []
+    problems = [f'unknown field "{path}"' for path in unknown]
+    if mode == "Strict":
+        k = rt.kind
+        raise BadRequest(f'{k.kind} in version "{k.version}" cannot be handled as a {k.kind}: '
+                         f'strict decoding error: {", ".join(problems)}')
+    return problems
+
+
+def field_manager(rt: ResourceType, request: Request, doc: dict, operation: str,
+                  subresource: str = "") -> Manager | None:
+    name = request.query_params.get("fieldManager")
+    if not name:
+        return None
+    if len(name) > 128:
+        raise BadRequest("fieldManager must be at most 128 characters")
+    return Manager(name, operation, managedfields.field_set(rt.kind.kind, doc), subresource)
+
+
+def with_warnings(response: Response, warnings: list[str]) -> Response:
+    """Kubernetes' ``Warning: 299 - "text"`` headers, which kubectl prints."""
+    for text in warnings:
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        response.raw_headers.append((b"warning", f'299 - "{quoted}"'.encode()))
+    return response
 
 
 def dry_run(request: Request) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import anyio
 import orjson
 
+from apiserver import objects, tables
 from apiserver.errors import APIError, Timeout
 from apiserver.listopts import ListOptions
 from apiserver.resources import ResourceType
@@ -90,7 +91,13 @@ class WatchRequest:
     rt: ResourceType
     namespace: str | None
     opts: ListOptions
-    name: str | None = None  # a watch on one object: metadata.name fixed by the URL
+    as_table: bool = False  # kubectl get -w: every object is a one-row Table
+
+    def line(self, kind: str, data: str) -> bytes:
+        if not self.as_table:
+            return event_line(kind, data)
+        obj = tables.table(self.rt.kind, [orjson.loads(data)], objects.now())
+        return b'{"type":"' + kind.encode() + b'","object":' + orjson.dumps(obj) + b"}\n"
 
 
 class Watcher:
@@ -126,7 +133,7 @@ class Watcher:
                     page = await anyio.to_thread.run_sync(
                         lambda: self.store.list(req.rt.key, req.namespace, keep=keep))
                     for data in page.items:
-                        yield event_line("ADDED", data)
+                        yield req.line("ADDED", data)
                     last = page.revision
                     if opts.send_initial_events and opts.allow_bookmarks:
                         yield bookmark_line(req.rt, last, initial_end=True)
@@ -141,7 +148,7 @@ class Watcher:
                             break  # the live feed has it
                         seen = convert(event, keep)
                         if seen is not None:
-                            yield event_line(*seen)
+                            yield req.line(*seen)
                         last = event.rv
             except APIError as err:
                 yield error_line(err)
@@ -157,7 +164,7 @@ class Watcher:
                         continue
                     seen = convert(event, keep)
                     if seen is not None:
-                        yield event_line(*seen)
+                        yield req.line(*seen)
                     last = event.rv
                 if sub.closed:
                     if sub.overflowed:

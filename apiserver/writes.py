@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apiserver import objects
+from apiserver import managedfields, objects
 from apiserver.defaults import apply_defaults, drop_type_dependent_fields
 from apiserver.errors import (
     AlreadyExists,
@@ -40,6 +40,22 @@ NAMESPACES = by_kind("Namespace")
 
 
 @dataclass(frozen=True)
+class Manager:
+    """Who writes (``fieldManager``), how (Update or Apply) and which fields it sent."""
+
+    name: str
+    operation: str
+    fields: dict
+    subresource: str = ""
+
+    def stamp(self, rt: ResourceType, obj: dict) -> None:
+        managedfields.record(obj, manager=self.name, operation=self.operation,
+                             api_version=rt.kind.api_version,
+                             time=objects.rfc3339(objects.now()), fields=self.fields,
+                             subresource=self.subresource)
+
+
+@dataclass(frozen=True)
 class Written:
     """An update's result: the stored object, and whether the write created it."""
 
@@ -55,7 +71,8 @@ class Writes:
 
     # ---------------------------------------------------------------- create
 
-    def create(self, rt: ResourceType, namespace: str, body: dict) -> Callable[[Txn], dict]:
+    def create(self, rt: ResourceType, namespace: str, body: dict,
+               manager: Manager | None = None) -> Callable[[Txn], dict]:
         body_meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         generate = body_meta.get("generateName") if not body_meta.get("name") else None
         if generate is not None:
@@ -63,6 +80,9 @@ class Writes:
                                          "name": objects.generated_name(str(generate))}}
         obj = self._new_object(rt, namespace, body)
         self._check(rt, obj, None)
+
+        if manager is not None:
+            manager.stamp(rt, obj)
 
         def run(txn: Txn) -> dict:
             return self._create_in(txn, rt, namespace, objects.deep_copy(obj), generate)
@@ -112,7 +132,8 @@ class Writes:
     # ---------------------------------------------------------------- update
 
     def update(self, rt: ResourceType, namespace: str, name: str, body: dict,
-               subresource: str = "") -> Callable[[Txn], Written]:
+               subresource: str = "", manager: Manager | None = None
+               ) -> Callable[[Txn], Written]:
         new = _typed(rt, body)
         m = meta(new)
         if m.get("name") and m["name"] != name:
@@ -131,16 +152,19 @@ class Writes:
                 if rt.create_on_update and not subresource:
                     obj = self._new_object(rt, namespace, objects.deep_copy(new))
                     self._check(rt, obj, None)
+                    if manager is not None:
+                        manager.stamp(rt, obj)
                     return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
                 raise NotFound.of(rt.kind.plural, name, rt.kind.group)
             return Written(self._update_in(txn, rt, namespace, old, objects.deep_copy(new),
-                                           subresource))
+                                           subresource, manager))
 
         return run
 
     def patch(self, rt: ResourceType, namespace: str, name: str,
               apply_patch: Callable[[dict], dict], subresource: str = "",
-              create_body: dict | None = None) -> Callable[[Txn], Written]:
+              create_body: dict | None = None, manager: Manager | None = None
+              ) -> Callable[[Txn], Written]:
         """``apply_patch`` maps the stored object to the patched one (pure, may raise).
 
         ``create_body`` (server-side apply) is created when the object is absent.
@@ -155,6 +179,8 @@ class Writes:
                 meta(body).setdefault("name", name)
                 obj = self._new_object(rt, namespace, body)
                 self._check(rt, obj, None)
+                if manager is not None:
+                    manager.stamp(rt, obj)
                 return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
             patched = apply_patch(objects.deep_copy(old))
             if not isinstance(patched, dict):
@@ -163,12 +189,13 @@ class Writes:
             if pm.get("name", name) != name:
                 raise BadRequest("the name of the object can't be changed by a patch")
             pm["name"] = name
-            return Written(self._update_in(txn, rt, namespace, old, patched, subresource))
+            return Written(self._update_in(txn, rt, namespace, old, patched, subresource,
+                                           manager))
 
         return run
 
     def _update_in(self, txn: Txn, rt: ResourceType, namespace: str, old: dict, new: dict,
-                   subresource: str) -> dict:
+                   subresource: str, manager: Manager | None = None) -> dict:
         om, nm = meta(old), meta(new)
         wanted_rv = nm.get("resourceVersion")
         if wanted_rv and wanted_rv != om.get("resourceVersion"):
@@ -184,6 +211,8 @@ class Writes:
                     nm[key] = om[key]
                 else:
                     nm.pop(key, None)
+            if "managedFields" not in nm and "managedFields" in om:
+                nm["managedFields"] = om["managedFields"]
             if rt.has_status:
                 if "status" in old:
                     new["status"] = old["status"]
@@ -206,6 +235,8 @@ class Writes:
                 self.allocations.assign(txn, new, old)
         if _finalised(new):
             return self._remove(txn, rt, namespace, new)
+        if new != old and manager is not None:
+            manager.stamp(rt, new)
         if new == old:
             return old  # nothing changed: no write, no event, same resourceVersion
         return _put(txn, rt.key, _ns(rt, namespace), nm["name"], new, old)

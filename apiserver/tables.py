@@ -1,0 +1,76 @@
+"""``meta.k8s.io/v1`` Table responses, the form ``kubectl get`` asks for.
+
+kubectl sends ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io, …`` and
+prints the server's columns; ``priority: 1`` columns only with ``-o wide``. The
+cells come from ``client.tables``, the same functions mpctl prints with, so both
+tools show the same thing. Each row carries the object's metadata (a
+``PartialObjectMetadata``), from which kubectl adds NAMESPACE and LABELS itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from client import tables
+from client.kinds import Kind
+
+TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+
+_DESCRIPTIONS = {
+    "NAME": "Name must be unique within a namespace.",
+    "AGE": "CreationTimestamp is a timestamp representing the server time when this object "
+           "was created.",
+}
+
+
+def wants_table(accept: str) -> bool:
+    """True when the Accept header asks for a Table (kubectl get does; -o yaml does not)."""
+    for part in accept.split(","):
+        params = {p.strip().partition("=")[0]: p.strip().partition("=")[2]
+                  for p in part.split(";")[1:]}
+        if params.get("as") == "Table" and params.get("g") == "meta.k8s.io":
+            return True
+    return False
+
+
+def _title(header: str) -> str:
+    """kubectl upper-cases column names itself; send them as the real server does."""
+    return "-".join(w.capitalize() for w in header.split("-")).replace("(S)", "(s)")
+
+
+def column_definitions(kind: Kind) -> list[dict[str, Any]]:
+    spec = tables.table_spec(kind)
+    columns = []
+    for priority, names in ((0, spec.columns), (1, spec.wide_columns)):
+        for name in names:
+            column: dict[str, Any] = {
+                "name": _title(name),
+                "type": "string",  # RESTARTS too: "3 (5m ago)", as Kubernetes sends it
+                "format": "name" if name == "NAME" else "",
+                "description": _DESCRIPTIONS.get(name, ""),
+                "priority": priority,
+            }
+            columns.append(column)
+    return columns
+
+
+def row(kind: Kind, obj: dict, now: datetime) -> dict[str, Any]:
+    cells: list[Any] = tables.table_spec(kind).row(obj, now, True)
+    return {"cells": cells, "object": {"kind": "PartialObjectMetadata",
+                                       "apiVersion": "meta.k8s.io/v1",
+                                       "metadata": obj.get("metadata", {})}}
+
+
+def table(kind: Kind, objects: Iterable[dict], now: datetime, *, resource_version: str = "",
+          continue_token: str = "") -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
+    if continue_token:
+        metadata["continue"] = continue_token
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
+            "columnDefinitions": column_definitions(kind),
+            "rows": [row(kind, o, now) for o in objects]}
+

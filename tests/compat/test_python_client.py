@@ -1,0 +1,102 @@
+"""The official ``kubernetes`` Python client against mp-apiserver, unchanged."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+kubernetes = pytest.importorskip("kubernetes", reason="the test extras bring the kubernetes client")
+from kubernetes import client, watch  # noqa: E402
+
+
+@pytest.fixture
+def api(api_url: str):
+    config = client.Configuration()
+    config.host = api_url
+    with client.ApiClient(config) as api_client:
+        yield api_client
+
+
+def test_services_crud_patch_and_watch(api):
+    core = client.CoreV1Api(api)
+    body = client.V1Service(
+        metadata=client.V1ObjectMeta(generate_name="web-", labels={"app": "web"}),
+        spec=client.V1ServiceSpec(selector={"app": "web"},
+                                  ports=[client.V1ServicePort(name="http", port=80,
+                                                              target_port=8080)]))
+    created = core.create_namespaced_service("default", body)
+    name = created.metadata.name
+    assert name.startswith("web-") and created.spec.cluster_ip.startswith("10.96.")
+    assert core.read_namespaced_service(name, "default").spec.ports[0].target_port == 8080
+    listed = core.list_namespaced_service("default", label_selector="app=web")
+    assert [s.metadata.name for s in listed.items] == [name]
+
+    patched = core.patch_namespaced_service(name, "default",
+                                            {"metadata": {"labels": {"tier": "fe"}}})
+    assert patched.metadata.labels == {"app": "web", "tier": "fe"}
+    ops = [{"op": "replace", "path": "/spec/selector", "value": {"app": "v2"}}]
+    assert core.patch_namespaced_service(name, "default", ops).spec.selector == {"app": "v2"}
+
+    rv = listed.metadata.resource_version
+    events: list[tuple[str, str]] = []
+    stream = watch.Watch().stream(core.list_namespaced_service, "default", resource_version=rv,
+                                  allow_watch_bookmarks=True, timeout_seconds=5)
+    for event in stream:
+        events.append((event["type"], event["object"].metadata.name))
+        if len(events) == 2:
+            break
+    assert events == [("MODIFIED", name), ("MODIFIED", name)]
+
+    core.delete_namespaced_service(name, "default")
+    with pytest.raises(client.ApiException) as err:
+        core.read_namespaced_service(name, "default")
+    assert err.value.status == 404
+
+
+def test_pods_status_and_graceful_delete(api):
+    core = client.CoreV1Api(api)
+    pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p1"),
+                       spec=client.V1PodSpec(node_name="node-1", containers=[
+                           client.V1Container(name="main", image="busybox")]))
+    core.create_namespaced_pod("default", pod)
+    status = {"status": {"phase": "Running", "podIP": "10.244.1.9",
+                         "conditions": [{"type": "Ready", "status": "True"}]}}
+    updated = core.patch_namespaced_pod_status("p1", "default", status)
+    assert updated.status.phase == "Running" and updated.status.pod_ip == "10.244.1.9"
+    marked = core.delete_namespaced_pod("p1", "default")
+    assert marked.metadata.deletion_timestamp is not None
+    core.delete_namespaced_pod("p1", "default", grace_period_seconds=0)
+    assert core.list_namespaced_pod("default").items == []
+
+
+def test_endpointslices_and_watch_from_the_start(api):
+    discovery = client.DiscoveryV1Api(api)
+    body = client.V1EndpointSlice(
+        metadata=client.V1ObjectMeta(name="web-1",
+                                     labels={"kubernetes.io/service-name": "web"}),
+        address_type="IPv4",
+        endpoints=[client.V1Endpoint(addresses=["10.244.1.5"],
+                                     conditions=client.V1EndpointConditions(ready=True))],
+        ports=[client.DiscoveryV1EndpointPort(name="http", port=8080, protocol="TCP")])
+    discovery.create_namespaced_endpoint_slice("default", body)
+    got = discovery.read_namespaced_endpoint_slice("web-1", "default")
+    assert got.endpoints[0].addresses == ["10.244.1.5"] and got.ports[0].port == 8080
+
+    seen: list[str] = []
+
+    def collect() -> None:
+        for event in watch.Watch().stream(discovery.list_namespaced_endpoint_slice, "default",
+                                          timeout_seconds=5):
+            seen.append(f'{event["type"]} {event["object"].metadata.name}')
+            if len(seen) == 2:
+                return
+
+    t = threading.Thread(target=collect)
+    t.start()
+    t.join(timeout=1)
+    discovery.create_namespaced_endpoint_slice(
+        "default", client.V1EndpointSlice(metadata=client.V1ObjectMeta(name="web-2"),
+                                          address_type="IPv4", endpoints=[]))
+    t.join(timeout=10)
+    assert seen == ["ADDED web-1", "ADDED web-2"]

@@ -124,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
                    help="manifest file, directory of .yaml/.yml/.json files, or - for stdin "
                         "(repeatable)")
+    p.add_argument("--server-side", action="store_true",
+                   help="let the server merge the manifest (server-side apply)")
+    p.add_argument("--field-manager", default=None, metavar="NAME",
+                   help="manager name recorded for server-side apply (default mpctl)")
+    p.add_argument("--force-conflicts", action="store_true",
+                   help="server-side apply: take over fields other managers own")
+
+    p = command("create", "Create objects from manifests (error if they exist)")
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE",
+                   help="manifest file, directory, or - for stdin (repeatable)")
+
+    for name, what in (("label", "labels"), ("annotate", "annotations")):
+        p = command(name, f"Add, change (--overwrite) or remove (KEY-) {what} of an object")
+        p.add_argument("resource", metavar="KIND", help="kind, or KIND/NAME")
+        p.add_argument("args", nargs="+", metavar="NAME|KEY=VALUE|KEY-",
+                       help="the object's name (unless KIND/NAME), then KEY=VALUE or KEY-")
+        p.add_argument("--overwrite", action="store_true",
+                       help="allow changing a key that already has a value")
 
     p = command("get", "List objects, or show some by name")
     p.add_argument("resource", nargs="+", metavar="KIND [NAME...]",
@@ -218,6 +236,8 @@ def _items(result: dict[str, Any]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- apply
 
 def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
+    if args.server_side:
+        return _each_manifest(args, ctx, "apply", _server_side_apply)
     manifests = load(args.filename)
     if not manifests:
         raise CliError("no objects passed to apply")
@@ -238,6 +258,95 @@ def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
             err(server_error_line(exc.error, f'error when {exc.action} "{m.source}": '))
             rc = 1
     return rc
+
+
+def _server_side_apply(args: argparse.Namespace, ctx: Context, kind: Kind, obj: dict,
+                       namespace: str | None) -> str:
+    name = (obj.get("metadata") or {}).get("name")
+    if not name:
+        raise ApplyError("server-side apply needs metadata.name")
+    ctx.client.patch(kind, name, obj, namespace=namespace, patch_type="apply",
+                     field_manager=args.field_manager or "mpctl",
+                     force=True if args.force_conflicts else None)
+    return f"{tables.resource_name(kind)}/{name} serverside-applied"
+
+
+def _create(args: argparse.Namespace, ctx: Context, kind: Kind, obj: dict,
+            namespace: str | None) -> str:
+    created = ctx.client.create(kind, obj, namespace)
+    return f"{tables.resource_name(kind)}/{created['metadata']['name']} created"
+
+
+def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
+    return _each_manifest(args, ctx, "create", _create)
+
+
+def _each_manifest(args: argparse.Namespace, ctx: Context, verb: str, write: Any) -> int:
+    """Run ``write`` for every manifest object; one line per object, errors as kubectl's."""
+    manifests = load(args.filename)
+    if not manifests:
+        raise CliError(f"no objects passed to {verb}")
+    rc = 0
+    for m in manifests:
+        try:
+            kind = by_kind(str(m.obj.get("apiVersion", "")), str(m.obj.get("kind", "")))
+            namespace = resolve_namespace(m.obj, kind, ctx.explicit_namespace, ctx.namespace)
+            out(write(args, ctx, kind, dict(m.obj), namespace) + "\n")
+        except ConnectionFailed:
+            raise
+        except UnknownKind as exc:
+            err(f'error: unable to recognize "{m.source}": {exc}')
+            rc = 1
+        except ApplyError as exc:
+            err(f"error: {exc}")
+            rc = 1
+        except ApiError as exc:
+            action = "creating" if verb == "create" else "applying"
+            err(server_error_line(exc, f'error when {action} "{m.source}": '))
+            rc = 1
+    return rc
+
+
+# --------------------------------------------------------------------------- label, annotate
+
+def metadata_patch(field: str, current: dict[str, str], changes: Sequence[str], *,
+                   overwrite: bool) -> dict[str, Any]:
+    """The merge patch for ``KEY=VALUE`` / ``KEY-`` arguments, refusing silent overwrites."""
+    patch: dict[str, str | None] = {}
+    for change in changes:
+        if change.endswith("-") and "=" not in change:
+            patch[change[:-1]] = None
+            continue
+        key, sep, value = change.partition("=")
+        if not sep or not key:
+            raise CliError(f"invalid {field[:-1]} spec: {change!r} (use KEY=VALUE or KEY-)")
+        if key in current and current[key] != value and not overwrite:
+            raise CliError(f"'{key}' already has a value ({current[key]}), and --overwrite "
+                           "is false")
+        patch[key] = value
+    return {"metadata": {field: patch}}
+
+
+def cmd_label(args: argparse.Namespace, ctx: Context) -> int:
+    field = "labels" if args.command == "label" else "annotations"
+    words = [args.resource, *args.args]
+    if "/" in words[0]:
+        kind_text, _, name = words[0].partition("/")
+        changes = words[1:]
+    elif len(words) >= 2:
+        kind_text, name, changes = words[0], words[1], words[2:]
+    else:
+        raise CliError("you must specify a name")
+    if not changes:
+        raise CliError(f"at least one {field[:-1]} update is required")
+    kind = lookup(kind_text)
+    namespace = ctx.namespace if kind.namespaced else None
+    current = (ctx.client.get(kind, name, namespace).get("metadata") or {}).get(field) or {}
+    patch = metadata_patch(field, current, changes, overwrite=args.overwrite)
+    ctx.client.patch(kind, name, patch, namespace=namespace, patch_type="merge",
+                     field_manager=f"mpctl-{args.command}")
+    out(f"{tables.resource_name(kind)}/{name} {'labeled' if field == 'labels' else 'annotated'}\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- get
@@ -528,8 +637,9 @@ def _not_yet(args: argparse.Namespace) -> int:
     return 1
 
 
-COMMANDS = {"apply": cmd_apply, "get": cmd_get, "describe": cmd_describe,
-            "delete": cmd_delete}
+COMMANDS = {"apply": cmd_apply, "create": cmd_create, "get": cmd_get,
+            "describe": cmd_describe, "delete": cmd_delete, "label": cmd_label,
+            "annotate": cmd_label}
 
 
 def _on_sigterm(signum: int, frame: Any) -> NoReturn:

@@ -75,7 +75,7 @@ def test_get_prints_real_clusters_columns(kubectl: Kubectl, api_url: str):
     assert table(kubectl.out("get", "no"))[0] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
 
     everywhere = table(kubectl.out("get", "svc", "-A"))
-    assert everywhere[0][0] == "NAMESPACE" and ["default", "kubernetes"] == everywhere[1][:2]
+    assert everywhere[0][0] == "NAMESPACE" and everywhere[1][:2] == ["default", "kubernetes"]
     labelled = table(kubectl.out("get", "svc", "-l", "app=web", "--show-labels"))
     assert len(labelled) == 2 and labelled[1][0] == "web" and labelled[1][-1] == "app=web"
     assert kubectl.out("get", "svc", "web", "-o", "jsonpath={.spec.ports[0].port}") == "80"
@@ -182,11 +182,14 @@ def test_bad_input_is_one_clear_line(kubectl: Kubectl, api_url: str):
     assert unknown.returncode != 0
     assert 'the server doesn\'t have a resource type "widgets"' in unknown.stderr
 
-    protobuf = kubectl.run("create", "namespace", "team-a", check=False)
-    assert protobuf.returncode != 0
-    assert protobuf.stderr.strip().splitlines() == [
-        "Error from server (UnsupportedMediaType): protobuf request bodies are not supported "
-        "by miniplane; send JSON (kubectl apply -f / kubectl create -f do)"]
+    for generator in (["create", "namespace", "team-a"],
+                      ["create", "service", "clusterip", "gen1", "--tcp=80:8080"]):
+        protobuf = kubectl.run(*generator, check=False)
+        assert protobuf.returncode != 0
+        lines = protobuf.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].endswith(
+            "protobuf request bodies are not supported by miniplane; send JSON "
+            "(kubectl apply -f / kubectl create -f do)")
 
     strict = kubectl.run("apply", "-f", "-", check=False,
                          stdin=SVC.replace("  selector:", "  bogus: 1\n  selector:"))

@@ -59,11 +59,17 @@ def test_pods_status_and_graceful_delete(api):
     pod = client.V1Pod(metadata=client.V1ObjectMeta(name="p1"),
                        spec=client.V1PodSpec(node_name="node-1", containers=[
                            client.V1Container(name="main", image="busybox")]))
-    core.create_namespaced_pod("default", pod)
+    created = core.create_namespaced_pod("default", pod)
+    stream = watch.Watch().stream(core.list_namespaced_pod, "default",
+                                  resource_version=created.metadata.resource_version,
+                                  timeout_seconds=5)
     status = {"status": {"phase": "Running", "podIP": "10.244.1.9",
                          "conditions": [{"type": "Ready", "status": "True"}]}}
     updated = core.patch_namespaced_pod_status("p1", "default", status)
     assert updated.status.phase == "Running" and updated.status.pod_ip == "10.244.1.9"
+    event = next(stream)
+    assert event["type"] == "MODIFIED" and event["object"].status.phase == "Running"
+    stream.close()
     marked = core.delete_namespaced_pod("p1", "default")
     assert marked.metadata.deletion_timestamp is not None
     core.delete_namespaced_pod("p1", "default", grace_period_seconds=0)

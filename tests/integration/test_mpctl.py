@@ -429,3 +429,34 @@ def test_config_from_environment(api_url: str) -> None:
                             env=e, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "namespace/default" in result.stdout.splitlines()
+
+
+def test_create_server_side_apply_label_and_annotate(api_url: str) -> None:
+    manifest = ("apiVersion: v1\nkind: Service\nmetadata: {name: made}\n"
+                "spec:\n  ports: [{port: 80}]\n")
+    assert ok(api_url, "create", "-f", "-", input=manifest).strip() == "service/made created"
+    again = mpctl(api_url, "create", "-f", "-", input=manifest)
+    assert again.returncode == 1
+    assert again.stderr.strip() == ('Error from server (AlreadyExists): error when creating '
+                                    '"STDIN": services "made" already exists')
+
+    ssa = manifest.replace("made", "ssa")
+    out = ok(api_url, "apply", "--server-side", "-f", "-", input=ssa)
+    assert out.strip() == "service/ssa serverside-applied"
+    with Client(server=api_url) as client:
+        managed = client.get(SERVICE, "ssa", "default")["metadata"]["managedFields"]
+    assert [(m["manager"], m["operation"]) for m in managed] == [("mpctl", "Apply")]
+
+    assert ok(api_url, "label", "svc", "made", "tier=fe").strip() == "service/made labeled"
+    refused = mpctl(api_url, "label", "svc/made", "tier=be")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "error: 'tier' already has a value (fe), and --overwrite " \
+                                     "is false"
+    ok(api_url, "label", "svc/made", "tier=be", "--overwrite")
+    assert ok(api_url, "annotate", "svc", "made", "note=hi").strip() == "service/made annotated"
+    with Client(server=api_url) as client:
+        meta = client.get(SERVICE, "made", "default")["metadata"]
+    assert meta["labels"] == {"tier": "be"} and meta["annotations"]["note"] == "hi"
+    ok(api_url, "label", "svc", "made", "tier-")
+    with Client(server=api_url) as client:
+        assert not client.get(SERVICE, "made", "default")["metadata"].get("labels")

@@ -82,6 +82,8 @@ def test_get_prints_real_clusters_columns(kubectl: Kubectl, api_url: str):
     as_json = json.loads(kubectl.out("get", "svc", "web", "-o", "json"))
     assert as_json["kind"] == "Service" and as_json["spec"]["selector"] == {"app": "web"}
     assert "kind: Service" in kubectl.out("get", "svc", "web", "-o", "yaml")
+    version = json.loads(kubectl.out("version", "-o", "json"))
+    assert version["serverVersion"]["gitVersion"].startswith("v1.")
     everything = kubectl.out("get", "all")
     assert "pod/p1" in everything and "service/web" in everything
 
@@ -171,6 +173,12 @@ def test_get_watch_prints_a_row_per_change(kubectl: Kubectl, api_url: str):
                    json={"metadata": {"name": "late"}, "spec": {"ports": [{"port": 80}]}})
         row = proc.stdout.readline().split()
         assert row[0] == "late" and row[1] == "ClusterIP" and row[4] == "80/TCP"
+        httpx.patch(api_url + "/api/v1/namespaces/default/services/late",
+                    json={"spec": {"ports": [{"port": 81}]}},
+                    headers={"content-type": "application/merge-patch+json"})
+        assert proc.stdout.readline().split()[4] == "81/TCP"
+        httpx.delete(api_url + "/api/v1/namespaces/default/services/late")
+        assert proc.stdout.readline().split()[0] == "late"  # the deletion prints a row too
         assert proc.poll() is None, "kubectl get -w must stay open"
     finally:
         proc.terminate()

@@ -73,11 +73,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server, ending watch streams as soon as a stop signal arrives."""
+    """uvicorn's server, ending watch streams as soon as a stop signal arrives.
+
+    uvicorn re-raises the stop signal once it has shut down, so the process would
+    die "by signal"; a stop we asked for is a clean exit (status 0) instead.
+    """
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.config.app.end_watches()
         super().handle_exit(sig, frame)
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list) and sig in captured:
+            captured.remove(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",
         proxy_headers=False))
     log.info("mp-apiserver listening on http://%s:%d", host, port)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after a clean shutdown; that is how we stop
     return 0 if server.started else 1
 
 

@@ -83,6 +83,10 @@ def resource_version_of(item: Item) -> str | None:
     return ((item.get("object") or {}).get("metadata") or {}).get("resourceVersion")
 
 
+# A list+watch round that lasted this long was served; its end is not a failure streak.
+HEALTHY_ROUND = 10.0
+
+
 def watch_timeout_seconds(min_timeout: float, rng: random.Random) -> int:
     """A random watch length in [min, 2·min) seconds, at least 1."""
     return max(1, int(rng.uniform(min_timeout, 2 * min_timeout)))
@@ -123,20 +127,25 @@ async def watch_forever(client: AsyncClient, target: Target, *,
                         min_watch_timeout: float = MIN_WATCH_TIMEOUT,
                         page_size: int = PAGE_SIZE,
                         rng: random.Random | None = None,
-                        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+                        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                        clock: Callable[[], float] = time.monotonic,
                         ) -> AsyncIterator[Item]:
     """Endless: ``list_then_watch`` again and again; never raises an ``ApiError``.
 
     Two counters drive the backoff. ``failures`` counts errors in a row; any answer
     (a list, an event, a normal end, even a 410) resets it. ``expiries`` counts 410s
     in a row and only a watch event or a normal end resets it: the first 410
-    relists at once, a loop of "list succeeds, watch answers 410" backs off.
+    relists at once, a loop of "list succeeds, watch answers 410" backs off. A round
+    that stayed up for ``HEALTHY_ROUND`` seconds before failing also resets
+    ``failures``: a watch that was answered and then dropped (a server restart) is
+    not one more failure in a row, even if no event came through it.
     """
     backoff = backoff or Backoff()
     rng = rng or random.Random()
     resource_version: str | None = None
     failures = expiries = 0
     while True:
+        started = clock()
         rounds = list_then_watch(client, target, resource_version=resource_version,
                                  timeout_seconds=watch_timeout_seconds(min_watch_timeout, rng),
                                  page_size=page_size)
@@ -158,6 +167,8 @@ async def watch_forever(client: AsyncClient, target: Target, *,
             if delay:
                 await sleep(delay)
         except ApiError as exc:
+            if clock() - started >= HEALTHY_ROUND:
+                failures = 0
             failures += 1
             delay = max(backoff.next(failures), exc.retry_after or 0.0)
             verb = "list" if resource_version is None else "watch"

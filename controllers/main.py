@@ -1,19 +1,174 @@
-"""``mp-controllers``: not built yet (issue 3); the command and its flags are reserved."""
+"""``mp-controllers``: every controller in one process, on shared informers.
+
+Wiring only. Flags are checked first (``config``; a bad one is one line on stderr
+and exit 2) and the metrics socket is bound before anything else, so a busy port
+fails at once. Then the informers list and watch (retrying with backoff while the
+API server is away), and once every cache has synced, each controller's workers
+start. ``/healthz`` answers from the start, ``/readyz`` once synced. SIGTERM or
+SIGINT stops workers and watches and exits 0.
+"""
 
 from __future__ import annotations
 
-import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
 import sys
+import time
+from collections.abc import Sequence
+
+from client.backoff import Backoff
+from client.config import ClientConfig, ConfigError, load_config
+from client.http import AsyncClient
+from controllers.config import Config, Listen, UsageError, parse_args
+from controllers.endpointslice import EndpointSliceController
+from controllers.events import Recorder
+from controllers.informers import SharedInformers
+from controllers.ipam import CidrSet
+from controllers.metrics import Metrics, StatusServer
+from controllers.nodeipam import NodeIpamController
+from controllers.nodelifecycle import NodeLifecycleController
+from controllers.podgc import PodGcController
+from controllers.runtime import Controller
+from controllers.scheduler import Scheduler
+
+log = logging.getLogger("controllers")
+
+# Informers re-deliver every cached object this often, so a reconcile that was
+# lost (a bug, a dropped key) is repaired without anyone touching the object.
+RESYNC_PERIOD = 600.0
+
+# Watch retries: 0.2 s doubling, capped at 5 s (the client's default cap is 30 s).
+# Four watches from one process are no load for a restarting API server, and the
+# cap bounds how long the world stays unreconciled after it is back.
+WATCH_BACKOFF = Backoff(base=0.2, cap=5.0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mp-controllers",
-                                description="miniplane controllers (endpointslices, scheduler, "
-                                            "node IPAM, node lifecycle)")
-    p.add_argument("--server", default=None, help="API server URL")
-    p.add_argument("--cluster-cidr", default="10.244.0.0/16")
-    p.add_argument("--node-monitor-grace-period", type=float, default=40.0)
-    p.add_argument("--metrics-listen", default=None, help="HOST:PORT")
-    p.parse_args(argv)
-    print("mp-controllers: error: the controllers are not implemented yet", file=sys.stderr)
-    return 1
+def build_controllers(config: Config, client: AsyncClient, informers: SharedInformers,
+                      metrics: Metrics, recorder: Recorder) -> list[Controller]:
+    """The enabled controllers, registered on ``informers`` (before they start)."""
+    chosen = config.controllers
+    controllers: list[Controller] = []
+    if "endpointslice" in chosen:
+        controllers.append(EndpointSliceController(
+            client, informers, metrics, max_endpoints=config.max_endpoints_per_slice,
+            workers=config.endpointslice_workers))
+    if "scheduler" in chosen:
+        controllers.append(Scheduler(client, informers, metrics, recorder=recorder))
+    if "nodeipam" in chosen:
+        controllers.append(NodeIpamController(
+            client, informers, metrics,
+            cidrs=CidrSet(config.cluster_cidr, config.node_cidr_mask_size)))
+    if "nodelifecycle" in chosen:
+        controllers.append(NodeLifecycleController(
+            client, informers, metrics, grace_period=config.node_monitor_grace_period,
+            recorder=recorder))
+    if "podgc" in chosen:
+        controllers.append(PodGcController(client, informers, metrics))
+    return controllers
+
+
+async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket | None) -> int:
+    """Run until SIGTERM/SIGINT (exit status 0), or until a controller fails in a way
+    its retries can't cover (1: better a restart than a process missing a job)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    client = AsyncClient(api)
+    informers = SharedInformers(client, resync_period=RESYNC_PERIOD, backoff=WATCH_BACKOFF)
+    metrics = Metrics()
+    recorder = Recorder(client, "mp-controllers", wall=time.time)
+    controllers = build_controllers(config, client, informers, metrics, recorder)
+    metrics.gauge("miniplane_informers_synced", "1 once every informer has listed.",
+                  lambda: 1.0 if informers.synced() else 0.0)
+    status = StatusServer(metrics, informers.synced)
+    if metrics_socket is not None:
+        await status.start_on(metrics_socket)
+    log.info("mp-controllers starting against %s: %s", api.server,
+             ", ".join(c.name for c in controllers) or "no controllers")
+    informers.start()
+    tasks: list[asyncio.Task[None]] = []
+    status_code = 0
+    try:
+        synced = asyncio.create_task(informers.wait_synced())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        synced.cancel()
+        if not stop.is_set():
+            tasks = [asyncio.create_task(c.run(), name=c.name) for c in controllers]
+            log.info("controllers running")
+            await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("controller %s failed: %r", task.get_name(), task.exception())
+                status_code = 1
+        log.info("stopping")
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await informers.stop()
+        await recorder.close()
+        await status.stop()
+        await client.aclose()
+    log.info("stopped")
+    return status_code
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A listening TCP socket on ``listen``; raises OSError naming the address."""
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen.host, listen.port))
+        sock.listen(64)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_args(argv)
+        api = load_config(server=config.server, kubeconfig=config.kubeconfig)
+    except (UsageError, ConfigError) as exc:
+        print(f"mp-controllers: error: {exc}", file=sys.stderr)
+        return 2
+    # Until the event loop takes over SIGTERM, it still means "stop cleanly".
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.log_level != "debug":  # httpx logs every request at info: chatter
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    sock = None
+    if config.metrics_listen is not None:
+        try:
+            sock = bind(config.metrics_listen)
+        except OSError as exc:
+            print(f"mp-controllers: error: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    code = 0
+    try:
+        code = asyncio.run(run(config, api, sock))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sock is not None:
+            sock.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""mp-controllers flags: defaults, every rejection, the controller list."""
+
+from __future__ import annotations
+
+import pytest
+
+from controllers.config import CONTROLLERS, Listen, UsageError, parse_args, parse_controllers
+from controllers.main import main
+
+
+def test_defaults_match_the_command_line_contract():
+    config = parse_args([])
+    assert config.server is None
+    assert config.cluster_cidr == "10.244.0.0/16"
+    assert config.node_cidr_mask_size == 24
+    assert config.node_monitor_grace_period == 40.0
+    assert config.metrics_listen is None
+    assert config.max_endpoints_per_slice == 100
+    assert config.controllers == frozenset(CONTROLLERS)
+
+
+def test_every_flag_is_read():
+    config = parse_args(["--server", "http://a:1", "--cluster-cidr", "10.0.0.0/8",
+                         "--node-cidr-mask-size", "16", "--node-monitor-grace-period", "2.5",
+                         "--metrics-listen", "[::1]:9000", "--max-endpoints-per-slice", "1000",
+                         "--concurrent-endpointslice-syncs", "2", "--controllers",
+                         "*,-scheduler", "--log-level", "debug"])
+    assert config.server == "http://a:1"
+    assert (config.cluster_cidr, config.node_cidr_mask_size) == ("10.0.0.0/8", 16)
+    assert config.node_monitor_grace_period == 2.5
+    assert config.metrics_listen == Listen("::1", 9000)
+    assert str(config.metrics_listen) == "[::1]:9000"
+    assert config.max_endpoints_per_slice == 1000
+    assert config.endpointslice_workers == 2
+    assert "scheduler" not in config.controllers and "endpointslice" in config.controllers
+    assert config.log_level == "debug"
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--max-endpoints-per-slice", "0"], "--max-endpoints-per-slice must be between 1 and 1000"),
+    (["--max-endpoints-per-slice", "1001"], "between 1 and 1000"),
+    (["--max-endpoints-per-slice", "ten"], "must be an integer"),
+    (["--node-monitor-grace-period", "0"], "positive"),
+    (["--node-monitor-grace-period", "-1"], "positive"),
+    (["--node-monitor-grace-period", "nan"], "positive"),
+    (["--node-monitor-grace-period", "soon"], "number of seconds"),
+    (["--cluster-cidr", "10.244.0.0/33"], "--cluster-cidr"),
+    (["--cluster-cidr", "10.244.1.0/16"], "host bits"),
+    (["--cluster-cidr", "10.244.0.0/16", "--node-cidr-mask-size", "8"], "mask"),
+    (["--metrics-listen", "9000"], "HOST:PORT"),
+    (["--metrics-listen", "localhost:http"], "HOST:PORT"),
+    (["--controllers", "endpointslice,dns"], "unknown controller 'dns'"),
+    (["--log-level", "loud"], "invalid choice"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_flags_are_one_line_errors(argv, needle):
+    with pytest.raises(UsageError) as err:
+        parse_args(argv)
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_flag_exits_2_with_one_line_on_stderr(capsys):
+    assert main(["--max-endpoints-per-slice", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mp-controllers: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("text", "chosen"), [
+    ("*", set(CONTROLLERS)),
+    ("endpointslice", {"endpointslice"}),
+    ("endpointslice, scheduler", {"endpointslice", "scheduler"}),
+    ("*,-podgc,-nodeipam", set(CONTROLLERS) - {"podgc", "nodeipam"}),
+    ("", set()),
+])
+def test_controller_lists(text, chosen):
+    assert parse_controllers(text) == chosen

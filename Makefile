@@ -35,6 +35,7 @@ test: venv debs
 
 bench: venv
 	$(PY) bench/apiserver.py
+	$(PY) bench/controllers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

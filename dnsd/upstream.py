@@ -1,0 +1,107 @@
+"""Forwarding names outside the cluster zone to ``--upstream`` servers.
+
+A query is sent as the client sent it, except for a fresh random ID (so a reply
+can't be forged by guessing the client's), over the transport the client used:
+UDP from a new socket with a random source port, or TCP when the client came
+over TCP (a UDP client that gets TC from upstream retries over TCP itself).
+Servers are tried in order, each with its own ``timeout``; the first valid
+reply wins and gets the client's ID back. If none answers, the caller sends
+SERVFAIL, as CoreDNS's ``forward`` does.
+
+Errors stay inside: ``query`` returns None for every failure and says which in
+``last_failure``, for the metric and the log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import struct
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 2.0  # per server: CoreDNS's forward gives up on a server after ~2 s
+MAX_UDP_REPLY = 65535
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class _OneReply(asyncio.DatagramProtocol):
+    """Waits for the first datagram whose ID matches; ignores everything else."""
+
+    def __init__(self, qid: bytes) -> None:
+        self.qid = qid
+        self.reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        if len(data) >= 12 and data[:2] == self.qid and data[2] & 0x80 \
+                and not self.reply.done():
+            self.reply.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.reply.done():
+            self.reply.set_exception(exc)
+
+
+class Upstream:
+    """The configured upstream servers."""
+
+    def __init__(self, servers: list[Server], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.servers = servers
+        self.timeout = timeout
+        self.last_failure = ""
+
+    async def query(self, wire: bytes, *, tcp: bool) -> bytes | None:
+        """Forward ``wire`` (a whole query); the reply with the original ID, or None."""
+        original, qid = wire[:2], secrets.token_bytes(2)
+        outgoing = qid + wire[2:]
+        failures = []
+        for server in self.servers:
+            try:
+                reply = await asyncio.wait_for(
+                    self._tcp(server, outgoing, qid) if tcp else self._udp(server, outgoing, qid),
+                    self.timeout)
+            except TimeoutError:
+                failures.append(f"{server}: timeout")
+                continue
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                failures.append(f"{server}: {exc or type(exc).__name__}")
+                continue
+            return original + reply[2:]
+        self.last_failure = "; ".join(failures)
+        return None
+
+    async def _udp(self, server: Server, wire: bytes, qid: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _OneReply(qid), remote_addr=(server.host, server.port))
+        try:
+            transport.sendto(wire)
+            return await protocol.reply
+        finally:
+            transport.close()
+
+    async def _tcp(self, server: Server, wire: bytes, qid: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+            while True:
+                (length,) = struct.unpack("!H", await reader.readexactly(2))
+                reply = await reader.readexactly(length)
+                if len(reply) >= 12 and reply[:2] == qid:
+                    return reply
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

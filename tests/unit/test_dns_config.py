@@ -1,0 +1,63 @@
+"""dnsd.config: mp-dnsd's flags, accepted and rejected (one-line messages)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dnsd.config import Config, Listen, UsageError, parse_args
+from dnsd.upstream import Server
+
+
+def test_defaults() -> None:
+    config = parse_args([])
+    assert config == Config(server=None, listen=(Listen("127.0.0.1", 5353),),
+                            cluster_domain="cluster.local", ttl=5, upstreams=(),
+                            upstream_timeout=2.0, metrics_listen=None, pod_records=True,
+                            log_level="info")
+    assert config.local_ips == ("127.0.0.1",)
+
+
+def test_everything() -> None:
+    config = parse_args([
+        "--server", "http://127.0.0.1:6443", "--listen", "127.0.0.1:53",
+        "--listen", "[::1]:53", "--listen", "netns:mp-c1-fabric:10.250.0.2:53",
+        "--listen", "0.0.0.0:5353", "--cluster-domain", "Cluster.Example.",
+        "--ttl", "30", "--upstream", "1.1.1.1:53", "--upstream", "[2606:4700::1111]:53",
+        "--upstream-timeout", "0.5", "--metrics-listen", "127.0.0.1:9153",
+        "--pod-records=disabled", "--log-level", "debug"])
+    assert config.listen == (Listen("127.0.0.1", 53), Listen("::1", 53),
+                             Listen("10.250.0.2", 53, "mp-c1-fabric"), Listen("0.0.0.0", 5353))
+    assert str(config.listen[2]) == "netns:mp-c1-fabric:10.250.0.2:53"
+    assert str(config.listen[1]) == "[::1]:53"
+    assert config.cluster_domain == "cluster.example"
+    assert config.ttl == 30
+    assert config.upstreams == (Server("1.1.1.1", 53), Server("2606:4700::1111", 53))
+    assert config.upstream_timeout == 0.5
+    assert config.metrics_listen == Listen("127.0.0.1", 9153)
+    assert not config.pod_records
+    assert config.local_ips == ("127.0.0.1", "::1", "10.250.0.2")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--listen", "localhost:53"], "not an IP address"),
+    (["--listen", "127.0.0.1"], "expected HOST:PORT"),
+    (["--listen", "127.0.0.1:99999"], "between 0 and 65535"),
+    (["--listen", "::1:53"], "brackets"),
+    (["--listen", "netns::127.0.0.1:53"], "netns:NAME:HOST:PORT"),
+    (["--listen", "netns:a/b:127.0.0.1:53"], "netns:NAME:HOST:PORT"),
+    (["--ttl", "-1"], "between 0 and 3600"),
+    (["--ttl", "3601"], "between 0 and 3600"),
+    (["--ttl", "five"], "not an integer"),
+    (["--cluster-domain", "bad_domain.local"], "not a valid domain"),
+    (["--cluster-domain", ""], "not a valid domain"),
+    (["--upstream", "8.8.8.8"], "expected HOST:PORT"),
+    (["--upstream", "127.0.0.1:5353"], "queries would loop"),
+    (["--listen", "0.0.0.0:53", "--upstream", "127.0.0.1:53"], "queries would loop"),
+    (["--upstream-timeout", "0"], "more than 0"),
+    (["--pod-records", "maybe"], "invalid choice"),
+    (["--no-such-flag"], "unrecognized arguments"),
+])
+def test_rejected(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as info:
+        parse_args(argv)
+    assert "\n" not in str(info.value)

@@ -33,9 +33,19 @@ test: venv debs
 	$(VENV)/bin/ruff check apiserver client controllers dnsd nodeagent tests bench
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+BENCH_DEBIAN_PACKAGES := dnsperf dnsmasq-base
+
+# dnsmasq-base is the binary without the system service (which would take port 53).
 bench: venv
+	@missing=""; for p in $(BENCH_DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 	$(PY) bench/apiserver.py
 	$(PY) bench/controllers.py
+	$(PY) bench/dns.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

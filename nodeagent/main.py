@@ -1,19 +1,219 @@
-"""``mp-nodeagent``: not built yet (issues 5 and 6); the command and its flags are reserved."""
+"""``mp-nodeagent``: the per-node agent. Today it runs the service proxy (issue 5).
+
+Wiring only: flags → checks (the namespace exists, the backend is installed, the
+metrics port binds) → the proxy (``nodeagent.proxy.agent``) and the status
+endpoint, until SIGTERM/SIGINT. The node and pod runtime (issue 6) will start
+beside the proxy in ``serve``. Bad flags exit 2 and a bad environment exits 1,
+each with one line on stderr. ``--cleanup`` removes every rule the proxy owns
+from the namespace (both backends) and exits, like ``kube-proxy --cleanup``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import socket
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from client.config import ClientConfig, ConfigError, load_config
+from nodeagent.proxy.agent import ProxyAgent
+from nodeagent.proxy.apply import BACKENDS, Backend, IptablesError
+from nodeagent.proxy.conntrack import Conntrack
+from nodeagent.proxy.metrics import Metrics, StatusServer
+from nodeagent.proxy.model import InvalidObject, check_cidr, check_node_name
+from nodeagent.proxy.plan import parse_save, plan_cleanup
+from nodeagent.proxy.sync import Proxier, ProxyConfig
+
+log = logging.getLogger("nodeagent")
+
+# The backend measured faster for what a proxy does most (one Service's change:
+# ~0.07 s against legacy's ~0.7 s at 10,000 Services); see the README's figures.
+DEFAULT_BACKEND = "nft"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-def main(argv: list[str] | None = None) -> int:
+class UsageError(ValueError):
+    """A flag value is unusable; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Options:
+    server: str | None
+    node: str
+    netns: str | None
+    metrics_listen: tuple[str, int] | None
+    backend: str
+    proxy: ProxyConfig
+    cleanup: bool
+    log_level: str
+
+
+def duration(text: str) -> float:
+    """``"1s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain seconds → seconds."""
+    m = _DURATION.match(text.strip())
+    if m is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (like 1s, 500ms, 5m)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def parse_args(argv: Sequence[str] | None) -> Options:
     p = argparse.ArgumentParser(prog="mp-nodeagent", description="miniplane node agent")
-    p.add_argument("--server", default=None, help="API server URL")
-    p.add_argument("--node", default=None, help="node name")
-    p.add_argument("--netns", default=None, help="network namespace to manage")
-    p.add_argument("--cluster-dns", default="10.96.0.10")
-    p.add_argument("--state-dir", default=None)
-    p.add_argument("--metrics-listen", default=None, help="HOST:PORT")
-    p.parse_args(argv)
-    print("mp-nodeagent: error: the node agent is not implemented yet", file=sys.stderr)
-    return 1
+    p.add_argument("--server", default=None, help="API server URL (else MINIPLANE_SERVER, "
+                   "kubeconfig, http://127.0.0.1:6443)")
+    p.add_argument("--node", default=None, help="node name (default: the host name)")
+    p.add_argument("--netns", default=None, help="network namespace to manage "
+                   "(default: the one the agent runs in)")
+    p.add_argument("--cluster-dns", default="10.96.0.10", help="DNS ClusterIP for pods")
+    p.add_argument("--state-dir", default=None, help="where node state is kept")
+    p.add_argument("--metrics-listen", type=host_port, default=None, metavar="HOST:PORT",
+                   help="serve /metrics, /healthz and /readyz here")
+    p.add_argument("--iptables-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help=f"iptables backend (default {DEFAULT_BACKEND}, by measurement)")
+    p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   help="pod CIDR; traffic to a ClusterIP from outside it is masqueraded "
+                   "('' disables)")
+    p.add_argument("--min-sync-period", type=duration, default=1.0, metavar="DURATION",
+                   help="at most one sync per this interval; bursts are coalesced (1s)")
+    p.add_argument("--sync-period", type=duration, default=30.0, metavar="DURATION",
+                   help="check the kernel's rules for drift this often (30s)")
+    p.add_argument("--full-sync-period", type=duration, default=3600.0, metavar="DURATION",
+                   help="rewrite every rule this often even without drift (1h)")
+    p.add_argument("--cleanup", action="store_true",
+                   help="remove every rule the proxy owns, then exit")
+    p.add_argument("--log-level", default="info",
+                   choices=("debug", "info", "warning", "error"))
+    args = p.parse_args(argv)
+    try:
+        node = check_node_name((args.node or socket.gethostname()).lower(), "--node")
+        cidr = check_cidr(args.cluster_cidr, "--cluster-cidr") if args.cluster_cidr else None
+    except InvalidObject as exc:
+        raise UsageError(str(exc)) from None
+    if args.netns is not None and (not args.netns or "/" in args.netns
+                                   or args.netns in (".", "..")):
+        raise UsageError(f"--netns: {args.netns!r} is not a namespace name")
+    if args.min_sync_period > args.sync_period:
+        raise UsageError("--min-sync-period must not exceed --sync-period")
+    if args.sync_period <= 0 or args.full_sync_period <= 0:
+        raise UsageError("--sync-period and --full-sync-period must be positive")
+    return Options(
+        server=args.server, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
+        backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,
+        proxy=ProxyConfig(node_name=node, cluster_cidr=cidr,
+                          min_sync_period=args.min_sync_period, sync_period=args.sync_period,
+                          full_sync_period=args.full_sync_period, sctp=kernel_has_sctp()))
+
+
+def kernel_has_sctp() -> bool:
+    """Whether iptables can match SCTP here (the list of matches is kernel-wide)."""
+    try:
+        with open("/proc/net/ip_tables_matches") as f:
+            return "sctp" in f.read().split()
+    except OSError:
+        return True  # can't tell: let iptables-restore decide
+
+
+def check_environment(opts: Options) -> str | None:
+    """One line saying why the agent can't run here, or None."""
+    if opts.netns is not None and not os.path.exists(os.path.join("/run/netns", opts.netns)):
+        return f"network namespace {opts.netns!r} does not exist (/run/netns/{opts.netns})"
+    if not Backend(opts.backend).available():
+        return f"iptables-{opts.backend}-restore is not installed (Debian package iptables)"
+    return None
+
+
+def cleanup(opts: Options) -> int:
+    """Remove our rules from both backends of the namespace."""
+    status = 0
+    for kind in BACKENDS:
+        backend = Backend(kind, opts.netns)
+        if not backend.available():
+            continue
+        try:
+            payloads = plan_cleanup(parse_save(backend.save()))
+            for payload in payloads:
+                backend.restore(payload.text)
+            if payloads:
+                log.info("removed the proxy's rules from the %s backend", kind)
+        except IptablesError as exc:
+            log.error("cleanup of the %s backend failed: %s", kind, exc)
+            status = 1
+    return status
+
+
+async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | None) -> None:
+    """Run the proxy (and, later, the node/pod runtime) until SIGTERM/SIGINT."""
+    other = next(k for k in BACKENDS if k != opts.backend)
+    metrics = Metrics()
+    proxier = Proxier(Backend(opts.backend, opts.netns), opts.proxy, metrics=metrics,
+                      conntrack=Conntrack(opts.netns), other_backend=Backend(other, opts.netns))
+    agent = ProxyAgent(api, proxier)
+    status = StatusServer(metrics, proxier.health, proxier.readiness)
+    metrics.gauge("services", "Service ports programmed.", lambda: float(len(proxier.fragments)))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.stop)
+    if metrics_sock is not None:
+        await status.start(metrics_sock)
+    log.info("node %s: proxying Services in %s with the %s backend; API server %s%s",
+             opts.node, f"namespace {opts.netns}" if opts.netns else "this namespace",
+             opts.backend, api.server,
+             f"; metrics on {opts.metrics_listen[0]}:{opts.metrics_listen[1]}"
+             if opts.metrics_listen else "")
+    try:
+        await agent.run()
+    finally:
+        await status.stop()
+        log.info("stopped; rules left in place")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        opts = parse_args(argv)
+        api = load_config(server=opts.server)
+    except (UsageError, ConfigError) as exc:
+        print(f"mp-nodeagent: error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=opts.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    problem = check_environment(opts)
+    if problem is not None:
+        print(f"mp-nodeagent: error: {problem}", file=sys.stderr)
+        return 1
+    if opts.cleanup:
+        return cleanup(opts)
+    metrics_sock = None
+    if opts.metrics_listen is not None:
+        host, port = opts.metrics_listen
+        try:
+            metrics_sock = socket.create_server((host, port), reuse_port=False)
+        except OSError as exc:
+            print(f"mp-nodeagent: error: cannot listen on {host}:{port}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+    try:
+        asyncio.run(serve(opts, api, metrics_sock))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if metrics_sock is not None:
+            metrics_sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

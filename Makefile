@@ -46,6 +46,7 @@ bench: venv
 	$(PY) bench/apiserver.py
 	$(PY) bench/controllers.py
 	$(PY) bench/dns.py
+	$(PY) bench/proxy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

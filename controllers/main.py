@@ -84,9 +84,12 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
     controllers = build_controllers(config, client, informers, metrics, recorder)
     metrics.gauge("miniplane_informers_synced", "1 once every informer has listed.",
                   lambda: 1.0 if informers.synced() else 0.0)
-    status = StatusServer(metrics, informers.synced)
+    status = StatusServer(metrics.render,
+                          readiness=lambda: (informers.synced(), "informers not synced"))
     if metrics_socket is not None:
-        await status.start_on(metrics_socket)
+        await status.start(metrics_socket)
+        host, port = metrics_socket.getsockname()[:2]
+        log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
     log.info("mp-controllers starting against %s: %s", api.server,
              ", ".join(c.name for c in controllers) or "no controllers")
     informers.start()

@@ -19,13 +19,11 @@ framework: a scrape is a few lines of HTTP/1.0.
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import contextlib
 import logging
-import socket
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+
+from client.metrics import Histogram, StatusServer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -34,40 +32,6 @@ log = logging.getLogger(__name__)
 DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-
-class Histogram:
-    """Cumulative-bucket histogram per label tuple, Prometheus semantics."""
-
-    def __init__(self, buckets: Sequence[float] = DURATION_BUCKETS) -> None:
-        self.buckets = tuple(buckets)
-        self.series: dict[tuple[str, ...], list[float]] = {}
-
-    def observe(self, value: float, labels: tuple[str, ...] = ()) -> None:
-        counts = self.series.get(labels)
-        if counts is None:  # a slot per bucket, +Inf, then sum and count
-            counts = self.series[labels] = [0.0] * (len(self.buckets) + 3)
-        counts[bisect.bisect_left(self.buckets, value)] += 1
-        counts[-2] += value
-        counts[-1] += 1
-
-    def count(self, labels: tuple[str, ...] = ()) -> int:
-        counts = self.series.get(labels)
-        return int(counts[-1]) if counts else 0
-
-    def lines(self, name: str, label_names: tuple[str, ...]) -> list[str]:
-        out: list[str] = []
-        for labels, counts in sorted(self.series.items()):
-            base = [f'{k}="{v}"' for k, v in zip(label_names, labels, strict=True)]
-            running = 0
-            for bound, n in zip((*self.buckets, float("inf")), counts, strict=False):
-                running += int(n)
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                labels_text = ",".join([*base, f'le="{le}"'])
-                out.append(f"{name}_bucket{{{labels_text}}} {running}")
-            suffix = f"{{{','.join(base)}}}" if base else ""
-            out.append(f"{name}_sum{suffix} {counts[-2]!r}")
-            out.append(f"{name}_count{suffix} {int(counts[-1])}")
-        return out
 
 
 class Metrics:
@@ -79,7 +43,7 @@ class Metrics:
         self.reconciles: dict[tuple[str, str], int] = defaultdict(int)
         self.errors: dict[str, int] = defaultdict(int)
         self.writes: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.durations = Histogram()
+        self.durations = Histogram(DURATION_BUCKETS)
         self._depths: dict[str, Callable[[], int]] = {}
         self._gauges: dict[tuple[str, str], Callable[[], float]] = {}
 
@@ -135,57 +99,3 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-class StatusServer:
-    """``/metrics``, ``/healthz`` and ``/readyz`` over plain HTTP/1.0 on a bound socket."""
-
-    def __init__(self, metrics: Metrics, ready: Callable[[], bool]) -> None:
-        self.metrics = metrics
-        self.ready = ready
-        self._server: asyncio.Server | None = None
-
-    async def start_on(self, sock: socket.socket) -> None:
-        """Serve on an already bound, listening socket (bound early to fail fast)."""
-        self._server = await asyncio.start_server(self._handle, sock=sock)
-        host, port = sock.getsockname()[:2]
-        log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n",
-                                                                                  b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            code, body, ctype = self._answer(parts[0] if parts else "", path)
-            payload = body.encode()
-            writer.write(f"HTTP/1.0 {code}\r\nContent-Type: {ctype}\r\n"
-                         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-                         .encode() + payload)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeDecodeError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    def _answer(self, method: str, path: str) -> tuple[str, str, str]:
-        text = "text/plain; charset=utf-8"
-        if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", "method not allowed\n", text
-        if path == "/metrics":
-            return "200 OK", self.metrics.render(), "text/plain; version=0.0.4; charset=utf-8"
-        if path in ("/healthz", "/livez"):
-            return "200 OK", "ok\n", text
-        if path == "/readyz":
-            if self.ready():
-                return "200 OK", "ok\n", text
-            return "503 Service Unavailable", "informers not synced\n", text
-        return "404 Not Found", "not found\n", text

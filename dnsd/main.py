@@ -106,7 +106,7 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
     index = Index(zone, table, metrics, dynamic_chase=upstream is not None)
     syncer = Syncer(api, index)
     server = DnsServer(index, metrics, upstream)
-    status = StatusServer(metrics, syncer.readiness)
+    status = StatusServer(metrics.render, readiness=lambda: _not_ready_reason(syncer))
     metrics.gauge("dns_index_services", "Services in the index.", lambda: len(zone.services))
     metrics.gauge("dns_index_endpointslices", "EndpointSlices in the index.",
                   lambda: len(zone.slices))
@@ -181,3 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _not_ready_reason(syncer: Syncer) -> tuple[bool, str]:
+    ready, why = syncer.readiness()
+    return ready, f"not ready: {why}"

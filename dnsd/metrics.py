@@ -12,14 +12,12 @@ The endpoint answers ``GET /metrics``, ``/healthz`` (the process is up) and
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import contextlib
 import logging
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import dns.rcode
+
+from client.metrics import Histogram, StatusServer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -33,41 +31,6 @@ PROGRAMMING_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0
                        10.0, 30.0, 60.0, 300.0, 1020.0)
 MAX_RCODE = 24  # rcodes 0..23 are defined; BADVERS (16) is the largest dnsd sends
 
-
-class Histogram:
-    """Cumulative-bucket histogram with optional labels, Prometheus semantics."""
-
-    def __init__(self, buckets: Sequence[float]) -> None:
-        self.buckets = tuple(buckets)
-        self.series: dict[tuple[str, ...], list[float]] = {}
-
-    def observe(self, value: float, labels: tuple[str, ...] = ()) -> None:
-        counts = self.series.get(labels)
-        if counts is None:
-            # one slot per bucket, +Inf, then sum and count
-            counts = self.series[labels] = [0] * (len(self.buckets) + 3)
-        counts[bisect.bisect_left(self.buckets, value)] += 1
-        counts[-2] += value
-        counts[-1] += 1
-
-    def count(self, labels: tuple[str, ...] = ()) -> int:
-        counts = self.series.get(labels)
-        return int(counts[-1]) if counts else 0
-
-    def lines(self, name: str, label_names: tuple[str, ...] = ()) -> list[str]:
-        out: list[str] = []
-        for labels, counts in sorted(self.series.items()):
-            base = [f'{k}="{v}"' for k, v in zip(label_names, labels, strict=True)]
-            running = 0
-            for bound, n in zip((*self.buckets, float("inf")), counts, strict=False):
-                running += int(n)
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                labels_text = ",".join([*base, f'le="{le}"'])
-                out.append(f"{name}_bucket{{{labels_text}}} {running}")
-            suffix = f"{{{','.join(base)}}}" if base else ""
-            out.append(f"{name}_sum{suffix} {counts[-2]!r}")
-            out.append(f"{name}_count{suffix} {int(counts[-1])}")
-        return out
 
 
 class Metrics:
@@ -123,60 +86,3 @@ class Metrics:
         for name, (help_text, fn) in sorted(self.gauges.items()):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {fn()!r}"]
         return "\n".join(lines) + "\n"
-
-
-# -- the HTTP endpoint -----------------------------------------------------------------
-
-MAX_REQUEST_HEAD = 8192  # a scraper's request line and headers; anything bigger is abuse
-REQUEST_TIMEOUT = 5.0  # seconds to send a request head before the connection is dropped
-
-
-class StatusServer:
-    """Serves /metrics, /healthz and /readyz over HTTP/1.1, one request per connection."""
-
-    def __init__(self, metrics: Metrics, readiness: Callable[[], tuple[bool, str]]) -> None:
-        self.metrics = metrics
-        self.readiness = readiness
-        self._server: asyncio.Server | None = None
-
-    async def start(self, sock: socket.socket) -> None:
-        self._server = await asyncio.start_server(self._handle, sock=sock)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            status, ctype, body = self.respond(head[:MAX_REQUEST_HEAD])
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                ConnectionError):
-            writer.close()
-            return
-        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                     + body)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        writer.close()
-
-    def respond(self, head: bytes) -> tuple[str, str, bytes]:
-        """(status line, content type, body) for a request head; pure apart from reads."""
-        parts = head.split(b"\r\n", 1)[0].split()
-        if len(parts) < 2 or parts[0] not in (b"GET", b"HEAD"):
-            return "405 Method Not Allowed", "text/plain", b"method not allowed\n"
-        path = parts[1].split(b"?", 1)[0]
-        if path == b"/metrics":
-            return ("200 OK", "text/plain; version=0.0.4; charset=utf-8",
-                    self.metrics.render().encode())
-        if path in (b"/healthz", b"/livez"):
-            return "200 OK", "text/plain", b"ok\n"
-        if path == b"/readyz":
-            ready, why = self.readiness()
-            if ready:
-                return "200 OK", "text/plain", b"ok\n"
-            return "503 Service Unavailable", "text/plain", f"not ready: {why}\n".encode()
-        return "404 Not Found", "text/plain", b"not found\n"

@@ -161,7 +161,7 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
     proxier = Proxier(Backend(opts.backend, opts.netns), opts.proxy, metrics=metrics,
                       conntrack=Conntrack(opts.netns), other_backend=Backend(other, opts.netns))
     agent = ProxyAgent(api, proxier)
-    status = StatusServer(metrics, proxier.health, proxier.readiness)
+    status = StatusServer(metrics.render, readiness=proxier.readiness, health=proxier.health)
     metrics.gauge("services", "Service ports programmed.", lambda: float(len(proxier.fragments)))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,13 +19,11 @@ period (kube-proxy's rule: the proxy is stuck), ``/readyz`` 503 until the first 
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import contextlib
 import logging
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from client.metrics import Histogram, StatusServer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -37,30 +35,6 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6
                    8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 120.0, 180.0, 240.0,
                    300.0)
 
-
-class Histogram:
-    """A cumulative-bucket histogram with Prometheus semantics."""
-
-    def __init__(self, buckets: Sequence[float]) -> None:
-        self.buckets = tuple(buckets)
-        self.counts = [0] * (len(self.buckets) + 1)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.sum += value
-        self.count += 1
-
-    def lines(self, name: str) -> list[str]:
-        out: list[str] = []
-        running = 0
-        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
-            running += n
-            le = "+Inf" if bound == float("inf") else f"{bound:g}"
-            out.append(f'{name}_bucket{{le="{le}"}} {running}')
-        out += [f"{name}_sum {self.sum!r}", f"{name}_count {self.count}"]
-        return out
 
 
 @dataclass
@@ -152,61 +126,3 @@ class Metrics:
         for name, (help_text, fn) in sorted(self.gauges.items()):
             metric(name, "gauge", help_text, [f"{p}{name} {fn()!r}"])
         return "\n".join(lines) + "\n"
-
-
-# -- the HTTP endpoint -----------------------------------------------------------------------
-
-MAX_REQUEST_HEAD = 8192
-REQUEST_TIMEOUT = 5.0  # seconds for a scraper to send its request head
-
-
-class StatusServer:
-    """``GET /metrics``, ``/healthz``, ``/readyz`` over HTTP/1.1, one request per connection."""
-
-    def __init__(self, metrics: Metrics, health: Callable[[], tuple[bool, str]],
-                 readiness: Callable[[], tuple[bool, str]]) -> None:
-        self.metrics = metrics
-        self.health = health
-        self.readiness = readiness
-        self._server: asyncio.Server | None = None
-
-    async def start(self, sock: socket.socket) -> None:
-        self._server = await asyncio.start_server(self._handle, sock=sock)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            status, ctype, body = self.respond(head[:MAX_REQUEST_HEAD])
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
-                ConnectionError):
-            writer.close()
-            return
-        writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        writer.close()
-
-    def respond(self, head: bytes) -> tuple[str, str, bytes]:
-        """(status line, content type, body) for one request head."""
-        parts = head.split(b"\r\n", 1)[0].split()
-        if len(parts) < 2 or parts[0] not in (b"GET", b"HEAD"):
-            return "405 Method Not Allowed", "text/plain", b"method not allowed\n"
-        path = parts[1].split(b"?", 1)[0]
-        if path == b"/metrics":
-            return ("200 OK", "text/plain; version=0.0.4; charset=utf-8",
-                    self.metrics.render().encode())
-        for name, check in ((b"/healthz", self.health), (b"/livez", self.health),
-                            (b"/readyz", self.readiness)):
-            if path == name:
-                ok, why = check()
-                if ok:
-                    return "200 OK", "text/plain", b"ok\n"
-                return "503 Service Unavailable", "text/plain", f"{why}\n".encode()
-        return "404 Not Found", "text/plain", b"not found\n"

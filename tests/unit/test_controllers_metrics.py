@@ -15,7 +15,7 @@ def test_histogram_is_cumulative_with_sum_and_count():
     for v in (0.05, 0.5, 0.5, 3.0):
         h.observe(v, ("x",))
     assert h.lines("t", ("c",)) == [
-        't_bucket{c="x",le="0.1"} 1', 't_bucket{c="x",le="1.0"} 3',
+        't_bucket{c="x",le="0.1"} 1', 't_bucket{c="x",le="1"} 3',
         't_bucket{c="x",le="+Inf"} 4', 't_sum{c="x"} 4.05', 't_count{c="x"} 4']
     assert h.count(("x",)) == 4 and h.count(("y",)) == 0
 
@@ -52,20 +52,20 @@ async def _get(port: int, path: str) -> str:
 def test_status_server_answers_health_readiness_and_metrics():
     async def main():
         ready = False
-        server = StatusServer(Metrics(), lambda: ready)
+        server = StatusServer(Metrics().render, readiness=lambda: (ready, "informers not synced"))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         sock.setblocking(False)
         port = sock.getsockname()[1]
-        await server.start_on(sock)
+        await server.start(sock)
         try:
-            assert (await _get(port, "/healthz")).startswith("HTTP/1.0 200")
-            assert (await _get(port, "/readyz")).startswith("HTTP/1.0 503")
+            assert (await _get(port, "/healthz")).startswith("HTTP/1.1 200")
+            assert (await _get(port, "/readyz")).startswith("HTTP/1.1 503")
             ready = True
-            assert (await _get(port, "/readyz")).startswith("HTTP/1.0 200")
+            assert (await _get(port, "/readyz")).startswith("HTTP/1.1 200")
             assert "miniplane_workqueue_depth" in await _get(port, "/metrics?x=1")
-            assert (await _get(port, "/nope")).startswith("HTTP/1.0 404")
+            assert (await _get(port, "/nope")).startswith("HTTP/1.1 404")
         finally:
             await server.stop()
 

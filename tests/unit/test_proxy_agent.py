@@ -154,7 +154,8 @@ def test_metrics_text() -> None:
 
 
 def test_status_endpoint_answers() -> None:
-    server = StatusServer(Metrics(), lambda: (True, ""), lambda: (False, "rules not synced yet"))
+    server = StatusServer(Metrics().render, health=lambda: (True, ""),
+                          readiness=lambda: (False, "rules not synced yet"))
     assert server.respond(b"GET /healthz HTTP/1.1\r\n\r\n")[0] == "200 OK"
     status, _, body = server.respond(b"GET /readyz HTTP/1.1\r\n\r\n")
     assert status.startswith("503") and b"not synced" in body

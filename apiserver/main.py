@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -102,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",
         proxy_headers=False))
     log.info("mp-apiserver listening on http://%s:%d", host, port)
-    try:
+    # uvicorn may re-raise Ctrl-C after a clean shutdown; that is how we stop
+    with contextlib.suppress(KeyboardInterrupt):
         server.run()
-    except KeyboardInterrupt:
-        pass  # uvicorn re-raises Ctrl-C after a clean shutdown; that is how we stop
     return 0 if server.started else 1
 
 

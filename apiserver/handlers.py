@@ -86,7 +86,7 @@ class Api:
         started = time.perf_counter()
         verb, resource = request.method.lower(), "unknown"
         try:
-            target = parse_path(request.url.path)
+            target = parse_path(request.scope["path"])
             rt = target.resource if target else None
             if target is None or rt is None:
                 raise NotFound("the server could not find the requested resource",
@@ -97,7 +97,7 @@ class Api:
         except APIError as err:
             response = error_response(err)
         except Exception:  # noqa: BLE001 - a bug must still answer with a Status
-            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            log.exception("unhandled error on %s %s", request.method, request.scope["path"])
             response = error_response(InternalError("an internal error occurred; see the "
                                                     "apiserver log"))
         self.metrics.observe(verb, resource, response.status_code,

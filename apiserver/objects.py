@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +16,16 @@ _MAX_GENERATE_BASE = 63 - _GENERATED_SUFFIX
 _TOP_LEVEL_META = ("apiVersion", "kind", "metadata", "status")
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def rfc3339(moment: datetime) -> str:
     """Second precision, UTC, ``Z`` suffix: what Kubernetes writes in timestamps."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_second
+    second = int(moment.timestamp())
+    if second != _last_second[0]:  # many writes share a second; format it once
+        _last_second = (second, moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last_second[1]
 
 
 def now() -> datetime:
@@ -36,7 +42,11 @@ _uid_rng = random.Random(os.urandom(32))
 
 
 def new_uid() -> str:
-    return str(uuid.UUID(int=_uid_rng.getrandbits(128), version=4))
+    """A random (version 4, RFC 4122 variant) UUID in its usual text form."""
+    bits = _uid_rng.getrandbits(128)
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def generated_name(base: str, rng: random.Random | None = None) -> str:

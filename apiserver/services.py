@@ -9,7 +9,6 @@ back; a release waits until the write that frees the value has committed.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,8 +116,7 @@ class ServiceAllocations:
                 txn.after_commit(lambda gone=gone: self.ips.release(gone))
         spec["clusterIP"] = ip
         spec["clusterIPs"] = [ip]
-        family = "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
-        spec["ipFamilies"] = [family]
+        spec["ipFamilies"] = [self.ips.family]
         spec.setdefault("ipFamilyPolicy", "SingleStack")
 
     def _assign_node_ports(self, txn: Txn, spec: dict, old_spec: dict,

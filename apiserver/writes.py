@@ -85,7 +85,8 @@ class Writes:
             manager.stamp(rt, obj)
 
         def run(txn: Txn) -> dict:
-            return self._create_in(txn, rt, namespace, objects.deep_copy(obj), generate)
+            # runs once; a rolled-back attempt discards ``obj``, so no copy is needed
+            return self._create_in(txn, rt, namespace, obj, generate)
 
         return run
 

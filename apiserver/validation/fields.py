@@ -112,7 +112,7 @@ class FieldErrors(list[FieldError]):
 
     def check(self, value: Any, path: str, predicate: Callable[[str], list[str]]) -> bool:
         """Record each message of a ``names`` predicate as Invalid; True when valid."""
-        messages = predicate(value)
+        messages = _verdict(predicate, value)
         self.extend(invalid(path, value, m) for m in messages)
         return not messages
 
@@ -188,3 +188,22 @@ class FieldErrors(list[FieldError]):
             for key in ("reason", "message", "lastTransitionTime", "lastProbeTime",
                         "lastHeartbeatTime"):
                 self.text(cond.get(key), f"{p}.{key}")
+
+
+# The same names, label keys and values come back on every write (``app``,
+# ``kubernetes.io/service-name``, namespace names): remember the verdicts. The
+# predicates are pure, so a cached answer is the answer.
+_VERDICTS: dict[tuple[Callable[[str], list[str]], str], tuple[str, ...]] = {}
+_MAX_VERDICTS = 100_000
+
+
+def _verdict(predicate: Callable[[str], list[str]], value: Any) -> tuple[str, ...]:
+    if not isinstance(value, str):
+        return tuple(predicate(value))
+    key = (predicate, value)
+    found = _VERDICTS.get(key)
+    if found is None:
+        if len(_VERDICTS) >= _MAX_VERDICTS:
+            _VERDICTS.clear()
+        found = _VERDICTS[key] = tuple(predicate(value))
+    return found

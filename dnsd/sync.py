@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import AsyncIterator
 
 import httpx
 
 from client.backoff import Backoff
 from client.config import ClientConfig
-from client.http import AsyncClient
+from client.http import AsyncClient, tls_verify
 from client.informer import Informer
 from client.kinds import ENDPOINTSLICE, NAMESPACE, SERVICE, Kind
 from dnsd.index import Index
@@ -117,20 +116,6 @@ class TrackingTransport(httpx.AsyncHTTPTransport):
         return response
 
 
-def _tls(config: ClientConfig) -> ssl.SSLContext | bool:
-    """The same TLS settings ``client.http`` uses (needed because a custom transport
-    replaces the one the client would have built from them)."""
-    if not config.server.startswith("https://"):
-        return False
-    ctx = ssl.create_default_context(cafile=config.ca_file)
-    if config.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if config.client_cert:
-        ctx.load_cert_chain(config.client_cert, config.client_key)
-    return ctx
-
-
 class Syncer:
     """Runs the informers into an ``Index`` and answers 'are we in sync?'."""
 
@@ -138,7 +123,8 @@ class Syncer:
                  backoff: Backoff = BACKOFF) -> None:
         self.index = index
         self.tracker = ConnectionTracker(tuple(k.plural for k in KINDS))
-        transport = TrackingTransport(self.tracker, verify=_tls(config))
+        # a custom transport ignores the client's TLS settings unless given them
+        transport = TrackingTransport(self.tracker, verify=tls_verify(config))
         self.client = AsyncClient(config, timeout=REQUEST_TIMEOUT, transport=transport)
         self.informers = [Informer(self.client, kind, backoff=backoff) for kind in KINDS]
         services, slices, namespaces = self.informers

@@ -23,10 +23,11 @@ Pure code: no I/O, no global state.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from client import names
 
 __all__ = [
     "EVERYTHING",
@@ -57,70 +58,20 @@ class SelectorError(ValueError):
 # Label key / value validation (apimachinery util/validation IsQualifiedName, IsValidLabelValue)
 # --------------------------------------------------------------------------------------
 
-_NAME_MAX = 63
-_PREFIX_MAX = 253
-_NAME_RE = re.compile(r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
-_DNS1123_SUBDOMAIN_RE = re.compile(
-    r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*\Z"
-)
-_NAME_CHARSET_MSG = (
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
-    "with an alphanumeric character (e.g. 'MyName', or 'my.name', or '123-abc', regex used "
-    "for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
-)
-_SUBDOMAIN_MSG = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
-    "regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
-
-
 def check_label_key(key: str) -> str | None:
     """Why ``key`` is not a valid label key (a qualified name), or None if it is valid.
 
-    Returned as a message rather than raised so that the API server can reuse it for
-    ``metadata.labels`` validation (422 with several causes) as well as for selectors.
+    The API server's label validation uses the same predicate (``client.names``), so a
+    selector and a stored label are judged by one rule with one wording.
     """
-    if not isinstance(key, str):
-        return "label key must be a string"
-    parts = key.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            return "prefix part must be non-empty"
-        if len(prefix) > _PREFIX_MAX:
-            return f"prefix part must be no more than {_PREFIX_MAX} characters"
-        if not _DNS1123_SUBDOMAIN_RE.match(prefix):
-            return f"prefix part {_SUBDOMAIN_MSG}"
-    else:
-        return (
-            "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and "
-            "must start and end with an alphanumeric character, with an optional DNS "
-            "subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        )
-    if not name:
-        return "name part must be non-empty"
-    if len(name) > _NAME_MAX:
-        return f"name part must be no more than {_NAME_MAX} characters"
-    if not _NAME_RE.match(name):
-        return f"name part {_NAME_CHARSET_MSG}"
-    return None
+    problems = names.is_qualified_name(key)
+    return "; ".join(problems) if problems else None
 
 
 def check_label_value(value: str) -> str | None:
     """Why ``value`` is not a valid label value, or None. The empty string is valid."""
-    if not isinstance(value, str):
-        return "label value must be a string"
-    if value == "":
-        return None
-    if len(value) > _NAME_MAX:
-        return f"must be no more than {_NAME_MAX} characters"
-    if not _NAME_RE.match(value):
-        return f"a valid label {_NAME_CHARSET_MSG}"
-    return None
+    problems = names.is_valid_label_value(value)
+    return "; ".join(problems) if problems else None
 
 
 def _validate_key(key: str) -> None:

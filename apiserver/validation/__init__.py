@@ -23,7 +23,6 @@ from apiserver.errors import FieldError, invalid
 from apiserver.validation import (
     endpointslice,
     event,
-    names,
     namespace,
     node,
     pod,
@@ -31,6 +30,7 @@ from apiserver.validation import (
 )
 from apiserver.validation.fields import FieldErrors
 from apiserver.validation.meta import NameRule, validate_meta, validate_meta_update
+from client import names
 from client.kinds import KINDS
 
 __all__ = ["validate", "validate_status"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from apiserver.errors import FieldError, forbidden, invalid, not_supported
 from apiserver.errors import required as required_value
-from apiserver.validation import names
+from client import names
 
 CONDITION_STATUSES = ("True", "False", "Unknown")
 PROTOCOLS = ("SCTP", "TCP", "UDP")

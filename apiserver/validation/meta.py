@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from apiserver.errors import duplicate, forbidden, invalid, required
-from apiserver.validation import names
 from apiserver.validation.fields import FieldErrors, too_long
+from client import names
 
 # Kubernetes' TotalAnnotationSizeLimitB: keys plus values, in bytes.
 ANNOTATIONS_MAX_BYTES = 256 * 1024

@@ -7,8 +7,8 @@ every write, not only through ``/status``.
 from __future__ import annotations
 
 from apiserver.errors import FieldError, duplicate, forbidden, invalid
-from apiserver.validation import names
 from apiserver.validation.fields import FieldErrors
+from client import names
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 ADDRESS_TYPES = ("Hostname", "InternalIP", "ExternalIP", "InternalDNS", "ExternalDNS")

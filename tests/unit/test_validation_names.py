@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from apiserver.validation import names
+from client import names
 
 Predicate = Callable[[str], list[str]]
 

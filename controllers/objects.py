@@ -9,18 +9,14 @@ which every consumer of ``last-change-trigger-time`` parses).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from client.timestamps import format_time, parse_time  # noqa: F401 - re-exported
 
 Object = Mapping[str, Any]
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
-
 
 def meta(obj: Object) -> Mapping[str, Any]:
     m = obj.get("metadata")
@@ -93,25 +89,3 @@ def node_name_of(pod: Object) -> str:
     return str(spec(pod).get("nodeName") or "")
 
 
-def format_time(unix: float) -> str:
-    """Unix time → RFC 3339 UTC with microseconds, trailing zeros trimmed (as Go)."""
-    moment = datetime.fromtimestamp(unix, UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    micros = f"{moment.microsecond:06d}".rstrip("0")
-    return f"{text}.{micros}Z" if micros else f"{text}Z"
-
-
-def parse_time(value: Any) -> float | None:
-    """RFC 3339 (any fraction length) → Unix time; None for anything else."""
-    if not isinstance(value, str):
-        return None
-    m = _RFC3339.match(value.strip())
-    if m is None:
-        return None
-    day, clock, fraction, offset = m.groups()
-    zone = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        moment = datetime.fromisoformat(f"{day}T{clock}{zone}")
-    except ValueError:
-        return None
-    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)

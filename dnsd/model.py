@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from client.timestamps import parse_time as parse_timestamp
 from dnsd.names import dashed_address
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -190,26 +189,6 @@ def creation_time(obj: dict[str, Any]) -> float | None:
     if not isinstance(raw, str) or "." not in raw:
         return None
     return parse_timestamp(raw)
-
-
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """RFC 3339 (with up to nanoseconds, as Go writes them) → Unix time; None if not one."""
-    if not isinstance(value, str):
-        return None
-    m = _RFC3339.match(value.strip())
-    if not m:
-        return None
-    base, fraction, offset = m.groups()
-    try:
-        moment = datetime.fromisoformat(base + ("+00:00" if offset == "Z" else offset))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def _port(p: dict[str, Any]) -> Port:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from client.timestamps import parse_time
 
 Object = Mapping[str, Any]
 
@@ -33,8 +34,6 @@ TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 MAX_AFFINITY_SECONDS = 86400  # Kubernetes' MaxClientIPServiceAffinitySeconds
 DEFAULT_AFFINITY_SECONDS = 10800  # Kubernetes' default ClientIP timeout (3 h)
 
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 # Used with fullmatch: "$" would accept a trailing newline.
@@ -293,24 +292,6 @@ def _list(value: Any) -> list[Any]:
 
 
 def trigger_time(endpoint_slice: Object) -> float | None:
-    """The slice's ``last-change-trigger-time`` as Unix time; None if absent or malformed.
-
-    RFC 3339 with any fraction length: the controller writes microseconds
-    (Go's ``RFC3339Nano`` trimmed), hand-written objects often whole seconds.
-    """
+    """The slice's ``last-change-trigger-time`` as Unix time; None if absent or malformed."""
     meta = _mapping(endpoint_slice.get("metadata"))
-    value = _mapping(meta.get("annotations")).get(TRIGGER_TIME_ANNOTATION)
-    if not isinstance(value, str):
-        return None
-    m = _RFC3339.fullmatch(value.strip())
-    if m is None:
-        return None
-    day, clock, fraction, offset = m.groups()
-    zone = "+00:00" if offset in ("Z", "z") else offset
-    try:
-        moment = datetime.fromisoformat(f"{day}T{clock}{zone}")
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
+    return parse_time(_mapping(meta.get("annotations")).get(TRIGGER_TIME_ANNOTATION))

@@ -1,0 +1,39 @@
+"""RFC 3339 timestamps as the API carries them, to and from Unix time.
+
+Kubernetes writes whole seconds in metadata and microseconds (Go's RFC3339Nano,
+trailing zeros trimmed) in ``endpoints.kubernetes.io/last-change-trigger-time``;
+consumers measure programming latency from the latter, so both forms parse here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def parse_time(value: Any) -> float | None:
+    """RFC 3339 with any fraction length → Unix time; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    m = _RFC3339.fullmatch(value.strip())
+    if m is None:
+        return None
+    day, clock, fraction, offset = m.groups()
+    zone = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}{zone}")
+    except ValueError:
+        return None
+    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
+
+
+def format_time(unix: float) -> str:
+    """Unix time → RFC 3339 UTC with microseconds, trailing zeros trimmed (as Go)."""
+    moment = datetime.fromtimestamp(unix, UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    micros = f"{moment.microsecond:06d}".rstrip("0")
+    return f"{text}.{micros}Z" if micros else f"{text}Z"

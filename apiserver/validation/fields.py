@@ -113,7 +113,8 @@ class FieldErrors(list[FieldError]):
     def check(self, value: Any, path: str, predicate: Callable[[str], list[str]]) -> bool:
         """Record each message of a ``names`` predicate as Invalid; True when valid."""
         messages = _verdict(predicate, value)
-        self.extend(invalid(path, value, m) for m in messages)
+        if messages:  # the common case is valid: build nothing for it
+            self.extend(invalid(path, value, m) for m in messages)
         return not messages
 
     def enum(self, value: Any, path: str, allowed: Collection[str], *,

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import orjson
 import yaml
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -113,8 +114,8 @@ class Api:
         if t.subresource and t.subresource not in allowed_sub:
             raise NotFound("the server could not find the requested resource", details={})
         ns = t.namespace or ""
-        q = request.query_params
-        as_table = tables.wants_table(request.headers.get("accept", ""))
+        q = query(request)
+        as_table = method == "GET" and tables.wants_table(request.headers.get("accept", ""))
         if t.name is None:
             if method == "GET":
                 opts = parse_list_options(q, rt)
@@ -240,7 +241,7 @@ class Api:
         mode = field_validation(request)
         create_body = None
         if flavour == "apply":
-            if not request.query_params.get("fieldManager"):
+            if not query(request).get("fieldManager"):
                 raise BadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
                                  "Required value: is required for apply patch")
             document = _load_yaml(raw)
@@ -291,7 +292,7 @@ class Api:
 
     async def delete_collection(self, rt: ResourceType, namespace: str | None,
                                 request: Request) -> Response:
-        opts = parse_list_options(request.query_params, rt)
+        opts = parse_list_options(query(request), rt)
         options = await delete_options(request)
         page = await anyio.to_thread.run_sync(
             lambda: self.store.list(rt.key, namespace, keep=opts.matcher()))
@@ -366,9 +367,19 @@ def _load_yaml(raw: bytes) -> Any:
         raise BadRequest(f"the request body is not valid YAML: {exc}".splitlines()[0]) from None
 
 
+_NO_QUERY = QueryParams("")
+
+
+def query(request: Request) -> QueryParams:
+    """The request's query parameters; most writes have none, so skip parsing then."""
+    if not request.scope.get("query_string"):
+        return _NO_QUERY
+    return request.query_params
+
+
 def field_validation(request: Request) -> str:
     """Ignore, Warn (the default, as in Kubernetes) or Strict."""
-    mode = request.query_params.get("fieldValidation") or "Warn"
+    mode = query(request).get("fieldValidation") or "Warn"
     if mode not in ("Ignore", "Warn", "Strict"):
         raise BadRequest(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", '
                          f'got "{mode}"')
@@ -390,7 +401,7 @@ def check_fields(rt: ResourceType, obj: Any, mode: str) -> list[str]:
 
 def field_manager(rt: ResourceType, request: Request, doc: dict, operation: str,
                   subresource: str = "") -> Manager | None:
-    name = request.query_params.get("fieldManager")
+    name = query(request).get("fieldManager")
     if not name:
         return None
     if len(name) > 128:
@@ -407,7 +418,7 @@ def with_warnings(response: Response, warnings: list[str]) -> Response:
 
 
 def dry_run(request: Request) -> bool:
-    values = request.query_params.getlist("dryRun")
+    values = query(request).getlist("dryRun")
     for value in values:
         if value != "All":
             raise BadRequest(f'Invalid dryRun value "{value}": supported value is "All"')
@@ -422,7 +433,7 @@ async def delete_options(request: Request) -> dict[str, Any]:
         if not isinstance(document, dict):
             raise BadRequest("DeleteOptions must be a JSON object")
         options.update(document)
-    q = request.query_params
+    q = query(request)
     if "gracePeriodSeconds" in q:
         try:
             options["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])

@@ -1,9 +1,9 @@
-"""``mp-nodeagent``: the per-node agent. Today it runs the service proxy (issue 5).
+"""``mp-nodeagent``: the per-node agent: the service proxy (issue 5) and the node (issue 6).
 
 Wiring only: flags → checks (the namespace exists, the backend is installed, the
-metrics port binds) → the proxy (``nodeagent.proxy.agent``) and the status
-endpoint, until SIGTERM/SIGINT. The node and pod runtime (issue 6) will start
-beside the proxy in ``serve``. Bad flags exit 2 and a bad environment exits 1,
+metrics port binds) → the proxy (``nodeagent.proxy.agent``), the node and pod
+runtime (``nodeagent.node.agent``) and the status endpoint, concurrently, until
+SIGTERM/SIGINT; neither half waits for the other. Bad flags exit 2 and a bad environment exits 1,
 each with one line on stderr. ``--cleanup`` removes every rule the proxy owns
 from the namespace (both backends) and exits, like ``kube-proxy --cleanup``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -20,8 +21,12 @@ import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from client.config import ClientConfig, ConfigError, load_config
+from nodeagent.node.agent import NodeAgent, NodeConfig
+from nodeagent.pods.manager import default_state_dir
+from nodeagent.pods.runtime import RuntimeConfig
 from nodeagent.proxy.agent import ProxyAgent
 from nodeagent.proxy.apply import BACKENDS, Backend, IptablesError
 from nodeagent.proxy.conntrack import Conntrack
@@ -53,6 +58,8 @@ class Options:
     proxy: ProxyConfig
     cleanup: bool
     log_level: str
+    node_cfg: NodeConfig | None = None
+    no_pods: bool = False
 
 
 def duration(text: str) -> float:
@@ -92,6 +99,24 @@ def parse_args(argv: Sequence[str] | None) -> Options:
                    help="check the kernel's rules for drift this often (30s)")
     p.add_argument("--full-sync-period", type=duration, default=3600.0, metavar="DURATION",
                    help="rewrite every rule this often even without drift (1h)")
+    p.add_argument("--cluster-name", default=None,
+                   help="names pod namespaces mp-<cluster>-pod-<uid> (default: from "
+                   "--netns mp-<cluster>-node-<n>, else 'mp')")
+    p.add_argument("--service-cidr", default="10.96.0.0/16",
+                   help="routed via cni0 so the node's own connections hit nat OUTPUT")
+    p.add_argument("--heartbeat-interval", type=duration, default=10.0, metavar="DURATION",
+                   help="node heartbeat period; at most a quarter of the controllers' "
+                   "--node-monitor-grace-period (10s)")
+    p.add_argument("--restart-backoff", type=duration, default=10.0, metavar="DURATION",
+                   help="first container restart delay, doubling per restart (10s)")
+    p.add_argument("--max-restart-backoff", type=duration, default=300.0,
+                   metavar="DURATION", help="cap of the container restart delay (5m)")
+    p.add_argument("--no-pods", action="store_true",
+                   help="run only the proxy (no node registration or pods)")
+    p.add_argument("--own-netns", action="store_true",
+                   help="without --netns: set up cni0, routes and pods in the namespace the "
+                   "agent runs in (a container's); without either, only the proxy runs so "
+                   "a host's own network is never changed")
     p.add_argument("--cleanup", action="store_true",
                    help="remove every rule the proxy owns, then exit")
     p.add_argument("--log-level", default="info",
@@ -105,6 +130,21 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     if args.netns is not None and (not args.netns or "/" in args.netns
                                    or args.netns in (".", "..")):
         raise UsageError(f"--netns: {args.netns!r} is not a namespace name")
+    if args.heartbeat_interval <= 0 or args.restart_backoff <= 0 \
+            or args.max_restart_backoff < args.restart_backoff:
+        raise UsageError("--heartbeat-interval and --restart-backoff must be positive and "
+                         "--max-restart-backoff at least --restart-backoff")
+    cluster = args.cluster_name or cluster_from_netns(args.netns)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", cluster):
+        raise UsageError(f"--cluster-name: {cluster!r} is not a short DNS label")
+    node_part = not args.no_pods and (args.netns is not None or args.own_netns)
+    node_cfg = None if not node_part else NodeConfig(
+        node=node, netns=args.netns, cluster_cidr=args.cluster_cidr or "10.244.0.0/16",
+        service_cidr=args.service_cidr or None, heartbeat_interval=args.heartbeat_interval,
+        runtime=RuntimeConfig(
+            node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
+            state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),
+            backoff_base=args.restart_backoff, backoff_cap=args.max_restart_backoff))
     if args.min_sync_period > args.sync_period:
         raise UsageError("--min-sync-period must not exceed --sync-period")
     if args.sync_period <= 0 or args.full_sync_period <= 0:
@@ -112,9 +152,16 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     return Options(
         server=args.server, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
         backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,
+        node_cfg=node_cfg, no_pods=args.no_pods,
         proxy=ProxyConfig(node_name=node, cluster_cidr=cidr,
                           min_sync_period=args.min_sync_period, sync_period=args.sync_period,
                           full_sync_period=args.full_sync_period, sctp=kernel_has_sctp()))
+
+
+def cluster_from_netns(netns: str | None) -> str:
+    """``mp-<cluster>-node-<n>`` → ``<cluster>``; anything else → ``mp``."""
+    m = re.fullmatch(r"mp-(.+)-node-[^-]+", netns or "")
+    return m.group(1) if m else "mp"
 
 
 def kernel_has_sctp() -> bool:
@@ -155,7 +202,7 @@ def cleanup(opts: Options) -> int:
 
 
 async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | None) -> None:
-    """Run the proxy (and, later, the node/pod runtime) until SIGTERM/SIGINT."""
+    """Run the proxy and the node/pod runtime side by side until SIGTERM/SIGINT."""
     other = next(k for k in BACKENDS if k != opts.backend)
     metrics = Metrics()
     proxier = Proxier(Backend(opts.backend, opts.netns), opts.proxy, metrics=metrics,
@@ -163,9 +210,16 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
     agent = ProxyAgent(api, proxier)
     status = StatusServer(metrics.render, readiness=proxier.readiness, health=proxier.health)
     metrics.gauge("services", "Service ports programmed.", lambda: float(len(proxier.fragments)))
+    node = NodeAgent(api, opts.node_cfg) if opts.node_cfg is not None else None
+
+    def stop() -> None:
+        agent.stop()
+        if node is not None:
+            node.stop()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, agent.stop)
+        loop.add_signal_handler(sig, stop)
     if metrics_sock is not None:
         await status.start(metrics_sock)
     log.info("node %s: proxying Services in %s with the %s backend; API server %s%s",
@@ -173,11 +227,19 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
              opts.backend, api.server,
              f"; metrics on {opts.metrics_listen[0]}:{opts.metrics_listen[1]}"
              if opts.metrics_listen else "")
+    if node is None:
+        log.info("node and pod runtime off (%s)", "--no-pods" if opts.no_pods else
+                 "no --netns and no --own-netns")
+    node_task = asyncio.create_task(node.run(), name="node") if node is not None else None
     try:
         await agent.run()
     finally:
+        if node is not None and node_task is not None:
+            node.stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await node_task
         await status.stop()
-        log.info("stopped; rules left in place")
+        log.info("stopped; rules and pods left in place")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

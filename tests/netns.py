@@ -163,6 +163,33 @@ class Lab:
                 if line.startswith(self.run + "-")]
 
 
+def sweep(prefix: str) -> list[str]:
+    """Kill every process in, and delete, each namespace named ``<prefix>…``.
+
+    The fallback of tests whose agents create namespaces themselves (pods): whatever
+    an agent left behind goes, with its ``/etc/netns/<ns>`` directory. Returns the
+    namespaces it removed.
+    """
+    if not prefix.startswith("mp-"):
+        raise ValueError(f"refusing to sweep {prefix!r}: tests only use mp-… namespaces")
+    removed = []
+    for line in sh("ip", "netns", "list").stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if not name.startswith(prefix):
+            continue
+        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        sh("ip", "netns", "delete", name, check=False)
+        removed.append(name)
+    for d in Path("/etc/netns").glob(prefix + "*") if Path("/etc/netns").is_dir() else []:
+        with contextlib.suppress(OSError):
+            for f in d.iterdir():
+                f.unlink()
+            d.rmdir()
+    return removed
+
+
 def wait_port(ns: str, ip: str, port: int, timeout: float = 10.0) -> None:
     """Wait until a TCP server answers on ``ip:port`` inside ``ns``."""
     deadline = time.monotonic() + timeout

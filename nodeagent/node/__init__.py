@@ -1,0 +1,1 @@
+"""The node part of ``mp-nodeagent``: registration, heartbeats, the node's network."""

@@ -1,0 +1,202 @@
+"""The node part of ``mp-nodeagent``: register, heartbeat, network, then pods.
+
+``NodeAgent.run`` registers the Node (or refreshes it after a restart), heartbeats
+by patching ``nodes/<name>/status`` every ``heartbeat_interval`` (the Ready
+condition's ``lastHeartbeatTime``, which the node-lifecycle controller watches),
+keeps routes to the other nodes' pod CIDRs from a Node informer, and once
+``spec.podCIDR`` is set builds ``cni0`` and starts the pod manager. It never blocks
+the proxy: both run as tasks of the same loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from client.backoff import Backoff
+from client.errors import AlreadyExists, ApiError, NotFound
+from client.http import AsyncClient
+from client.informer import Informer
+from client.kinds import NODE
+from nodeagent.node import network
+from nodeagent.pods.manager import PodManager
+from nodeagent.pods.runtime import RuntimeConfig
+from nodeagent.pods.status import format_time
+
+log = logging.getLogger(__name__)
+
+BACKOFF = Backoff(base=0.1, cap=5.0)
+VERSION = "v1.30.0-miniplane"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node: str
+    netns: str | None
+    cluster_cidr: str
+    service_cidr: str | None
+    heartbeat_interval: float
+    runtime: RuntimeConfig
+
+
+def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]:
+    """The status the agent posts: addresses, capacity, nodeInfo, the Ready condition."""
+    cpus = str(os.cpu_count() or 1)
+    try:
+        mem_kib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+    except (ValueError, OSError):
+        mem_kib = 0
+    capacity = {"cpu": cpus, "memory": f"{mem_kib}Ki", "pods": "110"}
+    uname = platform.uname()
+    return {
+        "addresses": ([{"type": "InternalIP", "address": ip}] if ip else []),
+        "capacity": capacity,
+        "allocatable": capacity,
+        "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
+                     "operatingSystem": "linux", "architecture": uname.machine,
+                     "kernelVersion": uname.release, "osImage": "miniplane",
+                     "containerRuntimeVersion": "miniplane://process",
+                     "machineID": "", "systemUUID": "", "bootID": ""},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "mp-nodeagent is posting ready status",
+                        "lastHeartbeatTime": now, "lastTransitionTime": ready_since}],
+    }
+
+
+class NodeAgent:
+    def __init__(self, api: Any, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.client = AsyncClient(api, timeout=10.0)
+        self.nodes = Informer(self.client, NODE, backoff=BACKOFF)
+        self.nodes.add_handler(lambda _n: self._nodes_changed(),
+                               lambda _o, _n: self._nodes_changed(),
+                               lambda _n: self._nodes_changed())
+        self.pods = PodManager(self.client, cfg.runtime, node=cfg.node)
+        self.pods.before_writes = self._ensure_ready
+        self.ip: str | None = None
+        self.ready_since = format_time(time.time())
+        self._routes_dirty = asyncio.Event()
+        self._cidr = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _nodes_changed(self) -> None:
+        self._routes_dirty.set()
+        me = self.nodes.store.get(self.cfg.node)
+        if me and (me.get("spec") or {}).get("podCIDR"):
+            self._cidr.set()
+
+    async def run(self) -> None:
+        self.ip = await asyncio.to_thread(network.node_ip, self.cfg.netns)
+        tasks = [asyncio.create_task(self._heartbeat_loop(), name="node-heartbeat"),
+                 asyncio.create_task(self.nodes.run(), name="informer-nodes"),
+                 asyncio.create_task(self._routes_loop(), name="node-routes"),
+                 asyncio.create_task(self._pods(), name="node-pods")]
+        try:
+            await self._stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await self.client.aclose()
+
+    async def _register(self) -> None:
+        try:
+            await self.client.get(NODE, self.cfg.node)
+        except NotFound:
+            with contextlib.suppress(AlreadyExists):
+                await self.client.create(NODE, {
+                    "apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": self.cfg.node,
+                                 "labels": {"kubernetes.io/hostname": self.cfg.node,
+                                            "kubernetes.io/os": "linux"}},
+                    "spec": {}})
+                log.info("registered node %s (%s)", self.cfg.node, self.ip)
+
+    def _ready_in_cache(self) -> bool:
+        me = self.nodes.store.get(self.cfg.node) or {}
+        return any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (me.get("status") or {}).get("conditions") or [])
+
+    async def _ensure_ready(self) -> None:
+        """Post a heartbeat now unless the cache already shows this node Ready."""
+        if not self._ready_in_cache():
+            await self._heartbeat()
+            log.info("node %s: Ready posted before pod status writes", self.cfg.node)
+
+    async def _heartbeat(self) -> None:
+        if self.nodes.has_synced and not self._ready_in_cache():
+            self.ready_since = format_time(time.time())  # a transition: NotReady → Ready
+        status = node_status(ip=self.ip, ready_since=self.ready_since,
+                             now=format_time(time.time()))
+        await self.client.patch(NODE, self.cfg.node, {"status": status}, subresource="status")
+
+    async def _heartbeat_loop(self) -> None:
+        registered = False
+        failures = 0
+        while True:
+            try:
+                if not registered:
+                    await self._register()
+                    registered = True
+                await self._heartbeat()
+                if failures or not self.pods.node_ready.is_set():
+                    log.info("node %s: Ready posted", self.cfg.node)
+                    self.pods.node_ready.set()
+                    self.pods.poke_all()
+                failures = 0
+                await asyncio.sleep(self.cfg.heartbeat_interval)
+            except ApiError as exc:
+                failures += 1
+                if isinstance(exc, NotFound):
+                    registered = False
+                if failures == 1:
+                    log.warning("node %s: heartbeat failed: %s", self.cfg.node, exc)
+                self.pods.node_ready.clear()
+                await asyncio.sleep(min(self.cfg.heartbeat_interval, BACKOFF.next(failures)))
+
+    async def _routes_loop(self) -> None:
+        await self.nodes.wait_synced()
+        self._nodes_changed()
+        while True:
+            await self._routes_dirty.wait()
+            self._routes_dirty.clear()
+            desired = network.desired_routes(self.nodes.store.list(), self_name=self.cfg.node)
+            try:
+                await asyncio.to_thread(network.sync_routes, self.cfg.netns, desired,
+                                        cluster_cidr=self.cfg.cluster_cidr)
+            except RuntimeError as exc:
+                log.warning("node routes: %s", exc)
+                await asyncio.sleep(1.0)
+                self._routes_dirty.set()
+
+    async def _pods(self) -> None:
+        try:
+            await self._run_pods()
+        except Exception:
+            log.exception("node %s: the pod runtime failed", self.cfg.node)
+            raise
+
+    async def _run_pods(self) -> None:
+        await self._cidr.wait()
+        cidr = self.nodes.store.get(self.cfg.node)["spec"]["podCIDR"]
+        log.info("node %s: pod CIDR %s", self.cfg.node, cidr)
+        while True:
+            try:
+                await asyncio.to_thread(network.setup_node, self.cfg.netns, cidr,
+                                        self.cfg.service_cidr)
+                break
+            except (RuntimeError, OSError) as exc:
+                log.error("node network setup failed (retrying): %s", exc)
+                await asyncio.sleep(2.0)
+        await self.pods.run(cidr, self.ip)

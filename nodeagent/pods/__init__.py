@@ -1,0 +1,1 @@
+"""The pod part of ``mp-nodeagent``: namespaces, veths, IPAM, processes, probes, status."""

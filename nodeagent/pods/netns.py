@@ -1,0 +1,144 @@
+"""The only place that changes or enters pod namespaces.
+
+``create_pod_network`` makes ``mp-<cluster>-pod-<uid>``: loopback up, a veth pair
+created inside the node namespace (``veth<uid8>``, hairpin on, enslaved to ``cni0``)
+whose peer lands in the pod as ``eth0`` with the pod IP and a default route via the
+bridge, plus ``/etc/netns/<ns>/resolv.conf``. ``socket_in`` opens a socket inside a
+namespace on a short-lived thread (``setns``), so probes need no process each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import ipaddress
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from nodeagent.node.network import BRIDGE, gateway
+from nodeagent.pods.status import pod_netns, resolv_conf
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000
+NETNS_ETC = Path("/etc/netns")
+
+
+class NetworkError(RuntimeError):
+    """An ``ip`` command failed; the message carries its stderr."""
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise NetworkError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+def exists(ns: str) -> bool:
+    return os.path.exists(f"/run/netns/{ns}")
+
+
+def host_veth(uid: str) -> str:
+    return "veth" + uid.replace("-", "")[:8]
+
+
+def _node_args(node_ns: str | None) -> list[str]:
+    return ["-n", node_ns] if node_ns else []
+
+
+def create_pod_network(*, node_ns: str | None, pod_ns: str, uid: str, ip: str,
+                       pod_cidr: str, resolv: str) -> None:
+    """Build the pod's namespace and wiring; repairs a half-built one."""
+    if not exists(pod_ns):
+        _ip("netns", "add", pod_ns)
+    etc = NETNS_ETC / pod_ns
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "resolv.conf").write_text(resolv)
+    _ip("-n", pod_ns, "link", "set", "lo", "up")
+    veth = host_veth(uid)
+    prefix = ipaddress.ip_network(pod_cidr, strict=False).prefixlen
+    has_eth0 = _ip("-n", pod_ns, "link", "show", "eth0", check=False).returncode == 0
+    if not has_eth0:
+        _ip(*_node_args(node_ns), "link", "del", veth, check=False)
+        _ip(*_node_args(node_ns), "link", "add", veth, "type", "veth", "peer", "name", "eth0",
+            "netns", pod_ns)
+    _ip(*_node_args(node_ns), "link", "set", veth, "master", BRIDGE)
+    _ip(*_node_args(node_ns), "link", "set", veth, "up")
+    _ip(*_node_args(node_ns), "link", "set", veth, "type", "bridge_slave", "hairpin", "on")
+    _ip("-n", pod_ns, "addr", "replace", f"{ip}/{prefix}", "dev", "eth0")
+    _ip("-n", pod_ns, "link", "set", "eth0", "up")
+    _ip("-n", pod_ns, "route", "replace", "default", "via", gateway(pod_cidr))
+
+
+def delete_pod_network(*, node_ns: str | None, pod_ns: str, uid: str) -> None:
+    """Remove the namespace (its eth0 takes the veth along), then its /etc/netns dir."""
+    _ip("netns", "delete", pod_ns, check=False)
+    _ip(*_node_args(node_ns), "link", "del", host_veth(uid), check=False)
+    shutil.rmtree(NETNS_ETC / pod_ns, ignore_errors=True)
+
+
+def list_pod_namespaces(prefix: str) -> list[str]:
+    out = _ip("netns", "list", check=False).stdout
+    return sorted(line.split()[0] for line in out.splitlines()
+                  if line.split() and line.split()[0].startswith(prefix))
+
+
+def _setns(fd: int) -> None:
+    native = getattr(os, "setns", None)
+    if native is not None:
+        native(fd, CLONE_NEWNET)
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def run_in_netns(ns: str | None, fn: Callable[[], T]) -> T:
+    """``fn()`` on a fresh thread inside ``ns`` (here when None)."""
+    if ns is None:
+        return fn()
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(fd)
+            finally:
+                os.close(fd)
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = exc
+
+    t = threading.Thread(target=work, name=f"netns-{ns}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]
+
+
+def socket_in(ns: str | None) -> socket.socket:
+    return run_in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+
+def close_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+
+def pod_ns_name(cluster: str, uid: str) -> str:
+    return pod_netns(cluster, uid)
+
+
+def resolv_for(dns_ip: str, namespace: str) -> str:
+    return resolv_conf(dns_ip=dns_ip, namespace=namespace)

@@ -1,0 +1,356 @@
+"""Pod workers: one per Pod bound to this node, from namespace to deletion.
+
+A ``PodWorker`` builds the pod's network (``netns``), runs each container as a
+host process inside it (``ip netns exec``, its own session so a signal reaches the
+whole group), applies the restart policy with back-off, runs probes, and asks for
+a status write whenever anything it reports changes. Each container's pid is kept
+in ``<state>/pods/<uid>/pod.json`` so a restarted agent adopts the process instead
+of starting another. On ``deletionTimestamp`` it sends SIGTERM, waits the grace
+period, sends SIGKILL, removes the namespace, releases the IP and deletes the Pod
+with grace 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nodeagent.pods import netns
+from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
+from nodeagent.pods.status import ContainerRecord, format_time, restart_delay, should_restart
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ADOPTED_POLL = 0.5  # seconds between liveness checks of a process we did not start
+DEFAULT_GRACE = 30
+FINISHED = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    node_ns: str | None
+    cluster: str
+    dns_ip: str
+    state_dir: Path
+    backoff_base: float = 10.0
+    backoff_cap: float = 300.0
+
+
+def proc_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (start time in ticks): tells a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return fields[19]
+
+
+def kill_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+class Container:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.record = ContainerRecord(name=spec["name"], image=spec.get("image", ""))
+        self.pid: int | None = None
+        self.pid_start: str | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.liveness_failed = False
+        self.start_failures = 0
+        self.probe_tasks: list[asyncio.Task] = []
+
+
+class PodWorker:
+    """Runs one pod; ``update`` feeds it new versions of the object."""
+
+    def __init__(self, cfg: RuntimeConfig, pod: dict[str, Any], *, pod_cidr: str,
+                 ipam: Any, host_ip: str | None, changed: Callable[[PodWorker], None],
+                 deleted: Callable[[PodWorker], Any]) -> None:
+        self.cfg = cfg
+        self.pod = pod
+        self.uid: str = pod["metadata"]["uid"]
+        self.key = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
+        self.ns = netns.pod_ns_name(cfg.cluster, self.uid)
+        self.dir = cfg.state_dir / "pods" / self.uid
+        self.pod_cidr = pod_cidr
+        self.ipam = ipam
+        self.host_ip = host_ip
+        self.ip: str | None = None
+        self.start_time = format_time(time.time())
+        self.containers = [Container(c) for c in pod["spec"].get("containers") or []]
+        self._changed = changed
+        self._deleted = deleted
+        self.terminating = asyncio.Event()
+        self.gone = False  # the object was deleted outright: no DELETE needed
+        self.task: asyncio.Task | None = None
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = {"uid": self.uid, "key": self.key, "netns": self.ns, "ip": self.ip,
+                "startTime": self.start_time,
+                "containers": {c.record.name: {"pid": c.pid, "pidStart": c.pid_start,
+                                               "restartCount": c.record.restart_count,
+                                               "state": c.record.state}
+                               for c in self.containers}}
+        tmp = self.dir / "pod.json.tmp"
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, self.dir / "pod.json")
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir / "pod.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def update(self, pod: dict[str, Any]) -> None:
+        self.pod = pod
+        if pod["metadata"].get("deletionTimestamp") and not self.terminating.is_set():
+            log.info("pod %s: deletion requested", self.key)
+            self.terminating.set()
+        self._changed(self)
+
+    def delete_now(self) -> None:
+        """The object is gone (force-deleted): stop at once."""
+        self.gone = True
+        self.terminating.set()
+
+    def notify(self) -> None:
+        self._changed(self)
+
+    async def run(self) -> None:
+        saved = self._load()
+        self.start_time = saved.get("startTime", self.start_time)
+        self.ip = await asyncio.to_thread(self.ipam.allocate, self.uid)
+        await asyncio.to_thread(
+            netns.create_pod_network, node_ns=self.cfg.node_ns, pod_ns=self.ns, uid=self.uid,
+            ip=self.ip, pod_cidr=self.pod_cidr,
+            resolv=netns.resolv_for(self.cfg.dns_ip, self.pod["metadata"].get("namespace",
+                                                                              "default")))
+        for c in self.containers:
+            old = saved.get("containers", {}).get(c.record.name) or {}
+            c.record.restart_count = int(old.get("restartCount") or 0)
+            pid, start = old.get("pid"), old.get("pidStart")
+            if pid and start and proc_start_time(pid) == start:
+                c.pid, c.pid_start = pid, start
+                c.record.state = old.get("state")
+                c.record.started = True
+                # Keep what the API says until a probe decides: no flap on agent restart.
+                reported = {x.get("name"): x for x in
+                            (self.pod.get("status") or {}).get("containerStatuses") or []}
+                c.record.ready = bool(reported.get(c.record.name, {}).get("ready"))
+                c.record.last_state = reported.get(c.record.name, {}).get("lastState") or None
+                log.info("pod %s: adopted container %s (pid %d)", self.key, c.record.name, pid)
+        finished = (self.pod.get("status") or {}).get("phase") in FINISHED
+        if finished:  # ran to completion before an agent restart: never run it again
+            reported = {x.get("name"): x for x in
+                        (self.pod.get("status") or {}).get("containerStatuses") or []}
+            for c in self.containers:
+                r = reported.get(c.record.name, {})
+                c.record.state, c.record.finished = r.get("state"), True
+                c.record.restart_count = int(r.get("restartCount") or 0)
+        self._save()
+        log.info("pod %s: network ready in %s with %s", self.key, self.ns, self.ip)
+        self.notify()
+        loops = [] if finished else [asyncio.create_task(self._container_loop(c))
+                                     for c in self.containers]
+        await self.terminating.wait()
+        await self._terminate()
+        for t in loops:
+            t.cancel()
+        for t in loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await self._cleanup()
+
+    async def _container_loop(self, c: Container) -> None:
+        policy = self.pod["spec"].get("restartPolicy") or "Always"
+        while not self.terminating.is_set():
+            if c.pid is None and not await self._start(c):
+                c.start_failures += 1
+                await self._sleep(restart_delay(c.start_failures, base=self.cfg.backoff_base,
+                                                cap=self.cfg.backoff_cap))
+                continue
+            c.start_failures = 0
+            self._start_probes(c)
+            code = await self._wait_exit(c)
+            self._stop_probes(c)
+            c.pid = c.proc = c.pid_start = None
+            c.record.ready = False
+            now = format_time(time.time())
+            started = (c.record.state or {}).get("running", {}).get("startedAt", now)
+            reason = "Completed" if code == 0 else "Error"
+            term = {"terminated": {"exitCode": code, "reason": reason,
+                                   "startedAt": started, "finishedAt": now}}
+            c.record.state = term
+            if self.terminating.is_set():
+                break
+            log.info("pod %s: container %s exited with %d%s", self.key, c.record.name, code,
+                     " (liveness probe failed)" if c.liveness_failed else "")
+            if not should_restart(policy, code):
+                c.record.finished = True
+                self._save()
+                self.notify()
+                return
+            c.record.last_state = term
+            c.record.restart_count += 1
+            delay = restart_delay(c.record.restart_count, base=self.cfg.backoff_base,
+                                  cap=self.cfg.backoff_cap)
+            c.record.state = {"waiting": {"reason": "CrashLoopBackOff",
+                                          "message": f"back-off {delay:g}s restarting failed "
+                                          f"container={c.record.name} pod={self.key}"}}
+            self._save()
+            self.notify()
+            await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.terminating.wait(), seconds)
+
+    async def _start(self, c: Container) -> bool:
+        spec = c.spec
+        argv = list(spec.get("command") or []) + [str(a) for a in spec.get("args") or []]
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"]}
+        for e in spec.get("env") or []:
+            if "name" in e and "value" in e:
+                env[e["name"]] = str(e["value"])
+        cwd = spec.get("workingDir") or "/"
+        problem = None
+        if not argv:
+            problem = "no command given (images are not run; set command)"
+        elif not (os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
+                  or shutil.which(argv[0], path=env["PATH"])):
+            problem = f'exec: "{argv[0]}": executable file not found in $PATH'
+        elif not os.path.isdir(cwd):
+            problem = f"workingDir {cwd!r} does not exist"
+        if problem is not None:
+            c.record.state = {"waiting": {"reason": "CreateContainerError", "message": problem}}
+            (log.debug if c.start_failures else log.warning)("pod %s: container %s cannot start: %s", self.key, c.record.name,
+                        problem)
+            self.notify()
+            return False
+        log_path = self.dir / f"{c.record.name}.log"
+        with open(log_path, "ab") as out:
+            c.proc = await asyncio.create_subprocess_exec(
+                "ip", "netns", "exec", self.ns, *argv, stdin=asyncio.subprocess.DEVNULL,
+                stdout=out, stderr=out, env=env, cwd=cwd, start_new_session=True)
+        c.pid = c.proc.pid
+        c.pid_start = proc_start_time(c.pid)
+        c.liveness_failed = False
+        c.record.started = True
+        c.record.state = {"running": {"startedAt": format_time(time.time())}}
+        c.record.ready = not spec.get("readinessProbe")
+        self._save()
+        log.info("pod %s: started container %s (pid %d)", self.key, c.record.name, c.pid)
+        self.notify()
+        return True
+
+    async def _wait_exit(self, c: Container) -> int:
+        if c.proc is not None:
+            code = await c.proc.wait()
+            return 128 - code if code < 0 else code  # killed by a signal: 128+N
+        while c.pid is not None and proc_start_time(c.pid) == c.pid_start:
+            await asyncio.sleep(ADOPTED_POLL)
+        return 137 if c.liveness_failed else 0  # an adopted process's code is unknown
+
+    # -- probes ------------------------------------------------------------------------------
+
+    def _start_probes(self, c: Container) -> None:
+        if c.spec.get("readinessProbe"):
+            c.probe_tasks.append(asyncio.create_task(
+                self._probe_loop(c, c.spec["readinessProbe"], liveness=False)))
+        elif not c.record.ready:
+            c.record.ready = True
+            self.notify()
+        if c.spec.get("livenessProbe"):
+            c.probe_tasks.append(asyncio.create_task(
+                self._probe_loop(c, c.spec["livenessProbe"], liveness=True)))
+
+    def _stop_probes(self, c: Container) -> None:
+        for t in c.probe_tasks:
+            t.cancel()
+        c.probe_tasks.clear()
+
+    async def _probe_loop(self, c: Container, probe: dict[str, Any], *, liveness: bool) -> None:
+        delay, period, _ = probe_timing(probe)
+        counter = ProbeCounter(int(probe.get("successThreshold") or 1),
+                               int(probe.get("failureThreshold") or 3))
+        await asyncio.sleep(delay)
+        while True:
+            ok = await probe_once(probe, container=c.spec, node_ns=self.cfg.node_ns,
+                                  pod_ns=self.ns, pod_ip=self.ip or "")
+            verdict = counter.record(ok)
+            if liveness:
+                if verdict is False and c.pid is not None:
+                    log.info("pod %s: liveness probe of %s failed; killing it", self.key,
+                             c.record.name)
+                    c.liveness_failed = True
+                    kill_group(c.pid, signal.SIGKILL)
+                    return
+            elif verdict is not None and verdict != c.record.ready:
+                c.record.ready = verdict
+                log.info("pod %s: container %s %s", self.key, c.record.name,
+                         "ready" if verdict else "not ready")
+                self.notify()
+            await asyncio.sleep(period)
+
+    # -- deletion ----------------------------------------------------------------------------
+
+    def grace_seconds(self) -> float:
+        meta, spec = self.pod["metadata"], self.pod["spec"]
+        g = meta.get("deletionGracePeriodSeconds")
+        if g is None:
+            g = spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+        return 0.0 if self.gone else float(g)
+
+    async def _terminate(self) -> None:
+        running = [c for c in self.containers if c.pid is not None]
+        for c in running:
+            self._stop_probes(c)
+            kill_group(c.pid, signal.SIGTERM)  # type: ignore[arg-type]
+        deadline = time.monotonic() + self.grace_seconds()
+        while any(self._alive(c) for c in running) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for c in running:
+            if self._alive(c):
+                log.info("pod %s: container %s outlived its grace period; SIGKILL", self.key,
+                         c.record.name)
+                kill_group(c.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        while any(self._alive(c) for c in running):
+            await asyncio.sleep(0.05)
+
+    @staticmethod
+    def _alive(c: Container) -> bool:
+        if c.proc is not None:
+            return c.proc.returncode is None
+        return c.pid is not None and proc_start_time(c.pid) == c.pid_start
+
+    async def _cleanup(self) -> None:
+        await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
+                                pod_ns=self.ns, uid=self.uid)
+        await asyncio.to_thread(self.ipam.release, self.uid)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        log.info("pod %s: stopped and cleaned up", self.key)
+        await self._deleted(self)

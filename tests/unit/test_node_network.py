@@ -1,0 +1,95 @@
+"""Pure parts of the node's network: setup commands, routes to other nodes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nodeagent.main import UsageError, cluster_from_netns, parse_args
+from nodeagent.node.agent import node_status
+from nodeagent.node.network import (
+    desired_routes,
+    gateway,
+    node_setup_commands,
+    parse_routes,
+    route_changes,
+)
+
+
+def node(name: str, cidr: str | None, ip: str | None) -> dict:
+    return {"metadata": {"name": name}, "spec": {"podCIDR": cidr} if cidr else {},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}] if ip else []}}
+
+
+def test_gateway_is_dot_one() -> None:
+    assert gateway("10.244.3.0/24") == "10.244.3.1"
+
+
+def test_setup_commands() -> None:
+    cmds = node_setup_commands("10.244.1.0/24", "10.96.0.0/16")
+    assert ["ip", "addr", "replace", "10.244.1.1/24", "dev", "cni0"] in cmds
+    assert ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"] in cmds
+    assert ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"] in cmds
+    assert cmds[-1] == ["ip", "route", "replace", "10.96.0.0/16", "dev", "cni0", "src",
+                        "10.244.1.1"]
+    assert not any("10.96.0.0/16" in c for c in node_setup_commands("10.244.1.0/24", None))
+
+
+@pytest.mark.parametrize(("nodes", "want"), [
+    ([], {}),
+    ([node("a", "10.244.0.0/24", "10.250.0.2")], {}),
+    ([node("a", "10.244.0.0/24", "10.250.0.2"), node("b", "10.244.1.0/24", "10.250.0.3")],
+     {"10.244.1.0/24": "10.250.0.3"}),
+    ([node("b", None, "10.250.0.3"), node("c", "10.244.2.0/24", None)], {}),
+])
+def test_desired_routes(nodes: list, want: dict) -> None:
+    assert desired_routes(nodes, self_name="a") == want
+
+
+def test_route_changes() -> None:
+    put, drop = route_changes({"10.244.1.0/24": "10.250.0.3", "10.244.2.0/24": "10.250.0.4"},
+                              {"10.244.1.0/24": "10.250.0.9", "10.244.3.0/24": "10.250.0.5"})
+    assert put == [("10.244.1.0/24", "10.250.0.9"), ("10.244.3.0/24", "10.250.0.5")]
+    assert drop == ["10.244.2.0/24"]
+
+
+def test_parse_routes_keeps_gateway_routes_in_the_cluster_cidr() -> None:
+    text = json.dumps([
+        {"dst": "default", "gateway": "10.250.0.1"},
+        {"dst": "10.244.1.0/24", "gateway": "10.250.0.3"},
+        {"dst": "10.244.0.0/24", "dev": "cni0"},
+        {"dst": "10.96.0.0/16", "dev": "cni0"},
+        {"dst": "192.168.0.0/24", "gateway": "10.250.0.3"},
+    ])
+    assert parse_routes(text, cluster_cidr="10.244.0.0/16") == {"10.244.1.0/24": "10.250.0.3"}
+
+
+def test_node_status_ready_with_heartbeat() -> None:
+    s = node_status(ip="10.250.0.2", ready_since="2026-01-01T00:00:00Z",
+                    now="2026-01-01T00:01:00Z")
+    assert s["addresses"] == [{"type": "InternalIP", "address": "10.250.0.2"}]
+    (ready,) = s["conditions"]
+    assert ready["type"] == "Ready" and ready["status"] == "True"
+    assert ready["lastHeartbeatTime"] == "2026-01-01T00:01:00Z"
+    assert ready["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(("netns", "cluster"), [
+    ("mp-t1a2b3c-node-1", "t1a2b3c"), ("mp-dev-node-a", "dev"), ("other", "mp"), (None, "mp"),
+])
+def test_cluster_from_netns(netns: str | None, cluster: str) -> None:
+    assert cluster_from_netns(netns) == cluster
+
+
+def test_flags() -> None:
+    opts = parse_args(["--node", "n1", "--netns", "mp-x-node-1", "--heartbeat-interval", "2s",
+                       "--state-dir", "/tmp/x"])
+    assert opts.node_cfg is not None
+    assert opts.node_cfg.heartbeat_interval == 2.0
+    assert opts.node_cfg.runtime.cluster == "x"
+    assert parse_args(["--node", "n1", "--no-pods"]).node_cfg is None
+    assert parse_args(["--node", "n1"]).node_cfg is None  # never the host's own network
+    assert parse_args(["--node", "n1", "--own-netns"]).node_cfg is not None
+    with pytest.raises(UsageError):
+        parse_args(["--node", "n1", "--restart-backoff", "5s", "--max-restart-backoff", "1s"])

@@ -43,12 +43,16 @@ NODES = {"node-a": "10.250.0.2", "node-b": "10.250.0.3"}
 NS = "default"
 
 # A pod's HTTP server: /healthz answers 200 while the file named by $READY exists,
-# every other path 200; the first line of a TCP connection's answer is the status line.
+# every other path 200; each refused /healthz adds a line to $READY.refused, so a test
+# can tell that probes ran and failed. The first line of an answer is the status line.
 SERVER = """
 import http.server, os, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         ok = self.path != '/healthz' or os.path.exists(os.environ['READY'])
+        if not ok:
+            with open(os.environ['READY'] + '.refused', 'a') as f:
+                f.write('x\\n')
         body = (os.environ.get('NAME', '') + '\\n').encode()
         self.send_response(200 if ok else 503)
         self.send_header('Content-Length', str(len(body)))
@@ -240,8 +244,10 @@ def test_pod_ready_after_readiness_probe_and_reachable_across_nodes(cluster: Clu
     cidr = cluster.client.get(NODE, "node-a")["spec"]["podCIDR"]
     assert ipaddress.ip_address(a["status"]["podIP"]) in ipaddress.ip_network(cidr)
     assert a["status"]["hostIP"] == NODES["node-a"]
-    time.sleep(1.5)  # the probe runs and keeps failing: the pod must stay not ready
-    assert cluster.ready("web-a") == "False"
+    refused = cluster.tmp / "web-a.ready.refused"
+    wait_until(lambda: refused.exists() and len(refused.read_text().splitlines()) >= 3,
+               timeout=15, what="three failed readiness probes of web-a")
+    assert cluster.ready("web-a") == "False"  # probes ran and failed: still not ready
     (cluster.tmp / "web-a.ready").touch()
     wait_until(lambda: cluster.ready("web-a") == "True", timeout=10, what="web-a Ready")
     wait_until(lambda: cluster.ready("web-b") == "True", timeout=30, what="web-b Ready")

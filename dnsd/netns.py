@@ -12,63 +12,9 @@ CAP_SYS_ADMIN (root). This module is the only place dnsd enters a namespace.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import socket
-import threading
-from collections.abc import Callable
-from typing import TypeVar
 
-T = TypeVar("T")
-
-CLONE_NEWNET = 0x40000000  # <sched.h>: the namespace type setns is asked to join
-NETNS_DIR = "/run/netns"
-
-
-def netns_path(name: str) -> str:
-    if not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"invalid network namespace name {name!r}")
-    return os.path.join(NETNS_DIR, name)
-
-
-def _setns(fd: int) -> None:
-    native = getattr(os, "setns", None)
-    if native is not None:  # Python 3.12+
-        native(fd, CLONE_NEWNET)
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def run_in_netns(name: str, fn: Callable[[], T]) -> T:
-    """Call ``fn`` on a fresh thread that has joined namespace ``name``; return its result.
-
-    Raises what ``fn`` raised, or ``OSError`` if the namespace can't be entered.
-    The thread ends with the call, so its namespace dies with it.
-    """
-    path = netns_path(name)
-    outcome: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=work, name=f"netns-{name}", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+from client.netns import netns_path, run_in_netns  # noqa: F401 - re-exported
 
 
 def bound_socket(host: str, port: int, kind: int, *, netns: str = "") -> socket.socket:

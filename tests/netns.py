@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import secrets
 import signal
@@ -35,8 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from client import netns
+
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 
 
 def have_root_tools() -> str | None:
@@ -51,40 +50,11 @@ def have_root_tools() -> str | None:
     return None
 
 
-def _setns(fd: int) -> None:
-    native = getattr(os, "setns", None)
-    if native is not None:
-        native(fd, CLONE_NEWNET)
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 def run_in_netns(name: str, fn: Callable[[], T]) -> T:
-    """Call ``fn`` on a fresh thread inside namespace ``name``; return or raise its outcome."""
+    """``client.netns.run_in_netns``, refusing any namespace but a test's own ``mp-…``."""
     if not name.startswith("mp-") or "/" in name:
         raise ValueError(f"refusing to enter {name!r}: tests only use mp-… namespaces")
-    outcome: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            fd = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=work, name=f"netns-{name}", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    return netns.run_in_netns(name, fn)
 
 
 def socket_in(name: str, kind: int = socket.SOCK_STREAM) -> socket.socket:

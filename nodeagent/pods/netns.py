@@ -10,23 +10,19 @@ namespace on a short-lived thread (``setns``), so probes need no process each.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import ipaddress
 import os
 import shutil
 import socket
 import subprocess
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from client.netns import run_in_netns
 from nodeagent.node.network import BRIDGE, gateway
 from nodeagent.pods.status import pod_netns, resolv_conf
 
 T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
 NETNS_ETC = Path("/etc/netns")
 
 
@@ -88,42 +84,6 @@ def list_pod_namespaces(prefix: str) -> list[str]:
     out = _ip("netns", "list", check=False).stdout
     return sorted(line.split()[0] for line in out.splitlines()
                   if line.split() and line.split()[0].startswith(prefix))
-
-
-def _setns(fd: int) -> None:
-    native = getattr(os, "setns", None)
-    if native is not None:
-        native(fd, CLONE_NEWNET)
-        return
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def run_in_netns(ns: str | None, fn: Callable[[], T]) -> T:
-    """``fn()`` on a fresh thread inside ``ns`` (here when None)."""
-    if ns is None:
-        return fn()
-    outcome: dict[str, object] = {}
-
-    def work() -> None:
-        try:
-            fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd)
-            finally:
-                os.close(fd)
-            outcome["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            outcome["error"] = exc
-
-    t = threading.Thread(target=work, name=f"netns-{ns}", daemon=True)
-    t.start()
-    t.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
 
 
 def socket_in(ns: str | None) -> socket.socket:

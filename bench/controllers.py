@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,48 +45,14 @@ from pathlib import Path
 import httpx
 
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback import Conn, free_port  # noqa: E402
+
 NS = "default"
 POD = "/api/v1/namespaces/default/pods"
 SVC = "/api/v1/namespaces/default/services"
 SLICES = "/apis/discovery.k8s.io/v1/endpointslices"
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Conn:
-    """One keep-alive HTTP/1.1 connection; just enough protocol for JSON writes."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
-
-    async def request(self, method: str, path: str, body: dict | None = None,
-                      content_type: str = "application/json") -> tuple[int, bytes]:
-        data = json.dumps(body).encode() if body is not None else b""
-        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n\r\n")
-        self.writer.write(head.encode() + data)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionResetError("the server closed the connection")
-        status = int(status_line.split()[1])
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            key, _, value = line.decode().partition(":")
-            if key.lower() == "content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 class Pool:

@@ -1,0 +1,85 @@
+"""Loopback plumbing the benchmarks share: a free port and a minimal HTTP/1.1 client.
+
+The client is deliberately tiny (keep-alive, Content-Length or chunked bodies,
+line-by-line watch streams) so that driving the server costs little of the two
+cores it shares with the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection; just enough protocol for the benchmarks."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, method: str, path: str, body: bytes | dict | None = None,
+                      content_type: str = "application/json") -> tuple[int, bytes]:
+        """Send one request and read its whole answer (plain or chunked)."""
+        data = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(data)}\r\n\r\n")
+        self.writer.write(head.encode() + data)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(status_line.split()[1])
+        length, chunked = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            key, _, value = line.decode().partition(":")
+            if key.lower() == "content-length":
+                length = int(value)
+            elif key.lower() == "transfer-encoding" and "chunked" in value:
+                chunked = True
+        if not chunked:
+            return status, await self.reader.readexactly(length)
+        parts = []
+        while True:
+            size = int((await self.reader.readline()).strip(), 16)
+            if size == 0:
+                await self.reader.readline()
+                return status, b"".join(parts)
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readline()
+
+    async def stream_lines(self, path: str) -> AsyncIterator[bytes]:
+        """Send a GET and yield the lines of its chunked body as they arrive."""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        await self.reader.readline()
+        while (await self.reader.readline()) not in (b"\r\n", b""):
+            pass
+        buf = b""
+        while True:
+            size_line = await self.reader.readline()
+            if not size_line:
+                return
+            size = int(size_line.strip(), 16)
+            if size == 0:
+                return
+            buf += await self.reader.readexactly(size)
+            await self.reader.readline()
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                yield line
+
+    def close(self) -> None:
+        self.writer.close()

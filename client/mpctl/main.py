@@ -32,13 +32,16 @@ from client.http import Client
 from client.kinds import ENDPOINTSLICE, EVENT, POD, SERVICE, Kind, UnknownKind, by_kind, lookup
 
 from . import describe as describing
-from . import printers
+from . import podio, printers
 from .apply import ApplyError, ApplyFailed, apply_manifest, resolve_namespace
+from .cluster import commands as cluster_commands
+from .cluster.network import NetworkError
+from .cluster.plan import SpecError
 from .manifests import ManifestError, load
+from .podio import PodIOError
 from .tabwriter import TableWriter
 
 OUTPUT_FORMATS = ("json", "name", "wide", "yaml")
-NOT_YET = ("logs", "exec", "cluster")
 PROPAGATION = "Background"
 
 
@@ -181,9 +184,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-not-found", action="store_true",
                    help="objects that don't exist are not an error")
 
-    for name in NOT_YET:
-        p = command(name, f"'{name}' (not available yet)")
-        p.add_argument("args", nargs=argparse.REMAINDER)
+    p = command("exec", "Run a command in a pod's network namespace (on this host)")
+    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+    p.add_argument("-c", "--container", default=None, metavar="NAME",
+                   help="container (default: the only one)")
+    p.add_argument("-i", "--stdin", action="store_true",
+                   help="accepted for kubectl compatibility: stdin is always passed")
+    p.add_argument("-t", "--tty", action="store_true",
+                   help="accepted for kubectl compatibility: the terminal is always passed")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+
+    p = command("logs", "Print a container's log (pods of a local cluster on this host)")
+    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+    p.add_argument("-c", "--container", default=None, metavar="NAME",
+                   help="container (default: the only one)")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing as the log grows, until the pod is gone")
+    p.add_argument("--tail", type=int, default=-1, metavar="N",
+                   help="only the last N lines (default: all)")
+
+    p = command("cluster", "Run a local cluster: up, down, status")
+    cluster_sub = p.add_subparsers(dest="cluster_command", metavar="up|down|status")
+    cluster_sub.required = True
+    cluster_commands.add_commands(cluster_sub)
     return parser
 
 
@@ -627,19 +650,61 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     return rc
 
 
+# --------------------------------------------------------------------------- exec, logs
+
+def _pod(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    kind_text, slash, name = args.pod.rpartition("/")
+    if slash and lookup(kind_text) is not POD:
+        raise CliError(f"{args.pod}: only pods can be used here")
+    return ctx.client.get(POD, name, ctx.namespace)
+
+
+def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    podio.exec_in_pod(_pod(args, ctx), args.container, command)
+    return 1  # not reached: exec_in_pod replaces this process or raises
+
+
+def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
+    pod = _pod(args, ctx)
+    container = podio.container_name(pod, args.container)
+    path = podio.log_file(pod, container, ctx.server, podio.cluster_states(args.kubeconfig))
+    uid = pod["metadata"]["uid"]
+
+    def still_there() -> bool:
+        try:
+            return ctx.client.get(POD, pod["metadata"]["name"], ctx.namespace)[
+                "metadata"]["uid"] == uid
+        except NotFound:
+            return False
+
+    def write(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    podio.copy_log(path, tail=args.tail, follow=args.follow, still_there=still_there,
+                   write=write)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
-
-def _not_yet(args: argparse.Namespace) -> int:
-    words = [args.command]
-    if args.command == "cluster" and args.args and args.args[0] in ("up", "down", "status"):
-        words.append(args.args[0])
-    err(f"error: 'mpctl {' '.join(words)}' is not available yet")
-    return 1
-
 
 COMMANDS = {"apply": cmd_apply, "create": cmd_create, "get": cmd_get,
             "describe": cmd_describe, "delete": cmd_delete, "label": cmd_label,
-            "annotate": cmd_label}
+            "annotate": cmd_label, "exec": cmd_exec, "logs": cmd_logs}
+CLUSTER_COMMANDS = {"up": cluster_commands.cmd_up, "down": cluster_commands.cmd_down,
+                    "status": cluster_commands.cmd_status}
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    try:
+        return CLUSTER_COMMANDS[args.cluster_command](args)
+    except BrokenPipeError:
+        raise
+    except (cluster_commands.UpError, SpecError, NetworkError, ValueError, OSError,
+            ApiError, ConnectionFailed) as exc:
+        err(f"error: {exc}")
+        return 1
 
 
 def _on_sigterm(signum: int, frame: Any) -> NoReturn:
@@ -648,8 +713,8 @@ def _on_sigterm(signum: int, frame: Any) -> NoReturn:
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in NOT_YET:
-        return _not_yet(args)
+    if args.command == "cluster":
+        return run_cluster(args)
     server = args.server
     try:
         config = load_config(server=server, kubeconfig=args.kubeconfig)
@@ -669,7 +734,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         err(connection_error_line(exc, config.server))
     except ApiError as exc:
         err(server_error_line(exc))
-    except (CliError, ManifestError, ApplyError, UnknownKind, ValueError) as exc:
+    except (CliError, ManifestError, ApplyError, UnknownKind, PodIOError, ValueError) as exc:
         err(f"error: {exc}")
     except yaml.YAMLError as exc:
         err(f"error: {exc}")

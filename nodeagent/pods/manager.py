@@ -25,9 +25,10 @@ from client.errors import ApiError, Conflict, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
 from client.kinds import POD
+from client.procs import kill_group, proc_start_time
 from nodeagent.pods import netns
 from nodeagent.pods.ipam import Ipam
-from nodeagent.pods.runtime import PodWorker, RuntimeConfig, kill_group, proc_start_time
+from nodeagent.pods.runtime import PodWorker, RuntimeConfig
 from nodeagent.pods.status import format_time, pod_status
 
 log = logging.getLogger(__name__)

@@ -325,7 +325,12 @@ def test_error_lines_and_exit_codes(api_url: str, tmp_path: Path) -> None:
     assert result.returncode == 1 and result.stderr.startswith("error: unable to match a printer")
 
     result = mpctl(api_url, "logs", "web")
-    assert (result.returncode, result.stderr) == (1, "error: 'mpctl logs' is not available yet\n")
+    assert (result.returncode, result.stderr) == \
+        (1, 'Error from server (NotFound): pods "web" not found\n')
+
+    result = mpctl(api_url, "exec", "web")
+    assert (result.returncode, result.stderr) == \
+        (1, 'Error from server (NotFound): pods "web" not found\n')
 
 
 def test_unreachable_server() -> None:

@@ -1,0 +1,401 @@
+"""``mpctl cluster up|down|status``: a whole local cluster from one command, and back.
+
+``up`` records everything it makes in ``DIR/cluster.json`` before making it, so
+that ``down`` (which trusts only that file and the cluster's exact namespace names)
+can undo a crashed or ``kill -9``-ed ``up``. Any failure during ``up`` tears down
+what was built and ends with one line naming the log to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from client.config import write_kubeconfig
+from client.errors import AlreadyExists, ApiError, ConnectionFailed
+from client.http import Client
+from client.kinds import ENDPOINTSLICE, NODE, SERVICE
+from client.procs import proc_start_time, same_process, wait_gone
+
+from ..tabwriter import format_table
+from . import network, plan, state, supervisor
+from .progress import Progress
+
+STEP_TIMEOUT = 60.0  # generous: two cores shared with other jobs
+POLL = 0.1
+
+
+class UpError(RuntimeError):
+    """``cluster up`` can't go on; the message is one line."""
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``cluster up|down|status`` under mpctl's ``cluster`` sub-parser."""
+    def target(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", default=None, help="cluster name (default mp)")
+        p.add_argument("--state-dir", default=None, metavar="DIR",
+                       help="where logs, kubeconfig and cluster.json live "
+                            "(default .miniplane/<name>)")
+
+    p = sub.add_parser("up", help="create a local cluster in network namespaces")
+    target(p)
+    p.add_argument("--nodes", type=int, default=2, metavar="K", help="number of nodes (2)")
+    p.add_argument("--detach", action="store_true",
+                   help="return once the cluster is up and leave it running")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    p = sub.add_parser("down", help="stop a local cluster and remove its namespaces")
+    target(p)
+    p = sub.add_parser("status", help="show a local cluster's components and nodes")
+    target(p)
+
+
+def resolve_target(args: argparse.Namespace) -> tuple[str, Path]:
+    """(name, state dir) from ``--name``/``--state-dir``, the latter's cluster.json wins."""
+    if args.state_dir:
+        state_dir = Path(args.state_dir)
+        recorded = state.load(state_dir)
+        name = args.name or (recorded.name if recorded else "mp")
+    else:
+        name = args.name or "mp"
+        state_dir = plan.default_state_dir(plan.check_name(name))
+    return plan.check_name(name), state_dir
+
+
+# --------------------------------------------------------------------------- up
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` if nothing listens there on loopback, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise UpError("no free TCP port on 127.0.0.1")
+
+
+def free_udp_port(preferred: int) -> int:
+    """A port free for both UDP and TCP on loopback (dnsd serves both)."""
+    for candidate in (preferred, 0):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            port = u.getsockname()[1]
+            with socket.socket() as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise UpError("no free UDP port on 127.0.0.1")
+
+
+def wait_for(check: Callable[[], bool], what: str, log: Path | None = None,
+             alive: Callable[[], str | None] | None = None,
+             timeout: float = STEP_TIMEOUT) -> None:
+    """Poll ``check`` until true; fail early if ``alive`` reports a component gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        if alive is not None and (gone := alive()):
+            raise UpError(gone)
+        if time.monotonic() > deadline:
+            hint = f"; see {log}" if log else ""
+            raise UpError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
+        time.sleep(POLL)
+
+
+class Up:
+    """One run of ``cluster up``: builds, records and (on failure) tears down."""
+
+    def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress) -> None:
+        self.progress = progress
+        ports = {c: free_port() for c in ("controllers", "dnsd")}
+        ports |= {f"node-{i}": free_port() for i in range(1, nodes + 1)}
+        self.spec = plan.ClusterSpec(name=name, nodes=nodes, state_dir=state_dir,
+                                     api_port=free_port(plan.PREFERRED_API_PORT),
+                                     dns_port=free_udp_port(plan.PREFERRED_DNS_PORT),
+                                     metrics_ports=ports)
+        self.state = state.ClusterState(
+            name=name, state_dir=str(state_dir), server=self.spec.server,
+            dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
+            dns_fabric_address=plan.FABRIC_IP, up_pid=_own_pid(),
+            up_start=proc_start_time(_own_pid()),
+            nodes=[state.NodeRecord(name=n.name, namespace=n.namespace, ip=n.ip,
+                                    state_dir=str(n.state_dir.resolve()))
+                   for n in self.spec.node_plans()])
+        self.client: Client | None = None
+
+    def run(self) -> None:
+        spec, p = self.spec, self.progress
+        self._prepare()
+        with p.step(f"network: fabric and {spec.nodes} node namespace"
+                    + ("s" if spec.nodes > 1 else "")):
+            network.build(spec)
+        commands = plan.component_commands(spec, supervisor.bin_dir())
+        api, rest = commands[0], commands[1:]
+        with p.step(f"API server on {spec.server}"):
+            self._start(api)
+            wait_for(self._api_ready, "the API server to be ready", api.log, self._gone)
+            write_kubeconfig(spec.state_dir / "kubeconfig", server=spec.server,
+                             cluster_name=f"miniplane-{spec.name}")
+            self.client = Client(server=spec.server)
+        with p.step("controllers, dnsd and node agents"):
+            for cmd in rest:
+                self._start(cmd)
+        with p.step("kubernetes and kube-dns Services"):
+            self._register_dns()
+        with p.step(f"{spec.nodes} node" + ("s" if spec.nodes > 1 else "") + " Ready"):
+            cidrs: dict[str, str] = {}
+            wait_for(lambda: self._nodes_ready(cidrs), "every node to be Ready",
+                     spec.log_path("node-1"), self._gone)
+            for cmd in plan.fabric_route_commands(spec, cidrs):
+                network.run(cmd)
+        with p.step(f"cluster DNS answering at {plan.DNS_CLUSTER_IP} from the nodes"):
+            for node in spec.node_plans():
+                wait_for(lambda n=node: network.dns_answers(
+                    n.namespace, plan.DNS_CLUSTER_IP,
+                    f"kubernetes.default.svc.{plan.CLUSTER_DOMAIN}"),
+                    f"kube-dns to answer from {node.name}", spec.log_path("dnsd"), self._gone)
+        self.state.phase = "running"
+        state.save(self.state)
+
+    def _prepare(self) -> None:
+        """Start clean: no state of an earlier run of this name, then record ourselves."""
+        d = self.spec.state_dir
+        for stale in ("state.db", "state.db-wal", "state.db-shm"):
+            (d / stale).unlink(missing_ok=True)
+        if (d / "nodes").is_dir():
+            shutil.rmtree(d / "nodes")
+        (d / "logs").mkdir(parents=True, exist_ok=True)
+        state.save(self.state)
+
+    def _start(self, cmd: plan.Command) -> None:
+        port = self.spec.metrics_ports.get(cmd.name)
+        rec = supervisor.start(cmd, f"127.0.0.1:{port}" if port else None)
+        self.state.processes.append(rec)
+        state.save(self.state)
+
+    def _gone(self) -> str | None:
+        for rec in self.state.processes:
+            if not supervisor.alive(rec):
+                return f"{rec.name} exited during start-up; see {rec.log}"
+        return None
+
+    def _api_ready(self) -> bool:
+        return httpx.get(f"{self.spec.server}/readyz", timeout=1).status_code == 200
+
+    def _register_dns(self) -> None:
+        assert self.client is not None
+        wait_for(lambda: bool(self.client and self.client.get(SERVICE, "kubernetes",
+                                                              "default")),
+                 "the API server to create the kubernetes Service")
+        kinds = {"Service": SERVICE, "EndpointSlice": ENDPOINTSLICE}
+        for kind, obj in plan.kube_dns_objects():
+            with contextlib.suppress(AlreadyExists):
+                self.client.create(kinds[kind], obj, "kube-system")
+
+    def _nodes_ready(self, cidrs: dict[str, str]) -> bool:
+        assert self.client is not None
+        items = self.client.list(NODE)["items"]
+        wanted = {n.name for n in self.spec.node_plans()}
+        for node in items:
+            name = node["metadata"]["name"]
+            conds = {c["type"]: c["status"] for c in node.get("status", {})
+                     .get("conditions") or []}
+            if name in wanted and conds.get("Ready") == "True" and \
+                    node.get("spec", {}).get("podCIDR"):
+                cidrs[name] = node["spec"]["podCIDR"]
+        return set(cidrs) == wanted
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
+def _own_pid() -> int:
+    return os.getpid()
+
+
+def next_steps(st: state.ClusterState, seconds: float, detached: bool) -> str:
+    kubeconfig = (Path(st.state_dir) / "kubeconfig").resolve()
+    host, port = st.dns.rsplit(":", 1)
+    down = f"mpctl cluster down --name {st.name}"
+    return "\n".join([
+        "",
+        f"Cluster {st.name!r} is up: {len(st.nodes)} node{'s' if len(st.nodes) > 1 else ''} "
+        f"in {seconds:.1f}s. API server {st.server}, DNS {st.dns}.",
+        "",
+        "Try:",
+        f"  export KUBECONFIG={kubeconfig}",
+        "  mpctl get nodes -o wide",
+        "  mpctl apply -f examples/ && mpctl get pods -o wide -w",
+        "  mpctl exec client -- curl -s web",
+        "  mpctl exec client -- getent hosts web",
+        f"  dig @{host} -p {port} +short kubernetes.default.svc.cluster.local",
+        f"  mpctl cluster status --name {st.name}",
+        "",
+        (f"Stop it with: {down}" if detached else
+         f"Press Ctrl-C to stop it (or run: {down})."),
+        "",
+    ])
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if (why := network.missing_tools()) is not None:
+        raise UpError(why)
+    name, state_dir = resolve_target(args)
+    nodes = plan.check_nodes(args.nodes)
+    existing = state.load(state_dir)
+    if existing is not None and any(supervisor.alive(r) for r in existing.processes):
+        raise UpError(f"cluster {name!r} is already running (state in {state_dir}); "
+                      f"run: mpctl cluster down --name {name}")
+    leftovers = network.cluster_namespaces(name)
+    if leftovers and existing is None:
+        raise UpError(f"namespaces of a cluster {name!r} exist but {state_dir} has no "
+                      f"cluster.json; another state dir runs it (or run: mpctl cluster "
+                      f"down --name {name} --state-dir <its dir>)")
+    progress = Progress(quiet=args.quiet)
+    if existing is not None:
+        with progress.step(f"removing what is left of an earlier {name!r}"):
+            teardown(existing)
+    up = Up(name, nodes, state_dir, progress)
+    try:
+        up.run()
+    except BaseException as exc:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with progress.step("tearing down"):
+            teardown(up.state)
+        if isinstance(exc, KeyboardInterrupt):
+            return 130
+        raise
+    finally:
+        up.close()
+    progress.say(next_steps(up.state, progress.elapsed(), args.detach))
+    if args.detach:
+        return 0
+    return _foreground(up.state, progress)
+
+
+def _foreground(st: state.ClusterState, progress: Progress) -> int:
+    """Stay until Ctrl-C/SIGTERM (or ``cluster down`` from elsewhere), then tear down."""
+    reported: set[str] = set()
+    try:
+        while state.load(Path(st.state_dir)) is not None:
+            for rec in st.processes:
+                if rec.name not in reported and not supervisor.alive(rec):
+                    reported.add(rec.name)
+                    progress.say(f" ! {rec.name} (pid {rec.pid}) exited; see {rec.log}")
+            time.sleep(0.5)
+        return 0
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with progress.step(f"stopping cluster {st.name!r}"):
+            teardown(st)
+        return 0
+
+
+# --------------------------------------------------------------------------- down
+
+def teardown(st: state.ClusterState) -> list[str]:
+    """Stop every recorded process (agents first), remove the namespaces and the record."""
+    agents = [r for r in st.processes if r.name not in plan.COMPONENTS]
+    control = [r for r in st.processes if r.name in plan.COMPONENTS]
+    supervisor.stop(agents)
+    supervisor.stop(list(reversed(control)))
+    removed = network.remove(st.name)
+    state.remove(Path(st.state_dir))
+    return removed
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    if (why := network.missing_tools()) is not None:
+        raise UpError(why)
+    name, state_dir = resolve_target(args)
+    st = state.load(state_dir)
+    if st is not None and st.name != name:
+        raise UpError(f"{state_dir} holds cluster {st.name!r}, not {name!r}")
+    if st is not None and st.up_pid and same_process(st.up_pid, st.up_start) \
+            and st.up_pid != _own_pid():
+        # A foreground ``up`` sees its record go and stops; signalling it directly
+        # would race its own teardown with ours.
+        os.kill(st.up_pid, signal.SIGTERM)
+        wait_gone(st.up_pid, st.up_start, 30)
+        st = state.load(state_dir) or st
+    if st is None:
+        removed = network.remove(name)
+        if not removed:
+            print(f"cluster {name!r} is not running")
+            return 0
+    else:
+        removed = teardown(st)
+    print(f"cluster {name!r} stopped; removed {len(removed)} namespace"
+          f"{'' if len(removed) == 1 else 's'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- status
+
+def _probe(url: str) -> str:
+    try:
+        r = httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return "not answering"
+    return "ready" if r.status_code == 200 else f"not ready ({r.status_code})"
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    name, state_dir = resolve_target(args)
+    st = state.load(state_dir)
+    if st is None:
+        print(f"cluster {name!r} is not running (no {state.path(state_dir)})")
+        return 1
+    out = sys.stdout
+    out.write(f"cluster {st.name!r} ({st.phase}): API server {st.server}, DNS {st.dns}, "
+              f"state {st.state_dir}\n\n")
+    healthy = True
+    rows = [["COMPONENT", "PID", "PROCESS", "HEALTH", "LOG"]]
+    for rec in st.processes:
+        running = supervisor.alive(rec)
+        healthy &= running
+        url = f"{st.server}/readyz" if rec.name == "apiserver" else \
+            f"http://{rec.metrics}/readyz" if rec.metrics else None
+        health = _probe(url) if running and url else "-"
+        rows.append([rec.name, str(rec.pid), "running" if running else "exited", health,
+                     rec.log])
+    out.write(format_table(rows))
+    try:
+        with Client(server=st.server) as client:
+            nodes = client.list(NODE)["items"]
+    except (ApiError, ConnectionFailed) as exc:
+        out.write(f"nodes: API server not reachable ({exc})\n")
+        return 1
+    rows = [["NODE", "STATUS", "INTERNAL-IP", "POD-CIDR", "NAMESPACE"]]
+    for node in nodes:
+        meta, status = node["metadata"], node.get("status", {})
+        conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+        ready = {"True": "Ready", "False": "NotReady"}.get(conds.get("Ready", ""), "Unknown")
+        ip = next((a["address"] for a in status.get("addresses") or []
+                   if a.get("type") == "InternalIP"), "<none>")
+        rec = st.node(meta["name"])
+        healthy &= ready == "Ready"
+        rows.append([meta["name"], ready, ip, node.get("spec", {}).get("podCIDR", "<none>"),
+                     rec.namespace if rec else "<not local>"])
+    out.write("\n" + format_table(rows))
+    return 0 if healthy else 1

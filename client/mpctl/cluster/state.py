@@ -1,0 +1,122 @@
+"""``DIR/cluster.json``: what a running local cluster is, for ``down``, ``status``, ``logs``.
+
+Written as soon as ``cluster up`` knows anything (before the first namespace) and
+rewritten after each process starts, atomically, so that ``down`` finds every pid
+even after ``up`` was killed with ``kill -9`` halfway. Each pid is kept with its
+start time (``client.procs``): a pid reused by an unrelated process is never
+signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FILE = "cluster.json"
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    start: str | None
+    log: str
+    metrics: str | None = None  # HOST:PORT of /healthz, /readyz and /metrics
+
+
+@dataclass
+class NodeRecord:
+    name: str
+    namespace: str
+    ip: str
+    state_dir: str
+
+
+@dataclass
+class ClusterState:
+    name: str
+    state_dir: str
+    server: str
+    dns: str  # HOST:PORT on loopback, for people on the host (dig -p)
+    fabric: str
+    dns_fabric_address: str
+    phase: str = "starting"  # starting | running
+    up_pid: int | None = None
+    up_start: str | None = None
+    nodes: list[NodeRecord] = field(default_factory=list)
+    processes: list[ProcessRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return _camel(asdict(self))
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ClusterState:
+        d = _snake(doc)
+        d["nodes"] = [NodeRecord(**n) for n in d.get("nodes") or []]
+        d["processes"] = [ProcessRecord(**p) for p in d.get("processes") or []]
+        return cls(**d)
+
+    def node(self, name: str) -> NodeRecord | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+
+def path(state_dir: Path) -> Path:
+    return state_dir / FILE
+
+
+def save(state: ClusterState) -> None:
+    target = path(Path(state.state_dir))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".cluster.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(state.to_json(), f, indent=2)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(state_dir: Path) -> ClusterState | None:
+    """The recorded state, or None when there is none (never started, or down)."""
+    try:
+        doc = json.loads(path(state_dir).read_text())
+        return ClusterState.from_json(doc)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"{path(state_dir)} is not a cluster state file: {exc}") from None
+
+
+def remove(state_dir: Path) -> None:
+    path(state_dir).unlink(missing_ok=True)
+
+
+def _camel(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_to_camel(k): _camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_camel(v) for v in value]
+    return value
+
+
+def _snake(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_to_snake(k): _snake(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
+
+
+def _to_camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+def _to_snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)

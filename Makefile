@@ -1,5 +1,6 @@
-# Everything a fresh Debian machine needs, as root: `make up` runs the API server,
-# `make test` runs the whole suite. Both set up .venv first.
+# Everything a fresh Debian machine needs, as root: `make up` starts a local
+# cluster with the demo of examples/, `make down` stops it, `make test` runs the
+# whole suite. Each sets up .venv (and the Debian packages it needs) first.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,9 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := iproute2 iptables dnsutils conntrack procps
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: up test venv debs lint bench clean
+.PHONY: up down test venv debs lint bench clean
+CLUSTER ?= mp
+MPCTL := $(VENV)/bin/mpctl
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +29,26 @@ debs:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-up: venv
-	$(VENV)/bin/mp-apiserver --listen 127.0.0.1:6443 --storage-url sqlite:///.miniplane/state.db
+# A 2-node cluster in network namespaces, left running, with the demo Service
+# `web` (three pods) and a `client` pod to try it from.
+up: venv debs
+	$(MPCTL) cluster up --name $(CLUSTER) --detach
+	@export KUBECONFIG=.miniplane/$(CLUSTER)/kubeconfig; \
+	$(MPCTL) apply -f examples/ && \
+	$(MPCTL) wait --for=condition=Ready pod --all --timeout 60s >/dev/null && \
+	$(MPCTL) get pods -o wide && \
+	echo && echo "The demo is running. In this shell:" && echo && \
+	echo "  export PATH=$$PWD/$(VENV)/bin:\$$PATH KUBECONFIG=$$PWD/.miniplane/$(CLUSTER)/kubeconfig" && \
+	echo "  mpctl exec client -- curl -s web          # again: another pod answers" && \
+	echo "  mpctl exec client -- getent hosts web     # the search path finds web.default.svc" && \
+	echo "  mpctl exec client -- dig +search +short web" && \
+	echo "  mpctl exec client -- dig +short SRV _http._tcp.web.default.svc.cluster.local" && \
+	echo "  dig @127.0.0.1 -p $$(python3 -c 'import json;print(json.load(open(".miniplane/$(CLUSTER)/cluster.json"))["dns"].split(":")[1])') +short web.default.svc.cluster.local" && \
+	echo "  mpctl logs web-1; mpctl get endpointslices; mpctl cluster status" && \
+	echo && echo "Stop it with: make down"
+
+down: venv
+	$(MPCTL) cluster down --name $(CLUSTER)
 
 test: venv debs
 	$(VENV)/bin/ruff check apiserver client controllers dnsd nodeagent tests bench

@@ -18,10 +18,10 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
@@ -42,6 +42,7 @@ from .podio import PodIOError
 from .tabwriter import TableWriter
 
 OUTPUT_FORMATS = ("json", "name", "wide", "yaml")
+T = TypeVar("T")
 PROPAGATION = "Background"
 
 
@@ -183,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long to wait (default 60s)")
     p.add_argument("--ignore-not-found", action="store_true",
                    help="objects that don't exist are not an error")
+
+    p = command("wait", "Wait until objects meet a condition (--for=condition=Ready)")
+    p.add_argument("resource", nargs="+", metavar="KIND [NAME...]")
+    p.add_argument("--for", dest="for_", required=True, metavar="condition=COND[=VALUE]",
+                   help="the condition to wait for, e.g. condition=Ready")
+    p.add_argument("-l", "--selector", metavar="SELECTOR", help="label selector")
+    p.add_argument("--all", action="store_true", help="every object of the kind")
+    p.add_argument("--timeout", type=parse_duration, default=30.0, metavar="DURATION",
+                   help="how long to wait (default 30s)")
 
     p = command("exec", "Run a command in a pod's network namespace (on this host)")
     p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
@@ -606,21 +616,31 @@ def _gone(ctx: Context, d: Deletion, uid: str | None) -> bool:
     return bool(uid) and (obj.get("metadata") or {}).get("uid") != uid
 
 
-def _wait_gone(ctx: Context, pending: list[tuple[Deletion, str | None]], timeout: float) -> int:
-    """Poll until every object is gone (404, or replaced by a new uid); 1 on timeout."""
+def _poll_each(pending: list[T], done: Callable[[T], bool], label: Callable[[T], str],
+               timeout: float) -> int:
+    """Poll (backing off to 1 s) until ``done`` holds for every item; 1 on timeout.
+
+    kubectl's ``delete --wait`` and ``wait`` both end this way: one line per object
+    still pending at the deadline.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.05
-    while pending:
-        pending = [(d, uid) for d, uid in pending if not _gone(ctx, d, uid)]
+    while True:
+        pending = [item for item in pending if not done(item)]
         if not pending:
-            break
+            return 0
         if time.monotonic() >= deadline:
-            for d, _ in pending:
-                err(f"error: timed out waiting for the condition on {d.kind.plural}/{d.name}")
+            for item in pending:
+                err(f"error: timed out waiting for the condition on {label(item)}")
             return 1
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 1.0)
-    return 0
+
+
+def _wait_gone(ctx: Context, pending: list[tuple[Deletion, str | None]], timeout: float) -> int:
+    """Poll until every object is gone (404, or replaced by a new uid); 1 on timeout."""
+    return _poll_each(pending, lambda p: _gone(ctx, *p),
+                      lambda p: f"{p[0].kind.plural}/{p[0].name}", timeout)
 
 
 def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
@@ -648,6 +668,46 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     if pending:
         rc |= _wait_gone(ctx, pending, args.timeout)
     return rc
+
+
+# --------------------------------------------------------------------------- wait
+
+def parse_condition(text: str) -> tuple[str, str]:
+    """``condition=Ready`` → ("Ready", "true"); ``condition=Ready=false`` → (.., "false")."""
+    what, _, rest = text.partition("=")
+    cond, _, value = rest.partition("=")
+    if what != "condition" or not cond:
+        raise CliError(f"unrecognized condition: {text!r} (only condition=NAME[=VALUE])")
+    return cond, (value or "true").lower()
+
+
+def cmd_wait(args: argparse.Namespace, ctx: Context) -> int:
+    cond, value = parse_condition(args.for_)
+    targets = parse_targets(args.resource)
+    pending: list[tuple[Kind, str]] = []
+    for t in targets:
+        if t.names:
+            pending += [(t.kind, n) for n in t.names]
+        elif args.selector or args.all:
+            ns = ctx.namespace if t.kind.namespaced else None
+            found = _items(ctx.client.list_all(t.kind, ns, label_selector=args.selector))
+            pending += [(t.kind, o["metadata"]["name"]) for o in found]
+        else:
+            raise CliError("resource(s) were provided, but no name was specified")
+    if not pending:
+        raise CliError("no matching resources found")
+
+    def met(target: tuple[Kind, str]) -> bool:
+        kind, name = target
+        obj = ctx.client.get(kind, name, ctx.namespace if kind.namespaced else None)
+        conds = {c.get("type"): str(c.get("status", "")).lower()
+                 for c in (obj.get("status") or {}).get("conditions") or []}
+        if conds.get(cond) != value:
+            return False
+        out(f"{tables.resource_name(kind)}/{name} condition met\n")
+        return True
+
+    return _poll_each(pending, met, lambda t: f"{t[0].plural}/{t[1]}", args.timeout)
 
 
 # --------------------------------------------------------------------------- exec, logs
@@ -691,7 +751,7 @@ def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
 
 COMMANDS = {"apply": cmd_apply, "create": cmd_create, "get": cmd_get,
             "describe": cmd_describe, "delete": cmd_delete, "label": cmd_label,
-            "annotate": cmd_label, "exec": cmd_exec, "logs": cmd_logs}
+            "annotate": cmd_label, "wait": cmd_wait, "exec": cmd_exec, "logs": cmd_logs}
 CLUSTER_COMMANDS = {"up": cluster_commands.cmd_up, "down": cluster_commands.cmd_down,
                     "status": cluster_commands.cmd_status}
 

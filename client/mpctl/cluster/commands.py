@@ -60,15 +60,23 @@ def add_commands(sub: Any) -> None:
     target(p)
 
 
-def resolve_target(args: argparse.Namespace) -> tuple[str, Path]:
-    """(name, state dir) from ``--name``/``--state-dir``, the latter's cluster.json wins."""
+def resolve_target(args: argparse.Namespace, *, running: bool = True) -> tuple[str, Path]:
+    """(name, state dir) from ``--name``/``--state-dir``, the latter's cluster.json wins.
+
+    For a ``running`` cluster (down, status) without ``--state-dir``, the dir it was
+    started with is found in the host-wide registry when not in ``./.miniplane``.
+    """
     if args.state_dir:
         state_dir = Path(args.state_dir)
         recorded = state.load(state_dir)
         name = args.name or (recorded.name if recorded else "mp")
     else:
-        name = args.name or "mp"
-        state_dir = plan.default_state_dir(plan.check_name(name))
+        name = plan.check_name(args.name or "mp")
+        state_dir = plan.default_state_dir(name)
+        registered = state.registered_dir(name) if running else None
+        if registered is not None and not state.path(state_dir).exists() \
+                and state.path(registered).exists():
+            state_dir = registered
     return plan.check_name(name), state_dir
 
 
@@ -260,12 +268,17 @@ def next_steps(st: state.ClusterState, seconds: float, detached: bool) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     if (why := network.missing_tools()) is not None:
         raise UpError(why)
-    name, state_dir = resolve_target(args)
+    name, state_dir = resolve_target(args, running=False)
     nodes = plan.check_nodes(args.nodes)
+    registered = state.registered_dir(name)
+    for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
+        with contextlib.suppress(ValueError):
+            running = state.load(d)
+            if running is not None and any(supervisor.alive(r) for r in running.processes):
+                where = state_dir if d == state_dir.resolve() else d
+                raise UpError(f"cluster {name!r} is already running (state in {where}); "
+                              f"run: mpctl cluster down --name {name}")
     existing = state.load(state_dir)
-    if existing is not None and any(supervisor.alive(r) for r in existing.processes):
-        raise UpError(f"cluster {name!r} is already running (state in {state_dir}); "
-                      f"run: mpctl cluster down --name {name}")
     leftovers = network.cluster_namespaces(name)
     if leftovers and existing is None:
         raise UpError(f"namespaces of a cluster {name!r} exist but {state_dir} has no "
@@ -275,7 +288,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing is not None:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
-    up = Up(name, nodes, state_dir, progress)
+    up = Up(name, nodes, state_dir.resolve(), progress)
     try:
         up.run()
     except BaseException as exc:
@@ -320,7 +333,7 @@ def teardown(st: state.ClusterState) -> list[str]:
     supervisor.stop(agents)
     supervisor.stop(list(reversed(control)))
     removed = network.remove(st.name)
-    state.remove(Path(st.state_dir))
+    state.remove(st)
     return removed
 
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 FILE = "cluster.json"
+# Names are host-wide (namespaces are), so each running cluster's state dir is
+# also recorded here: ``down --name N`` finds it from any working directory.
+REGISTRY = Path("/run/miniplane/clusters")
 
 
 @dataclass
@@ -70,12 +73,16 @@ def path(state_dir: Path) -> Path:
 
 def save(state: ClusterState) -> None:
     target = path(Path(state.state_dir))
+    _write_atomic(REGISTRY / state.name, str(Path(state.state_dir).resolve()) + "\n")
+    _write_atomic(target, json.dumps(state.to_json(), indent=2) + "\n")
+
+
+def _write_atomic(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".cluster.", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(state.to_json(), f, indent=2)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -89,12 +96,22 @@ def load(state_dir: Path) -> ClusterState | None:
         return ClusterState.from_json(doc)
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"{path(state_dir)} is not a cluster state file: {exc}") from None
 
 
-def remove(state_dir: Path) -> None:
-    path(state_dir).unlink(missing_ok=True)
+def remove(state: ClusterState) -> None:
+    path(Path(state.state_dir)).unlink(missing_ok=True)
+    if registered_dir(state.name) == Path(state.state_dir).resolve():
+        (REGISTRY / state.name).unlink(missing_ok=True)
+
+
+def registered_dir(name: str) -> Path | None:
+    """The state dir of the running cluster ``name``, wherever it was started from."""
+    try:
+        return Path((REGISTRY / name).read_text().strip())
+    except OSError:
+        return None
 
 
 def _camel(value: Any) -> Any:

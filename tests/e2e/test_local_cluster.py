@@ -1,0 +1,401 @@
+"""End to end: a real 2-node cluster from ``mpctl cluster up``, driven as a user would.
+
+The demo of ``examples/`` (Service ``web`` over three HTTP pods, a ``client`` pod)
+runs on it; every check runs a command inside the client pod with ``mpctl exec``,
+so names resolve through the pod's resolv.conf and search path, and traffic goes
+through the nodes' real iptables rules. The cluster is named ``e<random>`` and
+``mpctl cluster down`` in the fixture's finalizer must leave no namespace and no
+process of it behind, even when a test failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client.errors import NotFound
+from client.http import Client
+from client.kinds import NODE, POD, SERVICE
+from client.mpctl.cluster import plan
+from client.procs import same_process
+from tests.conftest import BIN, REPO, wait_until
+from tests.netns import have_root_tools, sweep
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(have_root_tools() is not None,
+                                 reason=have_root_tools() or "")]
+
+EXAMPLES = REPO / "examples"
+BACKENDS = {"web-1", "web-2", "web-3"}
+
+# Runs in the client pod: N requests to URL, each on a new connection; one JSON line.
+REQUESTS = """
+import json, sys, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+seen, errors = [], []
+for _ in range(n):
+    try:
+        seen.append(urllib.request.urlopen(url, timeout=2).read().decode().split()[0])
+    except OSError as exc:
+        errors.append(repr(exc))
+print(json.dumps({"seen": seen, "errors": errors}))
+"""
+
+# Runs in the client pod: requests back to back for SECONDS, one JSON line each with
+# the start time, so the test can place each against the moment it deleted a pod.
+LOOP = """
+import json, sys, time, urllib.request
+url, until = sys.argv[1], time.time() + float(sys.argv[2])
+while time.time() < until:
+    t = time.time()
+    try:
+        name = urllib.request.urlopen(url, timeout=2).read().decode().split()[0]
+        print(json.dumps({"t": t, "ok": name}), flush=True)
+    except OSError as exc:
+        print(json.dumps({"t": t, "error": repr(exc)}), flush=True)
+"""
+
+# Runs in the client pod: how connecting to HOST:PORT ends ("ok", "refused", ...).
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+    print("ok")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def mpctl(*args: str, state_dir: Path | None = None, check: bool = False, timeout: float = 90,
+          ) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("MINIPLANE_SERVER", None)
+    if state_dir is not None:
+        env["KUBECONFIG"] = str(state_dir / "kubeconfig")
+    result = subprocess.run([str(BIN / "mpctl"), *args], capture_output=True, text=True,
+                            env=env, cwd=REPO, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"mpctl {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}{result.stderr}")
+    return result
+
+
+def namespaces_of(name: str) -> list[str]:
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in listing.splitlines()
+            if line.split() and plan.owns_namespace(name, line.split()[0])]
+
+
+@dataclass
+class LocalCluster:
+    name: str
+    state_dir: Path
+    client: Client
+
+    def mpctl(self, *args: str, check: bool = False, timeout: float = 90
+              ) -> subprocess.CompletedProcess[str]:
+        return mpctl(*args, state_dir=self.state_dir, check=check, timeout=timeout)
+
+    def in_client(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.mpctl("exec", "client", "--", *cmd, check=check)
+
+    def python_in_client(self, script: str, *args: str) -> str:
+        return self.in_client("python3", "-c", script, *args).stdout.strip()
+
+    def record(self) -> dict[str, Any]:
+        return json.loads((self.state_dir / "cluster.json").read_text())
+
+    def ready_pods(self, selector: str) -> dict[str, str]:
+        """name -> pod IP of the Ready pods matching ``selector``."""
+        out = {}
+        for pod in self.client.list(POD, "default", label_selector=selector)["items"]:
+            status = pod.get("status", {})
+            conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
+            if conds.get("Ready") == "True" and not pod["metadata"].get("deletionTimestamp"):
+                out[pod["metadata"]["name"]] = status.get("podIP")
+        return out
+
+    def wait_ready(self, selector: str, names: set[str], timeout: float = 40) -> dict[str, str]:
+        try:
+            return wait_until(lambda: (p := self.ready_pods(selector)) and set(p) == names
+                              and p, timeout=timeout, what=f"pods {sorted(names)} to be Ready")
+        except AssertionError as exc:
+            pods = self.client.list(POD, "default", label_selector=selector)["items"]
+            states = {p["metadata"]["name"]: (p.get("status", {}).get("phase"),
+                                              p.get("status", {}).get("conditions"),
+                                              p["metadata"].get("deletionTimestamp"))
+                      for p in pods}
+            raise AssertionError(f"{exc}; pods now: {states}") from None
+
+    def apply_demo(self) -> None:
+        self.mpctl("apply", "-f", str(EXAMPLES), check=True)
+        self.wait_ready("app=web", BACKENDS)
+        wait_until(lambda: self.client.get(POD, "client", "default")["status"].get("phase")
+                   == "Running", timeout=40, what="the client pod to run")
+
+
+def assert_gone(name: str, record: dict[str, Any]) -> None:
+    """Nothing of cluster ``name`` left: namespaces, /etc/netns entries, processes."""
+    assert namespaces_of(name) == []
+    assert not [d for d in Path("/etc/netns").glob(f"mp-{name}-*")] \
+        if Path("/etc/netns").is_dir() else True
+    alive = [p["name"] for p in record["processes"] if same_process(p["pid"], p["start"])]
+    assert alive == []
+
+
+def force_cleanup(name: str, record: dict[str, Any] | None) -> None:
+    """The last resort after a failed ``down``: kill recorded pids, sweep namespaces."""
+    for p in (record or {}).get("processes", []):
+        if same_process(p["pid"], p["start"]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p["pid"], signal.SIGKILL)
+    sweep(f"mp-{name}-")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    name = f"e{secrets.token_hex(3)}"
+    state_dir = tmp_path_factory.mktemp("cluster") / name
+    record: dict[str, Any] | None = None
+    try:
+        mpctl("cluster", "up", "--name", name, "--state-dir", str(state_dir), "--detach", "-q",
+              check=True)
+        record = json.loads((state_dir / "cluster.json").read_text())
+        with Client(server=record["server"]) as client:
+            c = LocalCluster(name=name, state_dir=state_dir, client=client)
+            c.apply_demo()
+            yield c
+    finally:
+        if record is None and (state_dir / "cluster.json").exists():
+            record = json.loads((state_dir / "cluster.json").read_text())
+        down = mpctl("cluster", "down", "--name", name, "--state-dir", str(state_dir))
+        try:
+            assert down.returncode == 0, down.stderr
+            assert not (state_dir / "cluster.json").exists()
+            if record is not None:
+                assert_gone(name, record)
+        finally:
+            force_cleanup(name, record)
+
+
+def test_pod_resolves_a_service_by_short_and_full_name(cluster: LocalCluster) -> None:
+    ip = cluster.client.get(SERVICE, "web", "default")["spec"]["clusterIP"]
+    short = cluster.in_client("getent", "hosts", "web").stdout.split()
+    assert short[:2] == [ip, "web.default.svc.cluster.local"]
+    full = cluster.in_client("getent", "hosts", "web.default.svc.cluster.local").stdout.split()
+    assert full[0] == ip
+
+
+def test_requests_to_the_service_reach_every_backend(cluster: LocalCluster) -> None:
+    result = json.loads(cluster.python_in_client(REQUESTS, "http://web/", "60"))
+    assert result["errors"] == []
+    assert len(result["seen"]) == 60
+    assert set(result["seen"]) == BACKENDS
+    # spread over both nodes, so cross-node pod traffic is exercised too
+    nodes = {cluster.client.get(POD, n, "default")["spec"]["nodeName"] for n in BACKENDS}
+    assert len(nodes) == 2
+
+
+def test_srv_query_through_the_dns_cluster_ip_returns_the_port(cluster: LocalCluster) -> None:
+    out = cluster.in_client("dig", "+short", f"@{plan.DNS_CLUSTER_IP}", "SRV",
+                            "_http._tcp.web.default.svc.cluster.local").stdout.split()
+    assert out == ["0", "100", "80", "web.default.svc.cluster.local."]
+
+
+def test_headless_service_resolves_to_the_pod_ips(cluster: LocalCluster) -> None:
+    cluster.client.create(SERVICE, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-direct"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 8080}]}}, "default")
+    pod_ips = set(cluster.ready_pods("app=web").values())
+    script = ("import socket; print(' '.join(sorted({a[4][0] for a in "
+              "socket.getaddrinfo('web-direct', 8080, type=socket.SOCK_STREAM)})))")
+    wait_until(lambda: set(cluster.python_in_client(script).split()) == pod_ips, timeout=10,
+               what="web-direct to resolve to every web pod")
+
+
+def test_scaling_from_zero_to_one_endpoint(cluster: LocalCluster) -> None:
+    cluster.client.create(SERVICE, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "solo"},
+        "spec": {"selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": 8080}]}},
+        "default")
+    wait_until(lambda: cluster.python_in_client(CONNECT, "solo", "80") == "refused",
+               timeout=10, what="solo without endpoints to refuse connections")
+    web = next(d for d in _demo_documents() if d["metadata"]["name"] == "web-1")
+    web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
+    web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
+    cluster.client.create(POD, web, "default")
+    wait_until(lambda: cluster.python_in_client(REQUESTS, "http://solo/", "1")
+               == json.dumps({"seen": ["solo-1"], "errors": []}), timeout=30,
+               what="solo to answer once its pod is ready")
+
+
+def test_deleted_backend_leaves_rotation_without_failed_requests(cluster: LocalCluster
+                                                                  ) -> None:
+    cluster.wait_ready("app=web", BACKENDS)
+    loop = subprocess.Popen([str(BIN / "mpctl"), "exec", "client", "--", "python3", "-c", LOOP,
+                             "http://web/", "8"], stdout=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "KUBECONFIG": str(cluster.state_dir /
+                                                                 "kubeconfig")})
+    lines: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        json.loads(line) for line in loop.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        # traffic before the deletion, as the reference: every backend answered
+        wait_until(lambda: {x.get("ok") for x in lines} >= BACKENDS, timeout=10,
+                   what="every backend to answer the loop")
+        deleted_at = time.time()
+        cluster.client.delete(POD, "web-2", "default")
+        loop.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+            loop.wait()
+    before = [x for x in lines if x["t"] < deleted_at]
+    after = [x for x in lines if x["t"] >= deleted_at + 2]
+    assert "web-2" in {x.get("ok") for x in before}
+    assert [x for x in lines if "error" in x] == []
+    assert after and all(x["ok"] in BACKENDS - {"web-2"} for x in after), \
+        "web-2 still got requests 2 s after its deletion"
+    # put it back for whatever runs next
+    with contextlib.suppress(NotFound):
+        wait_until(lambda: _gone(cluster, "web-2"), timeout=40, what="web-2 to go")
+    cluster.mpctl("apply", "-f", str(EXAMPLES / "web.yaml"), check=True)
+    cluster.wait_ready("app=web", BACKENDS)
+
+
+def test_logs_status_exec_exit_code_and_kubectl(cluster: LocalCluster) -> None:
+    logs = cluster.mpctl("logs", "web-1", check=True).stdout
+    assert logs.splitlines()[0] == "web-1 listening on :8080"
+    assert cluster.mpctl("logs", "web-1", "--tail", "1", check=True).stdout.count("\n") == 1
+    assert cluster.mpctl("exec", "client", "--", "sh", "-c", "exit 3").returncode == 3
+    status = cluster.mpctl("cluster", "status", "--name", cluster.name, "--state-dir",
+                           str(cluster.state_dir))
+    assert status.returncode == 0, status.stdout
+    _, components, nodes = status.stdout.strip().split("\n\n")
+    pids = {p["name"]: str(p["pid"]) for p in cluster.record()["processes"]}
+    assert [line.split()[:4] for line in components.splitlines()[1:]] == \
+        [[name, pids[name], "running", "ready"] for name in
+         ("apiserver", "controllers", "dnsd", "node-1", "node-2")]
+    assert [line.split()[:2] for line in nodes.splitlines()[1:]] == \
+        [["node-1", "Ready"], ["node-2", "Ready"]]
+    kubectl = subprocess.run([str(BIN / "kubectl"), "--kubeconfig",
+                              str(cluster.state_dir / "kubeconfig"), "get", "nodes",
+                              "-o", "name"], capture_output=True, text=True, timeout=60)
+    assert kubectl.stdout.split() == ["node/node-1", "node/node-2"]
+
+
+def test_second_cluster_side_by_side_stopped_by_sigterm(cluster: LocalCluster,
+                                                         tmp_path: Path) -> None:
+    """A foreground ``up`` next to the first cluster; SIGTERM (Ctrl-C) tears it down."""
+    name = f"f{secrets.token_hex(3)}"
+    state_dir = tmp_path / name
+    up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
+                           "1", "--state-dir", str(state_dir)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    record: dict[str, Any] | None = None
+    try:
+        wait_until(lambda: _phase(state_dir) == "running", timeout=60,
+                   what="the second cluster to be up")
+        record = json.loads((state_dir / "cluster.json").read_text())
+        assert record["server"] != cluster.record()["server"]
+        assert record["dns"] != cluster.record()["dns"]
+        with Client(server=record["server"]) as other:
+            assert [n["metadata"]["name"] for n in other.list(NODE)["items"]] == ["node-1"]
+        assert cluster.mpctl("get", "nodes", "-o", "name", check=True).stdout.split() == \
+            ["node/node-1", "node/node-2"]
+        up.send_signal(signal.SIGTERM)
+        out, _ = up.communicate(timeout=60)
+        assert up.returncode == 0, out
+        assert f"stopping cluster '{name}'" in out
+        assert_gone(name, record)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        mpctl("cluster", "down", "--name", name, "--state-dir", str(state_dir))
+        force_cleanup(name, record)
+    # the first cluster is untouched
+    assert cluster.in_client("getent", "hosts", "web").returncode == 0
+
+
+def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
+    name = f"k{secrets.token_hex(3)}"
+    state_dir = tmp_path / name
+    up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
+                           "1", "--state-dir", str(state_dir), "-q"], cwd=REPO)
+    record: dict[str, Any] | None = None
+    try:
+        wait_until(lambda: _phase(state_dir) == "running", timeout=60,
+                   what="the cluster to be up")
+        record = json.loads((state_dir / "cluster.json").read_text())
+        up.kill()
+        up.wait()
+        assert all(same_process(p["pid"], p["start"]) for p in record["processes"])
+        again = mpctl("cluster", "up", "--name", name, "--state-dir", str(state_dir))
+        assert again.returncode == 1
+        assert again.stderr == (f"error: cluster {name!r} is already running (state in "
+                                f"{state_dir}); run: mpctl cluster down --name {name}\n")
+        # no --state-dir: the host-wide registry knows where this cluster's state is
+        down = mpctl("cluster", "down", "--name", name)
+        assert down.returncode == 0, down.stderr
+        assert down.stdout == f"cluster {name!r} stopped; removed 2 namespaces\n"
+        assert_gone(name, record)
+        assert mpctl("cluster", "down", "--name", name, "--state-dir", str(state_dir)
+                     ).stdout == f"cluster {name!r} is not running\n"
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        force_cleanup(name, record)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--nodes", "0"], "error: --nodes: 0 is out of range (1-100)\n"),
+    (["--name", "Bad_Name"], "error: --name: 'Bad_Name' must be 1-20 lowercase letters, "
+                             "digits or '-', starting and ending with a letter or digit\n"),
+])
+def test_bad_flags_change_nothing(args: list[str], message: str, tmp_path: Path) -> None:
+    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    result = mpctl("cluster", "up", "--state-dir", str(tmp_path / "x"), *args)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", message)
+    assert not (tmp_path / "x").exists()
+    after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert {line for line in after.splitlines() if line.startswith("mp-")} <= \
+        {line for line in before.splitlines()}
+
+
+def _phase(state_dir: Path) -> str | None:
+    try:
+        return json.loads((state_dir / "cluster.json").read_text()).get("phase")
+    except (OSError, ValueError):
+        return None
+
+
+def _gone(cluster: LocalCluster, name: str) -> bool:
+    try:
+        cluster.client.get(POD, name, "default")
+    except NotFound:
+        return True
+    return False
+
+
+def _demo_documents() -> list[dict[str, Any]]:
+    import yaml
+    return list(yaml.safe_load_all((EXAMPLES / "web.yaml").read_text()))

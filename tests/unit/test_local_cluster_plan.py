@@ -1,0 +1,235 @@
+"""The pure parts of ``mpctl cluster`` and of ``mpctl exec``/``logs``."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import threading
+from pathlib import Path
+
+import pytest
+
+from client.mpctl import podio
+from client.mpctl.cluster import plan, state
+from client.mpctl.cluster.progress import Progress
+from client.mpctl.main import CliError, parse_condition
+
+
+def spec(nodes: int = 2, name: str = "mp") -> plan.ClusterSpec:
+    ports = {"controllers": 1001, "dnsd": 1002} | {f"node-{i}": 2000 + i
+                                                   for i in range(1, nodes + 1)}
+    return plan.ClusterSpec(name=name, nodes=nodes, state_dir=Path("/tmp/x"), api_port=6443,
+                            dns_port=5353, metrics_ports=ports)
+
+
+def test_nodes_get_consecutive_addresses_on_the_node_network() -> None:
+    nodes = spec(3).node_plans()
+    assert [(n.name, n.namespace, n.ip, n.veth) for n in nodes] == [
+        ("node-1", "mp-mp-node-1", "10.250.0.2", "n1"),
+        ("node-2", "mp-mp-node-2", "10.250.0.3", "n2"),
+        ("node-3", "mp-mp-node-3", "10.250.0.4", "n3")]
+    assert all(ipaddress.ip_address(n.ip) in plan.NODE_NETWORK for n in spec(100).node_plans())
+
+
+def test_network_commands_never_touch_the_root_namespace() -> None:
+    """Every command adds a namespace of the cluster or runs inside one (``ip -n``)."""
+    s = spec(2)
+    for cmd in plan.network_commands(s):
+        assert cmd[0] == "ip"
+        if cmd[1:3] == ["netns", "add"]:
+            assert plan.owns_namespace("mp", cmd[3])
+        else:
+            assert cmd[1] == "-n" and plan.owns_namespace("mp", cmd[2]), cmd
+        if "veth" in cmd:  # created in the fabric, peer straight into the node
+            assert cmd[2] == s.fabric and cmd[-2:] == ["netns", cmd[-1]]
+            assert plan.owns_namespace("mp", cmd[-1])
+
+
+def test_fabric_routes_send_pod_cidrs_to_their_node() -> None:
+    cmds = plan.fabric_route_commands(spec(2), {"node-2": "10.244.1.0/24",
+                                                "node-1": "10.244.0.0/24",
+                                                "elsewhere": "10.244.9.0/24"})
+    assert cmds == [
+        ["ip", "-n", "mp-mp-fabric", "route", "replace", "10.244.0.0/24", "via", "10.250.0.2"],
+        ["ip", "-n", "mp-mp-fabric", "route", "replace", "10.244.1.0/24", "via", "10.250.0.3"]]
+
+
+@pytest.mark.parametrize(("cluster", "namespace", "owned"), [
+    ("mp", "mp-mp-fabric", True),
+    ("mp", "mp-mp-node-12", True),
+    ("mp", "mp-mp-pod-0123abcd", True),
+    ("mp", "mp-mp-x-fabric", False),  # cluster "mp-x", not "mp"
+    ("mp", "mp-mp-node-1-extra", False),
+    ("mp", "mp-mp-pod-0123abc", False),
+    ("mp", "mp-other-fabric", False),
+    ("a.b", "mp-axb-fabric", False),  # the name is matched literally
+])
+def test_a_cluster_owns_exactly_its_namespaces(cluster: str, namespace: str,
+                                               owned: bool) -> None:
+    assert plan.owns_namespace(cluster, namespace) is owned
+
+
+@pytest.mark.parametrize("name", ["mp", "a", "dev-2", "x" * 20])
+def test_good_names(name: str) -> None:
+    assert plan.check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "-a", "a-", "A", "a_b", "a.b", "x" * 21, "a/b"])
+def test_bad_names(name: str) -> None:
+    with pytest.raises(plan.SpecError, match="--name"):
+        plan.check_name(name)
+
+
+@pytest.mark.parametrize("count", [0, -1, plan.MAX_NODES + 1])
+def test_bad_node_counts(count: int) -> None:
+    with pytest.raises(plan.SpecError, match="--nodes"):
+        plan.check_nodes(count)
+
+
+def test_component_commands_wire_the_agents_to_their_namespaces() -> None:
+    s = spec(2)
+    cmds = {c.name: c for c in plan.component_commands(s, Path("/venv/bin"))}
+    assert list(cmds) == ["apiserver", "controllers", "dnsd", "node-1", "node-2"]
+    agent = cmds["node-2"].argv
+    assert agent[0] == "/venv/bin/mp-nodeagent"
+    flags = dict(zip(agent[1::2], agent[2::2], strict=False))
+    assert flags["--netns"] == "mp-mp-node-2" and flags["--cluster-name"] == "mp"
+    assert flags["--server"] == "http://127.0.0.1:6443"
+    assert flags["--metrics-listen"] == "127.0.0.1:2002"
+    dnsd = cmds["dnsd"].argv
+    assert "netns:mp-mp-fabric:10.250.0.1:53" in dnsd and "127.0.0.1:5353" in dnsd
+    assert cmds["node-1"].log == Path("/tmp/x/logs/node-1.log")
+
+
+def test_kube_dns_points_the_dns_cluster_ip_at_dnsd_on_the_fabric() -> None:
+    (k1, svc), (k2, eps) = plan.kube_dns_objects()
+    assert (k1, k2) == ("Service", "EndpointSlice")
+    assert svc["spec"]["clusterIP"] == "10.96.0.10" and "selector" not in svc["spec"]
+    assert {(p["port"], p["protocol"]) for p in svc["spec"]["ports"]} == {(53, "UDP"),
+                                                                         (53, "TCP")}
+    assert eps["metadata"]["labels"]["kubernetes.io/service-name"] == "kube-dns"
+    assert eps["endpoints"][0]["addresses"] == [plan.FABRIC_IP]
+    assert {p["name"] for p in eps["ports"]} == {p["name"] for p in svc["spec"]["ports"]}
+
+
+def test_state_round_trips_through_cluster_json(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(state, "REGISTRY", tmp_path / "registry")
+    st = state.ClusterState(name="mp", state_dir=str(tmp_path), server="http://x:1",
+                            dns="127.0.0.1:5353", fabric="mp-mp-fabric",
+                            dns_fabric_address="10.250.0.1", up_pid=7, up_start="99",
+                            nodes=[state.NodeRecord("node-1", "mp-mp-node-1", "10.250.0.2",
+                                                    "/s/node-1")],
+                            processes=[state.ProcessRecord("dnsd", 12, "345", "/l/dnsd.log",
+                                                           "127.0.0.1:9")])
+    state.save(st)
+    text = (tmp_path / "cluster.json").read_text()
+    assert '"dnsFabricAddress": "10.250.0.1"' in text and '"stateDir"' in text
+    assert state.load(tmp_path) == st
+    assert state.load(tmp_path).node("node-1").state_dir == "/s/node-1"
+    assert state.registered_dir("mp") == tmp_path.resolve()
+    state.remove(st)
+    assert state.load(tmp_path) is None
+    assert state.registered_dir("mp") is None
+    (tmp_path / "cluster.json").write_text("[]")
+    with pytest.raises(ValueError, match="not a cluster state file"):
+        state.load(tmp_path)
+
+
+def pod(containers: list[str], uid: str = "0123abcd-ef01-2345-6789-abcdefabcdef") -> dict:
+    return {"metadata": {"name": "p", "uid": uid},
+            "spec": {"containers": [{"name": c} for c in containers], "nodeName": "node-1"}}
+
+
+def test_container_name_follows_kubectl() -> None:
+    assert podio.container_name(pod(["a"]), None) == "a"
+    assert podio.container_name(pod(["a", "b"]), "b") == "b"
+    with pytest.raises(podio.PodIOError, match=r"choose one of: \[a b\]"):
+        podio.container_name(pod(["a", "b"]), None)
+    with pytest.raises(podio.PodIOError, match="container c is not valid for pod p"):
+        podio.container_name(pod(["a"]), "c")
+
+
+def test_pod_namespace_is_found_by_uid_only_when_unique() -> None:
+    p = pod(["a"])
+    assert podio.find_pod_netns(p, ["mp-x-node-1", "mp-x-pod-0123abcd"]) == "mp-x-pod-0123abcd"
+    assert podio.find_pod_netns(p, ["mp-x-pod-99999999"]) is None
+    assert podio.find_pod_netns(p, ["other-pod-0123abcd"]) is None
+    assert podio.find_pod_netns(p, ["mp-x-pod-0123abcd", "mp-y-pod-0123abcd"]) is None
+
+
+def test_log_file_comes_from_the_matching_clusters_node(tmp_path: Path) -> None:
+    p = pod(["web"])
+    log = tmp_path / "n1" / "pods" / p["metadata"]["uid"] / "web.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("hi\n")
+    mine = state.ClusterState(name="a", state_dir="/a", server="http://127.0.0.1:1/", dns="",
+                              fabric="", dns_fabric_address="",
+                              nodes=[state.NodeRecord("node-1", "", "", str(tmp_path / "n1"))])
+    other = state.ClusterState(name="b", state_dir="/b", server="http://127.0.0.1:2", dns="",
+                               fabric="", dns_fabric_address="",
+                               nodes=[state.NodeRecord("node-1", "", "", "/nowhere")])
+    assert podio.log_file(p, "web", "http://127.0.0.1:1", [other, mine]) == log
+    with pytest.raises(podio.PodIOError, match="not part of a local cluster"):
+        podio.log_file(p, "web", "http://127.0.0.1:3", [other, mine])
+    with pytest.raises(podio.PodIOError, match='container "x" in pod "p" has not started'):
+        podio.log_file(p, "x", "http://127.0.0.1:1", [mine])
+
+
+@pytest.mark.parametrize(("n", "expected"), [(-1, b"a\nb\nc"), (0, b""), (1, b"c"),
+                                             (2, b"b\nc"), (9, b"a\nb\nc")])
+def test_tail_lines(n: int, expected: bytes) -> None:
+    assert podio.tail_lines(b"a\nb\nc", n) == expected
+
+
+def test_follow_prints_what_is_appended_until_the_pod_is_gone(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    monkeypatch.setattr(podio, "FOLLOW_POLL", 0.01)
+    monkeypatch.setattr(podio, "GONE_CHECK", 0.01)
+    log = tmp_path / "c.log"
+    log.write_bytes(b"one\n")
+    written: list[bytes] = []
+    appended = threading.Event()
+    pod_deleted = threading.Event()
+
+    def write(data: bytes) -> None:
+        written.append(data)
+        if b"two" in b"".join(written):
+            pod_deleted.set()
+
+    def writer() -> None:
+        with open(log, "ab") as f:
+            f.write(b"two\n")
+        appended.set()
+
+    threading.Thread(target=writer).start()
+    podio.copy_log(log, tail=-1, follow=True, write=write,
+                   still_there=lambda: not (appended.is_set() and pod_deleted.is_set()))
+    assert b"".join(written) == b"one\ntwo\n"
+
+
+@pytest.mark.parametrize(("text", "parsed"), [("condition=Ready", ("Ready", "true")),
+                                              ("condition=Ready=False", ("Ready", "false"))])
+def test_wait_conditions(text: str, parsed: tuple[str, str]) -> None:
+    assert parse_condition(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["delete", "condition=", "jsonpath={.x}"])
+def test_bad_wait_conditions(text: str) -> None:
+    with pytest.raises(CliError, match="unrecognized condition"):
+        parse_condition(text)
+
+
+def test_progress_reports_each_step_once_and_failures() -> None:
+    stream = io.StringIO()
+    p = Progress(stream=stream)
+    with p.step("first"):
+        pass
+    with pytest.raises(RuntimeError), p.step("second"):
+        raise RuntimeError("boom")
+    lines = stream.getvalue().splitlines()
+    assert [line.rsplit(" (", 1)[0] for line in lines] == [" ✓ first", " ✗ second"]
+    assert all(line.endswith("s)") for line in lines)
+    quiet = io.StringIO()
+    with Progress(quiet=True, stream=quiet).step("x"):
+        pass
+    assert quiet.getvalue() == ""

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import threading
@@ -399,3 +400,15 @@ def _gone(cluster: LocalCluster, name: str) -> bool:
 def _demo_documents() -> list[dict[str, Any]]:
     import yaml
     return list(yaml.safe_load_all((EXAMPLES / "web.yaml").read_text()))
+
+
+def test_up_without_root_says_so(tmp_path: Path) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             str(BIN / "mpctl"), "cluster", "up", "--state-dir",
+                             str(tmp_path / "x")], capture_output=True, text=True, cwd="/",
+                            timeout=60)
+    assert (result.returncode, result.stderr) == (
+        1, "error: mpctl cluster needs root (it creates network namespaces and iptables "
+           "rules)\n")

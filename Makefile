@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := iproute2 iptables dnsutils conntrack procps
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: up down test venv debs lint bench clean
+.PHONY: up down test test-containers venv debs lint bench clean
 CLUSTER ?= mp
 MPCTL := $(VENV)/bin/mpctl
 
@@ -53,6 +53,11 @@ down: venv
 test: venv debs
 	$(VENV)/bin/ruff check apiserver client controllers dnsd nodeagent tests bench
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# docker-compose.yml built and run in a private Docker engine (root; README,
+# "Docker Compose"). Not part of `make test`; .ci/run runs it after.
+test-containers: venv debs
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m containers tests/containers --durations=0
 
 BENCH_DEBIAN_PACKAGES := dnsperf dnsmasq-base
 

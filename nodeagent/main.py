@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.config import ClientConfig, ConfigError, load_config
+from nodeagent.node import privileges
 from nodeagent.node.agent import NodeAgent, NodeConfig
 from nodeagent.pods.manager import default_state_dir
 from nodeagent.pods.runtime import RuntimeConfig
@@ -175,6 +176,10 @@ def kernel_has_sctp() -> bool:
 
 def check_environment(opts: Options) -> str | None:
     """One line saying why the agent can't run here, or None."""
+    if opts.node_cfg is not None and opts.netns is None:  # --own-netns: a container's
+        problem = privileges.check()
+        if problem is not None:
+            return problem
     if opts.netns is not None and not os.path.exists(os.path.join("/run/netns", opts.netns)):
         return f"network namespace {opts.netns!r} does not exist (/run/netns/{opts.netns})"
     if not Backend(opts.backend).available():

@@ -1,0 +1,44 @@
+# One image for every miniplane component: mp-apiserver, mp-controllers, mp-dnsd,
+# mp-nodeagent and mpctl (docker-compose.yml runs it five ways).
+#
+#   docker build -t miniplane .
+#
+# Build arguments, for machines without a registry (tests/containers does this):
+#   BASE   the base image; any Debian bookworm with python3 (3.11) and python3-venv.
+#   A wheels/ directory in the build context, when it holds wheels, is installed with
+#   `pip install --no-index` (the project's wheel and its dependencies, e.g. from
+#   `pip wheel . -w wheels`) instead of building the project and fetching from PyPI.
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE}
+
+# What the node agent runs (ip, iptables, conntrack, sysctl) and what pods use: pods
+# are processes inside the node container, so python3, curl, getent and dig must be
+# here. Installed only when missing, so a base that has them needs no network.
+RUN set -eu; missing=""; \
+    for p in iproute2 iptables conntrack dnsutils curl procps; do \
+        dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; \
+    done; \
+    if [ -n "$missing" ]; then \
+        apt-get update; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi
+
+# A virtualenv: works on python:3.11 images and on Debian's python3 (PEP 668) alike.
+ENV VIRTUAL_ENV=/opt/miniplane \
+    PATH=/opt/miniplane/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY . /tmp/miniplane-src
+RUN set -eu; python3 -m venv /opt/miniplane; \
+    if ls /tmp/miniplane-src/wheels/*.whl >/dev/null 2>&1; then \
+        pip install --no-cache-dir --no-index --find-links /tmp/miniplane-src/wheels miniplane; \
+    else \
+        pip install --no-cache-dir /tmp/miniplane-src; \
+    fi; \
+    rm -rf /tmp/miniplane-src; \
+    mp-apiserver --help >/dev/null
+
+WORKDIR /var/lib/miniplane
+EXPOSE 6443
+CMD ["mp-apiserver", "--listen", "0.0.0.0:6443", "--storage-url", "sqlite:////var/lib/miniplane/state.db"]

@@ -312,8 +312,7 @@ def test_second_cluster_side_by_side_stopped_by_sigterm(cluster: LocalCluster,
                           stderr=subprocess.STDOUT, text=True, cwd=REPO)
     record: dict[str, Any] | None = None
     try:
-        wait_until(lambda: _phase(state_dir) == "running", timeout=60,
-                   what="the second cluster to be up")
+        wait_running(up, state_dir)
         record = json.loads((state_dir / "cluster.json").read_text())
         assert record["server"] != cluster.record()["server"]
         assert record["dns"] != cluster.record()["dns"]
@@ -343,8 +342,7 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
                            "1", "--state-dir", str(state_dir), "-q"], cwd=REPO)
     record: dict[str, Any] | None = None
     try:
-        wait_until(lambda: _phase(state_dir) == "running", timeout=60,
-                   what="the cluster to be up")
+        wait_running(up, state_dir)
         record = json.loads((state_dir / "cluster.json").read_text())
         up.kill()
         up.wait()
@@ -380,6 +378,22 @@ def test_bad_flags_change_nothing(args: list[str], message: str, tmp_path: Path)
     after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert {line for line in after.splitlines() if line.startswith("mp-")} <= \
         {line for line in before.splitlines()}
+
+
+def wait_running(up: subprocess.Popen[str], state_dir: Path, timeout: float = 120) -> None:
+    """Until the foreground ``up`` reports the cluster running; its output if it can't."""
+    def running() -> bool:
+        if up.poll() is not None:
+            raise AssertionError(f"cluster up exited {up.returncode}:\n"
+                                 f"{up.stdout.read() if up.stdout else ''}")
+        return _phase(state_dir) == "running"
+    deadline = time.monotonic() + timeout
+    while not running():
+        if time.monotonic() > deadline:
+            up.send_signal(signal.SIGTERM)
+            out = up.communicate(timeout=60)[0] if up.stdout else ""
+            raise AssertionError(f"cluster up not running after {timeout}s:\n{out}")
+        time.sleep(0.05)
 
 
 def _phase(state_dir: Path) -> str | None:

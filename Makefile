@@ -73,6 +73,7 @@ bench: venv
 	$(PY) bench/controllers.py
 	$(PY) bench/dns.py
 	$(PY) bench/proxy.py
+	$(PY) bench/e2e.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

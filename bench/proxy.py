@@ -35,11 +35,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from recording import recording_proxier, scratch_namespace  # noqa: E402
+
 from nodeagent.proxy.apply import LIMITS, Backend  # noqa: E402
-from nodeagent.proxy.metrics import Metrics  # noqa: E402
 from nodeagent.proxy.plan import Limits, Payload  # noqa: E402
 from nodeagent.proxy.ruleset import render  # noqa: E402
-from nodeagent.proxy.sync import Proxier, ProxyConfig  # noqa: E402
 
 ENDPOINTS = 5
 REPEATS = 5
@@ -78,22 +78,11 @@ class Twin:
 
 def run_size(kind: str, n: int, run: str, made: list[str]) -> dict[str, tuple[float, float]]:
     def ns(role: str) -> str:
-        name = f"{run}-{kind}-{n}-{role}"
-        subprocess.run(["ip", "netns", "add", name], check=True)
-        made.append(name)
-        return name
+        return scratch_namespace(f"{run}-{kind}-{n}-{role}", made)
 
     main_ns, twin_ns = ns("agent"), ns("twin")
-    proxier = Proxier(Backend(kind, main_ns), ProxyConfig(node_name="bench"), metrics=Metrics())
+    proxier, sent = recording_proxier(Backend(kind, main_ns), "bench")
     twin = Twin(Backend(kind, twin_ns))
-    sent: list[Payload] = []
-    original = proxier._record
-
-    def record(payload: Payload) -> None:
-        sent.append(payload)
-        original(payload)
-
-    proxier._record = record  # type: ignore[method-assign]
     t = proxier.tracker
     for i in range(n):
         t.service_added(service(i))

@@ -205,6 +205,49 @@ def check_cluster(cluster: Cluster) -> None:
     assert dig == [svc["spec"]["clusterIP"]], dig
 
 
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+    print("ok")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def check_discovery(cluster: Cluster) -> None:
+    """As in the local cluster's e2e: SRV via 10.96.0.10, headless, 0 → 1 endpoint."""
+    srv = cluster.in_pod("client", "dig", "+short", "@10.96.0.10", "SRV",
+                         "_http._tcp.web.default.svc.cluster.local").stdout.split()
+    assert srv == ["0", "100", "80", "web.default.svc.cluster.local."], srv
+
+    cluster.api("POST", "/api/v1/namespaces/default/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-direct"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"},
+                 "ports": [{"name": "http", "port": 8080}]}})
+    pod_ips = {cluster.pod(n)["status"]["podIP"] for n in WEB_PODS}
+    poll(lambda: set(cluster.in_pod("client", "dig", "+short", "+search", "web-direct",
+                                    check=False).stdout.split()) == pod_ips,
+         timeout=30, what="the headless web-direct to resolve to the web pods' IPs")
+
+    cluster.api("POST", "/api/v1/namespaces/default/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "solo"},
+        "spec": {"selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    poll(lambda: cluster.in_pod("client", "python3", "-c", CONNECT, "solo", "80",
+                                check=False).stdout.strip() == "refused",
+         timeout=30, what="solo, without endpoints, to refuse connections")
+    web = next(d for d in yaml.safe_load_all((ROOT / "examples" / "web.yaml").read_text())
+               if d["metadata"]["name"] == "web-1")
+    web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
+    web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
+    cluster.api("POST", "/api/v1/namespaces/default/pods", web)
+    poll(lambda: cluster.in_pod("client", "curl", "-s", "-m", "3", "solo",
+                                check=False).stdout.startswith("solo-1 "),
+         timeout=60, what="solo to answer once its pod is ready")
+
+
 def check_host_access(cluster: Cluster) -> None:
     """mpctl and curl on the host reach the API server through the published port."""
     out = run([str(MPCTL), "--server", cluster.url, "get", "nodes"]).stdout
@@ -268,6 +311,7 @@ def test_compose_cluster(flavor: str, engine: Engine, image: str, context: Path,
         print(f"[{flavor}] cluster working after {elapsed_since(start)}", flush=True)
         check_host_access(cluster)
         check_apiserver_restart(cluster)
+        check_discovery(cluster)
         print(f"[{flavor}] restart checked after {elapsed_since(start)}", flush=True)
     except BaseException:
         print(cluster.diagnostics())

@@ -194,20 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=parse_duration, default=30.0, metavar="DURATION",
                    help="how long to wait (default 30s)")
 
-    p = command("exec", "Run a command in a pod's network namespace (on this host)")
-    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
-    p.add_argument("-c", "--container", default=None, metavar="NAME",
-                   help="container (default: the only one)")
+    def pod_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = command(name, help_text)
+        p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
+        p.add_argument("-c", "--container", default=None, metavar="NAME",
+                       help="container (default: the only one)")
+        return p
+
+    p = pod_command("exec", "Run a command in a pod's network namespace (on this host)")
     p.add_argument("-i", "--stdin", action="store_true",
                    help="accepted for kubectl compatibility: stdin is always passed")
     p.add_argument("-t", "--tty", action="store_true",
                    help="accepted for kubectl compatibility: the terminal is always passed")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
 
-    p = command("logs", "Print a container's log (pods of a local cluster on this host)")
-    p.add_argument("pod", metavar="POD", help="pod name (or pod/NAME)")
-    p.add_argument("-c", "--container", default=None, metavar="NAME",
-                   help="container (default: the only one)")
+    p = pod_command("logs", "Print a container's log (pods of a local cluster on this host)")
     p.add_argument("-f", "--follow", action="store_true",
                    help="keep printing as the log grows, until the pod is gone")
     p.add_argument("--tail", type=int, default=-1, metavar="N",

@@ -46,6 +46,7 @@ from tests.containers.harness import (
     poll,
     run,
 )
+from tests.podscripts import CONNECT
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
 
@@ -203,18 +204,6 @@ def check_cluster(cluster: Cluster) -> None:
     assert hosts[:2] == [svc["spec"]["clusterIP"], "web.default.svc.cluster.local"], hosts
     dig = cluster.in_pod("client", "dig", "+short", "+search", "web").stdout.split()
     assert dig == [svc["spec"]["clusterIP"]], dig
-
-
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
-    print("ok")
-except ConnectionRefusedError:
-    print("refused")
-except OSError as exc:
-    print(type(exc).__name__)
-"""
 
 
 def check_discovery(cluster: Cluster) -> None:

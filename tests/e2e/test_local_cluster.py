@@ -33,6 +33,7 @@ from client.mpctl.cluster import plan
 from client.procs import same_process
 from tests.conftest import BIN, REPO, wait_until
 from tests.netns import have_root_tools, sweep
+from tests.podscripts import CONNECT
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(have_root_tools() is not None,
@@ -67,19 +68,6 @@ while time.time() < until:
     except OSError as exc:
         print(json.dumps({"t": t, "error": repr(exc)}), flush=True)
 """
-
-# Runs in the client pod: how connecting to HOST:PORT ends ("ok", "refused", ...).
-CONNECT = """
-import socket, sys
-try:
-    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
-    print("ok")
-except ConnectionRefusedError:
-    print("refused")
-except OSError as exc:
-    print(type(exc).__name__)
-"""
-
 
 def mpctl(*args: str, state_dir: Path | None = None, check: bool = False, timeout: float = 90,
           ) -> subprocess.CompletedProcess[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,11 @@ class ClusterState:
     processes: list[ProcessRecord] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return _camel(asdict(self))
+        return _rekey(asdict(self), _to_camel)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> ClusterState:
-        d = _snake(doc)
+        d = _rekey(doc, _to_snake)
         d["nodes"] = [NodeRecord(**n) for n in d.get("nodes") or []]
         d["processes"] = [ProcessRecord(**p) for p in d.get("processes") or []]
         return cls(**d)
@@ -114,19 +115,12 @@ def registered_dir(name: str) -> Path | None:
         return None
 
 
-def _camel(value: Any) -> Any:
+def _rekey(value: Any, key: Callable[[str], str]) -> Any:
+    """``value`` with every dict key, at any depth, renamed by ``key``."""
     if isinstance(value, dict):
-        return {_to_camel(k): _camel(v) for k, v in value.items()}
+        return {key(k): _rekey(v, key) for k, v in value.items()}
     if isinstance(value, list):
-        return [_camel(v) for v in value]
-    return value
-
-
-def _snake(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_to_snake(k): _snake(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_snake(v) for v in value]
+        return [_rekey(v, key) for v in value]
     return value
 
 

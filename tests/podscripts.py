@@ -1,0 +1,17 @@
+"""Small programs the end-to-end tests run inside a pod (``python3 -c SCRIPT ARGS``).
+
+Shared by the local cluster's e2e tests and the compose test, which check the same
+behaviour from a pod: each prints one line the test can compare.
+"""
+
+# How connecting to HOST PORT ends: "ok", "refused", or the error's type name.
+CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+    print("ok")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as exc:
+    print(type(exc).__name__)
+"""

@@ -69,6 +69,7 @@ while time.time() < until:
         print(json.dumps({"t": t, "error": repr(exc)}), flush=True)
 """
 
+
 def mpctl(*args: str, state_dir: Path | None = None, check: bool = False, timeout: float = 90,
           ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)

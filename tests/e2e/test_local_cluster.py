@@ -291,9 +291,12 @@ def test_logs_status_exec_exit_code_and_kubectl(cluster: LocalCluster) -> None:
     assert kubectl.stdout.split() == ["node/node-1", "node/node-2"]
 
 
-def test_second_cluster_side_by_side_stopped_by_sigterm(cluster: LocalCluster,
+def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalCluster,
                                                          tmp_path: Path) -> None:
-    """A foreground ``up`` next to the first cluster; SIGTERM (Ctrl-C) tears it down."""
+    """A foreground ``up`` next to the first cluster; ``down`` elsewhere SIGTERMs it.
+
+    SIGTERM takes the same path as Ctrl-C in ``up``: it tears the cluster down itself.
+    """
     name = f"f{secrets.token_hex(3)}"
     state_dir = tmp_path / name
     up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
@@ -309,7 +312,10 @@ def test_second_cluster_side_by_side_stopped_by_sigterm(cluster: LocalCluster,
             assert [n["metadata"]["name"] for n in other.list(NODE)["items"]] == ["node-1"]
         assert cluster.mpctl("get", "nodes", "-o", "name", check=True).stdout.split() == \
             ["node/node-1", "node/node-2"]
-        up.send_signal(signal.SIGTERM)
+        # `down` from elsewhere: it SIGTERMs the foreground `up`, which tears down
+        down = mpctl("cluster", "down", "--name", name)
+        assert (down.returncode, down.stdout) == \
+            (0, f"cluster {name!r} stopped; removed 2 namespaces\n"), down.stderr
         out, _ = up.communicate(timeout=60)
         assert up.returncode == 0, out
         assert f"stopping cluster '{name}'" in out

@@ -344,10 +344,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     st = state.load(state_dir)
     if st is not None and st.name != name:
         raise UpError(f"{state_dir} holds cluster {st.name!r}, not {name!r}")
+    existed = network.cluster_namespaces(name)  # a foreground ``up`` may remove them
     if st is not None and st.up_pid and same_process(st.up_pid, st.up_start) \
             and st.up_pid != _own_pid():
-        # A foreground ``up`` sees its record go and stops; signalling it directly
-        # would race its own teardown with ours.
+        # A foreground ``up`` tears down on SIGTERM: let it, and wait, so that two
+        # teardowns never race; ours then finds only what it left (normally nothing).
         os.kill(st.up_pid, signal.SIGTERM)
         wait_gone(st.up_pid, st.up_start, 30)
         st = state.load(state_dir) or st
@@ -358,8 +359,8 @@ def cmd_down(args: argparse.Namespace) -> int:
             return 0
     else:
         removed = teardown(st)
-    print(f"cluster {name!r} stopped; removed {len(removed)} namespace"
-          f"{'' if len(removed) == 1 else 's'}")
+    count = len(set(existed) | set(removed))
+    print(f"cluster {name!r} stopped; removed {count} namespace{'' if count == 1 else 's'}")
     return 0
 
 

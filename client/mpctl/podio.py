@@ -20,7 +20,7 @@ from typing import Any
 
 from client.config import KUBECONFIG_ENV
 
-from .cluster import state
+from .cluster import network, state
 
 FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
 GONE_CHECK = 2.0  # seconds between checks that a followed pod still exists
@@ -56,11 +56,9 @@ def find_pod_netns(pod: dict[str, Any], namespaces: Iterable[str]) -> str | None
 
 def host_namespaces() -> list[str]:
     try:
-        listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                 timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        return network.namespaces()
+    except (OSError, subprocess.SubprocessError) as exc:
         raise PodIOError(f"cannot list network namespaces: {exc}") from None
-    return [line.split()[0] for line in listing.splitlines() if line.split()]
 
 
 def exec_in_pod(pod: dict[str, Any], container: str | None, command: list[str]) -> None:

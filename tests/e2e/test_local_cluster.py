@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from client.errors import NotFound
 from client.http import Client
@@ -407,7 +408,6 @@ def _gone(cluster: LocalCluster, name: str) -> bool:
 
 
 def _demo_documents() -> list[dict[str, Any]]:
-    import yaml
     return list(yaml.safe_load_all((EXAMPLES / "web.yaml").read_text()))
 
 

@@ -103,7 +103,7 @@ def test_component_commands_wire_the_agents_to_their_namespaces() -> None:
 
 def test_kube_dns_points_the_dns_cluster_ip_at_dnsd_on_the_fabric() -> None:
     (k1, svc), (k2, eps) = plan.kube_dns_objects()
-    assert (k1, k2) == ("Service", "EndpointSlice")
+    assert (k1.kind, k2.kind) == (svc["kind"], eps["kind"]) == ("Service", "EndpointSlice")
     assert svc["spec"]["clusterIP"] == "10.96.0.10" and "selector" not in svc["spec"]
     assert {(p["port"], p["protocol"]) for p in svc["spec"]["ports"]} == {(53, "UDP"),
                                                                          (53, "TCP")}

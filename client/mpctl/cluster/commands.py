@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx
 
+from client import tables
 from client.config import write_kubeconfig
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
-from client.kinds import ENDPOINTSLICE, NODE, SERVICE
+from client.kinds import NODE, SERVICE
 from client.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
@@ -82,34 +83,22 @@ def resolve_target(args: argparse.Namespace, *, running: bool = True) -> tuple[s
 
 # --------------------------------------------------------------------------- up
 
-def free_port(preferred: int | None = None) -> int:
-    """``preferred`` if nothing listens there on loopback, else any free port."""
-    for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as s:
+def free_port(preferred: int | None = None, *, udp: bool = False) -> int:
+    """``preferred`` if free on loopback, else any free port; with ``udp``, free for
+    UDP as well as TCP (dnsd serves both on one port)."""
+    kinds = [socket.SOCK_DGRAM, socket.SOCK_STREAM] if udp else [socket.SOCK_STREAM]
+    for candidate in ([preferred] if preferred else []) + [0]:
+        port = candidate
+        with contextlib.ExitStack() as held:
             try:
-                s.bind(("127.0.0.1", port))
+                for kind in kinds:
+                    sock = held.enter_context(socket.socket(socket.AF_INET, kind))
+                    sock.bind(("127.0.0.1", port))
+                    port = sock.getsockname()[1]
             except OSError:
                 continue
-            return s.getsockname()[1]
-    raise UpError("no free TCP port on 127.0.0.1")
-
-
-def free_udp_port(preferred: int) -> int:
-    """A port free for both UDP and TCP on loopback (dnsd serves both)."""
-    for candidate in (preferred, 0):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            try:
-                u.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            port = u.getsockname()[1]
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
             return port
-    raise UpError("no free UDP port on 127.0.0.1")
+    raise UpError("no free port on 127.0.0.1")
 
 
 def wait_for(check: Callable[[], bool], what: str, log: Path | None = None,
@@ -138,13 +127,13 @@ class Up:
         ports |= {f"node-{i}": free_port() for i in range(1, nodes + 1)}
         self.spec = plan.ClusterSpec(name=name, nodes=nodes, state_dir=state_dir,
                                      api_port=free_port(plan.PREFERRED_API_PORT),
-                                     dns_port=free_udp_port(plan.PREFERRED_DNS_PORT),
+                                     dns_port=free_port(plan.PREFERRED_DNS_PORT, udp=True),
                                      metrics_ports=ports)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=self.spec.server,
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
-            dns_fabric_address=plan.FABRIC_IP, up_pid=_own_pid(),
-            up_start=proc_start_time(_own_pid()),
+            dns_fabric_address=plan.FABRIC_IP, up_pid=os.getpid(),
+            up_start=proc_start_time(os.getpid()),
             nodes=[state.NodeRecord(name=n.name, namespace=n.namespace, ip=n.ip,
                                     state_dir=str(n.state_dir.resolve()))
                    for n in self.spec.node_plans()])
@@ -214,10 +203,9 @@ class Up:
         wait_for(lambda: bool(self.client and self.client.get(SERVICE, "kubernetes",
                                                               "default")),
                  "the API server to create the kubernetes Service")
-        kinds = {"Service": SERVICE, "EndpointSlice": ENDPOINTSLICE}
         for kind, obj in plan.kube_dns_objects():
             with contextlib.suppress(AlreadyExists):
-                self.client.create(kinds[kind], obj, "kube-system")
+                self.client.create(kind, obj, "kube-system")
 
     def _nodes_ready(self, cidrs: dict[str, str]) -> bool:
         assert self.client is not None
@@ -225,20 +213,13 @@ class Up:
         wanted = {n.name for n in self.spec.node_plans()}
         for node in items:
             name = node["metadata"]["name"]
-            conds = {c["type"]: c["status"] for c in node.get("status", {})
-                     .get("conditions") or []}
-            if name in wanted and conds.get("Ready") == "True" and \
-                    node.get("spec", {}).get("podCIDR"):
+            if name in wanted and _ready(node) and node.get("spec", {}).get("podCIDR"):
                 cidrs[name] = node["spec"]["podCIDR"]
         return set(cidrs) == wanted
 
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
-
-
-def _own_pid() -> int:
-    return os.getpid()
 
 
 def next_steps(st: state.ClusterState, seconds: float, detached: bool) -> str:
@@ -324,6 +305,11 @@ def _foreground(st: state.ClusterState, progress: Progress) -> int:
         return 0
 
 
+def _ready(node: dict[str, Any]) -> bool:
+    """Ready as ``kubectl get nodes`` shows it (a cordoned node is still Ready)."""
+    return tables.node_status(node).split(",")[0] == "Ready"
+
+
 # --------------------------------------------------------------------------- down
 
 def teardown(st: state.ClusterState) -> list[str]:
@@ -346,7 +332,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         raise UpError(f"{state_dir} holds cluster {st.name!r}, not {name!r}")
     existed = network.cluster_namespaces(name)  # a foreground ``up`` may remove them
     if st is not None and st.up_pid and same_process(st.up_pid, st.up_start) \
-            and st.up_pid != _own_pid():
+            and st.up_pid != os.getpid():
         # A foreground ``up`` tears down on SIGTERM: let it, and wait, so that two
         # teardowns never race; ours then finds only what it left (normally nothing).
         os.kill(st.up_pid, signal.SIGTERM)
@@ -402,14 +388,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     rows = [["NODE", "STATUS", "INTERNAL-IP", "POD-CIDR", "NAMESPACE"]]
     for node in nodes:
-        meta, status = node["metadata"], node.get("status", {})
-        conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
-        ready = {"True": "Ready", "False": "NotReady"}.get(conds.get("Ready", ""), "Unknown")
-        ip = next((a["address"] for a in status.get("addresses") or []
-                   if a.get("type") == "InternalIP"), "<none>")
-        rec = st.node(meta["name"])
-        healthy &= ready == "Ready"
-        rows.append([meta["name"], ready, ip, node.get("spec", {}).get("podCIDR", "<none>"),
+        name = node["metadata"]["name"]
+        rec = st.node(name)
+        healthy &= _ready(node)
+        rows.append([name, tables.node_status(node), tables.node_address(node, "InternalIP"),
+                     node.get("spec", {}).get("podCIDR", tables.NONE),
                      rec.namespace if rec else "<not local>"])
     out.write("\n" + format_table(rows))
     return 0 if healthy else 1

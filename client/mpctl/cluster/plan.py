@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client.kinds import ENDPOINTSLICE, SERVICE, Kind
+
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
 FABRIC_IP = str(NODE_NETWORK.network_address + 1)
 SERVICE_CIDR = "10.96.0.0/16"
@@ -189,7 +191,7 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     return cmds
 
 
-def kube_dns_objects() -> list[tuple[str, dict[str, Any]]]:
+def kube_dns_objects() -> list[tuple[Kind, dict[str, Any]]]:
     """The ``kube-dns`` Service at the DNS ClusterIP and its hand-made EndpointSlice.
 
     dnsd is not a pod, so no selector: the slice names dnsd's fabric address, and
@@ -211,4 +213,4 @@ def kube_dns_objects() -> list[tuple[str, dict[str, Any]]]:
                              "conditions": {"ready": True, "serving": True,
                                             "terminating": False}}],
               "ports": ports}
-    return [("Service", service), ("EndpointSlice", slice_)]
+    return [(SERVICE, service), (ENDPOINTSLICE, slice_)]

@@ -3,8 +3,12 @@
 ``create_pod_network`` makes ``mp-<cluster>-pod-<uid>``: loopback up, a veth pair
 created inside the node namespace (``veth<uid8>``, hairpin on, enslaved to ``cni0``)
 whose peer lands in the pod as ``eth0`` with the pod IP and a default route via the
-bridge, plus ``/etc/netns/<ns>/resolv.conf``. ``socket_in`` opens a socket inside a
-namespace on a short-lived thread (``setns``), so probes need no process each.
+bridge, plus ``/etc/netns/<ns>/resolv.conf``. Last, the pod announces its address
+with a gratuitous ARP (as CNI's bridge plugin does): a neighbour entry the node or a
+pod still holds for that IP from an earlier pod would otherwise send its traffic to
+a MAC that is gone until the entry expires, up to a minute later. ``socket_in``
+opens a socket inside a namespace on a short-lived thread (``setns``), so probes
+need no process each.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import struct
 import subprocess
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +29,7 @@ from nodeagent.pods.status import pod_netns, resolv_conf
 
 T = TypeVar("T")
 NETNS_ETC = Path("/etc/netns")
+ETH_P_ARP = 0x0806
 
 
 class NetworkError(RuntimeError):
@@ -71,6 +77,33 @@ def create_pod_network(*, node_ns: str | None, pod_ns: str, uid: str, ip: str,
     _ip("-n", pod_ns, "addr", "replace", f"{ip}/{prefix}", "dev", "eth0")
     _ip("-n", pod_ns, "link", "set", "eth0", "up")
     _ip("-n", pod_ns, "route", "replace", "default", "via", gateway(pod_cidr))
+    announce(pod_ns, ip)
+
+
+def gratuitous_arp(mac: bytes, ip: str) -> bytes:
+    """An ARP announcement (RFC 5227): a broadcast request for our own ``ip``.
+
+    Every host on the segment that already has an entry for ``ip`` replaces its MAC
+    with ``mac``; hosts without one add nothing.
+    """
+    addr = ipaddress.IPv4Address(ip).packed
+    ether = b"\xff" * 6 + mac + struct.pack("!H", ETH_P_ARP)
+    arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + addr + b"\x00" * 6 + addr
+    return ether + arp
+
+
+def announce(pod_ns: str, ip: str, dev: str = "eth0") -> None:
+    """Send the gratuitous ARP for ``ip`` out of ``dev`` inside the pod."""
+    def send() -> None:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+            sock.bind((dev, 0))
+            mac = sock.getsockname()[4]
+            sock.send(gratuitous_arp(mac, ip))
+
+    try:
+        run_in_netns(pod_ns, send)
+    except OSError as exc:
+        raise NetworkError(f"announcing {ip} on {dev} in {pod_ns}: {exc}") from exc
 
 
 def delete_pod_network(*, node_ns: str | None, pod_ns: str, uid: str) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from nodeagent.pods.ipam import Exhausted, Ipam, next_free
+from nodeagent.pods.netns import gratuitous_arp
 from nodeagent.pods.probes import ProbeCounter, resolve_port
 from nodeagent.pods.status import (
     ContainerRecord,
@@ -28,6 +30,14 @@ def test_next_free_skips_network_gateway_and_used() -> None:
         next_free("10.244.1.0/30", {"10.244.1.2"})
 
 
+def test_next_free_goes_round_from_the_last_address_given() -> None:
+    assert next_free("10.244.1.0/24", set(), after="10.244.1.5") == "10.244.1.6"
+    assert next_free("10.244.1.0/24", {"10.244.1.7"}, after="10.244.1.6") == "10.244.1.8"
+    # past the end it wraps to the first host, never to the network or gateway
+    assert next_free("10.244.1.0/24", {"10.244.1.2"}, after="10.244.1.254") == "10.244.1.3"
+    assert next_free("10.244.1.0/24", set(), after="10.9.9.9") == "10.244.1.2"
+
+
 def test_ipam_persists_and_is_idempotent(tmp_path: Path) -> None:
     ipam = Ipam(tmp_path / "ipam.json", "10.244.1.0/24")
     a, b = ipam.allocate("uid-a"), ipam.allocate("uid-b")
@@ -36,7 +46,8 @@ def test_ipam_persists_and_is_idempotent(tmp_path: Path) -> None:
     again = Ipam(tmp_path / "ipam.json", "10.244.1.0/24")
     assert again.allocate("uid-c") == "10.244.1.4"  # a restart never reuses a live IP
     again.release("uid-a")
-    assert Ipam(tmp_path / "ipam.json", "10.244.1.0/24").allocate("uid-d") == a
+    # a freed IP waits its turn: stale neighbour entries for it must not meet a new pod
+    assert Ipam(tmp_path / "ipam.json", "10.244.1.0/24").allocate("uid-d") == "10.244.1.5"
     assert Ipam(tmp_path / "ipam.json", "10.244.9.0/24").owners == {}  # another CIDR
 
 
@@ -115,3 +126,13 @@ def test_status_ready_and_transition_times_kept() -> None:
     s3 = pod_status(old_status=s2, containers=[running("a", ready=True)], pod_ip="10.244.1.2",
                     host_ip="10.250.0.2", start_time=T0, now="2026-01-01T00:09:00Z")
     assert s3 == s2  # unchanged pod → identical status, no write
+
+
+def test_gratuitous_arp_is_an_rfc5227_announcement() -> None:
+    mac = bytes.fromhex("020000000042")
+    frame = gratuitous_arp(mac, "10.244.7.9")
+    ip = socket.inet_aton("10.244.7.9")
+    assert frame[:6] == b"\xff" * 6 and frame[6:12] == mac and frame[12:14] == b"\x08\x06"
+    arp = frame[14:]
+    assert arp[:8] == bytes.fromhex("0001080006040001")  # Ethernet/IPv4, request
+    assert (arp[8:14], arp[14:18], arp[18:24], arp[24:28]) == (mac, ip, b"\x00" * 6, ip)

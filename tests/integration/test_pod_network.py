@@ -1,0 +1,81 @@
+"""A pod's network as the node agent builds it, in real namespaces.
+
+The case that matters: a new pod gets an IP an earlier pod had, and the node still
+holds a neighbour entry for it with the old pod's MAC. Without the pod's
+gratuitous ARP the node keeps sending to that MAC until the entry expires (15–45 s
+of REACHABLE, then STALE/PROBE), and the new pod's readiness probes time out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from nodeagent.pods import netns
+from tests.conftest import wait_until
+from tests.netns import Lab, have_root_tools, sh, socket_in
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(have_root_tools() is not None,
+                                 reason=have_root_tools() or "")]
+
+POD_CIDR, GATEWAY, POD_IP = "10.244.7.0/24", "10.244.7.1", "10.244.7.9"
+GONE_MAC = "02:00:00:00:00:99"  # the MAC of a pod that no longer exists
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+        assert lab.leftovers() == []
+
+
+def _neighbour(ns: str, ip: str) -> dict:
+    entries = json.loads(sh("ip", "-n", ns, "-j", "neigh", "show", ip).stdout or "[]")
+    return entries[0] if entries else {}
+
+
+def _reaches(ns: str, ip: str) -> bool:
+    """True when a TCP SYN from ``ns`` gets an answer (here a RST) from ``ip``."""
+    sock = socket_in(ns)
+    with sock:
+        sock.settimeout(1)
+        try:
+            sock.connect((ip, 9))
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+    return True
+
+
+def test_a_pod_reusing_an_ip_takes_over_the_nodes_neighbour_entry(lab: Lab) -> None:
+    node = lab.ns("node")
+    # a bridge with a fixed MAC, as a long-lived node's is: no address change flushes
+    # its neighbour table when pods come and go
+    sh("ip", "-n", node, "link", "add", netns.BRIDGE, "address", "02:00:00:00:00:01",
+       "type", "bridge")
+    sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", netns.BRIDGE)
+    sh("ip", "-n", node, "link", "set", netns.BRIDGE, "up")
+    sh("ip", "-n", node, "neigh", "replace", POD_IP, "lladdr", GONE_MAC, "dev", netns.BRIDGE,
+       "nud", "reachable")
+    assert not _reaches(node, POD_IP)  # the stale entry black-holes the traffic
+
+    uid = "0a1b2c3d-0000-4000-8000-000000000001"
+    pod = f"{lab.run}-pod"
+    lab.namespaces.append(pod)
+    try:
+        netns.create_pod_network(node_ns=node, pod_ns=pod, uid=uid, ip=POD_IP,
+                                 pod_cidr=POD_CIDR, resolv="nameserver 10.96.0.10\n")
+        mac = json.loads(sh("ip", "-n", pod, "-j", "link", "show", "eth0").stdout)[0]["address"]
+        wait_until(lambda: _neighbour(node, POD_IP).get("lladdr") == mac, timeout=5,
+                   what="the node's neighbour entry to carry the new pod's MAC")
+        assert _reaches(node, POD_IP)
+    finally:
+        netns.delete_pod_network(node_ns=node, pod_ns=pod, uid=uid)
+

@@ -18,8 +18,10 @@ only do that, so they stay fast.
   to an emptied chain (``plan.plan_partial`` says why); once changes are quiet
   for a moment, and on stop, ``collect`` deletes such leftovers in one batch;
 - every ``sync_period`` the kernel is checked against what we wrote (chain set,
-  rule counts, jumps); drift triggers a full sync. Failures retry with backoff,
-  at most ``sync_period`` apart.
+  rule counts, jumps); drift triggers a full sync. Only a full sync postpones the
+  check (it rewrote everything); partial syncs don't, so a steady stream of
+  changes can't keep a drifted kernel from being noticed. Failures retry with
+  backoff, at most ``sync_period`` apart.
 
 ``Proxier.sync`` does one sync and blocks (subprocesses); the loop runs it on a
 worker thread with a snapshot of the changes taken on the loop, so the informers
@@ -537,9 +539,8 @@ class Proxier:
                 finished = time.time()
                 for stamp in triggers:
                     self.metrics.programming.observe(max(0.0, finished - stamp))
-                last_check = loop.time()
-                if full:
-                    last_full = last_check
+                if full:  # everything was just rewritten: as good as a check
+                    last_full = last_check = loop.time()
             else:
                 last_check = now
                 try:

@@ -185,6 +185,34 @@ def test_drift_is_detected_and_repaired(lab: Lab, kind: str) -> None:
     assert p.check() == []
 
 
+def test_drift_is_repaired_while_changes_keep_coming(lab: Lab) -> None:
+    """Partial syncs every 0.2 s, a check every 1 s: the check still happens."""
+    p = make(lab, "nft", min_sync_period=0.1, sync_period=1.0)
+    populate(p, 3)
+    ipt = ("ip", "netns", "exec", p.backend.netns, "iptables-nft", "-t", "nat")
+    jump = ("-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES")
+
+    async def scenario() -> None:
+        runner = asyncio.create_task(p.run(lambda: asyncio.sleep(0)))
+        try:
+            while not p.synced_once:
+                await asyncio.sleep(0.01)
+            sh(*ipt, "-D", "OUTPUT", *jump)  # partial syncs never touch the jumps
+            deadline = time.monotonic() + 10
+            i = 0
+            while p.metrics.drift_repairs == 0 or "KUBE-SERVICES" not in \
+                    sh(*ipt, "-S", "OUTPUT").stdout:
+                assert time.monotonic() < deadline, "the drift was never noticed"
+                p.tracker.service_added(service(100 + i % 50, rv=str(i)))
+                i += 1
+                await asyncio.sleep(0.2)
+        finally:
+            p.stop()
+            await runner
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_failed_partial_restore_falls_back_to_full(lab: Lab, kind: str) -> None:
     p = make(lab, kind)

@@ -166,9 +166,7 @@ class Index:
         if services:
             # An ExternalName aliasing a name in the zone answers with that name's
             # records too, so it changes whenever anything else does.
-            services |= {k for k, s in self.zone.services.items()
-                         if s.kind is ServiceKind.EXTERNAL_NAME
-                         and (s.external_name + ".").endswith("." + self.zone.zone)}
+            services |= self.zone.in_zone_aliases()
         for key in services:
             self._set_owned(("svc", *key), self._service_answers(key))
         for ip in changes.ips:

@@ -19,6 +19,7 @@ from dnsd.model import (
     Key,
     ServiceEndpoints,
     ServiceInfo,
+    ServiceKind,
     SliceInfo,
     merge_endpoints,
     service_ips,
@@ -93,6 +94,7 @@ class ZoneData:
     _ip_owners: dict[str, set[Key]] = field(default_factory=dict)
     _owned_ips: dict[Key, frozenset[str]] = field(default_factory=dict)
     _service_count: dict[str, int] = field(default_factory=dict)
+    _aliases: set[Key] = field(default_factory=set)
 
     @property
     def zone(self) -> str:
@@ -113,6 +115,12 @@ class ZoneData:
         deliver before the Namespace watch; a Service is proof enough)."""
         return namespace in self.namespaces or self._service_count.get(namespace, 0) > 0
 
+    def in_zone_aliases(self) -> set[Key]:
+        """ExternalName Services whose target is a name in this zone: their answers
+        carry the target's records, so any change may alter them. Kept as a set so
+        finding them costs nothing per change."""
+        return self._aliases
+
     def services_in(self, namespace: str) -> list[Key]:
         return sorted(k for k in self.services if k[0] == namespace)
 
@@ -129,12 +137,18 @@ class ZoneData:
         self.services[key] = info
         if old is None:
             self._service_count[key[0]] = self._service_count.get(key[0], 0) + 1
+        if info.kind is ServiceKind.EXTERNAL_NAME and \
+                (info.external_name + ".").endswith("." + self.zone):
+            self._aliases.add(key)
+        else:
+            self._aliases.discard(key)
         return self._refresh(key) | Changes(services=frozenset({key}),
                                             namespaces=frozenset({key[0]}))
 
     def delete_service(self, key: Key) -> Changes | None:
         if self.services.pop(key, None) is None:
             return None
+        self._aliases.discard(key)
         count = self._service_count.get(key[0], 0) - 1
         if count > 0:
             self._service_count[key[0]] = count

@@ -154,6 +154,17 @@ def test_alias_follows_its_target() -> None:
     index.service_updated(service("web"), service("web", ip="10.96.0.7", rv="2"))
     assert resolve(index, "alias.default.svc.cluster.local.")[1] == [
         "web.default.svc.cluster.local.", "10.96.0.7"]
+    # an alias made before its target picks the target up when it comes
+    index.service_added(service("early", type="ExternalName", ip="",
+                                externalName="late.default.svc.cluster.local"))
+    index.service_added(service("late", ip="10.96.0.8"))
+    assert resolve(index, "early.default.svc.cluster.local.")[1] == [
+        "late.default.svc.cluster.local.", "10.96.0.8"]
+    # only in-zone aliases are re-rendered on every change, and only while they are aliases
+    index.service_added(service("out", type="ExternalName", ip="", externalName="example.com"))
+    index.service_updated(service("early"), service("early", ip="10.96.0.9", rv="2"))
+    index.service_deleted(service("alias"))
+    assert index.zone.in_zone_aliases() == set()
 
 
 def test_programming_latency_is_observed_from_precise_timestamps() -> None:

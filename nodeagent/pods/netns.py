@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import shutil
 import socket
@@ -28,6 +29,7 @@ from nodeagent.node.network import BRIDGE, gateway
 from nodeagent.pods.status import pod_netns, resolv_conf
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 NETNS_ETC = Path("/etc/netns")
 ETH_P_ARP = 0x0806
 
@@ -77,7 +79,10 @@ def create_pod_network(*, node_ns: str | None, pod_ns: str, uid: str, ip: str,
     _ip("-n", pod_ns, "addr", "replace", f"{ip}/{prefix}", "dev", "eth0")
     _ip("-n", pod_ns, "link", "set", "eth0", "up")
     _ip("-n", pod_ns, "route", "replace", "default", "via", gateway(pod_cidr))
-    announce(pod_ns, ip)
+    try:
+        announce(pod_ns, ip)
+    except OSError as exc:  # e.g. no CAP_NET_RAW: the pod works, only a reused IP may lag
+        log.warning("pod network %s: could not announce %s: %s", pod_ns, ip, exc)
 
 
 def gratuitous_arp(mac: bytes, ip: str) -> bytes:
@@ -93,17 +98,15 @@ def gratuitous_arp(mac: bytes, ip: str) -> bytes:
 
 
 def announce(pod_ns: str, ip: str, dev: str = "eth0") -> None:
-    """Send the gratuitous ARP for ``ip`` out of ``dev`` inside the pod."""
+    """Send the gratuitous ARP for ``ip`` out of ``dev`` inside the pod (needs
+    CAP_NET_RAW; raises ``OSError`` without it)."""
     def send() -> None:
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
             sock.bind((dev, 0))
             mac = sock.getsockname()[4]
             sock.send(gratuitous_arp(mac, ip))
 
-    try:
-        run_in_netns(pod_ns, send)
-    except OSError as exc:
-        raise NetworkError(f"announcing {ip} on {dev} in {pod_ns}: {exc}") from exc
+    run_in_netns(pod_ns, send)
 
 
 def delete_pod_network(*, node_ns: str | None, pod_ns: str, uid: str) -> None:

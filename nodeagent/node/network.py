@@ -3,7 +3,11 @@
 ``node_setup_commands`` returns what makes a node namespace ready for pods: the
 ``cni0`` bridge holding the ``.1`` of the pod CIDR, forwarding, bridged traffic through
 iptables, and a route for the Service CIDR via ``cni0`` so the node's own connections
-to ClusterIPs pass nat OUTPUT. ``route_changes`` compares the routes to other nodes'
+to ClusterIPs pass nat OUTPUT. The bridge gets a fixed MAC (``bridge_mac``): one that
+is left to Linux follows the lowest MAC of its ports, so deleting one pod could change
+it, and every other pod would keep sending to the gateway's old MAC until its
+neighbour entry expired. ``arp_notify`` makes any change that still happens announce
+itself. ``route_changes`` compares the routes to other nodes'
 pod CIDRs with what should be there. ``run`` (below) is the only side effect here.
 """
 
@@ -26,11 +30,19 @@ def gateway(pod_cidr: str) -> str:
     return str(net.network_address + 1)
 
 
+def bridge_mac(pod_cidr: str) -> str:
+    """A locally administered MAC made of the gateway's IPv4 address (``0a:58:…``, the
+    convention OVN-Kubernetes uses), so it is stable and differs between nodes."""
+    octets = ipaddress.IPv4Address(gateway(pod_cidr)).packed
+    return ":".join(f"{b:02x}" for b in (0x0A, 0x58, *octets))
+
+
 def node_setup_commands(pod_cidr: str, service_cidr: str | None) -> list[list[str]]:
     """Idempotent-enough commands (``ip`` lines tolerate "exists") that set up ``cni0``."""
     net = ipaddress.ip_network(pod_cidr, strict=False)
     cmds = [
-        ["ip", "link", "add", BRIDGE, "type", "bridge"],
+        ["ip", "link", "add", BRIDGE, "address", bridge_mac(pod_cidr), "type", "bridge"],
+        ["sysctl", "-q", "-w", f"net.ipv4.conf.{BRIDGE}.arp_notify=1"],
         ["ip", "addr", "replace", f"{gateway(pod_cidr)}/{net.prefixlen}", "dev", BRIDGE],
         ["ip", "link", "set", BRIDGE, "up"],
         ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],

@@ -1,9 +1,12 @@
-"""A pod's network as the node agent builds it, in real namespaces.
+"""A node's and a pod's network as the node agent builds them, in real namespaces.
 
-The case that matters: a new pod gets an IP an earlier pod had, and the node still
-holds a neighbour entry for it with the old pod's MAC. Without the pod's
-gratuitous ARP the node keeps sending to that MAC until the entry expires (15–45 s
-of REACHABLE, then STALE/PROBE), and the new pod's readiness probes time out.
+The cases that matter are stale neighbour entries, which black-hole traffic for
+15–45 s of REACHABLE and then some while STALE/PROBE:
+
+- a new pod gets an IP an earlier pod had, and the node still holds an entry for
+  it with the old pod's MAC: the pod's gratuitous ARP replaces it;
+- deleting a pod must not change the bridge's MAC, which every other pod holds for
+  its gateway: the bridge has a fixed one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from nodeagent.node.network import bridge_mac, setup_node
 from nodeagent.pods import netns
 from tests.conftest import wait_until
 from tests.netns import Lab, have_root_tools, sh, socket_in
@@ -33,6 +37,10 @@ def lab() -> Iterator[Lab]:
     finally:
         lab.close()
         assert lab.leftovers() == []
+
+
+def _mac(ns: str, dev: str) -> str:
+    return json.loads(sh("ip", "-n", ns, "-j", "link", "show", dev).stdout)[0]["address"]
 
 
 def _neighbour(ns: str, ip: str) -> dict:
@@ -72,10 +80,35 @@ def test_a_pod_reusing_an_ip_takes_over_the_nodes_neighbour_entry(lab: Lab) -> N
     try:
         netns.create_pod_network(node_ns=node, pod_ns=pod, uid=uid, ip=POD_IP,
                                  pod_cidr=POD_CIDR, resolv="nameserver 10.96.0.10\n")
-        mac = json.loads(sh("ip", "-n", pod, "-j", "link", "show", "eth0").stdout)[0]["address"]
+        mac = _mac(pod, "eth0")
         wait_until(lambda: _neighbour(node, POD_IP).get("lladdr") == mac, timeout=5,
                    what="the node's neighbour entry to carry the new pod's MAC")
         assert _reaches(node, POD_IP)
     finally:
         netns.delete_pod_network(node_ns=node, pod_ns=pod, uid=uid)
 
+
+
+def test_deleting_a_pod_leaves_the_gateway_where_the_other_pods_know_it(lab: Lab) -> None:
+    node = lab.ns("node")
+    setup_node(node, POD_CIDR, None)
+    pods = {name: (f"{lab.run}-{name}", f"{i}a1b2c3d-0000-4000-8000-000000000001",
+                   f"10.244.7.{10 + i}") for i, name in enumerate(("first", "other"))}
+    lab.namespaces.extend(ns for ns, _, _ in pods.values())
+    try:
+        for ns, uid, ip in pods.values():
+            netns.create_pod_network(node_ns=node, pod_ns=ns, uid=uid, ip=ip,
+                                     pod_cidr=POD_CIDR, resolv="nameserver 10.96.0.10\n")
+        # the lowest MAC on the bridge: a bridge left to itself would take it, and lose
+        # it again with this pod
+        sh("ip", "-n", node, "link", "set", netns.host_veth(pods["first"][1]), "address",
+           "02:00:00:00:00:01")
+        other = pods["other"][0]
+        assert _reaches(other, GATEWAY)
+        assert _neighbour(other, GATEWAY)["lladdr"] == bridge_mac(POD_CIDR)
+        netns.delete_pod_network(node_ns=node, pod_ns=pods["first"][0], uid=pods["first"][1])
+        assert _mac(node, netns.BRIDGE) == bridge_mac(POD_CIDR)
+        assert _reaches(other, GATEWAY)
+    finally:
+        for ns, uid, _ in pods.values():
+            netns.delete_pod_network(node_ns=node, pod_ns=ns, uid=uid)

@@ -28,6 +28,9 @@ def test_gateway_is_dot_one() -> None:
 
 def test_setup_commands() -> None:
     cmds = node_setup_commands("10.244.1.0/24", "10.96.0.0/16")
+    assert cmds[0] == ["ip", "link", "add", "cni0", "address", "0a:58:0a:f4:01:01",
+                       "type", "bridge"]
+    assert ["sysctl", "-q", "-w", "net.ipv4.conf.cni0.arp_notify=1"] in cmds
     assert ["ip", "addr", "replace", "10.244.1.1/24", "dev", "cni0"] in cmds
     assert ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"] in cmds
     assert ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"] in cmds

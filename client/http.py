@@ -33,7 +33,7 @@ import orjson
 
 from client.config import ClientConfig, load_config
 from client.errors import ApiError, ConnectionFailed, Expired, ServerError, error_from_response
-from client.kinds import Kind
+from client.kinds import POD, Kind
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,15 @@ class RequestBuilder:
 
     def get(self, kind: Kind, name: str, namespace: str | None = None) -> Request:
         return Request("GET", kind.item_path(_name(name), self.namespace_for(kind, namespace)))
+
+    def bind(self, name: str, node: str, namespace: str | None = None) -> Request:
+        """``POST pods/<name>/binding``: what a scheduler sends to put a Pod on a node."""
+        ns = self.namespace_for(POD, namespace)
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": _name(name), "namespace": ns},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": _name(node)}}
+        return Request("POST", POD.item_path(_name(name), ns, "binding"), {},
+                       _json_body(binding), {"Content-Type": "application/json"})
 
     def list(self, kind: Kind, namespace: str | None = None, *,
              label_selector: str | None = None, field_selector: str | None = None,
@@ -406,6 +415,10 @@ class Client:
     def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any]:
         return self._json(self._build.get(kind, name, namespace))
 
+    def bind(self, name: str, node: str, namespace: str | None = None) -> dict[str, Any]:
+        """Bind Pod ``name`` to ``node``; the answer is a ``Status`` (Success)."""
+        return self._json(self._build.bind(name, node, namespace))
+
     def list(self, kind: Kind, namespace: str | None = None, *,
              label_selector: str | None = None, field_selector: str | None = None,
              limit: int | None = None, continue_: str | None = None,
@@ -533,6 +546,10 @@ class AsyncClient:
 
     async def get(self, kind: Kind, name: str, namespace: str | None = None) -> dict[str, Any]:
         return await self._json(self._build.get(kind, name, namespace))
+
+    async def bind(self, name: str, node: str, namespace: str | None = None) -> dict[str, Any]:
+        """Bind Pod ``name`` to ``node``; the answer is a ``Status`` (Success)."""
+        return await self._json(self._build.bind(name, node, namespace))
 
     async def list(self, kind: Kind, namespace: str | None = None, *,
                    label_selector: str | None = None, field_selector: str | None = None,

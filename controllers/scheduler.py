@@ -166,11 +166,7 @@ class Scheduler(Controller):
         self._unschedulable.discard(key)
         self._count(key, decision.node)  # assume before the first await
         try:
-            await self.client.request(
-                "POST", POD.item_path(name_of(pod), namespace_of(pod), "binding"),
-                json={"apiVersion": "v1", "kind": "Binding",
-                      "metadata": {"name": name_of(pod), "namespace": namespace_of(pod)},
-                      "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node}})
+            await self.client.bind(name_of(pod), decision.node, namespace_of(pod))
         except (Conflict, NotFound) as exc:
             self._recount(key)  # bound elsewhere, or gone: the cache will say which
             log.info("pod %s: not bound: %s", key, exc.message)

@@ -65,6 +65,7 @@ build = RequestBuilder(default_namespace="team")
     (build.get(SERVICE, "web"), "GET", "/api/v1/namespaces/team/services/web"),
     (build.get(SERVICE, "web", "prod"), "GET", "/api/v1/namespaces/prod/services/web"),
     (build.get(NODE, "n1", "ignored"), "GET", "/api/v1/nodes/n1"),
+    (build.bind("web-1", "n1"), "POST", "/api/v1/namespaces/team/pods/web-1/binding"),
     (build.list(SERVICE), "GET", "/api/v1/services"),
     (build.list(POD, "prod"), "GET", "/api/v1/namespaces/prod/pods"),
     (build.list(NAMESPACE, "x"), "GET", "/api/v1/namespaces"),
@@ -331,6 +332,25 @@ def test_status_subresource(api, ns):
     current = api.get(POD, "p", ns)
     current["status"]["podIP"] = "10.244.1.5"
     assert api.replace(POD, current, subresource="status")["status"]["podIP"] == "10.244.1.5"
+
+
+def test_bind_puts_a_pod_on_a_node_once(api, shared_url, ns):
+    for name in ("b1", "b2"):
+        api.create(POD, {"metadata": {"name": name},
+                         "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, ns)
+    assert api.bind("b1", "node-a", ns)["status"] == "Success"
+    assert api.get(POD, "b1", ns)["spec"]["nodeName"] == "node-a"
+    with pytest.raises(Conflict):  # bound already: a scheduler's lost race
+        api.bind("b1", "node-b", ns)
+    with pytest.raises(NotFound):
+        api.bind("nobody", "node-a", ns)
+
+    async def main() -> None:
+        async with AsyncClient(server=shared_url) as client:
+            await client.bind("b2", "node-b", ns)
+
+    asyncio.run(main())
+    assert api.get(POD, "b2", ns)["spec"]["nodeName"] == "node-b"
 
 
 def test_dry_run_create_persists_nothing(api, ns):

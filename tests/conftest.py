@@ -41,8 +41,61 @@ def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what
                          (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
+class ManagedProcess:
+    """Start, wait for ``/readyz``, stop: a real miniplane process, handled by its pid.
+
+    Subclasses are dataclasses with ``log_path`` and ``proc`` fields; they say what
+    to run (``command``) and where it reports readiness (``readyz_url``).
+    """
+
+    log_path: Path
+    proc: subprocess.Popen | None
+    label = "process"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def readyz_url(self) -> str:
+        raise NotImplementedError
+
+    def start(self, *, wait_ready: bool = True):  # -> Self
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=REPO)
+        if wait_ready:
+            wait_until(self._ready, timeout=20, what=f"{self.label} to be ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.label} exited with {self.proc.returncode}: "
+                               + self.log_path.read_text()[-2000:])
+        try:
+            return httpx.get(self.readyz_url(), timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Stop it (SIGKILL after 10 s) and return its exit code; None if not running."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
 @dataclass
-class ApiServer:
+class ApiServer(ManagedProcess):
     """One real mp-apiserver process; restartable on the same database and port."""
 
     db_path: Path
@@ -55,39 +108,16 @@ class ApiServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ApiServer:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{self.port}",
-                 "--storage-url", f"sqlite:///{self.db_path}", *self.extra_args],
-                stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-            )
-        wait_until(self._ready, timeout=20, what=f"apiserver on {self.url} to be ready")
-        return self
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        return f"apiserver on {self.url}"
 
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"apiserver exited with {self.proc.returncode}: "
-                               + self.log_path.read_text()[-2000:])
-        try:
-            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
+    def command(self) -> list[str]:
+        return [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{self.port}",
+                "--storage-url", f"sqlite:///{self.db_path}", *self.extra_args]
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+    def readyz_url(self) -> str:
+        return self.url + "/readyz"
 
     def restart(self) -> ApiServer:
         self.stop()

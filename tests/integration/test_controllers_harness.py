@@ -10,7 +10,6 @@ Every process and thread a test starts is stopped at teardown, even on failure.
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import threading
 import time
@@ -26,13 +25,13 @@ from client.http import Client
 from client.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
 from controllers.objects import format_time
 from controllers.slices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
-from tests.conftest import BIN, REPO, ApiServer, free_port, wait_until
+from tests.conftest import BIN, ApiServer, ManagedProcess, free_port, wait_until
 
 NS = "default"
 
 
 @dataclass
-class ControllerProcess:
+class ControllerProcess(ManagedProcess):
     """One real mp-controllers process against ``server``; restartable."""
 
     server: str
@@ -40,46 +39,18 @@ class ControllerProcess:
     args: list[str] = field(default_factory=list)
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    label = "mp-controllers"
 
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}"
 
-    def start(self, *, wait_ready: bool = True) -> ControllerProcess:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(BIN / "mp-controllers"), "--server", self.server,
-                 "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.args],
-                stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        if wait_ready:
-            wait_until(self._ready, timeout=20, what="mp-controllers to sync")
-        return self
+    def command(self) -> list[str]:
+        return [str(BIN / "mp-controllers"), "--server", self.server,
+                "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.args]
 
-    def _ready(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"mp-controllers exited with {self.proc.returncode}: "
-                               + self.log_path.read_text()[-2000:])
-        try:
-            return httpx.get(self.metrics_url + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
-        self.proc = None
-        return code
-
-    def kill(self) -> None:
-        self.stop(signal.SIGKILL)
+    def readyz_url(self) -> str:
+        return self.metrics_url + "/readyz"
 
     def metrics(self) -> dict[str, float]:
         """Every sample of /metrics as ``name{labels}`` → value."""

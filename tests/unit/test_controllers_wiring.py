@@ -86,9 +86,10 @@ class FakeApi:
             raise NotFound(f"{name} not found")
         return copy.deepcopy(self.objects[name])
 
-    async def request(self, method: str, path: str, *, json: Any = None) -> None:
-        self._maybe_fail("request")
-        self.calls.append((method, path, json["target"]["name"]))
+    async def bind(self, name: str, node: str, namespace: str | None = None) -> dict:
+        self._maybe_fail("bind")
+        self.calls.append(("bind", "pods/binding", node))
+        return {"kind": "Status", "status": "Success"}
 
 
 def deliver(informer: Informer, kind: str, obj: dict) -> None:
@@ -309,10 +310,10 @@ def test_assumed_pods_spread_before_any_binding_is_seen(api):
             deliver(informers.get(POD), "ADDED", pod(f"p{i}", node=""))
         for i in range(6):
             await scheduler.sync(f"default/p{i}")
-        targets = [call[2] for call in api.calls if call[0] == "POST"]
+        targets = [call[2] for call in api.calls if call[0] == "bind"]
         assert sorted(targets) == ["n1", "n1", "n2", "n2", "n3", "n3"]
         assert await scheduler.sync("default/p0") is None  # assumed: not bound twice
-        assert len([c for c in api.calls if c[0] == "POST"]) == 6
+        assert len([c for c in api.calls if c[0] == "bind"]) == 6
         await scheduler.recorder.close()
 
     run(main())
@@ -323,7 +324,7 @@ def test_failed_binding_takes_the_assumption_back(api):
         scheduler, informers = make_scheduler(api)
         deliver(informers.get(NODE), "ADDED", node("n1"))
         deliver(informers.get(POD), "ADDED", pod("p", node=""))
-        api.fail["request"] = ConnectionError("down")
+        api.fail["bind"] = ConnectionError("down")
         with pytest.raises(ConnectionError):
             await scheduler.sync("default/p")
         assert scheduler.load("n1") == 0
@@ -352,7 +353,7 @@ def test_unschedulable_pod_is_reported_once_and_retried_on_node_changes(api):
         deliver(informers.get(NODE), "MODIFIED", node("n1"))
         assert await _drain(scheduler.queue) == ["default/p"]
         await scheduler.sync("default/p")
-        assert api.calls[-1][0] == "POST"
+        assert api.calls[-1][0] == "bind"
         await scheduler.recorder.close()
 
     run(main())

@@ -514,7 +514,9 @@ class Proxier:
                 continue
             if now >= full_at:
                 self.need_full = True
-            if pending or now >= full_at:
+            # Sync only when a sync is due: a check falling due while changes wait
+            # (held back by min_sync_period or a retry's backoff) runs the check.
+            if (pending and now >= sync_at) or now >= full_at:
                 last_start = now
                 changes = self.tracker.everything() if first else None
                 triggers: list[float] = []
@@ -541,7 +543,7 @@ class Proxier:
                     self.metrics.programming.observe(max(0.0, finished - stamp))
                 if full:  # everything was just rewritten: as good as a check
                     last_full = last_check = loop.time()
-            else:
+            elif now >= check_at:
                 last_check = now
                 try:
                     problems = await asyncio.to_thread(self.check)

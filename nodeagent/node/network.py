@@ -31,9 +31,10 @@ def gateway(pod_cidr: str) -> str:
 
 
 def bridge_mac(pod_cidr: str) -> str:
-    """A locally administered MAC made of the gateway's IPv4 address (``0a:58:…``, the
-    convention OVN-Kubernetes uses), so it is stable and differs between nodes."""
-    octets = ipaddress.IPv4Address(gateway(pod_cidr)).packed
+    """A locally administered MAC made of the gateway's address (``0a:58:`` and its
+    last four bytes, the convention OVN-Kubernetes uses): stable, and different on
+    every node."""
+    octets = ipaddress.ip_address(gateway(pod_cidr)).packed[-4:]
     return ":".join(f"{b:02x}" for b in (0x0A, 0x58, *octets))
 
 
@@ -131,6 +132,11 @@ def setup_node(netns: str | None, pod_cidr: str, service_cidr: str | None) -> No
         except RuntimeError as exc:
             if not (tolerate and "exists" in str(exc)):
                 raise
+    # A cni0 made by an older agent has the MAC Linux picked: pin it (arp_notify, set
+    # above, tells the pods). Only when it differs, as setting it flushes neighbours.
+    mac = bridge_mac(pod_cidr)
+    if json.loads(run(netns, ["ip", "-j", "link", "show", BRIDGE]))[0].get("address") != mac:
+        run(netns, ["ip", "link", "set", BRIDGE, "address", mac])
     log.info("node network ready: %s on %s", gateway(pod_cidr), BRIDGE)
 
 

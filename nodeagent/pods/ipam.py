@@ -32,11 +32,21 @@ def next_free(cidr: str, used: Mapping[str, str] | set[str], after: str | None =
     start = first
     if after is not None and first <= int(ipaddress.ip_address(after)) <= last:
         start = int(ipaddress.ip_address(after)) + 1
+    address = type(net.network_address)  # IPv4Address or IPv6Address, as the CIDR is
     for i in range(max(size, 0)):
-        ip = str(ipaddress.ip_address(first + (start - first + i) % size))
+        ip = str(address(first + (start - first + i) % size))
         if ip not in used:
             return ip
     raise Exhausted(f"no free address in {cidr}")
+
+
+def _address_in(text: object, cidr: str) -> str | None:
+    """``text`` if it is an address of ``cidr`` (a damaged record must not stop pods)."""
+    try:
+        ip = ipaddress.ip_address(str(text))
+    except ValueError:
+        return None
+    return str(ip) if ip in ipaddress.ip_network(cidr, strict=False) else None
 
 
 class Ipam:
@@ -52,7 +62,7 @@ class Ipam:
             data = json.loads(path.read_text() or "{}")
             if data.get("cidr") == cidr:
                 self.owners = dict(data.get("allocations", {}))
-                self.last = data.get("last")
+                self.last = _address_in(data.get("last"), cidr)
 
     def _save(self) -> None:
         tmp = self.path.with_suffix(".tmp")

@@ -79,6 +79,8 @@ def create_pod_network(*, node_ns: str | None, pod_ns: str, uid: str, ip: str,
     _ip("-n", pod_ns, "addr", "replace", f"{ip}/{prefix}", "dev", "eth0")
     _ip("-n", pod_ns, "link", "set", "eth0", "up")
     _ip("-n", pod_ns, "route", "replace", "default", "via", gateway(pod_cidr))
+    if ipaddress.ip_address(ip).version != 4:
+        return  # ARP is IPv4's; an IPv6 pod would need an unsolicited neighbour advert
     try:
         announce(pod_ns, ip)
     except OSError as exc:  # e.g. no CAP_NET_RAW: the pod works, only a reused IP may lag

@@ -112,3 +112,29 @@ def test_deleting_a_pod_leaves_the_gateway_where_the_other_pods_know_it(lab: Lab
     finally:
         for ns, uid, _ in pods.values():
             netns.delete_pod_network(node_ns=node, pod_ns=ns, uid=uid)
+
+
+def test_a_bridge_from_an_older_agent_gets_its_mac_pinned_and_pods_hear_of_it(lab: Lab) -> None:
+    node = lab.ns("node")
+    # what an agent before the fixed MAC left: a bridge with whatever MAC Linux chose
+    sh("ip", "-n", node, "link", "add", netns.BRIDGE, "address", "02:00:00:00:00:07",
+       "type", "bridge")
+    sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", netns.BRIDGE)
+    sh("ip", "-n", node, "link", "set", netns.BRIDGE, "up")
+    pod, uid = f"{lab.run}-pod", "2a1b2c3d-0000-4000-8000-000000000001"
+    lab.namespaces.append(pod)
+    try:
+        netns.create_pod_network(node_ns=node, pod_ns=pod, uid=uid, ip=POD_IP,
+                                 pod_cidr=POD_CIDR, resolv="nameserver 10.96.0.10\n")
+        assert _reaches(pod, GATEWAY)
+        assert _neighbour(pod, GATEWAY)["lladdr"] == "02:00:00:00:00:07"
+        setup_node(node, POD_CIDR, None)  # the new agent starts
+        assert _mac(node, netns.BRIDGE) == bridge_mac(POD_CIDR)
+        # arp_notify announced the change: the pod follows without waiting for expiry
+        wait_until(lambda: _neighbour(pod, GATEWAY).get("lladdr") == bridge_mac(POD_CIDR),
+                   timeout=5, what="the pod's gateway entry to carry the pinned MAC")
+        assert _reaches(pod, GATEWAY)
+        setup_node(node, POD_CIDR, None)  # and again: nothing changes
+        assert _mac(node, netns.BRIDGE) == bridge_mac(POD_CIDR)
+    finally:
+        netns.delete_pod_network(node_ns=node, pod_ns=pod, uid=uid)

@@ -9,6 +9,7 @@ import pytest
 from nodeagent.main import UsageError, cluster_from_netns, parse_args
 from nodeagent.node.agent import node_status
 from nodeagent.node.network import (
+    bridge_mac,
     desired_routes,
     gateway,
     node_setup_commands,
@@ -31,6 +32,7 @@ def test_setup_commands() -> None:
     assert cmds[0] == ["ip", "link", "add", "cni0", "address", "0a:58:0a:f4:01:01",
                        "type", "bridge"]
     assert ["sysctl", "-q", "-w", "net.ipv4.conf.cni0.arp_notify=1"] in cmds
+    assert bridge_mac("fd00:10:244:1::/64") == "0a:58:00:00:00:01"  # the last four bytes
     assert ["ip", "addr", "replace", "10.244.1.1/24", "dev", "cni0"] in cmds
     assert ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"] in cmds
     assert ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"] in cmds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
@@ -36,6 +37,8 @@ def test_next_free_goes_round_from_the_last_address_given() -> None:
     # past the end it wraps to the first host, never to the network or gateway
     assert next_free("10.244.1.0/24", {"10.244.1.2"}, after="10.244.1.254") == "10.244.1.3"
     assert next_free("10.244.1.0/24", set(), after="10.9.9.9") == "10.244.1.2"
+    assert next_free("fd00:10:244:1::/64", set(), after="fd00:10:244:1::5") == \
+        "fd00:10:244:1::6"
 
 
 def test_ipam_persists_and_is_idempotent(tmp_path: Path) -> None:
@@ -49,6 +52,10 @@ def test_ipam_persists_and_is_idempotent(tmp_path: Path) -> None:
     # a freed IP waits its turn: stale neighbour entries for it must not meet a new pod
     assert Ipam(tmp_path / "ipam.json", "10.244.1.0/24").allocate("uid-d") == "10.244.1.5"
     assert Ipam(tmp_path / "ipam.json", "10.244.9.0/24").owners == {}  # another CIDR
+    # a damaged record of the last IP given costs the round-robin, not the pods
+    record = json.loads((tmp_path / "ipam.json").read_text())
+    (tmp_path / "ipam.json").write_text(json.dumps({**record, "last": "not an ip"}))
+    assert Ipam(tmp_path / "ipam.json", "10.244.1.0/24").allocate("uid-e") == a
 
 
 def test_names_and_resolv_conf() -> None:

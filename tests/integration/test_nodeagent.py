@@ -375,7 +375,9 @@ def test_agent_kill_and_restart_adopts_running_pods(cluster: Cluster) -> None:
     assert cluster.container("once")["restartCount"] == 0
     for name in ("keep", "once"):
         cluster.delete_and_wait(name)
-    assert once_ns not in sh("ip", "netns", "list").stdout
+    # a finished pod's object goes at once (grace 0); its namespace follows shortly
+    wait_until(lambda: once_ns not in sh("ip", "netns", "list").stdout, timeout=10,
+               what="the finished pod's namespace to be removed")
 
 
 def test_routes_follow_other_nodes(cluster: Cluster) -> None:

@@ -144,17 +144,22 @@ class PodManager:
                     await t
 
     async def _clean_orphans(self) -> None:
-        """Kill processes and remove namespaces of pods this node no longer has."""
+        """Kill processes and remove namespaces of pods this node no longer has.
+
+        Only pods recorded in this agent's state dir count as this node's: in a local
+        cluster every node's pod namespaces share the host's ``/run/netns`` and one
+        prefix, so a namespace without a record may well be another node's pod. Each
+        worker records its pod before it creates the namespace, so nothing this
+        agent made goes unrecorded.
+        """
         live = {p["metadata"]["uid"] for p in self.informer.store.list()}
         pods_dir = self.cfg.state_dir / "pods"
-        known_ns = set()
         for d in sorted(pods_dir.iterdir()) if pods_dir.is_dir() else []:
             try:
                 data = json.loads((d / "pod.json").read_text())
             except (OSError, ValueError):
                 data = {"uid": d.name}
             uid = data.get("uid", d.name)
-            known_ns.add(netns.pod_ns_name(self.cfg.cluster, uid))
             if uid in live:
                 continue
             for c in (data.get("containers") or {}).values():
@@ -165,13 +170,6 @@ class PodManager:
             self.ipam.release(uid)  # type: ignore[union-attr]
             shutil.rmtree(d, ignore_errors=True)
             log.info("removed the leftovers of pod %s (%s)", data.get("key", uid), uid)
-        live_ns = {netns.pod_ns_name(self.cfg.cluster, u) for u in live}
-        prefix = f"mp-{self.cfg.cluster}-pod-"
-        for ns in netns.list_pod_namespaces(prefix):
-            if ns not in live_ns and ns not in known_ns:
-                log.info("removing orphan namespace %s", ns)
-                await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
-                                        pod_ns=ns, uid=ns[len(prefix):])
 
     async def _status_loop(self) -> None:
         while True:

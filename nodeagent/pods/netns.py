@@ -118,12 +118,6 @@ def delete_pod_network(*, node_ns: str | None, pod_ns: str, uid: str) -> None:
     shutil.rmtree(NETNS_ETC / pod_ns, ignore_errors=True)
 
 
-def list_pod_namespaces(prefix: str) -> list[str]:
-    out = _ip("netns", "list", check=False).stdout
-    return sorted(line.split()[0] for line in out.splitlines()
-                  if line.split() and line.split()[0].startswith(prefix))
-
-
 def socket_in(ns: str | None) -> socket.socket:
     return run_in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
 

@@ -380,6 +380,26 @@ def test_agent_kill_and_restart_adopts_running_pods(cluster: Cluster) -> None:
                what="the finished pod's namespace to be removed")
 
 
+def test_agent_restart_leaves_other_nodes_pods_alone(cluster: Cluster) -> None:
+    """All nodes' pod namespaces share /run/netns and one prefix here, as in a local
+    cluster: a restarting agent must clean up only the pods it recorded."""
+    cluster.pod("neighbour", "node-a", [server("neighbour", cluster.tmp)])
+    wait_until(lambda: cluster.ready("neighbour") == "True", timeout=30,
+               what="neighbour Ready")
+    ns = cluster.pod_ns("neighbour")
+    pids = sh("ip", "netns", "pids", ns).stdout.split()
+    agent = cluster.agents["node-b"]
+    agent.stop(signal.SIGKILL)
+    agent.start()
+    # a pod it runs after the restart: its clean-up of leftovers is over by then
+    cluster.pod("witness", "node-b", [server("witness", cluster.tmp)])
+    wait_until(lambda: cluster.ready("witness") == "True", timeout=30, what="witness Ready")
+    assert ns in sh("ip", "netns", "list").stdout
+    assert sh("ip", "netns", "pids", ns).stdout.split() == pids
+    for name in ("neighbour", "witness"):
+        cluster.delete_and_wait(name)
+
+
 def test_routes_follow_other_nodes(cluster: Cluster) -> None:
     cluster.client.create(NODE, {"apiVersion": "v1", "kind": "Node",
                                  "metadata": {"name": "node-z"},

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.netns import Lab
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -122,6 +124,17 @@ class ApiServer(ManagedProcess):
     def restart(self) -> ApiServer:
         self.stop()
         return self.start()
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """Namespaces of one test (``tests.netns.Lab``), all removed at teardown, on failure too."""
+    lab = Lab()
+    try:
+        yield lab
+    finally:
+        lab.close()
+        assert lab.leftovers() == []
 
 
 @pytest.fixture

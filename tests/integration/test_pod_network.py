@@ -12,7 +12,6 @@ The cases that matter are stale neighbour entries, which black-hole traffic for
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -29,14 +28,11 @@ POD_CIDR, GATEWAY, POD_IP = "10.244.7.0/24", "10.244.7.1", "10.244.7.9"
 GONE_MAC = "02:00:00:00:00:99"  # the MAC of a pod that no longer exists
 
 
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.close()
-        assert lab.leftovers() == []
+def _bridge(node: str, mac: str) -> None:
+    """``cni0`` with the gateway address and ``mac``, made by hand (not by the agent)."""
+    sh("ip", "-n", node, "link", "add", netns.BRIDGE, "address", mac, "type", "bridge")
+    sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", netns.BRIDGE)
+    sh("ip", "-n", node, "link", "set", netns.BRIDGE, "up")
 
 
 def _mac(ns: str, dev: str) -> str:
@@ -66,10 +62,7 @@ def test_a_pod_reusing_an_ip_takes_over_the_nodes_neighbour_entry(lab: Lab) -> N
     node = lab.ns("node")
     # a bridge with a fixed MAC, as a long-lived node's is: no address change flushes
     # its neighbour table when pods come and go
-    sh("ip", "-n", node, "link", "add", netns.BRIDGE, "address", "02:00:00:00:00:01",
-       "type", "bridge")
-    sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", netns.BRIDGE)
-    sh("ip", "-n", node, "link", "set", netns.BRIDGE, "up")
+    _bridge(node, "02:00:00:00:00:01")
     sh("ip", "-n", node, "neigh", "replace", POD_IP, "lladdr", GONE_MAC, "dev", netns.BRIDGE,
        "nud", "reachable")
     assert not _reaches(node, POD_IP)  # the stale entry black-holes the traffic
@@ -117,10 +110,7 @@ def test_deleting_a_pod_leaves_the_gateway_where_the_other_pods_know_it(lab: Lab
 def test_a_bridge_from_an_older_agent_gets_its_mac_pinned_and_pods_hear_of_it(lab: Lab) -> None:
     node = lab.ns("node")
     # what an agent before the fixed MAC left: a bridge with whatever MAC Linux chose
-    sh("ip", "-n", node, "link", "add", netns.BRIDGE, "address", "02:00:00:00:00:07",
-       "type", "bridge")
-    sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", netns.BRIDGE)
-    sh("ip", "-n", node, "link", "set", netns.BRIDGE, "up")
+    _bridge(node, "02:00:00:00:00:07")
     pod, uid = f"{lab.run}-pod", "2a1b2c3d-0000-4000-8000-000000000001"
     lab.namespaces.append(pod)
     try:

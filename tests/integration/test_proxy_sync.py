@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,16 +29,6 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 BACKENDS = ["nft", "legacy"]
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.close()
-        assert lab.leftovers() == []
 
 
 def service(i: int, *, rv: str = "1", **spec: Any) -> dict[str, Any]:
@@ -67,6 +56,19 @@ def normalized_save(backend: Backend) -> str:
     text = backend.save()
     text = re.sub(r"\[\d+:\d+\]", "[0:0]", text)
     return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+
+def record_syncs(p: Proxier) -> list[float]:
+    """The start time of every sync ``p`` runs from now on."""
+    syncs: list[float] = []
+    original = p.sync
+
+    def counting(changes: Any) -> Any:
+        syncs.append(time.monotonic())
+        return original(changes)
+
+    p.sync = counting  # type: ignore[method-assign]
+    return syncs
 
 
 def make(lab: Lab, kind: str, **config: Any) -> Proxier:
@@ -192,14 +194,7 @@ def test_drift_is_repaired_while_changes_keep_coming(lab: Lab) -> None:
     populate(p, 3)
     ipt = ("ip", "netns", "exec", p.backend.netns, "iptables-nft", "-t", "nat")
     jump = ("-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES")
-    syncs: list[float] = []
-    original = p.sync
-
-    def counting(changes: Any) -> Any:
-        syncs.append(time.monotonic())
-        return original(changes)
-
-    p.sync = counting  # type: ignore[method-assign]
+    syncs = record_syncs(p)
 
     async def scenario() -> None:
         runner = asyncio.create_task(p.run(lambda: asyncio.sleep(0)))
@@ -263,14 +258,7 @@ def test_rules_left_in_the_other_backend_are_removed(lab: Lab) -> None:
 def test_bursts_are_coalesced_and_a_quiet_change_is_immediate(lab: Lab) -> None:
     p = make(lab, "nft", min_sync_period=0.5, sync_period=30.0)
     populate(p, 3)
-    syncs: list[float] = []
-    original = p.sync
-
-    def counting(changes: Any) -> Any:
-        syncs.append(time.monotonic())
-        return original(changes)
-
-    p.sync = counting  # type: ignore[method-assign]
+    syncs = record_syncs(p)
 
     async def scenario() -> None:
         runner = asyncio.create_task(p.run(lambda: asyncio.sleep(0)))

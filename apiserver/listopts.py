@@ -14,6 +14,13 @@ from dataclasses import dataclass
 
 import orjson
 
+from apimachinery.labels import (
+    FieldSelector,
+    LabelSelector,
+    SelectorError,
+    parse_field_selector,
+    parse_label_selector,
+)
 from apiserver.errors import (
     BadRequest,
     FieldError,
@@ -24,13 +31,6 @@ from apiserver.errors import (
     not_supported,
 )
 from apiserver.resources import ResourceType
-from client.labels import (
-    FieldSelector,
-    LabelSelector,
-    SelectorError,
-    parse_field_selector,
-    parse_label_selector,
-)
 
 _CONTINUE_VERSION = "meta.k8s.io/v1"
 

@@ -1,4 +1,4 @@
-"""The registry of served resource types: facts from ``client.kinds`` plus behaviour.
+"""The registry of served resource types: facts from ``apimachinery.kinds`` plus behaviour.
 
 Routes, discovery, field selectors and the create/update strategies are all read
 from here, so a new resource is one entry, not five handlers.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from client import kinds
-from client.kinds import Kind
+from apimachinery import kinds
+from apimachinery.kinds import Kind
 
 BASE_FIELDS = ("metadata.name", "metadata.namespace")
 

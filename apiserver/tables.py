@@ -2,7 +2,7 @@
 
 kubectl sends ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io, …`` and
 prints the server's columns; ``priority: 1`` columns only with ``-o wide``. The
-cells come from ``client.tables``, the same functions mpctl prints with, so both
+cells come from ``apimachinery.tables``, the same functions mpctl prints with, so both
 tools show the same thing. Each row carries the object's metadata (a
 ``PartialObjectMetadata``), from which kubectl adds NAMESPACE and LABELS itself.
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from client import tables
-from client.kinds import Kind
+from apimachinery import tables
+from apimachinery.kinds import Kind
 
 TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 

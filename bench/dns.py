@@ -55,8 +55,8 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import dns.message  # noqa: E402
 import dns.rcode  # noqa: E402
 
+from apimachinery.kinds import SERVICE  # noqa: E402
 from client.http import Client  # noqa: E402
-from client.kinds import SERVICE  # noqa: E402
 from dnsd.testing import BIN, DnsdProcess, free_port, poll  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = "1", "0"

@@ -4,6 +4,8 @@ Import from here (``from client import AsyncClient, Informer, WorkQueue``); the
 submodules hold the details and their docstrings the contracts.
 """
 
+from apimachinery.keys import make_key, object_key, split_key
+from apimachinery.kinds import Kind
 from client.backoff import Backoff
 from client.config import ClientConfig, ConfigError, load_config, write_kubeconfig
 from client.errors import (
@@ -26,8 +28,6 @@ from client.errors import (
 )
 from client.http import AsyncClient, Client
 from client.informer import Informer
-from client.keys import make_key, object_key, split_key
-from client.kinds import Kind
 from client.store import Store
 from client.watch import Listed, list_then_watch, watch_forever
 from client.workqueue import (

@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 import httpx
 import orjson
 
+from apimachinery.kinds import POD, Kind
 from client.config import ClientConfig, load_config
 from client.errors import ApiError, ConnectionFailed, Expired, ServerError, error_from_response
-from client.kinds import POD, Kind
 
 log = logging.getLogger(__name__)
 

@@ -34,10 +34,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery.keys import object_key
+from apimachinery.kinds import Kind
 from client.backoff import Backoff
 from client.http import AsyncClient
-from client.keys import object_key
-from client.kinds import Kind
 from client.store import IndexFunc, Store
 from client.watch import MIN_WATCH_TIMEOUT, PAGE_SIZE, Listed, Target, watch_forever
 

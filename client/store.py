@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from client.keys import object_key
+from apimachinery.keys import object_key
 
 IndexFunc = Callable[[dict[str, Any]], Iterable[str] | str | None]
 

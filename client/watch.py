@@ -28,10 +28,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery.kinds import Kind
 from client.backoff import Backoff
 from client.errors import ApiError, ConnectionFailed, Expired
 from client.http import AsyncClient
-from client.kinds import Kind
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from apimachinery.keys import make_key, object_key
+from apimachinery.kinds import ENDPOINTSLICE, POD, SERVICE
 from client.errors import Forbidden, NotFound
 from client.http import AsyncClient
-from client.keys import make_key, object_key
-from client.kinds import ENDPOINTSLICE, POD, SERVICE
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics
 from controllers.objects import Object, format_time, labels_of, name_of, namespace_of

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from apimachinery.kinds import EVENT
 from client.errors import ApiError
 from client.http import AsyncClient
-from client.kinds import EVENT
 from controllers.objects import format_time, meta
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 
+from apimachinery.kinds import Kind
 from client.backoff import Backoff
 from client.http import AsyncClient
 from client.informer import Informer
-from client.kinds import Kind
 from client.store import IndexFunc
 
 log = logging.getLogger(__name__)

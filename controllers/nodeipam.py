@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 
+from apimachinery.keys import object_key
+from apimachinery.kinds import NODE
 from client.errors import Invalid, NotFound
 from client.http import AsyncClient
-from client.keys import object_key
-from client.kinds import NODE
 from controllers.informers import SharedInformers
 from controllers.ipam import CidrExhausted, CidrSet
 from controllers.metrics import Metrics

@@ -28,10 +28,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from apimachinery.keys import object_key
+from apimachinery.kinds import NODE, POD
 from client.errors import NotFound
 from client.http import AsyncClient
-from client.keys import object_key
-from client.kinds import NODE, POD
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
 from controllers.lifecycle import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from client.timestamps import format_time, parse_time  # noqa: F401 - re-exported
+from apimachinery.timestamps import format_time, parse_time  # noqa: F401 - re-exported
 
 Object = Mapping[str, Any]
 

@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from apimachinery.keys import object_key
+from apimachinery.kinds import NODE, POD
 from client.errors import Conflict, NotFound
 from client.http import AsyncClient
-from client.keys import object_key
-from client.kinds import NODE, POD
 from controllers.informers import SharedInformers
 from controllers.lifecycle import force_delete_in, node_is_down
 from controllers.metrics import Metrics

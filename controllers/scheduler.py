@@ -24,10 +24,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from apimachinery.keys import object_key
+from apimachinery.kinds import NODE, POD
 from client.errors import Conflict, NotFound
 from client.http import AsyncClient
-from client.keys import object_key
-from client.kinds import NODE, POD
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics

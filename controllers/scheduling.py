@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from client.labels import matches_map
+from apimachinery.labels import matches_map
 from controllers.objects import (
     condition_status,
     is_deleting,

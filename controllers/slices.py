@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.labels import matches_map
+from apimachinery.labels import matches_map
 from controllers.objects import (
     is_deleting,
     is_pod_ready,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.timestamps import parse_time as parse_timestamp
+from apimachinery.timestamps import parse_time as parse_timestamp
 from dnsd.names import dashed_address
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"

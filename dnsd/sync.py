@@ -22,11 +22,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, SERVICE, Kind
 from client.backoff import Backoff
 from client.config import ClientConfig
 from client.http import AsyncClient, tls_verify
 from client.informer import Informer
-from client.kinds import ENDPOINTSLICE, NAMESPACE, SERVICE, Kind
 from dnsd.index import Index
 
 log = logging.getLogger(__name__)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery import names
+from apimachinery.kinds import KINDS
 from apiserver.errors import FieldError, invalid
 from apiserver.validation import (
     endpointslice,
@@ -30,8 +32,6 @@ from apiserver.validation import (
 )
 from apiserver.validation.fields import FieldErrors
 from apiserver.validation.meta import NameRule, validate_meta, validate_meta_update
-from client import names
-from client.kinds import KINDS
 
 __all__ = ["validate", "validate_status"]
 

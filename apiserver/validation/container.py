@@ -11,9 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from apimachinery import names
 from apiserver.errors import duplicate, forbidden, invalid, not_supported, required
 from apiserver.validation.fields import PROTOCOLS, FieldErrors, is_int
-from client import names
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")

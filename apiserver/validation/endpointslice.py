@@ -7,10 +7,10 @@ port here (Kubernetes checks no range; nothing useful lives outside it).
 
 from __future__ import annotations
 
+from apimachinery import names
 from apiserver.errors import duplicate, required
 from apiserver.validation.fields import PROTOCOLS, FieldErrors, too_many
 from apiserver.validation.meta import check_labels
-from client import names
 
 ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
 MAX_ENDPOINTS = 1000

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
+from apimachinery import names
 from apiserver.errors import FieldError, forbidden, invalid, not_supported
 from apiserver.errors import required as required_value
-from client import names
 
 CONDITION_STATUSES = ("True", "False", "Unknown")
 PROTOCOLS = ("SCTP", "TCP", "UDP")

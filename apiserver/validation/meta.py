@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from apimachinery import names
 from apiserver.errors import duplicate, forbidden, invalid, required
 from apiserver.validation.fields import FieldErrors, too_long
-from client import names
 
 # Kubernetes' TotalAnnotationSizeLimitB: keys plus values, in bytes.
 ANNOTATIONS_MAX_BYTES = 256 * 1024

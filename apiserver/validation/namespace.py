@@ -6,9 +6,9 @@ namespace lifecycle waits on before a terminating namespace disappears.
 
 from __future__ import annotations
 
+from apimachinery import names
 from apiserver.errors import invalid
 from apiserver.validation.fields import FieldErrors
-from client import names
 
 PHASES = ("Active", "Terminating")
 # Finalizers without a domain prefix are reserved for Kubernetes' own.

@@ -6,9 +6,9 @@ every write, not only through ``/status``.
 
 from __future__ import annotations
 
+from apimachinery import names
 from apiserver.errors import FieldError, duplicate, forbidden, invalid
 from apiserver.validation.fields import FieldErrors
-from client import names
 
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 ADDRESS_TYPES = ("Hostname", "InternalIP", "ExternalIP", "InternalDNS", "ExternalDNS")

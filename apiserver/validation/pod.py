@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from apimachinery import names
 from apiserver.errors import duplicate, forbidden, invalid, not_supported, required
 from apiserver.validation.container import PodScope, check_containers
 from apiserver.validation.fields import FieldErrors, is_int
 from apiserver.validation.meta import check_labels
 from apiserver.validation.node import TAINT_EFFECTS
-from client import names
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from apimachinery import names
 from apiserver.errors import duplicate, forbidden, invalid, required
 from apiserver.validation.fields import PROTOCOLS, FieldErrors
 from apiserver.validation.meta import check_labels
-from client import names
 
 TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 AFFINITIES = ("None", "ClientIP")

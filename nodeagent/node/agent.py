@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery.kinds import NODE
 from client.backoff import Backoff
 from client.errors import AlreadyExists, ApiError, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
-from client.kinds import NODE
 from nodeagent.node import network
 from nodeagent.pods.manager import PodManager
 from nodeagent.pods.runtime import RuntimeConfig

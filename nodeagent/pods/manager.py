@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from apimachinery.kinds import POD
 from client.backoff import Backoff
 from client.errors import ApiError, Conflict, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
-from client.kinds import POD
 from client.procs import kill_group, proc_start_time
 from nodeagent.pods import netns
 from nodeagent.pods.ipam import Ipam

@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import logging
 
+from apimachinery.kinds import ENDPOINTSLICE, SERVICE
 from client.backoff import Backoff
 from client.config import ClientConfig
 from client.http import AsyncClient
 from client.informer import Informer
-from client.kinds import ENDPOINTSLICE, SERVICE
 from nodeagent.proxy.sync import Proxier
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from client.timestamps import parse_time
+from apimachinery.timestamps import parse_time
 
 Object = Mapping[str, Any]
 

@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 import yaml
 
+from apimachinery.kinds import NODE, POD, SERVICE
 from client.errors import NotFound
 from client.http import Client
-from client.kinds import NODE, POD, SERVICE
-from client.mpctl.cluster import plan
 from client.procs import same_process
+from mpctl.cluster import plan
 from tests.conftest import BIN, REPO, wait_until
 from tests.netns import have_root_tools, sweep
 from tests.podscripts import CONNECT

@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
 from client.config import ClientConfig
 from client.errors import (
     AlreadyExists,
@@ -36,7 +37,6 @@ from client.errors import (
     is_retriable,
 )
 from client.http import AsyncClient, Client, RequestBuilder, decode_event, tls_verify
-from client.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
 from tests.conftest import ApiServer, free_port, wait_until
 
 _names = itertools.count()

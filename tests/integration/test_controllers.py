@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from client.kinds import ENDPOINTSLICE, NAMESPACE, POD, SERVICE
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, POD, SERVICE
 from controllers.objects import parse_time
 from controllers.slices import TRIGGER_TIME_ANNOTATION, desired_endpoints
 from tests.conftest import BIN, free_port, wait_until

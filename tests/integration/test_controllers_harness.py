@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
 from client.errors import NotFound
 from client.http import Client
-from client.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
 from controllers.objects import format_time
 from controllers.slices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
 from tests.conftest import BIN, ApiServer, ManagedProcess, free_port, wait_until

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from client.kinds import EVENT, NODE, POD
+from apimachinery.kinds import EVENT, NODE, POD
 from controllers.objects import condition
 from tests.conftest import wait_until
 from tests.integration.test_controllers_harness import NOT_READY, READY, Cluster, clusters

@@ -22,8 +22,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, SERVICE
 from client.http import Client
-from client.kinds import ENDPOINTSLICE, NAMESPACE, SERVICE
 from dnsd.testing import DnsdProcess
 from tests.conftest import ApiServer, wait_until
 

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apimachinery.kinds import SERVICE
 from client.http import Client
-from client.kinds import SERVICE
 from dnsd.testing import DnsdProcess
 from tests.conftest import ApiServer, wait_until
 

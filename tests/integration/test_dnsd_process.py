@@ -24,8 +24,8 @@ import dns.rrset
 import httpx
 import pytest
 
+from apimachinery.kinds import SERVICE
 from client.http import Client
-from client.kinds import SERVICE
 from dnsd.testing import BIN, DnsdProcess, free_port
 from tests.conftest import ApiServer, wait_until
 

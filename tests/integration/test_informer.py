@@ -21,12 +21,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from apimachinery.keys import object_key
+from apimachinery.kinds import NAMESPACE, SERVICE, Kind
 from client.backoff import Backoff
 from client.errors import ConnectionFailed, Expired
 from client.http import AsyncClient, Client
 from client.informer import Informer
-from client.keys import object_key
-from client.kinds import NAMESPACE, SERVICE, Kind
 from client.watch import Listed, Target, watch_forever
 from tests.conftest import ApiServer, free_port, wait_until
 

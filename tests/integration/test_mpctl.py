@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from apimachinery.kinds import ENDPOINTSLICE, SERVICE
 from client.http import Client
-from client.kinds import ENDPOINTSLICE, SERVICE
 from tests.conftest import free_port
 
 MPCTL = str(Path(sys.executable).parent / "mpctl")

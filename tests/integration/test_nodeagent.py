@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from apimachinery.kinds import NODE, POD
 from client.errors import NotFound
 from client.http import Client
-from client.kinds import NODE, POD
 from tests.conftest import BIN, REPO, ApiServer, wait_until
 from tests.integration.test_controllers_harness import ControllerProcess
 from tests.netns import Lab, have_root_tools, sh, socket_in, sweep

@@ -35,9 +35,9 @@ from typing import Any
 import httpx
 import pytest
 
+from apimachinery.kinds import ENDPOINTSLICE, SERVICE
 from client.errors import NotFound
 from client.http import Client
-from client.kinds import ENDPOINTSLICE, SERVICE
 from tests.conftest import BIN, REPO, ApiServer, free_port, wait_until
 from tests.netns import Lab, have_root_tools, socket_in, tcp_hello, wait_port
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from apimachinery.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, Kind
 from client.errors import Conflict, Forbidden, NotFound
 from client.informer import Informer
-from client.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, Kind
 from controllers.endpointslice import STALE_RECHECK, EndpointSliceController
 from controllers.events import Recorder
 from controllers.informers import SharedInformers

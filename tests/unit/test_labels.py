@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client.labels import (
+from apimachinery.labels import (
     EVERYTHING,
     FieldRequirement,
     FieldSelector,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from client.mpctl import podio
-from client.mpctl.cluster import plan, state
-from client.mpctl.cluster.progress import Progress
-from client.mpctl.main import CliError, parse_condition
+from mpctl import podio
+from mpctl.cluster import plan, state
+from mpctl.cluster.progress import Progress
+from mpctl.main import CliError, parse_condition
 
 
 def spec(nodes: int = 2, name: str = "mp") -> plan.ClusterSpec:

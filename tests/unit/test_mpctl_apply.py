@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from client.kinds import NAMESPACE, SERVICE
-from client.mpctl.apply import (
+from apimachinery.kinds import NAMESPACE, SERVICE
+from mpctl.apply import (
     LAST_APPLIED,
     ApplyError,
     compute_patch,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from client.kinds import ENDPOINTSLICE, EVENT, NAMESPACE, NODE, POD, SERVICE
-from client.mpctl import describe as d
-from client.mpctl.apply import LAST_APPLIED
+from apimachinery.kinds import ENDPOINTSLICE, EVENT, NAMESPACE, NODE, POD, SERVICE
+from mpctl import describe as d
+from mpctl.apply import LAST_APPLIED
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 

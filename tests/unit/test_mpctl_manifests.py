@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from client.mpctl.manifests import ManifestError, load, load_text, parse_documents
+from mpctl.manifests import ManifestError, load, load_text, parse_documents
 
 SVC = """\
 apiVersion: v1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from client.keys import make_key, object_key, split_key
+from apimachinery.keys import make_key, object_key, split_key
 from client.store import Store
 
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from client import tables as t
-from client.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
-from client.mpctl import printers as p
-from client.mpctl.main import parse_duration, parse_targets
-from client.mpctl.tabwriter import TableWriter, format_table, tabwrite
+from apimachinery import tables as t
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
+from mpctl import printers as p
+from mpctl.main import parse_duration, parse_targets
+from mpctl.tabwriter import TableWriter, format_table, tabwrite
 
 NOW = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -416,8 +416,8 @@ def test_parse_targets() -> None:
 
 
 def test_parse_targets_errors() -> None:
-    from client.kinds import UnknownKind
-    from client.mpctl.main import CliError
+    from apimachinery.kinds import UnknownKind
+    from mpctl.main import CliError
 
     with pytest.raises(CliError):
         parse_targets(["svc/web", "db"])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from client import names
+from apimachinery import names
 
 Predicate = Callable[[str], list[str]]
 

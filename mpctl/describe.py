@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from client.kinds import Kind
-from client.tables import (
+from apimachinery.kinds import Kind
+from apimachinery.tables import (
     NONE,
     _get,
     age,

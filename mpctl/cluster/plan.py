@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.kinds import ENDPOINTSLICE, SERVICE, Kind
+from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
 FABRIC_IP = str(NODE_NETWORK.network_address + 1)

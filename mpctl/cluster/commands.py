@@ -22,11 +22,11 @@ from typing import Any
 
 import httpx
 
-from client import tables
+from apimachinery import tables
+from apimachinery.kinds import NODE, SERVICE
 from client.config import write_kubeconfig
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
-from client.kinds import NODE, SERVICE
 from client.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table

@@ -1,6 +1,6 @@
 """What ``mpctl get`` prints: tables laid out as kubectl does, and -o yaml/json/name.
 
-The columns and cells come from ``client.tables`` (shared with the API server's
+The columns and cells come from ``apimachinery.tables`` (shared with the API server's
 Table responses); this module lays them out and formats whole objects.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from client.kinds import Kind
-from client.tables import name_of, resource_name, table_rows
+from apimachinery.kinds import Kind
+from apimachinery.tables import name_of, resource_name, table_rows
 
 from .tabwriter import TableWriter
 

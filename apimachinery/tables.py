@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from client.kinds import Kind
+from apimachinery.kinds import Kind
 
 NONE = "<none>"
 UNKNOWN = "<unknown>"

@@ -26,9 +26,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from apimachinery.kinds import Kind, by_kind
+from apimachinery.tables import resource_name
 from client.errors import ApiError, ConnectionFailed, NotFound
-from client.kinds import Kind, by_kind
-from client.tables import resource_name
 
 from .manifests import Manifest
 

@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from client import names
+from apimachinery import names
 
 __all__ = [
     "EVERYTHING",
@@ -61,7 +61,7 @@ class SelectorError(ValueError):
 def check_label_key(key: str) -> str | None:
     """Why ``key`` is not a valid label key (a qualified name), or None if it is valid.
 
-    The API server's label validation uses the same predicate (``client.names``), so a
+    The API server's label validation uses the same predicate (``apimachinery.names``), so a
     selector and a stored label are judged by one rule with one wording.
     """
     problems = names.is_qualified_name(key)

@@ -25,11 +25,20 @@ from typing import Any, NoReturn, TypeVar
 
 import yaml
 
-from client import tables
+from apimachinery import tables
+from apimachinery.kinds import (
+    ENDPOINTSLICE,
+    EVENT,
+    POD,
+    SERVICE,
+    Kind,
+    UnknownKind,
+    by_kind,
+    lookup,
+)
 from client.config import ConfigError, load_config
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
-from client.kinds import ENDPOINTSLICE, EVENT, POD, SERVICE, Kind, UnknownKind, by_kind, lookup
 
 from . import describe as describing
 from . import podio, printers

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apimachinery import names
+from apimachinery.quantities import QuantityError, parse_quantity
 from apiserver.errors import duplicate, forbidden, invalid, not_supported, required
 from apiserver.validation.fields import PROTOCOLS, FieldErrors, is_int
 
@@ -62,8 +63,8 @@ def _check_container(errs: FieldErrors, c: dict, path: str, scope: PodScope, *,
         errs.text(c.get(key), f"{path}.{key}")
     for key in ("stdin", "stdinOnce", "tty"):
         errs.boolean(c.get(key), f"{path}.{key}")
-    for key in ("resources", "securityContext"):
-        errs.obj(c.get(key), f"{path}.{key}")
+    errs.obj(c.get("securityContext"), f"{path}.securityContext")
+    _check_resources(errs, c.get("resources"), f"{path}.resources")
     errs.enum(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", PULL_POLICIES, required=True)
     errs.enum(c.get("terminationMessagePolicy"), f"{path}.terminationMessagePolicy",
               TERMINATION_MESSAGE_POLICIES, required=True)
@@ -88,6 +89,52 @@ def _check_container(errs: FieldErrors, c: dict, path: str, scope: PodScope, *,
         handler = errs.obj(lifecycle.get(hook), f"{path}.lifecycle.{hook}")
         if handler is not None:
             check_handler(errs, handler, f"{path}.lifecycle.{hook}", LIFECYCLE_HANDLERS)
+
+
+# The resources a container may name without a domain (helper.IsStandardContainerResourceName).
+STANDARD_CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
+def _check_resources(errs: FieldErrors, value: Any, path: str) -> None:
+    """Kubernetes' ``ValidateResourceRequirements``: names, quantities, requests ≤ limits."""
+    resources = errs.obj(value, path)
+    if resources is None:
+        return
+    limits = _quantities(errs, resources.get("limits"), f"{path}.limits")
+    requests = _quantities(errs, resources.get("requests"), f"{path}.requests")
+    for name, (text, request) in requests.items():
+        if name in limits and request > limits[name][1]:
+            errs.append(invalid(f"{path}.requests[{name}]", text, f"must be less than or equal "
+                                f"to {name} limit of {limits[name][0]}"))
+
+
+def _quantities(errs: FieldErrors, value: Any, path: str) -> dict[str, tuple[Any, Any]]:
+    """The valid ``name: quantity`` entries of a requests/limits map, with their values."""
+    found: dict[str, tuple[Any, Any]] = {}
+    given = errs.obj(value, path)
+    for name, text in (given or {}).items():
+        at = f"{path}[{name}]"
+        if not _is_container_resource(name):
+            errs.append(invalid(at, name, "must be a standard resource for containers"))
+            continue
+        try:
+            amount = parse_quantity(text)
+        except QuantityError as exc:
+            errs.append(invalid(at, text, str(exc)))
+            continue
+        if amount < 0:
+            errs.append(invalid(at, text, "must be greater than or equal to 0"))
+            continue
+        found[name] = (text, amount)
+    return found
+
+
+def _is_container_resource(name: str) -> bool:
+    if name in STANDARD_CONTAINER_RESOURCES or name.startswith("hugepages-"):
+        return True
+    # extended resources carry a domain ("example.com/gpu"), never kubernetes.io's own
+    return "/" in name and not names.is_qualified_name(name) and \
+        "kubernetes.io/" not in name
 
 
 def _check_restart_policy(errs: FieldErrors, value: Any, path: str, *, init: bool) -> bool:

@@ -286,3 +286,32 @@ def test_status_is_not_judged_on_the_main_resource() -> None:
     """The server resets status on create and keeps the stored one on update."""
     pod: dict[str, Any] = changed(valid_pod(), {"status": {"phase": "Bogus"}})
     assert validate("Pod", pod) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ({"limits": {"cpu": "500m", "memory": "128Mi"}, "requests": {"cpu": "0.25"}}, []),
+        ({"limits": {"cpu": "1", "example.com/gpu": "2", "hugepages-2Mi": "4Mi"}}, []),
+        ({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+         [(f"{C0}.resources.requests[cpu]", INVALID)]),
+        ({"requests": {"cpu": "1000m"}, "limits": {"cpu": "1"}}, []),
+        ({"limits": {"cpu": "lots"}}, [(f"{C0}.resources.limits[cpu]", INVALID)]),
+        ({"requests": {"memory": "-1Mi"}}, [(f"{C0}.resources.requests[memory]", INVALID)]),
+        ({"limits": {"gpu": "1"}}, [(f"{C0}.resources.limits[gpu]", INVALID)]),
+        ({"limits": {"kubernetes.io/cpu": "1"}},
+         [(f"{C0}.resources.limits[kubernetes.io/cpu]", INVALID)]),
+        ({"limits": "1"}, [(f"{C0}.resources.limits", INVALID)]),
+        ("big", [(f"{C0}.resources", INVALID)]),
+    ],
+)
+def test_container_resources(resources: Any, expected: list) -> None:
+    pod = changed(valid_pod(), {f"{C0}.resources": resources})
+    assert found(validate("Pod", pod)) == expected
+
+
+def test_a_request_over_its_limit_says_the_limit() -> None:
+    pod = changed(valid_pod(), {f"{C0}.resources": {"requests": {"memory": "1Gi"},
+                                                    "limits": {"memory": "512Mi"}}})
+    (error,) = validate("Pod", pod)
+    assert error.message == "must be less than or equal to memory limit of 512Mi"

@@ -20,7 +20,10 @@ from typing import Any
 
 from apimachinery import names
 from apimachinery.services import (
+    CLUSTER_IP,
     CLUSTER_IP_FIELDS,
+    EXTERNAL_NAME,
+    LOAD_BALANCER,
     TYPES,
     has_cluster_ip,
     has_load_balancer_ingress,
@@ -69,7 +72,7 @@ def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
     kind = errs.enum(spec.get("type"), "spec.type", TYPES, required=True)
     _check_ports(errs, spec, kind)
     check_labels(errs, spec.get("selector"), "spec.selector")
-    if kind == "ExternalName":
+    if kind == EXTERNAL_NAME:
         _check_external_name(errs, spec)
     else:
         _check_cluster_ips(errs, spec, kind)
@@ -89,7 +92,7 @@ def _spec_of(obj: dict | None) -> dict:
 def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
     raw = spec.get("ports")
     ports = errs.seq(raw, "spec.ports") or []
-    if raw in (None, []) and kind != "ExternalName" and not is_headless(spec):
+    if raw in (None, []) and kind != EXTERNAL_NAME and not is_headless(spec):
         errs.append(required("spec.ports", ""))
     port_names: set[str] = set()
     seen_ports: set[tuple[str, int]] = set()
@@ -109,7 +112,7 @@ def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
         app_protocol = errs.text(port.get("appProtocol"), f"{p}.appProtocol")
         if app_protocol is not None:
             errs.check(app_protocol, f"{p}.appProtocol", names.is_qualified_name)
-        if kind == "LoadBalancer" and number == KUBELET_PORT:
+        if kind == LOAD_BALANCER and number == KUBELET_PORT:
             errs.append(invalid(p, number, f"may not expose port {KUBELET_PORT} externally since "
                                 "it is used by kubelet"))
         if number is not None and protocol is not None:
@@ -119,7 +122,7 @@ def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
         node_port = errs.integer(port.get("nodePort"), f"{p}.nodePort")
         if not node_port:  # 0 or absent: let the allocator choose
             continue
-        if kind == "ClusterIP":
+        if kind == CLUSTER_IP:
             errs.append(forbidden(f"{p}.nodePort", "may not be used when `type` is 'ClusterIP'"))
         elif errs.port(node_port, f"{p}.nodePort") is not None and protocol is not None:
             if (protocol, node_port) in seen_node_ports:
@@ -234,7 +237,7 @@ def _check_traffic_policies(errs: FieldErrors, spec: dict, kind: str | None) -> 
         errs.port(health, "spec.healthCheckNodePort")
     itp = spec.get("internalTrafficPolicy")
     if itp in (None, ""):
-        if kind in ("ClusterIP", "NodePort", "LoadBalancer"):
+        if kind not in (None, EXTERNAL_NAME):  # a valid type with a ClusterIP
             errs.append(required("spec.internalTrafficPolicy", "must be specified"))
     else:
         errs.enum(itp, "spec.internalTrafficPolicy", TRAFFIC_POLICIES)
@@ -246,18 +249,18 @@ def _check_external_fields(errs: FieldErrors, spec: dict, kind: str | None) -> N
             errs.check(ip, p, names.is_non_special_ip)
     path = "spec.loadBalancerSourceRanges"
     ranges = list(errs.strings(spec.get("loadBalancerSourceRanges"), path))
-    errs.only_when(bool(ranges), kind == "LoadBalancer", path, _ONLY_LB)
+    errs.only_when(bool(ranges), kind == LOAD_BALANCER, path, _ONLY_LB)
     for p, cidr in ranges:
         errs.check(cidr.strip(), p, names.is_valid_cidr)  # space padding is tolerated, as in k8s
     path = "spec.allocateLoadBalancerNodePorts"
     allocate = errs.boolean(spec.get("allocateLoadBalancerNodePorts"), path)
-    errs.only_when(allocate is not None, kind == "LoadBalancer", path, _ONLY_LB)
-    if kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
+    errs.only_when(allocate is not None, kind == LOAD_BALANCER, path, _ONLY_LB)
+    if kind == LOAD_BALANCER and spec.get("allocateLoadBalancerNodePorts") is None:
         errs.append(required(path, ""))
     path = "spec.loadBalancerClass"
     lb_class = errs.text(spec.get("loadBalancerClass"), path)
-    errs.only_when(lb_class is not None, kind == "LoadBalancer", path, _ONLY_LB)
-    if lb_class is not None and kind == "LoadBalancer":
+    errs.only_when(lb_class is not None, kind == LOAD_BALANCER, path, _ONLY_LB)
+    if lb_class is not None and kind == LOAD_BALANCER:
         errs.check(lb_class, path, names.is_qualified_name)
     errs.text(spec.get("loadBalancerIP"), "spec.loadBalancerIP")
     errs.text(spec.get("trafficDistribution"), "spec.trafficDistribution")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apimachinery import services
 from apimachinery.kinds import Kind
 
 NONE = "<none>"
@@ -162,26 +163,32 @@ def load_balancer_ips(service: Mapping[str, Any], wide: bool) -> str:
 
 
 def service_external_ip(service: Mapping[str, Any], wide: bool = False) -> str:
+    """kubectl's EXTERNAL-IP: the load balancer's ingress (``<pending>`` until it has
+    one), the CNAME target, or the externalIPs; ``<unknown>`` for an unknown type."""
     spec = service.get("spec") or {}
-    svc_type = spec.get("type") or "ClusterIP"
     external_ips = spec.get("externalIPs") or []
-    if svc_type in ("ClusterIP", "NodePort"):
-        return ",".join(external_ips) if external_ips else NONE
-    if svc_type == "LoadBalancer":
+    if services.has_load_balancer_ingress(spec):
         lb = load_balancer_ips(service, wide)
         if external_ips:
             return ",".join(([*lb.split(",")] if lb else []) + list(external_ips))
         return lb or "<pending>"
-    if svc_type == "ExternalName":
+    if services.is_external_name(spec):
         return str(spec.get("externalName") or "")
+    if services.service_type(spec) in services.TYPES:
+        return ",".join(external_ips) if external_ips else NONE
     return UNKNOWN
+
+
+def service_cluster_ip(spec: Mapping[str, Any]) -> str:
+    """kubectl's CLUSTER-IP: the primary address, ``None`` when headless."""
+    ips = services.cluster_ips(spec)
+    return services.HEADLESS if services.is_headless(spec) else ips[0] if ips else NONE
 
 
 def service_row(svc: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     spec = svc.get("spec") or {}
-    cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
-    row = [name_of(svc), str(spec.get("type") or "ClusterIP"),
-           cluster_ips[0] if cluster_ips else NONE, service_external_ip(svc, wide),
+    row = [name_of(svc), str(services.service_type(spec)),
+           service_cluster_ip(spec), service_external_ip(svc, wide),
            service_ports(spec.get("ports")), age(_get(svc, "metadata", "creationTimestamp"), now)]
     if wide:
         row.append(format_labels(spec.get("selector")))

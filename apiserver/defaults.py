@@ -21,8 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from apimachinery.services import (
+    LOAD_BALANCER,
+    has_cluster_ip,
+    is_externally_accessible,
+    without_type_leftovers,
+)
 from apiserver.validation.fields import is_int
-from apiserver.validation.service import externally_accessible, without_type_leftovers
 
 __all__ = ["apply_defaults", "drop_type_dependent_fields"]
 
@@ -107,12 +112,11 @@ def _service(obj: dict) -> None:
         _fill(port, "protocol", "TCP")
         if _missing(port.get("targetPort")) and is_int(port.get("port")):
             port["targetPort"] = port["port"]
-    if externally_accessible(spec):
+    if is_externally_accessible(spec):
         _fill(spec, "externalTrafficPolicy", "Cluster")
-    if spec.get("internalTrafficPolicy") is None and \
-            spec["type"] in ("ClusterIP", "NodePort", "LoadBalancer"):
+    if spec.get("internalTrafficPolicy") is None and has_cluster_ip(spec):
         spec["internalTrafficPolicy"] = "Cluster"
-    if spec["type"] == "LoadBalancer":
+    if spec["type"] == LOAD_BALANCER:
         if spec.get("allocateLoadBalancerNodePorts") is None:
             spec["allocateLoadBalancerNodePorts"] = True
         _default_ingress_ip_mode(obj)

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
+from apimachinery import services as facts
 from apiserver.allocators import AllocationError, IPAllocator, PortAllocator
 from apiserver.errors import FieldError, Invalid, invalid
 from apiserver.storage.store import Txn
@@ -48,8 +49,8 @@ class ServiceAllocations:
         self.ports = PortAllocator(self.node_port_range)
         for svc in services:
             spec = svc.get("spec") or {}
-            for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-                if ip and ip != "None" and self.ips.contains(ip):
+            for ip in facts.cluster_ips(spec):
+                if self.ips.contains(ip):
                     _quietly(self.ips.allocate_specific, ip)
             for port in _node_ports(spec):
                 _quietly(self.ports.allocate_specific, port)
@@ -70,26 +71,25 @@ class ServiceAllocations:
     def release_all(self, txn: Txn, svc: dict) -> None:
         """After the delete of ``svc`` commits, free its address and ports."""
         spec = svc.get("spec") or {}
-        for ip in _cluster_ips(spec):
+        for ip in facts.cluster_ips(spec):
             txn.after_commit(lambda ip=ip: self.ips.release(ip))
         for port in _node_ports(spec):
             txn.after_commit(lambda port=port: self.ports.release(port))
 
     def _assign_ip(self, txn: Txn, spec: dict, old_spec: dict, errors: list[FieldError]) -> None:
-        kind = spec.get("type", "ClusterIP")
-        old_ips = _cluster_ips(old_spec)
-        if kind == "ExternalName":
+        old_ips = facts.cluster_ips(old_spec)
+        if not facts.has_cluster_ip(spec):
             for ip in old_ips:
                 txn.after_commit(lambda ip=ip: self.ips.release(ip))
-            for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            for k in facts.CLUSTER_IP_FIELDS:
                 spec.pop(k, None)
             return
         wanted = spec.get("clusterIP") or ""
-        if not wanted and old_spec.get("clusterIP") == "None" and old_spec.get("type") != \
-                "ExternalName":
-            wanted = spec["clusterIP"] = "None"  # an update that omits it stays headless
-        if wanted == "None":
-            spec["clusterIPs"] = ["None"]
+        if not wanted and facts.has_cluster_ip(old_spec) and facts.is_headless(old_spec):
+            spec["clusterIP"] = facts.HEADLESS  # an update that omits it stays headless
+        if facts.is_headless(spec):  # also when only clusterIPs: [None] was written
+            spec["clusterIP"] = facts.HEADLESS
+            spec["clusterIPs"] = [facts.HEADLESS]
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
             return
@@ -126,7 +126,7 @@ class ServiceAllocations:
                       for p in old_spec.get("ports") or [] if isinstance(p, dict)}
         held = set(_node_ports(old_spec))
         kept: set[int] = set()
-        if _wants_node_ports(spec):
+        if facts.allocates_node_ports(spec):
             for i, port in enumerate(ports):
                 if not isinstance(port, dict):
                     continue
@@ -152,8 +152,7 @@ class ServiceAllocations:
 
     def _assign_health_check_port(self, txn: Txn, spec: dict, old_spec: dict,
                                   errors: list[FieldError]) -> int | None:
-        needs = spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
-        if not needs:
+        if not facts.needs_health_check(spec):
             spec.pop("healthCheckNodePort", None)
             return None
         wanted = spec.get("healthCheckNodePort") or old_spec.get("healthCheckNodePort")
@@ -179,18 +178,6 @@ class ServiceAllocations:
             return None
         txn.on_rollback(lambda: self.ports.release(value))
         return value
-
-
-def _wants_node_ports(spec: dict) -> bool:
-    kind = spec.get("type", "ClusterIP")
-    if kind == "NodePort":
-        return True
-    return kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True) is not False
-
-
-def _cluster_ips(spec: dict) -> list[str]:
-    ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
-    return [ip for ip in ips if isinstance(ip, str) and ip and ip != "None"]
 
 
 def _node_ports(spec: dict) -> list[int]:

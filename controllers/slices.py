@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from apimachinery import services
 from apimachinery.labels import matches_map
 from controllers.objects import (
     is_deleting,
@@ -117,7 +118,7 @@ def selector_of(service: Object) -> Mapping[str, str]:
 
 def manages(service: Object) -> bool:
     """Does this controller keep slices for ``service``? (selector set, not ExternalName)"""
-    return bool(selector_of(service)) and spec(service).get("type") != "ExternalName"
+    return bool(selector_of(service)) and not services.is_external_name(spec(service))
 
 
 def selects(service: Object, pod: Object) -> bool:
@@ -238,7 +239,7 @@ def desired_labels(service: Object) -> dict[str, str]:
               if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL, HEADLESS_LABEL)}
     labels[SERVICE_NAME_LABEL] = name_of(service)
     labels[MANAGED_BY_LABEL] = CONTROLLER_NAME
-    if spec(service).get("clusterIP") == "None":
+    if services.is_headless(spec(service)):
         labels[HEADLESS_LABEL] = ""
     return labels
 

@@ -11,12 +11,13 @@ reads a clock except through the ``now`` argument.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from apimachinery import services as facts
+from apimachinery.services import DNSKind
 from apimachinery.timestamps import parse_time as parse_timestamp
 from dnsd.names import dashed_address
 
@@ -27,12 +28,8 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 
 Key = tuple[str, str]  # (namespace, name)
-
-
-class ServiceKind(enum.Enum):
-    CLUSTER_IP = "cluster_ip"  # ClusterIP, NodePort, LoadBalancer: A/AAAA → the ClusterIPs
-    HEADLESS = "headless"  # clusterIP None: A/AAAA → the ready endpoints
-    EXTERNAL_NAME = "external_name"  # CNAME → spec.externalName
+# Which records a Service's name answers with; decided by apimachinery.services.dns_kind.
+ServiceKind = DNSKind
 
 
 @dataclass(frozen=True)
@@ -109,17 +106,16 @@ def service_from_object(obj: dict[str, Any]) -> ServiceInfo:
     namespace, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
     ports = tuple(_port(p) for p in spec.get("ports") or () if isinstance(p, dict))
     publish = bool(spec.get("publishNotReadyAddresses"))
-    if spec.get("type") == "ExternalName":
+    kind = facts.dns_kind(spec)
+    if kind is ServiceKind.EXTERNAL_NAME:
         target = str(spec.get("externalName") or "").strip().rstrip(".").lower()
-        return ServiceInfo(namespace, name, ServiceKind.EXTERNAL_NAME, external_name=target,
+        return ServiceInfo(namespace, name, kind, external_name=target,
                            publish_not_ready=publish)
-    ips = [str(ip) for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip]
-    if ips and ips[0] == "None":
-        return ServiceInfo(namespace, name, ServiceKind.HEADLESS, ports=ports,
-                           publish_not_ready=publish)
-    return ServiceInfo(namespace, name, ServiceKind.CLUSTER_IP,
-                       cluster_ips=tuple(ip for ip in ips if _is_ip(ip)), ports=ports,
-                       publish_not_ready=publish)
+    if kind is ServiceKind.HEADLESS:
+        return ServiceInfo(namespace, name, kind, ports=ports, publish_not_ready=publish)
+    return ServiceInfo(namespace, name, kind,
+                       cluster_ips=tuple(ip for ip in facts.cluster_ips(spec) if _is_ip(ip)),
+                       ports=ports, publish_not_ready=publish)
 
 
 def slice_from_object(obj: dict[str, Any]) -> SliceInfo:

@@ -26,6 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from apimachinery import services
 from apimachinery.kinds import Kind, by_kind
 from apimachinery.tables import resource_name
 from client.errors import ApiError, ConnectionFailed, NotFound
@@ -188,9 +189,8 @@ def _keep_node_ports(patch: dict[str, Any], desired: Mapping[str, Any],
         return
     spec = desired.get("spec") or {}
     live_spec = live.get("spec") or {}
-    svc_type = spec.get("type") or live_spec.get("type") or "ClusterIP"
-    if svc_type not in ("NodePort", "LoadBalancer"):
-        return
+    if not services.has_node_ports(spec if spec.get("type") else live_spec):
+        return  # the manifest's type, else the live one's, has no node ports to keep
     allocated = {}
     for p in live_spec.get("ports") or []:
         if isinstance(p, dict) and p.get("nodePort"):

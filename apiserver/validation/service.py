@@ -8,8 +8,10 @@ Services are the allocator's business.
 
 On update, fields a type change leaves behind unchanged (the ClusterIP of a Service
 turned ExternalName, the nodePorts of a NodePort turned ClusterIP, …) are ignored,
-as Kubernetes' ``dropTypeDependentFields`` drops them before validating;
-``without_type_leftovers`` is that rule, shared with ``apiserver.defaults``.
+as Kubernetes' ``dropTypeDependentFields`` drops them before validating
+(``apimachinery.services.without_type_leftovers``, shared with ``apiserver.defaults``).
+What each type implies comes from ``apimachinery.services``; the rules here are
+only about what a client may write.
 """
 
 from __future__ import annotations
@@ -17,11 +19,24 @@ from __future__ import annotations
 from typing import Any
 
 from apimachinery import names
+from apimachinery.services import (
+    CLUSTER_IP,
+    CLUSTER_IP_FIELDS,
+    EXTERNAL_NAME,
+    LOAD_BALANCER,
+    TYPES,
+    has_cluster_ip,
+    has_load_balancer_ingress,
+    has_node_ports,
+    is_externally_accessible,
+    is_headless,
+    needs_health_check,
+    without_type_leftovers,
+)
 from apiserver.errors import duplicate, forbidden, invalid, required
 from apiserver.validation.fields import PROTOCOLS, FieldErrors
 from apiserver.validation.meta import check_labels
 
-TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 AFFINITIES = ("None", "ClientIP")
 TRAFFIC_POLICIES = ("Cluster", "Local")
 IP_FAMILIES = ("IPv4", "IPv6")
@@ -30,64 +45,9 @@ IP_MODES = ("VIP", "Proxy")
 MAX_AFFINITY_SECONDS = 86400  # one day, Kubernetes' MaxClientIPServiceAffinitySeconds
 KUBELET_PORT = 10250  # clouds over-open firewalls for LB ports; never expose the kubelet's
 _ONLY_LB = "may only be used when `type` is 'LoadBalancer'"
-_IP_FIELDS = ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy")
 
 
-# ---------------------------------------------------------------------------- shared facts
-
-
-def externally_accessible(spec: dict) -> bool:
-    """Reachable from outside the cluster: the types that carry externalTrafficPolicy."""
-    kind = spec.get("type")
-    external_ips = spec.get("externalIPs")
-    return kind in ("NodePort", "LoadBalancer") or (
-        kind == "ClusterIP" and isinstance(external_ips, list) and len(external_ips) > 0)
-
-
-def needs_node_ports(spec: dict) -> bool:
-    kind = spec.get("type")
-    return kind == "NodePort" or (
-        kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False)
-
-
-def needs_health_check(spec: dict) -> bool:
-    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
-
-
-def is_headless(spec: dict) -> bool:
-    ip = spec.get("clusterIP")
-    return ip == "None" or (not ip and spec.get("clusterIPs") == ["None"])
-
-
-def without_type_leftovers(spec: dict, old_spec: dict) -> dict:
-    """``spec`` minus fields an update kept unchanged that its new type no longer uses."""
-    out = dict(spec)
-    if old_spec.get("type") != "ExternalName" and spec.get("type") == "ExternalName":
-        for key in _IP_FIELDS:
-            if key in out and out[key] == old_spec.get(key):
-                del out[key]
-    ports = spec.get("ports")
-    if needs_node_ports(old_spec) and not needs_node_ports(spec) and isinstance(ports, list) \
-            and _node_ports(spec) == _node_ports(old_spec):
-        out["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} if isinstance(p, dict)
-                        else p for p in ports]
-    if needs_health_check(old_spec) and not needs_health_check(spec) and \
-            spec.get("healthCheckNodePort") == old_spec.get("healthCheckNodePort"):
-        out.pop("healthCheckNodePort", None)
-    if old_spec.get("type") == "LoadBalancer" and spec.get("type") != "LoadBalancer" and \
-            spec.get("allocateLoadBalancerNodePorts") == old_spec.get("allocateLoadBalancerNodePorts"):
-        out.pop("allocateLoadBalancerNodePorts", None)
-    if externally_accessible(old_spec) and not externally_accessible(spec) and \
-            spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy"):
-        out.pop("externalTrafficPolicy", None)
-    return out
-
-
-def _node_ports(spec: dict) -> list[Any] | None:
-    ports = spec.get("ports")
-    if not isinstance(ports, list):
-        return None
-    return [p.get("nodePort") if isinstance(p, dict) else None for p in ports]
+# ---------------------------------------------------------------------------- helpers
 
 
 def _primary(spec: dict) -> tuple[str, Any]:
@@ -112,7 +72,7 @@ def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
     kind = errs.enum(spec.get("type"), "spec.type", TYPES, required=True)
     _check_ports(errs, spec, kind)
     check_labels(errs, spec.get("selector"), "spec.selector")
-    if kind == "ExternalName":
+    if kind == EXTERNAL_NAME:
         _check_external_name(errs, spec)
     else:
         _check_cluster_ips(errs, spec, kind)
@@ -132,7 +92,7 @@ def _spec_of(obj: dict | None) -> dict:
 def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
     raw = spec.get("ports")
     ports = errs.seq(raw, "spec.ports") or []
-    if raw in (None, []) and kind != "ExternalName" and not is_headless(spec):
+    if raw in (None, []) and kind != EXTERNAL_NAME and not is_headless(spec):
         errs.append(required("spec.ports", ""))
     port_names: set[str] = set()
     seen_ports: set[tuple[str, int]] = set()
@@ -152,7 +112,7 @@ def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
         app_protocol = errs.text(port.get("appProtocol"), f"{p}.appProtocol")
         if app_protocol is not None:
             errs.check(app_protocol, f"{p}.appProtocol", names.is_qualified_name)
-        if kind == "LoadBalancer" and number == KUBELET_PORT:
+        if kind == LOAD_BALANCER and number == KUBELET_PORT:
             errs.append(invalid(p, number, f"may not expose port {KUBELET_PORT} externally since "
                                 "it is used by kubelet"))
         if number is not None and protocol is not None:
@@ -162,7 +122,7 @@ def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
         node_port = errs.integer(port.get("nodePort"), f"{p}.nodePort")
         if not node_port:  # 0 or absent: let the allocator choose
             continue
-        if kind == "ClusterIP":
+        if kind == CLUSTER_IP:
             errs.append(forbidden(f"{p}.nodePort", "may not be used when `type` is 'ClusterIP'"))
         elif errs.port(node_port, f"{p}.nodePort") is not None and protocol is not None:
             if (protocol, node_port) in seen_node_ports:
@@ -171,7 +131,7 @@ def _check_ports(errs: FieldErrors, spec: dict, kind: str | None) -> None:
 
 
 def _check_external_name(errs: FieldErrors, spec: dict) -> None:
-    for key in _IP_FIELDS:
+    for key in CLUSTER_IP_FIELDS:
         if spec.get(key) not in (None, "", []):
             errs.append(forbidden(f"spec.{key}", "may not be set for ExternalName services"))
     raw = spec.get("externalName")
@@ -189,7 +149,7 @@ def _check_cluster_ips(errs: FieldErrors, spec: dict, kind: str | None) -> None:
     cluster_ip = errs.text(spec.get("clusterIP"), "spec.clusterIP")
     if cluster_ip and cluster_ip != "None":
         errs.check(cluster_ip, "spec.clusterIP", names.is_valid_ip)
-    if is_headless(spec) and kind in ("NodePort", "LoadBalancer"):
+    if is_headless(spec) and has_node_ports(spec):
         path, value = _primary(spec)
         errs.append(invalid(path, value, f"may not be set to 'None' for {kind} services"))
     raw = spec.get("clusterIPs")
@@ -264,7 +224,7 @@ def _check_affinity(errs: FieldErrors, spec: dict) -> None:
 
 def _check_traffic_policies(errs: FieldErrors, spec: dict, kind: str | None) -> None:
     etp = spec.get("externalTrafficPolicy")
-    if externally_accessible(spec):
+    if is_externally_accessible(spec):
         errs.enum(etp, "spec.externalTrafficPolicy", TRAFFIC_POLICIES, required=True)
     elif etp not in (None, ""):
         errs.append(invalid("spec.externalTrafficPolicy", etp,
@@ -277,7 +237,7 @@ def _check_traffic_policies(errs: FieldErrors, spec: dict, kind: str | None) -> 
         errs.port(health, "spec.healthCheckNodePort")
     itp = spec.get("internalTrafficPolicy")
     if itp in (None, ""):
-        if kind in ("ClusterIP", "NodePort", "LoadBalancer"):
+        if kind not in (None, EXTERNAL_NAME):  # a valid type with a ClusterIP
             errs.append(required("spec.internalTrafficPolicy", "must be specified"))
     else:
         errs.enum(itp, "spec.internalTrafficPolicy", TRAFFIC_POLICIES)
@@ -289,18 +249,18 @@ def _check_external_fields(errs: FieldErrors, spec: dict, kind: str | None) -> N
             errs.check(ip, p, names.is_non_special_ip)
     path = "spec.loadBalancerSourceRanges"
     ranges = list(errs.strings(spec.get("loadBalancerSourceRanges"), path))
-    errs.only_when(bool(ranges), kind == "LoadBalancer", path, _ONLY_LB)
+    errs.only_when(bool(ranges), kind == LOAD_BALANCER, path, _ONLY_LB)
     for p, cidr in ranges:
         errs.check(cidr.strip(), p, names.is_valid_cidr)  # space padding is tolerated, as in k8s
     path = "spec.allocateLoadBalancerNodePorts"
     allocate = errs.boolean(spec.get("allocateLoadBalancerNodePorts"), path)
-    errs.only_when(allocate is not None, kind == "LoadBalancer", path, _ONLY_LB)
-    if kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is None:
+    errs.only_when(allocate is not None, kind == LOAD_BALANCER, path, _ONLY_LB)
+    if kind == LOAD_BALANCER and spec.get("allocateLoadBalancerNodePorts") is None:
         errs.append(required(path, ""))
     path = "spec.loadBalancerClass"
     lb_class = errs.text(spec.get("loadBalancerClass"), path)
-    errs.only_when(lb_class is not None, kind == "LoadBalancer", path, _ONLY_LB)
-    if lb_class is not None and kind == "LoadBalancer":
+    errs.only_when(lb_class is not None, kind == LOAD_BALANCER, path, _ONLY_LB)
+    if lb_class is not None and kind == LOAD_BALANCER:
         errs.check(lb_class, path, names.is_qualified_name)
     errs.text(spec.get("loadBalancerIP"), "spec.loadBalancerIP")
     errs.text(spec.get("trafficDistribution"), "spec.trafficDistribution")
@@ -308,8 +268,8 @@ def _check_external_fields(errs: FieldErrors, spec: dict, kind: str | None) -> N
 
 def _check_update(errs: FieldErrors, spec: dict, old_spec: dict) -> None:
     """The primary ClusterIP and a needed health-check port can't change once allocated."""
-    external = "ExternalName" in (spec.get("type"), old_spec.get("type"))
-    if not external and not (is_headless(spec) and is_headless(old_spec)):
+    both_have_ip = has_cluster_ip(spec) and has_cluster_ip(old_spec)
+    if both_have_ip and not (is_headless(spec) and is_headless(old_spec)):
         path, new_ip = _primary(spec)
         _, old_ip = _primary(old_spec)
         if new_ip and old_ip and new_ip != old_ip:
@@ -330,7 +290,7 @@ def validate_status(errs: FieldErrors, obj: dict, old: dict | None) -> None:
     lb = errs.obj(status.get("loadBalancer"), "status.loadBalancer") or {}
     path = "status.loadBalancer.ingress"
     ingress = errs.seq(lb.get("ingress"), path)
-    if ingress and spec.get("type") != "LoadBalancer":
+    if ingress and not has_load_balancer_ingress(spec):
         errs.append(forbidden(path, "may only be used when `spec.type` is 'LoadBalancer'"))
     for p, entry in errs.items(ingress, path):
         ip = errs.text(entry.get("ip"), f"{p}.ip")

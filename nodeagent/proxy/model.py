@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from apimachinery import services as facts
 from apimachinery.timestamps import parse_time
 
 Object = Mapping[str, Any]
@@ -164,17 +165,16 @@ def service_ports(service: Object) -> list[ServicePort]:
     spec = _mapping(service.get("spec"))
     namespace = check_label(meta.get("namespace") or "default", "metadata.namespace")
     name = check_label(meta.get("name"), "metadata.name")
-    kind = spec.get("type") or "ClusterIP"
-    cluster_ip = spec.get("clusterIP")
-    if kind == "ExternalName" or not cluster_ip or cluster_ip == "None":
+    if not facts.is_proxied(spec):
         return []
+    cluster_ip = spec.get("clusterIP")
     if isinstance(cluster_ip, str) and ":" in cluster_ip:
         return []  # IPv6: not this proxy's table
     cluster_ip = check_ipv4(cluster_ip, "spec.clusterIP")
     affinity = _affinity_seconds(spec)
     external_local = spec.get("externalTrafficPolicy") == "Local"
     internal_local = spec.get("internalTrafficPolicy") == "Local"
-    wants_node_ports = kind in ("NodePort", "LoadBalancer")
+    wants_node_ports = facts.has_node_ports(spec)
     raw_ports = spec.get("ports")
     if not isinstance(raw_ports, list):
         raise InvalidObject("spec.ports: not a list")

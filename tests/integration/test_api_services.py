@@ -65,6 +65,9 @@ def test_requested_cluster_ip_and_node_port(api):
 def test_headless_and_external_name_get_no_address(api):
     headless = api.post(PATH, json=service("h", clusterIP="None")).json()
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["clusterIPs"] == ["None"]
+    # validation calls a Service headless when only clusterIPs says so; so does the allocator
+    plural = api.post(PATH, json=service("h2", clusterIPs=["None"])).json()
+    assert plural["spec"]["clusterIP"] == "None" and plural["spec"]["clusterIPs"] == ["None"]
     ext = {"metadata": {"name": "ext"}, "spec": {"type": "ExternalName",
                                                   "externalName": "example.com"}}
     created = api.post(PATH, json=ext).json()

@@ -128,4 +128,4 @@ def next_action(now: float, schedule: Schedule, timing: Timing, *, changes: bool
         return Next(Action.CHECK, check_at)
     if now >= collect_at:
         return Next(Action.COLLECT, collect_at)
-    return Next(Action.WAIT, min(sync_at, check_at, collect_at, full_at))
+    return Next(Action.WAIT, min(sync_at, check_at, collect_at, NEVER if full else full_at))

@@ -82,9 +82,14 @@ def churn(start: float, stop: float, every: float) -> list[float]:
 TIMING = Timing(min_sync_period=0.5, sync_period=30.0, full_sync_period=3600.0)
 
 
+def decide(now: float, schedule: Schedule, timing: Timing = TIMING, *, changes: bool = False,
+           need_full: bool = False, garbage: bool = False) -> Next:
+    return next_action(now, schedule, timing, changes=changes, need_full=need_full,
+                       garbage=garbage)
+
+
 def test_first_sync_is_full_and_at_once() -> None:
-    assert next_action(0.0, Schedule(), TIMING, changes=False, need_full=True,
-                       garbage=False).action is Action.FULL_SYNC
+    assert decide(0.0, Schedule(), need_full=True).action is Action.FULL_SYNC
     world = run(World(TIMING), until=10)
     assert world.done == [(0.0, Action.FULL_SYNC)]
 
@@ -104,10 +109,8 @@ def test_a_burst_is_coalesced_to_one_sync_per_min_sync_period() -> None:
 def test_a_change_just_after_a_sync_waits_for_its_slot() -> None:
     schedule = Schedule(last_full=9.0, last_check=9.0).synced(started=10.0, finished=10.01,
                                                               full=False)
-    assert next_action(10.2, schedule, TIMING, changes=True, need_full=False,
-                       garbage=False) == Next(Action.WAIT, 10.5)
-    assert next_action(10.5, schedule, TIMING, changes=True, need_full=False,
-                       garbage=False) == Next(Action.SYNC, 10.5)
+    assert decide(10.2, schedule, TIMING, changes=True) == Next(Action.WAIT, 10.5)
+    assert decide(10.5, schedule, TIMING, changes=True) == Next(Action.SYNC, 10.5)
 
 
 def test_failed_syncs_retry_with_doubling_backoff_capped_at_sync_period() -> None:
@@ -149,31 +152,26 @@ def test_drift_check_still_runs_under_churn_and_repairs_in_full() -> None:
 def test_a_check_falling_due_while_changes_wait_runs_the_check_not_an_early_sync() -> None:
     timing = Timing(min_sync_period=0.3, sync_period=1.0, full_sync_period=3600.0)
     schedule = Schedule(last_sync=10.0, last_full=9.2, last_check=9.2)
-    step = next_action(10.2, schedule, timing, changes=True, need_full=False, garbage=False)
+    step = decide(10.2, schedule, timing, changes=True)
     assert step == Next(Action.CHECK, 10.2)
     after = schedule.checked(at=10.2)
-    assert next_action(10.21, after, timing, changes=True, need_full=False,
-                       garbage=False) == Next(Action.WAIT, 10.3)
+    assert decide(10.21, after, timing, changes=True) == Next(Action.WAIT, 10.3)
 
 
 def test_only_a_full_sync_postpones_the_check() -> None:
     timing = Timing(min_sync_period=0.3, sync_period=1.0, full_sync_period=3600.0)
     base = Schedule(last_full=5.0, last_check=5.0)
     partial = base.synced(started=5.8, finished=5.9, full=False)
-    assert next_action(6.0, partial, timing, changes=False, need_full=False,
-                       garbage=False).action is Action.CHECK
+    assert decide(6.0, partial, timing).action is Action.CHECK
     full = base.synced(started=5.8, finished=5.9, full=True)
-    assert next_action(6.0, full, timing, changes=False, need_full=False,
-                       garbage=False) == Next(Action.WAIT, 6.9)
+    assert decide(6.0, full, timing) == Next(Action.WAIT, 6.9)
 
 
 def test_no_check_while_a_full_sync_waits_for_its_retry() -> None:
     timing = Timing(min_sync_period=0.3, sync_period=1.0, full_sync_period=3600.0)
     schedule = Schedule(last_check=0.0).failed(started=0.5, finished=0.6, timing=timing)
-    assert next_action(1.5, schedule, timing, changes=False, need_full=True,
-                       garbage=False) == Next(Action.FULL_SYNC, 1.1)
-    assert next_action(1.0, schedule, timing, changes=False, need_full=True,
-                       garbage=False) == Next(Action.WAIT, 1.1)
+    assert decide(1.5, schedule, timing, need_full=True) == Next(Action.FULL_SYNC, 1.1)
+    assert decide(1.0, schedule, timing, need_full=True) == Next(Action.WAIT, 1.1)
 
 
 def test_periodic_full_resync_with_checks_between() -> None:
@@ -195,10 +193,8 @@ def test_a_failing_periodic_resync_backs_off_too() -> None:
 def test_the_periodic_resync_keeps_min_sync_period_after_a_sync() -> None:
     schedule = Schedule(last_sync=10.0, last_full=0.2, last_check=9.5)
     timing = Timing(min_sync_period=1.0, sync_period=30.0, full_sync_period=10.0)
-    assert next_action(10.3, schedule, timing, changes=False, need_full=False,
-                       garbage=False) == Next(Action.WAIT, 11.0)
-    assert next_action(11.0, schedule, timing, changes=False, need_full=False,
-                       garbage=False).action is Action.FULL_SYNC
+    assert decide(10.3, schedule, timing) == Next(Action.WAIT, 11.0)
+    assert decide(11.0, schedule, timing).action is Action.FULL_SYNC
 
 
 def test_leftovers_are_collected_once_changes_are_quiet() -> None:
@@ -212,8 +208,6 @@ def test_leftovers_are_collected_once_changes_are_quiet() -> None:
 
 def test_nothing_to_do_waits_for_the_check_or_the_full_resync() -> None:
     schedule = Schedule(last_sync=0.0, last_full=0.01, last_check=0.01)
-    assert next_action(1.0, schedule, TIMING, changes=False, need_full=False,
-                       garbage=False) == Next(Action.WAIT, 30.01)
+    assert decide(1.0, schedule, TIMING) == Next(Action.WAIT, 30.01)
     timing = Timing(min_sync_period=0.5, sync_period=30.0, full_sync_period=20.0)
-    assert next_action(1.0, schedule, timing, changes=False, need_full=False,
-                       garbage=False) == Next(Action.WAIT, 20.01)
+    assert decide(1.0, schedule, timing) == Next(Action.WAIT, 20.01)

@@ -26,13 +26,7 @@ def scratch_namespace(name: str, made: list[str]) -> str:
 
 def recording_proxier(backend: Backend, node_name: str) -> tuple[Proxier, list[Payload]]:
     """A proxier on ``backend`` and the list every applied payload is appended to."""
-    proxier = Proxier(backend, ProxyConfig(node_name=node_name), metrics=Metrics())
     sent: list[Payload] = []
-    original = proxier._record
-
-    def record(payload: Payload) -> None:
-        sent.append(payload)
-        original(payload)
-
-    proxier._record = record  # type: ignore[method-assign]
+    proxier = Proxier(backend, ProxyConfig(node_name=node_name), metrics=Metrics(),
+                      on_payload=sent.append)
     return proxier, sent

@@ -245,6 +245,10 @@ class Queue(Generic[K]):
     def shutting_down(self) -> bool:
         return self._shutting_down
 
+    def is_dirty(self, key: K) -> bool:
+        """Whether ``key`` is marked as needing work, i.e. an ``add`` now is a no-op."""
+        return key in self._dirty
+
     def len(self) -> int:
         """Keys waiting to be handed out (not counting delayed or processing ones)."""
         self._promote()

@@ -40,7 +40,7 @@ class MeteredQueue(WorkQueue[str]):
         metrics.queue(name, self.len)
 
     def add(self, key: str) -> None:
-        if not self.shutting_down and key not in self._dirty:
+        if not self.shutting_down and not self.is_dirty(key):
             self._metrics.queue_adds[self.name] += 1
         super().add(key)
 

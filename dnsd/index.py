@@ -41,7 +41,7 @@ from dnsd.model import (
 )
 from dnsd.names import NS_HOST_LABELS, SVC, Labels, reverse_labels
 from dnsd.records import Answer
-from dnsd.wire import AnswerTable, question_key, render
+from dnsd.wire import AnswerTable, question_key
 from dnsd.zone import Changes, ZoneData
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,7 @@ class Index:
         return out
 
     def _set_owned(self, owner: Owner, answers: dict[bytes, Answer]) -> None:
-        entries = self.table.entries
-        for key in self._owned.get(owner, set()) - answers.keys():
-            entries.pop(key, None)
-        for key, ans in answers.items():
-            current = entries.get(key)
-            if current is None or current.answer != ans:
-                entries[key] = render(ans, key, ra=self.table.ra)
+        self.table.store(answers, drop=self._owned.get(owner, set()) - answers.keys())
         if answers:
             self._owned[owner] = set(answers)
         else:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import dns.flags
@@ -294,6 +295,16 @@ class AnswerTable:
         self.serial = 0
         self._tag_of: dict[bytes, Tag] = {}
         self._tagged: dict[Tag, set[bytes]] = {}
+
+    def store(self, answers: Mapping[bytes, Answer], *, drop: Iterable[bytes] = ()) -> None:
+        """Forget the precomputed entries ``drop`` and keep ``answers``, rendering
+        only those that differ from what is stored (the rest keep their caches)."""
+        for key in drop:
+            self.entries.pop(key, None)
+        for key, ans in answers.items():
+            current = self.entries.get(key)
+            if current is None or current.answer != ans:
+                self.entries[key] = render(ans, key, ra=self.ra)
 
     def get(self, key: bytes) -> Entry | None:
         entry = self.entries.get(key)

@@ -12,7 +12,12 @@ Pure core, effects at the edges:
   iptables-nft's superlinear restore cost.
 - ``apply``: the only caller of ``iptables-restore`` / ``iptables-save``.
 - ``conntrack``: clearing stale UDP flows after endpoints go away.
-- ``sync``: the cache, change tracking, coalescing and the sync loop.
+- ``changes``: the informer-fed cache, parsed on arrival, and which Services'
+  inputs changed since the last sync (no-op changes dropped).
+- ``schedule``: when to sync, check for drift or collect leftovers, as a pure
+  function of the clock (kube-proxy's bounded-frequency runner).
+- ``sync``: one sync, drift check and collection, and the thin loop that asks
+  ``schedule`` and acts.
 - ``metrics``: ``/metrics`` and ``/healthz``.
 - ``agent``: informers + sync + metrics wired together for ``nodeagent.main``.
 """

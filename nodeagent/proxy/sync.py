@@ -1,27 +1,18 @@
-"""Keeping the kernel's rules equal to the desired ruleset: change tracking and syncs.
+"""Keeping the kernel's rules equal to the desired ruleset: syncs and the sync loop.
 
-``Tracker`` is fed by the Service and EndpointSlice informers' handlers (on the
-event loop). It caches the objects and records *which Services changed*; handlers
-only do that, so they stay fast.
+``changes.Tracker`` (fed by the informers) says which Services' inputs changed;
+``schedule.next_action`` says when to sync, check or collect. This module acts:
 
-``Proxier.run`` is the loop (kube-proxy's BoundedFrequencyRunner, simplified):
-
-- a change after a quiet spell is synced at once; changes arriving while a sync
-  runs, or within ``min_sync_period`` of the last sync's start, are coalesced into
-  the next one — at most one sync per ``min_sync_period``;
-- the first sync, any sync after a failure, and one every ``full_sync_period``
+- the first sync, any sync after a failure, after drift, and the periodic one
   are *full*: every owned chain rewritten, stale ``KUBE-*`` chains deleted
   (found with one ``iptables-save``), missing built-in jumps inserted;
-- every other sync is *partial*: only the chains of Services whose Service or
-  slices changed, plus single-rule edits of the shared chains (``plan``);
+- every other sync is *partial*: only the chains of Services whose inputs
+  changed, plus single-rule edits of the shared chains (``plan``);
 - a Service's removal leaves its rule in the big shared chains, falling through
-  to an emptied chain (``plan.plan_partial`` says why); once changes are quiet
-  for a moment, and on stop, ``collect`` deletes such leftovers in one batch;
-- every ``sync_period`` the kernel is checked against what we wrote (chain set,
-  rule counts, jumps); drift triggers a full sync. Only a full sync postpones the
-  check (it rewrote everything); partial syncs don't, so a steady stream of
-  changes can't keep a drifted kernel from being noticed. Failures retry with
-  backoff, at most ``sync_period`` apart.
+  to an emptied chain (``plan.plan_partial`` says why); ``collect`` deletes such
+  leftovers in one batch, when the schedule says so and on stop;
+- ``check`` compares the kernel with what we wrote (chain set, rule counts,
+  jumps); drift makes the next sync full.
 
 ``Proxier.sync`` does one sync and blocks (subprocesses); the loop runs it on a
 worker thread with a snapshot of the changes taken on the loop, so the informers
@@ -35,22 +26,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nodeagent.proxy.apply import Backend, IptablesError
+from nodeagent.proxy.changes import ServiceInputs, ServiceName, Tracker
 from nodeagent.proxy.conntrack import Conntrack, UdpPort, stale_flows, udp_port
 from nodeagent.proxy.metrics import Metrics
-from nodeagent.proxy.model import (
-    Endpoint,
-    InvalidObject,
-    ServicePort,
-    merge_endpoints,
-    service_ports,
-    slice_endpoints,
-    slice_service,
-    trigger_time,
-)
 from nodeagent.proxy.plan import (
     Payload,
     Written,
@@ -71,18 +53,9 @@ from nodeagent.proxy.ruleset import (
     build_fragment,
     reassemble,
 )
+from nodeagent.proxy.schedule import Action, Schedule, Timing, next_action
 
 log = logging.getLogger(__name__)
-
-Object = Mapping[str, Any]
-ServiceName = tuple[str, str]  # (namespace, name)
-PortInputs = list[tuple[ServicePort, tuple[Endpoint, ...]]]
-
-
-# Seconds of quiet after a sync before removals' leftovers are collected (at least
-# twice the minimum sync period).
-COLLECT_DELAY = 0.5
-
 
 class SyncFailed(RuntimeError):
     """A sync did not complete; the next one is full."""
@@ -99,126 +72,10 @@ class ProxyConfig:
     full_sync_period: float = 3600.0  # unconditional full rewrite (kube-proxy 1.33: 1 h)
     sctp: bool = True
 
-
-@dataclass
-class Change:
-    """The current state of one changed Service: its object (None: gone) and slices."""
-
-    service: Object | None
-    slices: list[Object] = field(default_factory=list)
-
-
-def _meta(obj: Object) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
-
-
-def _name_of(obj: Object) -> ServiceName:
-    meta = _meta(obj)
-    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
-
-
-class Tracker:
-    """Informer-fed cache plus the set of Services changed since the last ``take``."""
-
-    def __init__(self, metrics: Metrics, *, clock: Callable[[], float] = time.time) -> None:
-        self.metrics = metrics
-        self.clock = clock
-        self.services: dict[ServiceName, Object] = {}
-        self.slices: dict[ServiceName, Object] = {}  # (namespace, slice name)
-        self.owner: dict[ServiceName, ServiceName] = {}  # slice → Service
-        self.by_service: dict[ServiceName, set[ServiceName]] = {}
-        self.dirty: set[ServiceName] = set()
-        self.triggers: dict[ServiceName, float] = {}  # slice → earliest unsynced trigger time
-        self.retried: list[float] = []  # trigger times of changes whose sync failed
-        self.first_queued = 0.0  # wall time of the oldest unsynced change; 0: none
-        self.wake = asyncio.Event()
-
     @property
-    def pending(self) -> bool:
-        return bool(self.dirty)
-
-    def _touch(self, name: ServiceName) -> None:
-        self.dirty.add(name)
-        if not self.first_queued:
-            self.first_queued = self.clock()
-            self.metrics.last_queued = self.first_queued
-        self.wake.set()
-
-    # Service handlers
-    def service_added(self, obj: Object) -> None:
-        name = _name_of(obj)
-        self.services[name] = obj
-        self.metrics.service_changes += 1
-        self._touch(name)
-
-    def service_updated(self, old: Object, new: Object) -> None:
-        if _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion") and \
-                _name_of(new) in self.services:
-            return  # an informer resync: nothing changed
-        self.service_added(new)
-
-    def service_deleted(self, obj: Object) -> None:
-        name = _name_of(obj)
-        self.services.pop(name, None)
-        self.metrics.service_changes += 1
-        self._touch(name)
-
-    # EndpointSlice handlers
-    def slice_added(self, obj: Object) -> None:
-        key = _name_of(obj)
-        self._unlink(key)
-        self.slices[key] = obj
-        owner = slice_service(obj)
-        if owner is not None:
-            self.owner[key] = owner
-            self.by_service.setdefault(owner, set()).add(key)
-            self._touch(owner)
-            stamp = trigger_time(obj)
-            if stamp is not None:
-                self.triggers[key] = min(stamp, self.triggers.get(key, stamp))
-        self.metrics.endpoint_changes += 1
-
-    def slice_updated(self, old: Object, new: Object) -> None:
-        if _meta(old).get("resourceVersion") == _meta(new).get("resourceVersion") and \
-                _name_of(new) in self.slices:
-            return
-        self.slice_added(new)
-
-    def slice_deleted(self, obj: Object) -> None:
-        key = _name_of(obj)
-        self._unlink(key)
-        self.slices.pop(key, None)
-        self.triggers.pop(key, None)
-        self.metrics.endpoint_changes += 1
-
-    def _unlink(self, key: ServiceName) -> None:
-        owner = self.owner.pop(key, None)
-        if owner is not None:
-            members = self.by_service.get(owner, set())
-            members.discard(key)
-            if not members:
-                self.by_service.pop(owner, None)
-            self._touch(owner)
-
-    def take(self) -> tuple[dict[ServiceName, Change], list[float]]:
-        """The changed Services' current objects and the pending trigger times; resets."""
-        changes = {name: Change(self.services.get(name),
-                                [self.slices[k] for k in sorted(self.by_service.get(name, ()))])
-                   for name in self.dirty}
-        triggers = [*self.retried, *self.triggers.values()]
-        self.dirty = set()
-        self.triggers = {}
-        self.retried = []
-        self.first_queued = 0.0
-        self.metrics.last_queued = 0.0
-        return changes, triggers
-
-    def everything(self) -> dict[ServiceName, Change]:
-        """Every known Service as a change (the first sync)."""
-        names = set(self.services) | set(self.by_service)
-        self.dirty |= names
-        return self.take()[0]
+    def timing(self) -> Timing:
+        return Timing(min_sync_period=self.min_sync_period, sync_period=self.sync_period,
+                      full_sync_period=self.full_sync_period)
 
 
 @dataclass
@@ -234,8 +91,12 @@ class Proxier:
 
     def __init__(self, backend: Backend, config: ProxyConfig, *,
                  metrics: Metrics | None = None, conntrack: Conntrack | None = None,
-                 other_backend: Backend | None = None) -> None:
+                 other_backend: Backend | None = None,
+                 on_payload: Callable[[Payload], None] | None = None) -> None:
+        """``on_payload`` sees every payload once the kernel has taken it (the
+        benchmarks replay them elsewhere for a floor)."""
         self.backend = backend
+        self.on_payload = on_payload
         self.other_backend = other_backend
         self.config = config
         self.metrics = metrics or Metrics()
@@ -243,7 +104,7 @@ class Proxier:
         self.tracker = Tracker(self.metrics)
         self.ctx = Context(node_name=config.node_name, cluster_cidr=config.cluster_cidr,
                            sctp=config.sctp)
-        self.inputs: dict[ServiceName, PortInputs] = {}
+        self.inputs: dict[ServiceName, ServiceInputs] = {}
         self.endpoint_counts: dict[ServiceName, int] = {}
         self.keys_of: dict[ServiceName, tuple[str, ...]] = {}
         self.fragments: dict[str, Fragment] = {}
@@ -259,18 +120,16 @@ class Proxier:
         self.ruleset: Ruleset | None = None  # the last one fully in the kernel
         self.need_full = True
         self.synced_once = False
-        self.failures = 0
         self.failing_since = 0.0  # wall time of the first of the current failed syncs
         self._stop = asyncio.Event()
 
     # -- building ------------------------------------------------------------------------
 
-    def update(self, changes: Mapping[ServiceName, Change]) -> set[str]:
-        """Parse the changed Services and rebuild their fragments (all of them if the
-        node-wide context changed, e.g. on entering large-cluster mode). Returns the
-        keys of fragments that were rebuilt or removed."""
-        for name, change in changes.items():
-            ports = self._parse(name, change)
+    def update(self, changes: Mapping[ServiceName, ServiceInputs]) -> set[str]:
+        """Rebuild the changed Services' fragments (all of them if the node-wide
+        context changed, e.g. on entering large-cluster mode). Returns the keys of
+        fragments that were rebuilt or removed."""
+        for name, ports in changes.items():
             if ports:
                 self.inputs[name] = ports
                 self.endpoint_counts[name] = sum(len(eps) for _, eps in ports)
@@ -312,30 +171,9 @@ class Proxier:
         for policy in fragment.no_local_endpoints if fragment else ():
             self.no_local[policy] += sign
 
-    def _parse(self, name: ServiceName, change: Change) -> PortInputs:
-        if change.service is None:
-            return []
-        try:
-            ports = service_ports(change.service)
-        except InvalidObject as exc:
-            self.metrics.invalid_objects += 1
-            log.warning("Service %s/%s gets no rules: %s", *name, exc)
-            return []
-        if not ports:
-            return []
-        per_slice = []
-        for obj in change.slices:
-            try:
-                per_slice.append(slice_endpoints(obj))
-            except InvalidObject as exc:
-                self.metrics.invalid_objects += 1
-                log.warning("EndpointSlice %s/%s ignored: %s", *_name_of(obj), exc)
-        merged = merge_endpoints(per_slice)
-        return [(sp, merged.get((sp.port_name, sp.protocol), ())) for sp in ports]
-
     # -- syncing -------------------------------------------------------------------------
 
-    def sync(self, changes: Mapping[ServiceName, Change]) -> SyncReport:
+    def sync(self, changes: Mapping[ServiceName, ServiceInputs]) -> SyncReport:
         """Bring the kernel to the desired state after ``changes``. Blocking.
 
         Raises ``SyncFailed`` (after which the next sync is full)."""
@@ -389,6 +227,8 @@ class Proxier:
                           rules_written=written)
 
     def _record(self, payload: Payload) -> None:
+        if self.on_payload is not None:
+            self.on_payload(payload)
         for key, rules in payload.effects:
             before = self.written.pop(key, ()) if rules is None else \
                 self.written.get(key, ())
@@ -485,76 +325,65 @@ class Proxier:
         return (True, "") if self.synced_once else (False, "rules not synced yet")
 
     async def run(self, wait_synced: Callable[[], Awaitable[Any]]) -> None:
-        """Sync until ``stop``: first once the informers have listed, then as above."""
+        """Sync until ``stop``: first once the informers have listed, then whenever
+        ``schedule.next_action`` says; between actions, wait for its deadline or a
+        change, whichever comes first."""
         await wait_synced()
         loop = asyncio.get_running_loop()
-        cfg = self.config
+        timing = self.config.timing
+        schedule = Schedule()
         first = True
-        last_start = last_full = last_check = -float("inf")
-        retry_at = 0.0
         while not self._stop.is_set():
             self.tracker.wake.clear()
             now = loop.time()
-            pending = first or self.tracker.pending or self.need_full
-            sync_at = max(last_start + cfg.min_sync_period, retry_at) if pending \
-                else float("inf")
-            full_at = last_full + cfg.full_sync_period
-            check_at = last_check + cfg.sync_period
-            # Leftovers of removals go once changes have been quiet for a moment, so a
-            # burst of removals costs one batch, and never delays a change.
-            collect_at = last_start + max(2 * cfg.min_sync_period, COLLECT_DELAY) \
-                if self.garbage and not pending else float("inf")
-            deadline = min(sync_at, full_at, check_at, collect_at)
-            if now < deadline:
+            step = next_action(now, schedule, timing, changes=self.tracker.pending,
+                               need_full=self.need_full, garbage=self.garbage)
+            if step.action is Action.WAIT:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.tracker.wake.wait(), deadline - now)
-                continue
-            if now >= collect_at and now < min(sync_at, full_at, check_at):
+                    await asyncio.wait_for(self.tracker.wake.wait(), step.at - now)
+            elif step.action is Action.CHECK:
+                schedule = schedule.checked(at=now)
+                await self._check_drift()
+            elif step.action is Action.COLLECT:
                 await asyncio.to_thread(self.collect)
-                continue
-            if now >= full_at:
-                self.need_full = True
-            # Sync only when a sync is due: a check falling due while changes wait
-            # (held back by min_sync_period or a retry's backoff) runs the check.
-            if (pending and now >= sync_at) or now >= full_at:
-                last_start = now
-                changes = self.tracker.everything() if first else None
-                triggers: list[float] = []
-                if changes is None:
-                    changes, triggers = self.tracker.take()
+            else:
+                full = step.action is Action.FULL_SYNC
+                self.need_full = self.need_full or full
+                changes, triggers = (self.tracker.everything(), []) if first \
+                    else self.tracker.take()
                 first = False
-                full = self.need_full
-                try:
-                    await asyncio.to_thread(self.sync, changes)
-                except SyncFailed:
-                    self.failures += 1
-                    delay = min(cfg.sync_period, max(cfg.min_sync_period, 0.5)
-                                * 2 ** (self.failures - 1))
-                    retry_at = loop.time() + delay
-                    # not programmed yet: measured when a later sync succeeds
-                    self.tracker.retried.extend(triggers)
-                    self.failing_since = self.failing_since or time.time()
-                    continue
-                self.failing_since = 0.0
-                self.failures = 0
-                retry_at = 0.0
-                finished = time.time()
-                for stamp in triggers:
-                    self.metrics.programming.observe(max(0.0, finished - stamp))
-                if full:  # everything was just rewritten: as good as a check
-                    last_full = last_check = loop.time()
-            elif now >= check_at:
-                last_check = now
-                try:
-                    problems = await asyncio.to_thread(self.check)
-                except IptablesError as exc:
-                    log.warning("drift check failed: %s", exc)
-                    continue
-                if problems:
-                    self.metrics.drift_repairs += 1
-                    log.warning("rules drifted (%s%s); resyncing in full", "; ".join(problems[:3]),
-                                f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-                    self.need_full = True
+                ok = await self._sync_in_thread(changes, triggers)
+                schedule = schedule.synced(started=now, finished=loop.time(), full=full) \
+                    if ok else schedule.failed(started=now, finished=loop.time(), timing=timing)
         if self.garbage:
             # Leave a tidy kernel behind: a restarted agent then rewrites it unchanged.
             await asyncio.to_thread(self.collect)
+
+    async def _sync_in_thread(self, changes: Mapping[ServiceName, ServiceInputs],
+                              triggers: list[float]) -> bool:
+        """``sync`` on a worker thread, with its metrics and health; False if it failed."""
+        try:
+            await asyncio.to_thread(self.sync, changes)
+        except SyncFailed:
+            # not programmed yet: measured when a later sync succeeds
+            self.tracker.requeue_triggers(triggers)
+            self.failing_since = self.failing_since or time.time()
+            return False
+        self.failing_since = 0.0
+        finished = time.time()
+        for stamp in triggers:
+            self.metrics.programming.observe(max(0.0, finished - stamp))
+        return True
+
+    async def _check_drift(self) -> None:
+        """``check`` on a worker thread; drift makes the next sync full."""
+        try:
+            problems = await asyncio.to_thread(self.check)
+        except IptablesError as exc:
+            log.warning("drift check failed: %s", exc)
+            return
+        if problems:
+            self.metrics.drift_repairs += 1
+            log.warning("rules drifted (%s%s); resyncing in full", "; ".join(problems[:3]),
+                        f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+            self.need_full = True

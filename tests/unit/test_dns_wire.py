@@ -30,7 +30,7 @@ def make_table(zone: ZoneData, names: list[tuple[str, str]]) -> AnswerTable:
     for name, qtype in names:
         labels, rtype = split_name(name), dns.rdatatype.from_text(qtype)
         key = question_key(labels, rtype)
-        table.entries[key] = render(answer(zone, labels, rtype, serial=0), key, ra=False)
+        table.store({key: answer(zone, labels, rtype, serial=0)})
     return table
 
 

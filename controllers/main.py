@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from client.backoff import Backoff
 from client.config import ClientConfig, ConfigError, load_config
 from client.http import AsyncClient
-from controllers.config import Config, Listen, UsageError, parse_args
+from componentbase.flags import HostPort
+from controllers.config import Config, parse_args
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
@@ -123,7 +124,7 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
     return status_code
 
 
-def bind(listen: Listen) -> socket.socket:
+def bind(listen: HostPort) -> socket.socket:
     """A listening TCP socket on ``listen``; raises OSError naming the address."""
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -143,10 +144,10 @@ def _exit_quietly(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
     try:
-        config = parse_args(argv)
         api = load_config(server=config.server, kubeconfig=config.kubeconfig)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"mp-controllers: error: {exc}", file=sys.stderr)
         return 2
     # Until the event loop takes over SIGTERM, it still means "stop cleanly".

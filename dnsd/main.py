@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client.config import ClientConfig, ConfigError, load_config
-from dnsd.config import Config, Listen, UsageError, parse_args
+from dnsd.config import Config, Listen, parse_args
 from dnsd.index import Index
 from dnsd.metrics import Metrics, StatusServer
 from dnsd.names import split_name
@@ -151,10 +151,10 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
     try:
-        config = parse_args(argv)
         api = load_config(server=config.server)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"mp-dnsd: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,

@@ -147,12 +147,17 @@ def test_metrics_text() -> None:
     m.sync_duration.observe(0.003)
     m.programming.observe(0.2)
     m.rules_total["nat"] = 7
-    text = m.render()
-    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004"} 1' in text
-    assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1" in text
-    assert 'kubeproxy_network_programming_duration_seconds_bucket{le="0.25"} 1' in text
-    assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 7' in text
+    m.restore_failures += 1
+    m.gauge("services", "Service ports programmed.", lambda: 3)
+    text = m.render().splitlines()
+    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004"} 1.0' in text
+    assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1.0" in text
+    assert 'kubeproxy_network_programming_duration_seconds_bucket{le="0.25"} 1.0' in text
+    assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 7.0' in text
     assert "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge" in text
+    assert "# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter" in text
+    assert "kubeproxy_sync_proxy_rules_iptables_restore_failures_total 1.0" in text
+    assert "kubeproxy_services 3.0" in text
 
 
 def test_status_endpoint_answers() -> None:

@@ -11,7 +11,6 @@ SIGINT stops workers and watches and exits 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -23,6 +22,7 @@ from client.backoff import Backoff
 from client.config import ClientConfig, ConfigError, load_config
 from client.http import AsyncClient
 from componentbase.flags import HostPort
+from componentbase.tasks import run_until_first_done
 from controllers.config import Config, parse_args
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
@@ -94,28 +94,17 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
     log.info("mp-controllers starting against %s: %s", api.server,
              ", ".join(c.name for c in controllers) or "no controllers")
     informers.start()
-    tasks: list[asyncio.Task[None]] = []
     status_code = 0
     try:
-        synced = asyncio.create_task(informers.wait_synced())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        synced.cancel()
-        if not stop.is_set():
-            tasks = [asyncio.create_task(c.run(), name=c.name) for c in controllers]
+        if await run_until_first_done({"sync": informers.wait_synced()}, stop=stop):
             log.info("controllers running")
-            await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.error("controller %s failed: %r", task.get_name(), task.exception())
+            try:
+                await run_until_first_done({c.name: c.run() for c in controllers}, stop=stop)
+            except Exception as exc:
+                log.error("a controller failed: %r", exc)
                 status_code = 1
         log.info("stopping")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await informers.stop()
         await recorder.close()
         await status.stop()

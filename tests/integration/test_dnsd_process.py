@@ -238,7 +238,7 @@ def test_pod_records_disabled_domain_and_ttl(shared_api: ApiServer, start_dnsd) 
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--ttl", "soon"], "--ttl 'soon': not an integer"),
+    (["--ttl", "soon"], "argument --ttl: 'soon' is not an integer"),
     (["--listen", "localhost:53"], "not an IP address"),
     (["--pod-records", "sometimes"], "invalid choice"),
     (["--bogus"], "unrecognized arguments"),

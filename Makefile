@@ -51,7 +51,7 @@ down: venv
 	$(MPCTL) cluster down --name $(CLUSTER)
 
 test: venv debs
-	$(VENV)/bin/ruff check apimachinery apiserver client controllers dnsd mpctl nodeagent tests bench tools
+	$(VENV)/bin/ruff check apimachinery apiserver client componentbase controllers dnsd mpctl nodeagent tests bench tools
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 # docker-compose.yml built and run in a private Docker engine (root; README,

@@ -28,6 +28,9 @@ import ipaddress
 import random
 from collections.abc import Iterable
 
+# One parser for a range given as a flag and as a constructor argument.
+from componentbase.flags import parse_cidr, parse_port_range
+
 __all__ = [
     "AllocationError",
     "AlreadyAllocated",
@@ -64,66 +67,6 @@ class AlreadyAllocated(AllocationError):
 
 class Exhausted(AllocationError):
     """No free IP/port is left for automatic allocation."""
-
-
-# --------------------------------------------------------------------------------------
-# Parsing helpers (also used to validate command-line flags)
-# --------------------------------------------------------------------------------------
-
-
-def parse_cidr(text: str) -> IPNetwork:
-    """Parse an IPv4/IPv6 CIDR such as ``10.96.0.0/16``; ValueError with a one-line message.
-
-    Stricter than kube-apiserver (which masks host bits silently): host bits set is almost
-    always a typo, so the message suggests the network the user probably meant.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"invalid CIDR {text!r}: expected an address/prefix such as 10.96.0.0/16")
-    text = text.strip()
-    if "/" not in text:
-        raise ValueError(
-            f"invalid CIDR {text!r}: missing prefix length (e.g. {text}/16 or {text}/112)"
-        )
-    try:
-        return ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
-        try:
-            loose = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise ValueError(f"invalid CIDR {text!r}: {exc}") from None
-        raise ValueError(
-            f"invalid CIDR {text!r}: host bits are set (did you mean {loose}?)"
-        ) from None
-
-
-def parse_port_range(text: str) -> tuple[int, int]:
-    """Parse ``A-B`` (inclusive), ``A+N`` (A..A+N) or a single port ``A``.
-
-    Returns ``(first, last)``; ValueError with a one-line message for anything else,
-    including ports outside 1-65535 or ``last < first``.
-    """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"invalid port range {text!r}: expected e.g. 30000-32767")
-    s = text.strip()
-    try:
-        if "-" in s:
-            a, b = s.split("-", 1)
-            first, last = int(a.strip()), int(b.strip())
-        elif "+" in s:
-            a, b = s.split("+", 1)
-            first = int(a.strip())
-            last = first + int(b.strip())
-        else:
-            first = last = int(s)
-    except ValueError:
-        raise ValueError(
-            f"invalid port range {text!r}: expected A-B with integer ports, e.g. 30000-32767"
-        ) from None
-    if not (1 <= first <= 65535) or not (1 <= last <= 65535):
-        raise ValueError(f"invalid port range {text!r}: ports must be between 1 and 65535")
-    if last < first:
-        raise ValueError(f"invalid port range {text!r}: end port is less than start port")
-    return first, last
 
 
 # --------------------------------------------------------------------------------------

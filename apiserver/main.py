@@ -11,57 +11,60 @@ from types import FrameType
 
 import uvicorn
 
-from apiserver.allocators import IPAllocator, parse_cidr, parse_port_range
+from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, create_app
 from apiserver.watchhub import DEFAULT_BUFFER
+from componentbase import flags
 
 log = logging.getLogger("apiserver")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--listen must be HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def service_cidr(text: str) -> str:
+    """argparse type: a CIDR the ClusterIP allocator can serve (not too small, not huge)."""
+    text = flags.cidr()(text)
+    try:
+        IPAllocator(text)
+    except (AllocationError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mp-apiserver",
-                                description="miniplane API server: Kubernetes-shaped objects "
-                                            "with list/watch, stored in SQLite")
-    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve on")
-    p.add_argument("--storage-url", default="sqlite:///.miniplane/state.db",
+    p = flags.Parser(prog="mp-apiserver",
+                     description="miniplane API server: Kubernetes-shaped objects "
+                                 "with list/watch, stored in SQLite")
+    p.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT",
+                   type=flags.host_port(default_host="127.0.0.1", min_port=1),
+                   help="HOST:PORT to serve on")
+    p.add_argument("--storage-url", default="sqlite:///.miniplane/state.db", type=storage_url,
                    help="SQLAlchemy database URL (sqlite:///PATH or postgresql+psycopg://...)")
-    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16",
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16", type=service_cidr,
                    help="CIDR ClusterIPs are allocated from")
     p.add_argument("--service-node-port-range", default="30000-32767",
-                   help="range NodePorts are allocated from, A-B")
-    p.add_argument("--event-retention", type=int, default=10_000,
+                   type=flags.port_range(), help="range NodePorts are allocated from, A-B")
+    p.add_argument("--event-retention", type=flags.integer(1), default=10_000,
                    help="how many revisions of the event log are kept for watch resume")
-    p.add_argument("--compaction-interval", type=float, default=5.0,
+    p.add_argument("--compaction-interval", type=flags.duration(), default=5.0,
                    help="seconds between event-log compactions")
-    p.add_argument("--watch-buffer", type=int, default=DEFAULT_BUFFER,
+    p.add_argument("--watch-buffer", type=flags.integer(1), default=DEFAULT_BUFFER,
                    help="events a watcher may fall behind before its stream is closed")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    host, port = parse_listen(args.listen)
-    parse_cidr(args.service_cluster_ip_range)
-    IPAllocator(args.service_cluster_ip_range)
-    parse_port_range(args.service_node_port_range)
-    if args.event_retention < 1:
-        raise ValueError("--event-retention must be at least 1")
-    if args.watch_buffer < 1:
-        raise ValueError("--watch-buffer must be at least 1")
-    if args.compaction_interval <= 0:
-        raise ValueError("--compaction-interval must be positive")
-    url = args.storage_url
+def storage_url(url: str) -> str:
+    """argparse type: a database URL of a dialect the store speaks."""
     if not url.startswith(("sqlite", "postgresql")):
-        raise ValueError(f"--storage-url must be a sqlite:/// or postgresql+psycopg:// URL, "
-                         f"got {url!r}")
+        raise argparse.ArgumentTypeError(
+            f"must be a sqlite:/// or postgresql+psycopg:// URL, got {url!r}")
+    return url
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The app's config; makes the SQLite file's directory (OSError if it can't)."""
+    host, port = args.listen
+    url = args.storage_url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         path = Path(url.removeprefix("sqlite:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)
-    except (ValueError, OSError) as exc:
+    except OSError as exc:  # the --storage-url directory can't be made
         print(f"mp-apiserver: error: {exc}", file=sys.stderr)
         return 2
-    host, port = parse_listen(args.listen)
+    host, port = args.listen
     server = Server(uvicorn.Config(
         create_app(config), host=host, port=port, log_level="warning", access_log=False,
         loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",

@@ -1,34 +1,60 @@
-"""Request and storage counters, rendered in the Prometheus text format."""
+"""The API server's request and storage metrics, on a ``componentbase`` registry.
+
+Names are kube-apiserver's: ``apiserver_request_total{verb,resource,code}``,
+``apiserver_request_duration_seconds`` (its ``_sum`` and ``_count`` by verb and
+resource), ``apiserver_watch_started_total``; the app passes its storage and watch
+gauges at each scrape.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+
+import prometheus_client
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from componentbase.metrics import Registry
+
+# What the gauges the app passes to ``render`` mean (the name, when not listed).
+GAUGE_HELP = {
+    "apiserver_storage_revision": "The newest revision of the event log.",
+    "apiserver_storage_compacted_revision": "The revision the event log is compacted to.",
+    "apiserver_storage_write_batches": "Write transactions committed (group commits).",
+    "apiserver_storage_writes": "Writes committed.",
+    "apiserver_watchers": "Watch streams open.",
+    "apiserver_service_cluster_ips_used": "ClusterIPs allocated.",
+    "apiserver_service_node_ports_used": "NodePorts allocated.",
+}
 
 
-@dataclass
 class Metrics:
-    requests: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
-    seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
-    watchers_started: int = 0
+    """Requests by verb, resource and code; watches started (the handlers bump
+    ``watchers_started``); the app's gauges."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self.watchers_started = 0
+        self._gauges: dict[str, Callable[[], float]] = {}
+        self._requests = prometheus_client.Counter(
+            "apiserver_request_total", "Requests, by verb, resource and HTTP code.",
+            ("verb", "resource", "code"), registry=self.registry.prometheus)
+        # kube-apiserver's is a histogram; a summary keeps our series (_sum, _count)
+        self._seconds = prometheus_client.Summary(
+            "apiserver_request_duration_seconds", "Time to answer a request.",
+            ("verb", "resource"), registry=self.registry.prometheus)
+        self.registry.collector(self._collect)
 
     def observe(self, verb: str, resource: str, code: int, seconds: float) -> None:
-        self.requests[(verb, resource, code)] += 1
-        self.seconds[(verb, resource)] += seconds
+        self._requests.labels(verb, resource, str(code)).inc()
+        self._seconds.labels(verb, resource).observe(seconds)
 
     def render(self, gauges: dict[str, Callable[[], float]]) -> str:
-        lines = ["# TYPE apiserver_request_total counter"]
-        for (verb, resource, code), n in sorted(self.requests.items()):
-            lines.append(f'apiserver_request_total{{verb="{verb}",resource="{resource}",'
-                         f'code="{code}"}} {n}')
-        lines.append("# TYPE apiserver_request_duration_seconds_sum counter")
-        for (verb, resource), s in sorted(self.seconds.items()):
-            lines.append(f'apiserver_request_duration_seconds_sum{{verb="{verb}",'
-                         f'resource="{resource}"}} {s:.6f}')
-        lines.append("# TYPE apiserver_watch_started_total counter")
-        lines.append(f"apiserver_watch_started_total {self.watchers_started}")
-        for name, read in sorted(gauges.items()):
-            lines.append(f"# TYPE {name} gauge")
-            lines.append(f"{name} {read()}")
-        return "\n".join(lines) + "\n"
+        """The exposition, with ``gauges`` read now."""
+        self._gauges = gauges
+        return self.registry.render()
+
+    def _collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily("apiserver_watch_started_total", "Watch streams started.",
+                                  value=self.watchers_started)
+        for name, read in sorted(self._gauges.items()):
+            yield GaugeMetricFamily(name, GAUGE_HELP.get(name, name), value=float(read()))

@@ -1,4 +1,4 @@
-"""``mp-controllers`` flags → a validated ``Config``; pure, so every rejection is unit-tested.
+"""``mp-controllers`` flags → a validated ``Config``; every rejection is unit-tested.
 
 The command-line contract (DESIGN.md): ``--server URL``, ``--cluster-cidr CIDR``
 (10.244.0.0/16), ``--node-monitor-grace-period SECONDS`` (40),
@@ -13,25 +13,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
 
+from componentbase import flags
+from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
 CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc")
-
-
-class UsageError(ValueError):
-    """A flag is wrong; the message is one line, fit for stderr."""
-
-
-@dataclass(frozen=True)
-class Listen:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -41,40 +29,38 @@ class Config:
     cluster_cidr: str
     node_cidr_mask_size: int
     node_monitor_grace_period: float
-    metrics_listen: Listen | None
+    metrics_listen: HostPort | None
     max_endpoints_per_slice: int
     endpointslice_workers: int
     controllers: frozenset[str]
     log_level: str
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag raises ``UsageError`` instead of printing usage."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="mp-controllers",
-                description="miniplane controllers: EndpointSlices, scheduler, node IPAM, "
-                            "node lifecycle, pod GC")
+    p = flags.Parser(prog="mp-controllers",
+                     description="miniplane controllers: EndpointSlices, scheduler, "
+                                 "node IPAM, node lifecycle, pod GC")
     p.add_argument("--server", default=None,
                    help="API server URL (else MINIPLANE_SERVER, a kubeconfig, or "
                         "http://127.0.0.1:6443)")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="CIDR node pod CIDRs are cut from")
-    p.add_argument("--node-cidr-mask-size", default="24", help="prefix length of a node's CIDR")
-    p.add_argument("--node-monitor-grace-period", default="40",
-                   help="seconds without a heartbeat before a node is Ready=Unknown")
-    p.add_argument("--metrics-listen", default=None,
+    p.add_argument("--node-cidr-mask-size", default=24, type=flags.integer(1, 128),
+                   help="prefix length of a node's CIDR")
+    p.add_argument("--node-monitor-grace-period", default=40.0, type=flags.duration(),
+                   metavar="DURATION",
+                   help="seconds (or a duration, 40s) without a heartbeat before a node "
+                        "is Ready=Unknown")
+    p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
+                   type=flags.host_port(),
                    help="HOST:PORT serving /metrics, /healthz and /readyz (default: off)")
-    p.add_argument("--max-endpoints-per-slice", default=str(DEFAULT_MAX_ENDPOINTS),
+    p.add_argument("--max-endpoints-per-slice", default=DEFAULT_MAX_ENDPOINTS,
+                   type=flags.integer(1, MAX_ENDPOINTS_LIMIT),
                    help=f"endpoints per EndpointSlice, 1-{MAX_ENDPOINTS_LIMIT}")
-    p.add_argument("--concurrent-endpointslice-syncs", default="5",
+    p.add_argument("--concurrent-endpointslice-syncs", default=5, type=flags.integer(1, 100),
                    help="Services whose slices are synced at once")
-    p.add_argument("--controllers", default="*",
+    p.add_argument("--controllers", default="*", type=parse_controllers,
                    help=f"which to run: '*' or a list of {', '.join(CONTROLLERS)}; "
                         "'-name' turns one off")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -82,36 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
-    """Parse and validate; raises ``UsageError`` with one line."""
-    args = build_parser().parse_args(argv)
-    mask = _integer(args.node_cidr_mask_size, "--node-cidr-mask-size", 1, 128)
+    """Parse and validate; a bad flag exits 2 with argparse's one line on stderr."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        CidrSet(args.cluster_cidr, mask)
+        CidrSet(args.cluster_cidr, args.node_cidr_mask_size)
     except CidrError as exc:
-        raise UsageError(f"--cluster-cidr/--node-cidr-mask-size: {exc}") from None
-    grace = _number(args.node_monitor_grace_period, "--node-monitor-grace-period")
+        parser.error(f"argument --cluster-cidr/--node-cidr-mask-size: {exc}")
     return Config(
         server=args.server or None,
         kubeconfig=args.kubeconfig or None,
         cluster_cidr=args.cluster_cidr,
-        node_cidr_mask_size=mask,
-        node_monitor_grace_period=grace,
-        metrics_listen=parse_listen(args.metrics_listen) if args.metrics_listen else None,
-        max_endpoints_per_slice=_integer(args.max_endpoints_per_slice,
-                                         "--max-endpoints-per-slice", 1, MAX_ENDPOINTS_LIMIT),
-        endpointslice_workers=_integer(args.concurrent_endpointslice_syncs,
-                                       "--concurrent-endpointslice-syncs", 1, 100),
-        controllers=parse_controllers(args.controllers),
+        node_cidr_mask_size=args.node_cidr_mask_size,
+        node_monitor_grace_period=args.node_monitor_grace_period,
+        metrics_listen=args.metrics_listen,
+        max_endpoints_per_slice=args.max_endpoints_per_slice,
+        endpointslice_workers=args.concurrent_endpointslice_syncs,
+        controllers=args.controllers,
         log_level=args.log_level,
     )
-
-
-def parse_listen(text: str) -> Listen:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise UsageError(f"--metrics-listen must be HOST:PORT, got {text!r}")
-    return Listen(host, int(port))
 
 
 def parse_controllers(text: str) -> frozenset[str]:
@@ -127,27 +102,7 @@ def parse_controllers(text: str) -> frozenset[str]:
             continue
         name = item.removeprefix("-")
         if name not in CONTROLLERS:
-            raise UsageError(f"--controllers: unknown controller {name!r} "
-                             f"(known: {', '.join(CONTROLLERS)})")
+            raise argparse.ArgumentTypeError(f"unknown controller {name!r} "
+                                             f"(known: {', '.join(CONTROLLERS)})")
         (removed if item.startswith("-") else chosen).add(name)
     return frozenset(chosen - removed)
-
-
-def _integer(text: str, flag: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{flag} must be an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise UsageError(f"{flag} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _number(text: str, flag: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{flag} must be a number of seconds, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise UsageError(f"{flag} must be a positive number of seconds, got {text!r}")
-    return value

@@ -16,6 +16,7 @@ from typing import Any
 from apimachinery.kinds import EVENT
 from client.errors import ApiError
 from client.http import AsyncClient
+from componentbase.tasks import cancel_and_wait
 from controllers.objects import format_time, meta
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,4 @@ class Recorder:
             log.debug("event %s not written: %s", body["reason"], exc.message)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))

@@ -10,7 +10,6 @@ registered once, so controllers can share one (pods by node, say).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from apimachinery.kinds import Kind
@@ -18,6 +17,7 @@ from client.backoff import Backoff
 from client.http import AsyncClient
 from client.informer import Informer
 from client.store import IndexFunc
+from componentbase.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,5 @@ class SharedInformers:
             f"{plural} ({len(i.store)})" for plural, i in sorted(self._informers.items())))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()

@@ -11,7 +11,6 @@ SIGINT stops workers and watches and exits 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -22,7 +21,9 @@ from collections.abc import Sequence
 from client.backoff import Backoff
 from client.config import ClientConfig, ConfigError, load_config
 from client.http import AsyncClient
-from controllers.config import Config, Listen, UsageError, parse_args
+from componentbase.flags import HostPort
+from componentbase.tasks import run_until_first_done
+from controllers.config import Config, parse_args
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
@@ -93,28 +94,17 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
     log.info("mp-controllers starting against %s: %s", api.server,
              ", ".join(c.name for c in controllers) or "no controllers")
     informers.start()
-    tasks: list[asyncio.Task[None]] = []
     status_code = 0
     try:
-        synced = asyncio.create_task(informers.wait_synced())
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        synced.cancel()
-        if not stop.is_set():
-            tasks = [asyncio.create_task(c.run(), name=c.name) for c in controllers]
+        if await run_until_first_done({"sync": informers.wait_synced()}, stop=stop):
             log.info("controllers running")
-            await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                log.error("controller %s failed: %r", task.get_name(), task.exception())
+            try:
+                await run_until_first_done({c.name: c.run() for c in controllers}, stop=stop)
+            except Exception as exc:
+                log.error("a controller failed: %r", exc)
                 status_code = 1
         log.info("stopping")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await informers.stop()
         await recorder.close()
         await status.stop()
@@ -123,7 +113,7 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
     return status_code
 
 
-def bind(listen: Listen) -> socket.socket:
+def bind(listen: HostPort) -> socket.socket:
     """A listening TCP socket on ``listen``; raises OSError naming the address."""
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -143,10 +133,10 @@ def _exit_quietly(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
     try:
-        config = parse_args(argv)
         api = load_config(server=config.server, kubeconfig=config.kubeconfig)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"mp-controllers: error: {exc}", file=sys.stderr)
         return 2
     # Until the event loop takes over SIGTERM, it still means "stop cleanly".

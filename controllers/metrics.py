@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from client.metrics import Histogram, StatusServer  # noqa: F401 - re-exported
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from componentbase.metrics import Registry, StatusServer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +35,25 @@ DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
                     0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-
 class Metrics:
-    """Everything mp-controllers exports; controllers count into it directly."""
+    """Everything mp-controllers exports; controllers count into it directly.
+
+    Counters are plain dicts (the work queue bumps them by key) read at scrape time.
+    """
 
     def __init__(self) -> None:
+        self.registry = Registry()
         self.queue_adds: dict[str, int] = defaultdict(int)
         self.queue_retries: dict[str, int] = defaultdict(int)
         self.reconciles: dict[tuple[str, str], int] = defaultdict(int)
         self.errors: dict[str, int] = defaultdict(int)
         self.writes: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.durations = Histogram(DURATION_BUCKETS)
         self._depths: dict[str, Callable[[], int]] = {}
-        self._gauges: dict[tuple[str, str], Callable[[], float]] = {}
+        self.registry.collector(self._collect_queues)
+        self.durations = self.registry.histogram(
+            "miniplane_reconcile_duration_seconds", "Time to reconcile one key.",
+            DURATION_BUCKETS, labels=("controller",))
+        self.registry.collector(self._collect_writes)
 
     def queue(self, name: str, depth: Callable[[], int]) -> None:
         """Export the depth of work queue ``name``."""
@@ -53,7 +61,7 @@ class Metrics:
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Export ``read()`` as gauge ``name`` (read at scrape time)."""
-        self._gauges[(name, help_text)] = read
+        self.registry.gauge(name, help_text, read)
 
     def reconciled(self, controller: str, result: str, seconds: float) -> None:
         self.reconciles[(controller, result)] += 1
@@ -65,37 +73,33 @@ class Metrics:
         self.writes[(controller, verb, resource)] += 1
 
     def render(self) -> str:
-        lines = [
-            "# HELP miniplane_workqueue_depth Keys waiting in a controller's work queue.",
-            "# TYPE miniplane_workqueue_depth gauge",
-            *(f'miniplane_workqueue_depth{{name="{n}"}} {read()}'
-              for n, read in sorted(self._depths.items())),
-            "# HELP miniplane_workqueue_adds_total Keys added to a work queue.",
-            "# TYPE miniplane_workqueue_adds_total counter",
-            *(f'miniplane_workqueue_adds_total{{name="{n}"}} {v}'
-              for n, v in sorted(self.queue_adds.items())),
-            "# HELP miniplane_workqueue_retries_total Keys requeued after a failed reconcile.",
-            "# TYPE miniplane_workqueue_retries_total counter",
-            *(f'miniplane_workqueue_retries_total{{name="{n}"}} {v}'
-              for n, v in sorted(self.queue_retries.items())),
-            "# HELP miniplane_reconcile_total Reconciles, by controller and result.",
-            "# TYPE miniplane_reconcile_total counter",
-            *(f'miniplane_reconcile_total{{controller="{c}",result="{r}"}} {v}'
-              for (c, r), v in sorted(self.reconciles.items())),
-            "# HELP miniplane_reconcile_errors_total Reconciles that failed and were retried.",
-            "# TYPE miniplane_reconcile_errors_total counter",
-            *(f'miniplane_reconcile_errors_total{{controller="{c}"}} {v}'
-              for c, v in sorted(self.errors.items())),
-            "# HELP miniplane_reconcile_duration_seconds Time to reconcile one key.",
-            "# TYPE miniplane_reconcile_duration_seconds histogram",
-            *self.durations.lines("miniplane_reconcile_duration_seconds", ("controller",)),
-            "# HELP miniplane_api_writes_total Writes sent to the API server.",
-            "# TYPE miniplane_api_writes_total counter",
-            *(f'miniplane_api_writes_total{{controller="{c}",verb="{v}",resource="{r}"}} {n}'
-              for (c, v, r), n in sorted(self.writes.items())),
-        ]
-        for (name, help_text), read in sorted(self._gauges.items()):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
-        return "\n".join(lines) + "\n"
+        return self.registry.render()
+
+    def _collect_queues(self) -> Iterable[Metric]:
+        depth = GaugeMetricFamily("miniplane_workqueue_depth",
+                                  "Keys waiting in a controller's work queue.", labels=["name"])
+        for name, read in sorted(self._depths.items()):
+            depth.add_metric([name], read())
+        yield depth
+        yield _counter("miniplane_workqueue_adds_total", "Keys added to a work queue.",
+                       ["name"], {(n,): v for n, v in self.queue_adds.items()})
+        yield _counter("miniplane_workqueue_retries_total",
+                       "Keys requeued after a failed reconcile.",
+                       ["name"], {(n,): v for n, v in self.queue_retries.items()})
+        yield _counter("miniplane_reconcile_total", "Reconciles, by controller and result.",
+                       ["controller", "result"], self.reconciles)
+        yield _counter("miniplane_reconcile_errors_total",
+                       "Reconciles that failed and were retried.",
+                       ["controller"], {(c,): v for c, v in self.errors.items()})
+
+    def _collect_writes(self) -> Iterable[Metric]:
+        yield _counter("miniplane_api_writes_total", "Writes sent to the API server.",
+                       ["controller", "verb", "resource"], self.writes)
 
 
+def _counter(name: str, help_text: str, labels: list[str],
+             values: dict[tuple[str, ...], int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, help_text, labels=labels)
+    for key, value in sorted(values.items()):
+        family.add_metric(list(key), value)
+    return family

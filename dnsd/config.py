@@ -1,4 +1,4 @@
-"""``mp-dnsd`` flags → a validated ``Config``; pure, so every rejection is unit-tested.
+"""``mp-dnsd`` flags → a validated ``Config``; every rejection is unit-tested.
 
 The command-line contract (DESIGN.md) is ``--server URL``, ``--listen HOST:PORT``
 (repeatable; default ``127.0.0.1:5353``), ``--cluster-domain D``, ``--ttl S``,
@@ -19,16 +19,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from componentbase import flags
 from dnsd.upstream import DEFAULT_TIMEOUT, Server
 
 DEFAULT_LISTEN = "127.0.0.1:5353"
 MAX_TTL = 3600  # CoreDNS's bound: longer TTLs make deleted Services linger in caches
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class UsageError(ValueError):
-    """A flag is wrong; the message is one line, fit for stderr."""
 
 
 @dataclass(frozen=True)
@@ -64,24 +61,25 @@ class Config:
         return tuple(ips)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="mp-dnsd", description="miniplane cluster DNS: answers the cluster "
-                "zone from Services and EndpointSlices watched on the API server")
+    p = flags.Parser(prog="mp-dnsd", description="miniplane cluster DNS: answers the cluster "
+                     "zone from Services and EndpointSlices watched on the API server")
     p.add_argument("--server", help="API server URL (else MINIPLANE_SERVER, kubeconfig, "
                    "http://127.0.0.1:6443)")
     p.add_argument("--listen", action="append", metavar="[netns:NAME:]HOST:PORT",
+                   type=flags.typed(parse_listen, "listen"),
                    help=f"UDP+TCP address to serve on, repeatable (default {DEFAULT_LISTEN})")
-    p.add_argument("--cluster-domain", default="cluster.local", metavar="D")
-    p.add_argument("--ttl", default="5", metavar="S", help="answer TTL, 0-3600 (default 5)")
+    p.add_argument("--cluster-domain", default="cluster.local", metavar="D",
+                   type=flags.typed(parse_domain, "domain"))
+    p.add_argument("--ttl", default=5, metavar="S", type=flags.integer(0, MAX_TTL),
+                   help=f"answer TTL, 0-{MAX_TTL} (default 5)")
     p.add_argument("--upstream", action="append", metavar="HOST:PORT",
+                   type=flags.typed(parse_upstream, "upstream"),
                    help="forward names outside the zone here, repeatable (else REFUSED)")
-    p.add_argument("--upstream-timeout", default=str(DEFAULT_TIMEOUT), metavar="SECONDS")
+    p.add_argument("--upstream-timeout", default=DEFAULT_TIMEOUT, metavar="DURATION",
+                   type=flags.duration(maximum=60.0))
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   type=flags.typed(parse_listen, "listen"),
                    help="serve /metrics, /healthz and /readyz here")
     p.add_argument("--pod-records", default="enabled", choices=("enabled", "disabled"),
                    help="answer a-b-c-d.<ns>.pod.<zone> (kubeadm's 'pods insecure')")
@@ -91,85 +89,51 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
-    """Parse and validate; raises ``UsageError`` with a one-line message."""
-    args = _parser().parse_args(argv)
-    listen = tuple(parse_listen(v, "--listen") for v in (args.listen or [DEFAULT_LISTEN]))
-    upstreams = tuple(Server(*parse_host_port(v, "--upstream")) for v in args.upstream or ())
+    """Parse and validate; a bad flag exits 2 with argparse's one line on stderr."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    listen = tuple(args.listen or [parse_listen(DEFAULT_LISTEN)])
+    upstreams: tuple[Server, ...] = tuple(args.upstream or ())
     for up in upstreams:
         for spec in listen:
             if not spec.netns and spec.port == up.port and (
                     spec.host == up.host or ipaddress.ip_address(spec.host).is_unspecified):
-                raise UsageError(f"--upstream {up} is this server's own --listen {spec}: "
-                                 "queries would loop")
-    metrics = parse_listen(args.metrics_listen, "--metrics-listen") \
-        if args.metrics_listen else None
+                parser.error(f"--upstream {up} is this server's own --listen {spec}: "
+                             "queries would loop")
     return Config(
         server=args.server,
         listen=listen,
-        cluster_domain=parse_domain(args.cluster_domain),
-        ttl=_int_in(args.ttl, "--ttl", 0, MAX_TTL),
+        cluster_domain=args.cluster_domain,
+        ttl=args.ttl,
         upstreams=upstreams,
-        upstream_timeout=_seconds(args.upstream_timeout, "--upstream-timeout"),
-        metrics_listen=metrics,
+        upstream_timeout=args.upstream_timeout,
+        metrics_listen=args.metrics_listen,
         pod_records=args.pod_records == "enabled",
         log_level=args.log_level,
     )
 
 
-def parse_listen(value: str, flag: str) -> Listen:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``netns:NAME:HOST:PORT``."""
+def parse_listen(value: str) -> Listen:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``netns:NAME:HOST:PORT``. The host must be an IP
+    address: names would need resolving, and a DNS server can't lean on DNS to start."""
     netns = ""
     if value.startswith("netns:"):
         _, netns, rest = value.split(":", 2) if value.count(":") >= 2 else ("", "", "")
         if not _NETNS.match(netns) or netns in (".", ".."):
-            raise UsageError(f"{flag} {value!r}: expected netns:NAME:HOST:PORT")
+            raise ValueError(f"{value!r}: expected netns:NAME:HOST:PORT")
         value = rest
-    host, port = parse_host_port(value, flag)
+    host, port = flags.parse_host_port(value, ip_only=True)
     return Listen(host, port, netns)
 
 
-def parse_host_port(value: str, flag: str) -> tuple[str, int]:
-    """``10.0.0.1:53`` / ``[fd00::1]:53`` → (host, port). The host must be an IP address:
-    names would need resolving, and a DNS server can't lean on DNS to start."""
-    if value.startswith("["):
-        host, sep, port = value[1:].partition("]:")
-    else:
-        host, sep, port = value.rpartition(":")
-        if ":" in host:
-            raise UsageError(f"{flag} {value!r}: put an IPv6 address in brackets, "
-                             "[::1]:5353")
-    if not sep or not host:
-        raise UsageError(f"{flag} {value!r}: expected HOST:PORT")
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r}: {host!r} is not an IP address") from None
-    return str(ip), _int_in(port, flag, 0, 65535)
+def parse_upstream(value: str) -> Server:
+    return Server(*flags.parse_host_port(value, ip_only=True))
 
 
 def parse_domain(value: str) -> str:
+    """A domain name, lower case and without the trailing dot."""
     domain = value.strip().rstrip(".").lower()
     labels = domain.split(".") if domain else []
     if not labels or len(domain) > 253 or not all(_LABEL.match(lab) for lab in labels):
-        raise UsageError(f"--cluster-domain {value!r}: not a valid domain name")
+        raise ValueError(f"{value!r}: not a valid domain name")
     return domain
-
-
-def _int_in(value: str, flag: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r}: not an integer") from None
-    if not low <= number <= high:
-        raise UsageError(f"{flag} {value}: must be between {low} and {high}")
-    return number
-
-
-def _seconds(value: str, flag: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise UsageError(f"{flag} {value!r}: not a number of seconds") from None
-    if not 0 < number <= 60:
-        raise UsageError(f"{flag} {value}: must be more than 0 and at most 60")
-    return number

@@ -11,7 +11,6 @@ informers list and watch. SIGTERM or SIGINT stops it cleanly with exit 0.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -20,7 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client.config import ClientConfig, ConfigError, load_config
-from dnsd.config import Config, Listen, UsageError, parse_args
+from componentbase.tasks import run_until_first_done
+from dnsd.config import Config, Listen, parse_args
 from dnsd.index import Index
 from dnsd.metrics import Metrics, StatusServer
 from dnsd.names import split_name
@@ -131,30 +131,24 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
              config.ttl, "enabled" if config.pod_records else "disabled",
              "forwarding other names to " + ", ".join(str(u) for u in config.upstreams)
              if config.upstreams else "refusing other names", syncer.client.config.server)
-    sync_task = asyncio.create_task(syncer.run(), name="syncer")
-    gc_task = asyncio.create_task(freeze_long_lived(lambda: index.live), name="gc")
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({sync_task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     status_code = 0
-    if sync_task.done() and not sync_task.cancelled():
-        log.error("index sync stopped: %r", sync_task.exception())
+    try:
+        await run_until_first_done({
+            "syncer": syncer.run(), "gc": freeze_long_lived(lambda: index.live)}, stop=stop)
+    except Exception as exc:
+        log.error("index sync stopped: %r", exc)
         status_code = 1
     log.info("stopping")
-    sync_task.cancel()
-    gc_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await sync_task
     await server.stop()
     await status.stop()
-    stopped.cancel()
     return status_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(argv)
     try:
-        config = parse_args(argv)
         api = load_config(server=config.server)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"mp-dnsd: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,

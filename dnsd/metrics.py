@@ -1,8 +1,8 @@
-"""dnsd's metrics, in Prometheus text format, and the small HTTP endpoint serving them.
+"""dnsd's metrics on a ``componentbase`` registry, and the small HTTP endpoint serving them.
 
-Counting sits on the query fast path, so the hot counters are plain lists
-indexed by rcode and histogram bucket, not labelled objects: one list
-increment and one ``bisect`` per query. Names follow CoreDNS's where it has one
+Counting sits on the query fast path, so the hot counters are plain ints and a
+list indexed by rcode, not labelled objects, read when scraped: one increment per
+query; the latency histograms are prometheus_client's. Names follow CoreDNS's where it has one
 (``dns_requests_total``, ``dns_responses_total{rcode}``,
 ``dns_request_duration_seconds``, ``dns_programming_duration_seconds{service_kind}``).
 
@@ -13,11 +13,12 @@ The endpoint answers ``GET /metrics``, ``/healthz`` (the process is up) and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import dns.rcode
+from prometheus_client.core import CounterMetricFamily, Metric
 
-from client.metrics import Histogram, StatusServer  # noqa: F401 - re-exported
+from componentbase.metrics import Registry, StatusServer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -32,57 +33,58 @@ PROGRAMMING_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0
 MAX_RCODE = 24  # rcodes 0..23 are defined; BADVERS (16) is the largest dnsd sends
 
 
-
 class Metrics:
     """Every metric dnsd exports. Hot-path fields are public for direct increments."""
 
     def __init__(self) -> None:
+        self.registry = Registry()
         self.requests = {"udp": 0, "tcp": 0}
         self.responses = [0] * MAX_RCODE
         self.fast_path = 0
         self.slow_path = 0
         self.malformed = 0
         self.forwarded = {"ok": 0, "timeout": 0, "error": 0}
-        self.query_duration = Histogram(QUERY_BUCKETS)
-        self.programming = Histogram(PROGRAMMING_BUCKETS)
-        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.registry.collector(self._collect_counters)
+        self.query_duration = self.registry.histogram(
+            "dns_request_duration_seconds",
+            "Time from receiving a query to sending its answer.", QUERY_BUCKETS)
+        self.programming = self.registry.histogram(
+            "dns_programming_duration_seconds",
+            "Time from an object's write (its trigger-time annotation, or a sub-second "
+            "creationTimestamp) to its answers being served.", PROGRAMMING_BUCKETS,
+            labels=("service_kind",))
 
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
         """Export ``fn()`` as gauge ``name``, read at scrape time."""
-        self.gauges[name] = (help_text, fn)
+        self.registry.gauge(name, help_text, fn)
 
     def render(self) -> str:
-        lines = [
-            "# HELP dns_requests_total DNS queries received, by transport.",
-            "# TYPE dns_requests_total counter",
-            *(f'dns_requests_total{{proto="{p}"}} {n}' for p, n in self.requests.items()),
-            "# HELP dns_responses_total DNS responses sent, by rcode.",
-            "# TYPE dns_responses_total counter",
-            *(f'dns_responses_total{{rcode="{dns.rcode.to_text(code)}"}} {n}'
-              for code, n in enumerate(self.responses) if n),
-            "# HELP dns_fast_path_total Queries answered from precomputed wire bytes.",
-            "# TYPE dns_fast_path_total counter",
-            f"dns_fast_path_total {self.fast_path}",
-            "# HELP dns_slow_path_total Queries parsed and answered with dnspython.",
-            "# TYPE dns_slow_path_total counter",
-            f"dns_slow_path_total {self.slow_path}",
-            "# HELP dns_malformed_total Packets answered with FORMERR or dropped.",
-            "# TYPE dns_malformed_total counter",
-            f"dns_malformed_total {self.malformed}",
-            "# HELP dns_forward_requests_total Queries forwarded upstream, by outcome.",
-            "# TYPE dns_forward_requests_total counter",
-            *(f'dns_forward_requests_total{{result="{r}"}} {n}'
-              for r, n in self.forwarded.items()),
-            "# HELP dns_request_duration_seconds Time from receiving a query to sending "
-            "its answer.",
-            "# TYPE dns_request_duration_seconds histogram",
-            *self.query_duration.lines("dns_request_duration_seconds"),
-            "# HELP dns_programming_duration_seconds Time from an object's write (its "
-            "trigger-time annotation, or a sub-second creationTimestamp) to its answers "
-            "being served.",
-            "# TYPE dns_programming_duration_seconds histogram",
-            *self.programming.lines("dns_programming_duration_seconds", ("service_kind",)),
-        ]
-        for name, (help_text, fn) in sorted(self.gauges.items()):
-            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {fn()!r}"]
-        return "\n".join(lines) + "\n"
+        return self.registry.render()
+
+    def _collect_counters(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily("dns_requests_total",
+                                       "DNS queries received, by transport.", labels=["proto"])
+        for proto, n in self.requests.items():
+            requests.add_metric([proto], n)
+        responses = CounterMetricFamily("dns_responses_total", "DNS responses sent, by rcode.",
+                                        labels=["rcode"])
+        for code, n in enumerate(self.responses):
+            if n:
+                responses.add_metric([dns.rcode.to_text(code)], n)
+        forwarded = CounterMetricFamily("dns_forward_requests_total",
+                                        "Queries forwarded upstream, by outcome.",
+                                        labels=["result"])
+        for result, n in self.forwarded.items():
+            forwarded.add_metric([result], n)
+        yield requests
+        yield responses
+        yield CounterMetricFamily("dns_fast_path_total",
+                                  "Queries answered from precomputed wire bytes.",
+                                  value=self.fast_path)
+        yield CounterMetricFamily("dns_slow_path_total",
+                                  "Queries parsed and answered with dnspython.",
+                                  value=self.slow_path)
+        yield CounterMetricFamily("dns_malformed_total",
+                                  "Packets answered with FORMERR or dropped.",
+                                  value=self.malformed)
+        yield forwarded

@@ -40,6 +40,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from componentbase.tasks import cancel_and_wait
 from dnsd import records
 from dnsd.index import Index
 from dnsd.metrics import Metrics
@@ -106,9 +107,7 @@ class DnsServer:
             transport.close()
         for server in self._servers:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(list(self._tasks))
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)

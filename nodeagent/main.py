@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client.config import ClientConfig, ConfigError, load_config
+from componentbase import flags
+from componentbase.flags import HostPort
 from nodeagent.node import privileges
 from nodeagent.node.agent import NodeAgent, NodeConfig
 from nodeagent.pods.manager import default_state_dir
@@ -32,7 +34,7 @@ from nodeagent.proxy.agent import ProxyAgent
 from nodeagent.proxy.apply import BACKENDS, Backend, IptablesError
 from nodeagent.proxy.conntrack import Conntrack
 from nodeagent.proxy.metrics import Metrics, StatusServer
-from nodeagent.proxy.model import InvalidObject, check_cidr, check_node_name
+from nodeagent.proxy.model import InvalidObject, check_node_name
 from nodeagent.proxy.plan import parse_save, plan_cleanup
 from nodeagent.proxy.sync import Proxier, ProxyConfig
 
@@ -41,12 +43,6 @@ log = logging.getLogger("nodeagent")
 # The backend measured faster for what a proxy does most (one Service's change:
 # ~0.07 s against legacy's ~0.7 s at 10,000 Services); see the README's figures.
 DEFAULT_BACKEND = "nft"
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class UsageError(ValueError):
-    """A flag value is unusable; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ class Options:
     server: str | None
     node: str
     netns: str | None
-    metrics_listen: tuple[str, int] | None
+    metrics_listen: HostPort | None
     backend: str
     proxy: ProxyConfig
     cleanup: bool
@@ -63,54 +59,48 @@ class Options:
     no_pods: bool = False
 
 
-def duration(text: str) -> float:
-    """``"1s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or plain seconds → seconds."""
-    m = _DURATION.match(text.strip())
-    if m is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (like 1s, 500ms, 5m)")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def netns_name(text: str) -> str:
+    """argparse type: a name under /run/netns (no path)."""
+    if not text or "/" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a namespace name")
+    return text
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
-    p = argparse.ArgumentParser(prog="mp-nodeagent", description="miniplane node agent")
+    p = flags.Parser(prog="mp-nodeagent", description="miniplane node agent")
     p.add_argument("--server", default=None, help="API server URL (else MINIPLANE_SERVER, "
                    "kubeconfig, http://127.0.0.1:6443)")
     p.add_argument("--node", default=None, help="node name (default: the host name)")
-    p.add_argument("--netns", default=None, help="network namespace to manage "
+    p.add_argument("--netns", default=None, type=netns_name, help="network namespace to manage "
                    "(default: the one the agent runs in)")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="DNS ClusterIP for pods")
     p.add_argument("--state-dir", default=None, help="where node state is kept")
-    p.add_argument("--metrics-listen", type=host_port, default=None, metavar="HOST:PORT",
+    p.add_argument("--metrics-listen", type=flags.host_port(default_host="127.0.0.1"), default=None,
+                   metavar="HOST:PORT",
                    help="serve /metrics, /healthz and /readyz here")
     p.add_argument("--iptables-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help=f"iptables backend (default {DEFAULT_BACKEND}, by measurement)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
+                   type=flags.cidr(ipv4_only=True, allow_empty=True),
                    help="pod CIDR; traffic to a ClusterIP from outside it is masqueraded "
                    "('' disables)")
-    p.add_argument("--min-sync-period", type=duration, default=1.0, metavar="DURATION",
+    p.add_argument("--min-sync-period", type=flags.duration(positive=False), default=1.0, metavar="DURATION",
                    help="at most one sync per this interval; bursts are coalesced (1s)")
-    p.add_argument("--sync-period", type=duration, default=30.0, metavar="DURATION",
+    p.add_argument("--sync-period", type=flags.duration(), default=30.0, metavar="DURATION",
                    help="check the kernel's rules for drift this often (30s)")
-    p.add_argument("--full-sync-period", type=duration, default=3600.0, metavar="DURATION",
+    p.add_argument("--full-sync-period", type=flags.duration(), default=3600.0, metavar="DURATION",
                    help="rewrite every rule this often even without drift (1h)")
     p.add_argument("--cluster-name", default=None,
                    help="names pod namespaces mp-<cluster>-pod-<uid> (default: from "
                    "--netns mp-<cluster>-node-<n>, else 'mp')")
     p.add_argument("--service-cidr", default="10.96.0.0/16",
                    help="routed via cni0 so the node's own connections hit nat OUTPUT")
-    p.add_argument("--heartbeat-interval", type=duration, default=10.0, metavar="DURATION",
+    p.add_argument("--heartbeat-interval", type=flags.duration(), default=10.0, metavar="DURATION",
                    help="node heartbeat period; at most a quarter of the controllers' "
                    "--node-monitor-grace-period (10s)")
-    p.add_argument("--restart-backoff", type=duration, default=10.0, metavar="DURATION",
+    p.add_argument("--restart-backoff", type=flags.duration(), default=10.0, metavar="DURATION",
                    help="first container restart delay, doubling per restart (10s)")
-    p.add_argument("--max-restart-backoff", type=duration, default=300.0,
+    p.add_argument("--max-restart-backoff", type=flags.duration(), default=300.0,
                    metavar="DURATION", help="cap of the container restart delay (5m)")
     p.add_argument("--no-pods", action="store_true",
                    help="run only the proxy (no node registration or pods)")
@@ -125,19 +115,16 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     args = p.parse_args(argv)
     try:
         node = check_node_name((args.node or socket.gethostname()).lower(), "--node")
-        cidr = check_cidr(args.cluster_cidr, "--cluster-cidr") if args.cluster_cidr else None
     except InvalidObject as exc:
-        raise UsageError(str(exc)) from None
-    if args.netns is not None and (not args.netns or "/" in args.netns
-                                   or args.netns in (".", "..")):
-        raise UsageError(f"--netns: {args.netns!r} is not a namespace name")
-    if args.heartbeat_interval <= 0 or args.restart_backoff <= 0 \
-            or args.max_restart_backoff < args.restart_backoff:
-        raise UsageError("--heartbeat-interval and --restart-backoff must be positive and "
-                         "--max-restart-backoff at least --restart-backoff")
+        p.error(f"argument {exc}")
+    cidr = args.cluster_cidr or None
+    if args.max_restart_backoff < args.restart_backoff:
+        p.error("argument --max-restart-backoff: must be at least --restart-backoff")
+    if args.min_sync_period > args.sync_period:
+        p.error("argument --min-sync-period: must not exceed --sync-period")
     cluster = args.cluster_name or cluster_from_netns(args.netns)
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", cluster):
-        raise UsageError(f"--cluster-name: {cluster!r} is not a short DNS label")
+        p.error(f"argument --cluster-name: {cluster!r} is not a short DNS label")
     node_part = not args.no_pods and (args.netns is not None or args.own_netns)
     node_cfg = None if not node_part else NodeConfig(
         node=node, netns=args.netns, cluster_cidr=args.cluster_cidr or "10.244.0.0/16",
@@ -146,10 +133,6 @@ def parse_args(argv: Sequence[str] | None) -> Options:
             node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),
             backoff_base=args.restart_backoff, backoff_cap=args.max_restart_backoff))
-    if args.min_sync_period > args.sync_period:
-        raise UsageError("--min-sync-period must not exceed --sync-period")
-    if args.sync_period <= 0 or args.full_sync_period <= 0:
-        raise UsageError("--sync-period and --full-sync-period must be positive")
     return Options(
         server=args.server, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
         backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,
@@ -230,7 +213,7 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
     log.info("node %s: proxying Services in %s with the %s backend; API server %s%s",
              opts.node, f"namespace {opts.netns}" if opts.netns else "this namespace",
              opts.backend, api.server,
-             f"; metrics on {opts.metrics_listen[0]}:{opts.metrics_listen[1]}"
+             f"; metrics on {opts.metrics_listen}"
              if opts.metrics_listen else "")
     if node is None:
         log.info("node and pod runtime off (%s)", "--no-pods" if opts.no_pods else
@@ -248,10 +231,10 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
     try:
-        opts = parse_args(argv)
         api = load_config(server=opts.server)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"mp-nodeagent: error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=opts.log_level.upper(), stream=sys.stderr,

@@ -26,6 +26,7 @@ from client.errors import ApiError, Conflict, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
 from client.procs import kill_group, proc_start_time
+from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
 from nodeagent.pods.ipam import Ipam
 from nodeagent.pods.runtime import PodWorker, RuntimeConfig
@@ -137,11 +138,7 @@ class PodManager:
                 self._sync(pod)
             await asyncio.Event().wait()
         finally:
-            for t in (informer, writer):
-                t.cancel()
-            for t in (informer, writer):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await cancel_and_wait((informer, writer))
 
     async def _clean_orphans(self) -> None:
         """Kill processes and remove namespaces of pods this node no longer has.

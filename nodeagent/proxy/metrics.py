@@ -1,4 +1,4 @@
-"""The proxy's metrics (Prometheus text) and the small HTTP endpoint serving them.
+"""The proxy's metrics (on a ``componentbase`` registry) and the small HTTP endpoint.
 
 Names are kube-proxy's (``kubeproxy_…``, reference §9.2), so existing dashboards and
 the network-programming-latency SLI read them unchanged:
@@ -20,10 +20,11 @@ period (kube-proxy's rule: the proxy is stuck), ``/readyz`` 503 until the first 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 
-from client.metrics import Histogram, StatusServer  # noqa: F401 - re-exported
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from componentbase.metrics import Registry, StatusServer  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -35,94 +36,90 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6
                    8.0, 9.0, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 120.0, 180.0, 240.0,
                    300.0)
 
+P = "kubeproxy_"
 
 
-@dataclass
 class Metrics:
-    """Every metric the proxy exports; the sync loop updates the fields directly."""
+    """Every metric the proxy exports; the sync loop updates the fields directly, and
+    they are read when scraped."""
 
-    sync_duration: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
-    full_sync_duration: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
-    partial_sync_duration: Histogram = field(default_factory=lambda: Histogram(SYNC_BUCKETS))
-    programming: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS))
-    last_sync: float = 0.0
-    last_queued: float = 0.0
-    rules_total: dict[str, int] = field(default_factory=lambda: {"filter": 0, "nat": 0})
-    rules_last: dict[str, int] = field(default_factory=lambda: {"filter": 0, "nat": 0})
-    restore_failures: int = 0
-    partial_restore_failures: int = 0
-    service_changes: int = 0
-    endpoint_changes: int = 0
-    invalid_objects: int = 0
-    no_local_endpoints: dict[str, int] = field(
-        default_factory=lambda: {"internal": 0, "external": 0})
-    conntrack_deleted: int = 0
-    drift_repairs: int = 0
-    gauges: dict[str, tuple[str, Callable[[], float]]] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.registry = Registry()
+        self.sync_duration = self.registry.histogram(
+            P + "sync_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds (full and partial).", SYNC_BUCKETS)
+        self.full_sync_duration = self.registry.histogram(
+            P + "sync_full_proxy_rules_duration_seconds", "Latency of full syncs in seconds.",
+            SYNC_BUCKETS)
+        self.partial_sync_duration = self.registry.histogram(
+            P + "sync_partial_proxy_rules_duration_seconds",
+            "Latency of partial syncs in seconds.", SYNC_BUCKETS)
+        self.programming = self.registry.histogram(
+            P + "network_programming_duration_seconds",
+            "From an EndpointSlice's last-change-trigger-time to its rules being applied.",
+            LATENCY_BUCKETS)
+        self.last_sync = 0.0
+        self.last_queued = 0.0
+        self.rules_total: dict[str, int] = {"filter": 0, "nat": 0}
+        self.rules_last: dict[str, int] = {"filter": 0, "nat": 0}
+        self.restore_failures = 0
+        self.partial_restore_failures = 0
+        self.service_changes = 0
+        self.endpoint_changes = 0
+        self.invalid_objects = 0
+        self.no_local_endpoints: dict[str, int] = {"internal": 0, "external": 0}
+        self.conntrack_deleted = 0
+        self.drift_repairs = 0
+        self.registry.collector(self._collect_fields)
 
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
-        """Export ``fn()`` as gauge ``name``, read at scrape time."""
-        self.gauges[name] = (help_text, fn)
+        """Export ``fn()`` as gauge ``kubeproxy_<name>``, read at scrape time."""
+        self.registry.gauge(P + name, help_text, fn)
 
     def render(self) -> str:
-        p = "kubeproxy_"
-        lines: list[str] = []
+        return self.registry.render()
 
-        def metric(name: str, kind: str, help_text: str, body: list[str]) -> None:
-            lines.extend([f"# HELP {p}{name} {help_text}", f"# TYPE {p}{name} {kind}", *body])
+    def _collect_fields(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(P + "sync_proxy_rules_last_timestamp_seconds",
+                                "The last time rules were successfully synced (unix seconds).",
+                                value=self.last_sync)
+        yield GaugeMetricFamily(P + "sync_proxy_rules_last_queued_timestamp_seconds",
+                                "The oldest change not yet synced (unix seconds; 0 when none "
+                                "is pending).", value=self.last_queued)
+        yield _by_label(P + "sync_proxy_rules_iptables_total",
+                        "Rules owned by the proxy, by table.", "table", self.rules_total)
+        yield _by_label(P + "sync_proxy_rules_iptables_last",
+                        "Rules written by the last sync, by table.", "table", self.rules_last)
+        for name, help_text, value in (
+                ("sync_proxy_rules_iptables_restore_failures_total",
+                 "iptables-restore runs that failed (full and partial).",
+                 self.restore_failures),
+                ("sync_proxy_rules_iptables_partial_restore_failures_total",
+                 "Partial iptables-restore runs that failed (a full sync follows).",
+                 self.partial_restore_failures),
+                ("sync_proxy_rules_service_changes_total", "Service changes seen.",
+                 self.service_changes),
+                ("sync_proxy_rules_endpoint_changes_total", "EndpointSlice changes seen.",
+                 self.endpoint_changes)):
+            yield CounterMetricFamily(P + name, help_text, value=value)
+        yield _by_label(P + "sync_proxy_rules_no_local_endpoints_total",
+                        "Service ports with a Local traffic policy and no local endpoint.",
+                        "traffic_policy", self.no_local_endpoints)
+        for name, help_text, value in (
+                ("invalid_objects_total", "Services and EndpointSlices skipped because a "
+                 "field was unsafe or malformed.", self.invalid_objects),
+                ("conntrack_entries_deleted_total",
+                 "Stale UDP conntrack entries deleted after endpoint changes.",
+                 self.conntrack_deleted),
+                ("drift_repairs_total",
+                 "Full syncs started because the kernel's rules differed from ours.",
+                 self.drift_repairs)):
+            yield CounterMetricFamily(P + name, help_text, value=value)
 
-        metric("sync_proxy_rules_duration_seconds", "histogram",
-               "SyncProxyRules latency in seconds (full and partial).",
-               self.sync_duration.lines(p + "sync_proxy_rules_duration_seconds"))
-        metric("sync_full_proxy_rules_duration_seconds", "histogram",
-               "Latency of full syncs in seconds.",
-               self.full_sync_duration.lines(p + "sync_full_proxy_rules_duration_seconds"))
-        metric("sync_partial_proxy_rules_duration_seconds", "histogram",
-               "Latency of partial syncs in seconds.",
-               self.partial_sync_duration.lines(p + "sync_partial_proxy_rules_duration_seconds"))
-        metric("network_programming_duration_seconds", "histogram",
-               "From an EndpointSlice's last-change-trigger-time to its rules being applied.",
-               self.programming.lines(p + "network_programming_duration_seconds"))
-        metric("sync_proxy_rules_last_timestamp_seconds", "gauge",
-               "The last time rules were successfully synced (unix seconds).",
-               [f"{p}sync_proxy_rules_last_timestamp_seconds {self.last_sync!r}"])
-        metric("sync_proxy_rules_last_queued_timestamp_seconds", "gauge",
-               "The oldest change not yet synced (unix seconds; 0 when none is pending).",
-               [f"{p}sync_proxy_rules_last_queued_timestamp_seconds {self.last_queued!r}"])
-        metric("sync_proxy_rules_iptables_total", "gauge",
-               "Rules owned by the proxy, by table.",
-               [f'{p}sync_proxy_rules_iptables_total{{table="{t}"}} {n}'
-                for t, n in sorted(self.rules_total.items())])
-        metric("sync_proxy_rules_iptables_last", "gauge",
-               "Rules written by the last sync, by table.",
-               [f'{p}sync_proxy_rules_iptables_last{{table="{t}"}} {n}'
-                for t, n in sorted(self.rules_last.items())])
-        metric("sync_proxy_rules_iptables_restore_failures_total", "counter",
-               "iptables-restore runs that failed (full and partial).",
-               [f"{p}sync_proxy_rules_iptables_restore_failures_total {self.restore_failures}"])
-        metric("sync_proxy_rules_iptables_partial_restore_failures_total", "counter",
-               "Partial iptables-restore runs that failed (a full sync follows).",
-               [f"{p}sync_proxy_rules_iptables_partial_restore_failures_total "
-                f"{self.partial_restore_failures}"])
-        metric("sync_proxy_rules_service_changes_total", "counter",
-               "Service changes seen.",
-               [f"{p}sync_proxy_rules_service_changes_total {self.service_changes}"])
-        metric("sync_proxy_rules_endpoint_changes_total", "counter",
-               "EndpointSlice changes seen.",
-               [f"{p}sync_proxy_rules_endpoint_changes_total {self.endpoint_changes}"])
-        metric("sync_proxy_rules_no_local_endpoints_total", "gauge",
-               "Service ports with a Local traffic policy and no local endpoint.",
-               [f'{p}sync_proxy_rules_no_local_endpoints_total{{traffic_policy="{k}"}} {n}'
-                for k, n in sorted(self.no_local_endpoints.items())])
-        metric("invalid_objects_total", "counter",
-               "Services and EndpointSlices skipped because a field was unsafe or malformed.",
-               [f"{p}invalid_objects_total {self.invalid_objects}"])
-        metric("conntrack_entries_deleted_total", "counter",
-               "Stale UDP conntrack entries deleted after endpoint changes.",
-               [f"{p}conntrack_entries_deleted_total {self.conntrack_deleted}"])
-        metric("drift_repairs_total", "counter",
-               "Full syncs started because the kernel's rules differed from ours.",
-               [f"{p}drift_repairs_total {self.drift_repairs}"])
-        for name, (help_text, fn) in sorted(self.gauges.items()):
-            metric(name, "gauge", help_text, [f"{p}{name} {fn()!r}"])
-        return "\n".join(lines) + "\n"
+
+def _by_label(name: str, help_text: str, label: str, values: dict[str, int]) -> Metric:
+    """A gauge with one series per ``label`` value (kube-proxy's ``…_total`` gauges)."""
+    family = GaugeMetricFamily(name, help_text, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family

@@ -11,11 +11,13 @@ from tests.conftest import BIN
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--listen", "nope"], "--listen must be HOST:PORT"),
-    (["--service-cluster-ip-range", "10.0.0.0/33"], "invalid CIDR"),
-    (["--service-node-port-range", "40000-30000"], "invalid port range"),
-    (["--event-retention", "0"], "--event-retention must be at least 1"),
-    (["--storage-url", "mysql://x"], "--storage-url must be"),
+    (["--listen", "nope"], "argument --listen: 'nope' is not HOST:PORT"),
+    (["--service-cluster-ip-range", "10.0.0.0/33"], "argument --service-cluster-ip-range: "
+                                                    "invalid CIDR"),
+    (["--service-node-port-range", "40000-30000"], "argument --service-node-port-range: "
+                                                   "invalid port range"),
+    (["--event-retention", "0"], "argument --event-retention: must be at least 1, got 0"),
+    (["--storage-url", "mysql://x"], "argument --storage-url: must be"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags: list[str], message: str, tmp_path):
     proc = subprocess.run([str(BIN / "mp-apiserver"), *flags], capture_output=True, text=True,
@@ -23,7 +25,8 @@ def test_bad_flags_exit_2_with_one_line(flags: list[str], message: str, tmp_path
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mp-apiserver: error:")
-    assert message.lower() in lines[0].lower()
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

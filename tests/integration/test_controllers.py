@@ -211,8 +211,8 @@ def test_killed_controller_and_restarted_apiserver_converge(make_cluster):
     for i in range(15):
         cluster.pod(f"pod{i}", labels={"app": f"svc{i % 6}"}, ip=f"10.244.8.{i + 1}",
                     ready=i % 4 != 0)
-    writes = 'miniplane_api_writes_total{controller="endpointslice",verb="update",' \
-             'resource="endpointslices"}'
+    writes = 'miniplane_api_writes_total{controller="endpointslice",' \
+             'resource="endpointslices",verb="update"}'
     wait_until(lambda: cluster.controllers.metrics().get(writes, 0) > 0, timeout=10,
                what="the controller at work")
     cluster.controllers.kill()  # mid-way, with work in flight; changes pile up meanwhile

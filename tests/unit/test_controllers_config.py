@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.config import CONTROLLERS, Listen, UsageError, parse_args, parse_controllers
+from componentbase.flags import HostPort
+from controllers.config import CONTROLLERS, parse_args, parse_controllers
 from controllers.main import main
+from tests.flagcheck import flag_error
 
 
 def test_defaults_match_the_command_line_contract():
@@ -28,7 +30,7 @@ def test_every_flag_is_read():
     assert config.server == "http://a:1"
     assert (config.cluster_cidr, config.node_cidr_mask_size) == ("10.0.0.0/8", 16)
     assert config.node_monitor_grace_period == 2.5
-    assert config.metrics_listen == Listen("::1", 9000)
+    assert config.metrics_listen == HostPort("::1", 9000)
     assert str(config.metrics_listen) == "[::1]:9000"
     assert config.max_endpoints_per_slice == 1000
     assert config.endpointslice_workers == 2
@@ -37,33 +39,36 @@ def test_every_flag_is_read():
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
-    (["--max-endpoints-per-slice", "0"], "--max-endpoints-per-slice must be between 1 and 1000"),
+    (["--max-endpoints-per-slice", "0"],
+     "argument --max-endpoints-per-slice: must be between 1 and 1000, got 0"),
     (["--max-endpoints-per-slice", "1001"], "between 1 and 1000"),
-    (["--max-endpoints-per-slice", "ten"], "must be an integer"),
-    (["--node-monitor-grace-period", "0"], "positive"),
-    (["--node-monitor-grace-period", "-1"], "positive"),
-    (["--node-monitor-grace-period", "nan"], "positive"),
-    (["--node-monitor-grace-period", "soon"], "number of seconds"),
+    (["--max-endpoints-per-slice", "ten"], "'ten' is not an integer"),
+    (["--node-monitor-grace-period", "0"], "must be more than 0 seconds"),
+    (["--node-monitor-grace-period", "-1"], "must be more than 0 seconds"),
+    (["--node-monitor-grace-period", "nan"], "is not a duration"),
+    (["--node-monitor-grace-period", "soon"], "is not a duration"),
     (["--cluster-cidr", "10.244.0.0/33"], "--cluster-cidr"),
     (["--cluster-cidr", "10.244.1.0/16"], "host bits"),
     (["--cluster-cidr", "10.244.0.0/16", "--node-cidr-mask-size", "8"], "mask"),
     (["--metrics-listen", "9000"], "HOST:PORT"),
-    (["--metrics-listen", "localhost:http"], "HOST:PORT"),
-    (["--controllers", "endpointslice,dns"], "unknown controller 'dns'"),
+    (["--metrics-listen", ":9000"], "the host is missing"),
+    (["--metrics-listen", "localhost:http"], "port must be a number"),
+    (["--controllers", "endpointslice,dns"], "argument --controllers: unknown controller 'dns'"),
     (["--log-level", "loud"], "invalid choice"),
     (["--bogus"], "unrecognized arguments"),
 ])
-def test_bad_flags_are_one_line_errors(argv, needle):
-    with pytest.raises(UsageError) as err:
-        parse_args(argv)
-    assert needle in str(err.value)
-    assert "\n" not in str(err.value)
+def test_bad_flags_are_one_line_errors(argv, needle, capsys):
+    assert needle in flag_error(capsys, parse_args, argv, prog="mp-controllers")
 
 
 def test_bad_flag_exits_2_with_one_line_on_stderr(capsys):
-    assert main(["--max-endpoints-per-slice", "0"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("mp-controllers: error: ") and err.count("\n") == 1
+    assert flag_error(capsys, main, ["--max-endpoints-per-slice", "0"], prog="mp-controllers") \
+        == "mp-controllers: error: argument --max-endpoints-per-slice: must be between 1 and " \
+           "1000, got 0"
+
+
+def test_grace_period_takes_a_go_duration_too():
+    assert parse_args(["--node-monitor-grace-period", "1m30s"]).node_monitor_grace_period == 90
 
 
 @pytest.mark.parametrize(("text", "chosen"), [

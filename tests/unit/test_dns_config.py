@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dnsd.config import Config, Listen, UsageError, parse_args
+from dnsd.config import Config, Listen, parse_args
+from dnsd.main import main
 from dnsd.upstream import Server
+from tests.flagcheck import flag_error
 
 
 def test_defaults() -> None:
@@ -40,24 +42,33 @@ def test_everything() -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--listen", "localhost:53"], "not an IP address"),
-    (["--listen", "127.0.0.1"], "expected HOST:PORT"),
-    (["--listen", "127.0.0.1:99999"], "between 0 and 65535"),
+    (["--listen", "127.0.0.1"], "is not HOST:PORT"),
+    (["--listen", "127.0.0.1:99999"], "from 0 to 65535"),
     (["--listen", "::1:53"], "brackets"),
     (["--listen", "netns::127.0.0.1:53"], "netns:NAME:HOST:PORT"),
     (["--listen", "netns:a/b:127.0.0.1:53"], "netns:NAME:HOST:PORT"),
     (["--ttl", "-1"], "between 0 and 3600"),
     (["--ttl", "3601"], "between 0 and 3600"),
     (["--ttl", "five"], "not an integer"),
+    (["--ttl", "9999"], "argument --ttl: must be between 0 and 3600, got 9999"),
     (["--cluster-domain", "bad_domain.local"], "not a valid domain"),
     (["--cluster-domain", ""], "not a valid domain"),
-    (["--upstream", "8.8.8.8"], "expected HOST:PORT"),
+    (["--upstream", "8.8.8.8"], "is not HOST:PORT"),
     (["--upstream", "127.0.0.1:5353"], "queries would loop"),
     (["--listen", "0.0.0.0:53", "--upstream", "127.0.0.1:53"], "queries would loop"),
     (["--upstream-timeout", "0"], "more than 0"),
+    (["--upstream-timeout", "61"], "at most 60"),
     (["--pod-records", "maybe"], "invalid choice"),
     (["--no-such-flag"], "unrecognized arguments"),
 ])
-def test_rejected(argv: list[str], message: str) -> None:
-    with pytest.raises(UsageError, match=message) as info:
-        parse_args(argv)
-    assert "\n" not in str(info.value)
+def test_rejected(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert message in flag_error(capsys, parse_args, argv, prog="mp-dnsd")
+
+
+def test_upstream_timeout_takes_a_go_duration() -> None:
+    assert parse_args(["--upstream-timeout", "500ms"]).upstream_timeout == 0.5
+
+
+def test_main_exits_2_with_argparse_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert flag_error(capsys, main, ["--ttl", "9999"], prog="mp-dnsd") == \
+        "mp-dnsd: error: argument --ttl: must be between 0 and 3600, got 9999"

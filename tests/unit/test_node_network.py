@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nodeagent.main import UsageError, cluster_from_netns, parse_args
+from nodeagent.main import cluster_from_netns, parse_args
 from nodeagent.node.agent import node_status
 from nodeagent.node.network import (
     bridge_mac,
@@ -16,6 +16,7 @@ from nodeagent.node.network import (
     parse_routes,
     route_changes,
 )
+from tests.flagcheck import flag_error
 
 
 def node(name: str, cidr: str | None, ip: str | None) -> dict:
@@ -87,7 +88,7 @@ def test_cluster_from_netns(netns: str | None, cluster: str) -> None:
     assert cluster_from_netns(netns) == cluster
 
 
-def test_flags() -> None:
+def test_flags(capsys: pytest.CaptureFixture[str]) -> None:
     opts = parse_args(["--node", "n1", "--netns", "mp-x-node-1", "--heartbeat-interval", "2s",
                        "--state-dir", "/tmp/x"])
     assert opts.node_cfg is not None
@@ -96,5 +97,7 @@ def test_flags() -> None:
     assert parse_args(["--node", "n1", "--no-pods"]).node_cfg is None
     assert parse_args(["--node", "n1"]).node_cfg is None  # never the host's own network
     assert parse_args(["--node", "n1", "--own-netns"]).node_cfg is not None
-    with pytest.raises(UsageError):
-        parse_args(["--node", "n1", "--restart-backoff", "5s", "--max-restart-backoff", "1s"])
+    assert "argument --max-restart-backoff: must be at least --restart-backoff" in flag_error(
+        capsys, parse_args,
+        ["--node", "n1", "--restart-backoff", "5s", "--max-restart-backoff", "1s"],
+        prog="mp-nodeagent")

@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from nodeagent.main import UsageError, duration, parse_args
+from componentbase.flags import parse_duration
+from nodeagent.main import main, parse_args
 from nodeagent.proxy.apply import Backend
 from nodeagent.proxy.metrics import Metrics, StatusServer
 from nodeagent.proxy.sync import Proxier, ProxyConfig
+from tests.flagcheck import flag_error
 
 
 def service(name: str, ip: str, ports: list[dict[str, Any]], rv: str = "1",
@@ -145,12 +147,17 @@ def test_metrics_text() -> None:
     m.sync_duration.observe(0.003)
     m.programming.observe(0.2)
     m.rules_total["nat"] = 7
-    text = m.render()
-    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004"} 1' in text
-    assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1" in text
-    assert 'kubeproxy_network_programming_duration_seconds_bucket{le="0.25"} 1' in text
-    assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 7' in text
+    m.restore_failures += 1
+    m.gauge("services", "Service ports programmed.", lambda: 3)
+    text = m.render().splitlines()
+    assert 'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004"} 1.0' in text
+    assert "kubeproxy_sync_proxy_rules_duration_seconds_count 1.0" in text
+    assert 'kubeproxy_network_programming_duration_seconds_bucket{le="0.25"} 1.0' in text
+    assert 'kubeproxy_sync_proxy_rules_iptables_total{table="nat"} 7.0' in text
     assert "# TYPE kubeproxy_sync_proxy_rules_last_timestamp_seconds gauge" in text
+    assert "# TYPE kubeproxy_sync_proxy_rules_iptables_restore_failures_total counter" in text
+    assert "kubeproxy_sync_proxy_rules_iptables_restore_failures_total 1.0" in text
+    assert "kubeproxy_services 3.0" in text
 
 
 def test_status_endpoint_answers() -> None:
@@ -172,15 +179,25 @@ def test_flags() -> None:
     assert opts.proxy.min_sync_period == 0.25 and opts.proxy.sync_period == 60.0
     assert opts.proxy.cluster_cidr is None and opts.metrics_listen == ("127.0.0.1", 0)
     assert parse_args([]).backend == "nft"
-    assert duration("1.5s") == 1.5 and duration("2h") == 7200
+    assert parse_duration("1.5s") == 1.5 and parse_duration("2h") == 7200
 
 
-@pytest.mark.parametrize("argv", [
-    ["--cluster-cidr", "10.244.0.1/16"],
-    ["--netns", "../etc"],
-    ["--min-sync-period", "1m", "--sync-period", "1s"],
-    ["--node", "bad node"],
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--cluster-cidr", "10.244.0.1/16"], "argument --cluster-cidr: invalid CIDR"),
+    (["--cluster-cidr", "fd00::/64"], "expected an IPv4 CIDR"),
+    (["--netns", "../etc"], "argument --netns: '../etc' is not a namespace name"),
+    (["--min-sync-period", "1m", "--sync-period", "1s"],
+     "argument --min-sync-period: must not exceed --sync-period"),
+    (["--sync-period", "0"], "argument --sync-period: must be more than 0 seconds"),
+    (["--full-sync-period", "soon"], "argument --full-sync-period: 'soon' is not a duration"),
+    (["--metrics-listen", "127.0.0.1:x"], "argument --metrics-listen:"),
+    (["--node", "bad node"], "argument --node: 'bad node' is not a DNS-1123 subdomain"),
 ])
-def test_bad_flags(argv: list[str]) -> None:
-    with pytest.raises(UsageError):
-        parse_args(argv)
+def test_bad_flags(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert message in flag_error(capsys, parse_args, argv, prog="mp-nodeagent")
+
+
+def test_main_exits_2_with_argparse_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert flag_error(capsys, main, ["--heartbeat-interval", "0s"], prog="mp-nodeagent") == \
+        "mp-nodeagent: error: argument --heartbeat-interval: must be more than 0 seconds, " \
+        "got '0s'"

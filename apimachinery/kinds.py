@@ -1,8 +1,9 @@
 """The resource kinds miniplane serves: one table of facts shared by server and clients.
 
-The API server builds its routes, discovery documents and Table output from these
-entries (adding behaviour in ``apiserver.resources``); mpctl and the informer use
-them to turn ``svc`` or ``endpointslices`` into a URL. Adding a kind starts here.
+The API server builds its routes and discovery documents from these entries (each
+served kind's behaviour is its strategy, ``apiserver/registry/<kind>.py``, listed in
+``apiserver.resources``); mpctl and the informer use them to turn ``svc`` or
+``endpointslices`` into a URL. Adding a kind starts here (``docs/adding-a-kind.md``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apimachinery import services
+from apimachinery import kinds, services
 from apimachinery.kinds import Kind
 
 NONE = "<none>"
@@ -455,25 +455,35 @@ class TableSpec:
     name_column: int = 0
 
 
-TABLES: dict[str, TableSpec] = {
-    "Service": TableSpec(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
-                         ("SELECTOR",), service_row),
-    "Pod": TableSpec(("NAME", "READY", "STATUS", "RESTARTS", "AGE"),
-                     ("IP", "NODE", "NOMINATED NODE", "READINESS GATES"), pod_row),
-    "Node": TableSpec(("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
-                      ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
-                       "CONTAINER-RUNTIME"), node_row),
-    "Namespace": TableSpec(("NAME", "STATUS", "AGE"), (), namespace_row),
-    "EndpointSlice": TableSpec(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (),
-                               endpointslice_row),
-    "Event": TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), (), event_row,
-                       name_column=-1),
-}
+SERVICE_TABLE = TableSpec(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
+                          ("SELECTOR",), service_row)
+POD_TABLE = TableSpec(("NAME", "READY", "STATUS", "RESTARTS", "AGE"),
+                      ("IP", "NODE", "NOMINATED NODE", "READINESS GATES"), pod_row)
+NODE_TABLE = TableSpec(("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
+                       ("INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION",
+                        "CONTAINER-RUNTIME"), node_row)
+NAMESPACE_TABLE = TableSpec(("NAME", "STATUS", "AGE"), (), namespace_row)
+ENDPOINTSLICE_TABLE = TableSpec(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (),
+                                endpointslice_row)
+EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), (), event_row,
+                        name_column=-1)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
+
+# The tables a client prints with (kubectl's printers register one handler per type).
+# The API server does not read this: each kind's strategy names its table above.
+TABLES: dict[Kind, TableSpec] = {
+    kinds.SERVICE: SERVICE_TABLE,
+    kinds.POD: POD_TABLE,
+    kinds.NODE: NODE_TABLE,
+    kinds.NAMESPACE: NAMESPACE_TABLE,
+    kinds.ENDPOINTSLICE: ENDPOINTSLICE_TABLE,
+    kinds.EVENT: EVENT_TABLE,
+}
 
 
 def table_spec(kind: Kind) -> TableSpec:
-    return TABLES.get(kind.kind, GENERIC)
+    """The table a client prints ``kind`` with: its own, or NAME and AGE."""
+    return TABLES.get(kind, GENERIC)
 
 
 def table_header(kind: Kind, *, wide: bool = False, all_namespaces: bool = False,

@@ -18,7 +18,8 @@ from apiserver import discovery, openapi
 from apiserver.errors import AlreadyExists, APIError, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
-from apiserver.resources import by_kind
+from apiserver.registry.namespace import STRATEGY as NAMESPACES
+from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.services import ServiceAllocations
 from apiserver.storage.store import Store
 from apiserver.watchhub import DEFAULT_BUFFER, WatchHub
@@ -49,7 +50,7 @@ class State:
         self.config = config
         self.store = Store(config.storage_url)
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
-        self.allocations.rebuild(self.store.all_objects(by_kind("Service").key))
+        self.allocations.rebuild(self.store.all_objects(SERVICES.key))
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations)
@@ -60,14 +61,13 @@ class State:
         hub = self.hub
         self.store.on_commit = lambda events: loop.call_soon_threadsafe(hub.publish, events)
         self.store.on_batch_failure = lambda: self.allocations.rebuild(
-            self.store.all_objects(by_kind("Service").key))
+            self.store.all_objects(SERVICES.key))
         self.store.start()
 
     async def bootstrap(self) -> None:
         """Objects that exist from the first start: system namespaces, the kubernetes Service."""
-        namespaces = by_kind("Namespace")
         for name in SYSTEM_NAMESPACES:
-            await self._ensure(namespaces, "", {"metadata": {"name": name}})
+            await self._ensure(NAMESPACES, "", {"metadata": {"name": name}})
         await self.ensure_kubernetes_service()
 
     async def ensure_kubernetes_service(self) -> None:
@@ -78,7 +78,7 @@ class State:
                      "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                                 "targetPort": self.config.port}]},
         }
-        await self._ensure(by_kind("Service"), "default", body)
+        await self._ensure(SERVICES, "default", body)
 
     async def _ensure(self, rt, namespace: str, body: dict) -> None:  # type: ignore[no-untyped-def]
         name = body["metadata"]["name"]

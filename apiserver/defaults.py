@@ -1,6 +1,7 @@
 """Kubernetes v1 defaulting (``pkg/apis/core/v1/defaults.go``, discovery/v1), in place.
 
-Applied to every body before validation, because validation *requires* several of
+Applied (by each kind's strategy, ``apiserver/registry/<kind>.py``) to every body
+before validation, because validation *requires* several of
 these fields (type, sessionAffinity, protocol, internalTrafficPolicy, …), exactly as
 in Kubernetes where defaulting happens at decode time. Only missing fields are
 filled (a Go zero value such as ``0`` or ``""`` counts as missing, as it does in
@@ -29,7 +30,8 @@ from apimachinery.services import (
 )
 from apiserver.validation.fields import is_int
 
-__all__ = ["apply_defaults", "drop_type_dependent_fields"]
+__all__ = ["default_endpoint_slice", "default_namespace", "default_node", "default_pod",
+           "default_service", "drop_type_dependent_fields"]
 
 DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800  # three hours, Kubernetes' DefaultClientIPServiceAffinitySeconds
 DEFAULT_TERMINATION_GRACE_SECONDS = 30
@@ -42,22 +44,15 @@ PROBE_DEFAULTS = (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThresho
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 
 
-def apply_defaults(kind: str, obj: dict) -> None:
-    """Fill Kubernetes' v1 defaults for ``kind`` into ``obj``; never raises."""
-    defaulter = _DEFAULTERS.get(kind)
-    if defaulter is not None and isinstance(obj, dict):
-        defaulter(obj)
-
-
-def drop_type_dependent_fields(kind: str, obj: dict, old: dict) -> None:
+def drop_type_dependent_fields(obj: dict, old: dict) -> None:
     """On a Service update, drop what a type change left behind unchanged.
 
     Kubernetes' ``dropTypeDependentFields``: e.g. the nodePorts of a NodePort
     Service turned ClusterIP, or the ClusterIP of one turned ExternalName, when the
-    client did not touch them. Call after ``apply_defaults``, before validation
+    client did not touch them. Call after the defaults, before validation
     (which already tolerates these leftovers; this makes the stored object clean).
     """
-    if kind != "Service" or not isinstance(obj, dict) or not isinstance(old, dict):
+    if not isinstance(obj, dict) or not isinstance(old, dict):
         return
     spec, old_spec = obj.get("spec"), old.get("spec")
     if isinstance(spec, dict) and isinstance(old_spec, dict):
@@ -244,10 +239,21 @@ def _node(obj: dict) -> None:
         status["allocatable"] = dict(status["capacity"])
 
 
-_DEFAULTERS: dict[str, Callable[[dict], None]] = {
-    "Service": _service,
-    "Pod": _pod,
-    "EndpointSlice": _endpoint_slice,
-    "Namespace": _namespace,
-    "Node": _node,
-}
+# One defaulter per kind, each called by that kind's strategy (apiserver/registry/).
+# They take any JSON: a top level that is not an object is left alone.
+
+
+def _on_objects(defaulter: Callable[[dict], None]) -> Callable[[Any], None]:
+    def apply(obj: Any) -> None:
+        if isinstance(obj, dict):
+            defaulter(obj)
+
+    apply.__doc__ = defaulter.__doc__
+    return apply
+
+
+default_service = _on_objects(_service)
+default_pod = _on_objects(_pod)
+default_endpoint_slice = _on_objects(_endpoint_slice)
+default_namespace = _on_objects(_namespace)
+default_node = _on_objects(_node)

@@ -55,9 +55,9 @@ def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
         entries.append({"name": f"{k.plural}/{sub}", "singularName": "",
                         "namespaced": k.namespaced, "kind": k.kind,
                         "verbs": _SUB_VERBS.get(sub, ["get"])})
-    if k.kind == "Pod":
-        entries.append({"name": "pods/binding", "singularName": "", "namespaced": True,
-                        "kind": "Binding", "verbs": ["create"]})
+    for sub, action in rt.actions.items():
+        entries.append({"name": f"{k.plural}/{sub}", "singularName": "",
+                        "namespaced": k.namespaced, "kind": action.kind, "verbs": ["create"]})
     return entries
 
 

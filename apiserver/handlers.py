@@ -110,7 +110,7 @@ class Api:
         namespaced = rt.kind.namespaced
         if t.name is not None and namespaced and t.namespace is None:
             raise NotFound("the server could not find the requested resource", details={})
-        allowed_sub = set(rt.kind.subresources) | ({"binding"} if rt.kind.kind == "Pod" else set())
+        allowed_sub = set(rt.kind.subresources) | set(rt.actions)
         if t.subresource and t.subresource not in allowed_sub:
             raise NotFound("the server could not find the requested resource", details={})
         ns = t.namespace or ""
@@ -142,8 +142,8 @@ class Api:
                 return "patch", lambda: self.patch(rt, ns, name, request, sub)
             if method == "DELETE" and sub == "":
                 return "delete", lambda: self.delete(rt, ns, name, request)
-            if method == "POST" and sub == "binding":
-                return "create", lambda: self.bind(ns, name, request)
+            if method == "POST" and sub in rt.actions:
+                return "create", lambda: self.action(rt, sub, ns, name, request)
         raise MethodNotAllowed(f'{method} is not supported on resources of kind "{rt.kind.kind}"'
                                + (f" subresource {t.subresource}" if t.subresource else ""))
 
@@ -250,7 +250,6 @@ class Api:
             create_body = document
         else:
             document = _load_json(raw)
-        kind = rt.kind.kind
         warnings: list[str] = []
         if create_body is not None:
             warnings = check_fields(rt, create_body, mode)
@@ -268,7 +267,7 @@ class Api:
                 elif flavour == "merge":
                     patched = patches.merge_patch(old, document)
                 else:
-                    patched = patches.strategic_merge_patch(kind, old, document)
+                    patched = patches.strategic_merge_patch(rt.patch_schema, old, document)
             except patches.PatchError as exc:
                 if exc.malformed:
                     raise BadRequest(str(exc)) from None
@@ -308,9 +307,11 @@ class Api:
                 "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
         return json_response(body)
 
-    async def bind(self, ns: str, name: str, request: Request) -> Response:
+    async def action(self, rt: ResourceType, subresource: str, ns: str, name: str,
+                     request: Request) -> Response:
         body = await read_object(request)
-        result = await self._commit(self.writes.bind(ns, name, body), dry_run(request))
+        result = await self._commit(self.writes.action(rt, subresource, ns, name, body),
+                                    dry_run(request))
         return json_response(result, 201)
 
 
@@ -388,7 +389,7 @@ def field_validation(request: Request) -> str:
 
 def check_fields(rt: ResourceType, obj: Any, mode: str) -> list[str]:
     """Drop fields the kind does not have; Strict rejects them, Warn reports them."""
-    unknown = openapi.unknown_fields(rt.kind.kind, obj, prune=True)
+    unknown = openapi.unknown_fields(rt.openapi_root, obj, prune=True)
     if not unknown or mode == "Ignore":
         return []
     problems = [f'unknown field "{path}"' for path in unknown]
@@ -406,7 +407,7 @@ def field_manager(rt: ResourceType, request: Request, doc: dict, operation: str,
         return None
     if len(name) > 128:
         raise BadRequest("fieldManager must be at most 128 characters")
-    return Manager(name, operation, managedfields.field_set(rt.kind.kind, doc), subresource)
+    return Manager(name, operation, managedfields.field_set(rt.patch_schema, doc), subresource)
 
 
 def with_warnings(response: Response, warnings: list[str]) -> Response:

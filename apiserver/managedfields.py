@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from apiserver.patch.schemas import FieldSchema, schema_for
+from apiserver.patch.schemas import FieldSchema
 
 _SKIP = ("apiVersion", "kind")
 _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp",
@@ -21,10 +21,10 @@ _SERVER_META = ("uid", "resourceVersion", "generation", "creationTimestamp",
                 "namespace", "generateName", "selfLink")
 
 
-def field_set(kind: str, doc: dict) -> dict[str, Any]:
-    """The FieldsV1 set of the fields present in ``doc`` (a request body)."""
+def field_set(schema: FieldSchema, doc: dict) -> dict[str, Any]:
+    """The FieldsV1 set of the fields present in ``doc`` (a request body) of a kind whose
+    list strategies are ``schema``."""
     out: dict[str, Any] = {}
-    schema = schema_for(kind)
     for key, value in doc.items():
         if key in _SKIP:
             continue

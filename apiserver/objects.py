@@ -80,3 +80,14 @@ def ordered(obj: dict) -> dict:
     rest = {k: v for k, v in obj.items() if k not in head and k != "status"}
     tail = {"status": obj["status"]} if "status" in obj else {}
     return {**head, **rest, **tail}
+
+
+def success(plural: str, name: str, group: str = "", uid: str | None = None) -> dict:
+    """The ``Status`` a write answers with when it has no object to return."""
+    details: dict[str, Any] = {"name": name, "kind": plural}
+    if group:
+        details["group"] = group
+    if uid:
+        details["uid"] = uid
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": details}

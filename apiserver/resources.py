@@ -1,113 +1,61 @@
-"""The registry of served resource types: facts from ``apimachinery.kinds`` plus behaviour.
+"""The registry of served kinds: one strategy per line, and the lookups over them.
 
-Routes, discovery, field selectors and the create/update strategies are all read
-from here, so a new resource is one entry, not five handlers.
+Routes, discovery, OpenAPI, field selectors, Tables and every write read a kind's
+behaviour from its strategy (``apiserver/registry/<kind>.py``), so serving a new
+kind is one module and one line here (plus its ``Kind`` facts in
+``apimachinery/kinds.py``, which clients read). See ``docs/adding-a-kind.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-from apimachinery import kinds
 from apimachinery.kinds import Kind
+from apiserver.registry import endpointslice, event, namespace, node, pod, service
+from apiserver.registry.strategy import Strategy
 
-BASE_FIELDS = ("metadata.name", "metadata.namespace")
+# The request path and the watch code call a served kind a resource type.
+ResourceType = Strategy
 
-
-def _reset_status(status: dict) -> Callable[[dict], None]:
-    def reset(obj: dict) -> None:
-        obj["status"] = dict(status)
-
-    return reset
-
-
-def _namespace_on_create(obj: dict) -> None:
-    obj["status"] = {"phase": "Active"}
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
-        spec = {}
-        obj["spec"] = spec
-    finalizers = spec.get("finalizers")
-    if not isinstance(finalizers, list) or "kubernetes" not in finalizers:
-        spec["finalizers"] = ["kubernetes", *(finalizers or [])] if isinstance(finalizers, list) \
-            else ["kubernetes"]
-
-
-def _pod_on_create(obj: dict) -> None:
-    obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-
-
-def _keep_status(obj: dict) -> None:
-    """Node status is written by its agent at registration; keep what it sent."""
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    kind: Kind
-    # field selectors beyond metadata.name / metadata.namespace
-    extra_fields: tuple[str, ...] = ()
-    # PUT of a missing object creates it (Services do; most kinds answer 404)
-    create_on_update: bool = False
-    # DELETE answers with the deleted object instead of a Status
-    return_deleted: bool = False
-    # pods: DELETE of a bound pod only marks it, its node finalises it
-    graceful_delete: bool = False
-    prepare_create: Callable[[dict], None] = field(default=_keep_status)
-
-    @property
-    def key(self) -> str:
-        """Storage key of the resource: ``plural`` or ``plural.group``."""
-        k = self.kind
-        return f"{k.plural}.{k.group}" if k.group else k.plural
-
-    @property
-    def has_status(self) -> bool:
-        return "status" in self.kind.subresources
-
-    @property
-    def field_selectors(self) -> tuple[str, ...]:
-        return BASE_FIELDS + self.extra_fields
-
-
-REGISTRY: tuple[ResourceType, ...] = (
-    ResourceType(kinds.NAMESPACE, extra_fields=("status.phase",),
-                 prepare_create=_namespace_on_create),
-    ResourceType(kinds.NODE, extra_fields=("spec.unschedulable",)),
-    ResourceType(kinds.POD, extra_fields=("spec.nodeName", "status.phase", "status.podIP",
-                                          "spec.restartPolicy", "spec.schedulerName"),
-                 return_deleted=True, graceful_delete=True, prepare_create=_pod_on_create),
-    ResourceType(kinds.SERVICE, extra_fields=("spec.clusterIP", "spec.type"),
-                 create_on_update=True, return_deleted=True,
-                 prepare_create=_reset_status({"loadBalancer": {}})),
-    ResourceType(kinds.ENDPOINTSLICE, extra_fields=("addressType",)),
-    ResourceType(kinds.EVENT, extra_fields=(
-        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
-        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
-        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")),
+REGISTRY: tuple[Strategy, ...] = (
+    namespace.STRATEGY,
+    node.STRATEGY,
+    pod.STRATEGY,
+    service.STRATEGY,
+    endpointslice.STRATEGY,
+    event.STRATEGY,
 )
 
-_BY_PATH = {(r.kind.group, r.kind.version, r.kind.plural): r for r in REGISTRY}
-_BY_KIND = {r.kind.kind: r for r in REGISTRY}
+# The strategy whose objects hold the namespaced ones: it admits creates inside a
+# namespace and hears of removals from it (Kubernetes' namespace lifecycle).
+SCOPE: Strategy = namespace.STRATEGY
+
+_BY_PATH = {(s.kind.group, s.kind.version, s.kind.plural): s for s in REGISTRY}
+_BY_KEY = {s.key: s for s in REGISTRY}
+_BY_KIND = {s.kind: s for s in REGISTRY}
 
 
-def by_path(group: str, version: str, plural: str) -> ResourceType | None:
+def by_path(group: str, version: str, plural: str) -> Strategy | None:
     return _BY_PATH.get((group, version, plural))
 
 
-def by_kind(kind: str) -> ResourceType:
+def by_key(key: str) -> Strategy | None:
+    """The strategy of a storage key (``pods``, ``endpointslices.discovery.k8s.io``)."""
+    return _BY_KEY.get(key)
+
+
+def by_kind(kind: Kind) -> Strategy:
+    """The strategy serving ``kind`` (one of ``apimachinery.kinds``)."""
     return _BY_KIND[kind]
 
 
 def group_versions() -> list[tuple[str, str]]:
     """Served (group, version) pairs, core first."""
     seen: list[tuple[str, str]] = []
-    for r in REGISTRY:
-        gv = (r.kind.group, r.kind.version)
+    for s in REGISTRY:
+        gv = (s.kind.group, s.kind.version)
         if gv not in seen:
             seen.append(gv)
     return seen
 
 
-def in_group_version(group: str, version: str) -> list[ResourceType]:
-    return [r for r in REGISTRY if (r.kind.group, r.kind.version) == (group, version)]
+def in_group_version(group: str, version: str) -> list[Strategy]:
+    return [s for s in REGISTRY if (s.kind.group, s.kind.version) == (group, version)]

@@ -1,9 +1,9 @@
 """``meta.k8s.io/v1`` Table responses, the form ``kubectl get`` asks for.
 
 kubectl sends ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io, …`` and
-prints the server's columns; ``priority: 1`` columns only with ``-o wide``. The
-cells come from ``apimachinery.tables``, the same functions mpctl prints with, so both
-tools show the same thing. Each row carries the object's metadata (a
+prints the server's columns; ``priority: 1`` columns only with ``-o wide``. Each
+kind's strategy names its table; the cells come from ``apimachinery.tables``, the
+same functions mpctl prints with, so both tools show the same thing. Each row carries the object's metadata (a
 ``PartialObjectMetadata``), from which kubectl adds NAMESPACE and LABELS itself.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from apimachinery import tables
 from apimachinery.kinds import Kind
+from apiserver.resources import by_kind
 
 TABLE_MEDIA_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
 
@@ -40,8 +41,7 @@ def _title(header: str) -> str:
     return "-".join(w.capitalize() for w in header.split("-")).replace("(S)", "(s)")
 
 
-def column_definitions(kind: Kind) -> list[dict[str, Any]]:
-    spec = tables.table_spec(kind)
+def column_definitions(spec: tables.TableSpec) -> list[dict[str, Any]]:
     columns = []
     for priority, names in ((0, spec.columns), (1, spec.wide_columns)):
         for name in names:
@@ -56,8 +56,8 @@ def column_definitions(kind: Kind) -> list[dict[str, Any]]:
     return columns
 
 
-def row(kind: Kind, obj: dict, now: datetime) -> dict[str, Any]:
-    cells: list[Any] = tables.table_spec(kind).row(obj, now, True)
+def row(spec: tables.TableSpec, obj: dict, now: datetime) -> dict[str, Any]:
+    cells: list[Any] = spec.row(obj, now, True)
     return {"cells": cells, "object": {"kind": "PartialObjectMetadata",
                                        "apiVersion": "meta.k8s.io/v1",
                                        "metadata": obj.get("metadata", {})}}
@@ -65,12 +65,14 @@ def row(kind: Kind, obj: dict, now: datetime) -> dict[str, Any]:
 
 def table(kind: Kind, objects: Iterable[dict], now: datetime, *, resource_version: str = "",
           continue_token: str = "") -> dict[str, Any]:
+    """The Table of ``objects`` of a served ``kind``, in the columns its strategy names."""
+    spec = by_kind(kind).table
     metadata: dict[str, Any] = {}
     if resource_version:
         metadata["resourceVersion"] = resource_version
     if continue_token:
         metadata["continue"] = continue_token
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
-            "columnDefinitions": column_definitions(kind),
-            "rows": [row(kind, o, now) for o in objects]}
+            "columnDefinitions": column_definitions(spec),
+            "rows": [row(spec, o, now) for o in objects]}
 

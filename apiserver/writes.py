@@ -1,9 +1,12 @@
-"""The write paths: create, update, patch, delete, bind, as closures run by the store.
+"""The write paths: create, update, patch, delete, subresource actions, run by the store.
 
 Each public function here returns the closure the store's writer thread runs inside
 a savepoint. Everything a write decides (does it exist, is the resourceVersion
 current, which ClusterIP, does it finalise a namespace) happens inside that closure,
 so concurrent writes see each other and a rejected one changes nothing.
+
+Nothing here knows a kind: what differs between kinds is a hook of the kind's
+strategy (``apiserver/registry/strategy.py`` lists them in the order they run).
 """
 
 from __future__ import annotations
@@ -13,30 +16,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from apiserver import managedfields, objects
-from apiserver.defaults import apply_defaults, drop_type_dependent_fields
 from apiserver.errors import (
     AlreadyExists,
     BadRequest,
     Conflict,
-    Forbidden,
     Invalid,
     NotFound,
-    required,
 )
-from apiserver.objects import meta
-from apiserver.resources import REGISTRY, ResourceType, by_kind
+from apiserver.objects import meta, success
+from apiserver.resources import SCOPE, ResourceType, by_key
 from apiserver.services import ServiceAllocations
 from apiserver.storage.store import Txn
-from apiserver.validation import validate, validate_status
 
 # Kubernetes tries this many generated names before giving up (registry/store.go).
 GENERATE_NAME_ATTEMPTS = 8
-PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 # Metadata the server owns: a client can't set or change these through a write.
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "generation", "resourceVersion", "selfLink")
-
-NAMESPACES = by_kind("Namespace")
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class Writes:
             body = {**body, "metadata": {**body_meta,
                                          "name": objects.generated_name(str(generate))}}
         obj = self._new_object(rt, namespace, body)
-        self._check(rt, obj, None)
+        self._check(rt, obj)
 
         if manager is not None:
             manager.stamp(rt, obj)
@@ -106,14 +102,14 @@ class Writes:
         m["uid"] = objects.new_uid()
         m["creationTimestamp"] = objects.rfc3339(objects.now())
         m["generation"] = 1
-        apply_defaults(rt.kind.kind, obj)
-        rt.prepare_create(obj)
+        rt.prepare_for_create(obj)
         return obj
 
     def _create_in(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict,
                    generate: str | None) -> dict:
+        ctx = _Context(self, txn)
         if rt.kind.namespaced:
-            _require_live_namespace(txn, namespace)
+            SCOPE.admit_child(ctx, namespace)
         m = meta(obj)
         for _ in range(GENERATE_NAME_ATTEMPTS):
             if txn.get(rt.key, _ns(rt, namespace), m["name"]) is None:
@@ -126,8 +122,7 @@ class Writes:
                 f'{rt.kind.plural} "{m["name"]}" already exists, the server was not able to '
                 "generate a unique name for the object",
                 details={"name": m["name"], "kind": rt.kind.plural})
-        if rt.kind.kind == "Service":
-            self.allocations.assign(txn, obj, None)
+        rt.begin_create(ctx, obj)
         return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, None)
 
     # ---------------------------------------------------------------- update
@@ -152,7 +147,7 @@ class Writes:
             if old is None:
                 if rt.create_on_update and not subresource:
                     obj = self._new_object(rt, namespace, objects.deep_copy(new))
-                    self._check(rt, obj, None)
+                    self._check(rt, obj)
                     if manager is not None:
                         manager.stamp(rt, obj)
                     return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
@@ -179,7 +174,7 @@ class Writes:
                 body = objects.deep_copy(create_body)
                 meta(body).setdefault("name", name)
                 obj = self._new_object(rt, namespace, body)
-                self._check(rt, obj, None)
+                self._check(rt, obj)
                 if manager is not None:
                     manager.stamp(rt, obj)
                 return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
@@ -214,82 +209,49 @@ class Writes:
                     nm.pop(key, None)
             if "managedFields" not in nm and "managedFields" in om:
                 nm["managedFields"] = om["managedFields"]
-            if rt.has_status:
-                if "status" in old:
-                    new["status"] = old["status"]
-                else:
-                    new.pop("status", None)
             new["apiVersion"], new["kind"] = rt.kind.api_version, rt.kind.kind
             if rt.kind.namespaced:
                 nm["namespace"] = namespace
-            apply_defaults(rt.kind.kind, new)
-            drop_type_dependent_fields(rt.kind.kind, new, old)
+            rt.prepare_for_update(new, old)
         nm = meta(new)
         nm["resourceVersion"] = om.get("resourceVersion")
+        ctx = _Context(self, txn)
         if subresource == "status":
-            _raise_invalid(rt, new, validate_status(rt.kind.kind, new, old))
+            _raise_invalid(rt, new, rt.validate_status_update(new, old))
         else:
-            _raise_invalid(rt, new, validate(rt.kind.kind, new, old))
+            _raise_invalid(rt, new, rt.validate_update(new, old))
             if objects.spec_part(new) != objects.spec_part(old):
                 nm["generation"] = int(om.get("generation") or 0) + 1
-            if rt.kind.kind == "Service":
-                self.allocations.assign(txn, new, old)
+            rt.begin_update(ctx, new, old)
         if _finalised(new):
-            return self._remove(txn, rt, namespace, new)
+            return self._remove(ctx, rt, namespace, new)
         if new != old and manager is not None:
             manager.stamp(rt, new)
         if new == old:
             return old  # nothing changed: no write, no event, same resourceVersion
         return _put(txn, rt.key, _ns(rt, namespace), nm["name"], new, old)
 
-    # ---------------------------------------------------------------- bind
+    # ---------------------------------------------------------------- actions
 
-    def bind(self, namespace: str, name: str, binding: dict) -> Callable[[Txn], dict]:
-        pods = by_kind("Pod")
-        target = binding.get("target") if isinstance(binding, dict) else None
-        node = target.get("name") if isinstance(target, dict) else None
-        if not isinstance(node, str) or not node:
-            raise Invalid("Binding", name, [required("target.name")])
-
-        def run(txn: Txn) -> dict:
-            pod = txn.get(pods.key, namespace, name)
-            if pod is None:
-                raise NotFound.of("pods", name)
-            spec = pod.setdefault("spec", {})
-            if spec.get("nodeName"):
-                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod '
-                               f'{name} is already assigned to node "{spec["nodeName"]}"',
-                               details={"name": name, "kind": "pods/binding"})
-            if meta(pod).get("deletionTimestamp"):
-                raise Conflict(f'Operation cannot be fulfilled on pods/binding "{name}": pod '
-                               f"{name} is being deleted, cannot be assigned to a host",
-                               details={"name": name, "kind": "pods/binding"})
-            old = objects.deep_copy(pod)
-            spec["nodeName"] = node
-            conditions = [c for c in (pod.setdefault("status", {}).get("conditions") or [])
-                          if isinstance(c, dict) and c.get("type") != "PodScheduled"]
-            conditions.append({"type": "PodScheduled", "status": "True",
-                               "lastTransitionTime": objects.rfc3339(objects.now())})
-            pod["status"]["conditions"] = conditions
-            _put(txn, pods.key, namespace, name, pod, old)
-            return success("pods", name)
-
-        return run
+    def action(self, rt: ResourceType, subresource: str, namespace: str, name: str,
+               body: dict) -> Callable[[Txn], dict]:
+        """A POST-only subresource of ``rt`` (``pods/binding``), run in the transaction."""
+        run = rt.actions[subresource].run
+        return lambda txn: run(_Context(self, txn), namespace, name, body)
 
     # ---------------------------------------------------------------- delete
 
     def delete(self, rt: ResourceType, namespace: str, name: str,
                options: dict[str, Any]) -> Callable[[Txn], dict]:
-        if rt is NAMESPACES and name in PROTECTED_NAMESPACES:
-            raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                            details={"name": name, "kind": "namespaces"})
+        rt.check_delete(name)
 
         def run(txn: Txn) -> dict:
             obj = txn.get(rt.key, _ns(rt, namespace), name)
             if obj is None:
                 raise NotFound.of(rt.kind.plural, name, rt.kind.group)
             _check_preconditions(rt, obj, options.get("preconditions"))
-            result = self._delete_in(txn, rt, namespace, obj, options.get("gracePeriodSeconds"))
+            result = rt.delete(_Context(self, txn), namespace, obj,
+                               options.get("gracePeriodSeconds"))
             if result is None:
                 return success(rt.kind.plural, name, rt.kind.group, meta(obj).get("uid"))
             if rt.return_deleted or meta(result).get("deletionTimestamp"):
@@ -298,13 +260,12 @@ class Writes:
 
         return run
 
-    def _delete_in(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict,
-                   grace: int | None) -> dict | None:
+    def graceful_delete(self, ctx: _Context, rt: ResourceType, namespace: str, obj: dict,
+                        grace: int | None) -> dict | None:
         """Delete now, or mark for deletion; returns the object (None if already gone)."""
+        txn = ctx.txn
         m = meta(obj)
-        if rt is NAMESPACES:
-            return self._delete_namespace(txn, obj)
-        grace = self._grace_period(rt, obj, grace)
+        grace = rt.grace_period(obj, grace)
         if grace > 0 or m.get("finalizers"):
             old = objects.deep_copy(obj)
             moment = objects.now()
@@ -316,64 +277,47 @@ class Writes:
                 m["deletionTimestamp"] = objects.later(moment, grace)  # only ever shortened
                 m["deletionGracePeriodSeconds"] = grace
             if _finalised(obj):
-                return self._remove(txn, rt, namespace, obj)
+                return self._remove(ctx, rt, namespace, obj)
             if obj == old:
                 return obj
             return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, old)
-        return self._remove(txn, rt, namespace, obj)
+        return self._remove(ctx, rt, namespace, obj)
 
-    def _grace_period(self, rt: ResourceType, obj: dict, asked: int | None) -> int:
-        if not rt.graceful_delete:
-            return 0
-        spec = obj.get("spec") or {}
-        phase = (obj.get("status") or {}).get("phase")
-        if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
-            return 0
-        if asked is not None:
-            return max(0, int(asked))
-        return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
-
-    def _remove(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict) -> dict:
+    def _remove(self, ctx: _Context, rt: ResourceType, namespace: str, obj: dict) -> dict:
         name = meta(obj)["name"]
-        if rt.kind.kind == "Service":
-            self.allocations.release_all(txn, obj)
-        final = txn.remove(rt.key, _ns(rt, namespace), name, obj)
+        rt.on_remove(ctx, obj)
+        final = ctx.txn.remove(rt.key, _ns(rt, namespace), name, obj)
         if rt.kind.namespaced:
-            _finish_namespace_if_empty(txn, namespace)
+            SCOPE.child_removed(ctx, namespace)
         return final
-
-    def _delete_namespace(self, txn: Txn, ns_obj: dict) -> dict | None:
-        m = meta(ns_obj)
-        name = m["name"]
-        if m.get("deletionTimestamp") is None:
-            old = objects.deep_copy(ns_obj)
-            m["deletionTimestamp"] = objects.rfc3339(objects.now())
-            m["deletionGracePeriodSeconds"] = 0
-            ns_obj.setdefault("status", {})["phase"] = "Terminating"
-            _put(txn, NAMESPACES.key, "", name, ns_obj, old)
-        for resource, child in txn.resources_in_namespace(name):
-            rt = _by_key(resource)
-            current = txn.get(resource, name, child)
-            if rt is None or current is None or meta(current).get("deletionTimestamp"):
-                continue
-            self._delete_in(txn, rt, name, current, None)
-        _finish_namespace_if_empty(txn, name)
-        return txn.get(NAMESPACES.key, "", name)
 
     # ---------------------------------------------------------------- helpers
 
-    def _check(self, rt: ResourceType, obj: dict, old: dict | None) -> None:
-        _raise_invalid(rt, obj, validate(rt.kind.kind, obj, old))
+    def _check(self, rt: ResourceType, obj: dict) -> None:
+        """Validate a new object before its transaction (nothing is taken if it fails)."""
+        _raise_invalid(rt, obj, rt.validate(obj))
 
 
-def success(plural: str, name: str, group: str = "", uid: str | None = None) -> dict:
-    details: dict[str, Any] = {"name": name, "kind": plural}
-    if group:
-        details["group"] = group
-    if uid:
-        details["uid"] = uid
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-            "details": details}
+@dataclass(frozen=True)
+class _Context:
+    """What a strategy's hooks get (``registry.strategy.WriteContext``): one transaction."""
+
+    writes: Writes
+    txn: Txn
+
+    @property
+    def allocations(self) -> ServiceAllocations:
+        return self.writes.allocations
+
+    def put(self, strategy: ResourceType, namespace: str, obj: dict, old: dict | None) -> dict:
+        return _put(self.txn, strategy.key, _ns(strategy, namespace), meta(obj)["name"], obj, old)
+
+    def graceful_delete(self, strategy: ResourceType, namespace: str, obj: dict,
+                        grace: int | None) -> dict | None:
+        return self.writes.graceful_delete(self, strategy, namespace, obj, grace)
+
+    def strategy_for_key(self, resource: str) -> ResourceType | None:
+        return by_key(resource)
 
 
 def _typed(rt: ResourceType, body: dict) -> dict:
@@ -404,24 +348,6 @@ def _finalised(obj: dict) -> bool:
     return not m.get("deletionGracePeriodSeconds")
 
 
-def _require_live_namespace(txn: Txn, namespace: str) -> None:
-    ns = txn.get(NAMESPACES.key, "", namespace)
-    if ns is None:
-        raise NotFound.of("namespaces", namespace)
-    if meta(ns).get("deletionTimestamp"):
-        raise Forbidden(f"unable to create new content in namespace {namespace} because it is "
-                        "being terminated", details={"name": namespace, "kind": "namespaces"})
-
-
-def _finish_namespace_if_empty(txn: Txn, namespace: str) -> None:
-    ns = txn.get(NAMESPACES.key, "", namespace)
-    if ns is None or not meta(ns).get("deletionTimestamp"):
-        return
-    if txn.resources_in_namespace(namespace):
-        return
-    txn.remove(NAMESPACES.key, "", namespace, ns)
-
-
 def _check_preconditions(rt: ResourceType, obj: dict, pre: Any) -> None:
     if not isinstance(pre, dict):
         return
@@ -436,10 +362,6 @@ def _check_preconditions(rt: ResourceType, obj: dict, pre: Any) -> None:
                        "Precondition failed: ResourceVersion in precondition: "
                        f"{rv}, ResourceVersion in object meta: {m.get('resourceVersion')}",
                        details={"name": m["name"], "kind": rt.kind.plural})
-
-
-def _by_key(resource: str) -> ResourceType | None:
-    return next((rt for rt in REGISTRY if rt.key == resource), None)
 
 
 def _put(txn: Txn, resource: str, namespace: str, name: str, obj: dict, prev: dict | None) -> dict:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from apimachinery.kinds import Kind
+from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE, Kind
 from apimachinery.tables import (
     NONE,
     _get,
@@ -559,18 +559,24 @@ def describe_generic(obj: Obj, events: list[Obj] | None, now: datetime) -> str:
 
 Describer = Callable[..., str]
 
+# kubectl's describer map: the kinds with a describer of their own, each given what it
+# uses of (events, slices, pods). Any other kind, a newly served one included, gets
+# ``describe_generic``: its metadata, then every other field.
+_DESCRIBERS: dict[Kind, Describer] = {
+    SERVICE: lambda obj, now, events, slices, pods: describe_service(obj, slices, events, now),
+    POD: lambda obj, now, events, slices, pods: describe_pod(obj, events, now),
+    NODE: lambda obj, now, events, slices, pods: describe_node(obj, pods, events, now),
+    NAMESPACE: lambda obj, now, events, slices, pods: describe_namespace(obj, events, now),
+    ENDPOINTSLICE: lambda obj, now, events, slices, pods: describe_endpointslice(obj, events,
+                                                                                now),
+}
+
 
 def describe(kind: Kind, obj: Obj, now: datetime, *, events: list[Obj] | None = None,
              slices: Iterable[Obj] = (), pods: list[Obj] | None = None) -> str:
-    """Dispatch on the kind; ``slices`` matter for Services, ``pods`` for Nodes."""
-    if kind.kind == "Service":
-        return describe_service(obj, list(slices), events, now)
-    if kind.kind == "Pod":
-        return describe_pod(obj, events, now)
-    if kind.kind == "Node":
-        return describe_node(obj, pods, events, now)
-    if kind.kind == "Namespace":
-        return describe_namespace(obj, events, now)
-    if kind.kind == "EndpointSlice":
-        return describe_endpointslice(obj, events, now)
-    return describe_generic(obj, events, now)
+    """The kind's describer, or the generic one; ``slices`` matter for Services, ``pods``
+    for Nodes."""
+    describer = _DESCRIBERS.get(kind)
+    if describer is None:
+        return describe_generic(obj, events, now)
+    return describer(obj, now, events, list(slices), pods)

@@ -29,6 +29,7 @@ from apimachinery import tables
 from apimachinery.kinds import (
     ENDPOINTSLICE,
     EVENT,
+    NODE,
     POD,
     SERVICE,
     Kind,
@@ -551,7 +552,7 @@ def describe_object(ctx: Context, kind: Kind, obj: dict[str, Any]) -> str:
             raise
         except ApiError:
             slices = []
-    if kind.kind == "Node":
+    if kind is NODE:
         try:
             pods = _items(ctx.client.list_all(POD, None, field_selector=f"spec.nodeName={name}"))
         except ConnectionFailed:

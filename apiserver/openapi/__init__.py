@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from apiserver.patch.schemas import FieldSchema, schema_for
-from apiserver.resources import ResourceType, group_versions, in_group_version
+from apiserver.patch.schemas import FieldSchema
+from apiserver.resources import REGISTRY, ResourceType, group_versions, in_group_version
 
 _SCHEMA_FILE = Path(__file__).with_name("schemas.json")
 _REF = "#/components/schemas/"
@@ -26,8 +26,9 @@ _REF = "#/components/schemas/"
 @functools.cache
 def _data() -> dict[str, Any]:
     data = json.loads(_SCHEMA_FILE.read_text())
-    for kind, root in data["roots"].items():
-        _mark_patch_strategies(data["schemas"], root, schema_for(kind), set())
+    for rt in REGISTRY:
+        if rt.openapi_root is not None:
+            _mark_patch_strategies(data["schemas"], rt.openapi_root, rt.patch_schema, set())
     return data
 
 
@@ -58,17 +59,13 @@ def _schema(name: str) -> dict[str, Any]:
     return _data()["schemas"][name]
 
 
-def root_schema_name(kind: str) -> str | None:
-    return _data()["roots"].get(kind)
-
-
-def unknown_fields(kind: str, obj: Any, *, prune: bool = False) -> list[str]:
-    """Paths of fields ``kind`` does not define (``spec.ports[0].bogus``), in document order.
+def unknown_fields(root: str | None, obj: Any, *, prune: bool = False) -> list[str]:
+    """Paths of fields the model ``root`` (a strategy's ``openapi_root``) does not define
+    (``spec.ports[0].bogus``), in document order; none when there is no model.
 
     With ``prune`` they are also removed from ``obj``. Maps and free-form values are
     not descended into; only typed objects have a fixed set of fields.
     """
-    root = root_schema_name(kind)
     if root is None or not isinstance(obj, dict):
         return []
     found: list[str] = []
@@ -115,7 +112,7 @@ def v3_document(group: str, version: str) -> dict[str, Any] | None:
     paths: dict[str, Any] = {}
     needed: set[str] = set()
     for rt in served:
-        root = root_schema_name(rt.kind.kind)
+        root = rt.openapi_root
         if root is None:
             continue
         needed.add(root)

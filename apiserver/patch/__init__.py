@@ -5,7 +5,7 @@ Content-Type                            function
 ======================================  ==========================================
 application/json-patch+json             ``json_patch(doc, ops)`` (RFC 6902)
 application/merge-patch+json            ``merge_patch(doc, patch)`` (RFC 7386)
-application/strategic-merge-patch+json  ``strategic_merge_patch(kind, doc, patch)``
+application/strategic-merge-patch+json  ``strategic_merge_patch(schema, doc, patch)``
 ======================================  ==========================================
 
 Each returns a new document and never mutates its arguments; every failure is a

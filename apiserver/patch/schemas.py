@@ -1,9 +1,10 @@
-"""Per-kind list merge strategies for strategic merge patch.
+"""List merge strategies for strategic merge patch, and the pieces every kind shares.
 
 Kubernetes reads these from Go struct tags (``patchStrategy:"merge" patchMergeKey:"..."``
-in ``k8s.io/api/core/v1/types.go``); we have no Go types, so the tags for the kinds we
-serve are transcribed here. A field not described is a map (merged recursively) or an
-atomic list (replaced whole), exactly like JSON merge patch.
+in ``k8s.io/api/core/v1/types.go``); we have no Go types, so each kind's strategy
+(``apiserver/registry/<kind>.py``) transcribes its tags as a ``FieldSchema`` built from
+these helpers. A field not described is a map (merged recursively) or an atomic list
+(replaced whole), exactly like JSON merge patch.
 """
 
 from collections.abc import Mapping
@@ -40,55 +41,9 @@ def merge_by(key: str, **fields: FieldSchema) -> FieldSchema:
     return FieldSchema(merge=True, key=key, fields=fields)
 
 
-_METADATA = struct(finalizers=MERGE_SET, ownerReferences=merge_by("uid"))
-_CONDITIONS = merge_by("type")
-
-_CONTAINER = {
-    "ports": merge_by("containerPort"),
-    "env": merge_by("name"),
-    "volumeMounts": merge_by("mountPath"),
-    "volumeDevices": merge_by("devicePath"),
-}
-
-_POD_SPEC = struct(
-    containers=merge_by("name", **_CONTAINER),
-    initContainers=merge_by("name", **_CONTAINER),
-    ephemeralContainers=merge_by("name", **_CONTAINER),
-    volumes=merge_by("name"),
-    imagePullSecrets=merge_by("name"),
-    hostAliases=merge_by("ip"),
-    topologySpreadConstraints=merge_by("topologyKey"),
-    resourceClaims=merge_by("name"),
-    schedulingGates=merge_by("name"),
-)
-
-_POD_STATUS = struct(
-    conditions=_CONDITIONS,
-    podIPs=merge_by("ip"),
-    hostIPs=merge_by("ip"),
-    resourceClaimStatuses=merge_by("name"),
-)
-
-KINDS: Mapping[str, FieldSchema] = {
-    "Pod": struct(metadata=_METADATA, spec=_POD_SPEC, status=_POD_STATUS),
-    "Service": struct(
-        metadata=_METADATA,
-        spec=struct(ports=merge_by("port")),
-        status=struct(conditions=_CONDITIONS),
-    ),
-    "Node": struct(
-        metadata=_METADATA,
-        spec=struct(podCIDRs=MERGE_SET),
-        status=struct(conditions=_CONDITIONS, addresses=merge_by("type")),
-    ),
-    "Namespace": struct(metadata=_METADATA, status=struct(conditions=_CONDITIONS)),
-    "EndpointSlice": struct(metadata=_METADATA),
-    "Event": struct(metadata=_METADATA),
-}
-
-_DEFAULT = struct(metadata=_METADATA)
-
-
-def schema_for(kind: str) -> FieldSchema:
-    """The schema of ``kind``; unknown kinds still get the ObjectMeta strategies."""
-    return KINDS.get(kind, _DEFAULT) if isinstance(kind, str) else _DEFAULT
+# ObjectMeta's strategies, which every kind's schema starts from.
+METADATA = struct(finalizers=MERGE_SET, ownerReferences=merge_by("uid"))
+# ``conditions`` lists, merged by their type (Pod, Node, Namespace and Service statuses).
+CONDITIONS = merge_by("type")
+# A kind with no list strategies of its own.
+DEFAULT = struct(metadata=METADATA)

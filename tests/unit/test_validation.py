@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from apiserver.defaults import apply_defaults
+from apiserver import validation
 from apiserver.errors import FieldError
-from apiserver.validation import validate, validate_status
+from tests.unit.kindhooks import apply_defaults, validate, validate_status
 
 INVALID, REQUIRED, UNSUPPORTED = "FieldValueInvalid", "FieldValueRequired", "FieldValueNotSupported"
 DUPLICATE, FORBIDDEN = "FieldValueDuplicate", "FieldValueForbidden"
@@ -139,9 +139,17 @@ def test_valid_objects_have_no_errors(kind: str) -> None:
     assert validate_status(kind, obj, copy.deepcopy(obj)) == []
 
 
-def test_unknown_kind_is_one_error() -> None:
-    assert found(validate("Widget", {})) == [("kind", INVALID)]
-    assert found(validate_status("Widget", {}, {})) == [("kind", INVALID)]
+def test_a_kind_without_rules_of_its_own_gets_the_metadata_rules() -> None:
+    """What a new kind's strategy gets from ``Rules()``: ObjectMeta checked, nothing else."""
+    rules = validation.Rules()
+    assert found(validation.validate(rules, {"spec": 1}, namespaced=True)) == \
+        [("metadata.name", REQUIRED), ("metadata.namespace", REQUIRED)]
+    obj = {"metadata": meta("x_y"), "spec": 1}
+    assert found(validation.validate(rules, obj, namespaced=True)) == [("metadata.name", INVALID)]
+    renamed = changed(obj, {"metadata.name": "x-z"})
+    assert found(validation.validate(rules, renamed, changed(obj, {"metadata.name": "x-y"}),
+                                     namespaced=True)) == [("metadata.name", INVALID)]
+    assert validation.validate_status(rules, renamed, renamed) == []
 
 
 @pytest.mark.parametrize("obj", [None, [], "svc", 3])

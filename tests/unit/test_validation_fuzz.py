@@ -12,9 +12,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apiserver.defaults import apply_defaults, drop_type_dependent_fields
+from apiserver.defaults import drop_type_dependent_fields
 from apiserver.errors import FieldError
-from apiserver.validation import validate, validate_status
+from tests.unit.kindhooks import apply_defaults, validate, validate_status
 from tests.unit.test_validation import VALID, valid_service
 
 KINDS = sorted(VALID)
@@ -107,7 +107,7 @@ def _run_everything(kind: str, obj: Any, old: Any) -> None:
             error.describe()
     defaulted = copy.deepcopy(obj)
     apply_defaults(kind, defaulted)
-    drop_type_dependent_fields(kind, defaulted, old)
+    drop_type_dependent_fields(defaulted, old)
     validate(kind, defaulted, old)
 
 

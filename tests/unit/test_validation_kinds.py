@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apiserver.validation import validate, validate_status
+from tests.unit.kindhooks import validate, validate_status
 from tests.unit.test_validation import (
     DELETE,
     DUPLICATE,

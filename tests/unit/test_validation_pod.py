@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from apiserver.validation import validate, validate_status
+from tests.unit.kindhooks import validate, validate_status
 from tests.unit.test_validation import (
     DELETE,
     DUPLICATE,

@@ -85,16 +85,12 @@ class ServiceAllocations:
                 spec.pop(k, None)
             return
         wanted = spec.get("clusterIP") or ""
-        if not wanted and facts.has_cluster_ip(old_spec) and facts.is_headless(old_spec):
-            spec["clusterIP"] = facts.HEADLESS  # an update that omits it stays headless
         if facts.is_headless(spec):  # also when only clusterIPs: [None] was written
             spec["clusterIP"] = facts.HEADLESS
             spec["clusterIPs"] = [facts.HEADLESS]
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
             return
-        if not wanted and old_ips:
-            wanted = old_ips[0]  # an update that omits the address keeps it
         if wanted and wanted in old_ips:
             ip = wanted
         elif wanted:
@@ -190,3 +186,17 @@ def _quietly(fn: Any, value: Any) -> None:
     # a duplicate in stored data: keep the first holder, never crash start-up
     with contextlib.suppress(AllocationError):
         fn(value)
+
+
+def keep_allocated_cluster_ip(spec: dict, old_spec: dict) -> None:
+    """An update that omits the ClusterIP keeps the stored one (``patchAllocatedValues``).
+
+    Runs before validation, as in Kubernetes, so the kept value is judged with
+    the new type: a headless Service turned NodePort is refused, not stored.
+    """
+    if not (facts.has_cluster_ip(spec) and facts.has_cluster_ip(old_spec)):
+        return
+    if not spec.get("clusterIP") and old_spec.get("clusterIP"):
+        spec["clusterIP"] = old_spec["clusterIP"]
+    if not spec.get("clusterIPs") and old_spec.get("clusterIPs"):
+        spec["clusterIPs"] = list(old_spec["clusterIPs"])

@@ -8,6 +8,7 @@ node agent stops it and finishes the deletion. An unbound or finished pod goes a
 from __future__ import annotations
 
 from apimachinery import kinds, names, tables
+from apimachinery.pods import qos_class
 from apiserver import objects
 from apiserver.defaults import DEFAULT_TERMINATION_GRACE_SECONDS, default_pod
 from apiserver.errors import Conflict, Invalid, NotFound, required
@@ -90,7 +91,7 @@ class PodStrategy(Strategy):
 
     def prepare_for_create(self, obj: dict) -> None:
         super().prepare_for_create(obj)
-        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec"))}
 
     def grace_period(self, obj: dict, asked: int | None) -> int:
         spec = obj.get("spec") or {}

@@ -13,6 +13,7 @@ from apimachinery import kinds, names, tables
 from apiserver.defaults import default_service, drop_type_dependent_fields
 from apiserver.patch.schemas import CONDITIONS, METADATA, merge_by, struct
 from apiserver.registry.strategy import Strategy, WriteContext
+from apiserver.services import keep_allocated_cluster_ip
 from apiserver.validation import Rules, service
 
 
@@ -40,6 +41,9 @@ class ServiceStrategy(Strategy):
     def prepare_for_update(self, new: dict, old: dict) -> None:
         super().prepare_for_update(new, old)
         drop_type_dependent_fields(new, old)
+        spec, old_spec = new.get("spec"), old.get("spec")
+        if isinstance(spec, dict) and isinstance(old_spec, dict):
+            keep_allocated_cluster_ip(spec, old_spec)
 
     def begin_create(self, ctx: WriteContext, obj: dict) -> None:
         ctx.allocations.assign(ctx.txn, obj, None)

@@ -313,3 +313,25 @@ def test_generated_namespace_gets_its_name_label(api):
     created = api.post(NS, json={"metadata": {"generateName": "gen-"}}).json()
     name = created["metadata"]["name"]
     assert created["metadata"]["labels"]["kubernetes.io/metadata.name"] == name
+
+
+@pytest.mark.parametrize(("resources", "qos"), [
+    ({}, "BestEffort"),
+    ({"limits": {"cpu": "500m", "memory": "64Mi"}}, "Guaranteed"),
+    ({"requests": {"memory": "32Mi"}, "limits": {"memory": "64Mi"}}, "Burstable"),
+])
+def test_a_new_pod_gets_the_qos_class_of_its_resources(api, resources, qos):
+    body = pod(f"q-{qos.lower()}")
+    body["spec"]["containers"][0]["resources"] = resources
+    created = api.post(POD.format(ns="default"), json=body).json()
+    assert created["status"]["qosClass"] == qos
+
+
+def test_a_request_over_its_limit_is_refused(api):
+    body = pod("greedy")
+    body["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}
+    resp = api.post(POD.format(ns="default"), json=body)
+    assert resp.status_code == 422
+    assert status_of(resp)["details"]["causes"][0]["field"] == \
+        "spec.containers[0].resources.requests[cpu]"
+    assert api.get(POD.format(ns="default") + "/greedy").status_code == 404

@@ -134,3 +134,14 @@ def test_headless_stays_headless_when_an_update_omits_cluster_ip(api):
     updated = api.put(f"{PATH}/hl", json=replacement).json()
     assert updated["spec"]["clusterIP"] == "None"
     assert updated["spec"]["clusterIPs"] == ["None"]
+
+
+def test_a_headless_service_turned_node_port_without_cluster_ip_is_refused(api):
+    api.post(PATH, json=service("hn", clusterIP="None"))
+    replacement = {"metadata": {"name": "hn"},
+                   "spec": {"type": "NodePort", "selector": {"app": "hn"},
+                            "ports": [{"port": 80}]}}
+    resp = api.put(f"{PATH}/hn", json=replacement)
+    assert resp.status_code == 422, resp.text
+    assert "spec.clusterIP" in {c["field"] for c in resp.json()["details"]["causes"]}
+    assert api.get(f"{PATH}/hn").json()["spec"]["type"] == "ClusterIP"

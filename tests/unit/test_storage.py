@@ -1,25 +1,45 @@
-"""The API server's storage on a real SQLite file: write path, log reads, log follower."""
+"""The API server's storage on real databases: write path, log reads, log follower.
+
+Every test runs on a SQLite file and, where the Debian ``postgresql`` package and
+psycopg are installed, on a throwaway PostgreSQL server (``tests/postgres.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+import sqlalchemy
 
 from apiserver.errors import Conflict, Gone, NotFound
 from apiserver.storage.backend import Event, Txn
 from apiserver.storage.follower import LogFollower, in_order
 from apiserver.storage.store import Store
+from tests import postgres
+from tests.conftest import free_port
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/state.db"
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[str]:
+    reason = postgres.skip_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL untested here: {reason}")
+    with postgres.server(free_port()) as admin_url:
+        yield admin_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    admin_url = request.getfixturevalue("postgresql_server")
+    return postgres.create_database(admin_url, f"t{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -212,11 +232,14 @@ def test_follower_polls_writes_it_was_not_nudged_about(db, store):
 
 
 def insert_event(db: str, rv: int) -> None:
-    conn = sqlite3.connect(db.removeprefix("sqlite:///"))
-    conn.execute("INSERT INTO events VALUES (?, 'things', 'default', ?, 'ADDED', '{}', NULL)",
-                 (rv, f"raw{rv}"))
-    conn.commit()
-    conn.close()
+    """Commit a log row behind the store's back, as another server's writer would."""
+    engine = sqlalchemy.create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO events (rv, resource, namespace, name, type, data, prev) "
+            "VALUES (:rv, 'things', 'default', :name, 'ADDED', '{}', NULL)"),
+            {"rv": rv, "name": f"raw{rv}"})
+    engine.dispose()
 
 
 class ReadCountingStore(Store):

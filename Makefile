@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := iproute2 iptables dnsutils conntrack procps
+DEBIAN_PACKAGES := iproute2 iptables dnsutils conntrack procps postgresql
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 .PHONY: up down test test-containers venv debs lint bench clean

@@ -1,4 +1,4 @@
-"""The FastAPI application: wiring of store, watch hub, writes and background loops."""
+"""The FastAPI application: wiring of storage, log follower, watch hub, writes and loops."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from apiserver.metrics import Metrics
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.services import ServiceAllocations
+from apiserver.storage.backend import Backend
+from apiserver.storage.follower import LogFollower
 from apiserver.storage.store import Store
 from apiserver.watchhub import DEFAULT_BUFFER, WatchHub
 from apiserver.writes import Writes
@@ -48,18 +50,19 @@ class State:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.store = Store(config.storage_url)
+        self.store: Backend = Store(config.storage_url)
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
         self.allocations.rebuild(self.store.all_objects(SERVICES.key))
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
+        self.follower = LogFollower(self.store, self.hub, after=self.store.revision)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations)
         self.api = Api(self.store, self.hub, self.writes, self.metrics)
         self.ready = False
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        hub = self.hub
-        self.store.on_commit = lambda events: loop.call_soon_threadsafe(hub.publish, events)
+    def start(self) -> None:
+        """On the event loop: the hub follows the committed log, then writes may begin."""
+        self.follower.start()
         self.store.on_batch_failure = lambda: self.allocations.rebuild(
             self.store.all_objects(SERVICES.key))
         self.store.start()
@@ -96,7 +99,7 @@ class State:
         while True:
             await asyncio.sleep(self.config.compaction_interval)
             try:
-                before = self.store._compacted
+                before = self.store.compacted_revision
                 target = await asyncio.wrap_future(self.store.compact(self.config.event_retention))
                 if target != before:
                     log.debug("compacted event log up to revision %d", target)
@@ -114,7 +117,7 @@ class State:
     def render_metrics(self) -> str:
         return self.metrics.render({
             "apiserver_storage_revision": lambda: self.store.revision,
-            "apiserver_storage_compacted_revision": lambda: self.store._compacted,
+            "apiserver_storage_compacted_revision": lambda: self.store.compacted_revision,
             "apiserver_storage_write_batches": lambda: self.store.batches,
             "apiserver_storage_writes": lambda: self.store.writes,
             "apiserver_watchers": lambda: self.hub.watchers,
@@ -131,7 +134,7 @@ def create_app(config: Config) -> ResourceFastPath:
         state = State(config)
         state_box["state"] = state
         loop = asyncio.get_running_loop()
-        state.start(loop)
+        state.start()
         # A long watch would hold a graceful shutdown for its whole timeout: end them first.
         app.state.end_watches = lambda: loop.call_soon_threadsafe(state.hub.close_all)
         await state.bootstrap()
@@ -147,6 +150,7 @@ def create_app(config: Config) -> ResourceFastPath:
                 task.cancel()
             state.hub.close_all()
             await anyio.to_thread.run_sync(state.store.close)
+            await state.follower.stop()
             log.info("stopped at revision %d", state.store.revision)
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)

@@ -43,7 +43,7 @@ from apiserver.listopts import (
 from apiserver.metrics import Metrics
 from apiserver.paths import Target, parse_path
 from apiserver.resources import ResourceType
-from apiserver.storage.store import Store
+from apiserver.storage.backend import Backend
 from apiserver.watch import Watcher, WatchRequest, require_revision
 from apiserver.watchhub import WatchHub
 from apiserver.writes import Manager, Writes, Written
@@ -76,7 +76,7 @@ def error_response(err: APIError) -> Response:
 
 
 class Api:
-    def __init__(self, store: Store, hub: WatchHub, writes: Writes, metrics: Metrics) -> None:
+    def __init__(self, store: Backend, hub: WatchHub, writes: Writes, metrics: Metrics) -> None:
         self.store = store
         self.hub = hub
         self.writes = writes

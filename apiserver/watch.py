@@ -22,7 +22,7 @@ from apiserver import objects, tables
 from apiserver.errors import APIError, Timeout
 from apiserver.listopts import ListOptions
 from apiserver.resources import ResourceType
-from apiserver.storage.store import Event, Store
+from apiserver.storage.backend import Backend, Event
 from apiserver.watchhub import WatchHub
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class WatchRequest:
 class Watcher:
     """Builds the byte stream of one watch request."""
 
-    def __init__(self, store: Store, hub: WatchHub, *, bookmark_interval: float = BOOKMARK_INTERVAL
+    def __init__(self, store: Backend, hub: WatchHub, *, bookmark_interval: float = BOOKMARK_INTERVAL
                  ) -> None:
         self.store = store
         self.hub = hub

@@ -1,7 +1,7 @@
 """Fan-out of committed events to watch streams.
 
-The store's writer hands each committed batch to ``publish`` (on the event loop).
-Every subscriber has its own bounded buffer: publishing never waits for a reader,
+The process's ``LogFollower`` hands events to ``publish`` on the event loop, in
+revision order and each once, as it reads them from the committed log. Every subscriber has its own bounded buffer: publishing never waits for a reader,
 and a subscriber that falls more than ``buffer`` events behind is closed instead of
 stalling writers or other watchers. Its client then resumes from the last
 resourceVersion it saw, which the event log can replay.
@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections import deque
 
-from apiserver.storage.store import Event
+from apiserver.storage.backend import Event
 
 # Events a watcher may lag behind before its stream is cut. A relist of a few
 # thousand objects is cheaper than holding an unbounded queue for a stuck client.
@@ -117,6 +117,18 @@ class WatchHub:
             except TimeoutError:
                 return False
         return True
+
+    def skip_to(self, revision: int) -> None:
+        """Events up to ``revision`` will never arrive (compacted before we read them).
+
+        Every stream is cut as if it fell behind: its client resumes from the last
+        resourceVersion it saw, gets 410 Gone, and relists.
+        """
+        for subs in self._by_resource.values():
+            for sub in subs:
+                sub.overflowed = True
+                sub.close()
+        self.last_rv = max(self.last_rv, revision)
 
     def close_all(self) -> None:
         self.closed = True

@@ -4,37 +4,50 @@ Writes are closures that run on the single writer thread. The thread takes every
 write waiting in its queue, runs each in its own SAVEPOINT inside one transaction,
 and commits once (group commit): a rejected write rolls back to its savepoint and
 changes nothing, while its neighbours still land. Only after the commit are the
-callers answered and the events handed to ``on_commit`` (the watch hub), so an
-acknowledged write is durable and every published event is committed.
+commit listeners nudged with the batch's events and the callers answered, so an
+acknowledged write is durable and every event a follower sees is committed.
 
-Reads run on any thread in their own read transaction, which in SQLite's WAL mode
-is a consistent snapshot that never waits for the writer.
+Reads run on any thread in their own read transaction, a consistent snapshot that
+never waits for the writer (SQLite in WAL mode; REPEATABLE READ on PostgreSQL).
 
-The global revision is kept in memory by the writer (it is the only writer) and
-persisted in the ``bookkeeping`` table in the same transaction as the events.
-Running several API servers on one PostgreSQL database needs the revision taken
-from the database instead; that is noted in the README as not done yet.
+What several API servers on one database still need (issue #16), all here:
+
+- The global revision is kept in memory by the writer (it is the only writer) and
+  persisted in ``bookkeeping`` in the same transaction as the events. With two
+  servers it must come from the database at write time (a sequence, or the log's
+  max under the write lock); a collision on ``events.rv`` already fails cleanly as
+  a Conflict through ``Dialect.translate``.
+- ``compacted_revision`` and the ClusterIP/NodePort allocators
+  (``apiserver/services.py``) are also this process's memory; they need reading
+  from (or checking against) the database inside the write transaction.
+- Commit listeners only hear this process's writes; a second server's follower
+  must poll ``read_log`` (``LogFollower`` already can) and fill revision holes that
+  never commit, as kine does with filler rows.
 """
 
 from __future__ import annotations
 
 import contextlib
-import heapq
 import logging
 import queue
-import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-from apiserver.errors import APIError, Gone, InternalError
+from apiserver.errors import APIError
+from apiserver.storage import log as eventlog
+from apiserver.storage.backend import CommitListener, Event, Page, Txn
+from apiserver.storage.dialects import Dialect, dialect_for
 from apiserver.storage.schema import metadata
+from apiserver.storage.sql import Statements
+
+__all__ = ["MAX_BATCH", "Event", "Page", "Store", "Txn", "WriteTxn"]
 
 Cursor = Any  # a DB-API cursor (sqlite3 or psycopg)
 
@@ -49,76 +62,37 @@ def dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
-@dataclass
-class Event:
-    """One committed change, as stored in the event log."""
-
-    rv: int
-    type: str  # ADDED | MODIFIED | DELETED
-    resource: str
-    namespace: str
-    name: str
-    data: str
-    prev: str | None = None
-    _obj: dict | None = field(default=None, repr=False)
-    _prev_obj: dict | None = field(default=None, repr=False)
-
-    @property
-    def obj(self) -> dict:
-        if self._obj is None:
-            self._obj = orjson.loads(self.data)
-        return self._obj
-
-    @property
-    def prev_obj(self) -> dict | None:
-        if self.prev is None:
-            return None
-        if self._prev_obj is None:
-            self._prev_obj = orjson.loads(self.prev)
-        return self._prev_obj
-
-
-@dataclass
-class Page:
-    """A list read: the revision it reflects, the items as JSON text, and where to go on."""
-
-    revision: int
-    items: list[str]
-    next_key: tuple[str, str] | None  # (namespace, name) of the last item when more remain
-
-
-class Txn:
-    """What a write closure may do inside the shared transaction."""
+class WriteTxn:
+    """The ``Txn`` a write closure gets: statements on the writer's cursor."""
 
     def __init__(self, cur: Cursor, store: Store) -> None:
         self._cur = cur
         self._store = store
+        self._sql = store._sql
         self.events: list[Event] = []
         self._undo: list[Callable[[], None]] = []
         self._after: list[Callable[[], None]] = []
         self._start_revision = store._revision
 
-    def _exec(self, name: str, params: dict[str, Any] | None = None) -> Cursor:
-        self._cur.execute(self._store._sql[name], params or {})
-        return self._cur
-
     # -- reads inside the transaction (they see earlier writes of the same batch) --
 
     def get(self, resource: str, namespace: str, name: str) -> dict | None:
-        row = self._exec("get", {"resource": resource, "namespace": namespace,
-                                 "name": name}).fetchone()
+        self._cur.execute(self._sql.get, {"resource": resource, "namespace": namespace,
+                                          "name": name})
+        row = self._cur.fetchone()
         return orjson.loads(row[0]) if row else None
 
     def list(self, resource: str, namespace: str | None = None) -> list[dict]:
         if namespace is None:
-            rows = self._exec("list_all", {"resource": resource}).fetchall()
+            self._cur.execute(self._sql.list_all, {"resource": resource})
         else:
-            rows = self._exec("list_ns", {"resource": resource, "namespace": namespace}).fetchall()
-        return [orjson.loads(r[0]) for r in rows]
+            self._cur.execute(self._sql.list_ns, {"resource": resource, "namespace": namespace})
+        return [orjson.loads(r[0]) for r in self._cur.fetchall()]
 
     def resources_in_namespace(self, namespace: str) -> list[tuple[str, str]]:
         """(resource, name) of every object stored in ``namespace``."""
-        return [(r[0], r[1]) for r in self._exec("in_namespace", {"namespace": namespace})]
+        self._cur.execute(self._sql.in_namespace, {"namespace": namespace})
+        return [(r[0], r[1]) for r in self._cur.fetchall()]
 
     # -- writes --
 
@@ -128,8 +102,8 @@ class Txn:
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
         data = dumps(obj)
         prev_data = dumps(prev) if prev is not None else None
-        self._exec("upsert", {"resource": resource, "namespace": namespace, "name": name,
-                              "rv": rv, "data": data})
+        self._cur.execute(self._sql.upsert, {"resource": resource, "namespace": namespace,
+                                             "name": name, "rv": rv, "data": data})
         kind = "ADDED" if prev is None else "MODIFIED"
         self._append(Event(rv, kind, resource, namespace, name, data, prev_data, obj, prev))
         return obj
@@ -140,7 +114,8 @@ class Txn:
         rv = self._next_revision()
         final = {**obj, "metadata": {**obj.get("metadata", {}), "resourceVersion": str(rv)}}
         data = dumps(final)
-        self._exec("delete", {"resource": resource, "namespace": namespace, "name": name})
+        self._cur.execute(self._sql.delete, {"resource": resource, "namespace": namespace,
+                                             "name": name})
         self._append(Event(rv, "DELETED", resource, namespace, name, data, prev_data, final, obj))
         return final
 
@@ -157,9 +132,9 @@ class Txn:
         return self._store._revision
 
     def _append(self, ev: Event) -> None:
-        self._exec("append", {"rv": ev.rv, "resource": ev.resource, "namespace": ev.namespace,
-                              "name": ev.name, "type": ev.type, "data": ev.data,
-                              "prev": ev.prev})
+        self._cur.execute(self._sql.append, {
+            "rv": ev.rv, "resource": ev.resource, "namespace": ev.namespace, "name": ev.name,
+            "type": ev.type, "data": ev.data, "prev": ev.prev})
         self.events.append(ev)
 
     def _rollback(self) -> None:
@@ -172,82 +147,40 @@ class Txn:
 
 @dataclass
 class _Write:
-    fn: Callable[[Txn], Any]
+    fn: Callable[[WriteTxn], Any]
     future: Future
     dry_run: bool = False
 
 
-_SQL_TEXT = {
-    "get": "SELECT data FROM objects WHERE resource=:resource AND namespace=:namespace "
-           "AND name=:name",
-    "list_all": "SELECT data FROM objects WHERE resource=:resource ORDER BY namespace, name",
-    "list_ns": "SELECT data FROM objects WHERE resource=:resource AND namespace=:namespace "
-               "ORDER BY name",
-    "in_namespace": "SELECT resource, name FROM objects WHERE namespace=:namespace",
-    "upsert": "INSERT INTO objects (resource, namespace, name, rv, data) "
-              "VALUES (:resource, :namespace, :name, :rv, :data) "
-              "ON CONFLICT (resource, namespace, name) DO UPDATE "
-              "SET rv=excluded.rv, data=excluded.data",
-    "delete": "DELETE FROM objects WHERE resource=:resource AND namespace=:namespace "
-              "AND name=:name",
-    "append": "INSERT INTO events (rv, resource, namespace, name, type, data, prev) "
-              "VALUES (:rv, :resource, :namespace, :name, :type, :data, :prev)",
-    "set": "INSERT INTO bookkeeping (key, value) VALUES (:key, :value) "
-           "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
-    "get_all_meta": "SELECT key, value FROM bookkeeping",
-    "max_rv": "SELECT MAX(rv) FROM events",
-    "max_obj_rv": "SELECT MAX(rv) FROM objects",
-    "compact": "DELETE FROM events WHERE rv <= :rv",
-}
-
-
-def _adapt(sql: str, dialect: str) -> str:
-    """Named parameters: sqlite3 takes ``:name``; psycopg takes ``%(name)s``."""
-    if dialect == "sqlite":
-        return sql
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
-
-
-def _make_engine(url: str, *, writer: bool) -> Engine:
+def _make_engine(url: str, dialect: Dialect, *, writer: bool) -> Engine:
     size = {"pool_size": 1, "max_overflow": 0} if writer else {"pool_size": 8, "max_overflow": 32}
-    if not url.startswith("sqlite"):
-        return create_engine(url, **size)
-    engine = create_engine(url, connect_args={"check_same_thread": False}, **size)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-        # Transactions are begun explicitly (BEGIN IMMEDIATE for the writer, a deferred
-        # BEGIN for a read snapshot); WAL + synchronous=NORMAL survives a killed process.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
+    options = dialect.writer_engine_options if writer else dialect.reader_engine_options
+    engine = create_engine(url, **size, **options)
+    event.listen(engine, "connect", lambda dbapi_conn, _record: dialect.prepare_connection(
+        dbapi_conn))
     return engine
 
 
 class Store:
-    """Objects and their event log behind one writer thread.
+    """Objects and their event log behind one writer thread: the ``Backend`` in use.
 
-    SQLAlchemy owns the engines, pools and schema; the hot paths run their few
-    statements on the DB-API cursor of a pooled connection, because the per-call
-    overhead of the expression layer would otherwise cost more than SQLite itself.
+    SQLAlchemy owns the engines, pools and schema; the hot paths run the statements
+    of ``sql.Statements`` on the DB-API cursor of a pooled connection.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._writer_engine = _make_engine(url, writer=True)
-        self._read_engine = _make_engine(url, writer=False)
-        self._dialect = self._writer_engine.dialect.name
-        self._sql = {k: _adapt(v, self._dialect) for k, v in _SQL_TEXT.items()}
-        self._begin_write = "BEGIN IMMEDIATE" if self._dialect == "sqlite" else "BEGIN"
+        self._dialect = dialect_for(url)
+        self._sql = Statements.compile(self._dialect)
+        self._writer_engine = _make_engine(url, self._dialect, writer=True)
+        self._read_engine = _make_engine(url, self._dialect, writer=False)
         metadata.create_all(self._writer_engine)
-        self._revision, self._compacted = self._load_bookkeeping()
+        with self._snapshot() as cur:
+            self._revision = eventlog.head(cur, self._sql)
+            self._compacted = eventlog.bookkeeping(cur, self._sql)["compacted"]
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self.on_commit: Callable[[list[Event]], None] = lambda events: None
+        self._listeners: list[CommitListener] = []
         self.on_batch_failure: Callable[[], None] = lambda: None
         self.batches = 0
         self.writes = 0
@@ -268,8 +201,17 @@ class Store:
 
     @property
     def revision(self) -> int:
-        """Last committed revision as seen by the writer (may lead published events)."""
+        """Last committed revision as seen by the writer (may lead delivered events)."""
         return self._revision
+
+    @property
+    def compacted_revision(self) -> int:
+        """Highest revision trimmed from the log, as this process last compacted or loaded it."""
+        return self._compacted
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call ``listener`` on the writer thread with each commit's events (a nudge)."""
+        self._listeners.append(listener)
 
     # -- writes --
 
@@ -284,10 +226,7 @@ class Store:
 
     def _run_writer(self) -> None:
         with self._writer_engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            if self._dialect != "sqlite":
-                raw.autocommit = True  # type: ignore[union-attr]
-            cur = raw.cursor()  # type: ignore[union-attr]
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             while True:
                 first = self._queue.get()
                 if first is None:
@@ -312,12 +251,12 @@ class Store:
         outcomes: list[tuple[_Write, Any, BaseException | None]] = []
         events: list[Event] = []
         after: list[Callable[[], None]] = []
-        done: list[Txn] = []
+        done: list[WriteTxn] = []
         try:
-            cur.execute(self._begin_write)
+            cur.execute(self._dialect.begin_write)
             try:
                 for write in batch:
-                    txn = Txn(cur, self)
+                    txn = WriteTxn(cur, self)
                     cur.execute("SAVEPOINT w")
                     try:
                         result = write.fn(txn)
@@ -327,8 +266,8 @@ class Store:
                         txn._rollback()
                         if not isinstance(exc, APIError):
                             log.exception("write failed")
-                            exc = InternalError(f"internal error: {exc}")
-                        outcomes.append((write, None, exc))
+                        outcomes.append((write, None,
+                                         self._dialect.translate(exc, "internal error")))
                         continue
                     if write.dry_run:
                         cur.execute("ROLLBACK TO SAVEPOINT w")
@@ -340,7 +279,7 @@ class Store:
                     cur.execute("RELEASE SAVEPOINT w")
                     outcomes.append((write, result, None))
                 if self._revision != start:
-                    cur.execute(self._sql["set"], {"key": "revision", "value": self._revision})
+                    cur.execute(self._sql.set_meta, {"key": "revision", "value": self._revision})
                 cur.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -352,9 +291,10 @@ class Store:
             for txn in reversed(done):
                 txn._rollback()
             self.on_batch_failure()
+            err = self._dialect.translate(exc, "storage error")
             for write in batch:
                 if not write.future.done():
-                    write.future.set_exception(InternalError(f"storage error: {exc}"))
+                    write.future.set_exception(err)
             return
         self.batches += 1
         self.writes += len(events)
@@ -364,7 +304,11 @@ class Store:
             except Exception:  # noqa: BLE001 - bookkeeping must not fail a committed write
                 log.exception("after-commit hook failed")
         if events:
-            self.on_commit(events)
+            for listener in self._listeners:
+                try:
+                    listener(events)
+                except Exception:  # noqa: BLE001 - a listener must not fail a committed write
+                    log.exception("commit listener failed")
         for write, result, exc in outcomes:
             if exc is not None:
                 write.future.set_exception(exc)
@@ -377,41 +321,19 @@ class Store:
     def _snapshot(self) -> Iterator[Cursor]:
         """A read transaction: every statement in it sees the same committed state."""
         with self._read_engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            cur = raw.cursor()  # type: ignore[union-attr]
-            if self._dialect == "sqlite":
-                cur.execute("BEGIN")
-            else:
-                raw.autocommit = False  # type: ignore[union-attr]
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur.execute(self._dialect.begin_read)
             try:
                 yield cur
             finally:
                 with contextlib.suppress(Exception):
-                    if self._dialect == "sqlite":
-                        cur.execute("ROLLBACK")
-                    else:
-                        raw.rollback()  # type: ignore[union-attr]
+                    cur.execute("ROLLBACK")
                 cur.close()
-
-    def _load_bookkeeping(self) -> tuple[int, int]:
-        with self._snapshot() as cur:
-            values = self._fetch_meta(cur)
-            cur.execute(self._sql["max_rv"])
-            max_event = cur.fetchone()[0] or 0
-            cur.execute(self._sql["max_obj_rv"])
-            max_obj = cur.fetchone()[0] or 0
-        revision = max(values.get("revision", 0), max_event, max_obj)
-        return revision, values.get("compacted", 0)
-
-    def _fetch_meta(self, cur: Cursor) -> dict[str, int]:
-        cur.execute(self._sql["get_all_meta"])
-        return dict(cur.fetchall())
 
     def get(self, resource: str, namespace: str, name: str) -> str | None:
         with self._snapshot() as cur:
-            cur.execute(self._sql["get"], {"resource": resource, "namespace": namespace,
-                                           "name": name})
+            cur.execute(self._sql.get, {"resource": resource, "namespace": namespace,
+                                        "name": name})
             row = cur.fetchone()
         return row[0] if row else None
 
@@ -432,92 +354,50 @@ class Store:
         a key; ``keep`` filters parsed objects; ``limit`` bounds the page.
         """
         with self._snapshot() as cur:
-            meta = self._fetch_meta(cur)
-            current, compacted = meta.get("revision", 0), meta.get("compacted", 0)
+            meta = eventlog.bookkeeping(cur, self._sql)
+            current = meta["revision"]
             if revision is None or revision >= current:
-                rows = self._current_rows(cur, resource, namespace, after)
-                at = current
-            else:
-                if revision < compacted:
-                    raise Gone(f"too old resource version: {revision} ({compacted + 1})")
-                rows = self._rows_at(cur, resource, namespace, after, revision)
-                at = revision
-            return _page(rows, at, limit, keep)
+                rows = eventlog.current_rows(cur, self._sql, resource, namespace, after)
+                return _page(rows, current, limit, keep)
+            eventlog.require_retained(revision, meta["compacted"])
+            rows = eventlog.rows_at(cur, self._sql, resource, namespace, after, revision)
+            return _page(rows, revision, limit, keep)
 
-    def _current_rows(self, cur: Cursor, resource: str, namespace: str | None,
-                      after: tuple[str, str] | None) -> Iterator[tuple[str, str, str]]:
-        sql = "SELECT namespace, name, data FROM objects WHERE resource=:resource"
-        params: dict[str, Any] = {"resource": resource}
-        if namespace is not None:
-            sql += " AND namespace=:namespace"
-            params["namespace"] = namespace
-        if after is not None:
-            sql += " AND (namespace > :ans OR (namespace = :ans AND name > :aname))"
-            params["ans"], params["aname"] = after
-        sql += " ORDER BY namespace, name"
-        cur.execute(_adapt(sql, self._dialect), params)
-        while batch := cur.fetchmany(1000):
-            yield from batch
+    def all_objects(self, resource: str) -> list[dict]:
+        """Every stored object of a resource (start-up rebuilds of allocators)."""
+        with self._snapshot() as cur:
+            cur.execute(self._sql.list_all, {"resource": resource})
+            return [orjson.loads(r[0]) for r in cur.fetchall()]
 
-    def _rows_at(self, cur: Cursor, resource: str, namespace: str | None,
-                 after: tuple[str, str] | None, revision: int) -> Iterator[tuple[str, str, str]]:
-        """The collection as it was at ``revision``.
-
-        Rows untouched since then are current; for a key changed later, its state at
-        ``revision`` is the ``prev`` of its first later event (None: it did not exist).
-        """
-        sql = ("SELECT namespace, name, data FROM objects WHERE resource=:resource "
-               "AND rv <= :rv")
-        esql = ("SELECT namespace, name, prev FROM events WHERE resource=:resource "
-                "AND rv > :rv")
-        params: dict[str, Any] = {"resource": resource, "rv": revision}
-        if namespace is not None:
-            sql += " AND namespace=:namespace"
-            esql += " AND namespace=:namespace"
-            params["namespace"] = namespace
-        sql += " ORDER BY namespace, name"
-        esql += " ORDER BY rv"
-        earliest: dict[tuple[str, str], str | None] = {}
-        cur.execute(_adapt(esql, self._dialect), params)
-        for ns, name, prev in cur.fetchall():
-            earliest.setdefault((ns, name), prev)
-        changed = sorted((k[0], k[1], v) for k, v in earliest.items() if v is not None)
-        cur.execute(_adapt(sql, self._dialect), params)
-        untouched = [row for row in cur.fetchall() if (row[0], row[1]) not in earliest]
-        for row in heapq.merge(untouched, changed):
-            if after is None or (row[0], row[1]) > after:
-                yield row
+    # -- the log --
 
     def events_after(self, revision: int, resource: str,
                      namespace: str | None = None) -> list[Event]:
-        """Logged events after ``revision``; 410 Gone if some were compacted away."""
+        """Logged events of one collection after ``revision``; 410 Gone if compacted away."""
         with self._snapshot() as cur:
-            compacted = self._fetch_meta(cur).get("compacted", 0)
-            if revision < compacted:
-                raise Gone(f"too old resource version: {revision} ({compacted + 1})")
-            sql = ("SELECT rv, type, resource, namespace, name, data, prev FROM events "
-                   "WHERE rv > :rv AND resource=:resource")
-            params: dict[str, Any] = {"rv": revision, "resource": resource}
-            if namespace is not None:
-                sql += " AND namespace=:namespace"
-                params["namespace"] = namespace
-            sql += " ORDER BY rv"
-            cur.execute(_adapt(sql, self._dialect), params)
-            return [Event(*row) for row in cur.fetchall()]
+            return eventlog.events_after(cur, self._sql, revision, resource, namespace)
+
+    def read_log(self, after: int, *, limit: int) -> list[Event]:
+        """Up to ``limit`` committed events of every resource after ``after`` (a follower's poll)."""
+        with self._snapshot() as cur:
+            return eventlog.read_after(cur, self._sql, after, limit)
 
     def compacted(self) -> int:
+        """The compacted revision as the database has it now."""
         with self._snapshot() as cur:
-            return self._fetch_meta(cur).get("compacted", 0)
+            return eventlog.bookkeeping(cur, self._sql)["compacted"]
 
     def compact(self, keep: int) -> Future:
-        """Trim the event log to the newest ``keep`` revisions (runs on the writer)."""
+        """Trim the event log to the newest ``keep`` revisions (runs on the writer).
 
-        def trim(txn: Txn) -> int:
+        The future resolves to the compacted revision after the trim.
+        """
+
+        def trim(txn: WriteTxn) -> int:
             target = self._revision - keep
             if target <= self._compacted:
                 return self._compacted
-            txn._exec("compact", {"rv": target})
-            txn._exec("set", {"key": "compacted", "value": target})
+            eventlog.trim(txn._cur, self._sql, target)
 
             def moved() -> None:
                 self._compacted = target
@@ -525,16 +405,10 @@ class Store:
             txn.after_commit(moved)
             return target
 
-        return self.submit(trim)
-
-    def all_objects(self, resource: str) -> list[dict]:
-        """Every stored object of a resource (start-up rebuilds of allocators)."""
-        with self._snapshot() as cur:
-            cur.execute(self._sql["list_all"], {"resource": resource})
-            return [orjson.loads(r[0]) for r in cur.fetchall()]
+        return self.submit(trim)  # type: ignore[arg-type]
 
 
-def _page(rows: Iterable[tuple[str, str, str]], revision: int, limit: int | None,
+def _page(rows: Iterator[tuple[str, str, str]], revision: int, limit: int | None,
           keep: Callable[[dict], bool] | None) -> Page:
     items: list[str] = []
     last: tuple[str, str] | None = None

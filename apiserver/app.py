@@ -18,7 +18,7 @@ from apiserver import discovery, openapi
 from apiserver.errors import AlreadyExists, APIError, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
-from apiserver.resources import by_kind
+from apiserver.resources import ResourceType, by_kind
 from apiserver.services import ServiceAllocations
 from apiserver.storage.store import Store
 from apiserver.watchhub import DEFAULT_BUFFER, WatchHub
@@ -80,7 +80,7 @@ class State:
         }
         await self._ensure(by_kind("Service"), "default", body)
 
-    async def _ensure(self, rt, namespace: str, body: dict) -> None:  # type: ignore[no-untyped-def]
+    async def _ensure(self, rt: ResourceType, namespace: str, body: dict) -> None:
         name = body["metadata"]["name"]
         exists = await anyio.to_thread.run_sync(
             self.store.get, rt.key, namespace if rt.kind.namespaced else "", name)

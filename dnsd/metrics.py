@@ -58,7 +58,7 @@ class Metrics:
             *(f'dns_requests_total{{proto="{p}"}} {n}' for p, n in self.requests.items()),
             "# HELP dns_responses_total DNS responses sent, by rcode.",
             "# TYPE dns_responses_total counter",
-            *(f'dns_responses_total{{rcode="{dns.rcode.to_text(code)}"}} {n}'
+            *(f'dns_responses_total{{rcode="{dns.rcode.Rcode.to_text(code)}"}} {n}'
               for code, n in enumerate(self.responses) if n),
             "# HELP dns_fast_path_total Queries answered from precomputed wire bytes.",
             "# TYPE dns_fast_path_total counter",

@@ -18,11 +18,13 @@ from the database instead; that is noted in the README as not done yet.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import heapq
 import logging
 import queue
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -116,7 +118,7 @@ class Txn:
             rows = self._exec("list_ns", {"resource": resource, "namespace": namespace}).fetchall()
         return [orjson.loads(r[0]) for r in rows]
 
-    def resources_in_namespace(self, namespace: str) -> list[tuple[str, str]]:
+    def resources_in_namespace(self, namespace: str) -> builtins.list[tuple[str, str]]:
         """(resource, name) of every object stored in ``namespace``."""
         return [(r[0], r[1]) for r in self._exec("in_namespace", {"namespace": namespace})]
 
@@ -215,7 +217,7 @@ def _make_engine(url: str, *, writer: bool) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False}, **size)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # Transactions are begun explicitly (BEGIN IMMEDIATE for the writer, a deferred
         # BEGIN for a read snapshot); WAL + synchronous=NORMAL survives a killed process.
         dbapi_conn.isolation_level = None
@@ -247,7 +249,7 @@ class Store:
         self._revision, self._compacted = self._load_bookkeeping()
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self.on_commit: Callable[[list[Event]], None] = lambda events: None
+        self.on_commit: Callable[[list[Event]], object] = lambda events: None
         self.on_batch_failure: Callable[[], None] = lambda: None
         self.batches = 0
         self.writes = 0
@@ -365,9 +367,9 @@ class Store:
                 log.exception("after-commit hook failed")
         if events:
             self.on_commit(events)
-        for write, result, exc in outcomes:
-            if exc is not None:
-                write.future.set_exception(exc)
+        for write, result, error in outcomes:
+            if error is not None:
+                write.future.set_exception(error)
             else:
                 write.future.set_result(result)
 
@@ -489,7 +491,7 @@ class Store:
                 yield row
 
     def events_after(self, revision: int, resource: str,
-                     namespace: str | None = None) -> list[Event]:
+                     namespace: str | None = None) -> builtins.list[Event]:
         """Logged events after ``revision``; 410 Gone if some were compacted away."""
         with self._snapshot() as cur:
             compacted = self._fetch_meta(cur).get("compacted", 0)
@@ -527,7 +529,7 @@ class Store:
 
         return self.submit(trim)
 
-    def all_objects(self, resource: str) -> list[dict]:
+    def all_objects(self, resource: str) -> builtins.list[dict]:
         """Every stored object of a resource (start-up rebuilds of allocators)."""
         with self._snapshot() as cur:
             cur.execute(self._sql["list_all"], {"resource": resource})

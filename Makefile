@@ -52,6 +52,7 @@ down: venv
 
 test: venv debs
 	$(VENV)/bin/ruff check apimachinery apiserver client componentbase controllers dnsd mpctl nodeagent tests bench tools
+	$(VENV)/bin/mypy --config-file pyproject.toml
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 # docker-compose.yml built and run in a private Docker engine (root; README,
@@ -76,4 +77,4 @@ bench: venv
 	$(PY) bench/e2e.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

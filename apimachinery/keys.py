@@ -7,6 +7,7 @@ workers look up, so controllers never hold on to (possibly stale) objects.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -15,7 +16,7 @@ def make_key(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
-def object_key(obj: dict[str, Any]) -> str:
+def object_key(obj: Mapping[str, Any]) -> str:
     """The key of an object (its ``metadata.namespace`` and ``metadata.name``).
 
     Raises ``KeyError`` when the object has no name: such an object can't be cached.

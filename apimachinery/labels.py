@@ -90,7 +90,7 @@ def _validate_value(value: str) -> None:
         )
 
 
-def _q(value: Any) -> str:
+def _q(value: object) -> str:
     """Go-style %q quoting for messages."""
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -299,13 +299,13 @@ class _LabelParser:
     def requirement(self) -> Requirement:
         tok = self.next()
         if tok[0] == "!":
-            key = self.next()
-            if key[0] != "id":
-                raise self.fail(key, "identifier after '!'")
+            key_tok = self.next()
+            if key_tok[0] != "id":
+                raise self.fail(key_tok, "identifier after '!'")
             follow = self.peek()
             if follow[0] not in (",", _EOS):
-                raise self.fail(follow, "',' or end of string after '!" + key[1] + "'")
-            return Requirement(key[1], "!")
+                raise self.fail(follow, "',' or end of string after '!" + key_tok[1] + "'")
+            return Requirement(key_tok[1], "!")
         if tok[0] != "id":
             raise self.fail(tok, "'!' or identifier")
         key = tok[1]
@@ -605,7 +605,7 @@ def parse_field_selector(text: str | None, allowed: Collection[str]) -> FieldSel
     return FieldSelector(tuple(reqs))
 
 
-def _field_text(value: Any) -> str:
+def _field_text(value: object) -> str:
     # Kubernetes' field label functions render bools as "true"/"false" (e.g.
     # spec.unschedulable) and numbers in decimal; absent or structured values are "".
     if isinstance(value, str):

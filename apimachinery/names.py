@@ -235,7 +235,7 @@ def parse_ip(v: str) -> IPAddress | None:
 
 def _has_leading_zeros(v: str) -> bool:
     m = _IPV4_SLOPPY_RE.fullmatch(v)
-    return bool(m) and any(len(g) > 1 and g.startswith("0") for g in m.groups())
+    return m is not None and any(len(g) > 1 and g.startswith("0") for g in m.groups())
 
 
 def is_valid_ip(v: str) -> list[str]:

@@ -42,7 +42,7 @@ def qos_class(spec: Any) -> str:
     return "Burstable"
 
 
-def _containers(spec: Any) -> Iterator[dict]:
+def _containers(spec: Any) -> Iterator[dict[str, Any]]:
     if not isinstance(spec, dict):
         return
     for key in ("initContainers", "containers"):

@@ -60,7 +60,7 @@ def human_duration(d: timedelta | float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: object) -> datetime | None:
     """An RFC 3339 timestamp from the API (``Z`` or offset, optional fraction), or None."""
     if not value or not isinstance(value, str):
         return None
@@ -71,7 +71,7 @@ def parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def age(timestamp: Any, now: datetime) -> str:
+def age(timestamp: object, now: datetime) -> str:
     """kubectl's ``translateTimestampSince``: ``<unknown>`` when unset."""
     t = parse_time(timestamp)
     if t is None:
@@ -79,7 +79,7 @@ def age(timestamp: Any, now: datetime) -> str:
     return human_duration(now - t)
 
 
-def until(timestamp: Any, now: datetime) -> str:
+def until(timestamp: object, now: datetime) -> str:
     """kubectl's ``translateTimestampUntil``: how long until a (future) time."""
     t = parse_time(timestamp)
     if t is None:
@@ -87,7 +87,7 @@ def until(timestamp: Any, now: datetime) -> str:
     return human_duration(t - now)
 
 
-def rfc1123z(value: Any) -> str:
+def rfc1123z(value: object) -> str:
     """Go's ``time.RFC1123Z`` layout (``Mon, 02 Jan 2006 15:04:05 -0700``); "" when unset."""
     t = parse_time(value)
     return t.strftime("%a, %d %b %Y %H:%M:%S %z") if t else ""
@@ -204,7 +204,7 @@ def _condition_true(conditions: Iterable[Mapping[str, Any]] | None, ctype: str) 
     return False
 
 
-def _later(a: datetime | None, b: Any) -> datetime | None:
+def _later(a: datetime | None, b: object) -> datetime | None:
     t = parse_time(b)
     if t is None:
         return a
@@ -233,7 +233,7 @@ def pod_status(pod: Mapping[str, Any], now: datetime) -> tuple[str, str, str]:
     init_containers = spec.get("initContainers") or []
     total += sum(1 for c in init_containers if c.get("restartPolicy") == "Always")
 
-    def restartable(name: Any) -> bool:
+    def restartable(name: object) -> bool:
         return (init_specs.get(name) or {}).get("restartPolicy") == "Always"
 
     initializing = False

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})")
 
 
-def parse_time(value: Any) -> float | None:
+def parse_time(value: object) -> float | None:
     """RFC 3339 with any fraction length → Unix time; None for anything else."""
     if not isinstance(value, str):
         return None

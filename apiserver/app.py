@@ -20,6 +20,7 @@ from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
+from apiserver.registry.strategy import Strategy
 from apiserver.services import ServiceAllocations
 from apiserver.storage.backend import Backend
 from apiserver.storage.follower import LogFollower
@@ -83,7 +84,7 @@ class State:
         }
         await self._ensure(SERVICES, "default", body)
 
-    async def _ensure(self, rt, namespace: str, body: dict) -> None:  # type: ignore[no-untyped-def]
+    async def _ensure(self, rt: Strategy, namespace: str, body: dict) -> None:
         name = body["metadata"]["name"]
         exists = await anyio.to_thread.run_sync(
             self.store.get, rt.key, namespace if rt.kind.namespaced else "", name)

@@ -223,7 +223,7 @@ def _endpoint_slice(obj: dict) -> None:
 def _namespace(obj: dict) -> None:
     meta = obj.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    if isinstance(name, str) and name:
+    if isinstance(meta, dict) and isinstance(name, str) and name:
         labels = _child(meta, "labels")
         if labels is not None:
             labels[NAMESPACE_NAME_LABEL] = name  # always the name: selectors trust it

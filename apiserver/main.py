@@ -12,7 +12,7 @@ from types import FrameType
 import uvicorn
 
 from apiserver.allocators import AllocationError, IPAllocator
-from apiserver.app import Config, create_app
+from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags
 
@@ -84,7 +84,8 @@ class Server(uvicorn.Server):
     """
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self.config.app.end_watches()
+        if isinstance(self.config.app, ResourceFastPath):
+            self.config.app.end_watches()
         super().handle_exit(sig, frame)
         captured = getattr(self, "_captured_signals", None)
         if isinstance(captured, list) and sig in captured:

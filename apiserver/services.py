@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from apimachinery import services as facts
@@ -72,15 +73,15 @@ class ServiceAllocations:
         """After the delete of ``svc`` commits, free its address and ports."""
         spec = svc.get("spec") or {}
         for ip in facts.cluster_ips(spec):
-            txn.after_commit(lambda ip=ip: self.ips.release(ip))
+            txn.after_commit(partial(self.ips.release, ip))
         for port in _node_ports(spec):
-            txn.after_commit(lambda port=port: self.ports.release(port))
+            txn.after_commit(partial(self.ports.release, port))
 
     def _assign_ip(self, txn: Txn, spec: dict, old_spec: dict, errors: list[FieldError]) -> None:
         old_ips = facts.cluster_ips(old_spec)
         if not facts.has_cluster_ip(spec):
             for ip in old_ips:
-                txn.after_commit(lambda ip=ip: self.ips.release(ip))
+                txn.after_commit(partial(self.ips.release, ip))
             for k in facts.CLUSTER_IP_FIELDS:
                 spec.pop(k, None)
             return
@@ -99,17 +100,17 @@ class ServiceAllocations:
             except AllocationError as exc:
                 errors.append(invalid("spec.clusterIPs", [wanted], str(exc)))
                 return
-            txn.on_rollback(lambda ip=ip: self.ips.release(ip))
+            txn.on_rollback(partial(self.ips.release, ip))
         else:
             try:
                 ip = self.ips.allocate()
             except AllocationError as exc:
                 errors.append(invalid("spec.clusterIPs", [], str(exc)))
                 return
-            txn.on_rollback(lambda ip=ip: self.ips.release(ip))
+            txn.on_rollback(partial(self.ips.release, ip))
         for gone in old_ips:
             if gone != ip:
-                txn.after_commit(lambda gone=gone: self.ips.release(gone))
+                txn.after_commit(partial(self.ips.release, gone))
         spec["clusterIP"] = ip
         spec["clusterIPs"] = [ip]
         spec["ipFamilies"] = [self.ips.family]
@@ -144,7 +145,7 @@ class ServiceAllocations:
         if hc:
             kept.add(hc)
         for gone in held - kept:
-            txn.after_commit(lambda gone=gone: self.ports.release(gone))
+            txn.after_commit(partial(self.ports.release, gone))
 
     def _assign_health_check_port(self, txn: Txn, spec: dict, old_spec: dict,
                                   errors: list[FieldError]) -> int | None:

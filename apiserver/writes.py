@@ -69,7 +69,8 @@ class Writes:
 
     def create(self, rt: ResourceType, namespace: str, body: dict,
                manager: Manager | None = None) -> Callable[[Txn], dict]:
-        body_meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        given_meta = body.get("metadata")
+        body_meta = given_meta if isinstance(given_meta, dict) else {}
         generate = body_meta.get("generateName") if not body_meta.get("name") else None
         if generate is not None:
             body = {**body, "metadata": {**body_meta,
@@ -142,7 +143,7 @@ class Writes:
                 raise BadRequest("the namespace of the provided object does not match the "
                                  "namespace sent on the request")
 
-        def run(txn: Txn) -> dict:
+        def run(txn: Txn) -> Written:
             old = txn.get(rt.key, _ns(rt, namespace), name)
             if old is None:
                 if rt.create_on_update and not subresource:
@@ -166,7 +167,7 @@ class Writes:
         ``create_body`` (server-side apply) is created when the object is absent.
         """
 
-        def run(txn: Txn) -> dict:
+        def run(txn: Txn) -> Written:
             old = txn.get(rt.key, _ns(rt, namespace), name)
             if old is None:
                 if create_body is None or subresource:

@@ -26,6 +26,7 @@ is always a dict of the same shape.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import orjson
@@ -170,7 +171,7 @@ def error_class(code: int, reason: str) -> type[ApiError]:
 
 
 def error_from_response(code: int, body: bytes | str | dict[str, Any] | None, *,
-                        headers: Any = None) -> ApiError:
+                        headers: Mapping[str, str] | None = None) -> ApiError:
     """Build the typed error for an HTTP error answer (or a watch ERROR event's Status).
 
     ``code`` is the HTTP status; when it is not an error code (a watch ERROR event
@@ -239,7 +240,7 @@ def _synthesize(code: int, reason: str, message: str) -> dict[str, Any]:
             "message": message, "reason": reason, "code": code}
 
 
-def _retry_after(status: dict[str, Any], headers: Any) -> float | None:
+def _retry_after(status: dict[str, Any], headers: Mapping[str, str] | None) -> float | None:
     details = status.get("details")
     if isinstance(details, dict):
         seconds = details.get("retryAfterSeconds")

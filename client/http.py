@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import orjson
@@ -82,7 +82,7 @@ class RequestBuilder:
         if namespace:
             return namespace
         if obj is not None:
-            ns = (obj.get("metadata") or {}).get("namespace")
+            ns: str | None = (obj.get("metadata") or {}).get("namespace")
             if ns:
                 return ns
         return self.default_namespace
@@ -267,7 +267,7 @@ def decode_event(line: str | bytes) -> dict[str, Any] | None:
     return event
 
 
-def _name(name: Any) -> str:
+def _name(name: object) -> str:
     if not name or not isinstance(name, str):
         raise ValueError(f"an object name is required, got {name!r}")
     return name
@@ -404,7 +404,8 @@ class Client:
                 else:
                     req = flow.send(body)
         except StopIteration as done:
-            return done.value
+            # what the flow returned; StopIteration.value itself is untyped
+            return cast(T, done.value)
 
     # verbs
 
@@ -536,7 +537,8 @@ class AsyncClient:
                 else:
                     req = flow.send(body)
         except StopIteration as done:
-            return done.value
+            # what the flow returned; StopIteration.value itself is untyped
+            return cast(T, done.value)
 
     # verbs
 
@@ -590,7 +592,7 @@ class AsyncClient:
     async def watch(self, kind: Kind, namespace: str | None = None, *,
                     resource_version: str | None = None, label_selector: str | None = None,
                     field_selector: str | None = None, timeout_seconds: int | None = None,
-                    allow_bookmarks: bool = True) -> AsyncIterator[dict[str, Any]]:
+                    allow_bookmarks: bool = True) -> AsyncGenerator[dict[str, Any], None]:
         """Stream events until the server ends the watch (see ``Client.watch``)."""
         req = self._build.watch(kind, namespace, resource_version=resource_version,
                                 label_selector=label_selector, field_selector=field_selector,

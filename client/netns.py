@@ -49,7 +49,9 @@ def run_in_netns(name: str | None, fn: Callable[[], T]) -> T:
     if name is None:
         return fn()
     path = netns_path(name)
-    outcome: dict[str, object] = {}
+    # what the thread's call returned or raised (one item, in one of the two)
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def work() -> None:
         try:
@@ -58,13 +60,13 @@ def run_in_netns(name: str | None, fn: Callable[[], T]) -> T:
                 _setns(fd)
             finally:
                 os.close(fd)
-            outcome["value"] = fn()
+            values.append(fn())
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = exc
+            errors.append(exc)
 
     thread = threading.Thread(target=work, name=f"netns-{name}", daemon=True)
     thread.start()
     thread.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]  # type: ignore[return-value]
+    if errors:
+        raise errors[0]
+    return values[0]

@@ -12,6 +12,7 @@ server). Writes come from one informer; a lock makes reads from other threads
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -72,7 +73,7 @@ class Store:
         with self._lock:
             return [self._objects[k] for k in sorted(self._objects)]
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         with self._lock:
             return sorted(self._objects)
 
@@ -126,7 +127,7 @@ class Store:
         except KeyError:
             raise KeyError(f"no index named {name!r}") from None
 
-    def _values(self, name: str, obj: dict[str, Any]) -> list[str]:
+    def _values(self, name: str, obj: dict[str, Any]) -> builtins.list[str]:
         values = self._index_funcs[name](obj)
         if values is None:
             return []

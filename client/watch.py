@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -95,7 +95,8 @@ def watch_timeout_seconds(min_timeout: float, rng: random.Random) -> int:
 async def list_then_watch(client: AsyncClient, target: Target, *,
                           resource_version: str | None, timeout_seconds: int,
                           page_size: int = PAGE_SIZE,
-                          clock: Callable[[], float] = time.monotonic) -> AsyncIterator[Item]:
+                          clock: Callable[[], float] = time.monotonic,
+                          ) -> AsyncGenerator[Item, None]:
     """One finite round: list when ``resource_version`` is None, then one watch.
 
     Yields a ``Listed`` first if it listed, then the watch's events in order.
@@ -129,7 +130,7 @@ async def watch_forever(client: AsyncClient, target: Target, *,
                         rng: random.Random | None = None,
                         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                         clock: Callable[[], float] = time.monotonic,
-                        ) -> AsyncIterator[Item]:
+                        ) -> AsyncGenerator[Item, None]:
     """Endless: ``list_then_watch`` again and again; never raises an ``ApiError``.
 
     Two counters drive the backoff. ``failures`` counts errors in a row; any answer

@@ -43,6 +43,8 @@ from typing import Generic, Protocol, TypeVar
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+# a rate limiter only takes keys, so one for a wider key type serves a narrower one
+K_contra = TypeVar("K_contra", bound=Hashable, contravariant=True)
 
 
 class ShutDown(Exception):
@@ -100,18 +102,18 @@ class FakeClock:
 # -- rate limiters -----------------------------------------------------------------------
 
 
-class RateLimiter(Protocol[K]):
+class RateLimiter(Protocol[K_contra]):
     """How long to wait before a key's next retry (client-go's three methods)."""
 
-    def when(self, key: K) -> float:
+    def when(self, key: K_contra) -> float:
         """Seconds until ``key`` may be retried; counts as one more failure."""
         ...
 
-    def forget(self, key: K) -> None:
+    def forget(self, key: K_contra) -> None:
         """``key`` succeeded: stop tracking it."""
         ...
 
-    def num_requeues(self, key: K) -> int:
+    def num_requeues(self, key: K_contra) -> int:
         """Failures counted for ``key`` since it was last forgotten."""
         ...
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -98,7 +99,7 @@ class Metrics:
 
 
 def _counter(name: str, help_text: str, labels: list[str],
-             values: dict[tuple[str, ...], int]) -> CounterMetricFamily:
+             values: Mapping[Any, int]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, help_text, labels=labels)
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)

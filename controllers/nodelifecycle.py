@@ -112,7 +112,7 @@ class NodeLifecycleController(Controller):
     # -- sync ----------------------------------------------------------------------------
 
     async def sync(self, key: str) -> float | None:
-        node = self.nodes.store.get(key)
+        node: Object | None = self.nodes.store.get(key)
         if node is None:
             return None
         now = self._monotonic()

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop  # noqa: PLC0415 - optional; 4-5x the UDP queries per second here
     except ImportError:
-        uvloop = None
+        uvloop = None  # type: ignore[assignment]  # mypy types the name as the module
     try:
         if uvloop is not None:
             return uvloop.run(serve(config, sockets, api))

@@ -70,7 +70,7 @@ class Metrics:
                                         labels=["rcode"])
         for code, n in enumerate(self.responses):
             if n:
-                responses.add_metric([dns.rcode.to_text(code)], n)
+                responses.add_metric([dns.rcode.Rcode.to_text(code)], n)
         forwarded = CounterMetricFamily("dns_forward_requests_total",
                                         "Queries forwarded upstream, by outcome.",
                                         labels=["result"])

@@ -86,7 +86,7 @@ class Record:
     data: str
 
     def __str__(self) -> str:
-        return f"{self.name} {self.ttl} IN {dns.rdatatype.to_text(self.rtype)} {self.data}"
+        return f"{self.name} {self.ttl} IN {dns.rdatatype.RdataType.to_text(self.rtype)} {self.data}"
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,8 @@ class DnsServer:
 
         labels = tuple(label.decode("latin-1").lower() for label in question.name.labels[:-1])
         key = name_wire(labels) + struct.pack("!H", qtype) + CLASS_IN
-        echo = question.name.to_wire() + struct.pack("!H", qtype) + CLASS_IN
+        # to_wire() with no file returns the bytes (its stub says "or None")
+        echo = cast(bytes, question.name.to_wire()) + struct.pack("!H", qtype) + CLASS_IN
         edns = 1 if query.edns == 0 else 0
         do = 1 if query.ednsflags & dns.flags.DO else 0
         limit = (max(query.payload, CLASSIC_UDP_LIMIT) - OPT_SIZE * edns) if udp else MAX_MESSAGE
@@ -269,7 +270,7 @@ class DnsServer:
         CNAME alone if it doesn't answer (the client's resolver can follow it)."""
         assert self.upstream is not None
         chased = list(ans.answer)
-        ask = dns.message.make_query(ans.chase, qtype)
+        ask = dns.message.make_query(ans.chase, dns.rdatatype.RdataType.make(qtype))
         reply = await self.upstream.query(ask.to_wire(), tcp=not udp)
         if reply is not None:
             try:
@@ -280,7 +281,7 @@ class DnsServer:
                 pass
         return send(render(Answer(ans.rcode, tuple(chased)), key, ra=self.table.ra))
 
-    def _error(self, query: dns.message.Message, rcode: int) -> Reply:
+    def _error(self, query: dns.message.Message, rcode: dns.rcode.Rcode) -> Reply:
         """A reply carrying only the question (if any) and ``rcode``."""
         response = dns.message.make_response(query)
         if self.upstream is not None:

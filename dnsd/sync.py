@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
@@ -138,7 +139,7 @@ class Syncer:
         """Start the informers, go live once all have synced, then run until cancelled."""
         self._tasks = [asyncio.create_task(i.run(), name=f"informer-{i.kind.plural}")
                        for i in self.informers]
-        synced = asyncio.ensure_future(
+        synced: asyncio.Future[Any] = asyncio.ensure_future(
             asyncio.gather(*(i.wait_synced() for i in self.informers)))
         try:
             # An informer only ends by a bug; then stop instead of waiting forever.

@@ -112,7 +112,7 @@ class DnsdProcess:
     def query(self, name: str, qtype: str | int = "A", *, tcp: bool = False,
               timeout: float = 2.0, **make: Any) -> dns.message.Message:
         """Ask this server (UDP unless ``tcp``); ``make`` goes to ``make_query``."""
-        rdtype = dns.rdatatype.from_text(qtype) if isinstance(qtype, str) else qtype
+        rdtype = dns.rdatatype.RdataType.make(qtype)
         query = dns.message.make_query(name, rdtype, **make)
         send = dns.query.tcp if tcp else dns.query.udp
         return send(query, "127.0.0.1", port=self.port, timeout=timeout)

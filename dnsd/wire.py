@@ -210,7 +210,7 @@ def _parsed(rtype: int, data: str) -> tuple:
             parsed = (_labels(mname), _labels(rname),
                       struct.pack("!IIIII", *(int(n) for n in numbers)))
         else:  # TXT, and whatever an upstream answered an ExternalName chase with
-            parsed = (dns.rdata.from_text(_IN, rtype, data).to_wire(),)
+            parsed = (dns.rdata.from_text(_IN, dns.rdatatype.RdataType.make(rtype), data).to_wire(),)
         if len(_parsed_cache) > _CACHE_LIMIT:
             _parsed_cache.clear()
         _parsed_cache[key] = parsed
@@ -234,7 +234,8 @@ class _Writer:
 
     def record(self, record: Record) -> bool:
         """Append ``record``; False (and nothing appended) if it would pass the limit."""
-        buf, mark, added = self.buf, len(self.buf), []
+        buf, mark = self.buf, len(self.buf)
+        added: list[WireLabels] = []
         self._name(_labels(record.name), added)
         rdlen_at = len(buf) + 8
         buf += struct.pack("!HHIH", record.rtype, 1, record.ttl, 0)

@@ -8,7 +8,7 @@ padding 2), so neighbouring lines line up exactly as kubectl's do.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,7 +95,7 @@ def _annotations(w: _Writer, title: str, annotations: Mapping[str, Any] | None) 
             w.write(0, f"{key}: {value}\n")
 
 
-def _events(w: _Writer, events: list[Obj] | None, now: datetime) -> None:
+def _events(w: _Writer, events: Sequence[Obj] | None, now: datetime) -> None:
     if events is None:
         return
     if not events:
@@ -166,7 +166,7 @@ def format_endpoint_slices(slices: list[Obj], port_names: set[str] | None) -> st
     return ret
 
 
-def describe_service(svc: Obj, slices: list[Obj], events: list[Obj] | None,
+def describe_service(svc: Obj, slices: list[Obj], events: Sequence[Obj] | None,
                      now: datetime) -> str:
     w = _Writer()
     meta = svc.get("metadata") or {}
@@ -325,7 +325,7 @@ def _containers(w: _Writer, title: str, containers: list[Obj], statuses: list[Ob
                 w.write(3, f"{m.get('mountPath')} from {m.get('name')} ({mode})\n")
 
 
-def describe_pod(pod: Obj, events: list[Obj] | None, now: datetime) -> str:
+def describe_pod(pod: Obj, events: Sequence[Obj] | None, now: datetime) -> str:
     w = _Writer()
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
@@ -414,7 +414,7 @@ def describe_pod(pod: Obj, events: list[Obj] | None, now: datetime) -> str:
 
 # --------------------------------------------------------------------------- Node
 
-def describe_node(node: Obj, pods: list[Obj] | None, events: list[Obj] | None,
+def describe_node(node: Obj, pods: Sequence[Obj] | None, events: Sequence[Obj] | None,
                   now: datetime) -> str:
     w = _Writer()
     meta = node.get("metadata") or {}
@@ -485,7 +485,7 @@ def describe_node(node: Obj, pods: list[Obj] | None, events: list[Obj] | None,
 
 # --------------------------------------------------------------------------- others
 
-def describe_namespace(ns: Obj, events: list[Obj] | None, now: datetime) -> str:
+def describe_namespace(ns: Obj, events: Sequence[Obj] | None, now: datetime) -> str:
     w = _Writer()
     meta = ns.get("metadata") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
@@ -496,7 +496,7 @@ def describe_namespace(ns: Obj, events: list[Obj] | None, now: datetime) -> str:
     return w.text()
 
 
-def describe_endpointslice(eps: Obj, events: list[Obj] | None, now: datetime) -> str:
+def describe_endpointslice(eps: Obj, events: Sequence[Obj] | None, now: datetime) -> str:
     w = _Writer()
     meta = eps.get("metadata") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
@@ -538,7 +538,7 @@ def describe_endpointslice(eps: Obj, events: list[Obj] | None, now: datetime) ->
     return w.text()
 
 
-def describe_generic(obj: Obj, events: list[Obj] | None, now: datetime) -> str:
+def describe_generic(obj: Obj, events: Sequence[Obj] | None, now: datetime) -> str:
     w = _Writer()
     meta = obj.get("metadata") or {}
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
@@ -572,8 +572,8 @@ _DESCRIBERS: dict[Kind, Describer] = {
 }
 
 
-def describe(kind: Kind, obj: Obj, now: datetime, *, events: list[Obj] | None = None,
-             slices: Iterable[Obj] = (), pods: list[Obj] | None = None) -> str:
+def describe(kind: Kind, obj: Obj, now: datetime, *, events: Sequence[Obj] | None = None,
+             slices: Iterable[Obj] = (), pods: Sequence[Obj] | None = None) -> str:
     """The kind's describer, or the generic one; ``slices`` matter for Services, ``pods``
     for Nodes."""
     describer = _DESCRIBERS.get(kind)

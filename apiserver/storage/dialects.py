@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy.engine import Dialect as SQLDialect
 from sqlalchemy.engine import make_url
-from sqlalchemy.sql.dml import Insert
 
 from apiserver.errors import APIError, Conflict, InternalError
 
@@ -27,7 +26,9 @@ class Dialect:
     # Renders statements in the driver's own parameter style (compiled once, at start).
     sql: SQLDialect
     # The dialect's INSERT, which has ``on_conflict_do_update`` (upserts).
-    insert: Callable[[Any], Insert]
+    # sqlite's and postgresql's own ``insert`` (both have ``on_conflict_do_update``;
+    # SQLAlchemy gives them no common type that says so)
+    insert: Callable[[Any], Any]
     # Takes the write lock at once, so a batch never fails half-way on a busy database.
     begin_write: str
     # Starts a read transaction whose statements all see one committed snapshot.

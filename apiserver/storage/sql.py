@@ -9,10 +9,11 @@ always passed as a dict of the ``bindparam`` names below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, ColumnElement
 
 from apiserver.storage.dialects import Dialect
 from apiserver.storage.schema import bookkeeping, events, objects
@@ -22,7 +23,7 @@ _E = events.c
 _EVENT_COLUMNS = (_E.rv, _E.type, _E.resource, _E.namespace, _E.name, _E.data, _E.prev)
 
 
-def _by_key() -> ClauseElement:
+def _by_key() -> ColumnElement[bool]:
     return and_(_O.resource == bindparam("resource"), _O.namespace == bindparam("namespace"),
                 _O.name == bindparam("name"))
 
@@ -91,7 +92,7 @@ class Statements:
         def text(stmt: ClauseElement) -> str:
             return str(stmt.compile(dialect=dialect.sql))
 
-        def pair(build) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        def pair(build: Callable[..., ClauseElement]) -> tuple[str, str]:
             return text(build(in_namespace=False)), text(build(in_namespace=True))
 
         upsert = dialect.insert(objects).values(

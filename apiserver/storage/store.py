@@ -27,6 +27,7 @@ What several API servers on one database still need (issue #16), all here:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import queue
@@ -82,14 +83,14 @@ class WriteTxn:
         row = self._cur.fetchone()
         return orjson.loads(row[0]) if row else None
 
-    def list(self, resource: str, namespace: str | None = None) -> list[dict]:
+    def list(self, resource: str, namespace: str | None = None) -> builtins.list[dict]:
         if namespace is None:
             self._cur.execute(self._sql.list_all, {"resource": resource})
         else:
             self._cur.execute(self._sql.list_ns, {"resource": resource, "namespace": namespace})
         return [orjson.loads(r[0]) for r in self._cur.fetchall()]
 
-    def resources_in_namespace(self, namespace: str) -> list[tuple[str, str]]:
+    def resources_in_namespace(self, namespace: str) -> builtins.list[tuple[str, str]]:
         """(resource, name) of every object stored in ``namespace``."""
         self._cur.execute(self._sql.in_namespace, {"namespace": namespace})
         return [(r[0], r[1]) for r in self._cur.fetchall()]
@@ -309,9 +310,9 @@ class Store:
                     listener(events)
                 except Exception:  # noqa: BLE001 - a listener must not fail a committed write
                     log.exception("commit listener failed")
-        for write, result, exc in outcomes:
-            if exc is not None:
-                write.future.set_exception(exc)
+        for write, result, error in outcomes:
+            if error is not None:
+                write.future.set_exception(error)
             else:
                 write.future.set_result(result)
 
@@ -363,7 +364,7 @@ class Store:
             rows = eventlog.rows_at(cur, self._sql, resource, namespace, after, revision)
             return _page(rows, revision, limit, keep)
 
-    def all_objects(self, resource: str) -> list[dict]:
+    def all_objects(self, resource: str) -> builtins.list[dict]:
         """Every stored object of a resource (start-up rebuilds of allocators)."""
         with self._snapshot() as cur:
             cur.execute(self._sql.list_all, {"resource": resource})
@@ -372,12 +373,12 @@ class Store:
     # -- the log --
 
     def events_after(self, revision: int, resource: str,
-                     namespace: str | None = None) -> list[Event]:
+                     namespace: str | None = None) -> builtins.list[Event]:
         """Logged events of one collection after ``revision``; 410 Gone if compacted away."""
         with self._snapshot() as cur:
             return eventlog.events_after(cur, self._sql, revision, resource, namespace)
 
-    def read_log(self, after: int, *, limit: int) -> list[Event]:
+    def read_log(self, after: int, *, limit: int) -> builtins.list[Event]:
         """Up to ``limit`` committed events of every resource after ``after`` (a follower's poll)."""
         with self._snapshot() as cur:
             return eventlog.read_after(cur, self._sql, after, limit)

@@ -13,7 +13,7 @@ immutability, list limits and the shape of ``conditions``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from typing import Any
+from typing import Any, TypeGuard
 
 from apimachinery import names
 from apiserver.errors import FieldError, forbidden, invalid, not_supported
@@ -24,7 +24,7 @@ PROTOCOLS = ("SCTP", "TCP", "UDP")
 IMMUTABLE = "field is immutable"
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """JSON integers only: ``true`` is not 1 and ``80.0`` is not a port."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -110,7 +110,7 @@ class FieldErrors(list[FieldError]):
 
     # ------------------------------------------------------------- rules
 
-    def check(self, value: Any, path: str, predicate: Callable[[str], list[str]]) -> bool:
+    def check(self, value: Any, path: str, predicate: Callable[[Any], list[str]]) -> bool:
         """Record each message of a ``names`` predicate as Invalid; True when valid."""
         messages = _verdict(predicate, value)
         if messages:  # the common case is valid: build nothing for it

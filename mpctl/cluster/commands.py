@@ -17,6 +17,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +163,12 @@ class Up:
             cidrs: dict[str, str] = {}
             wait_for(lambda: self._nodes_ready(cidrs), "every node to be Ready",
                      spec.log_path("node-1"), self._gone)
-            for cmd in plan.fabric_route_commands(spec, cidrs):
-                network.run(cmd)
+            for argv in plan.fabric_route_commands(spec, cidrs):
+                network.run(argv)
         with p.step(f"cluster DNS answering at {plan.DNS_CLUSTER_IP} from the nodes"):
             for node in spec.node_plans():
-                wait_for(lambda n=node: network.dns_answers(
-                    n.namespace, plan.DNS_CLUSTER_IP,
-                    f"kubernetes.default.svc.{plan.CLUSTER_DOMAIN}"),
+                wait_for(partial(network.dns_answers, node.namespace, plan.DNS_CLUSTER_IP,
+                                 f"kubernetes.default.svc.{plan.CLUSTER_DOMAIN}"),
                     f"kube-dns to answer from {node.name}", spec.log_path("dnsd"), self._gone)
         self.state.phase = "running"
         state.save(self.state)
@@ -389,10 +389,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = [["NODE", "STATUS", "INTERNAL-IP", "POD-CIDR", "NAMESPACE"]]
     for node in nodes:
         name = node["metadata"]["name"]
-        rec = st.node(name)
+        local = st.node(name)
         healthy &= _ready(node)
         rows.append([name, tables.node_status(node), tables.node_address(node, "InternalIP"),
                      node.get("spec", {}).get("podCIDR", tables.NONE),
-                     rec.namespace if rec else "<not local>"])
+                     local.namespace if local else "<not local>"])
     out.write("\n" + format_table(rows))
     return 0 if healthy else 1

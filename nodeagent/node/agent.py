@@ -189,7 +189,9 @@ class NodeAgent:
 
     async def _run_pods(self) -> None:
         await self._cidr.wait()
-        cidr = self.nodes.store.get(self.cfg.node)["spec"]["podCIDR"]
+        node = self.nodes.store.get(self.cfg.node)
+        assert node is not None  # _cidr is set only once the node is cached with a podCIDR
+        cidr = node["spec"]["podCIDR"]
         log.info("node %s: pod CIDR %s", self.cfg.node, cidr)
         while True:
             try:

@@ -85,7 +85,7 @@ def route_changes(current: Mapping[str, str], desired: Mapping[str, str]
 
 def parse_routes(routes_json: str, *, cluster_cidr: str) -> dict[str, str]:
     """Gateway routes inside ``cluster_cidr`` from ``ip -j route`` output: CIDR → via."""
-    cluster = ipaddress.ip_network(cluster_cidr, strict=False)
+    cluster = ipaddress.IPv4Network(cluster_cidr, strict=False)
     out: dict[str, str] = {}
     for r in json.loads(routes_json or "[]"):
         dst, via = r.get("dst"), r.get("gateway")
@@ -95,7 +95,7 @@ def parse_routes(routes_json: str, *, cluster_cidr: str) -> dict[str, str]:
             net = ipaddress.ip_network(dst, strict=False)
         except ValueError:
             continue
-        if net.version == 4 and net.subnet_of(cluster):
+        if isinstance(net, ipaddress.IPv4Network) and net.subnet_of(cluster):
             out[str(net)] = via
     return out
 

@@ -124,12 +124,13 @@ class PodWorker:
     async def run(self) -> None:
         saved = self._load()
         self.start_time = saved.get("startTime", self.start_time)
-        self.ip = await asyncio.to_thread(self.ipam.allocate, self.uid)
+        ip: str = await asyncio.to_thread(self.ipam.allocate, self.uid)
+        self.ip = ip
         if not saved:
             self._save()  # the record first: a restarted agent cleans up only what it recorded
         await asyncio.to_thread(
             netns.create_pod_network, node_ns=self.cfg.node_ns, pod_ns=self.ns, uid=self.uid,
-            ip=self.ip, pod_cidr=self.pod_cidr,
+            ip=ip, pod_cidr=self.pod_cidr,
             resolv=netns.resolv_for(self.cfg.dns_ip, self.pod["metadata"].get("namespace",
                                                                               "default")))
         for c in self.containers:

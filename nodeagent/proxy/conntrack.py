@@ -67,8 +67,8 @@ def stale_flows(old: Mapping[str, UdpPort], new: Mapping[str, UdpPort]
                                 "--reply-src", ip))
     for key in sorted(new):
         after = new[key]
-        before = old.get(key)
-        if after.endpoints and (before is None or not before.endpoints):
+        prior = old.get(key)
+        if after.endpoints and (prior is None or not prior.endpoints):
             filters.append(("-p", "udp", "--orig-dst", after.cluster_ip,
                             "--orig-port-dst", str(after.port)))
             if after.node_port is not None:

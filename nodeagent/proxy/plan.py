@@ -340,7 +340,7 @@ def plan_partial(written: Mapping[ChainKey, tuple[str, ...]], old: Ruleset, new:
             if edit.deletes or edit.inserts or edit.deferred:
                 top.append(edit)
     groups.append(top)
-    flushes = [Flush(t, n) for (t, n) in gone if (t, n) in written and n in kept]
+    flushes: list[Unit] = [Flush(t, n) for (t, n) in gone if (t, n) in written and n in kept]
     deletes = [Delete(t, n) for (t, n) in gone if (t, n) in written and n not in kept]
     if flushes:
         groups.append(flushes)

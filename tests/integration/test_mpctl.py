@@ -14,12 +14,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE
+from client.errors import NotFound
 from client.http import Client
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 MPCTL = str(Path(sys.executable).parent / "mpctl")
 
@@ -279,17 +281,36 @@ def test_delete_waits_for_finalizers(api_url: str, client: Client) -> None:
     assert timed_out.returncode == 1
     assert "timed out waiting for the condition on services/held" in timed_out.stderr
 
+    # Lift the finalizer once mpctl's DELETE has been answered, so mpctl is waiting
+    # (before that, the object would be gone and its DELETE a 404).
+    answered = _deletes_answered(api_url)
+
     def release() -> None:
-        time.sleep(1.0)
+        wait_until(lambda: _deletes_answered(api_url) > answered, timeout=30,
+                   what="mpctl's DELETE")
         client.patch(SERVICE, "held", {"metadata": {"finalizers": None}}, namespace="default")
 
     t = threading.Thread(target=release)
     t.start()
-    started = time.monotonic()
     waited = mpctl(api_url, "delete", "svc", "held", "--timeout", "30s")
     t.join()
     assert waited.returncode == 0, waited.stderr
-    assert 0.8 < time.monotonic() - started < 20
+    assert waited.stdout == 'service "held" deleted\n'
+    with pytest.raises(NotFound):
+        client.get(SERVICE, "held", "default")
+
+
+def _deletes_answered(api_url: str) -> int:
+    """Service DELETEs the API server has answered."""
+    return _metric(api_url, "apiserver_request_total", 'verb="delete"', 'resource="services"')
+
+
+def _metric(api_url: str, name: str, *labels: str) -> int:
+    """The sum of the API server's ``name`` series whose labels include ``labels``."""
+    text = httpx.get(f"{api_url}/metrics", timeout=5).text
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.split("{")[0].split(" ")[0] == name
+               and all(label in line for label in labels))
 
 
 # --------------------------------------------------------------------------- errors
@@ -409,13 +430,15 @@ def test_get_watch_prints_rows_for_new_objects(api_url: str, client: Client,
 
 
 def test_get_watch_single_object_and_watch_only(api_url: str, client: Client) -> None:
+    watches = _metric(api_url, "apiserver_watch_started_total")
     proc = subprocess.Popen([MPCTL, "--server", api_url, "get", "svc", "solo", "--watch-only",
                              "-o", "name"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         lines = Lines(proc)
-        time.sleep(1.0)  # let the watch start; it must not print anything yet
-        assert lines.q.empty()
+        wait_until(lambda: _metric(api_url, "apiserver_watch_started_total") > watches,
+                   timeout=30, what="mpctl's watch to start")
+        assert lines.q.empty()  # the list before the watch printed nothing
         for name in ("other", "solo"):
             client.create(SERVICE, {"apiVersion": "v1", "kind": "Service",
                                     "metadata": {"name": name},

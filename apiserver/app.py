@@ -27,6 +27,7 @@ from apiserver.storage.follower import LogFollower
 from apiserver.storage.store import Store
 from apiserver.watchhub import DEFAULT_BUFFER, WatchHub
 from apiserver.writes import Writes
+from componentbase.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,7 @@ def create_app(config: Config) -> ResourceFastPath:
             yield
         finally:
             state.ready = False
-            for task in tasks:
-                task.cancel()
+            await cancel_and_wait(tasks)
             state.hub.close_all()
             await anyio.to_thread.run_sync(state.store.close)
             await state.follower.stop()

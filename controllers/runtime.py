@@ -18,13 +18,13 @@ counted (``controllers.metrics``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from client.errors import ApiError
 from client.workqueue import Clock, WorkQueue
+from componentbase.tasks import cancel_and_wait
 from controllers.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,7 @@ class Controller:
             await asyncio.gather(*tasks)
         finally:
             self.queue.shut_down()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(tasks)
 
     async def _work(self) -> None:
         async for key in self.queue:

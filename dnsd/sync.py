@@ -28,6 +28,7 @@ from client.backoff import Backoff
 from client.config import ClientConfig
 from client.http import AsyncClient, tls_verify
 from client.informer import Informer
+from componentbase.tasks import cancel_and_wait
 from dnsd.index import Index
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,7 @@ class Syncer:
                     task.result()  # raises what ended it
             raise RuntimeError("an informer stopped")
         finally:
-            synced.cancel()
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait([synced, *self._tasks])
             await self.client.aclose()
 
     def readiness(self) -> tuple[bool, str]:

@@ -34,6 +34,7 @@ import anyio
 
 from apiserver.errors import Gone
 from apiserver.storage.backend import Backend, Event
+from componentbase.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ class LogFollower:
     async def stop(self) -> None:
         self._stopped = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     def nudge(self, events: Sequence[Event] = ()) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from client.procs import kill_group, proc_start_time
+from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.status import ContainerRecord, format_time, restart_delay, should_restart
@@ -162,11 +163,7 @@ class PodWorker:
                                      for c in self.containers]
         await self.terminating.wait()
         await self._terminate()
-        for t in loops:
-            t.cancel()
-        for t in loops:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        await cancel_and_wait(loops)
         await self._cleanup()
 
     async def _container_loop(self, c: Container) -> None:

@@ -74,15 +74,16 @@ def qualified(plural: str, group: str = "") -> str:
     return f"{plural}.{group}" if group else plural
 
 
-def not_found_message(plural: str, name: str, group: str = "") -> str:
-    return f'{qualified(plural, group)} "{name}" not found'
+# how Kubernetes words a refusal about one object, by reason ({what} is ``qualified``)
+_OBJECT_MESSAGES = {
+    "NotFound": '{what} "{name}" not found',
+    "AlreadyExists": '{what} "{name}" already exists',
+    # a write against a stale resourceVersion
+    "Conflict": 'Operation cannot be fulfilled on {what} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+}
 
 
-def already_exists_message(plural: str, name: str, group: str = "") -> str:
-    return f'{qualified(plural, group)} "{name}" already exists'
-
-
-def modified_message(plural: str, name: str, group: str = "") -> str:
-    """A write against a stale resourceVersion (reason ``Conflict``)."""
-    return (f'Operation cannot be fulfilled on {qualified(plural, group)} "{name}": the object '
-            "has been modified; please apply your changes to the latest version and try again")
+def object_message(reason: str, plural: str, name: str, group: str = "") -> str:
+    """The message for a ``NotFound``, ``AlreadyExists`` or ``Conflict`` about one object."""
+    return _OBJECT_MESSAGES[reason].format(what=qualified(plural, group), name=name)

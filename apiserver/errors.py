@@ -22,7 +22,7 @@ same HTTP code, so no handler builds error bodies itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from apimachinery import status as api_status
 
@@ -122,35 +122,34 @@ class Forbidden(APIError):
     reason = "Forbidden"
 
 
-class NotFound(APIError):
-    reason = "NotFound"
+class _ObjectError(APIError):
+    """A refusal about one named object, worded as Kubernetes words its reason."""
 
     @classmethod
-    def of(cls, plural: str, name: str, group: str = "") -> NotFound:
-        return cls(api_status.not_found_message(plural, name, group),
+    def of(cls, plural: str, name: str, group: str = "") -> Self:
+        return cls(api_status.object_message(cls.reason, plural, name, group),
                    details=api_status.object_details(plural, name, group))
+
+
+class NotFound(_ObjectError):
+    reason = "NotFound"
 
 
 class MethodNotAllowed(APIError):
     reason = "MethodNotAllowed"
 
 
-class AlreadyExists(APIError):
+class AlreadyExists(_ObjectError):
     reason = "AlreadyExists"
 
-    @classmethod
-    def of(cls, plural: str, name: str, group: str = "") -> AlreadyExists:
-        return cls(api_status.already_exists_message(plural, name, group),
-                   details=api_status.object_details(plural, name, group))
 
-
-class Conflict(APIError):
+class Conflict(_ObjectError):
     reason = "Conflict"
 
     @classmethod
-    def modified(cls, plural: str, name: str, group: str = "") -> Conflict:
-        return cls(api_status.modified_message(plural, name, group),
-                   details=api_status.object_details(plural, name, group))
+    def modified(cls, plural: str, name: str, group: str = "") -> Self:
+        """The object changed since the resourceVersion the write carried."""
+        return cls.of(plural, name, group)
 
 
 class Gone(APIError):

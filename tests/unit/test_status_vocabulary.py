@@ -27,9 +27,9 @@ def test_failure_body_keeps_the_server_key_order_and_omits_empty_details():
 
 
 def test_messages_name_a_grouped_resource_with_its_group():
-    assert status.not_found_message("leases", "l", "coordination.k8s.io") == \
+    assert status.object_message("NotFound", "leases", "l", "coordination.k8s.io") == \
         'leases.coordination.k8s.io "l" not found'
-    assert status.already_exists_message("services", "web") == 'services "web" already exists'
+    assert status.object_message("AlreadyExists", "services", "web") == 'services "web" already exists'
     assert status.object_details("services", "web") == {"name": "web", "kind": "services"}
 
 

@@ -22,7 +22,9 @@ same HTTP code, so no handler builds error bodies itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
+
+from apimachinery import status as api_status
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,18 @@ def _show(value: Any) -> str:
 
 
 class APIError(Exception):
-    code = 500
-    reason = "InternalError"
+    """A refusal a handler raises; the app renders ``status()`` with the HTTP ``code``.
+
+    A subclass names only its ``reason``: the code comes from the shared table
+    (``apimachinery.status.CODES``), so server and clients cannot disagree on it.
+    """
+
+    code: ClassVar[int] = 500
+    reason: ClassVar[str] = "InternalError"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = api_status.CODES[cls.reason]
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -99,84 +111,61 @@ class APIError(Exception):
         self.headers = headers or {}
 
     def status(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details:
-            body["details"] = self.details
-        return body
+        return api_status.failure(self.code, self.reason, self.message, self.details)
 
 
 class BadRequest(APIError):
-    code, reason = 400, "BadRequest"
+    reason = "BadRequest"
 
 
 class Forbidden(APIError):
-    code, reason = 403, "Forbidden"
+    reason = "Forbidden"
 
 
-class NotFound(APIError):
-    code, reason = 404, "NotFound"
+class _ObjectError(APIError):
+    """A refusal about one named object, worded as Kubernetes words its reason."""
 
     @classmethod
-    def of(cls, plural: str, name: str, group: str = "") -> NotFound:
-        details = {"name": name, "kind": plural}
-        if group:
-            details["group"] = group
-        what = f"{plural}.{group}" if group else plural
-        return cls(f'{what} "{name}" not found', details=details)
+    def of(cls, plural: str, name: str, group: str = "") -> Self:
+        return cls(api_status.object_message(cls.reason, plural, name, group),
+                   details=api_status.object_details(plural, name, group))
+
+
+class NotFound(_ObjectError):
+    reason = "NotFound"
 
 
 class MethodNotAllowed(APIError):
-    code, reason = 405, "MethodNotAllowed"
+    reason = "MethodNotAllowed"
 
 
-class AlreadyExists(APIError):
-    code, reason = 409, "AlreadyExists"
-
-    @classmethod
-    def of(cls, plural: str, name: str, group: str = "") -> AlreadyExists:
-        details = {"name": name, "kind": plural}
-        if group:
-            details["group"] = group
-        what = f"{plural}.{group}" if group else plural
-        return cls(f'{what} "{name}" already exists', details=details)
+class AlreadyExists(_ObjectError):
+    reason = "AlreadyExists"
 
 
-class Conflict(APIError):
-    code, reason = 409, "Conflict"
+class Conflict(_ObjectError):
+    reason = "Conflict"
 
     @classmethod
-    def modified(cls, plural: str, name: str, group: str = "") -> Conflict:
-        what = f"{plural}.{group}" if group else plural
-        details = {"name": name, "kind": plural}
-        if group:
-            details["group"] = group
-        return cls(f'Operation cannot be fulfilled on {what} "{name}": the object has been '
-                   "modified; please apply your changes to the latest version and try again",
-                   details=details)
+    def modified(cls, plural: str, name: str, group: str = "") -> Self:
+        """The object changed since the resourceVersion the write carried."""
+        return cls.of(plural, name, group)
 
 
 class Gone(APIError):
-    code, reason = 410, "Expired"
+    reason = "Expired"
 
 
 class RequestTooLarge(APIError):
-    code, reason = 413, "RequestEntityTooLarge"
+    reason = "RequestEntityTooLarge"
 
 
 class UnsupportedMediaType(APIError):
-    code, reason = 415, "UnsupportedMediaType"
+    reason = "UnsupportedMediaType"
 
 
 class Invalid(APIError):
-    code, reason = 422, "Invalid"
+    reason = "Invalid"
 
     def __init__(self, kind: str, name: str, errors: list[FieldError], group: str = "") -> None:
         self.errors = errors
@@ -198,12 +187,12 @@ class Invalid(APIError):
 class Unprocessable(APIError):
     """A well-formed patch that does not apply to the stored object."""
 
-    code, reason = 422, "Invalid"
+    reason = "Invalid"
 
 
 class InternalError(APIError):
-    code, reason = 500, "InternalError"
+    reason = "InternalError"
 
 
 class Timeout(APIError):
-    code, reason = 504, "Timeout"
+    reason = "Timeout"

@@ -31,27 +31,10 @@ from typing import Any, ClassVar
 
 import orjson
 
+from apimachinery import status as api_status
+
 # Enough of a foreign body to recognise it in a log line, not enough to flood it.
 _MAX_FOREIGN_BODY = 256
-
-_DEFAULT_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    406: "NotAcceptable",
-    409: "Conflict",
-    410: "Expired",
-    413: "RequestEntityTooLarge",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
-
 
 class ApiError(Exception):
     """An error answer from the API server, or no answer at all (``code`` 0).
@@ -61,7 +44,13 @@ class ApiError(Exception):
     """
 
     default_code: ClassVar[int] = 0
-    default_reason: ClassVar[str] = "Unknown"
+    default_reason: ClassVar[str] = api_status.UNKNOWN
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # a subclass names its reason; the code comes from the table the server uses too
+        super().__init_subclass__(**kwargs)
+        if "default_code" not in vars(cls):
+            cls.default_code = api_status.CODES[cls.default_reason]
 
     def __init__(self, message: str, *, code: int | None = None, reason: str | None = None,
                  status: dict[str, Any] | None = None, retry_after: float | None = None) -> None:
@@ -69,8 +58,8 @@ class ApiError(Exception):
         self.message = message
         self.code = self.default_code if code is None else code
         self.reason = reason or self.default_reason
-        self.status = status if status is not None else _synthesize(self.code, self.reason,
-                                                                      message)
+        self.status = status if status is not None else api_status.failure(
+            self.code, self.reason, message)
         self.retry_after = retry_after
 
     @property
@@ -85,43 +74,43 @@ class ApiError(Exception):
 
 
 class BadRequest(ApiError):
-    default_code, default_reason = 400, "BadRequest"
+    default_reason = "BadRequest"
 
 
 class Unauthorized(ApiError):
-    default_code, default_reason = 401, "Unauthorized"
+    default_reason = "Unauthorized"
 
 
 class Forbidden(ApiError):
-    default_code, default_reason = 403, "Forbidden"
+    default_reason = "Forbidden"
 
 
 class NotFound(ApiError):
-    default_code, default_reason = 404, "NotFound"
+    default_reason = "NotFound"
 
 
 class MethodNotAllowed(ApiError):
-    default_code, default_reason = 405, "MethodNotAllowed"
+    default_reason = "MethodNotAllowed"
 
 
 class AlreadyExists(ApiError):
-    default_code, default_reason = 409, "AlreadyExists"
+    default_reason = "AlreadyExists"
 
 
 class Conflict(ApiError):
-    default_code, default_reason = 409, "Conflict"
+    default_reason = "Conflict"
 
 
 class Expired(ApiError):
-    default_code, default_reason = 410, "Expired"
+    default_reason = "Expired"
 
 
 class UnsupportedMediaType(ApiError):
-    default_code, default_reason = 415, "UnsupportedMediaType"
+    default_reason = "UnsupportedMediaType"
 
 
 class Invalid(ApiError):
-    default_code, default_reason = 422, "Invalid"
+    default_reason = "Invalid"
 
     @property
     def causes(self) -> list[dict[str, str]]:
@@ -134,11 +123,11 @@ class Invalid(ApiError):
 
 
 class TooManyRequests(ApiError):
-    default_code, default_reason = 429, "TooManyRequests"
+    default_reason = "TooManyRequests"
 
 
 class ServerError(ApiError):
-    default_code, default_reason = 500, "InternalError"
+    default_reason = "InternalError"
 
 
 class ConnectionFailed(ApiError):
@@ -147,18 +136,10 @@ class ConnectionFailed(ApiError):
     default_code, default_reason = 0, "ConnectionFailed"
 
 
-_BY_CODE: dict[int, type[ApiError]] = {
-    400: BadRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    405: MethodNotAllowed,
-    409: Conflict,
-    410: Expired,
-    415: UnsupportedMediaType,
-    422: Invalid,
-    429: TooManyRequests,
-}
+# the class for a code; 409 with reason AlreadyExists and every 5xx are decided in error_class
+_BY_CODE: dict[int, type[ApiError]] = {cls.default_code: cls for cls in (
+    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Expired,
+    UnsupportedMediaType, Invalid, TooManyRequests)}
 
 
 def error_class(code: int, reason: str) -> type[ApiError]:
@@ -184,12 +165,12 @@ def error_from_response(code: int, body: bytes | str | dict[str, Any] | None, *,
     if code < 400 and isinstance(body_code, int) and body_code >= 400:
         code = body_code
     if status is not None:
-        reason = str(status.get("reason") or _DEFAULT_REASONS.get(code, "Unknown"))
+        reason = str(status.get("reason") or api_status.reason_for(code))
         message = str(status.get("message") or reason)
     else:
-        reason = _DEFAULT_REASONS.get(code, "Unknown")
+        reason = api_status.reason_for(code)
         message = _foreign_text(body) or reason
-        status = _synthesize(code, reason, message)
+        status = api_status.failure(code, reason, message)
     cls = error_class(code, reason)
     return cls(message, code=code, reason=reason, status=status,
                retry_after=_retry_after(status, headers))
@@ -210,9 +191,7 @@ def _decode_status(body: bytes | str | dict[str, Any] | None) -> dict[str, Any] 
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None
-    if isinstance(data, dict) and data.get("kind") == "Status":
-        return data
-    return None
+    return data if api_status.is_status(data) else None
 
 
 def _foreign_text(body: bytes | str | dict[str, Any] | None) -> str:
@@ -233,11 +212,6 @@ def _foreign_text(body: bytes | str | dict[str, Any] | None) -> str:
         text = body
     text = " ".join(text.split())
     return text if len(text) <= _MAX_FOREIGN_BODY else text[:_MAX_FOREIGN_BODY] + "…"
-
-
-def _synthesize(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
 
 
 def _retry_after(status: dict[str, Any], headers: Mapping[str, str] | None) -> float | None:

@@ -26,7 +26,7 @@ import logging
 import ssl
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import httpx
 import orjson
@@ -190,6 +190,31 @@ class RequestBuilder:
 # -- flows: multi-request operations written once for both senders ------------------
 
 Flow = Generator[Request, dict[str, Any], T]
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    """What a finished flow returned."""
+
+    value: T
+
+
+def advance(flow: Flow[T], answer: dict[str, Any] | ApiError | None = None) -> Request | Done[T]:
+    """Step ``flow`` once: start it (no answer), send it a body or throw it an error.
+
+    The next request to send, or ``Done`` with what the flow returned. An error the
+    flow does not catch propagates to the caller. Both senders loop over this, so
+    they differ only in how they wait for an answer.
+    """
+    try:
+        if answer is None:
+            return next(flow)
+        if isinstance(answer, ApiError):
+            return flow.throw(answer)
+        return flow.send(answer)
+    except StopIteration as done:
+        # what the flow returned; StopIteration.value itself is untyped
+        return Done(cast(T, done.value))
 
 
 def list_all_flow(build: RequestBuilder, kind: Kind, namespace: str | None = None,
@@ -393,19 +418,17 @@ class Client:
     def _json(self, req: Request) -> dict[str, Any]:
         return decode_body(self._send(req).content)
 
-    def _drive(self, flow: Flow[T]) -> T:
+    def _answer(self, req: Request) -> dict[str, Any] | ApiError:
         try:
-            req = next(flow)
-            while True:
-                try:
-                    body = self._json(req)
-                except ApiError as exc:
-                    req = flow.throw(exc)
-                else:
-                    req = flow.send(body)
-        except StopIteration as done:
-            # what the flow returned; StopIteration.value itself is untyped
-            return cast(T, done.value)
+            return self._json(req)
+        except ApiError as exc:
+            return exc
+
+    def _drive(self, flow: Flow[T]) -> T:
+        step = advance(flow)
+        while isinstance(step, Request):
+            step = advance(flow, self._answer(step))
+        return step.value
 
     # verbs
 
@@ -526,19 +549,17 @@ class AsyncClient:
     async def _json(self, req: Request) -> dict[str, Any]:
         return decode_body((await self._send(req)).content)
 
-    async def _drive(self, flow: Flow[T]) -> T:
+    async def _answer(self, req: Request) -> dict[str, Any] | ApiError:
         try:
-            req = next(flow)
-            while True:
-                try:
-                    body = await self._json(req)
-                except ApiError as exc:
-                    req = flow.throw(exc)
-                else:
-                    req = flow.send(body)
-        except StopIteration as done:
-            # what the flow returned; StopIteration.value itself is untyped
-            return cast(T, done.value)
+            return await self._json(req)
+        except ApiError as exc:
+            return exc
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        step = advance(flow)
+        while isinstance(step, Request):
+            step = advance(flow, await self._answer(step))
+        return step.value
 
     # verbs
 

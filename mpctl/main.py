@@ -47,7 +47,7 @@ from .apply import ApplyError, ApplyFailed, apply_manifest, resolve_namespace
 from .cluster import commands as cluster_commands
 from .cluster.network import NetworkError
 from .cluster.plan import SpecError
-from .manifests import ManifestError, load
+from .manifests import Manifest, ManifestError, load
 from .podio import PodIOError
 from .tabwriter import TableWriter
 
@@ -281,27 +281,9 @@ def _items(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def cmd_apply(args: argparse.Namespace, ctx: Context) -> int:
     if args.server_side:
-        return _each_manifest(args, ctx, "apply", _server_side_apply)
-    manifests = load(args.filename)
-    if not manifests:
-        raise CliError("no objects passed to apply")
-    rc = 0
-    for m in manifests:
-        try:
-            out(apply_manifest(ctx.client, m, flag_namespace=ctx.explicit_namespace,
-                               default_namespace=ctx.namespace) + "\n")
-        except ConnectionFailed:
-            raise
-        except UnknownKind as exc:
-            err(f'error: unable to recognize "{m.source}": {exc}')
-            rc = 1
-        except ApplyError as exc:
-            err(f"error: {exc}")
-            rc = 1
-        except ApplyFailed as exc:
-            err(server_error_line(exc.error, f'error when {exc.action} "{m.source}": '))
-            rc = 1
-    return rc
+        return _each_manifest(args, "apply", _resolved(args, ctx, _server_side_apply))
+    return _each_manifest(args, "apply", lambda m: apply_manifest(
+        ctx.client, m, flag_namespace=ctx.explicit_namespace, default_namespace=ctx.namespace))
 
 
 def _server_side_apply(args: argparse.Namespace, ctx: Context, kind: Kind, obj: dict,
@@ -322,20 +304,34 @@ def _create(args: argparse.Namespace, ctx: Context, kind: Kind, obj: dict,
 
 
 def cmd_create(args: argparse.Namespace, ctx: Context) -> int:
-    return _each_manifest(args, ctx, "create", _create)
+    return _each_manifest(args, "create", _resolved(args, ctx, _create))
 
 
-def _each_manifest(args: argparse.Namespace, ctx: Context, verb: str, write: Any) -> int:
-    """Run ``write`` for every manifest object; one line per object, errors as kubectl's."""
+def _resolved(args: argparse.Namespace, ctx: Context,
+              write: Callable[[argparse.Namespace, Context, Kind, dict, str | None], str]
+              ) -> Callable[[Manifest], str]:
+    """``write(args, ctx, kind, obj, namespace)`` for one manifest, its kind and namespace
+    resolved as kubectl does (the manifest's, else ``-n``, else the context's)."""
+    def one(m: Manifest) -> str:
+        kind = by_kind(str(m.obj.get("apiVersion", "")), str(m.obj.get("kind", "")))
+        namespace = resolve_namespace(m.obj, kind, ctx.explicit_namespace, ctx.namespace)
+        return write(args, ctx, kind, dict(m.obj), namespace)
+    return one
+
+
+def _each_manifest(args: argparse.Namespace, verb: str, write: Callable[[Manifest], str]) -> int:
+    """Run ``write`` for every manifest object; one line per object, errors as kubectl's.
+
+    A lost connection ends the command (nothing more can succeed); any other failure
+    is reported against its manifest and the next one is tried.
+    """
     manifests = load(args.filename)
     if not manifests:
         raise CliError(f"no objects passed to {verb}")
     rc = 0
     for m in manifests:
         try:
-            kind = by_kind(str(m.obj.get("apiVersion", "")), str(m.obj.get("kind", "")))
-            namespace = resolve_namespace(m.obj, kind, ctx.explicit_namespace, ctx.namespace)
-            out(write(args, ctx, kind, dict(m.obj), namespace) + "\n")
+            out(write(m) + "\n")
         except ConnectionFailed:
             raise
         except UnknownKind as exc:
@@ -343,6 +339,9 @@ def _each_manifest(args: argparse.Namespace, ctx: Context, verb: str, write: Any
             rc = 1
         except ApplyError as exc:
             err(f"error: {exc}")
+            rc = 1
+        except ApplyFailed as exc:
+            err(server_error_line(exc.error, f'error when {exc.action} "{m.source}": '))
             rc = 1
         except ApiError as exc:
             action = "creating" if verb == "create" else "applying"

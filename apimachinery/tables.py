@@ -95,7 +95,9 @@ def rfc1123z(value: object) -> str:
 
 # --------------------------------------------------------------------------- helpers
 
-def _get(obj: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
+def dig(obj: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
+    """``obj[path[0]][path[1]]…``, or ``default`` where a step is missing, null or not a map
+    (API objects are read as they come; a cell never raises on an odd one)."""
     cur: Any = obj
     for key in path:
         if not isinstance(cur, Mapping):
@@ -107,11 +109,11 @@ def _get(obj: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
 
 
 def name_of(obj: Mapping[str, Any]) -> str:
-    return str(_get(obj, "metadata", "name", default=""))
+    return str(dig(obj, "metadata", "name", default=""))
 
 
 def namespace_of(obj: Mapping[str, Any]) -> str:
-    return str(_get(obj, "metadata", "namespace", default=""))
+    return str(dig(obj, "metadata", "namespace", default=""))
 
 
 def format_labels(labels: Mapping[str, Any] | None) -> str:
@@ -151,7 +153,7 @@ def service_ports(ports: Iterable[Mapping[str, Any]] | None) -> str:
 
 def load_balancer_ips(service: Mapping[str, Any], wide: bool) -> str:
     result = set()
-    for ingress in _get(service, "status", "loadBalancer", "ingress", default=[]) or []:
+    for ingress in dig(service, "status", "loadBalancer", "ingress", default=[]) or []:
         if ingress.get("ip"):
             result.add(ingress["ip"])
         elif ingress.get("hostname"):
@@ -189,7 +191,7 @@ def service_row(svc: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     spec = svc.get("spec") or {}
     row = [name_of(svc), str(services.service_type(spec)),
            service_cluster_ip(spec), service_external_ip(svc, wide),
-           service_ports(spec.get("ports")), age(_get(svc, "metadata", "creationTimestamp"), now)]
+           service_ports(spec.get("ports")), age(dig(svc, "metadata", "creationTimestamp"), now)]
     if wide:
         row.append(format_labels(spec.get("selector")))
     return row
@@ -240,7 +242,7 @@ def pod_status(pod: Mapping[str, Any], now: datetime) -> tuple[str, str, str]:
     for i, cs in enumerate(status.get("initContainerStatuses") or []):
         count = int(cs.get("restartCount") or 0)
         restarts += count
-        finished = _get(cs, "lastState", "terminated", "finishedAt")
+        finished = dig(cs, "lastState", "terminated", "finishedAt")
         last_restart = _later(last_restart, finished)
         if restartable(cs.get("name")):
             restartable_init_restarts += count
@@ -276,7 +278,7 @@ def pod_status(pod: Mapping[str, Any], now: datetime) -> tuple[str, str, str]:
         error_reason = ""
         for cs in reversed(status.get("containerStatuses") or []):
             restarts += int(cs.get("restartCount") or 0)
-            last_restart = _later(last_restart, _get(cs, "lastState", "terminated", "finishedAt"))
+            last_restart = _later(last_restart, dig(cs, "lastState", "terminated", "finishedAt"))
             state = cs.get("state") or {}
             waiting = state.get("waiting")
             terminated = state.get("terminated")
@@ -302,7 +304,7 @@ def pod_status(pod: Mapping[str, Any], now: datetime) -> tuple[str, str, str]:
             elif has_running:
                 reason = "NotReady"
 
-    deletion = _get(pod, "metadata", "deletionTimestamp")
+    deletion = dig(pod, "metadata", "deletionTimestamp")
     if deletion and status.get("reason") == "NodeLost":
         reason = "Unknown"
     elif deletion and phase not in ("Succeeded", "Failed"):
@@ -317,7 +319,7 @@ def pod_status(pod: Mapping[str, Any], now: datetime) -> tuple[str, str, str]:
 def pod_row(pod: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     ready, status, restarts = pod_status(pod, now)
     row = [name_of(pod), ready, status, restarts,
-           age(_get(pod, "metadata", "creationTimestamp"), now)]
+           age(dig(pod, "metadata", "creationTimestamp"), now)]
     if wide:
         spec = pod.get("spec") or {}
         st = pod.get("status") or {}
@@ -341,7 +343,7 @@ def pod_row(pod: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
 
 def node_roles(node: Mapping[str, Any]) -> list[str]:
     roles = set()
-    for key, value in (_get(node, "metadata", "labels", default={}) or {}).items():
+    for key, value in (dig(node, "metadata", "labels", default={}) or {}).items():
         if key.startswith(NODE_ROLE_PREFIX):
             role = key[len(NODE_ROLE_PREFIX):]
             if role:
@@ -355,28 +357,28 @@ def node_status(node: Mapping[str, Any]) -> str:
     """``Ready``/``NotReady`` from the Ready condition, ``Unknown`` without one, plus
     ``,SchedulingDisabled`` for a cordoned node."""
     status = []
-    for c in _get(node, "status", "conditions", default=[]) or []:
+    for c in dig(node, "status", "conditions", default=[]) or []:
         if c.get("type") == "Ready":
             status.append("Ready" if c.get("status") == "True" else "NotReady")
             break
     if not status:
         status.append("Unknown")
-    if _get(node, "spec", "unschedulable"):
+    if dig(node, "spec", "unschedulable"):
         status.append("SchedulingDisabled")
     return ",".join(status)
 
 
 def node_address(node: Mapping[str, Any], address_type: str) -> str:
-    for a in _get(node, "status", "addresses", default=[]) or []:
+    for a in dig(node, "status", "addresses", default=[]) or []:
         if a.get("type") == address_type:
             return str(a.get("address") or "")
     return NONE
 
 
 def node_row(node: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
-    info = _get(node, "status", "nodeInfo", default={}) or {}
+    info = dig(node, "status", "nodeInfo", default={}) or {}
     row = [name_of(node), node_status(node), ",".join(node_roles(node)) or NONE,
-           age(_get(node, "metadata", "creationTimestamp"), now),
+           age(dig(node, "metadata", "creationTimestamp"), now),
            str(info.get("kubeletVersion") or "")]
     if wide:
         row += [node_address(node, "InternalIP"), node_address(node, "ExternalIP"),
@@ -388,8 +390,8 @@ def node_row(node: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
 # --------------------------------------------------------------------------- others
 
 def namespace_row(ns: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
-    return [name_of(ns), str(_get(ns, "status", "phase", default="")),
-            age(_get(ns, "metadata", "creationTimestamp"), now)]
+    return [name_of(ns), str(dig(ns, "status", "phase", default="")),
+            age(dig(ns, "metadata", "creationTimestamp"), now)]
 
 
 def endpointslice_ports(ports: Iterable[Mapping[str, Any]] | None) -> str:
@@ -427,13 +429,13 @@ def endpointslice_endpoints(endpoints: Iterable[Mapping[str, Any]] | None) -> st
 def endpointslice_row(eps: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     return [name_of(eps), str(eps.get("addressType") or ""),
             endpointslice_ports(eps.get("ports")), endpointslice_endpoints(eps.get("endpoints")),
-            age(_get(eps, "metadata", "creationTimestamp"), now)]
+            age(dig(eps, "metadata", "creationTimestamp"), now)]
 
 
 def event_row(ev: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     last = (ev.get("lastTimestamp") or ev.get("eventTime")
-            or _get(ev, "series", "lastObservedTime") or ev.get("firstTimestamp")
-            or _get(ev, "metadata", "creationTimestamp"))
+            or dig(ev, "series", "lastObservedTime") or ev.get("firstTimestamp")
+            or dig(ev, "metadata", "creationTimestamp"))
     involved = ev.get("involvedObject") or {}
     obj = f"{str(involved.get('kind') or '').lower()}/{involved.get('name') or ''}"
     return [age(last, now), str(ev.get("type") or ""), str(ev.get("reason") or ""), obj,
@@ -441,7 +443,7 @@ def event_row(ev: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
 
 
 def generic_row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
-    return [name_of(obj), age(_get(obj, "metadata", "creationTimestamp"), now)]
+    return [name_of(obj), age(dig(obj, "metadata", "creationTimestamp"), now)]
 
 
 RowFn = Callable[[Mapping[str, Any], datetime, bool], list[str]]
@@ -507,7 +509,7 @@ def table_row(kind: Kind, obj: Mapping[str, Any], now: datetime, *, wide: bool =
     if all_namespaces and kind.namespaced:
         row.insert(0, namespace_of(obj))
     if show_labels:
-        row.append(format_labels(_get(obj, "metadata", "labels")))
+        row.append(format_labels(dig(obj, "metadata", "labels")))
     return row
 
 

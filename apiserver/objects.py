@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from apimachinery import status
+
 # Kubernetes' generateName alphabet: no vowels (no words) and no look-alikes.
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _GENERATED_SUFFIX = 5
@@ -84,9 +86,7 @@ def ordered(obj: dict) -> dict:
 
 def success(plural: str, name: str, group: str = "", uid: str | None = None) -> dict:
     """The ``Status`` a write answers with when it has no object to return."""
-    details: dict[str, Any] = {"name": name, "kind": plural}
-    if group:
-        details["group"] = group
+    details = status.object_details(plural, name, group)
     if uid:
         details["uid"] = uid
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery import status
 from apiserver import managedfields, objects
 from apiserver.errors import (
     AlreadyExists,
@@ -120,9 +121,10 @@ class Writes:
             m["name"] = objects.generated_name(generate)
         else:
             raise AlreadyExists(
-                f'{rt.kind.plural} "{m["name"]}" already exists, the server was not able to '
-                "generate a unique name for the object",
-                details={"name": m["name"], "kind": rt.kind.plural})
+                status.object_message("AlreadyExists", rt.kind.plural, m["name"],
+                                      rt.kind.group)
+                + ", the server was not able to generate a unique name for the object",
+                details=status.object_details(rt.kind.plural, m["name"], rt.kind.group))
         rt.begin_create(ctx, obj)
         return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, None)
 

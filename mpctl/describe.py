@@ -15,8 +15,8 @@ from typing import Any
 from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE, Kind
 from apimachinery.tables import (
     NONE,
-    _get,
     age,
+    dig,
     format_labels,
     node_roles,
     parse_time,
@@ -105,7 +105,7 @@ def _events(w: _Writer, events: Sequence[Obj] | None, now: datetime) -> None:
 
     def last_seen(e: Obj) -> datetime:
         t = parse_time(e.get("lastTimestamp") or e.get("eventTime")
-                       or _get(e, "metadata", "creationTimestamp"))
+                       or dig(e, "metadata", "creationTimestamp"))
         return t or datetime.min.replace(tzinfo=now.tzinfo)
 
     w.write(0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n")
@@ -122,7 +122,7 @@ def _events(w: _Writer, events: Sequence[Obj] | None, now: datetime) -> None:
             interval = f"{age(e.get('lastTimestamp'), now)} (x{count} over {first})"
         else:
             interval = first
-        source = _get(e, "source", "component") or e.get("reportingController") or ""
+        source = dig(e, "source", "component") or e.get("reportingController") or ""
         w.write(1, f"{e.get('type') or ''}\t{e.get('reason') or ''}\t{interval}\t{source}\t"
                    f"{str(e.get('message') or '').strip()}\n")
 
@@ -140,7 +140,7 @@ def format_endpoint_slices(slices: list[Obj], port_names: set[str] | None) -> st
         nonlocal more, count
         if len(items) == maximum:
             more = True
-        ready = _get(endpoint, "conditions", "ready")
+        ready = dig(endpoint, "conditions", "ready")
         if ready is False:
             return
         if not more:
@@ -189,7 +189,7 @@ def describe_service(svc: Obj, slices: list[Obj], events: Sequence[Obj] | None,
         w.write(0, f"External Name:\t{spec.get('externalName') or ''}\n")
     if spec.get("loadBalancerIP"):
         w.write(0, f"IP:\t{spec['loadBalancerIP']}\n")
-    ingress = _get(svc, "status", "loadBalancer", "ingress", default=[]) or []
+    ingress = dig(svc, "status", "loadBalancer", "ingress", default=[]) or []
     if ingress:
         w.write(0, "LoadBalancer Ingress:\t"
                    f"{', '.join(i.get('ip') or i.get('hostname') or '' for i in ingress)}\n")
@@ -260,7 +260,7 @@ def _container_state(w: _Writer, title: str, state: Obj | None) -> None:
         w.write(3, f"Finished:\t{rfc1123z(t.get('finishedAt'))}\n")
     else:
         w.write(2, f"{title}:\tWaiting\n")
-        reason = _get(state, "waiting", "reason")
+        reason = dig(state, "waiting", "reason")
         if reason:
             w.write(3, f"Reason:\t{reason}\n")
 
@@ -293,7 +293,7 @@ def _containers(w: _Writer, title: str, containers: list[Obj], statuses: list[Ob
                         w.write(3, f"{s}\n")
         if status is not None:
             _container_state(w, "State", status.get("state"))
-            if _get(status, "lastState", "terminated") is not None:
+            if dig(status, "lastState", "terminated") is not None:
                 _container_state(w, "Last State", status.get("lastState"))
             w.write(2, f"Ready:\t{'True' if status.get('ready') else 'False'}\n")
             w.write(2, f"Restart Count:\t{status.get('restartCount') or 0}\n")
@@ -470,7 +470,7 @@ def describe_node(node: Obj, pods: Sequence[Obj] | None, events: Sequence[Obj] |
         w.write(0, f"ProviderID:\t{spec['providerID']}\n")
     if pods is not None:
         running = [p for p in pods
-                   if _get(p, "status", "phase") not in ("Succeeded", "Failed")]
+                   if dig(p, "status", "phase") not in ("Succeeded", "Failed")]
         w.write(0, f"Non-terminated Pods:\t({len(running)} in total)\n")
         if running:
             w.write(1, "Namespace\tName\tAge\n")
@@ -491,7 +491,7 @@ def describe_namespace(ns: Obj, events: Sequence[Obj] | None, now: datetime) -> 
     w.write(0, f"Name:\t{meta.get('name', '')}\n")
     _labels(w, "Labels", meta.get("labels"))
     _annotations(w, "Annotations", meta.get("annotations"))
-    w.write(0, f"Status:\t{_get(ns, 'status', 'phase', default='')}\n")
+    w.write(0, f"Status:\t{dig(ns, 'status', 'phase', default='')}\n")
     _events(w, events, now)
     return w.text()
 

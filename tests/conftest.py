@@ -157,4 +157,21 @@ def api_url(apiserver: ApiServer) -> str:
     return apiserver.url
 
 
+@pytest.fixture(scope="module")
+def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """One API server for the tests of a module that neither stop it nor need a
+    special flag; they stay apart by using namespaces of their own."""
+    workdir = tmp_path_factory.mktemp("apiserver")
+    server = ApiServer(db_path=workdir / "state.db", log_path=workdir / "apiserver.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_url(shared_api: ApiServer) -> str:
+    return shared_api.url
+
+
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

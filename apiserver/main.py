@@ -15,6 +15,7 @@ from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags
+from componentbase.startup import fail, setup_logging
 
 log = logging.getLogger("apiserver")
 
@@ -94,13 +95,11 @@ class Server(uvicorn.Server):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, quiet=())
     try:
         config = config_from_args(args)
     except OSError as exc:  # the --storage-url directory can't be made
-        print(f"mp-apiserver: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("mp-apiserver", exc, 2)
     host, port = args.listen
     server = Server(uvicorn.Config(
         create_app(config), host=host, port=port, log_level="warning", access_log=False,

@@ -57,7 +57,8 @@ import dns.rcode  # noqa: E402
 
 from apimachinery.kinds import SERVICE  # noqa: E402
 from client.http import Client  # noqa: E402
-from dnsd.testing import BIN, DnsdProcess, free_port, poll  # noqa: E402
+from componentbase.polling import poll  # noqa: E402
+from dnsd.testing import BIN, DnsdProcess, free_port  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = "1", "0"
 NAMESPACE = "default"

@@ -22,6 +22,7 @@ from client.backoff import Backoff
 from client.config import ClientConfig, ConfigError, load_config
 from client.http import AsyncClient
 from componentbase.flags import HostPort
+from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
 from controllers.config import Config, parse_args
 from controllers.endpointslice import EndpointSliceController
@@ -137,21 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         api = load_config(server=config.server, kubeconfig=config.kubeconfig)
     except ConfigError as exc:
-        print(f"mp-controllers: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("mp-controllers", exc, 2)
     # Until the event loop takes over SIGTERM, it still means "stop cleanly".
     signal.signal(signal.SIGTERM, _exit_quietly)
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if config.log_level != "debug":  # httpx logs every request at info: chatter
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    # httpx's request lines are chatter, except when asked for debug
+    setup_logging(config.log_level, quiet=() if config.log_level == "debug" else ("httpx",))
     sock = None
     if config.metrics_listen is not None:
         try:
             sock = bind(config.metrics_listen)
         except OSError as exc:
-            print(f"mp-controllers: error: {exc.strerror or exc}", file=sys.stderr)
-            return 1
+            return fail("mp-controllers", exc.strerror or exc, 1)
     code = 0
     try:
         code = asyncio.run(run(config, api, sock))

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from client.config import ClientConfig, ConfigError, load_config
+from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
 from dnsd.config import Config, Listen, parse_args
 from dnsd.index import Index
@@ -149,16 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         api = load_config(server=config.server)
     except ConfigError as exc:
-        print(f"mp-dnsd: error: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+        return fail("mp-dnsd", exc, 2)
+    setup_logging(config.log_level)
     try:
         sockets = open_sockets(config)
     except OSError as exc:
-        print(f"mp-dnsd: error: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return fail("mp-dnsd", exc.strerror or exc, 1)
     try:
         import uvloop  # noqa: PLC0415 - optional; 4-5x the UDP queries per second here
     except ImportError:

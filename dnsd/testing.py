@@ -13,18 +13,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dns.message
 import dns.query
 import dns.rdatatype
 import httpx
 
-T = TypeVar("T")
+from componentbase.polling import poll
+
 BIN = Path(sys.executable).parent
 
 
@@ -41,23 +41,6 @@ def free_port() -> int:
                     continue
                 return port
     raise RuntimeError("no port free for both UDP and TCP")
-
-
-def poll(predicate: Callable[[], T], *, timeout: float, what: str,
-         interval: float = 0.01) -> T:
-    """Call ``predicate`` until it returns something truthy; raise at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}"
-                       + (f" (last error: {last!r})" if last else ""))
 
 
 @dataclass

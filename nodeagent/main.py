@@ -26,6 +26,7 @@ from pathlib import Path
 from client.config import ClientConfig, ConfigError, load_config
 from componentbase import flags
 from componentbase.flags import HostPort
+from componentbase.startup import fail, setup_logging
 from nodeagent.node import privileges
 from nodeagent.node.agent import NodeAgent, NodeConfig
 from nodeagent.pods.manager import default_state_dir
@@ -235,15 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         api = load_config(server=opts.server)
     except ConfigError as exc:
-        print(f"mp-nodeagent: error: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=opts.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+        return fail("mp-nodeagent", exc, 2)
+    setup_logging(opts.log_level)
     problem = check_environment(opts)
     if problem is not None:
-        print(f"mp-nodeagent: error: {problem}", file=sys.stderr)
-        return 1
+        return fail("mp-nodeagent", problem, 1)
     if opts.cleanup:
         return cleanup(opts)
     metrics_sock = None
@@ -252,9 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             metrics_sock = socket.create_server((host, port), reuse_port=False)
         except OSError as exc:
-            print(f"mp-nodeagent: error: cannot listen on {host}:{port}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
-            return 1
+            return fail("mp-nodeagent", f"cannot listen on {host}:{port}: "
+                        f"{exc.strerror or exc}", 1)
     try:
         asyncio.run(serve(opts, api, metrics_sock))
     except KeyboardInterrupt:

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from componentbase.polling import poll
 from tests.netns import Lab
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,19 +28,12 @@ def free_port() -> int:
 
 
 def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    last_exc: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # noqa: BLE001 - keep polling, report the last one
-            last_exc = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" +
-                         (f" (last error: {last_exc!r})" if last_exc else ""))
+    """``poll`` that fails the test (AssertionError, which some helpers catch to add
+    what they saw) when ``predicate`` is still falsy at the deadline."""
+    try:
+        return poll(predicate, timeout=timeout, interval=interval, what=what)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 class ManagedProcess:
@@ -162,6 +155,23 @@ def apiserver(make_apiserver) -> ApiServer:
 @pytest.fixture
 def api_url(apiserver: ApiServer) -> str:
     return apiserver.url
+
+
+@pytest.fixture(scope="module")
+def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """One API server for the tests of a module that neither stop it nor need a
+    special flag; they stay apart by using namespaces of their own."""
+    workdir = tmp_path_factory.mktemp("apiserver")
+    server = ApiServer(db_path=workdir / "state.db", log_path=workdir / "apiserver.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_url(shared_api: ApiServer) -> str:
+    return shared_api.url
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -24,6 +24,7 @@ from client.backoff import Backoff
 from client.errors import AlreadyExists, ApiError, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
+from componentbase.tasks import cancel_and_wait
 from nodeagent.node import network
 from nodeagent.pods.manager import PodManager
 from nodeagent.pods.runtime import RuntimeConfig
@@ -103,11 +104,7 @@ class NodeAgent:
         try:
             await self._stop.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+            await cancel_and_wait(tasks)
             await self.client.aclose()
 
     async def _register(self) -> None:

@@ -9,7 +9,6 @@ keeps flowing while the agent restarts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE
@@ -17,6 +16,7 @@ from client.backoff import Backoff
 from client.config import ClientConfig
 from client.http import AsyncClient
 from client.informer import Informer
+from componentbase.tasks import cancel_and_wait
 from nodeagent.proxy.sync import Proxier
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,7 @@ class ProxyAgent:
         try:
             await self.proxier.run(self._wait_synced)
         finally:
-            for task in informers:
-                task.cancel()
-            for task in informers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(informers)
             await self.client.aclose()
 
     def stop(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import ssl
-from collections.abc import Iterator
 from contextlib import closing
 
 import httpx
@@ -37,7 +36,7 @@ from client.errors import (
     is_retriable,
 )
 from client.http import AsyncClient, Client, RequestBuilder, decode_event, tls_verify
-from tests.conftest import ApiServer, free_port, wait_until
+from tests.conftest import free_port, wait_until
 
 _names = itertools.count()
 
@@ -246,19 +245,6 @@ def test_decode_event_lines():
 
 
 # == against a real server =================================================================
-
-
-@pytest.fixture(scope="module")
-def shared_url(tmp_path_factory) -> Iterator[str]:
-    """One API server for the tests of this module that neither stop it nor need a
-    special flag; they stay apart by using namespaces of their own."""
-    workdir = tmp_path_factory.mktemp("apiserver")
-    server = ApiServer(db_path=workdir / "state.db", log_path=workdir / "apiserver.log")
-    try:
-        server.start()
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

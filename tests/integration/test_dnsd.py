@@ -32,18 +32,8 @@ DEADLINE = 5.0  # seconds for a write to show up in DNS; it normally takes milli
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    tmp = tmp_path_factory.mktemp("dnsd-api")
-    server = ApiServer(db_path=tmp / "state.db", log_path=tmp / "apiserver.log")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def dnsd(api: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsdProcess]:
-    proc = DnsdProcess(api.url, tmp_path_factory.mktemp("dnsd") / "dnsd.log")
+def dnsd(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsdProcess]:
+    proc = DnsdProcess(shared_api.url, tmp_path_factory.mktemp("dnsd") / "dnsd.log")
     try:
         yield proc.start()
     finally:
@@ -51,8 +41,8 @@ def dnsd(api: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[D
 
 
 @pytest.fixture(scope="module")
-def kube(api: ApiServer) -> Iterator[Client]:
-    with Client(server=api.url) as c:
+def kube(shared_api: ApiServer) -> Iterator[Client]:
+    with Client(server=shared_api.url) as c:
         yield c
 
 

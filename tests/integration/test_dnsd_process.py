@@ -92,17 +92,6 @@ def black_hole() -> Iterator[int]:
         sock.close()
 
 
-@pytest.fixture(scope="module")
-def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """One API server for the tests that only read from it (or add harmless objects)."""
-    tmp = tmp_path_factory.mktemp("dnsd-process-api")
-    server = ApiServer(db_path=tmp / "state.db", log_path=tmp / "apiserver.log")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def start_dnsd(tmp_path: Path) -> Iterator:
     """Factory for dnsd processes; all are stopped at teardown, even on failure."""

@@ -28,7 +28,7 @@ from client.errors import ConnectionFailed, Expired
 from client.http import AsyncClient, Client
 from client.informer import Informer
 from client.watch import Listed, Target, watch_forever
-from tests.conftest import ApiServer, free_port, wait_until
+from tests.conftest import free_port, wait_until
 
 _names = itertools.count()
 
@@ -248,19 +248,6 @@ def requests_logged(caplog, needle: str) -> int:
 
 
 # -- tests ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def shared_url(tmp_path_factory) -> Iterator[str]:
-    """One API server for the tests of this module that neither stop it nor need a
-    special flag; they stay apart by using namespaces of their own."""
-    workdir = tmp_path_factory.mktemp("apiserver")
-    server = ApiServer(db_path=workdir / "state.db", log_path=workdir / "apiserver.log")
-    try:
-        server.start()
-        yield server.url
-    finally:
-        server.stop()
 
 
 def test_syncs_then_follows_creates_updates_and_deletes(shared_url, start_informer):

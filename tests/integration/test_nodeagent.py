@@ -31,7 +31,7 @@ import pytest
 from apimachinery.kinds import NODE, POD
 from client.errors import NotFound
 from client.http import Client
-from tests.conftest import BIN, REPO, ApiServer, wait_until
+from tests.conftest import BIN, ApiServer, ManagedProcess, wait_until
 from tests.integration.test_controllers_harness import ControllerProcess
 from tests.netns import Lab, have_root_tools, sh, socket_in, sweep
 
@@ -68,36 +68,28 @@ IGNORE_TERM = ("import signal, sys, time, pathlib; signal.signal(signal.SIGTERM,
 
 
 @dataclass
-class Agent:
+class Agent(ManagedProcess):
+    """One real mp-nodeagent in ``netns``; it has no status port here, so starting it
+    waits for nothing (the tests wait for what the agent writes)."""
+
     node: str
     netns: str
     state: Path
-    log: Path
+    log_path: Path
     api: str
     cluster: str
     proc: subprocess.Popen[bytes] | None = None
+    label = "mp-nodeagent"
 
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [str(BIN / "mp-nodeagent"), "--server", self.api, "--node", self.node,
-                 "--netns", self.netns, "--state-dir", str(self.state),
-                 "--cluster-name", self.cluster, "--heartbeat-interval", "1s",
-                 "--restart-backoff", "200ms", "--max-restart-backoff", "1s",
-                 "--log-level", "debug"],
-                stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    def command(self) -> list[str]:
+        return [str(BIN / "mp-nodeagent"), "--server", self.api, "--node", self.node,
+                "--netns", self.netns, "--state-dir", str(self.state),
+                "--cluster-name", self.cluster, "--heartbeat-interval", "1s",
+                "--restart-backoff", "200ms", "--max-restart-backoff", "1s",
+                "--log-level", "debug"]
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+    def start(self, *, wait_ready: bool = False) -> Agent:
+        return super().start(wait_ready=wait_ready)
 
 
 @dataclass
@@ -360,9 +352,9 @@ def test_agent_kill_and_restart_adopts_running_pods(cluster: Cluster) -> None:
                what="the deleted pod's namespace and /etc/netns dir to be cleaned up")
     wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in dropped_pids),
                timeout=10, what="the deleted pod's processes to be killed")
-    wait_until(lambda: "adopted container" in agent.log.read_text(), timeout=20,
+    wait_until(lambda: "adopted container" in agent.log_path.read_text(), timeout=20,
                what="the restarted agent to adopt the pod")
-    wait_until(lambda: "default/keep: status" in agent.log.read_text().split(
+    wait_until(lambda: "default/keep: status" in agent.log_path.read_text().split(
         "adopted container")[-1] or cluster.ready("keep") == "True", timeout=10,
         what="the adopted pod's status to settle")
     after = cluster.get("keep")
@@ -454,7 +446,7 @@ def test_sigterm_stops_the_agent_and_leaves_pods_running(cluster: Cluster) -> No
     agent.proc = None
     assert sh("ip", "netns", "pids", ns).stdout.split() == pids
     agent.start()
-    wait_until(lambda: agent.log.read_text().count("default/stay: adopted container") == 1,
+    wait_until(lambda: agent.log_path.read_text().count("default/stay: adopted container") == 1,
                timeout=20, what="the restarted agent to adopt the pod")
     assert cluster.container("stay")["restartCount"] == 0
     cluster.delete_and_wait("stay")

@@ -69,7 +69,7 @@ from recording import recording_proxier, scratch_namespace  # noqa: E402
 from apimachinery.kinds import ENDPOINTSLICE, NODE, POD, SERVICE  # noqa: E402
 from client.errors import ApiError  # noqa: E402
 from client.http import AsyncClient, Client  # noqa: E402
-from client.netns import run_in_netns  # noqa: E402
+from componentbase.netns import run_in_netns  # noqa: E402
 from nodeagent.proxy import chains  # noqa: E402
 from nodeagent.proxy.apply import Backend  # noqa: E402
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 
-from client.netns import netns_path, run_in_netns  # noqa: F401 - re-exported
+from componentbase.netns import netns_path, run_in_netns  # noqa: F401 - re-exported
 
 
 def bound_socket(host: str, port: int, kind: int, *, netns: str = "") -> socket.socket:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from client import netns
+from componentbase import netns
 
 T = TypeVar("T")
 
@@ -51,7 +51,7 @@ def have_root_tools() -> str | None:
 
 
 def run_in_netns(name: str, fn: Callable[[], T]) -> T:
-    """``client.netns.run_in_netns``, refusing any namespace but a test's own ``mp-…``."""
+    """``componentbase.netns.run_in_netns``, refusing any namespace but a test's own ``mp-…``."""
     if not name.startswith("mp-") or "/" in name:
         raise ValueError(f"refusing to enter {name!r}: tests only use mp-… namespaces")
     return netns.run_in_netns(name, fn)

@@ -28,7 +28,7 @@ from apimachinery.kinds import NODE, SERVICE
 from client.config import write_kubeconfig
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
-from client.procs import proc_start_time, same_process, wait_gone
+from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
 from . import network, plan, state, supervisor

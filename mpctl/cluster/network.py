@@ -20,7 +20,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from client import netns
+from componentbase import netns
 
 from . import plan
 

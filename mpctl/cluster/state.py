@@ -3,7 +3,7 @@
 Written as soon as ``cluster up`` knows anything (before the first namespace) and
 rewritten after each process starts, atomically, so that ``down`` finds every pid
 even after ``up`` was killed with ``kill -9`` halfway. Each pid is kept with its
-start time (``client.procs``): a pid reused by an unrelated process is never
+start time (``componentbase.procs``): a pid reused by an unrelated process is never
 signalled.
 """
 

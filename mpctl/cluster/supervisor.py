@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from client.procs import kill_group, proc_start_time, same_process, wait_gone
+from componentbase.procs import kill_group, proc_start_time, same_process, wait_gone
 
 from .plan import Command
 from .state import ProcessRecord

@@ -25,7 +25,7 @@ from client.backoff import Backoff
 from client.errors import ApiError, Conflict, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
-from client.procs import kill_group, proc_start_time
+from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
 from nodeagent.pods.ipam import Ipam

@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import TypeVar
 
-from client.netns import run_in_netns
+from componentbase.netns import run_in_netns
 from nodeagent.node.network import BRIDGE, gateway
 from nodeagent.pods.status import pod_netns, resolv_conf
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client.procs import kill_group, proc_start_time
+from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing

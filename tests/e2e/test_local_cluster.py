@@ -30,7 +30,7 @@ import yaml
 from apimachinery.kinds import NODE, POD, SERVICE
 from client.errors import NotFound
 from client.http import Client
-from client.procs import same_process
+from componentbase.procs import same_process
 from mpctl.cluster import plan
 from tests.conftest import BIN, REPO, wait_until
 from tests.netns import have_root_tools, sweep

@@ -31,7 +31,7 @@ ALLOWED = {
     "componentbase": {"apimachinery"},
     "apiserver": {"apimachinery", "componentbase"},
     "client": {"apimachinery"},
-    "mpctl": {"apimachinery", "client"},
+    "mpctl": {"apimachinery", "client", "componentbase"},
     "controllers": {"apimachinery", "client", "componentbase"},
     "dnsd": {"apimachinery", "client", "componentbase"},
     "nodeagent": {"apimachinery", "client", "componentbase"},

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiserver.resources import ResourceType, group_versions, in_group_version
+from apiserver.registry.strategy import Strategy
+from apiserver.resources import group_versions, in_group_version
 
 SERVER_VERSION = {
     "major": "1",
@@ -42,7 +43,7 @@ def api_group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def _resource_entries(rt: ResourceType) -> list[dict[str, Any]]:
+def _resource_entries(rt: Strategy) -> list[dict[str, Any]]:
     k = rt.kind
     entry: dict[str, Any] = {"name": k.plural, "singularName": k.singular,
                              "namespaced": k.namespaced, "kind": k.kind, "verbs": list(k.verbs)}

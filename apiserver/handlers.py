@@ -42,7 +42,7 @@ from apiserver.listopts import (
 )
 from apiserver.metrics import Metrics
 from apiserver.paths import Target, parse_path
-from apiserver.resources import ResourceType
+from apiserver.registry.strategy import Strategy
 from apiserver.storage.backend import Backend
 from apiserver.watch import Watcher, WatchRequest, require_revision
 from apiserver.watchhub import WatchHub
@@ -105,7 +105,7 @@ class Api:
                              time.perf_counter() - started)
         return response
 
-    def _route(self, method: str, t: Target, rt: ResourceType,
+    def _route(self, method: str, t: Target, rt: Strategy,
                request: Request) -> tuple[str, Callable[[], Any]]:
         namespaced = rt.kind.namespaced
         if t.name is not None and namespaced and t.namespace is None:
@@ -149,7 +149,7 @@ class Api:
 
     # ------------------------------------------------------------------ reads
 
-    async def get(self, rt: ResourceType, ns: str, name: str, as_table: bool) -> Response:
+    async def get(self, rt: Strategy, ns: str, name: str, as_table: bool) -> Response:
         data = await anyio.to_thread.run_sync(self.store.get, rt.key,
                                               ns if rt.kind.namespaced else "", name)
         if data is None:
@@ -161,7 +161,7 @@ class Api:
                 resource_version=obj.get("metadata", {}).get("resourceVersion", "")))
         return json_response(data.encode())
 
-    async def list(self, rt: ResourceType, namespace: str | None, opts: ListOptions,
+    async def list(self, rt: Strategy, namespace: str | None, opts: ListOptions,
                    as_table: bool = False) -> Response:
         revision, after = await self._list_revision(opts)
         keep = opts.matcher()
@@ -199,7 +199,7 @@ class Api:
             opts.resource_version_match is None and opts.limit is not None)
         return (wanted if exact else None), None
 
-    async def watch(self, rt: ResourceType, namespace: str | None, opts: ListOptions,
+    async def watch(self, rt: Strategy, namespace: str | None, opts: ListOptions,
                     as_table: bool = False) -> Response:
         req = WatchRequest(rt, namespace, opts, as_table)
         await self.watcher.prepare(req)
@@ -212,14 +212,14 @@ class Api:
     async def _commit(self, op: Callable, dry_run: bool) -> Any:
         return await asyncio.wrap_future(self.store.submit(op, dry_run=dry_run))
 
-    async def create(self, rt: ResourceType, ns: str, request: Request) -> Response:
+    async def create(self, rt: Strategy, ns: str, request: Request) -> Response:
         body = await read_object(request)
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update")
         obj = await self._commit(self.writes.create(rt, ns, body, manager), dry_run(request))
         return with_warnings(json_response(obj, 201), warnings)
 
-    async def update(self, rt: ResourceType, ns: str, name: str, request: Request,
+    async def update(self, rt: Strategy, ns: str, name: str, request: Request,
                      subresource: str) -> Response:
         body = await read_object(request)
         warnings = check_fields(rt, body, field_validation(request))
@@ -229,7 +229,7 @@ class Api:
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings)
 
-    async def patch(self, rt: ResourceType, ns: str, name: str, request: Request,
+    async def patch(self, rt: Strategy, ns: str, name: str, request: Request,
                     subresource: str) -> Response:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         flavour = PATCH_TYPES.get(content_type)
@@ -284,12 +284,12 @@ class Api:
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings)
 
-    async def delete(self, rt: ResourceType, ns: str, name: str, request: Request) -> Response:
+    async def delete(self, rt: Strategy, ns: str, name: str, request: Request) -> Response:
         options = await delete_options(request)
         result = await self._commit(self.writes.delete(rt, ns, name, options), dry_run(request))
         return json_response(result)
 
-    async def delete_collection(self, rt: ResourceType, namespace: str | None,
+    async def delete_collection(self, rt: Strategy, namespace: str | None,
                                 request: Request) -> Response:
         opts = parse_list_options(query(request), rt)
         options = await delete_options(request)
@@ -307,7 +307,7 @@ class Api:
                 "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
         return json_response(body)
 
-    async def action(self, rt: ResourceType, subresource: str, ns: str, name: str,
+    async def action(self, rt: Strategy, subresource: str, ns: str, name: str,
                      request: Request) -> Response:
         body = await read_object(request)
         result = await self._commit(self.writes.action(rt, subresource, ns, name, body),
@@ -387,7 +387,7 @@ def field_validation(request: Request) -> str:
     return mode
 
 
-def check_fields(rt: ResourceType, obj: Any, mode: str) -> list[str]:
+def check_fields(rt: Strategy, obj: Any, mode: str) -> list[str]:
     """Drop fields the kind does not have; Strict rejects them, Warn reports them."""
     unknown = openapi.unknown_fields(rt.openapi_root, obj, prune=True)
     if not unknown or mode == "Ignore":
@@ -400,7 +400,7 @@ def check_fields(rt: ResourceType, obj: Any, mode: str) -> list[str]:
     return problems
 
 
-def field_manager(rt: ResourceType, request: Request, doc: dict, operation: str,
+def field_manager(rt: Strategy, request: Request, doc: dict, operation: str,
                   subresource: str = "") -> Manager | None:
     name = query(request).get("fieldManager")
     if not name:

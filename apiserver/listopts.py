@@ -30,7 +30,7 @@ from apiserver.errors import (
     invalid,
     not_supported,
 )
-from apiserver.resources import ResourceType
+from apiserver.registry.strategy import Strategy
 
 _CONTINUE_VERSION = "meta.k8s.io/v1"
 
@@ -85,7 +85,7 @@ def _int(params: Mapping[str, str], name: str) -> int | None:
     return number
 
 
-def parse_list_options(params: Mapping[str, str], rt: ResourceType) -> ListOptions:
+def parse_list_options(params: Mapping[str, str], rt: Strategy) -> ListOptions:
     try:
         labels = parse_label_selector(params.get("labelSelector"))
         fields = parse_field_selector(params.get("fieldSelector"), rt.field_selectors)

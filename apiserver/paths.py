@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apiserver.resources import ResourceType, by_path
+from apiserver.registry.strategy import Strategy
+from apiserver.resources import by_path
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Target:
     subresource: str = ""
 
     @property
-    def resource(self) -> ResourceType | None:
+    def resource(self) -> Strategy | None:
         return by_path(self.group, self.version, self.plural)
 
 

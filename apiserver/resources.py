@@ -12,9 +12,6 @@ from apimachinery.kinds import Kind
 from apiserver.registry import endpointslice, event, namespace, node, pod, service
 from apiserver.registry.strategy import Strategy
 
-# The request path and the watch code call a served kind a resource type.
-ResourceType = Strategy
-
 REGISTRY: tuple[Strategy, ...] = (
     namespace.STRATEGY,
     node.STRATEGY,

@@ -21,7 +21,7 @@ import orjson
 from apiserver import objects, tables
 from apiserver.errors import APIError, Timeout
 from apiserver.listopts import ListOptions
-from apiserver.resources import ResourceType
+from apiserver.registry.strategy import Strategy
 from apiserver.storage.backend import Backend, Event
 from apiserver.watchhub import WatchHub
 
@@ -45,7 +45,7 @@ def error_line(err: APIError) -> bytes:
     return b'{"type":"ERROR","object":' + orjson.dumps(err.status()) + b"}\n"
 
 
-def bookmark_line(rt: ResourceType, revision: int, *, initial_end: bool = False) -> bytes:
+def bookmark_line(rt: Strategy, revision: int, *, initial_end: bool = False) -> bytes:
     metadata: dict = {"resourceVersion": str(revision)}
     if initial_end:
         metadata["annotations"] = {INITIAL_EVENTS_END: "true"}
@@ -88,7 +88,7 @@ async def require_revision(hub: WatchHub, rv: int) -> None:
 
 @dataclass
 class WatchRequest:
-    rt: ResourceType
+    rt: Strategy
     namespace: str | None
     opts: ListOptions
     as_table: bool = False  # kubectl get -w: every object is a one-row Table

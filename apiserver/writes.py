@@ -25,7 +25,8 @@ from apiserver.errors import (
     NotFound,
 )
 from apiserver.objects import meta, success
-from apiserver.resources import SCOPE, ResourceType, by_key
+from apiserver.registry.strategy import Strategy
+from apiserver.resources import SCOPE, by_key
 from apiserver.services import ServiceAllocations
 from apiserver.storage.store import Txn
 
@@ -45,7 +46,7 @@ class Manager:
     fields: dict
     subresource: str = ""
 
-    def stamp(self, rt: ResourceType, obj: dict) -> None:
+    def stamp(self, rt: Strategy, obj: dict) -> None:
         managedfields.record(obj, manager=self.name, operation=self.operation,
                              api_version=rt.kind.api_version,
                              time=objects.rfc3339(objects.now()), fields=self.fields,
@@ -68,7 +69,7 @@ class Writes:
 
     # ---------------------------------------------------------------- create
 
-    def create(self, rt: ResourceType, namespace: str, body: dict,
+    def create(self, rt: Strategy, namespace: str, body: dict,
                manager: Manager | None = None) -> Callable[[Txn], dict]:
         given_meta = body.get("metadata")
         body_meta = given_meta if isinstance(given_meta, dict) else {}
@@ -88,7 +89,7 @@ class Writes:
 
         return run
 
-    def _new_object(self, rt: ResourceType, namespace: str, body: dict) -> dict:
+    def _new_object(self, rt: Strategy, namespace: str, body: dict) -> dict:
         obj = _typed(rt, body)
         m = meta(obj)
         if rt.kind.namespaced:
@@ -107,7 +108,7 @@ class Writes:
         rt.prepare_for_create(obj)
         return obj
 
-    def _create_in(self, txn: Txn, rt: ResourceType, namespace: str, obj: dict,
+    def _create_in(self, txn: Txn, rt: Strategy, namespace: str, obj: dict,
                    generate: str | None) -> dict:
         ctx = _Context(self, txn)
         if rt.kind.namespaced:
@@ -130,7 +131,7 @@ class Writes:
 
     # ---------------------------------------------------------------- update
 
-    def update(self, rt: ResourceType, namespace: str, name: str, body: dict,
+    def update(self, rt: Strategy, namespace: str, name: str, body: dict,
                subresource: str = "", manager: Manager | None = None
                ) -> Callable[[Txn], Written]:
         new = _typed(rt, body)
@@ -160,7 +161,7 @@ class Writes:
 
         return run
 
-    def patch(self, rt: ResourceType, namespace: str, name: str,
+    def patch(self, rt: Strategy, namespace: str, name: str,
               apply_patch: Callable[[dict], dict], subresource: str = "",
               create_body: dict | None = None, manager: Manager | None = None
               ) -> Callable[[Txn], Written]:
@@ -193,7 +194,7 @@ class Writes:
 
         return run
 
-    def _update_in(self, txn: Txn, rt: ResourceType, namespace: str, old: dict, new: dict,
+    def _update_in(self, txn: Txn, rt: Strategy, namespace: str, old: dict, new: dict,
                    subresource: str, manager: Manager | None = None) -> dict:
         om, nm = meta(old), meta(new)
         wanted_rv = nm.get("resourceVersion")
@@ -236,7 +237,7 @@ class Writes:
 
     # ---------------------------------------------------------------- actions
 
-    def action(self, rt: ResourceType, subresource: str, namespace: str, name: str,
+    def action(self, rt: Strategy, subresource: str, namespace: str, name: str,
                body: dict) -> Callable[[Txn], dict]:
         """A POST-only subresource of ``rt`` (``pods/binding``), run in the transaction."""
         run = rt.actions[subresource].run
@@ -244,7 +245,7 @@ class Writes:
 
     # ---------------------------------------------------------------- delete
 
-    def delete(self, rt: ResourceType, namespace: str, name: str,
+    def delete(self, rt: Strategy, namespace: str, name: str,
                options: dict[str, Any]) -> Callable[[Txn], dict]:
         rt.check_delete(name)
 
@@ -263,7 +264,7 @@ class Writes:
 
         return run
 
-    def graceful_delete(self, ctx: _Context, rt: ResourceType, namespace: str, obj: dict,
+    def graceful_delete(self, ctx: _Context, rt: Strategy, namespace: str, obj: dict,
                         grace: int | None) -> dict | None:
         """Delete now, or mark for deletion; returns the object (None if already gone)."""
         txn = ctx.txn
@@ -286,7 +287,7 @@ class Writes:
             return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, old)
         return self._remove(ctx, rt, namespace, obj)
 
-    def _remove(self, ctx: _Context, rt: ResourceType, namespace: str, obj: dict) -> dict:
+    def _remove(self, ctx: _Context, rt: Strategy, namespace: str, obj: dict) -> dict:
         name = meta(obj)["name"]
         rt.on_remove(ctx, obj)
         final = ctx.txn.remove(rt.key, _ns(rt, namespace), name, obj)
@@ -296,7 +297,7 @@ class Writes:
 
     # ---------------------------------------------------------------- helpers
 
-    def _check(self, rt: ResourceType, obj: dict) -> None:
+    def _check(self, rt: Strategy, obj: dict) -> None:
         """Validate a new object before its transaction (nothing is taken if it fails)."""
         _raise_invalid(rt, obj, rt.validate(obj))
 
@@ -312,18 +313,18 @@ class _Context:
     def allocations(self) -> ServiceAllocations:
         return self.writes.allocations
 
-    def put(self, strategy: ResourceType, namespace: str, obj: dict, old: dict | None) -> dict:
+    def put(self, strategy: Strategy, namespace: str, obj: dict, old: dict | None) -> dict:
         return _put(self.txn, strategy.key, _ns(strategy, namespace), meta(obj)["name"], obj, old)
 
-    def graceful_delete(self, strategy: ResourceType, namespace: str, obj: dict,
+    def graceful_delete(self, strategy: Strategy, namespace: str, obj: dict,
                         grace: int | None) -> dict | None:
         return self.writes.graceful_delete(self, strategy, namespace, obj, grace)
 
-    def strategy_for_key(self, resource: str) -> ResourceType | None:
+    def strategy_for_key(self, resource: str) -> Strategy | None:
         return by_key(resource)
 
 
-def _typed(rt: ResourceType, body: dict) -> dict:
+def _typed(rt: Strategy, body: dict) -> dict:
     obj = objects.deep_copy(body)
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     if api_version not in (None, "", rt.kind.api_version) or kind not in (None, "", rt.kind.kind):
@@ -334,11 +335,11 @@ def _typed(rt: ResourceType, body: dict) -> dict:
     return obj
 
 
-def _ns(rt: ResourceType, namespace: str) -> str:
+def _ns(rt: Strategy, namespace: str) -> str:
     return namespace if rt.kind.namespaced else ""
 
 
-def _raise_invalid(rt: ResourceType, obj: dict, errors: list) -> None:
+def _raise_invalid(rt: Strategy, obj: dict, errors: list) -> None:
     if errors:
         raise Invalid(rt.kind.kind, str(meta(obj).get("name") or ""), errors, rt.kind.group)
 
@@ -351,7 +352,7 @@ def _finalised(obj: dict) -> bool:
     return not m.get("deletionGracePeriodSeconds")
 
 
-def _check_preconditions(rt: ResourceType, obj: dict, pre: Any) -> None:
+def _check_preconditions(rt: Strategy, obj: dict, pre: Any) -> None:
     if not isinstance(pre, dict):
         return
     m = meta(obj)

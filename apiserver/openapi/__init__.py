@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from apiserver.patch.schemas import FieldSchema
-from apiserver.resources import REGISTRY, ResourceType, group_versions, in_group_version
+from apiserver.registry.strategy import Strategy
+from apiserver.resources import REGISTRY, group_versions, in_group_version
 
 _SCHEMA_FILE = Path(__file__).with_name("schemas.json")
 _REF = "#/components/schemas/"
@@ -124,7 +125,7 @@ def v3_document(group: str, version: str) -> dict[str, Any] | None:
             "paths": paths, "components": {"schemas": schemas}}
 
 
-def _operations(rt: ResourceType, root: str) -> dict[str, Any]:
+def _operations(rt: Strategy, root: str) -> dict[str, Any]:
     k = rt.kind
     gvk = {"group": k.group, "version": k.version, "kind": k.kind}
     body = {"content": {"application/json": {"schema": {"$ref": _REF + root}}}}

@@ -46,9 +46,15 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_IMAGE = "miniplane-base:test"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 IMAGE = "miniplane:test"
-# The build context a user's `docker build .` sees (see .dockerignore), plus wheels/.
-CONTEXT_ITEMS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "apiserver",
-                 "client", "controllers", "dnsd", "nodeagent")
+
+
+def context_items() -> tuple[str, ...]:
+    """What a user's `docker build .` sees: the Dockerfile, .dockerignore and what its
+    allow-list (``!name`` lines) lets in, so a new package is listed in one place."""
+    allowed = [line[1:].strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.startswith("!")]
+    return ("Dockerfile", ".dockerignore",
+            *(item for item in allowed if item != "wheels" and (ROOT / item).exists()))
 
 
 def run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120,
@@ -159,7 +165,7 @@ def build_context(dest: Path) -> Path:
     src = dest / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     src.mkdir(parents=True)
-    for item in CONTEXT_ITEMS:
+    for item in context_items():
         path = ROOT / item
         if path.is_dir():
             shutil.copytree(path, src / item, ignore=ignore)

@@ -16,13 +16,16 @@ their own ``Metrics`` on a ``Registry``.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import math
 import socket
 from collections.abc import Callable, Iterable, Sequence
 
 import prometheus_client
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 # Kubernetes components expose no `_created` series; the library has no annotation here.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -49,38 +52,60 @@ class _Callback(Collector):
         return self._collect()
 
 
-class Histogram:
-    """A ``prometheus_client`` histogram with labels given as a tuple of values.
+class Histogram(Collector):
+    """A histogram whose ``observe`` is one list increment; ``prometheus_client`` exposes it.
 
-    ``observe(v, ("x",))`` instead of ``.labels("x").observe(v)``, so callers on a hot
-    path pass a tuple they already hold; ``count`` and ``total`` read one series back.
+    ``prometheus_client.Histogram.observe`` takes a lock and walks the buckets: about
+    2 µs here, against 0.4 µs for a ``bisect`` into a list, and dnsd observes every
+    query (tens of thousands a second on one core). So the counts are ours and the
+    family is built at scrape time as a ``HistogramMetricFamily``, the library's way
+    for custom collectors: names, text format and registry stay the library's.
+    Observed from one thread (the component's event loop), as every caller does.
+    ``observe(v, ("x",))`` takes the label values as a tuple the caller already holds.
     """
 
     def __init__(self, name: str, help_text: str, buckets: Sequence[float], *,
-                 labels: Sequence[str] = (),
-                 registry: prometheus_client.CollectorRegistry) -> None:
+                 labels: Sequence[str] = ()) -> None:
         self.name = name
-        self._labels = tuple(labels)
-        self._metric = prometheus_client.Histogram(
-            name, help_text, labelnames=self._labels, buckets=tuple(buckets),
-            registry=registry)
+        self.help_text = help_text
+        self.buckets = tuple(sorted(buckets))
+        self.labels = tuple(labels)
+        # the ``le`` labels as the library writes them ("0.1", "1.0", "+Inf"); it has no
+        # annotations on this helper
+        self._bounds: tuple[str, ...] = tuple(
+            floatToGoString(b) for b in (*self.buckets, math.inf))  # type: ignore[no-untyped-call]
+        # per label values: a count per bucket and +Inf (not cumulative), then sum, count
+        self.series: dict[tuple[str, ...], list[float]] = {}
+        if not self.labels:
+            self._counts(())  # an unlabelled histogram shows its zero buckets at once
 
     def observe(self, value: float, labels: tuple[str, ...] = ()) -> None:
-        (self._metric.labels(*labels) if labels else self._metric).observe(value)
+        counts = self.series.get(labels) or self._counts(labels)
+        counts[bisect.bisect_left(self.buckets, value)] += 1
+        counts[-2] += value
+        counts[-1] += 1
 
     def count(self, labels: tuple[str, ...] = ()) -> int:
-        return int(self._sample("_count", labels))
+        counts = self.series.get(labels)
+        return int(counts[-1]) if counts else 0
 
     def total(self, labels: tuple[str, ...] = ()) -> float:
-        return self._sample("_sum", labels)
+        counts = self.series.get(labels)
+        return counts[-2] if counts else 0.0
 
-    def _sample(self, suffix: str, labels: tuple[str, ...]) -> float:
-        want = dict(zip(self._labels, labels, strict=True))
-        for family in self._metric.collect():
-            for sample in family.samples:
-                if sample.name == self.name + suffix and sample.labels == want:
-                    return float(sample.value)
-        return 0.0
+    def collect(self) -> Iterable[Metric]:
+        family = HistogramMetricFamily(self.name, self.help_text, labels=self.labels)
+        for labels, counts in sorted(self.series.items()):
+            cumulative, buckets = 0.0, []
+            for bound, n in zip(self._bounds, counts, strict=False):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            family.add_metric(list(labels), buckets, counts[-2])
+        yield family
+
+    def _counts(self, labels: tuple[str, ...]) -> list[float]:
+        counts = self.series[labels] = [0.0] * (len(self.buckets) + 3)
+        return counts
 
 
 class Registry:
@@ -92,7 +117,9 @@ class Registry:
 
     def histogram(self, name: str, help_text: str, buckets: Sequence[float], *,
                   labels: Sequence[str] = ()) -> Histogram:
-        return Histogram(name, help_text, buckets, labels=labels, registry=self.prometheus)
+        histogram = Histogram(name, help_text, buckets, labels=labels)
+        self.prometheus.register(histogram)
+        return histogram
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Export ``read()`` as gauge ``name``, read at scrape time (a later call with

@@ -1,8 +1,8 @@
-"""A throwaway PostgreSQL server for tests: Debian's binaries, a temp dir, a loopback port.
+"""A throwaway PostgreSQL server for tests: Debian's binaries in a temp dir.
 
-It runs as the ``postgres`` user (the server refuses root), listens only on
-127.0.0.1 and a private socket directory, trusts local connections, and is
-stopped by its pid. ``skip_reason`` says why it cannot run here, or None.
+It runs as the ``postgres`` user (the server refuses root), listens only on a Unix
+socket in its private directory (no TCP port to race for), trusts local
+connections, and is stopped by its pid. ``skip_reason`` says why it cannot run here, or None.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from sqlalchemy.engine import make_url
 
 USER = "postgres"
 
@@ -42,9 +44,14 @@ def skip_reason() -> str | None:
     return None
 
 
+# The server listens on a Unix socket in its own temp dir, never on a TCP port, so two
+# runs can't race for a port; the number only names the socket file.
+SOCKET_PORT = 5432
+
+
 @contextmanager
-def server(port: int, *, timeout: float = 30.0) -> Iterator[str]:
-    """Start a server; yields an admin URL (``postgresql+psycopg://postgres@…/postgres``)."""
+def server(*, timeout: float = 30.0) -> Iterator[str]:
+    """Start a server; yields an admin URL (``postgresql+psycopg://postgres@/postgres?host=…``)."""
     import psycopg
 
     bindir = _bin_dir()
@@ -61,14 +68,14 @@ def server(port: int, *, timeout: float = 30.0) -> Iterator[str]:
                        **as_postgres)  # type: ignore[call-overload]
         with open(os.path.join(root, "log"), "wb") as server_log:  # the child keeps its copy
             proc = subprocess.Popen(
-                [f"{bindir}/postgres", "-D", data, "-p", str(port), "-h", "127.0.0.1",
+                [f"{bindir}/postgres", "-D", data, "-p", str(SOCKET_PORT), "-h", "",
                  "-k", root, "-c", "fsync=off", "-c", "max_connections=200"],
                 stdout=subprocess.DEVNULL, stderr=server_log,
                 **as_postgres)  # type: ignore[call-overload]
         deadline = time.monotonic() + timeout
         while True:
             try:
-                psycopg.connect(f"host=127.0.0.1 port={port} user={USER} dbname=postgres",
+                psycopg.connect(host=root, port=SOCKET_PORT, user=USER, dbname="postgres",
                                 connect_timeout=2).close()
                 break
             except psycopg.OperationalError:
@@ -76,7 +83,7 @@ def server(port: int, *, timeout: float = 30.0) -> Iterator[str]:
                     with open(os.path.join(root, "log")) as f:
                         raise RuntimeError(f"postgres did not start: {f.read()[-2000:]}") from None
                 time.sleep(0.05)
-        yield f"postgresql+psycopg://{USER}@127.0.0.1:{port}/postgres"
+        yield f"postgresql+psycopg://{USER}@/postgres?host={root}&port={SOCKET_PORT}"
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # "fast" shutdown: end sessions, then exit
@@ -92,7 +99,8 @@ def create_database(admin_url: str, name: str) -> str:
     """A new empty database on the server; returns its URL."""
     import psycopg
 
-    dsn = admin_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    url = make_url(admin_url)
+    with psycopg.connect(host=url.query["host"], port=url.query["port"], user=url.username,
+                         dbname=url.database, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+    return url.set(database=name).render_as_string(hide_password=False)

@@ -21,7 +21,6 @@ from apiserver.storage.backend import Event, Txn
 from apiserver.storage.follower import LogFollower, in_order
 from apiserver.storage.store import Store
 from tests import postgres
-from tests.conftest import free_port
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +28,7 @@ def postgresql_server() -> Iterator[str]:
     reason = postgres.skip_reason()
     if reason is not None:
         pytest.skip(f"PostgreSQL untested here: {reason}")
-    with postgres.server(free_port()) as admin_url:
+    with postgres.server() as admin_url:
         yield admin_url
 
 

@@ -27,6 +27,7 @@ get, which are the cached ones. An exception in a handler is logged and dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -115,6 +116,8 @@ class Informer:
         finally:
             if resync is not None:
                 resync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await resync  # nothing of the informer outlives run()
 
     # -- internals -------------------------------------------------------------------
 

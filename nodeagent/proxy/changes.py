@@ -138,7 +138,7 @@ class Tracker:
     # EndpointSlice handlers
     def slice_added(self, obj: Object) -> None:
         key = name_of(obj)
-        self._unlink(key)
+        previous = self._unlink(key, touch=False)  # touched below, once, if still its owner
         try:
             self.endpoints[key] = slice_endpoints(obj)
         except InvalidObject as exc:
@@ -153,6 +153,8 @@ class Tracker:
             if stamp is not None:
                 self.triggers[key] = min(stamp, self.triggers.get(key, stamp))
             self._touch(owner)
+        if previous is not None and previous != owner:
+            self._touch(previous)
         self.metrics.endpoint_changes += 1
 
     def slice_updated(self, old: Object, new: Object) -> None:
@@ -167,14 +169,17 @@ class Tracker:
         self._unlink(key)
         self.metrics.endpoint_changes += 1
 
-    def _unlink(self, key: ServiceName) -> None:
+    def _unlink(self, key: ServiceName, *, touch: bool = True) -> ServiceName | None:
+        """Detach slice ``key`` from its Service; returns that Service (None if none)."""
         owner = self.owner.pop(key, None)
         if owner is not None:
             members = self.by_service.get(owner, set())
             members.discard(key)
             if not members:
                 self.by_service.pop(owner, None)
-            self._touch(owner)
+            if touch:
+                self._touch(owner)
+        return owner
 
     def take(self) -> tuple[dict[ServiceName, ServiceInputs], list[float]]:
         """The pending Services' inputs and the pending trigger times; resets both.

@@ -100,3 +100,18 @@ def test_gone_services_leave_no_memory() -> None:
     t.slice_deleted(endpoint_slice("1", []))
     assert t.take()[0] == {("demo", "web"): ()}
     assert t.synced == {} and t.ports == {} and t.endpoints == {}
+
+
+def test_a_slice_that_changes_service_leaves_both_pending() -> None:
+    t = synced_tracker()
+    t.service_added({**service("1"), "metadata": {"namespace": "demo", "name": "api",
+                                                   "resourceVersion": "1"}})
+    t.take()
+    moved = endpoint_slice("2", ["10.244.1.5", "10.244.1.6"])
+    moved["metadata"]["labels"] = {"kubernetes.io/service-name": "api"}
+    t.slice_updated(endpoint_slice("1", ["10.244.1.5", "10.244.1.6"]), moved)
+    changes, _ = t.take()
+    assert set(changes) == {("demo", "web"), ("demo", "api")}
+    assert dict(changes[("demo", "web")])  # still has its port
+    assert all(not endpoints for _, endpoints in changes[("demo", "web")])
+    assert any(endpoints for _, endpoints in changes[("demo", "api")])

@@ -356,16 +356,16 @@ def _check_preconditions(rt: Strategy, obj: dict, pre: Any) -> None:
     if not isinstance(pre, dict):
         return
     m = meta(obj)
+    details = status.object_details(rt.kind.plural, m["name"], rt.kind.group)
+    prefix = f'Operation cannot be fulfilled on {rt.kind.plural} "{m["name"]}": '
     uid, rv = pre.get("uid"), pre.get("resourceVersion")
     if uid and uid != m.get("uid"):
-        raise Conflict(f'Operation cannot be fulfilled on {rt.kind.plural} "{m["name"]}": '
-                       f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
-                       f"{m.get('uid')}", details={"name": m["name"], "kind": rt.kind.plural})
+        raise Conflict(f"{prefix}Precondition failed: UID in precondition: {uid}, UID in "
+                       f"object meta: {m.get('uid')}", details=details)
     if rv and rv != m.get("resourceVersion"):
-        raise Conflict(f'Operation cannot be fulfilled on {rt.kind.plural} "{m["name"]}": '
-                       "Precondition failed: ResourceVersion in precondition: "
-                       f"{rv}, ResourceVersion in object meta: {m.get('resourceVersion')}",
-                       details={"name": m["name"], "kind": rt.kind.plural})
+        raise Conflict(f"{prefix}Precondition failed: ResourceVersion in precondition: {rv}, "
+                       f"ResourceVersion in object meta: {m.get('resourceVersion')}",
+                       details=details)
 
 
 def _put(txn: Txn, resource: str, namespace: str, name: str, obj: dict, prev: dict | None) -> dict:

@@ -9,7 +9,7 @@ created in a Terminating Namespace, and the system namespaces are never deleted.
 
 from __future__ import annotations
 
-from apimachinery import kinds, names, tables
+from apimachinery import kinds, names, status, tables
 from apiserver import objects
 from apiserver.defaults import default_namespace
 from apiserver.errors import Forbidden, NotFound
@@ -48,7 +48,7 @@ class NamespaceStrategy(Strategy):
     def check_delete(self, name: str) -> None:
         if name in PROTECTED:
             raise Forbidden(f'namespaces "{name}" is forbidden: this namespace may not be '
-                            "deleted", details={"name": name, "kind": "namespaces"})
+                            "deleted", details=status.object_details(self.kind.plural, name))
 
     def delete(self, ctx: WriteContext, namespace: str, obj: dict,
                grace: int | None) -> dict | None:
@@ -76,7 +76,7 @@ class NamespaceStrategy(Strategy):
             raise NotFound.of("namespaces", name)
         if meta(ns).get("deletionTimestamp"):
             raise Forbidden(f"unable to create new content in namespace {name} because it is "
-                            "being terminated", details={"name": name, "kind": "namespaces"})
+                            "being terminated", details=status.object_details(self.kind.plural, name))
 
     def child_removed(self, ctx: WriteContext, name: str) -> None:
         """A Terminating namespace goes with its last object."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -252,7 +252,7 @@ class Authenticator:
                                                   audiences),
                    keys, options.service_account_issuers, audiences)
 
-    async def authenticate(self, scope: dict[str, Any], reader: ObjectReader | None) -> UserInfo:
+    async def authenticate(self, scope: Mapping[str, Any], reader: ObjectReader | None) -> UserInfo:
         """The request's user; ANONYMOUS_USER without credentials; Unauthorized for bad ones."""
         der = scope.get(CLIENT_CERT_KEY)
         if der is not None:

@@ -43,6 +43,7 @@ def _part(body: dict, key: str) -> dict:
 class SelfSubjectReviewStrategy(Strategy):
     kind = kinds.SELFSUBJECTREVIEW
     stored = False
+    reads_no_body = True  # who asks is the whole question
     openapi_root = "V1SelfSubjectReview"
 
     async def review(self, ctx: RequestContext, body: dict) -> dict:

@@ -119,6 +119,9 @@ class Strategy:
     openapi_root: ClassVar[str | None] = None
     # False: a review, answered by ``review`` on POST to the collection; nothing stored.
     stored: ClassVar[bool] = True
+    # A review whose request carries nothing it reads (SelfSubjectReview): its body is
+    # not decoded, so kubectl's protobuf-encoded request is answered too.
+    reads_no_body: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ facts
 

@@ -57,8 +57,16 @@ SERVICE = Kind("", "v1", "Service", "services", "service", True, ("svc",), ("all
 ENDPOINTSLICE = Kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices",
                      "endpointslice", True)
 EVENT = Kind("", "v1", "Event", "events", "event", True, ("ev",))
+SERVICEACCOUNT = Kind("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
+                      ("sa",))
+# Reviews are asked, not stored: create is their only verb.
+SELFSUBJECTREVIEW = Kind("authentication.k8s.io", "v1", "SelfSubjectReview",
+                         "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",))
+TOKENREVIEW = Kind("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview",
+                   False, verbs=("create",))
 
-KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT)
+KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT, SERVICEACCOUNT,
+                           SELFSUBJECTREVIEW, TOKENREVIEW)
 
 
 class UnknownKind(LookupError):

@@ -442,6 +442,12 @@ def event_row(ev: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
             str(ev.get("message") or "").strip()]
 
 
+def serviceaccount_row(sa: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    secrets = sa.get("secrets")
+    return [name_of(sa), str(len(secrets) if isinstance(secrets, list) else 0),
+            age(dig(sa, "metadata", "creationTimestamp"), now)]
+
+
 def generic_row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     return [name_of(obj), age(dig(obj, "metadata", "creationTimestamp"), now)]
 
@@ -469,6 +475,7 @@ ENDPOINTSLICE_TABLE = TableSpec(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "A
                                 endpointslice_row)
 EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), (), event_row,
                         name_column=-1)
+SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
 
 # The tables a client prints with (kubectl's printers register one handler per type).
@@ -480,6 +487,7 @@ TABLES: dict[Kind, TableSpec] = {
     kinds.NAMESPACE: NAMESPACE_TABLE,
     kinds.ENDPOINTSLICE: ENDPOINTSLICE_TABLE,
     kinds.EVENT: EVENT_TABLE,
+    kinds.SERVICEACCOUNT: SERVICEACCOUNT_TABLE,
 }
 
 

@@ -15,7 +15,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
-from apiserver.errors import AlreadyExists, APIError, NotFound
+from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
+from apiserver.auth.user import USER_KEY
+from apiserver.errors import AlreadyExists, APIError, NotFound, Unauthorized
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
@@ -50,7 +52,7 @@ class Config:
 class State:
     """Everything the running server holds; created in the lifespan, closed at shutdown."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, authenticator: Authenticator) -> None:
         self.config = config
         self.store: Backend = Store(config.storage_url)
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
@@ -58,8 +60,8 @@ class State:
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
         self.follower = LogFollower(self.store, self.hub, after=self.store.revision)
         self.metrics = Metrics()
-        self.writes = Writes(self.allocations)
-        self.api = Api(self.store, self.hub, self.writes, self.metrics)
+        self.writes = Writes(self.allocations, authenticator.issuer)
+        self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator)
         self.ready = False
 
     def start(self) -> None:
@@ -128,12 +130,13 @@ class State:
         })
 
 
-def create_app(config: Config) -> ResourceFastPath:
+def create_app(config: Config, authenticator: Authenticator) -> ResourceFastPath:
+    """The ASGI app; ``authenticator`` (``Authenticator.from_options``) judges every request."""
     state_box: dict[str, State] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state = State(config)
+        state = State(config, authenticator)
         state_box["state"] = state
         loop = asyncio.get_running_loop()
         state.start()
@@ -208,20 +211,23 @@ def create_app(config: Config) -> ResourceFastPath:
                            ("/apis", apis_root), ("/api/v1", core_v1),
                            ("/apis/{group}/{version}", group_version)):
         app.add_api_route(path, endpoint, methods=["GET"])
-    return ResourceFastPath(app, state_box)
+    return ResourceFastPath(app, state_box, authenticator)
 
 
 class ResourceFastPath:
-    """The ASGI entry point: resource paths go straight to ``Api.dispatch``.
+    """The ASGI entry point: every HTTP request is authenticated here, then resource
+    paths go straight to ``Api.dispatch``.
 
     Every object read and write goes through here; skipping FastAPI's routing and
     middleware stack more than doubles requests per second on a small machine.
     Everything else (discovery, health, version, metrics, the lifespan) is FastAPI's.
     """
 
-    def __init__(self, app: FastAPI, state_box: dict[str, State]) -> None:
+    def __init__(self, app: FastAPI, state_box: dict[str, State],
+                 authenticator: Authenticator) -> None:
         self.app = app
         self.state_box = state_box
+        self.authenticator = authenticator
 
     def end_watches(self) -> None:
         """Close every watch stream (at a stop signal, so shutdown need not wait for them)."""
@@ -230,12 +236,27 @@ class ResourceFastPath:
             end()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _is_resource_path(scope["path"]):
-            state = self.state_box.get("state")
-            if state is not None:
-                response = await state.api.dispatch(Request(scope, receive))
-                await response(scope, receive, send)
-                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = self.state_box.get("state")
+        # 1. authentication: who is asking (401 for bad credentials, and for
+        #    system:anonymous anywhere but the public health and version paths)
+        try:
+            user = await self.authenticator.authenticate(
+                scope, state.store if state is not None else None)
+            if user.is_anonymous and not is_public_path(scope["path"]):
+                raise unauthorized()
+        except Unauthorized as err:
+            await error_response(err)(scope, receive, send)
+            return
+        scope[USER_KEY] = user
+        # 2. authorization: impersonation (which may replace scope[USER_KEY]), then
+        #    authorize(user, request attributes) → 403 Status; it goes here.
+        if _is_resource_path(scope["path"]) and state is not None:
+            response = await state.api.dispatch(Request(scope, receive))
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

@@ -2,6 +2,7 @@
 
     APIError (code, reason, message)
     ├── BadRequest          400  malformed body, bad selector, strict decoding
+    ├── Unauthorized        401  no valid credentials (authentication failed)
     ├── Forbidden           403  e.g. creating into a terminating namespace
     ├── NotFound            404
     ├── MethodNotAllowed    405
@@ -116,6 +117,10 @@ class APIError(Exception):
 
 class BadRequest(APIError):
     reason = "BadRequest"
+
+
+class Unauthorized(APIError):
+    reason = "Unauthorized"
 
 
 class Forbidden(APIError):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -23,6 +24,8 @@ from starlette.responses import Response, StreamingResponse
 
 from apiserver import managedfields, objects, openapi, tables
 from apiserver import patch as patches
+from apiserver.auth.authn import Authenticator
+from apiserver.auth.user import ANONYMOUS_USER, USER_KEY, UserInfo
 from apiserver.errors import (
     APIError,
     BadRequest,
@@ -75,12 +78,30 @@ def error_response(err: APIError) -> Response:
     return json_response(err.status(), err.code, err.headers or None)
 
 
+@dataclass(frozen=True)
+class ReviewContext:
+    """``registry.strategy.RequestContext``: a review's request, and the server's
+    authenticator for the reviews that judge a token."""
+
+    user: UserInfo
+    authenticator: Authenticator | None
+    store: Backend
+
+    async def authenticate_token(self, token: str,
+                                 audiences: Sequence[str] | None) -> UserInfo | None:
+        if self.authenticator is None:
+            return None
+        return await self.authenticator.token_user(token, self.store, audiences)
+
+
 class Api:
-    def __init__(self, store: Backend, hub: WatchHub, writes: Writes, metrics: Metrics) -> None:
+    def __init__(self, store: Backend, hub: WatchHub, writes: Writes, metrics: Metrics,
+                 authenticator: Authenticator | None = None) -> None:
         self.store = store
         self.hub = hub
         self.writes = writes
         self.metrics = metrics
+        self.authenticator = authenticator
         self.watcher = Watcher(store, hub)
 
     async def dispatch(self, request: Request) -> Response:
@@ -114,6 +135,11 @@ class Api:
         if t.subresource and t.subresource not in allowed_sub:
             raise NotFound("the server could not find the requested resource", details={})
         ns = t.namespace or ""
+        if not rt.stored:
+            if method == "POST" and t.name is None:
+                return "create", lambda: self.review(rt, request)
+            raise MethodNotAllowed(f'{method} is not supported on resources of kind '
+                                   f'"{rt.kind.kind}": it is create-only')
         q = query(request)
         as_table = method == "GET" and tables.wants_table(request.headers.get("accept", ""))
         if t.name is None:
@@ -306,6 +332,18 @@ class Api:
         body = {"kind": f"{rt.kind.kind}List", "apiVersion": rt.kind.api_version,
                 "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
         return json_response(body)
+
+    async def review(self, rt: Strategy, request: Request) -> Response:
+        """A kind that is asked, not stored: its strategy answers with the caller at hand."""
+        if rt.reads_no_body:
+            await read_body(request)  # whatever it says (kubectl sends protobuf), unread
+            body: dict = {}
+        else:
+            body = await read_object(request)
+            check_fields(rt, body, field_validation(request))
+        ctx = ReviewContext(request.scope.get(USER_KEY, ANONYMOUS_USER), self.authenticator,
+                            self.store)
+        return json_response(await rt.review(ctx, body), 201)
 
     async def action(self, rt: Strategy, subresource: str, ns: str, name: str,
                      request: Request) -> Response:

@@ -13,6 +13,8 @@ import uvicorn
 
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
+from apiserver.auth.authn import AuthenticationConfigError, Authenticator
+from apiserver.auth.flags import add_authentication_flags, authentication_options
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags
 from componentbase.startup import fail, setup_logging
@@ -49,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between event-log compactions")
     p.add_argument("--watch-buffer", type=flags.integer(1), default=DEFAULT_BUFFER,
                    help="events a watcher may fall behind before its stream is closed")
+    p.add_argument("--cert-dir", type=Path, metavar="DIR",
+                   help="where the cluster's keys and certificates are kept (made on first "
+                        "start); default: pki/ beside the SQLite file")
+    add_authentication_flags(p)
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
@@ -60,6 +66,16 @@ def storage_url(url: str) -> str:
         raise argparse.ArgumentTypeError(
             f"must be a sqlite:/// or postgresql+psycopg:// URL, got {url!r}")
     return url
+
+
+def cert_dir(args: argparse.Namespace) -> Path:
+    """``--cert-dir``, else ``pki/`` beside the SQLite file (``.miniplane/pki`` otherwise)."""
+    if args.cert_dir is not None:
+        return Path(args.cert_dir)
+    url = args.storage_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        return Path(url.removeprefix("sqlite:///")).parent / "pki"
+    return Path(".miniplane") / "pki"
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -98,11 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, quiet=())
     try:
         config = config_from_args(args)
+        authenticator = Authenticator.from_options(authentication_options(args, cert_dir(args)))
     except OSError as exc:  # the --storage-url directory can't be made
+        return fail("mp-apiserver", exc, 2)
+    except AuthenticationConfigError as exc:
         return fail("mp-apiserver", exc, 2)
     host, port = args.listen
     server = Server(uvicorn.Config(
-        create_app(config), host=host, port=port, log_level="warning", access_log=False,
+        create_app(config, authenticator), host=host, port=port, log_level="warning", access_log=False,
         loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",
         proxy_headers=False))
     log.info("mp-apiserver listening on http://%s:%d", host, port)

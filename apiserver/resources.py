@@ -9,7 +9,16 @@ kind is one module and one line here (plus its ``Kind`` facts in
 from __future__ import annotations
 
 from apimachinery.kinds import Kind
-from apiserver.registry import endpointslice, event, namespace, node, pod, service
+from apiserver.registry import (
+    authentication,
+    endpointslice,
+    event,
+    namespace,
+    node,
+    pod,
+    service,
+    serviceaccount,
+)
 from apiserver.registry.strategy import Strategy
 
 REGISTRY: tuple[Strategy, ...] = (
@@ -19,6 +28,9 @@ REGISTRY: tuple[Strategy, ...] = (
     service.STRATEGY,
     endpointslice.STRATEGY,
     event.STRATEGY,
+    serviceaccount.STRATEGY,
+    authentication.SELF_SUBJECT_REVIEWS,
+    authentication.TOKEN_REVIEWS,
 )
 
 # The strategy whose objects hold the namespaced ones: it admits creates inside a

@@ -17,10 +17,12 @@ from typing import Any
 
 from apimachinery import status
 from apiserver import managedfields, objects
+from apiserver.auth.authn import TokenIssuer
 from apiserver.errors import (
     AlreadyExists,
     BadRequest,
     Conflict,
+    InternalError,
     Invalid,
     NotFound,
 )
@@ -63,9 +65,10 @@ class Written:
 
 @dataclass
 class Writes:
-    """The write operations, bound to the allocators they share."""
+    """The write operations, bound to the allocators and token signer they share."""
 
     allocations: ServiceAllocations
+    tokens: TokenIssuer | None = None
 
     # ---------------------------------------------------------------- create
 
@@ -322,6 +325,12 @@ class _Context:
 
     def strategy_for_key(self, resource: str) -> Strategy | None:
         return by_key(resource)
+
+    @property
+    def tokens(self) -> TokenIssuer:
+        if self.writes.tokens is None:
+            raise InternalError("this server has no service account token signer")
+        return self.writes.tokens
 
 
 def _typed(rt: Strategy, body: dict) -> dict:

@@ -35,6 +35,7 @@ from controllers.nodelifecycle import NodeLifecycleController
 from controllers.podgc import PodGcController
 from controllers.runtime import Controller
 from controllers.scheduler import Scheduler
+from controllers.serviceaccount import ServiceAccountsController
 
 log = logging.getLogger("controllers")
 
@@ -69,6 +70,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
             recorder=recorder))
     if "podgc" in chosen:
         controllers.append(PodGcController(client, informers, metrics))
+    if "serviceaccount" in chosen:
+        controllers.append(ServiceAccountsController(client, informers, metrics))
     return controllers
 
 

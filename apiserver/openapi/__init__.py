@@ -145,6 +145,8 @@ def _operations(rt: Strategy, root: str) -> dict[str, Any]:
     prefix = "/" + _gv_path(k.group, k.version)
     scope = f"{prefix}/namespaces/{{namespace}}/{k.plural}" if k.namespaced \
         else f"{prefix}/{k.plural}"
+    if not rt.stored:  # a review: create is all there is
+        return {scope: {"post": op("create", "post", requestBody=body, parameters=writes)}}
     return {
         scope: {"get": op("list", "list"), "post": op("create", "post", requestBody=body,
                                                       parameters=writes)},

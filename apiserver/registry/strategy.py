@@ -12,6 +12,11 @@ kind it holds:
     delete   check_delete → [txn] delete (default: graceful_delete with grace_period)
              → on_remove when the object really goes
 
+A kind that is asked rather than stored (``stored = False``: SelfSubjectReview,
+TokenReview; Kubernetes' create-only REST storage) has one hook instead,
+``review(ctx, body)``, which answers a POST to its collection with the request's
+user at hand (``RequestContext``) and writes nothing.
+
 The defaults are Kubernetes' for a plain kind: defaulting does nothing, the
 status of a kind with a /status subresource is kept on a main-resource update,
 only the metadata rules validate, deletion is immediate unless finalizers hold
@@ -20,7 +25,7 @@ it, DELETE answers with a Status.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -31,6 +36,8 @@ from apiserver.errors import FieldError
 from apiserver.patch.schemas import DEFAULT, FieldSchema
 
 if TYPE_CHECKING:
+    from apiserver.auth.authn import TokenIssuer
+    from apiserver.auth.user import UserInfo
     from apiserver.services import ServiceAllocations
     from apiserver.storage.store import Txn
 
@@ -58,6 +65,22 @@ class WriteContext(Protocol):
 
     def strategy_for_key(self, resource: str) -> Strategy | None:
         """The strategy of a storage key (``pods``), from the registry."""
+
+    @property
+    def tokens(self) -> TokenIssuer:
+        """Signs ServiceAccount tokens (``serviceaccounts/token``)."""
+
+
+class RequestContext(Protocol):
+    """What a review (a kind that is asked, not stored) sees of its request."""
+
+    @property
+    def user(self) -> UserInfo:
+        """Who asks: the authenticated (and impersonated) user of the request."""
+
+    async def authenticate_token(self, token: str,
+                                 audiences: Sequence[str] | None) -> UserInfo | None:
+        """The user a bearer token stands for, for ``audiences`` (None: the server's)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,11 @@ class Strategy:
     # The root model in ``apiserver/openapi/schemas.json`` (the official client's class
     # name, e.g. "V1Service"); None: no field layout, so no pruning and no OpenAPI paths.
     openapi_root: ClassVar[str | None] = None
+    # False: a review, answered by ``review`` on POST to the collection; nothing stored.
+    stored: ClassVar[bool] = True
+    # A review whose request carries nothing it reads (SelfSubjectReview): its body is
+    # not decoded, so kubectl's protobuf-encoded request is answered too.
+    reads_no_body: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ facts
 
@@ -169,6 +197,12 @@ class Strategy:
                grace: int | None) -> dict | None:
         """Delete now or mark for deletion; returns the object, or None if already gone."""
         return ctx.graceful_delete(self, namespace, obj, grace)
+
+    # ------------------------------------------------------------------ reviews
+
+    async def review(self, ctx: RequestContext, body: dict) -> dict:
+        """A kind with ``stored = False``: the answer to a create of ``body``."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ children
 

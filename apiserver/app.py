@@ -9,15 +9,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
-from apiserver.errors import AlreadyExists, APIError, NotFound
-from apiserver.handlers import Api, error_response, json_response
+from apiserver.auth import policy, reviews
+from apiserver.auth.filters import Authorization, Tee, check_request
+from apiserver.auth.requestinfo import RequestInfo
+from apiserver.auth.user import USER_KEY
+from apiserver.errors import AlreadyExists, APIError, Conflict, MethodNotAllowed, NotFound
+from apiserver.handlers import Api, error_response, json_response, read_object
 from apiserver.metrics import Metrics
+from apiserver.registry.clusterrole import STRATEGY as CLUSTER_ROLES
+from apiserver.registry.clusterrolebinding import STRATEGY as CLUSTER_ROLE_BINDINGS
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
@@ -45,6 +52,7 @@ class Config:
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
+    authorization_modes: tuple[str, ...] = ("Node", "RBAC")
 
 
 class State:
@@ -56,7 +64,11 @@ class State:
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
         self.allocations.rebuild(self.store.all_objects(SERVICES.key))
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
-        self.follower = LogFollower(self.store, self.hub, after=self.store.revision)
+        after = self.store.revision
+        self.authz = Authorization(config.authorization_modes)
+        self.authz.load(self.store)
+        # authorization learns of a write before its watchers do
+        self.follower = LogFollower(self.store, Tee([self.authz, self.hub]), after=after)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations)
         self.api = Api(self.store, self.hub, self.writes, self.metrics)
@@ -74,6 +86,31 @@ class State:
         for name in SYSTEM_NAMESPACES:
             await self._ensure(NAMESPACES, "", {"metadata": {"name": name}})
         await self.ensure_kubernetes_service()
+        await self.reconcile_policy()
+
+    async def reconcile_policy(self) -> None:
+        """The bootstrap ClusterRoles and bindings: created when missing, given back what
+        they lost (kube-apiserver's bootstrap-roles)."""
+        for rt, objs in ((CLUSTER_ROLES, policy.cluster_roles()),
+                         (CLUSTER_ROLE_BINDINGS, policy.cluster_role_bindings())):
+            for want in objs:
+                name = want["metadata"]["name"]
+                raw = await anyio.to_thread.run_sync(self.store.get, rt.key, "", name)
+                have = orjson.loads(raw) if raw is not None else None
+                new = policy.reconciled(want, have)
+                if new is None:
+                    continue
+                try:
+                    if have is None:
+                        await asyncio.wrap_future(
+                            self.store.submit(self.writes.create(rt, "", new)))
+                        log.info("created %s %s", rt.kind.kind, name)
+                    else:
+                        await asyncio.wrap_future(
+                            self.store.submit(self.writes.update(rt, "", name, new)))
+                        log.info("reconciled %s %s", rt.kind.kind, name)
+                except (AlreadyExists, Conflict, NotFound):
+                    pass  # written meanwhile (another server): the next round looks again
 
     async def ensure_kubernetes_service(self) -> None:
         body = {
@@ -230,13 +267,43 @@ class ResourceFastPath:
             end()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _is_resource_path(scope["path"]):
+        if scope["type"] == "http":
             state = self.state_box.get("state")
-            if state is not None:
+            authz = state.authz if state is not None else _NOBODY
+            try:
+                info = check_request(scope, authz)
+            except APIError as err:
+                await error_response(err)(scope, receive, send)
+                return
+            if state is not None and info.api_group == reviews.GROUP \
+                    and info.resource in reviews.BY_PLURAL and not info.subresource:
+                response = await _review(Request(scope, receive), info, state)
+                await response(scope, receive, send)
+                return
+            if state is not None and _is_resource_path(scope["path"]):
                 response = await state.api.dispatch(Request(scope, receive))
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+# Before the server has state (startup), only system:masters pass.
+_NOBODY = Authorization()
+
+
+async def _review(request: Request, info: RequestInfo, state: State) -> Response:
+    """Answer an access review (create-only, never stored)."""
+    try:
+        if info.verb != "create" or info.name:
+            raise MethodNotAllowed(f"{request.method} is not supported on "
+                                   f"{info.resource}: only create (POST)")
+        body = await read_object(request)
+        answer = reviews.review(reviews.BY_PLURAL[info.resource], body,
+                                request.scope[USER_KEY], state.authz, state.authz.index,
+                                info.namespace)
+        return json_response(answer, 201)
+    except APIError as err:
+        return error_response(err)
 
 
 def _is_resource_path(path: str) -> bool:

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 
 from apiserver import managedfields, objects, openapi, tables
 from apiserver import patch as patches
+from apiserver.auth.user import ANONYMOUS_USER, USER_KEY, UserInfo
 from apiserver.errors import (
     APIError,
     BadRequest,
@@ -216,7 +217,9 @@ class Api:
         body = await read_object(request)
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update")
-        obj = await self._commit(self.writes.create(rt, ns, body, manager), dry_run(request))
+        obj = await self._commit(self.writes.create(rt, ns, body, manager,
+                                                    user=request_user(request)),
+                                 dry_run(request))
         return with_warnings(json_response(obj, 201), warnings)
 
     async def update(self, rt: Strategy, ns: str, name: str, request: Request,
@@ -225,7 +228,8 @@ class Api:
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update", subresource)
         written: Written = await self._commit(
-            self.writes.update(rt, ns, name, body, subresource, manager), dry_run(request))
+            self.writes.update(rt, ns, name, body, subresource, manager,
+                               user=request_user(request)), dry_run(request))
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings)
 
@@ -279,7 +283,8 @@ class Api:
         manager = field_manager(rt, request, fields_doc,
                                 "Apply" if flavour == "apply" else "Update", subresource)
         written: Written = await self._commit(
-            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager),
+            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager,
+                              user=request_user(request)),
             dry_run(request))
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings)
@@ -316,6 +321,13 @@ class Api:
 
 
 # ---------------------------------------------------------------------- request bodies
+
+
+def request_user(request: Request) -> UserInfo:
+    """Who the request is from, after authentication and impersonation; a request
+    that carries none is anonymous (nothing is open by accident)."""
+    user = request.scope.get(USER_KEY)
+    return user if isinstance(user, UserInfo) else ANONYMOUS_USER
 
 
 async def read_body(request: Request) -> bytes:

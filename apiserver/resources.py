@@ -9,7 +9,19 @@ kind is one module and one line here (plus its ``Kind`` facts in
 from __future__ import annotations
 
 from apimachinery.kinds import Kind
-from apiserver.registry import endpointslice, event, namespace, node, pod, service
+from apiserver.registry import (
+    accessreview,
+    clusterrole,
+    clusterrolebinding,
+    endpointslice,
+    event,
+    namespace,
+    node,
+    pod,
+    role,
+    rolebinding,
+    service,
+)
 from apiserver.registry.strategy import Strategy
 
 REGISTRY: tuple[Strategy, ...] = (
@@ -19,6 +31,11 @@ REGISTRY: tuple[Strategy, ...] = (
     service.STRATEGY,
     endpointslice.STRATEGY,
     event.STRATEGY,
+    role.STRATEGY,
+    clusterrole.STRATEGY,
+    rolebinding.STRATEGY,
+    clusterrolebinding.STRATEGY,
+    *accessreview.STRATEGIES,
 )
 
 # The strategy whose objects hold the namespaced ones: it admits creates inside a

@@ -31,6 +31,7 @@ from apiserver.errors import FieldError
 from apiserver.patch.schemas import DEFAULT, FieldSchema
 
 if TYPE_CHECKING:
+    from apiserver.auth.user import UserInfo
     from apiserver.services import ServiceAllocations
     from apiserver.storage.store import Txn
 
@@ -47,6 +48,10 @@ class WriteContext(Protocol):
     @property
     def allocations(self) -> ServiceAllocations:
         """The server's ClusterIP and NodePort allocators."""
+
+    @property
+    def user(self) -> UserInfo | None:
+        """Who asked for the write; None for the server's own writes (bootstrap)."""
 
     def put(self, strategy: Strategy, namespace: str, obj: dict, old: dict | None) -> dict:
         """Store ``obj`` (replacing ``old``) and return the stored object."""

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
 from apiserver.auth import policy, reviews
+from apiserver.auth.authorizer import DEFAULT_MODES
 from apiserver.auth.filters import Authorization, Tee, check_request
 from apiserver.auth.requestinfo import RequestInfo
 from apiserver.auth.user import USER_KEY
@@ -52,7 +53,7 @@ class Config:
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
-    authorization_modes: tuple[str, ...] = ("Node", "RBAC")
+    authorization_modes: tuple[str, ...] = DEFAULT_MODES
 
 
 class State:

@@ -13,6 +13,7 @@ import uvicorn
 
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
+from apiserver.auth.authorizer import MODES
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags
 from componentbase.startup import fail, setup_logging
@@ -49,9 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between event-log compactions")
     p.add_argument("--watch-buffer", type=flags.integer(1), default=DEFAULT_BUFFER,
                    help="events a watcher may fall behind before its stream is closed")
+    p.add_argument("--authorization-mode", default="Node,RBAC", type=authorization_modes,
+                   metavar="MODES",
+                   help="comma-separated authorizers, asked in order: Node, RBAC "
+                        "(system:masters always pass; there is no AlwaysAllow)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
+
+
+def authorization_modes(text: str) -> tuple[str, ...]:
+    """argparse type: ``Node,RBAC`` → ("Node", "RBAC"); each known, none twice."""
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not modes:
+        raise argparse.ArgumentTypeError("must name at least one mode: Node, RBAC")
+    for m in modes:
+        if m not in MODES:
+            raise argparse.ArgumentTypeError(
+                f"unknown authorization mode {m!r}: supported modes are {', '.join(MODES)}")
+    if len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(f"a mode is named twice in {text!r}")
+    return modes
 
 
 def storage_url(url: str) -> str:
@@ -74,7 +93,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
                   watch_buffer=args.watch_buffer,
-                  advertise_address=host, port=port)
+                  advertise_address=host, port=port,
+                  authorization_modes=args.authorization_mode)
 
 
 class Server(uvicorn.Server):

@@ -19,7 +19,8 @@ from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
-CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc")
+CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc",
+               "clusterrole-aggregation")
 
 
 @dataclass(frozen=True)

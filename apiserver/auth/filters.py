@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from apiserver.auth import rbac
-from apiserver.auth.authorizer import Authorizer, Chain, Verdict, forbidden
+from apiserver.auth.authorizer import DEFAULT_MODES, Authorizer, Chain, Verdict, forbidden
 from apiserver.auth.node import PODS, NodeAuthorizer, PodIndex
 from apiserver.auth.requestinfo import RequestInfo, request_info
 from apiserver.auth.user import (
@@ -52,7 +52,7 @@ AUTHENTICATION_GROUP = "authentication.k8s.io"
 class Authorization:
     """The server's authorizer chain and the in-memory state behind it."""
 
-    modes: Sequence[str] = ("Node", "RBAC")
+    modes: Sequence[str] = DEFAULT_MODES
     index: rbac.RBACIndex = field(default_factory=rbac.RBACIndex)
     pods: PodIndex = field(default_factory=PodIndex)
     store: Backend | None = None

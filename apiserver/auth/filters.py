@@ -195,9 +195,8 @@ def check_request(scope: MutableMapping[str, Any], authz: Authorization) -> Requ
     user = scope.get(USER_KEY)
     if not isinstance(user, UserInfo):
         user = ANONYMOUS_USER
-    headers = _headers(scope)
-    if any(k.startswith("impersonate-") for k, _ in headers):
-        user = impersonate(user, headers, authz)
+    if any(k.startswith(b"impersonate-") for k, _ in scope.get("headers") or ()):
+        user = impersonate(user, _headers(scope), authz)
     scope[USER_KEY] = user
     query = scope.get("query_string") or b""
     info = request_info(scope.get("method", "GET"), scope.get("path", "/"),

@@ -65,8 +65,30 @@ SELFSUBJECTREVIEW = Kind("authentication.k8s.io", "v1", "SelfSubjectReview",
 TOKENREVIEW = Kind("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview",
                    False, verbs=("create",))
 
+RBAC = "rbac.authorization.k8s.io"
+ROLE = Kind(RBAC, "v1", "Role", "roles", "role", True)
+CLUSTERROLE = Kind(RBAC, "v1", "ClusterRole", "clusterroles", "clusterrole", False)
+ROLEBINDING = Kind(RBAC, "v1", "RoleBinding", "rolebindings", "rolebinding", True)
+CLUSTERROLEBINDING = Kind(RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings",
+                          "clusterrolebinding", False)
+# authorization.k8s.io reviews: create-only, answered in status, never stored.
+AUTHZ = "authorization.k8s.io"
+SUBJECTACCESSREVIEW = Kind(AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews",
+                           "subjectaccessreview", False, verbs=("create",))
+SELFSUBJECTACCESSREVIEW = Kind(AUTHZ, "v1", "SelfSubjectAccessReview",
+                               "selfsubjectaccessreviews", "selfsubjectaccessreview", False,
+                               verbs=("create",))
+SELFSUBJECTRULESREVIEW = Kind(AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+                              "selfsubjectrulesreview", False, verbs=("create",))
+LOCALSUBJECTACCESSREVIEW = Kind(AUTHZ, "v1", "LocalSubjectAccessReview",
+                                "localsubjectaccessreviews", "localsubjectaccessreview", True,
+                                verbs=("create",))
+REVIEWS = (SUBJECTACCESSREVIEW, SELFSUBJECTACCESSREVIEW, SELFSUBJECTRULESREVIEW,
+           LOCALSUBJECTACCESSREVIEW)
+
 KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT, SERVICEACCOUNT,
-                           SELFSUBJECTREVIEW, TOKENREVIEW)
+                           SELFSUBJECTREVIEW, TOKENREVIEW,
+                           ROLE, CLUSTERROLE, ROLEBINDING, CLUSTERROLEBINDING, *REVIEWS)
 
 
 class UnknownKind(LookupError):

@@ -452,6 +452,31 @@ def generic_row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     return [name_of(obj), age(dig(obj, "metadata", "creationTimestamp"), now)]
 
 
+def created_at(obj: Mapping[str, Any]) -> str:
+    """kubectl's CREATED AT: the creation time in UTC, RFC 3339."""
+    t = parse_time(dig(obj, "metadata", "creationTimestamp"))
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else UNKNOWN
+
+
+def role_row(role: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    return [name_of(role), created_at(role)]
+
+
+def role_binding_row(binding: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    """NAME, ROLE (``ClusterRole/view``), AGE; wide: USERS, GROUPS, SERVICEACCOUNTS."""
+    ref = binding.get("roleRef") or {}
+    subjects = [s for s in binding.get("subjects") or [] if isinstance(s, Mapping)]
+
+    def names(kind: str) -> str:
+        return ", ".join(str(s.get("name") or "") for s in subjects if s.get("kind") == kind)
+
+    sas = ", ".join(f"{s.get('namespace') or ''}/{s.get('name') or ''}" for s in subjects
+                    if s.get("kind") == "ServiceAccount")
+    return [name_of(binding), f"{ref.get('kind') or ''}/{ref.get('name') or ''}",
+            age(dig(binding, "metadata", "creationTimestamp"), now),
+            names("User"), names("Group"), sas]
+
+
 RowFn = Callable[[Mapping[str, Any], datetime, bool], list[str]]
 
 
@@ -477,6 +502,9 @@ EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), ()
                         name_column=-1)
 SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
+ROLE_TABLE = TableSpec(("NAME", "CREATED AT"), (), role_row)
+ROLE_BINDING_TABLE = TableSpec(("NAME", "ROLE", "AGE"), ("USERS", "GROUPS", "SERVICEACCOUNTS"),
+                               role_binding_row)
 
 # The tables a client prints with (kubectl's printers register one handler per type).
 # The API server does not read this: each kind's strategy names its table above.
@@ -488,6 +516,10 @@ TABLES: dict[Kind, TableSpec] = {
     kinds.ENDPOINTSLICE: ENDPOINTSLICE_TABLE,
     kinds.EVENT: EVENT_TABLE,
     kinds.SERVICEACCOUNT: SERVICEACCOUNT_TABLE,
+    kinds.ROLE: ROLE_TABLE,
+    kinds.CLUSTERROLE: ROLE_TABLE,
+    kinds.ROLEBINDING: ROLE_BINDING_TABLE,
+    kinds.CLUSTERROLEBINDING: ROLE_BINDING_TABLE,
 }
 
 

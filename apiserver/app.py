@@ -9,17 +9,23 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
+from apiserver.auth import policy
 from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
+from apiserver.auth.authorizer import DEFAULT_MODES
+from apiserver.auth.filters import Authorization, Tee, check_request
 from apiserver.auth.user import USER_KEY
-from apiserver.errors import AlreadyExists, APIError, NotFound, Unauthorized
+from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
+from apiserver.registry.clusterrole import STRATEGY as CLUSTER_ROLES
+from apiserver.registry.clusterrolebinding import STRATEGY as CLUSTER_ROLE_BINDINGS
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
@@ -47,6 +53,7 @@ class Config:
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
+    authorization_modes: tuple[str, ...] = DEFAULT_MODES
 
 
 class State:
@@ -58,10 +65,15 @@ class State:
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
         self.allocations.rebuild(self.store.all_objects(SERVICES.key))
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
-        self.follower = LogFollower(self.store, self.hub, after=self.store.revision)
+        after = self.store.revision
+        self.authz = Authorization(config.authorization_modes)
+        self.authz.load(self.store)
+        # authorization learns of a write before its watchers do
+        self.follower = LogFollower(self.store, Tee([self.authz, self.hub]), after=after)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations, authenticator.issuer)
-        self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator)
+        self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator,
+                       self.authz)
         self.ready = False
 
     def start(self) -> None:
@@ -76,6 +88,31 @@ class State:
         for name in SYSTEM_NAMESPACES:
             await self._ensure(NAMESPACES, "", {"metadata": {"name": name}})
         await self.ensure_kubernetes_service()
+        await self.reconcile_policy()
+
+    async def reconcile_policy(self) -> None:
+        """The bootstrap ClusterRoles and bindings: created when missing, given back what
+        they lost (kube-apiserver's bootstrap-roles)."""
+        for rt, objs in ((CLUSTER_ROLES, policy.cluster_roles()),
+                         (CLUSTER_ROLE_BINDINGS, policy.cluster_role_bindings())):
+            for want in objs:
+                name = want["metadata"]["name"]
+                raw = await anyio.to_thread.run_sync(self.store.get, rt.key, "", name)
+                have = orjson.loads(raw) if raw is not None else None
+                new = policy.reconciled(want, have)
+                if new is None:
+                    continue
+                try:
+                    if have is None:
+                        await asyncio.wrap_future(
+                            self.store.submit(self.writes.create(rt, "", new)))
+                        log.info("created %s %s", rt.kind.kind, name)
+                    else:
+                        await asyncio.wrap_future(
+                            self.store.submit(self.writes.update(rt, "", name, new)))
+                        log.info("reconciled %s %s", rt.kind.kind, name)
+                except (AlreadyExists, Conflict, NotFound):
+                    pass  # written meanwhile (another server): the next round looks again
 
     async def ensure_kubernetes_service(self) -> None:
         body = {
@@ -240,24 +277,28 @@ class ResourceFastPath:
             await self.app(scope, receive, send)
             return
         state = self.state_box.get("state")
-        # 1. authentication: who is asking (401 for bad credentials, and for
-        #    system:anonymous anywhere but the public health and version paths)
         try:
+            # 1. authentication: who is asking (401 for bad credentials, and for
+            #    system:anonymous anywhere but the public health and version paths)
             user = await self.authenticator.authenticate(
                 scope, state.store if state is not None else None)
             if user.is_anonymous and not is_public_path(scope["path"]):
                 raise unauthorized()
-        except Unauthorized as err:
+            scope[USER_KEY] = user
+            # 2. impersonation (which may replace scope[USER_KEY]), then authorization
+            check_request(scope, state.authz if state is not None else _NOBODY)
+        except APIError as err:
             await error_response(err)(scope, receive, send)
             return
-        scope[USER_KEY] = user
-        # 2. authorization: impersonation (which may replace scope[USER_KEY]), then
-        #    authorize(user, request attributes) → 403 Status; it goes here.
-        if _is_resource_path(scope["path"]) and state is not None:
+        if state is not None and _is_resource_path(scope["path"]):
             response = await state.api.dispatch(Request(scope, receive))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+# Before the server has state (startup), only system:masters pass.
+_NOBODY = Authorization()
 
 
 def _is_resource_path(path: str) -> bool:

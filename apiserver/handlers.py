@@ -25,6 +25,7 @@ from starlette.responses import Response, StreamingResponse
 from apiserver import managedfields, objects, openapi, tables
 from apiserver import patch as patches
 from apiserver.auth.authn import Authenticator
+from apiserver.auth.filters import Authorization
 from apiserver.auth.user import ANONYMOUS_USER, USER_KEY, UserInfo
 from apiserver.errors import (
     APIError,
@@ -86,6 +87,8 @@ class ReviewContext:
     user: UserInfo
     authenticator: Authenticator | None
     store: Backend
+    authorization: Authorization | None = None
+    namespace: str = ""
 
     async def authenticate_token(self, token: str,
                                  audiences: Sequence[str] | None) -> UserInfo | None:
@@ -96,8 +99,10 @@ class ReviewContext:
 
 class Api:
     def __init__(self, store: Backend, hub: WatchHub, writes: Writes, metrics: Metrics,
-                 authenticator: Authenticator | None = None) -> None:
+                 authenticator: Authenticator | None = None,
+                 authorization: Authorization | None = None) -> None:
         self.store = store
+        self.authorization = authorization
         self.hub = hub
         self.writes = writes
         self.metrics = metrics
@@ -137,7 +142,7 @@ class Api:
         ns = t.namespace or ""
         if not rt.stored:
             if method == "POST" and t.name is None:
-                return "create", lambda: self.review(rt, request)
+                return "create", lambda: self.review(rt, request, ns)
             raise MethodNotAllowed(f'{method} is not supported on resources of kind '
                                    f'"{rt.kind.kind}": it is create-only')
         q = query(request)
@@ -242,7 +247,9 @@ class Api:
         body = await read_object(request)
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update")
-        obj = await self._commit(self.writes.create(rt, ns, body, manager), dry_run(request))
+        obj = await self._commit(self.writes.create(rt, ns, body, manager,
+                                                    user=request_user(request)),
+                                 dry_run(request))
         return with_warnings(json_response(obj, 201), warnings)
 
     async def update(self, rt: Strategy, ns: str, name: str, request: Request,
@@ -251,7 +258,8 @@ class Api:
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update", subresource)
         written: Written = await self._commit(
-            self.writes.update(rt, ns, name, body, subresource, manager), dry_run(request))
+            self.writes.update(rt, ns, name, body, subresource, manager,
+                               user=request_user(request)), dry_run(request))
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings)
 
@@ -305,7 +313,8 @@ class Api:
         manager = field_manager(rt, request, fields_doc,
                                 "Apply" if flavour == "apply" else "Update", subresource)
         written: Written = await self._commit(
-            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager),
+            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager,
+                              user=request_user(request)),
             dry_run(request))
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings)
@@ -333,7 +342,7 @@ class Api:
                 "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
         return json_response(body)
 
-    async def review(self, rt: Strategy, request: Request) -> Response:
+    async def review(self, rt: Strategy, request: Request, namespace: str) -> Response:
         """A kind that is asked, not stored: its strategy answers with the caller at hand."""
         if rt.reads_no_body:
             await read_body(request)  # whatever it says (kubectl sends protobuf), unread
@@ -342,7 +351,7 @@ class Api:
             body = await read_object(request)
             check_fields(rt, body, field_validation(request))
         ctx = ReviewContext(request.scope.get(USER_KEY, ANONYMOUS_USER), self.authenticator,
-                            self.store)
+                            self.store, self.authorization, namespace)
         return json_response(await rt.review(ctx, body), 201)
 
     async def action(self, rt: Strategy, subresource: str, ns: str, name: str,
@@ -354,6 +363,13 @@ class Api:
 
 
 # ---------------------------------------------------------------------- request bodies
+
+
+def request_user(request: Request) -> UserInfo:
+    """Who the request is from, after authentication and impersonation; a request
+    that carries none is anonymous (nothing is open by accident)."""
+    user = request.scope.get(USER_KEY)
+    return user if isinstance(user, UserInfo) else ANONYMOUS_USER
 
 
 async def read_body(request: Request) -> bytes:

@@ -14,6 +14,7 @@ import uvicorn
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.auth.authn import AuthenticationConfigError, Authenticator
+from apiserver.auth.authorizer import MODES
 from apiserver.auth.flags import add_authentication_flags, authentication_options
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags
@@ -55,9 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the cluster's keys and certificates are kept (made on first "
                         "start); default: pki/ beside the SQLite file")
     add_authentication_flags(p)
+    p.add_argument("--authorization-mode", default="Node,RBAC", type=authorization_modes,
+                   metavar="MODES",
+                   help="comma-separated authorizers, asked in order: Node, RBAC "
+                        "(system:masters always pass; there is no AlwaysAllow)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
+
+
+def authorization_modes(text: str) -> tuple[str, ...]:
+    """argparse type: ``Node,RBAC`` → ("Node", "RBAC"); each known, none twice."""
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not modes:
+        raise argparse.ArgumentTypeError("must name at least one mode: Node, RBAC")
+    for m in modes:
+        if m not in MODES:
+            raise argparse.ArgumentTypeError(
+                f"unknown authorization mode {m!r}: supported modes are {', '.join(MODES)}")
+    if len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError(f"a mode is named twice in {text!r}")
+    return modes
 
 
 def storage_url(url: str) -> str:
@@ -90,7 +109,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
                   watch_buffer=args.watch_buffer,
-                  advertise_address=host, port=port)
+                  advertise_address=host, port=port,
+                  authorization_modes=args.authorization_mode)
 
 
 class Server(uvicorn.Server):

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from apimachinery.kinds import Kind
 from apiserver.registry import (
+    accessreview,
     authentication,
+    clusterrole,
+    clusterrolebinding,
     endpointslice,
     event,
     namespace,
     node,
     pod,
+    role,
+    rolebinding,
     service,
     serviceaccount,
 )
@@ -31,6 +36,11 @@ REGISTRY: tuple[Strategy, ...] = (
     serviceaccount.STRATEGY,
     authentication.SELF_SUBJECT_REVIEWS,
     authentication.TOKEN_REVIEWS,
+    role.STRATEGY,
+    clusterrole.STRATEGY,
+    rolebinding.STRATEGY,
+    clusterrolebinding.STRATEGY,
+    *accessreview.STRATEGIES,
 )
 
 # The strategy whose objects hold the namespaced ones: it admits creates inside a

@@ -18,6 +18,7 @@ from typing import Any
 from apimachinery import status
 from apiserver import managedfields, objects
 from apiserver.auth.authn import TokenIssuer
+from apiserver.auth.user import UserInfo
 from apiserver.errors import (
     AlreadyExists,
     BadRequest,
@@ -73,7 +74,8 @@ class Writes:
     # ---------------------------------------------------------------- create
 
     def create(self, rt: Strategy, namespace: str, body: dict,
-               manager: Manager | None = None) -> Callable[[Txn], dict]:
+               manager: Manager | None = None, *,
+               user: UserInfo | None = None) -> Callable[[Txn], dict]:
         given_meta = body.get("metadata")
         body_meta = given_meta if isinstance(given_meta, dict) else {}
         generate = body_meta.get("generateName") if not body_meta.get("name") else None
@@ -88,7 +90,7 @@ class Writes:
 
         def run(txn: Txn) -> dict:
             # runs once; a rolled-back attempt discards ``obj``, so no copy is needed
-            return self._create_in(txn, rt, namespace, obj, generate)
+            return self._create_in(txn, rt, namespace, obj, generate, user)
 
         return run
 
@@ -112,8 +114,8 @@ class Writes:
         return obj
 
     def _create_in(self, txn: Txn, rt: Strategy, namespace: str, obj: dict,
-                   generate: str | None) -> dict:
-        ctx = _Context(self, txn)
+                   generate: str | None, user: UserInfo | None = None) -> dict:
+        ctx = _Context(self, txn, user)
         if rt.kind.namespaced:
             SCOPE.admit_child(ctx, namespace)
         m = meta(obj)
@@ -135,8 +137,8 @@ class Writes:
     # ---------------------------------------------------------------- update
 
     def update(self, rt: Strategy, namespace: str, name: str, body: dict,
-               subresource: str = "", manager: Manager | None = None
-               ) -> Callable[[Txn], Written]:
+               subresource: str = "", manager: Manager | None = None, *,
+               user: UserInfo | None = None) -> Callable[[Txn], Written]:
         new = _typed(rt, body)
         m = meta(new)
         if m.get("name") and m["name"] != name:
@@ -157,17 +159,18 @@ class Writes:
                     self._check(rt, obj)
                     if manager is not None:
                         manager.stamp(rt, obj)
-                    return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
+                    return Written(self._create_in(txn, rt, namespace, obj, None, user),
+                                   created=True)
                 raise NotFound.of(rt.kind.plural, name, rt.kind.group)
             return Written(self._update_in(txn, rt, namespace, old, objects.deep_copy(new),
-                                           subresource, manager))
+                                           subresource, manager, user))
 
         return run
 
     def patch(self, rt: Strategy, namespace: str, name: str,
               apply_patch: Callable[[dict], dict], subresource: str = "",
-              create_body: dict | None = None, manager: Manager | None = None
-              ) -> Callable[[Txn], Written]:
+              create_body: dict | None = None, manager: Manager | None = None, *,
+              user: UserInfo | None = None) -> Callable[[Txn], Written]:
         """``apply_patch`` maps the stored object to the patched one (pure, may raise).
 
         ``create_body`` (server-side apply) is created when the object is absent.
@@ -184,7 +187,8 @@ class Writes:
                 self._check(rt, obj)
                 if manager is not None:
                     manager.stamp(rt, obj)
-                return Written(self._create_in(txn, rt, namespace, obj, None), created=True)
+                return Written(self._create_in(txn, rt, namespace, obj, None, user),
+                               created=True)
             patched = apply_patch(objects.deep_copy(old))
             if not isinstance(patched, dict):
                 raise BadRequest("the patch produced something that is not an object")
@@ -193,12 +197,13 @@ class Writes:
                 raise BadRequest("the name of the object can't be changed by a patch")
             pm["name"] = name
             return Written(self._update_in(txn, rt, namespace, old, patched, subresource,
-                                           manager))
+                                           manager, user))
 
         return run
 
     def _update_in(self, txn: Txn, rt: Strategy, namespace: str, old: dict, new: dict,
-                   subresource: str, manager: Manager | None = None) -> dict:
+                   subresource: str, manager: Manager | None = None,
+                   user: UserInfo | None = None) -> dict:
         om, nm = meta(old), meta(new)
         wanted_rv = nm.get("resourceVersion")
         if wanted_rv and wanted_rv != om.get("resourceVersion"):
@@ -222,7 +227,7 @@ class Writes:
             rt.prepare_for_update(new, old)
         nm = meta(new)
         nm["resourceVersion"] = om.get("resourceVersion")
-        ctx = _Context(self, txn)
+        ctx = _Context(self, txn, user)
         if subresource == "status":
             _raise_invalid(rt, new, rt.validate_status_update(new, old))
         else:
@@ -311,6 +316,7 @@ class _Context:
 
     writes: Writes
     txn: Txn
+    user: UserInfo | None = None
 
     @property
     def allocations(self) -> ServiceAllocations:

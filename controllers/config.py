@@ -20,7 +20,7 @@ from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
 CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc",
-               "serviceaccount")
+               "serviceaccount", "clusterrole-aggregation")
 
 
 @dataclass(frozen=True)

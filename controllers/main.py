@@ -24,6 +24,7 @@ from client.http import AsyncClient
 from componentbase.flags import HostPort
 from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
+from controllers.clusterroleaggregation import ClusterRoleAggregationController
 from controllers.config import Config, parse_args
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
@@ -72,6 +73,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(PodGcController(client, informers, metrics))
     if "serviceaccount" in chosen:
         controllers.append(ServiceAccountsController(client, informers, metrics))
+    if "clusterrole-aggregation" in chosen:
+        controllers.append(ClusterRoleAggregationController(client, informers, metrics))
     return controllers
 
 

@@ -37,6 +37,7 @@ from apiserver.patch.schemas import DEFAULT, FieldSchema
 
 if TYPE_CHECKING:
     from apiserver.auth.authn import TokenIssuer
+    from apiserver.auth.filters import Authorization
     from apiserver.auth.user import UserInfo
     from apiserver.services import ServiceAllocations
     from apiserver.storage.store import Txn
@@ -54,6 +55,10 @@ class WriteContext(Protocol):
     @property
     def allocations(self) -> ServiceAllocations:
         """The server's ClusterIP and NodePort allocators."""
+
+    @property
+    def user(self) -> UserInfo | None:
+        """Who asked for the write; None for the server's own writes (bootstrap)."""
 
     def put(self, strategy: Strategy, namespace: str, obj: dict, old: dict | None) -> dict:
         """Store ``obj`` (replacing ``old``) and return the stored object."""
@@ -77,6 +82,14 @@ class RequestContext(Protocol):
     @property
     def user(self) -> UserInfo:
         """Who asks: the authenticated (and impersonated) user of the request."""
+
+    @property
+    def namespace(self) -> str:
+        """The request path's namespace ("" for a cluster-scoped review)."""
+
+    @property
+    def authorization(self) -> Authorization | None:
+        """The server's authorizer chain and RBAC index, for the access reviews."""
 
     async def authenticate_token(self, token: str,
                                  audiences: Sequence[str] | None) -> UserInfo | None:

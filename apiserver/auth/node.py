@@ -1,0 +1,93 @@
+"""The Node authorizer: what a node agent may do because of the pods bound to it.
+
+Kubernetes' Node authorizer keeps a graph of pods and what they reference and lets
+``system:node:<name>`` (in ``system:nodes``) reach an object only through a pod
+bound to that node. miniplane's nodes need one such thing: a ServiceAccount token
+for a pod (``create serviceaccounts/token``), allowed only for ServiceAccounts of
+pods whose ``spec.nodeName`` is that node. Everything else a node may do is the
+``system:node`` ClusterRole's (RBAC), and which Node and Pods it may write is
+NodeRestriction admission's.
+
+``PodIndex`` is the graph's miniplane-sized part: pod → (node, ServiceAccount),
+counted per (namespace, ServiceAccount, node); it is fed from the committed log
+like the RBAC index.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from apiserver.auth.authorizer import Decision, Verdict
+from apiserver.auth.requestinfo import RequestInfo
+from apiserver.auth.user import UserInfo, node_name
+
+PODS = "pods"
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+def pod_edge(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(node, ServiceAccount) of a bound pod; None while it is unscheduled."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    node = spec.get("nodeName")
+    if not isinstance(node, str) or not node:
+        return None
+    sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT
+    return node, str(sa)
+
+
+class PodIndex:
+    """Which ServiceAccounts the pods on each node use."""
+
+    def __init__(self) -> None:
+        self._pods: dict[tuple[str, str], tuple[str, str]] = {}
+        self._edges: Counter[tuple[str, str, str]] = Counter()  # (ns, sa, node)
+
+    def replace(self, pods: Iterable[Mapping[str, Any]]) -> None:
+        self._pods, self._edges = {}, Counter()
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            self.apply(str(meta.get("namespace") or ""), str(meta.get("name") or ""), pod)
+
+    def apply(self, namespace: str, name: str, pod: Mapping[str, Any] | None) -> None:
+        key = (namespace, name)
+        old = self._pods.pop(key, None)
+        if old is not None:
+            edge = (namespace, old[1], old[0])
+            self._edges[edge] -= 1
+            if self._edges[edge] <= 0:
+                del self._edges[edge]
+        new = pod_edge(pod) if pod is not None else None
+        if new is not None:
+            self._pods[key] = new
+            self._edges[(namespace, new[1], new[0])] += 1
+
+    def node_runs_service_account(self, node: str, namespace: str, sa: str) -> bool:
+        return self._edges.get((namespace, sa, node), 0) > 0
+
+
+@dataclass
+class NodeAuthorizer:
+    pods: PodIndex
+
+    def authorize(self, user: UserInfo, info: RequestInfo) -> Verdict:
+        node = node_name(user)
+        if node is None or not info.is_resource_request:
+            return Verdict(Decision.NO_OPINION)
+        if info.api_group == "" and info.resource == "serviceaccounts" \
+                and info.subresource == "token":
+            return self._token(node, info)
+        return Verdict(Decision.NO_OPINION)
+
+    def _token(self, node: str, info: RequestInfo) -> Verdict:
+        if info.verb != "create" or not info.name:
+            return Verdict(Decision.NO_OPINION,
+                           "can only create tokens for individual service accounts")
+        if self.pods.node_runs_service_account(node, info.namespace, info.name):
+            return Verdict(Decision.ALLOW)
+        return Verdict(Decision.NO_OPINION,
+                       f"no relationship found between node '{node}' and this object")

@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
+from apiserver.admission.plugins import default_chain
 from apiserver.errors import AlreadyExists, APIError, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
@@ -45,6 +46,8 @@ class Config:
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
+    # enforce level of namespaces without a pod-security.kubernetes.io/enforce label
+    pod_security_default: str = "privileged"
 
 
 class State:
@@ -58,7 +61,8 @@ class State:
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
         self.follower = LogFollower(self.store, self.hub, after=self.store.revision)
         self.metrics = Metrics()
-        self.writes = Writes(self.allocations)
+        self.writes = Writes(self.allocations, default_chain(
+            pod_security_default=config.pod_security_default))
         self.api = Api(self.store, self.hub, self.writes, self.metrics)
         self.ready = False
 

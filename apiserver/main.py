@@ -11,6 +11,7 @@ from types import FrameType
 
 import uvicorn
 
+from apiserver.admission.podsecurity import LEVELS
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.watchhub import DEFAULT_BUFFER
@@ -49,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between event-log compactions")
     p.add_argument("--watch-buffer", type=flags.integer(1), default=DEFAULT_BUFFER,
                    help="events a watcher may fall behind before its stream is closed")
+    p.add_argument("--pod-security-default", default="privileged", choices=list(LEVELS),
+                   metavar="LEVEL",
+                   help="Pod Security level enforced in namespaces without the "
+                        "pod-security.kubernetes.io/enforce label: privileged (default, as "
+                        "Kubernetes), baseline or restricted")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
@@ -74,6 +80,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
                   watch_buffer=args.watch_buffer,
+                  pod_security_default=args.pod_security_default,
                   advertise_address=host, port=port)
 
 

@@ -56,7 +56,6 @@ class Attributes:
     obj: dict | None
     old: dict | None = None
     subresource: str = ""
-    dry_run: bool = False
     warnings: list[str] = field(default_factory=list)
 
     def forbidden(self, reason: str) -> Forbidden:

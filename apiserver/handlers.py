@@ -343,16 +343,24 @@ async def read_body(request: Request) -> bytes:
 
 
 def media_type(request: Request) -> str:
-    """The request's Content-Type without parameters, lower-cased; "" when absent."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """The request's Content-Type without parameters, lower-cased.
+
+    Absent, it is JSON (as Kubernetes reads it: the official Python client sends
+    no type with its JSON bodies) unless the request comes from a browser (it has
+    an ``Origin``), where a body without a type is one a page can send cross-site
+    without asking first: that is refused like any other unknown type.
+    """
+    value = request.headers.get("content-type")
+    if value is None:
+        return "" if "origin" in request.headers else JSON
+    return value.split(";")[0].strip().lower()
 
 
 def _load_object_body(content_type: str, raw: bytes) -> Any:
     """Decode a JSON or YAML body; any other type is a 415.
 
-    Only types a browser cannot send cross-site without asking first are read, so
-    a web page cannot make a user's browser write here (no text/plain, no forms,
-    no body without a type): kubectl and the client libraries always name JSON.
+    Only types a browser cannot send cross-site without asking first are read
+    (no text/plain, no forms), so a web page cannot make a user's browser write.
     """
     if content_type == JSON:
         return _load_json(raw)

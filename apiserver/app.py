@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
+from apiserver.admission.plugins import default_chain
 from apiserver.auth import policy
 from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
 from apiserver.auth.authorizer import DEFAULT_MODES
@@ -54,6 +55,8 @@ class Config:
     advertise_address: str = "127.0.0.1"
     port: int = 6443
     authorization_modes: tuple[str, ...] = DEFAULT_MODES
+    # enforce level of namespaces without a pod-security.kubernetes.io/enforce label
+    pod_security_default: str = "privileged"
 
 
 class State:
@@ -71,7 +74,8 @@ class State:
         # authorization learns of a write before its watchers do
         self.follower = LogFollower(self.store, Tee([self.authz, self.hub]), after=after)
         self.metrics = Metrics()
-        self.writes = Writes(self.allocations, authenticator.issuer)
+        self.writes = Writes(self.allocations, authenticator.issuer, default_chain(
+            pod_security_default=config.pod_security_default))
         self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator,
                        self.authz)
         self.ready = False

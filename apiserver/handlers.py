@@ -50,13 +50,14 @@ from apiserver.registry.strategy import Strategy
 from apiserver.storage.backend import Backend
 from apiserver.watch import Watcher, WatchRequest, require_revision
 from apiserver.watchhub import WatchHub
-from apiserver.writes import Manager, Writes, Written
+from apiserver.writes import Caller, Manager, Writes, Written
 
 log = logging.getLogger(__name__)
 
 # Kubernetes' limit on a request body (apiserver MaxRequestBodyBytes).
 MAX_BODY_BYTES = 3 * 1024 * 1024
 JSON = "application/json"
+YAML = "application/yaml"
 PATCH_TYPES = {
     "application/json-patch+json": "json",
     "application/merge-patch+json": "merge",
@@ -247,26 +248,25 @@ class Api:
         body = await read_object(request)
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update")
-        obj = await self._commit(self.writes.create(rt, ns, body, manager,
-                                                    user=request_user(request)),
+        who = caller(request)
+        obj = await self._commit(self.writes.create(rt, ns, body, manager, who),
                                  dry_run(request))
-        return with_warnings(json_response(obj, 201), warnings)
+        return with_warnings(json_response(obj, 201), warnings + who.warnings)
 
     async def update(self, rt: Strategy, ns: str, name: str, request: Request,
                      subresource: str) -> Response:
         body = await read_object(request)
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update", subresource)
+        who = caller(request)
         written: Written = await self._commit(
-            self.writes.update(rt, ns, name, body, subresource, manager,
-                               user=request_user(request)), dry_run(request))
+            self.writes.update(rt, ns, name, body, subresource, manager, who), dry_run(request))
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
-                             warnings)
+                             warnings + who.warnings)
 
     async def patch(self, rt: Strategy, ns: str, name: str, request: Request,
                     subresource: str) -> Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        flavour = PATCH_TYPES.get(content_type)
+        flavour = PATCH_TYPES.get(media_type(request))
         if flavour is None:
             raise UnsupportedMediaType(
                 f'the body of the request was in an unknown format - accepted media types '
@@ -312,17 +312,19 @@ class Api:
         fields_doc = document if isinstance(document, dict) else {}
         manager = field_manager(rt, request, fields_doc,
                                 "Apply" if flavour == "apply" else "Update", subresource)
+        who = caller(request)
         written: Written = await self._commit(
-            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager,
-                              user=request_user(request)),
+            self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager, who),
             dry_run(request))
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
-                             warnings)
+                             warnings + who.warnings)
 
     async def delete(self, rt: Strategy, ns: str, name: str, request: Request) -> Response:
         options = await delete_options(request)
-        result = await self._commit(self.writes.delete(rt, ns, name, options), dry_run(request))
-        return json_response(result)
+        who = caller(request)
+        result = await self._commit(self.writes.delete(rt, ns, name, options, who),
+                                    dry_run(request))
+        return with_warnings(json_response(result), who.warnings)
 
     async def delete_collection(self, rt: Strategy, namespace: str | None,
                                 request: Request) -> Response:
@@ -331,16 +333,17 @@ class Api:
         page = await anyio.to_thread.run_sync(
             lambda: self.store.list(rt.key, namespace, keep=opts.matcher()))
         items = [orjson.loads(d) for d in page.items]
+        who = caller(request)
         for item in items:
             m = item.get("metadata", {})
             try:
                 await self._commit(self.writes.delete(rt, m.get("namespace", ""), m["name"],
-                                                      options), dry_run(request))
+                                                      options, who), dry_run(request))
             except NotFound:
                 continue  # deleted meanwhile: that is what was asked
         body = {"kind": f"{rt.kind.kind}List", "apiVersion": rt.kind.api_version,
                 "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
-        return json_response(body)
+        return with_warnings(json_response(body), who.warnings)
 
     async def review(self, rt: Strategy, request: Request, namespace: str) -> Response:
         """A kind that is asked, not stored: its strategy answers with the caller at hand."""
@@ -357,19 +360,13 @@ class Api:
     async def action(self, rt: Strategy, subresource: str, ns: str, name: str,
                      request: Request) -> Response:
         body = await read_object(request)
-        result = await self._commit(self.writes.action(rt, subresource, ns, name, body),
+        who = caller(request)
+        result = await self._commit(self.writes.action(rt, subresource, ns, name, body, who),
                                     dry_run(request))
-        return json_response(result, 201)
+        return with_warnings(json_response(result, 201), who.warnings)
 
 
 # ---------------------------------------------------------------------- request bodies
-
-
-def request_user(request: Request) -> UserInfo:
-    """Who the request is from, after authentication and impersonation; a request
-    that carries none is anonymous (nothing is open by accident)."""
-    user = request.scope.get(USER_KEY)
-    return user if isinstance(user, UserInfo) else ANONYMOUS_USER
 
 
 async def read_body(request: Request) -> bytes:
@@ -387,20 +384,42 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def read_object(request: Request) -> dict:
-    content_type = request.headers.get("content-type", JSON).split(";")[0].strip().lower()
-    raw = await read_body(request)
+def media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower-cased.
+
+    Absent, it is JSON (as Kubernetes reads it: the official Python client sends
+    no type with its JSON bodies) unless the request comes from a browser (it has
+    an ``Origin``), where a body without a type is one a page can send cross-site
+    without asking first: that is refused like any other unknown type.
+    """
+    value = request.headers.get("content-type")
+    if value is None:
+        return "" if "origin" in request.headers else JSON
+    return value.split(";")[0].strip().lower()
+
+
+def _load_object_body(content_type: str, raw: bytes) -> Any:
+    """Decode a JSON or YAML body; any other type is a 415.
+
+    Only types a browser cannot send cross-site without asking first are read
+    (no text/plain, no forms), so a web page cannot make a user's browser write.
+    """
+    if content_type == JSON:
+        return _load_json(raw)
+    if content_type == YAML:
+        return _load_yaml(raw)
     if content_type == "application/vnd.kubernetes.protobuf":
         raise UnsupportedMediaType(
             "protobuf request bodies are not supported by miniplane; send JSON "
             "(kubectl apply -f / kubectl create -f do)")
-    if content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
-        document = _load_yaml(raw)
-    elif content_type in (JSON, "", "*/*", "text/plain"):
-        document = _load_json(raw)
-    else:
-        raise UnsupportedMediaType(f'the body of the request was in an unknown format - '
-                                   f'accepted media types include: {JSON}, application/yaml')
+    raise UnsupportedMediaType(f'the body of the request was in an unknown format - '
+                               f'accepted media types include: {JSON}, {YAML}')
+
+
+async def read_object(request: Request) -> dict:
+    content_type = media_type(request)
+    raw = await read_body(request)
+    document = _load_object_body(content_type, raw)
     if not isinstance(document, dict):
         raise BadRequest("the request body must be a JSON object")
     return document
@@ -423,6 +442,12 @@ def _load_yaml(raw: bytes) -> Any:
 
 
 _NO_QUERY = QueryParams("")
+
+
+def caller(request: Request) -> Caller:
+    """The write's caller: the user authentication put in the scope (never a cookie)."""
+    user = request.scope.get(USER_KEY)
+    return Caller(user if isinstance(user, UserInfo) else ANONYMOUS_USER)
 
 
 def query(request: Request) -> QueryParams:
@@ -484,7 +509,7 @@ async def delete_options(request: Request) -> dict[str, Any]:
     raw = await read_body(request)
     options: dict[str, Any] = {}
     if raw.strip():
-        document = _load_json(raw)
+        document = _load_object_body(media_type(request), raw)
         if not isinstance(document, dict):
             raise BadRequest("DeleteOptions must be a JSON object")
         options.update(document)

@@ -11,6 +11,7 @@ from types import FrameType
 
 import uvicorn
 
+from apiserver.admission.podsecurity import LEVELS
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.auth.authn import AuthenticationConfigError, Authenticator
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="MODES",
                    help="comma-separated authorizers, asked in order: Node, RBAC "
                         "(system:masters always pass; there is no AlwaysAllow)")
+    p.add_argument("--pod-security-default", default="privileged", choices=list(LEVELS),
+                   metavar="LEVEL",
+                   help="Pod Security level enforced in namespaces without the "
+                        "pod-security.kubernetes.io/enforce label: privileged (default, as "
+                        "Kubernetes), baseline or restricted")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
@@ -109,6 +115,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
                   watch_buffer=args.watch_buffer,
+                  pod_security_default=args.pod_security_default,
                   advertise_address=host, port=port,
                   authorization_modes=args.authorization_mode)
 

@@ -12,11 +12,12 @@ strategy (``apiserver/registry/strategy.py`` lists them in the order they run).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from apimachinery import status
 from apiserver import managedfields, objects
+from apiserver.admission import CREATE, DELETE, SYSTEM_USER, UPDATE, Attributes, Chain
 from apiserver.auth.authn import TokenIssuer
 from apiserver.auth.user import UserInfo
 from apiserver.errors import (
@@ -57,6 +58,18 @@ class Manager:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who asks for a write (admission judges it), and where admission's warnings go.
+
+    One per request: the warnings list is filled while the write runs and read
+    by the handler afterwards. The server's own writes run as ``SYSTEM_USER``.
+    """
+
+    user: UserInfo = SYSTEM_USER
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Written:
     """An update's result: the stored object, and whether the write created it."""
 
@@ -66,31 +79,30 @@ class Written:
 
 @dataclass
 class Writes:
-    """The write operations, bound to the allocators and token signer they share."""
+    """The write operations, bound to the allocators and token signer they share and
+    the admission chain."""
 
     allocations: ServiceAllocations
     tokens: TokenIssuer | None = None
+    admission: Chain = field(default_factory=Chain)
 
     # ---------------------------------------------------------------- create
 
     def create(self, rt: Strategy, namespace: str, body: dict,
-               manager: Manager | None = None, *,
-               user: UserInfo | None = None) -> Callable[[Txn], dict]:
+               manager: Manager | None = None, caller: Caller | None = None
+               ) -> Callable[[Txn], dict]:
+        who = caller or Caller()
         given_meta = body.get("metadata")
         body_meta = given_meta if isinstance(given_meta, dict) else {}
         generate = body_meta.get("generateName") if not body_meta.get("name") else None
         if generate is not None:
             body = {**body, "metadata": {**body_meta,
                                          "name": objects.generated_name(str(generate))}}
-        obj = self._new_object(rt, namespace, body)
-        self._check(rt, obj)
-
-        if manager is not None:
-            manager.stamp(rt, obj)
+        obj = self._prepared(rt, namespace, body, manager, who)
 
         def run(txn: Txn) -> dict:
             # runs once; a rolled-back attempt discards ``obj``, so no copy is needed
-            return self._create_in(txn, rt, namespace, obj, generate, user)
+            return self._create_in(txn, rt, namespace, obj, generate, who)
 
         return run
 
@@ -113,9 +125,20 @@ class Writes:
         rt.prepare_for_create(obj)
         return obj
 
+    def _prepared(self, rt: Strategy, namespace: str, body: dict, manager: Manager | None,
+                  caller: Caller) -> dict:
+        """A new object: server metadata, defaults, mutating admission, validation."""
+        obj = self._new_object(rt, namespace, body)
+        self.admission.mutate(_attributes(rt, caller, CREATE, namespace, meta(obj)["name"],
+                                          obj, None))
+        self._check(rt, obj)
+        if manager is not None:
+            manager.stamp(rt, obj)
+        return obj
+
     def _create_in(self, txn: Txn, rt: Strategy, namespace: str, obj: dict,
-                   generate: str | None, user: UserInfo | None = None) -> dict:
-        ctx = _Context(self, txn, user)
+                   generate: str | None, caller: Caller) -> dict:
+        ctx = _Context(self, txn, caller.user)
         if rt.kind.namespaced:
             SCOPE.admit_child(ctx, namespace)
         m = meta(obj)
@@ -131,14 +154,17 @@ class Writes:
                                       rt.kind.group)
                 + ", the server was not able to generate a unique name for the object",
                 details=status.object_details(rt.kind.plural, m["name"], rt.kind.group))
+        self.admission.validate(_attributes(rt, caller, CREATE, namespace, m["name"], obj, None),
+                                txn)
         rt.begin_create(ctx, obj)
         return _put(txn, rt.key, _ns(rt, namespace), m["name"], obj, None)
 
     # ---------------------------------------------------------------- update
 
     def update(self, rt: Strategy, namespace: str, name: str, body: dict,
-               subresource: str = "", manager: Manager | None = None, *,
-               user: UserInfo | None = None) -> Callable[[Txn], Written]:
+               subresource: str = "", manager: Manager | None = None,
+               caller: Caller | None = None) -> Callable[[Txn], Written]:
+        who = caller or Caller()
         new = _typed(rt, body)
         m = meta(new)
         if m.get("name") and m["name"] != name:
@@ -155,26 +181,24 @@ class Writes:
             old = txn.get(rt.key, _ns(rt, namespace), name)
             if old is None:
                 if rt.create_on_update and not subresource:
-                    obj = self._new_object(rt, namespace, objects.deep_copy(new))
-                    self._check(rt, obj)
-                    if manager is not None:
-                        manager.stamp(rt, obj)
-                    return Written(self._create_in(txn, rt, namespace, obj, None, user),
+                    obj = self._prepared(rt, namespace, objects.deep_copy(new), manager, who)
+                    return Written(self._create_in(txn, rt, namespace, obj, None, who),
                                    created=True)
                 raise NotFound.of(rt.kind.plural, name, rt.kind.group)
             return Written(self._update_in(txn, rt, namespace, old, objects.deep_copy(new),
-                                           subresource, manager, user))
+                                           subresource, manager, who))
 
         return run
 
     def patch(self, rt: Strategy, namespace: str, name: str,
               apply_patch: Callable[[dict], dict], subresource: str = "",
-              create_body: dict | None = None, manager: Manager | None = None, *,
-              user: UserInfo | None = None) -> Callable[[Txn], Written]:
+              create_body: dict | None = None, manager: Manager | None = None,
+              caller: Caller | None = None) -> Callable[[Txn], Written]:
         """``apply_patch`` maps the stored object to the patched one (pure, may raise).
 
         ``create_body`` (server-side apply) is created when the object is absent.
         """
+        who = caller or Caller()
 
         def run(txn: Txn) -> Written:
             old = txn.get(rt.key, _ns(rt, namespace), name)
@@ -183,11 +207,8 @@ class Writes:
                     raise NotFound.of(rt.kind.plural, name, rt.kind.group)
                 body = objects.deep_copy(create_body)
                 meta(body).setdefault("name", name)
-                obj = self._new_object(rt, namespace, body)
-                self._check(rt, obj)
-                if manager is not None:
-                    manager.stamp(rt, obj)
-                return Written(self._create_in(txn, rt, namespace, obj, None, user),
+                obj = self._prepared(rt, namespace, body, manager, who)
+                return Written(self._create_in(txn, rt, namespace, obj, None, who),
                                created=True)
             patched = apply_patch(objects.deep_copy(old))
             if not isinstance(patched, dict):
@@ -197,13 +218,12 @@ class Writes:
                 raise BadRequest("the name of the object can't be changed by a patch")
             pm["name"] = name
             return Written(self._update_in(txn, rt, namespace, old, patched, subresource,
-                                           manager, user))
+                                           manager, who))
 
         return run
 
     def _update_in(self, txn: Txn, rt: Strategy, namespace: str, old: dict, new: dict,
-                   subresource: str, manager: Manager | None = None,
-                   user: UserInfo | None = None) -> dict:
+                   subresource: str, manager: Manager | None, caller: Caller) -> dict:
         om, nm = meta(old), meta(new)
         wanted_rv = nm.get("resourceVersion")
         if wanted_rv and wanted_rv != om.get("resourceVersion"):
@@ -227,11 +247,15 @@ class Writes:
             rt.prepare_for_update(new, old)
         nm = meta(new)
         nm["resourceVersion"] = om.get("resourceVersion")
-        ctx = _Context(self, txn, user)
+        ctx = _Context(self, txn, caller.user)
+        attrs = _attributes(rt, caller, UPDATE, namespace, om["name"], new, old, subresource)
+        self.admission.mutate(attrs)
         if subresource == "status":
             _raise_invalid(rt, new, rt.validate_status_update(new, old))
+            self.admission.validate(attrs, txn)
         else:
             _raise_invalid(rt, new, rt.validate_update(new, old))
+            self.admission.validate(attrs, txn)
             if objects.spec_part(new) != objects.spec_part(old):
                 nm["generation"] = int(om.get("generation") or 0) + 1
             rt.begin_update(ctx, new, old)
@@ -246,23 +270,36 @@ class Writes:
     # ---------------------------------------------------------------- actions
 
     def action(self, rt: Strategy, subresource: str, namespace: str, name: str,
-               body: dict) -> Callable[[Txn], dict]:
-        """A POST-only subresource of ``rt`` (``pods/binding``), run in the transaction."""
-        run = rt.actions[subresource].run
-        return lambda txn: run(_Context(self, txn), namespace, name, body)
+               body: dict, caller: Caller | None = None) -> Callable[[Txn], dict]:
+        """A POST-only subresource of ``rt`` (``pods/binding``), run in the transaction.
+
+        Admission sees it as a CREATE of the subresource, the request body its object.
+        """
+        action = rt.actions[subresource].run
+        who = caller or Caller()
+        attrs = _attributes(rt, who, CREATE, namespace, name, body, None,
+                            subresource)
+
+        def run(txn: Txn) -> dict:
+            self.admission.validate(attrs, txn)
+            return action(_Context(self, txn, who.user), namespace, name, body)
+
+        return run
 
     # ---------------------------------------------------------------- delete
 
     def delete(self, rt: Strategy, namespace: str, name: str,
-               options: dict[str, Any]) -> Callable[[Txn], dict]:
+               options: dict[str, Any], caller: Caller | None = None) -> Callable[[Txn], dict]:
         rt.check_delete(name)
+        who = caller or Caller()
 
         def run(txn: Txn) -> dict:
             obj = txn.get(rt.key, _ns(rt, namespace), name)
             if obj is None:
                 raise NotFound.of(rt.kind.plural, name, rt.kind.group)
             _check_preconditions(rt, obj, options.get("preconditions"))
-            result = rt.delete(_Context(self, txn), namespace, obj,
+            self.admission.validate(_attributes(rt, who, DELETE, namespace, name, None, obj), txn)
+            result = rt.delete(_Context(self, txn, who.user), namespace, obj,
                                options.get("gracePeriodSeconds"))
             if result is None:
                 return success(rt.kind.plural, name, rt.kind.group, meta(obj).get("uid"))
@@ -337,6 +374,13 @@ class _Context:
         if self.writes.tokens is None:
             raise InternalError("this server has no service account token signer")
         return self.writes.tokens
+
+
+def _attributes(rt: Strategy, caller: Caller, operation: str, namespace: str, name: str,
+                obj: dict | None, old: dict | None, subresource: str = "") -> Attributes:
+    return Attributes(user=caller.user, operation=operation, resource=rt.kind.plural,
+                      group=rt.kind.group, namespace=_ns(rt, namespace), name=name, obj=obj,
+                      old=old, subresource=subresource, warnings=caller.warnings)
 
 
 def _typed(rt: Strategy, body: dict) -> dict:

@@ -15,6 +15,7 @@ from apimachinery import names
 from apimachinery.quantities import QuantityError, parse_quantity
 from apiserver.errors import duplicate, forbidden, invalid, not_supported, required
 from apiserver.validation.fields import PROTOCOLS, FieldErrors, is_int
+from apiserver.validation.securitycontext import check_container_security_context
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 TERMINATION_MESSAGE_POLICIES = ("File", "FallbackToLogsOnError")
@@ -63,7 +64,7 @@ def _check_container(errs: FieldErrors, c: dict, path: str, scope: PodScope, *,
         errs.text(c.get(key), f"{path}.{key}")
     for key in ("stdin", "stdinOnce", "tty"):
         errs.boolean(c.get(key), f"{path}.{key}")
-    errs.obj(c.get("securityContext"), f"{path}.securityContext")
+    check_container_security_context(errs, c.get("securityContext"), f"{path}.securityContext")
     _check_resources(errs, c.get("resources"), f"{path}.resources")
     errs.enum(c.get("imagePullPolicy"), f"{path}.imagePullPolicy", PULL_POLICIES, required=True)
     errs.enum(c.get("terminationMessagePolicy"), f"{path}.terminationMessagePolicy",

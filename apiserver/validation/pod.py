@@ -16,6 +16,7 @@ from apiserver.validation.container import PodScope, check_containers
 from apiserver.validation.fields import FieldErrors, is_int
 from apiserver.validation.meta import check_labels
 from apiserver.validation.node import TAINT_EFFECTS
+from apiserver.validation.securitycontext import check_pod_security_context
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
@@ -64,8 +65,8 @@ def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
                 "automountServiceAccountToken", "shareProcessNamespace"):
         errs.boolean(spec.get(key), f"spec.{key}")
     errs.integer(spec.get("priority"), "spec.priority")
-    for key in ("securityContext", "affinity"):
-        errs.obj(spec.get(key), f"spec.{key}")
+    check_pod_security_context(errs, spec.get("securityContext"), "spec.securityContext")
+    errs.obj(spec.get("affinity"), "spec.affinity")
     check_tolerations(errs, spec.get("tolerations"), "spec.tolerations")
     _check_volumes(errs, spec.get("volumes"), "spec.volumes")
     _check_host_aliases(errs, spec.get("hostAliases"), "spec.hostAliases")

@@ -315,3 +315,66 @@ def test_a_request_over_its_limit_says_the_limit() -> None:
                                                     "limits": {"memory": "512Mi"}}})
     (error,) = validate("Pod", pod)
     assert error.message == "must be less than or equal to memory limit of 512Mi"
+
+
+# ---------------------------------------------------------------------------- securityContext
+
+
+def _pod_with(pod_sc: dict | None = None, container_sc: dict | None = None) -> dict:
+    container = {"name": "c", "image": "i", "imagePullPolicy": "Always",
+                 "terminationMessagePolicy": "File"}
+    if container_sc is not None:
+        container["securityContext"] = container_sc
+    spec: dict = {"containers": [container], "restartPolicy": "Always",
+                  "dnsPolicy": "ClusterFirst"}
+    if pod_sc is not None:
+        spec["securityContext"] = pod_sc
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"},
+            "spec": spec}
+
+
+@pytest.mark.parametrize(("pod_sc", "container_sc", "field", "text"), [
+    ({"runAsUser": -1}, None, "spec.securityContext.runAsUser",
+     "Invalid value: -1: must be between 0 and 2147483647, inclusive"),
+    ({"runAsNonRoot": "yes"}, None, "spec.securityContext.runAsNonRoot",
+     'Invalid value: "yes": must be a boolean'),
+    ({"supplementalGroups": [1, "x"]}, None, "spec.securityContext.supplementalGroups[1]",
+     'Invalid value: "x": must be an integer'),
+    ({"fsGroup": 2**31}, None, "spec.securityContext.fsGroup",
+     "Invalid value: 2147483648: must be between 0 and 2147483647, inclusive"),
+    ({"seccompProfile": {"type": "Localhost"}}, None,
+     "spec.securityContext.seccompProfile.localhostProfile",
+     "Required value: must be set when the profile type is Localhost"),
+    (None, {"seccompProfile": {"type": "Strict"}},
+     "spec.containers[0].securityContext.seccompProfile.type",
+     'Unsupported value: "Strict": supported values: "Localhost", "RuntimeDefault", '
+     '"Unconfined"'),
+    (None, {"runAsGroup": 2**40}, "spec.containers[0].securityContext.runAsGroup",
+     "Invalid value: 1099511627776: must be between 0 and 2147483647, inclusive"),
+    (None, {"privileged": 1}, "spec.containers[0].securityContext.privileged",
+     "Invalid value: 1: must be a boolean"),
+    (None, {"capabilities": {"add": [5]}}, "spec.containers[0].securityContext.capabilities.add[0]",
+     None),
+    (None, {"procMount": "Masked"}, "spec.containers[0].securityContext.procMount",
+     'Unsupported value: "Masked": supported values: "Default", "Unmasked"'),
+    (None, {"privileged": True, "allowPrivilegeEscalation": False},
+     "spec.containers[0].securityContext", None),
+])
+def test_security_context_rules(pod_sc, container_sc, field, text):
+    errors = validate("Pod", _pod_with(pod_sc, container_sc))
+    found = [e for e in errors if e.field == field]
+    assert found, errors
+    if text is not None:
+        assert found[0].describe() == text
+
+
+def test_a_full_security_context_is_valid():
+    pod_sc = {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True,
+              "supplementalGroups": [10, 20], "fsGroup": 2000,
+              "seccompProfile": {"type": "RuntimeDefault"},
+              "sysctls": [{"name": "net.ipv4.ping_group_range", "value": "0 1"}]}
+    container_sc = {"runAsUser": 1001, "allowPrivilegeEscalation": False, "privileged": False,
+                    "readOnlyRootFilesystem": True, "procMount": "Default",
+                    "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+                    "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}
+    assert validate("Pod", _pod_with(pod_sc, container_sc)) == []

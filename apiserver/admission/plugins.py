@@ -1,0 +1,19 @@
+"""The server's admission chain, in Kubernetes' order for the plugins miniplane has."""
+
+from __future__ import annotations
+
+from apiserver.admission import Chain
+from apiserver.admission.noderestriction import NodeRestriction
+from apiserver.admission.podsecurity import PodSecurity, Policy
+from apiserver.admission.serviceaccount import ServiceAccountDefault
+
+
+def default_chain(*, pod_security_default: str = "privileged") -> Chain:
+    """ServiceAccount (mutating), then NodeRestriction and PodSecurity (validating).
+
+    ``pod_security_default`` is the enforce level of namespaces without the
+    ``pod-security.kubernetes.io/enforce`` label (``--pod-security-default``).
+    """
+    return Chain(mutating=(ServiceAccountDefault(),),
+                 validating=(NodeRestriction(),
+                             PodSecurity(Policy.default(pod_security_default))))

@@ -30,6 +30,7 @@ from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
 from nodeagent.pods.ipam import Ipam
 from nodeagent.pods.runtime import PodWorker, RuntimeConfig
+from nodeagent.pods.serviceaccount import ClusterAccess
 from nodeagent.pods.status import format_time, pod_status
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class PodManager:
         self.node = node
         self.informer = Informer(client, POD, field_selector=f"spec.nodeName={node}")
         self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
+        self.access = ClusterAccess(client)
         self.workers: dict[str, PodWorker] = {}
         self.dirty: set[str] = set()
         self.wake = asyncio.Event()
@@ -83,7 +85,8 @@ class PodManager:
             w.update(pod)
             return
         w = PodWorker(self.cfg, pod, pod_cidr=self.pod_cidr or "", ipam=self.ipam,
-                      host_ip=self.host_ip, changed=self._mark, deleted=self._finished)
+                      host_ip=self.host_ip, changed=self._mark, deleted=self._finished,
+                      access=self.access)
         self.workers[uid] = w
         if pod["metadata"].get("deletionTimestamp"):
             w.terminating.set()

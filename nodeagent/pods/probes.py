@@ -9,11 +9,12 @@ inside the pod's namespace with ``ip netns exec``. An unknown handler fails.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from nodeagent.pods.netns import close_quietly, socket_in
+from nodeagent.pods.security import ROOT_ENV
 
 
 @dataclass
@@ -83,8 +84,11 @@ def _http(node_ns: str | None, ip: str, port: int, path: str, host: str | None,
 
 
 async def probe_once(probe: Mapping[str, Any], *, container: Mapping[str, Any],
-                     node_ns: str | None, pod_ns: str, pod_ip: str) -> bool:
-    """One probe attempt; True on success."""
+                     node_ns: str | None, pod_ns: str, pod_ip: str,
+                     exec_argv: Callable[[list[str]], list[str]] | None = None) -> bool:
+    """One probe attempt; True on success. ``exec_argv`` turns an exec probe's
+    command into the argv that runs it as the container (default: plain
+    ``ip netns exec``); a ``ValueError`` from it fails the probe."""
     _, _, timeout = probe_timing(probe)
     try:
         if "tcpSocket" in probe:
@@ -101,9 +105,11 @@ async def probe_once(probe: Mapping[str, Any], *, container: Mapping[str, Any],
             cmd = list(probe["exec"].get("command") or [])
             if not cmd:
                 return False
+            argv = exec_argv(cmd) if exec_argv else ["ip", "netns", "exec", pod_ns, *cmd]
             proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", pod_ns, *cmd, stdin=asyncio.subprocess.DEVNULL,
+                *argv, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                env=ROOT_ENV if exec_argv else None,
                 start_new_session=True)
             try:
                 return await asyncio.wait_for(proc.wait(), timeout) == 0

@@ -2,8 +2,12 @@
 
 A ``PodWorker`` builds the pod's network (``netns``), runs each container as a
 host process inside it (``ip netns exec``, its own session so a signal reaches the
-whole group), applies the restart policy with back-off, runs probes, and asks for
-a status write whenever anything it reports changes. Each container's pid is kept
+whole group) with its securityContext applied (``security``: user, groups,
+capabilities, no_new_privs, a read-only root, the ServiceAccount token mounted by
+``serviceaccount``), applies the restart policy with back-off, runs probes (exec
+probes the same way as the container), and asks for a status write whenever
+anything it reports changes. A container that can't be configured (runAsNonRoot as
+root, no token yet) waits with ``CreateContainerConfigError`` and is retried. Each container's pid is kept
 in ``<state>/pods/<uid>/pod.json`` so a restarted agent adopts the process instead
 of starting another. On ``deletionTimestamp`` it sends SIGTERM, waits the grace
 period, sends SIGKILL, removes the namespace, releases the IP and deletes the Pod
@@ -17,26 +21,53 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from client.backoff import Backoff
+from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
+from nodeagent.pods.security import (
+    DEFAULT_PATH,
+    ROOT_ENV,
+    ConfigError,
+    Security,
+    effective_security,
+    launch_argv,
+)
+from nodeagent.pods.serviceaccount import (
+    ClusterAccess,
+    Token,
+    refresh_delay,
+    token_dir_owner,
+    write_projection,
+)
 from nodeagent.pods.status import ContainerRecord, format_time, restart_delay, should_restart
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ADOPTED_POLL = 0.5  # seconds between liveness checks of a process we did not start
 DEFAULT_GRACE = 30
 FINISHED = ("Succeeded", "Failed")
+TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried this often
+
+
+def primary_gid(uid: int) -> int | None:
+    """The host's passwd entry for ``uid`` (the host is the image here)."""
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -66,7 +97,8 @@ class PodWorker:
 
     def __init__(self, cfg: RuntimeConfig, pod: dict[str, Any], *, pod_cidr: str,
                  ipam: Any, host_ip: str | None, changed: Callable[[PodWorker], None],
-                 deleted: Callable[[PodWorker], Any]) -> None:
+                 deleted: Callable[[PodWorker], Any], access: ClusterAccess | None = None
+                 ) -> None:
         self.cfg = cfg
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
@@ -84,11 +116,18 @@ class PodWorker:
         self.terminating = asyncio.Event()
         self.gone = False  # the object was deleted outright: no DELETE needed
         self.task: asyncio.Task | None = None
+        self.access = access
+        self.token_dir: Path | None = None  # set when the pod mounts a token
+        self.token: Token | None = None
+        self.token_error: str | None = None
+        self.config_changed = asyncio.Event()  # wakes containers waiting on config
+        self.kube_env: dict[str, str] | None = None
 
     # -- persistence ------------------------------------------------------------------------
 
     def _save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)  # logs and the token: root's alone on the host
         data = {"uid": self.uid, "key": self.key, "netns": self.ns, "ip": self.ip,
                 "startTime": self.start_time,
                 "containers": {c.record.name: {"pid": c.pid, "pidStart": c.pid_start,
@@ -159,11 +198,14 @@ class PodWorker:
         self._save()
         log.info("pod %s: network ready in %s with %s", self.key, self.ns, self.ip)
         self.notify()
+        token_task = None
+        if not finished and self.access is not None:
+            token_task = await self._start_token()
         loops = [] if finished else [asyncio.create_task(self._container_loop(c))
                                      for c in self.containers]
         await self.terminating.wait()
         await self._terminate()
-        await cancel_and_wait(loops)
+        await cancel_and_wait(loops + ([token_task] if token_task else []))
         await self._cleanup()
 
     async def _container_loop(self, c: Container) -> None:
@@ -171,8 +213,10 @@ class PodWorker:
         while not self.terminating.is_set():
             if c.pid is None and not await self._start(c):
                 c.start_failures += 1
+                self.config_changed.clear()
                 await self._sleep(restart_delay(c.start_failures, base=self.cfg.backoff_base,
-                                                cap=self.cfg.backoff_cap))
+                                                cap=self.cfg.backoff_cap),
+                                  wake=self.config_changed)
                 continue
             c.start_failures = 0
             self._start_probes(c)
@@ -206,17 +250,126 @@ class PodWorker:
             self.notify()
             await self._sleep(delay)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.terminating.wait(), seconds)
+    async def _sleep(self, seconds: float, *, wake: asyncio.Event | None = None) -> None:
+        waits = [asyncio.create_task(self.terminating.wait())]
+        if wake is not None:
+            waits.append(asyncio.create_task(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await cancel_and_wait(waits)
+
+    # -- the ServiceAccount token -----------------------------------------------------------
+
+    def _securities(self) -> list[Security]:
+        out = []
+        for c in self.containers:
+            with contextlib.suppress(ConfigError):
+                out.append(effective_security(self.pod, c.spec, primary_gid=primary_gid))
+        return out
+
+    async def _start_token(self) -> asyncio.Task | None:
+        """Decide whether the pod mounts a token; if so, fetch the first one before
+        the containers start (so they normally need no retry) and keep it fresh."""
+        assert self.access is not None
+        failures = 0
+        while not self.terminating.is_set():
+            try:
+                mount = await self.access.automount(self.pod)
+                break
+            except ApiError as exc:
+                failures += 1
+                log.warning("pod %s: cannot tell whether to mount a token: %s", self.key, exc)
+                await self._sleep(TOKEN_RETRY.next(failures))
+        else:
+            return None
+        if not mount:
+            return None
+        self.token_dir = self.dir / "serviceaccount"
+        await self._refresh_token()
+        return asyncio.create_task(self._token_loop(), name=f"token-{self.key}")
+
+    async def _refresh_token(self) -> bool:
+        assert self.access is not None and self.token_dir is not None
+        try:
+            token = await self.access.token(self.pod)
+            files = {"token": token.token.encode(),
+                     "namespace": self.pod["metadata"].get("namespace", "default").encode()}
+            if self.access.ca_pem is not None:
+                files["ca.crt"] = self.access.ca_pem
+            fs_group = ((self.pod["spec"].get("securityContext") or {}).get("fsGroup"))
+            uid, gid, mode = token_dir_owner(self._securities(),
+                                             fs_group if isinstance(fs_group, int) else None)
+            await asyncio.to_thread(write_projection, self.token_dir, files, uid=uid, gid=gid,
+                                    mode=mode, now=time.time())
+        except (ApiError, OSError) as exc:
+            self.token_error = f"failed to fetch token: {exc}"
+            log.warning("pod %s: %s", self.key, self.token_error)
+            return False
+        first = self.token is None
+        self.token, self.token_error = token, None
+        log.info("pod %s: ServiceAccount token %s", self.key, "mounted" if first
+                 else "refreshed")
+        self.config_changed.set()
+        return True
+
+    async def _token_loop(self) -> None:
+        failures = 0 if self.token is not None else 1
+        while True:
+            if failures:
+                await asyncio.sleep(TOKEN_RETRY.next(failures))
+            else:
+                assert self.token is not None
+                await asyncio.sleep(refresh_delay(self.token, now=time.time()))
+            failures = 0 if await self._refresh_token() else failures + 1
+
+    # -- starting a container ----------------------------------------------------------------
+
+    def _config_problem(self, c: Container) -> tuple[Security | None, str | None]:
+        try:
+            sec = effective_security(self.pod, c.spec, primary_gid=primary_gid)
+        except ConfigError as exc:
+            return None, str(exc)
+        if self.token_dir is not None and self.token is None:
+            return None, self.token_error or "waiting for the ServiceAccount token"
+        return sec, None
+
+    def launch(self, sec: Security, command: list[str], env: dict[str, str]) -> list[str]:
+        """The argv that runs ``command`` as the container (for it and exec probes)."""
+        return launch_argv(netns=self.ns, sec=sec, command=command, env=env,
+                           token_dir=str(self.token_dir) if self.token_dir else None,
+                           python=sys.executable)
+
+    async def _environment(self, spec: dict[str, Any]) -> dict[str, str]:
+        """PATH, HOSTNAME, the ``kubernetes`` Service's variables, then the container's
+        own ``env`` (which wins, as in Kubernetes). Raises ``ApiError``."""
+        if self.kube_env is None:
+            self.kube_env = await self.access.kubernetes_env() if self.access else {}
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"],
+               **self.kube_env}
+        for e in spec.get("env") or []:
+            if "name" in e and "value" in e:
+                env[e["name"]] = str(e["value"])
+        return env
 
     async def _start(self, c: Container) -> bool:
         spec = c.spec
         argv = list(spec.get("command") or []) + [str(a) for a in spec.get("args") or []]
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"]}
-        for e in spec.get("env") or []:
-            if "name" in e and "value" in e:
-                env[e["name"]] = str(e["value"])
+        sec, config_problem = self._config_problem(c)
+        env: dict[str, str] = {}
+        if config_problem is None:
+            try:
+                env = await self._environment(spec)
+            except ApiError as exc:
+                config_problem = f"cannot read the kubernetes Service: {exc}"
+        if config_problem is not None or sec is None:
+            c.record.state = {"waiting": {"reason": "CreateContainerConfigError",
+                                          "message": config_problem}}
+            (log.debug if c.start_failures else log.warning)(
+                "pod %s: container %s not configured: %s", self.key, c.record.name,
+                config_problem)
+            self.notify()
+            return False
         cwd = spec.get("workingDir") or "/"
         problem = None
         if not argv:
@@ -224,6 +377,8 @@ class PodWorker:
         elif not (os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
                   or shutil.which(argv[0], path=env["PATH"])):
             problem = f'exec: "{argv[0]}": executable file not found in $PATH'
+        elif "=" in argv[0]:  # env(1) would take it for a variable
+            problem = f'exec: "{argv[0]}": a command name must not contain "="'
         elif not os.path.isdir(cwd):
             problem = f"workingDir {cwd!r} does not exist"
         if problem is not None:
@@ -234,9 +389,11 @@ class PodWorker:
             return False
         log_path = self.dir / f"{c.record.name}.log"
         with open(log_path, "ab") as out:
+            # the root part of the launch sees only PATH: the pod's env is set last
             c.proc = await asyncio.create_subprocess_exec(
-                "ip", "netns", "exec", self.ns, *argv, stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=out, env=env, cwd=cwd, start_new_session=True)
+                *self.launch(sec, argv, env), stdin=asyncio.subprocess.DEVNULL,
+                stdout=out, stderr=out, env=ROOT_ENV, cwd=cwd,
+                start_new_session=True)
         c.pid = c.proc.pid
         c.pid_start = proc_start_time(c.pid)
         c.liveness_failed = False
@@ -269,6 +426,17 @@ class PodWorker:
             c.probe_tasks.append(asyncio.create_task(
                 self._probe_loop(c, c.spec["livenessProbe"], liveness=True)))
 
+    def _probe_argv(self, c: Container, command: list[str]) -> list[str]:
+        """An exec probe runs as its container does (user, capabilities, mounts)."""
+        sec, problem = self._config_problem(c)
+        if sec is None:
+            raise ValueError(problem)
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"],
+               **(self.kube_env or {})}
+        env.update({e["name"]: str(e["value"]) for e in c.spec.get("env") or []
+                    if "name" in e and "value" in e})
+        return self.launch(sec, command, env)
+
     def _stop_probes(self, c: Container) -> None:
         for t in c.probe_tasks:
             t.cancel()
@@ -281,7 +449,8 @@ class PodWorker:
         await asyncio.sleep(delay)
         while True:
             ok = await probe_once(probe, container=c.spec, node_ns=self.cfg.node_ns,
-                                  pod_ns=self.ns, pod_ip=self.ip or "")
+                                  pod_ns=self.ns, pod_ip=self.ip or "",
+                                  exec_argv=lambda cmd: self._probe_argv(c, cmd))
             verdict = counter.record(ok)
             if liveness:
                 if verdict is False and c.pid is not None:

@@ -7,17 +7,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from apiserver import discovery, openapi
-from apiserver.errors import AlreadyExists, APIError, NotFound
+from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
+from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
@@ -45,6 +48,7 @@ class Config:
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
+    cert_dir: str = ""  # where the CA and keys live ("" when every file was given)
 
 
 class State:
@@ -74,6 +78,7 @@ class State:
         for name in SYSTEM_NAMESPACES:
             await self._ensure(NAMESPACES, "", {"metadata": {"name": name}})
         await self.ensure_kubernetes_service()
+        await self.ensure_kubernetes_slice()
 
     async def ensure_kubernetes_service(self) -> None:
         body = {
@@ -84,6 +89,30 @@ class State:
                                 "targetPort": self.config.port}]},
         }
         await self._ensure(SERVICES, "default", body)
+
+    async def ensure_kubernetes_slice(self) -> None:
+        """The ``kubernetes`` Service's endpoints: this server's advertise address and
+        HTTPS port, kept so (a hand edit is undone on the next reconcile)."""
+        desired = kubernetes_endpoint_slice(self.config.advertise_address, self.config.port)
+        raw = await anyio.to_thread.run_sync(
+            self.store.get, SLICES.key, "default", "kubernetes")
+        if raw is None:
+            await self._ensure(SLICES, "default", desired)
+            return
+        current: dict[str, Any] = orjson.loads(raw)
+        if all(current.get(k) == desired[k] for k in ("addressType", "endpoints", "ports")) \
+                and _has_labels(current, desired["metadata"]["labels"]):
+            return
+        body = {**current, **{k: desired[k] for k in ("addressType", "endpoints", "ports")}}
+        body["metadata"] = {**current["metadata"], "labels": {
+            **(current["metadata"].get("labels") or {}), **desired["metadata"]["labels"]}}
+        try:
+            await asyncio.wrap_future(self.store.submit(
+                self.writes.update(SLICES, "default", "kubernetes", body)))
+            log.info("updated EndpointSlice default/kubernetes to %s:%d",
+                     self.config.advertise_address, self.config.port)
+        except (Conflict, NotFound):
+            pass  # changed meanwhile: the next reconcile looks again
 
     async def _ensure(self, rt: Strategy, namespace: str, body: dict) -> None:
         name = body["metadata"]["name"]
@@ -126,6 +155,29 @@ class State:
             "apiserver_service_cluster_ips_used": lambda: self.allocations.ips.used(),
             "apiserver_service_node_ports_used": lambda: self.allocations.ports.used(),
         })
+
+
+# Who keeps the ``kubernetes`` slice; the EndpointSlice controller leaves slices of
+# another manager alone (and the Service has no selector anyway).
+KUBERNETES_SLICE_MANAGER = "kube-apiserver"
+
+
+def kubernetes_endpoint_slice(address: str, port: int) -> dict[str, Any]:
+    """The ``default/kubernetes`` EndpointSlice naming one API server (pure)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {
+            "kubernetes.io/service-name": "kubernetes",
+            "endpointslice.kubernetes.io/managed-by": KUBERNETES_SLICE_MANAGER}},
+        "addressType": "IPv6" if ":" in address else "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
+
+
+def _has_labels(obj: dict, labels: dict[str, str]) -> bool:
+    have = (obj.get("metadata") or {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
 
 
 def create_app(config: Config) -> ResourceFastPath:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
+import socket
+import ssl
 import sys
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from apiserver import serving
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.watchhub import DEFAULT_BUFFER
-from componentbase import flags
+from componentbase import flags, pki
 from componentbase.startup import fail, setup_logging
 
 log = logging.getLogger("apiserver")
@@ -34,9 +38,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-apiserver",
                      description="miniplane API server: Kubernetes-shaped objects "
                                  "with list/watch, stored in SQLite")
-    p.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT",
-                   type=flags.host_port(default_host="127.0.0.1", min_port=1),
-                   help="HOST:PORT to serve on")
+    p.add_argument("--listen", action="append", metavar="[netns:NS:]IP:PORT",
+                   type=flags.typed(serving.parse_listen, "listen"),
+                   help=f"address to serve HTTPS on, repeatable; netns:NS:IP:PORT binds "
+                        f"inside network namespace NS (default {DEFAULT_LISTEN})")
+    p.add_argument("--advertise-address", metavar="IP", type=flags.typed(_ip, "ip"),
+                   help="the address in the kubernetes Service's EndpointSlice (default: "
+                        "the first specific --listen IP)")
+    p.add_argument("--cert-dir", metavar="DIR",
+                   help="CA, serving certificate and admin.kubeconfig, made on first start "
+                        "(default: pki/ beside the SQLite file)")
+    p.add_argument("--tls-cert-file", metavar="PATH",
+                   help="serving certificate (PEM) instead of the cert dir's")
+    p.add_argument("--tls-private-key-file", metavar="PATH",
+                   help="its private key (PEM)")
+    p.add_argument("--client-ca-file", metavar="PATH",
+                   help="CA bundle that client certificates are verified against "
+                        "(default: the cert dir's ca.crt)")
+    p.add_argument("--tls-san", action="append", default=[], metavar="NAME|IP",
+                   type=flags.typed(serving.parse_san, "san"),
+                   help="extra name or address for the serving certificate, repeatable")
     p.add_argument("--storage-url", default="sqlite:///.miniplane/state.db", type=storage_url,
                    help="SQLAlchemy database URL (sqlite:///PATH or postgresql+psycopg://...)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16", type=service_cidr,
@@ -54,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+DEFAULT_LISTEN = "127.0.0.1:6443"
+
+
+def _ip(text: str) -> str:
+    return str(ipaddress.ip_address(text))
+
+
 def storage_url(url: str) -> str:
     """argparse type: a database URL of a dialect the store speaks."""
     if not url.startswith(("sqlite", "postgresql")):
@@ -62,9 +90,13 @@ def storage_url(url: str) -> str:
     return url
 
 
+def listens(args: argparse.Namespace) -> list[serving.Listen]:
+    return list(args.listen or [serving.parse_listen(DEFAULT_LISTEN)])
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The app's config; makes the SQLite file's directory (OSError if it can't)."""
-    host, port = args.listen
+    first = listens(args)[0]
     url = args.storage_url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -74,7 +106,26 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
                   watch_buffer=args.watch_buffer,
-                  advertise_address=host, port=port)
+                  advertise_address=serving.advertise_address(
+                      listens(args), args.advertise_address,
+                      None if args.advertise_address else serving.host_ip()),
+                  port=first.port, cert_dir=cert_dir(args) or "")
+
+
+def cert_dir(args: argparse.Namespace) -> str | None:
+    return args.cert_dir or serving.default_cert_dir(args.storage_url)
+
+
+def prepare_tls(args: argparse.Namespace, config: Config) -> ssl.SSLContext:
+    """The cert dir made or reused, then the TLS context (``pki.PKIError`` if unusable)."""
+    where = listens(args)
+    who = serving.serving_identity(listens=where, advertise=config.advertise_address,
+                                   service_cidr=config.service_cidr, extra_sans=args.tls_san)
+    files = serving.prepare_tls(cert_dir=cert_dir(args), tls_cert_file=args.tls_cert_file,
+                                tls_key_file=args.tls_private_key_file,
+                                client_ca_file=args.client_ca_file, who=who,
+                                admin_server=where[0].url)
+    return serving.server_context(files)
 
 
 class Server(uvicorn.Server):
@@ -100,15 +151,32 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
     except OSError as exc:  # the --storage-url directory can't be made
         return fail("mp-apiserver", exc, 2)
-    host, port = args.listen
+    try:
+        context = prepare_tls(args, config)
+    except pki.PKIError as exc:
+        return fail("mp-apiserver", exc, 2)
+    sockets: list[socket.socket] = []
+    try:
+        for listen in listens(args):
+            sockets.append(serving.bind(listen))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        return fail("mp-apiserver", exc.strerror or exc, 1)
     server = Server(uvicorn.Config(
-        create_app(config), host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",
-        proxy_headers=False))
-    log.info("mp-apiserver listening on http://%s:%d", host, port)
+        create_app(config), log_level="warning", access_log=False,
+        loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
+        lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context))
+    log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",
+             ", ".join(str(li) for li in listens(args)), config.advertise_address,
+             config.cert_dir or "the given files")
     # uvicorn may re-raise Ctrl-C after a clean shutdown; that is how we stop
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0 if server.started else 1
 
 

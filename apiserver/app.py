@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -92,7 +93,10 @@ class State:
 
     async def ensure_kubernetes_slice(self) -> None:
         """The ``kubernetes`` Service's endpoints: this server's advertise address and
-        HTTPS port, kept so (a hand edit is undone on the next reconcile)."""
+        HTTPS port, kept so (a hand edit is undone on the next reconcile). None for a
+        loopback address: no pod could reach it, and Kubernetes refuses it there."""
+        if ipaddress.ip_address(self.config.advertise_address).is_loopback:
+            return
         desired = kubernetes_endpoint_slice(self.config.advertise_address, self.config.port)
         raw = await anyio.to_thread.run_sync(
             self.store.get, SLICES.key, "default", "kubernetes")

@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",
              ", ".join(str(li) for li in listens(args)), config.advertise_address,
              config.cert_dir or "the given files")
+    if ipaddress.ip_address(config.advertise_address).is_loopback:
+        log.info("the advertise address %s is loopback: the kubernetes Service gets no "
+                 "endpoints (give --advertise-address for pods to reach this server)",
+                 config.advertise_address)
     # uvicorn may re-raise Ctrl-C after a clean shutdown; that is how we stop
     try:
         with contextlib.suppress(KeyboardInterrupt):

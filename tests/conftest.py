@@ -115,6 +115,20 @@ def admin_config(url: str) -> ClientConfig:
     return session_pki().client_config(url)
 
 
+class AdminHTTP:
+    """httpx's request functions (``get``, ``post``, ``stream``…) as cluster-admin of
+    the test CA: ``admin_http.get(url)`` for a test that holds only a URL."""
+
+    def __getattr__(self, verb: str) -> Any:
+        if verb not in ("request", "get", "head", "options", "post", "put", "patch",
+                        "delete", "stream"):
+            raise AttributeError(verb)
+        return functools.partial(getattr(httpx, verb), verify=admin_tls())
+
+
+admin_http = AdminHTTP()
+
+
 def admin_kubeconfig() -> str:
     """A kubeconfig with the test CA and cluster-admin's certificate, for a component
     started with ``--server URL --kubeconfig`` this file."""

@@ -25,7 +25,7 @@ from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
-from apiserver.services import ServiceAllocations
+from apiserver.services import ServiceAllocations, kubernetes_endpoint_slice
 from apiserver.storage.backend import Backend
 from apiserver.storage.follower import LogFollower
 from apiserver.storage.store import Store
@@ -159,24 +159,6 @@ class State:
             "apiserver_service_cluster_ips_used": lambda: self.allocations.ips.used(),
             "apiserver_service_node_ports_used": lambda: self.allocations.ports.used(),
         })
-
-
-# Who keeps the ``kubernetes`` slice; the EndpointSlice controller leaves slices of
-# another manager alone (and the Service has no selector anyway).
-KUBERNETES_SLICE_MANAGER = "kube-apiserver"
-
-
-def kubernetes_endpoint_slice(address: str, port: int) -> dict[str, Any]:
-    """The ``default/kubernetes`` EndpointSlice naming one API server (pure)."""
-    return {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {
-            "kubernetes.io/service-name": "kubernetes",
-            "endpointslice.kubernetes.io/managed-by": KUBERNETES_SLICE_MANAGER}},
-        "addressType": "IPv6" if ":" in address else "IPv4",
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
-    }
 
 
 def _has_labels(obj: dict, labels: dict[str, str]) -> bool:

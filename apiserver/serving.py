@@ -308,6 +308,15 @@ class ClientCertProtocol(HttpToolsProtocol):
         if self._client_cert:
             self.scope[CLIENT_CERT_KEY] = self._client_cert  # type: ignore[literal-required]
 
+    def shutdown(self) -> None:
+        """At a stop: an idle keep-alive connection is dropped at once. Closing it
+        would send TLS close_notify and wait for the peer's, which an idle client
+        pool never sends: every stop would wait out the graceful timeout."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
 
 def host_ip() -> str | None:
     """This host's address by its name (``/etc/hosts`` in a container), if not loopback."""

@@ -11,6 +11,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,3 +307,13 @@ def test_kubernetes_service_gets_an_endpointslice_of_the_advertise_address(make_
 def test_loopback_advertise_address_gets_no_endpointslice(apiserver: ApiServer):
     with apiserver.http(timeout=10) as api:
         assert api.get(SLICE).status_code == 404
+
+
+def test_stop_does_not_wait_for_idle_tls_clients(apiserver: ApiServer):
+    """An idle keep-alive connection (every client pool has some) never answers TLS
+    close_notify; a stop must not wait out the graceful timeout for it."""
+    with apiserver.http(timeout=10) as api:
+        assert api.get("/api/v1/namespaces").status_code == 200
+        started = time.monotonic()
+        assert apiserver.stop() == 0
+        assert time.monotonic() - started < 3

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import orjson
@@ -27,10 +29,11 @@ from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
 from apiserver.registry.clusterrole import STRATEGY as CLUSTER_ROLES
 from apiserver.registry.clusterrolebinding import STRATEGY as CLUSTER_ROLE_BINDINGS
+from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
-from apiserver.services import ServiceAllocations
+from apiserver.services import ServiceAllocations, kubernetes_endpoint_slice
 from apiserver.storage.backend import Backend
 from apiserver.storage.follower import LogFollower
 from apiserver.storage.store import Store
@@ -57,6 +60,7 @@ class Config:
     authorization_modes: tuple[str, ...] = DEFAULT_MODES
     # enforce level of namespaces without a pod-security.kubernetes.io/enforce label
     pod_security_default: str = "privileged"
+    cert_dir: str = ""  # where the CA and keys live ("" when every file was given)
 
 
 class State:
@@ -92,6 +96,7 @@ class State:
         for name in SYSTEM_NAMESPACES:
             await self._ensure(NAMESPACES, "", {"metadata": {"name": name}})
         await self.ensure_kubernetes_service()
+        await self.ensure_kubernetes_slice()
         await self.reconcile_policy()
 
     async def reconcile_policy(self) -> None:
@@ -127,6 +132,33 @@ class State:
                                 "targetPort": self.config.port}]},
         }
         await self._ensure(SERVICES, "default", body)
+
+    async def ensure_kubernetes_slice(self) -> None:
+        """The ``kubernetes`` Service's endpoints: this server's advertise address and
+        HTTPS port, kept so (a hand edit is undone on the next reconcile). None for a
+        loopback address: no pod could reach it, and Kubernetes refuses it there."""
+        if ipaddress.ip_address(self.config.advertise_address).is_loopback:
+            return
+        desired = kubernetes_endpoint_slice(self.config.advertise_address, self.config.port)
+        raw = await anyio.to_thread.run_sync(
+            self.store.get, SLICES.key, "default", "kubernetes")
+        if raw is None:
+            await self._ensure(SLICES, "default", desired)
+            return
+        current: dict[str, Any] = orjson.loads(raw)
+        if all(current.get(k) == desired[k] for k in ("addressType", "endpoints", "ports")) \
+                and _has_labels(current, desired["metadata"]["labels"]):
+            return
+        body = {**current, **{k: desired[k] for k in ("addressType", "endpoints", "ports")}}
+        body["metadata"] = {**current["metadata"], "labels": {
+            **(current["metadata"].get("labels") or {}), **desired["metadata"]["labels"]}}
+        try:
+            await asyncio.wrap_future(self.store.submit(
+                self.writes.update(SLICES, "default", "kubernetes", body)))
+            log.info("updated EndpointSlice default/kubernetes to %s:%d",
+                     self.config.advertise_address, self.config.port)
+        except (Conflict, NotFound):
+            pass  # changed meanwhile: the next reconcile looks again
 
     async def _ensure(self, rt: Strategy, namespace: str, body: dict) -> None:
         name = body["metadata"]["name"]
@@ -169,6 +201,11 @@ class State:
             "apiserver_service_cluster_ips_used": lambda: self.allocations.ips.used(),
             "apiserver_service_node_ports_used": lambda: self.allocations.ports.used(),
         })
+
+
+def _has_labels(obj: dict, labels: dict[str, str]) -> bool:
+    have = (obj.get("metadata") or {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
 
 
 def create_app(config: Config, authenticator: Authenticator) -> ResourceFastPath:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import logging
+import socket
+import ssl
 import sys
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from apiserver import serving
 from apiserver.admission.podsecurity import LEVELS
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
@@ -18,7 +22,7 @@ from apiserver.auth.authn import AuthenticationConfigError, Authenticator
 from apiserver.auth.authorizer import MODES
 from apiserver.auth.flags import add_authentication_flags, authentication_options
 from apiserver.watchhub import DEFAULT_BUFFER
-from componentbase import flags
+from componentbase import flags, pki
 from componentbase.startup import fail, setup_logging
 
 log = logging.getLogger("apiserver")
@@ -38,9 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-apiserver",
                      description="miniplane API server: Kubernetes-shaped objects "
                                  "with list/watch, stored in SQLite")
-    p.add_argument("--listen", default="127.0.0.1:6443", metavar="HOST:PORT",
-                   type=flags.host_port(default_host="127.0.0.1", min_port=1),
-                   help="HOST:PORT to serve on")
+    p.add_argument("--listen", action="append", metavar="[netns:NS:]IP:PORT",
+                   type=flags.typed(serving.parse_listen, "listen"),
+                   help=f"address to serve HTTPS on, repeatable; netns:NS:IP:PORT binds "
+                        f"inside network namespace NS (default {DEFAULT_LISTEN})")
+    p.add_argument("--advertise-address", metavar="IP", type=flags.typed(_ip, "ip"),
+                   help="the address in the kubernetes Service's EndpointSlice (default: "
+                        "the first specific --listen IP)")
+    p.add_argument("--cert-dir", metavar="DIR",
+                   help="CA, serving certificate and admin.kubeconfig, made on first start "
+                        "(default: pki/ beside the SQLite file)")
+    p.add_argument("--tls-cert-file", metavar="PATH",
+                   help="serving certificate (PEM) instead of the cert dir's")
+    p.add_argument("--tls-private-key-file", metavar="PATH",
+                   help="its private key (PEM)")
+    p.add_argument("--client-ca-file", metavar="PATH",
+                   help="CA bundle that client certificates are verified against "
+                        "(default: the cert dir's ca.crt)")
+    p.add_argument("--tls-san", action="append", default=[], metavar="NAME|IP",
+                   type=flags.typed(serving.parse_san, "san"),
+                   help="extra name or address for the serving certificate, repeatable")
     p.add_argument("--storage-url", default="sqlite:///.miniplane/state.db", type=storage_url,
                    help="SQLAlchemy database URL (sqlite:///PATH or postgresql+psycopg://...)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/16", type=service_cidr,
@@ -53,9 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between event-log compactions")
     p.add_argument("--watch-buffer", type=flags.integer(1), default=DEFAULT_BUFFER,
                    help="events a watcher may fall behind before its stream is closed")
-    p.add_argument("--cert-dir", type=Path, metavar="DIR",
-                   help="where the cluster's keys and certificates are kept (made on first "
-                        "start); default: pki/ beside the SQLite file")
     add_authentication_flags(p)
     p.add_argument("--authorization-mode", default="Node,RBAC", type=authorization_modes,
                    metavar="MODES",
@@ -69,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
+
+
+DEFAULT_LISTEN = "127.0.0.1:6443"
+
+
+def _ip(text: str) -> str:
+    return str(ipaddress.ip_address(text))
 
 
 def authorization_modes(text: str) -> tuple[str, ...]:
@@ -93,19 +118,13 @@ def storage_url(url: str) -> str:
     return url
 
 
-def cert_dir(args: argparse.Namespace) -> Path:
-    """``--cert-dir``, else ``pki/`` beside the SQLite file (``.miniplane/pki`` otherwise)."""
-    if args.cert_dir is not None:
-        return Path(args.cert_dir)
-    url = args.storage_url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        return Path(url.removeprefix("sqlite:///")).parent / "pki"
-    return Path(".miniplane") / "pki"
+def listens(args: argparse.Namespace) -> list[serving.Listen]:
+    return list(args.listen or [serving.parse_listen(DEFAULT_LISTEN)])
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The app's config; makes the SQLite file's directory (OSError if it can't)."""
-    host, port = args.listen
+    first = listens(args)[0]
     url = args.storage_url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -115,9 +134,28 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   event_retention=args.event_retention,
                   compaction_interval=args.compaction_interval,
                   watch_buffer=args.watch_buffer,
+                  advertise_address=serving.advertise_address(
+                      listens(args), args.advertise_address,
+                      None if args.advertise_address else serving.host_ip()),
+                  port=first.port, cert_dir=cert_dir(args) or "",
                   pod_security_default=args.pod_security_default,
-                  advertise_address=host, port=port,
                   authorization_modes=args.authorization_mode)
+
+
+def cert_dir(args: argparse.Namespace) -> str | None:
+    return args.cert_dir or serving.default_cert_dir(args.storage_url)
+
+
+def prepare_tls(args: argparse.Namespace, config: Config) -> ssl.SSLContext:
+    """The cert dir made or reused, then the TLS context (``pki.PKIError`` if unusable)."""
+    where = listens(args)
+    who = serving.serving_identity(listens=where, advertise=config.advertise_address,
+                                   service_cidr=config.service_cidr, extra_sans=args.tls_san)
+    files = serving.prepare_tls(cert_dir=cert_dir(args), tls_cert_file=args.tls_cert_file,
+                                tls_key_file=args.tls_private_key_file,
+                                client_ca_file=args.client_ca_file, who=who,
+                                admin_server=where[0].url)
+    return serving.server_context(files)
 
 
 class Server(uvicorn.Server):
@@ -141,20 +179,41 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, quiet=())
     try:
         config = config_from_args(args)
-        authenticator = Authenticator.from_options(authentication_options(args, cert_dir(args)))
     except OSError as exc:  # the --storage-url directory can't be made
         return fail("mp-apiserver", exc, 2)
-    except AuthenticationConfigError as exc:
+    try:
+        context = prepare_tls(args, config)
+        where = cert_dir(args)
+        authenticator = Authenticator.from_options(
+            authentication_options(args, Path(where) if where else None))
+    except (pki.PKIError, AuthenticationConfigError) as exc:
         return fail("mp-apiserver", exc, 2)
-    host, port = args.listen
+    sockets: list[socket.socket] = []
+    try:
+        for listen in listens(args):
+            sockets.append(serving.bind(listen))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        return fail("mp-apiserver", exc.strerror or exc, 1)
     server = Server(uvicorn.Config(
-        create_app(config, authenticator), host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=5, lifespan="on",
-        proxy_headers=False))
-    log.info("mp-apiserver listening on http://%s:%d", host, port)
+        create_app(config, authenticator), log_level="warning", access_log=False,
+        loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
+        lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context))
+    log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",
+             ", ".join(str(li) for li in listens(args)), config.advertise_address,
+             config.cert_dir or "the given files")
+    if ipaddress.ip_address(config.advertise_address).is_loopback:
+        log.info("the advertise address %s is loopback: the kubernetes Service gets no "
+                 "endpoints (give --advertise-address for pods to reach this server)",
+                 config.advertise_address)
     # uvicorn may re-raise Ctrl-C after a clean shutdown; that is how we stop
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0 if server.started else 1
 
 

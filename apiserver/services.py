@@ -201,3 +201,21 @@ def keep_allocated_cluster_ip(spec: dict, old_spec: dict) -> None:
         spec["clusterIP"] = old_spec["clusterIP"]
     if not spec.get("clusterIPs") and old_spec.get("clusterIPs"):
         spec["clusterIPs"] = list(old_spec["clusterIPs"])
+
+
+# Who keeps the ``kubernetes`` slice; the EndpointSlice controller leaves slices of
+# another manager alone (and the Service has no selector anyway).
+KUBERNETES_SLICE_MANAGER = "kube-apiserver"
+
+
+def kubernetes_endpoint_slice(address: str, port: int) -> dict[str, Any]:
+    """The ``default/kubernetes`` EndpointSlice naming one API server (pure)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {
+            "kubernetes.io/service-name": "kubernetes",
+            "endpointslice.kubernetes.io/managed-by": KUBERNETES_SLICE_MANAGER}},
+        "addressType": "IPv6" if ":" in address else "IPv4",
+        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }

@@ -25,7 +25,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, free_port  # noqa: E402
+from loopback import Conn, admin_tls, free_port  # noqa: E402
 
 SVC = "/api/v1/namespaces/{ns}/services"
 
@@ -160,12 +160,13 @@ async def run(args: argparse.Namespace) -> None:
         try:
             for _ in range(200):
                 try:
+                    Conn.tls = admin_tls(f"{tmp}/pki/admin.kubeconfig")
                     conn = await Conn.open(port)
                     status, _ = await conn.request("GET", "/readyz")
                     conn.close()
                     if status == 200:
                         break
-                except OSError:
+                except (OSError, ValueError):  # not listening / no kubeconfig yet
                     pass
                 await asyncio.sleep(0.05)
             await make_namespace(port, "bench")

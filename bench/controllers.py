@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -46,7 +47,7 @@ import httpx
 
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, free_port  # noqa: E402
+from loopback import Conn, admin_tls, free_port  # noqa: E402
 
 NS = "default"
 POD = "/api/v1/namespaces/default/pods"
@@ -131,7 +132,8 @@ class SliceWatch:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=None) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=None, verify=Conn.tls or True
+                                     ) as client:
             params = {"watch": "true", "resourceVersion": "0"}
             async with client.stream("GET", SLICES, params=params) as resp:
                 async for line in resp.aiter_lines():
@@ -189,11 +191,11 @@ def start(args: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
 
 
-def wait_http(url: str, timeout: float = 30.0) -> None:
+def wait_http(url: str, timeout: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -234,7 +236,7 @@ def percentile(values: list[float], q: float) -> float:
 async def bench(api_port: int, metrics_url: str, restart: Callable[[], float],
                 kill: Callable[[], None], *,
                 services: int, per_service: int, flips: int, connections: int) -> None:
-    url = f"http://127.0.0.1:{api_port}"
+    url = f"https://127.0.0.1:{api_port}"
     pool = Pool(api_port, [await Conn.open(api_port) for _ in range(connections)])
     watch = SliceWatch(url)
     await watch.start()
@@ -335,9 +337,11 @@ def main() -> int:
                  "--storage-url", f"sqlite:///{tmp}/state.db", "--log-level", "warning"],
                 tmp / "apiserver.log")
     procs = [api]
+    kubeconfig = tmp / "pki" / "admin.kubeconfig"  # made by the API server on first start
 
     def start_controllers() -> subprocess.Popen:
-        proc = start([str(BIN / "mp-controllers"), "--server", f"http://127.0.0.1:{api_port}",
+        proc = start([str(BIN / "mp-controllers"), "--server", f"https://127.0.0.1:{api_port}",
+                      "--kubeconfig", str(kubeconfig),
                       "--metrics-listen", f"127.0.0.1:{metrics_port}",
                       "--log-level", "warning"], tmp / "controllers.log")
         procs.append(proc)
@@ -357,7 +361,8 @@ def main() -> int:
         return time.monotonic() - t0
 
     try:
-        wait_http(f"http://127.0.0.1:{api_port}/readyz")
+        wait_http(f"https://127.0.0.1:{api_port}/readyz", verify=False)
+        Conn.tls = admin_tls(kubeconfig)
         start_controllers()
         wait_http(metrics_url + "/readyz")
         print(f"mp-apiserver + mp-controllers on {os.cpu_count()} CPUs; logs in {tmp}",

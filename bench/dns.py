@@ -56,12 +56,14 @@ import dns.message  # noqa: E402
 import dns.rcode  # noqa: E402
 
 from apimachinery.kinds import SERVICE  # noqa: E402
+from client.config import load_config  # noqa: E402
 from client.http import Client  # noqa: E402
 from componentbase.polling import poll  # noqa: E402
 from dnsd.testing import BIN, DnsdProcess, free_port  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = "1", "0"
 NAMESPACE = "default"
+ADMIN_KUBECONFIG = "pki/admin.kubeconfig"  # what mp-apiserver makes beside its database
 ZONE = "cluster.local"
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 
@@ -241,12 +243,14 @@ def start_apiserver(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         ["taskset", "-c", CLIENT_CPU, str(BIN / "mp-apiserver"), "--listen",
          f"127.0.0.1:{port}", "--storage-url", f"sqlite:///{workdir / 'state.db'}"],
         stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"https://127.0.0.1:{port}"
 
     def up() -> bool:
         if proc.poll() is not None:
             raise RuntimeError("mp-apiserver exited; see " + str(workdir / "apiserver.log"))
-        with Client(server=url, timeout=1) as c:
+        if not (workdir / ADMIN_KUBECONFIG).exists():
+            return False
+        with Client(load_config(url, workdir / ADMIN_KUBECONFIG), timeout=1) as c:
             c.request("GET", "/readyz")
         return True
     poll(up, timeout=30, what="mp-apiserver")
@@ -262,7 +266,7 @@ def programming_latency(dnsd: DnsdProcess, url: str, count: int) -> dict:
     latencies = []
     query_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     query_socket.settimeout(1)
-    with Client(server=url) as kube:
+    with Client(load_config(url, dnsd.kubeconfig)) as kube:
         for i in range(count):
             name = f"prog-{i}"
             query = dns.message.make_query(f"{name}.{NAMESPACE}.svc.{ZONE}.", "A").to_wire()
@@ -315,12 +319,13 @@ def main() -> None:
         workdir = Path(tmp)
         api, url = start_apiserver(workdir)
         dnsd = DnsdProcess(url, workdir / "dnsd.log", extra_args=("--log-level", "warning"),
-                           command_prefix=("taskset", "-c", SERVER_CPU))
+                           command_prefix=("taskset", "-c", SERVER_CPU),
+                           kubeconfig=str(workdir / ADMIN_KUBECONFIG))
         dnsmasq = srv_dnsmasq = None
         try:
             print(f"creating {args.services} Services …", flush=True)
             ips = {}
-            with Client(server=url) as kube:
+            with Client(load_config(url, dnsd.kubeconfig)) as kube:
                 for i in range(args.services):
                     created = kube.create(SERVICE, {
                         "metadata": {"name": f"web-{i}"},

@@ -67,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from recording import recording_proxier, scratch_namespace  # noqa: E402
 
 from apimachinery.kinds import ENDPOINTSLICE, NODE, POD, SERVICE  # noqa: E402
+from client.config import ClientConfig, load_config  # noqa: E402
 from client.errors import ApiError  # noqa: E402
 from client.http import AsyncClient, Client  # noqa: E402
 from componentbase.netns import run_in_netns  # noqa: E402
@@ -210,9 +211,9 @@ class Watch:
     """A watch on one kind (label-selected) in a thread, keeping what ``digest`` makes
     of each event with its receipt time (``time.monotonic``), for ``first`` to search."""
 
-    def __init__(self, server: str, kind: Any, selector: str,
+    def __init__(self, server: ClientConfig, kind: Any, selector: str,
                  digest: Callable[[dict[str, Any]], Any]) -> None:
-        self.client = Client(server=server, timeout=10)
+        self.client = Client(server, timeout=10)
         rv = self.client.list(kind, NS, label_selector=selector)["metadata"]["resourceVersion"]
         self.events: list[tuple[float, Any]] = []
         self.error: BaseException | None = None
@@ -364,9 +365,9 @@ def bg_objects(i: int, nodes: list[Node], per: int) -> tuple[dict[str, Any], dic
     return svc, slice_
 
 
-async def create_background(server: str, nodes: list[Node], count: int, per: int,
+async def create_background(server: ClientConfig, nodes: list[Node], count: int, per: int,
                             concurrency: int = 16) -> None:
-    async with AsyncClient(server=server, timeout=60) as client:
+    async with AsyncClient(server, timeout=60) as client:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> None:
@@ -580,8 +581,9 @@ def bench(args: argparse.Namespace, name: str, state_dir: Path, made: list[str])
     up = cluster_up(name, state_dir)
     print(f"cluster up (mpctl cluster up --nodes 2 --detach): {up:.2f} s (target < 30 s)",
           flush=True)
-    server = json.loads((state_dir / "cluster.json").read_text())["server"]
-    client = Client(server=server, timeout=60)
+    # cluster up's kubeconfig: the server, the cluster CA and an admin credential
+    server = load_config(kubeconfig=state_dir / "kubeconfig")
+    client = Client(server, timeout=60)
     watches: list[Watch] = []
     try:
         nodes = cluster_nodes(client, state_dir)

@@ -1,5 +1,9 @@
 """Loopback plumbing the benchmarks share: a free port and a minimal HTTP/1.1 client.
 
+The API server speaks HTTPS only: ``admin_tls`` reads the CA and cluster-admin's
+certificate from the ``admin.kubeconfig`` it makes in its cert dir, and ``Conn.tls``
+(set once the server is up) makes every connection a TLS one.
+
 The client is deliberately tiny (keep-alive, Content-Length or chunked bodies,
 line-by-line watch streams) so that driving the server costs little of the two
 cores it shares with the client.
@@ -9,8 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import ssl
 from collections.abc import AsyncIterator
+
+from client.config import read_kubeconfig
+from client.http import tls_verify
 
 
 def free_port() -> int:
@@ -19,15 +28,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def admin_tls(kubeconfig: str | os.PathLike[str]) -> ssl.SSLContext:
+    """The TLS context of a kubeconfig (CA and client certificate); ``ValueError``
+    (``client.config.ConfigError``) while the file does not exist yet."""
+    verify = tls_verify(read_kubeconfig(kubeconfig))
+    assert isinstance(verify, ssl.SSLContext)
+    return verify
+
+
 class Conn:
     """One keep-alive HTTP/1.1 connection; just enough protocol for the benchmarks."""
+
+    tls: ssl.SSLContext | None = None  # the API server's, as cluster-admin
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
 
     @classmethod
     async def open(cls, port: int) -> Conn:
-        return cls(*await asyncio.open_connection("127.0.0.1", port))
+        return cls(*await asyncio.open_connection(
+            "127.0.0.1", port, ssl=cls.tls, server_hostname="127.0.0.1" if cls.tls else None))
 
     async def request(self, method: str, path: str, body: bytes | dict | None = None,
                       content_type: str = "application/json") -> tuple[int, bytes]:

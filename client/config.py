@@ -6,7 +6,7 @@ Precedence for the server URL, first match wins:
 2. the ``MINIPLANE_SERVER`` environment variable;
 3. a kubeconfig: the ``kubeconfig`` argument, else the first existing file of the
    ``:``-separated ``KUBECONFIG`` list, else ``~/.kube/config`` if it exists;
-4. ``http://127.0.0.1:6443``, the API server's default listen address.
+4. ``https://127.0.0.1:6443``, the API server's default listen address.
 
 With an explicit server (1 or 2) a kubeconfig is read only if it was named by the
 ``kubeconfig`` argument, and then only for credentials, CA and namespace (as
@@ -32,7 +32,9 @@ from typing import Any
 
 import yaml
 
-DEFAULT_SERVER = "http://127.0.0.1:6443"
+from apimachinery.kubeconfig import kubeconfig
+
+DEFAULT_SERVER = "https://127.0.0.1:6443"
 SERVER_ENV = "MINIPLANE_SERVER"
 KUBECONFIG_ENV = "KUBECONFIG"
 
@@ -133,26 +135,25 @@ def read_kubeconfig(path: str | os.PathLike[str], *, require_server: bool = True
 
 
 def write_kubeconfig(path: str | os.PathLike[str], *, server: str,
-                     cluster_name: str = "miniplane", namespace: str = "default") -> None:
-    """Write (or merge into) a kubeconfig whose current context reaches ``server``.
+                     cluster_name: str = "miniplane", namespace: str = "default",
+                     ca_pem: bytes | None = None, cert_pem: bytes | None = None,
+                     key_pem: bytes | None = None, token: str | None = None) -> None:
+    """Write (or merge into) a kubeconfig whose current context reaches ``server``,
+    with the CA and the credentials given (embedded as ``*-data``).
 
     The cluster, user and context are all named ``cluster_name``; entries of that
     name are replaced and everything else in an existing file is kept, so pointing
     it at ``~/.kube/config`` adds a context instead of destroying others. Written
-    atomically with mode 0600, as kubectl does (it may later hold credentials).
+    atomically with mode 0600, as kubectl does (it holds credentials).
     """
     path = Path(path).expanduser()
     doc: dict[str, Any] = _load_yaml(path) if path.exists() else {}
     doc.setdefault("apiVersion", "v1")
     doc.setdefault("kind", "Config")
     doc.setdefault("preferences", {})
-    entries = {
-        "clusters": {"name": cluster_name, "cluster": {"server": server}},
-        "users": {"name": cluster_name, "user": {}},
-        "contexts": {"name": cluster_name,
-                     "context": {"cluster": cluster_name, "user": cluster_name,
-                                 "namespace": namespace}},
-    }
+    built = kubeconfig(cluster_name, server, ca_pem, cert_pem=cert_pem, key_pem=key_pem,
+                       token=token, namespace=namespace)
+    entries = {section: built[section][0] for section in ("clusters", "users", "contexts")}
     for section, entry in entries.items():
         kept = [e for e in (doc.get(section) or []) if isinstance(e, dict)
                 and e.get("name") != cluster_name]

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "node IPAM, node lifecycle, pod GC")
     p.add_argument("--server", default=None,
                    help="API server URL (else MINIPLANE_SERVER, a kubeconfig, or "
-                        "http://127.0.0.1:6443)")
+                        "https://127.0.0.1:6443)")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="CIDR node pod CIDRs are cut from")

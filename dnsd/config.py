@@ -1,6 +1,6 @@
 """``mp-dnsd`` flags → a validated ``Config``; every rejection is unit-tested.
 
-The command-line contract (DESIGN.md) is ``--server URL``, ``--listen HOST:PORT``
+The command-line contract (DESIGN.md) is ``--server URL`` or ``--kubeconfig PATH``, ``--listen HOST:PORT``
 (repeatable; default ``127.0.0.1:5353``), ``--cluster-domain D``, ``--ttl S``,
 ``--upstream HOST:PORT`` (repeatable), ``--metrics-listen HOST:PORT``; issue 4
 adds ``--pod-records=enabled|disabled``. Extras: ``--upstream-timeout``,
@@ -42,6 +42,7 @@ class Listen:
 @dataclass(frozen=True)
 class Config:
     server: str | None
+    kubeconfig: str | None
     listen: tuple[Listen, ...]
     cluster_domain: str  # lower case, no trailing dot
     ttl: int
@@ -65,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-dnsd", description="miniplane cluster DNS: answers the cluster "
                      "zone from Services and EndpointSlices watched on the API server")
     p.add_argument("--server", help="API server URL (else MINIPLANE_SERVER, kubeconfig, "
-                   "http://127.0.0.1:6443)")
+                   "https://127.0.0.1:6443)")
+    p.add_argument("--kubeconfig", metavar="PATH",
+                   help="kubeconfig with the CA and dnsd's credentials (and the server, "
+                        "unless --server is given)")
     p.add_argument("--listen", action="append", metavar="[netns:NAME:]HOST:PORT",
                    type=flags.typed(parse_listen, "listen"),
                    help=f"UDP+TCP address to serve on, repeatable (default {DEFAULT_LISTEN})")
@@ -102,6 +106,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
                              "queries would loop")
     return Config(
         server=args.server,
+        kubeconfig=args.kubeconfig,
         listen=listen,
         cluster_domain=args.cluster_domain,
         ttl=args.ttl,

@@ -54,6 +54,7 @@ class DnsdProcess:
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     command_prefix: Sequence[str] = ()  # e.g. ("taskset", "-c", "1") for the benchmark
+    kubeconfig: str | None = None  # CA and credentials for the API server
 
     @property
     def metrics_url(self) -> str:
@@ -63,6 +64,7 @@ class DnsdProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [*self.command_prefix, str(BIN / "mp-dnsd"), "--server", self.api_url,
+                 *(["--kubeconfig", self.kubeconfig] if self.kubeconfig else []),
                  "--listen", f"127.0.0.1:{self.port}",
                  "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.extra_args],
                 stdout=log, stderr=subprocess.STDOUT)

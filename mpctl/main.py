@@ -115,7 +115,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--server", "-s", default=default, metavar="URL",
                         help="API server URL (else $MINIPLANE_SERVER, kubeconfig, "
-                             "http://127.0.0.1:6443)")
+                             "https://127.0.0.1:6443)")
     parser.add_argument("--kubeconfig", default=default, metavar="PATH",
                         help="kubeconfig file (else $KUBECONFIG, ~/.kube/config)")
     parser.add_argument("-n", "--namespace", default=default, metavar="NS",

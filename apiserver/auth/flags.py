@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from apiserver.auth.authn import AuthenticationOptions
+from apiserver.auth.authn import AuthenticationConfigError, AuthenticationOptions
 from apiserver.auth.serviceaccount_tokens import DEFAULT_ISSUER
 
 SIGNING_KEY = "sa.key"  # in --cert-dir when --service-account-signing-key-file is not given
@@ -34,10 +34,18 @@ def _audiences(text: str) -> tuple[str, ...]:
     return found
 
 
-def authentication_options(args: argparse.Namespace, cert_dir: Path) -> AuthenticationOptions:
+def authentication_options(args: argparse.Namespace, cert_dir: Path | None
+                           ) -> AuthenticationOptions:
+    """The options; with no cert dir (every TLS file given), the signing key must be too."""
+    signing_key = args.service_account_signing_key_file
+    if signing_key is None:
+        if cert_dir is None:
+            raise AuthenticationConfigError(
+                "--service-account-signing-key-file is required when the TLS files are "
+                "given without --cert-dir")
+        signing_key = cert_dir / SIGNING_KEY
     return AuthenticationOptions(
-        service_account_signing_key_file=args.service_account_signing_key_file
-        or cert_dir / SIGNING_KEY,
+        service_account_signing_key_file=signing_key,
         token_auth_file=args.token_auth_file,
         service_account_key_files=tuple(args.service_account_key_file),
         service_account_issuers=tuple(args.service_account_issuer or (DEFAULT_ISSUER,)),

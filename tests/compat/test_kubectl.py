@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from pathlib import Path
 
-import httpx
 import pytest
 
 from client.config import write_kubeconfig
 from tests.compat.conftest import Kubectl, table
-from tests.conftest import wait_until
+from tests.conftest import admin_http, session_pki, wait_until
 
 SVC = """\
 apiVersion: v1
@@ -55,7 +55,7 @@ def test_get_prints_real_clusters_columns(kubectl: Kubectl, api_url: str):
     kubectl.out("apply", "-f", "-", stdin=SVC)
     kubectl.out("apply", "-f", "-", stdin=POD.format(name="p1"))
     kubectl.out("apply", "-f", "-", stdin=json.dumps(SLICE))
-    httpx.post(api_url + "/api/v1/nodes", json={"metadata": {"name": "node-1"}})
+    admin_http.post(api_url + "/api/v1/nodes", json={"metadata": {"name": "node-1"}})
 
     svc = table(kubectl.out("get", "svc"))
     assert svc[0] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
@@ -90,7 +90,10 @@ def test_get_prints_real_clusters_columns(kubectl: Kubectl, api_url: str):
 
 def test_kubeconfig_from_the_environment(kubectl: Kubectl, api_url: str):
     path = kubectl.home / "kubeconfig"
-    write_kubeconfig(path, server=api_url)
+    pki = session_pki()
+    write_kubeconfig(path, server=api_url, ca_pem=Path(pki.ca_file).read_bytes(),
+                     cert_pem=Path(pki.cert_file).read_bytes(),
+                     key_pem=Path(pki.key_file).read_bytes())
     env = {**kubectl.env(), "KUBECONFIG": str(path)}
     proc = kubectl.run("get", "ns", "default", env=env, server=False)
     assert table(proc.stdout)[1][:2] == ["default", "Active"]
@@ -101,7 +104,7 @@ def test_apply_create_update_unchanged_and_server_side(kubectl: Kubectl, api_url
     assert kubectl.out("apply", "-f", "-", stdin=SVC).strip() == "service/web unchanged"
     changed = SVC.replace("port: 80", "port: 81")
     assert kubectl.out("apply", "-f", "-", stdin=changed).strip() == "service/web configured"
-    stored = httpx.get(api_url + "/api/v1/namespaces/default/services/web").json()
+    stored = admin_http.get(api_url + "/api/v1/namespaces/default/services/web").json()
     assert stored["spec"]["ports"] == [{"name": "http", "port": 81, "protocol": "TCP",
                                         "targetPort": 8080}]
     last = stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
@@ -110,7 +113,7 @@ def test_apply_create_update_unchanged_and_server_side(kubectl: Kubectl, api_url
     db = "apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  ports: [{port: 5432}]\n"
     out = kubectl.out("apply", "--server-side", "-f", "-", stdin=db)
     assert out.strip() == "service/db serverside-applied"
-    managed = httpx.get(api_url + "/api/v1/namespaces/default/services/db").json()[
+    managed = admin_http.get(api_url + "/api/v1/namespaces/default/services/db").json()[
         "metadata"]["managedFields"]
     assert [(m["manager"], m["operation"]) for m in managed] == [("kubectl", "Apply")]
     assert "f:ports" in managed[0]["fieldsV1"]["f:spec"]
@@ -122,11 +125,11 @@ def test_create_label_annotate_and_delete_from_file(kubectl: Kubectl, api_url: s
     assert kubectl.out("create", "-f", str(manifest)).strip() == "service/web created"
     assert kubectl.out("label", "svc", "web", "tier=fe").strip() == "service/web labeled"
     assert kubectl.out("annotate", "svc", "web", "note=hi").strip() == "service/web annotated"
-    meta = httpx.get(api_url + "/api/v1/namespaces/default/services/web").json()["metadata"]
+    meta = admin_http.get(api_url + "/api/v1/namespaces/default/services/web").json()["metadata"]
     assert meta["labels"] == {"app": "web", "tier": "fe"} and meta["annotations"]["note"] == "hi"
     out = kubectl.out("delete", "-f", str(manifest))
     assert 'service "web" deleted' in out
-    assert httpx.get(api_url + "/api/v1/namespaces/default/services/web").status_code == 404
+    assert admin_http.get(api_url + "/api/v1/namespaces/default/services/web").status_code == 404
 
 
 def test_delete_that_has_to_wait_for_the_node(kubectl: Kubectl, api_url: str):
@@ -134,16 +137,16 @@ def test_delete_that_has_to_wait_for_the_node(kubectl: Kubectl, api_url: str):
     path = api_url + "/api/v1/namespaces/default/pods/slow"
 
     def node_finalises() -> None:  # what the pod's node agent does once it stopped the pod
-        wait_until(lambda: httpx.get(path).json()["metadata"].get("deletionTimestamp"),
+        wait_until(lambda: admin_http.get(path).json()["metadata"].get("deletionTimestamp"),
                    what="the pod to be marked for deletion")
-        httpx.delete(path, params={"gracePeriodSeconds": "0"})
+        admin_http.delete(path, params={"gracePeriodSeconds": "0"})
 
     agent = threading.Thread(target=node_finalises)
     agent.start()
     out = kubectl.out("delete", "pod", "slow")
     agent.join(timeout=30)
     assert 'pod "slow" deleted' in out
-    assert httpx.get(path).status_code == 404
+    assert admin_http.get(path).status_code == 404
 
 
 def test_describe_service_and_pod(kubectl: Kubectl):
@@ -169,15 +172,15 @@ def test_get_watch_prints_a_row_per_change(kubectl: Kubectl, api_url: str):
         header = proc.stdout.readline()
         assert header.split()[:3] == ["NAME", "TYPE", "CLUSTER-IP"]
         assert proc.stdout.readline().split()[0] == "kubernetes"
-        httpx.post(api_url + "/api/v1/namespaces/default/services",
+        admin_http.post(api_url + "/api/v1/namespaces/default/services",
                    json={"metadata": {"name": "late"}, "spec": {"ports": [{"port": 80}]}})
         row = proc.stdout.readline().split()
         assert row[0] == "late" and row[1] == "ClusterIP" and row[4] == "80/TCP"
-        httpx.patch(api_url + "/api/v1/namespaces/default/services/late",
+        admin_http.patch(api_url + "/api/v1/namespaces/default/services/late",
                     json={"spec": {"ports": [{"port": 81}]}},
                     headers={"content-type": "application/merge-patch+json"})
         assert proc.stdout.readline().split()[4] == "81/TCP"
-        httpx.delete(api_url + "/api/v1/namespaces/default/services/late")
+        admin_http.delete(api_url + "/api/v1/namespaces/default/services/late")
         assert proc.stdout.readline().split()[0] == "late"  # the deletion prints a row too
         assert proc.poll() is None, "kubectl get -w must stay open"
     finally:
@@ -202,14 +205,14 @@ def test_bad_input_is_one_clear_line(kubectl: Kubectl, api_url: str):
     strict = kubectl.run("apply", "-f", "-", check=False,
                          stdin=SVC.replace("  selector:", "  bogus: 1\n  selector:"))
     assert strict.returncode != 0 and 'unknown field "spec.bogus"' in strict.stderr
-    assert httpx.get(api_url + "/api/v1/namespaces/default/services/web").status_code == 404
+    assert admin_http.get(api_url + "/api/v1/namespaces/default/services/web").status_code == 404
 
     kubectl.out("apply", "-f", "-", stdin=SVC)
-    before = httpx.get(api_url + "/api/v1/namespaces/default/services/web").json()
+    before = admin_http.get(api_url + "/api/v1/namespaces/default/services/web").json()
     bad = kubectl.run("patch", "svc", "web", "--type", "merge", "-p",
                       '{"spec":{"ports":[{"port":70000}]}}', check=False)
     assert bad.returncode != 0 and "Invalid" in bad.stderr and "70000" in bad.stderr
-    after = httpx.get(api_url + "/api/v1/namespaces/default/services/web").json()
+    after = admin_http.get(api_url + "/api/v1/namespaces/default/services/web").json()
     assert after == before
 
 
@@ -219,9 +222,9 @@ def test_bad_input_is_one_clear_line(kubectl: Kubectl, api_url: str):
 ])
 def test_table_watch_events_carry_one_row_tables(api_url: str, accept: str):
     path = "/api/v1/namespaces/default/services"
-    start = httpx.get(api_url + path).json()["metadata"]["resourceVersion"]
-    httpx.post(api_url + path, json={"metadata": {"name": "t"}, "spec": {"ports": [{"port": 1}]}})
-    with httpx.stream("GET", api_url + path, params={"watch": "1", "resourceVersion": start,
+    start = admin_http.get(api_url + path).json()["metadata"]["resourceVersion"]
+    admin_http.post(api_url + path, json={"metadata": {"name": "t"}, "spec": {"ports": [{"port": 1}]}})
+    with admin_http.stream("GET", api_url + path, params={"watch": "1", "resourceVersion": start,
                                                      "timeoutSeconds": "3"},
                       headers={"accept": accept}) as resp:
         event = json.loads(next(resp.iter_lines()))

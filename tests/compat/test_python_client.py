@@ -8,12 +8,15 @@ import pytest
 
 kubernetes = pytest.importorskip("kubernetes", reason="the test extras bring the kubernetes client")
 from kubernetes import client, watch  # noqa: E402
+from kubernetes import config as kube_config  # noqa: E402
 
 
 @pytest.fixture
-def api(api_url: str):
+def api(apiserver):
+    """The official client as a user runs it: the server's admin.kubeconfig."""
     config = client.Configuration()
-    config.host = api_url
+    kube_config.load_kube_config(config_file=apiserver.kubeconfig, client_configuration=config)
+    assert config.host == apiserver.url
     with client.ApiClient(config) as api_client:
         yield api_client
 

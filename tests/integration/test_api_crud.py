@@ -7,12 +7,13 @@ import json
 import httpx
 import pytest
 
+from tests.conftest import admin_tls
 from tests.integration.rest import NODE, NS, POD, SLICE, SVC, pod, service, status_of
 
 
 @pytest.fixture
 def api(api_url: str):
-    with httpx.Client(base_url=api_url, timeout=10) as client:
+    with httpx.Client(verify=admin_tls(), base_url=api_url, timeout=10) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import wait_until
+from tests.conftest import admin_tls, wait_until
 from tests.integration.rest import NS, SVC, service
 
 NAMES = ["a", "b", "c", "d"]
@@ -82,7 +82,7 @@ class Watcher:
 @given(steps=program)
 def test_watchers_that_drop_and_resume_rebuild_the_final_state(api_url, steps):
     ns = f"prop-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(base_url=api_url, timeout=20) as api:
+    with httpx.Client(verify=admin_tls(), base_url=api_url, timeout=20) as api:
         assert api.post(NS, json={"metadata": {"name": ns}}).status_code == 201
         path = SVC.format(ns=ns)
         start = int(api.get(path).json()["metadata"]["resourceVersion"])
@@ -133,7 +133,7 @@ def test_acknowledged_writes_survive_kill_9(apiserver):
     stop = threading.Event()
 
     def writer(worker: int) -> None:
-        with httpx.Client(base_url=apiserver.url, timeout=5) as api:
+        with httpx.Client(verify=admin_tls(), base_url=apiserver.url, timeout=5) as api:
             i = 0
             while not stop.is_set():
                 name = f"w{worker}-{i}"
@@ -157,7 +157,7 @@ def test_acknowledged_writes_survive_kill_9(apiserver):
         for t in threads:
             t.join(timeout=30)
     apiserver.start()
-    with httpx.Client(base_url=apiserver.url, timeout=30) as api:
+    with httpx.Client(verify=admin_tls(), base_url=apiserver.url, timeout=30) as api:
         stored = {s["metadata"]["name"] for s in api.get(path).json()["items"]}
     missing = [n for n in acked if n not in stored]
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import ssl
 import threading
 
 import httpx
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import admin_tls, wait_until
 from tests.integration.rest import POD, SVC, pod, service, status_of, watch
 
 
 @pytest.fixture
 def api(api_url: str):
-    with httpx.Client(base_url=api_url, timeout=10) as client:
+    with httpx.Client(verify=admin_tls(), base_url=api_url, timeout=10) as client:
         yield client
 
 
@@ -101,7 +103,7 @@ def test_watch_without_resource_version_starts_with_current_state(api):
         assert {e["type"] for e in first} == {"ADDED"}
         assert {e["object"]["metadata"]["name"] for e in first} == {"kubernetes", "present"}
         threading.Thread(target=lambda: httpx.post(
-            str(api.base_url) + path, json=service("later"))).start()
+            str(api.base_url) + path, json=service("later"), verify=admin_tls())).start()
         live = next(events)
     assert live["type"] == "ADDED" and live["object"]["metadata"]["name"] == "later"
 
@@ -147,7 +149,7 @@ def test_bookmarks_and_watch_list(api):
 
 def test_compacted_revision_gets_410_expired(make_apiserver):
     server = make_apiserver("--event-retention", "5", "--compaction-interval", "0.1")
-    with httpx.Client(base_url=server.url, timeout=10) as api:
+    with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=10) as api:
         path = SVC.format(ns="default")
         start = api.get(path).json()["metadata"]["resourceVersion"]
         for i in range(20):
@@ -178,18 +180,19 @@ def test_future_resource_version_times_out_with_504(api):
 def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiserver):
     server = make_apiserver("--watch-buffer", "20")
     path = SVC.format(ns="default")
-    with httpx.Client(base_url=server.url, timeout=30) as api:
+    with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
         start = api.get(path).json()["metadata"]["resourceVersion"]
         # a client that asks for a watch and then never reads, with a tiny receive buffer
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.connect(("127.0.0.1", server.port))
+        plain = socket.socket()
+        plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        plain.connect(("127.0.0.1", server.port))
+        stalled = admin_tls().wrap_socket(plain, server_hostname="127.0.0.1")
         stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
                         "Host: x\r\n\r\n".encode())
         got: list[str] = []
 
         def keep_up() -> None:  # a healthy watcher, reading as fast as events come
-            with httpx.Client(base_url=server.url, timeout=30) as own, \
+            with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as own, \
                     watch(own, path, resourceVersion=start, timeoutSeconds=60) as events:
                 got.extend(next(events)["object"]["metadata"]["name"] for _ in range(150))
 
@@ -206,8 +209,9 @@ def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiser
             # the stalled stream was closed after what it had buffered; its client resumes
             stalled.settimeout(30)
             raw = b""
-            while chunk := stalled.recv(65536):
-                raw += chunk
+            with contextlib.suppress(ssl.SSLEOFError):  # closed without close_notify
+                while chunk := stalled.recv(65536):
+                    raw += chunk
         finally:
             stalled.close()
     body = raw.split(b"\r\n\r\n", 1)[1]
@@ -216,7 +220,7 @@ def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiser
     seen = [json.loads(ln)["object"] for ln in lines]
     assert 0 < len(seen) < 150
     last = seen[-1]["metadata"]["resourceVersion"]
-    with httpx.Client(base_url=server.url, timeout=30) as api, \
+    with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api, \
             watch(api, path, resourceVersion=last, timeoutSeconds=10) as events:
         rest = [next(events)["object"]["metadata"]["name"] for _ in range(150 - len(seen))]
     assert [o["metadata"]["name"] for o in seen] + rest == [f"big{i}" for i in range(150)]

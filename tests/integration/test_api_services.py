@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.conftest import admin_tls
 from tests.integration.rest import SVC, service, status_of
 
 PATH = SVC.format(ns="default")
@@ -16,14 +17,14 @@ PATH = SVC.format(ns="default")
 
 @pytest.fixture
 def api(api_url: str):
-    with httpx.Client(base_url=api_url, timeout=10) as client:
+    with httpx.Client(verify=admin_tls(), base_url=api_url, timeout=10) as client:
         yield client
 
 
 def test_fifty_concurrent_creates_get_distinct_addresses_and_ports(api_url):
     def create(i: int) -> dict:
         body = service(f"c{i}", type="NodePort")
-        resp = httpx.post(api_url + PATH, json=body, timeout=30)
+        resp = httpx.post(api_url + PATH, json=body, timeout=30, verify=admin_tls())
         assert resp.status_code == 201, resp.text
         return resp.json()
 
@@ -107,12 +108,12 @@ def test_addresses_are_freed_on_delete_and_kept_on_update(api):
 
 
 def test_restart_keeps_allocations_and_revisions_increase(apiserver):
-    with httpx.Client(base_url=apiserver.url, timeout=10) as api:
+    with httpx.Client(verify=admin_tls(), base_url=apiserver.url, timeout=10) as api:
         before = [api.post(PATH, json=service(f"r{i}", type="NodePort")).json()
                   for i in range(20)]
         last_rv = int(api.get(PATH).json()["metadata"]["resourceVersion"])
     apiserver.restart()
-    with httpx.Client(base_url=apiserver.url, timeout=10) as api:
+    with httpx.Client(verify=admin_tls(), base_url=apiserver.url, timeout=10) as api:
         survivors = {s["metadata"]["name"]: s for s in api.get(PATH).json()["items"]}
         for s in before:
             assert survivors[s["metadata"]["name"]]["spec"] == s["spec"]

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import ssl
 from contextlib import closing
+from dataclasses import replace
 
 import httpx
 import orjson
@@ -36,7 +37,7 @@ from client.errors import (
     is_retriable,
 )
 from client.http import AsyncClient, Client, RequestBuilder, decode_event, tls_verify
-from tests.conftest import free_port, wait_until
+from tests.conftest import admin_config, free_port, wait_until
 
 _names = itertools.count()
 
@@ -249,7 +250,7 @@ def test_decode_event_lines():
 
 @pytest.fixture
 def api(shared_url):
-    with Client(server=shared_url) as c:
+    with Client(admin_config(shared_url)) as c:
         yield c
 
 
@@ -295,7 +296,7 @@ def test_crud_round_trip(api, ns):
 
 
 def test_default_namespace_comes_from_the_config(shared_url, api, ns):
-    with Client(ClientConfig(server=shared_url, namespace=ns)) as scoped:
+    with Client(replace(admin_config(shared_url), namespace=ns)) as scoped:
         scoped.create(SERVICE, service("dflt"))
         assert scoped.get(SERVICE, "dflt")["metadata"]["namespace"] == ns
     assert api.get(SERVICE, "dflt", ns)
@@ -332,7 +333,7 @@ def test_bind_puts_a_pod_on_a_node_once(api, shared_url, ns):
         api.bind("nobody", "node-a", ns)
 
     async def main() -> None:
-        async with AsyncClient(server=shared_url) as client:
+        async with AsyncClient(admin_config(shared_url)) as client:
             await client.bind("b2", "node-b", ns)
 
     asyncio.run(main())
@@ -499,7 +500,7 @@ def test_watch_selector_filters(api, ns):
 
 def test_watch_of_a_compacted_version_raises_expired(make_apiserver):
     server = make_apiserver("--event-retention", "5")
-    with Client(server=server.url) as api:
+    with Client(admin_config(server.url)) as api:
         api.create(NAMESPACE, {"metadata": {"name": "exp"}})
         start = api.list(SERVICE, "exp")["metadata"]["resourceVersion"]
         for i in range(12):
@@ -517,7 +518,7 @@ def test_watch_of_a_compacted_version_raises_expired(make_apiserver):
 
 
 def test_killed_server_mid_watch_is_connection_failed(apiserver):
-    with Client(server=apiserver.url) as api:
+    with Client(admin_config(apiserver.url)) as api:
         start = api.list(SERVICE, "default")["metadata"]["resourceVersion"]
         events = api.watch(SERVICE, "default", resource_version=start, timeout_seconds=60)
         api.create(SERVICE, service("before-kill"), "default")
@@ -534,7 +535,7 @@ def test_killed_server_mid_watch_is_connection_failed(apiserver):
 
 def test_async_client_crud_list_all_and_watch(shared_url, ns):
     async def main() -> list[str]:
-        async with AsyncClient(server=shared_url) as client:
+        async with AsyncClient(admin_config(shared_url)) as client:
             start = (await client.list(SERVICE, ns))["metadata"]["resourceVersion"]
             await client.create(SERVICE, service("aa"), ns)
             await client.patch(SERVICE, "aa", {"metadata": {"labels": {"k": "v"}}},

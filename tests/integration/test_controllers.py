@@ -298,6 +298,7 @@ def test_flags_health_metrics_and_sigterm(make_cluster, tmp_path):
         assert f"# TYPE {name}" in metrics
 
     busy = subprocess.run([str(BIN / "mp-controllers"), "--server", cluster.api.url,
+                           "--kubeconfig", cluster.api.kubeconfig,
                            "--metrics-listen", f"127.0.0.1:{cluster.controllers.metrics_port}"],
                           capture_output=True, text=True, timeout=20)
     assert busy.returncode == 1 and "cannot listen" in busy.stderr
@@ -309,7 +310,7 @@ def test_flags_health_metrics_and_sigterm(make_cluster, tmp_path):
     log_path = tmp_path / "lonely.log"
     with open(log_path, "wb") as log:
         lonely = subprocess.Popen([str(BIN / "mp-controllers"), "--server",
-                                   f"http://127.0.0.1:{port}"], stdout=log,
+                                   f"https://127.0.0.1:{port}"], stdout=log,
                                   stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: "retry" in log_path.read_text(), timeout=20,

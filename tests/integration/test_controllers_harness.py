@@ -25,7 +25,15 @@ from client.errors import NotFound
 from client.http import Client
 from controllers.objects import format_time
 from controllers.slices import MANAGED_BY_LABEL, SERVICE_NAME_LABEL
-from tests.conftest import BIN, ApiServer, ManagedProcess, free_port, wait_until
+from tests.conftest import (
+    BIN,
+    ApiServer,
+    ManagedProcess,
+    admin_config,
+    admin_kubeconfig,
+    free_port,
+    wait_until,
+)
 
 NS = "default"
 
@@ -46,7 +54,8 @@ class ControllerProcess(ManagedProcess):
         return f"http://127.0.0.1:{self.metrics_port}"
 
     def command(self) -> list[str]:
-        return [str(BIN / "mp-controllers"), "--server", self.server,
+        return [str(BIN / "mp-controllers"), "--server", self.server, "--kubeconfig",
+                admin_kubeconfig(),
                 "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.args]
 
     def readyz_url(self) -> str:
@@ -71,7 +80,7 @@ class Heartbeats:
     Ready condition gets ``status: True`` and a fresh ``lastHeartbeatTime``."""
 
     def __init__(self, url: str, interval: float = 0.3) -> None:
-        self.client = Client(server=url, timeout=5)
+        self.client = Client(admin_config(url), timeout=5)
         self.interval = interval
         self.beating: set[str] = set()
         self._lock = threading.Lock()
@@ -236,7 +245,7 @@ def clusters(directory: Path) -> Iterator[Callable[..., Cluster]]:
         api = ApiServer(db_path=directory / f"state{n}.db",
                         log_path=directory / f"apiserver{n}.log")
         controllers = ControllerProcess(api.url, directory / f"controllers{n}.log", list(args))
-        client = Client(server=api.url, timeout=10)
+        client = Client(admin_config(api.url), timeout=10)
         cluster = Cluster(api, controllers, client, Heartbeats(api.url))
         made.append(cluster)
         api.start()

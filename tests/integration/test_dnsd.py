@@ -25,7 +25,7 @@ import pytest
 from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, SERVICE
 from client.http import Client
 from dnsd.testing import DnsdProcess
-from tests.conftest import ApiServer, wait_until
+from tests.conftest import ApiServer, admin_config, wait_until
 
 _ns_numbers = itertools.count()
 DEADLINE = 5.0  # seconds for a write to show up in DNS; it normally takes milliseconds
@@ -33,7 +33,8 @@ DEADLINE = 5.0  # seconds for a write to show up in DNS; it normally takes milli
 
 @pytest.fixture(scope="module")
 def dnsd(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsdProcess]:
-    proc = DnsdProcess(shared_api.url, tmp_path_factory.mktemp("dnsd") / "dnsd.log")
+    proc = DnsdProcess(shared_api.url, tmp_path_factory.mktemp("dnsd") / "dnsd.log",
+                       kubeconfig=shared_api.kubeconfig)
     try:
         yield proc.start()
     finally:
@@ -42,7 +43,7 @@ def dnsd(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def kube(shared_api: ApiServer) -> Iterator[Client]:
-    with Client(server=shared_api.url) as c:
+    with Client(admin_config(shared_api.url)) as c:
         yield c
 
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from apimachinery.kinds import SERVICE
 from client.http import Client
 from dnsd.testing import DnsdProcess
-from tests.conftest import ApiServer, wait_until
+from tests.conftest import ApiServer, admin_config, admin_kubeconfig, wait_until
 
 PROBE_NAME = "fuzz.default.svc.cluster.local."
 
@@ -33,12 +33,12 @@ PROBE_NAME = "fuzz.default.svc.cluster.local."
 def fuzz_dnsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DnsdProcess, str]]:
     tmp = tmp_path_factory.mktemp("dnsd-fuzz")
     api = ApiServer(db_path=tmp / "state.db", log_path=tmp / "apiserver.log")
-    dnsd = DnsdProcess("", tmp / "dnsd.log")
+    dnsd = DnsdProcess("", tmp / "dnsd.log", kubeconfig=admin_kubeconfig())
     try:
         api.start()
         dnsd.api_url = api.url
         dnsd.start()
-        with Client(server=api.url) as kube:
+        with Client(admin_config(api.url)) as kube:
             ip = kube.create(SERVICE, {"metadata": {"name": "fuzz"},
                                        "spec": {"ports": [{"name": "http", "port": 80}]}}
                              )["spec"]["clusterIP"]

@@ -83,7 +83,7 @@ def test_missing_namespace_is_an_error() -> None:
 def test_dnsd_serves_inside_a_namespace(netns: str, apiserver: ApiServer,
                                         tmp_path: Path) -> None:
     inner = free_port()
-    dnsd = DnsdProcess(apiserver.url, tmp_path / "dnsd.log",
+    dnsd = DnsdProcess(apiserver.url, tmp_path / "dnsd.log", kubeconfig=apiserver.kubeconfig,
                        extra_args=("--listen", f"netns:{netns}:127.0.0.1:{inner}"))
     try:
         dnsd.start()

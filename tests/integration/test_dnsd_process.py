@@ -27,7 +27,7 @@ import pytest
 from apimachinery.kinds import SERVICE
 from client.http import Client
 from dnsd.testing import BIN, DnsdProcess, free_port
-from tests.conftest import ApiServer, wait_until
+from tests.conftest import ApiServer, admin_config, admin_kubeconfig, wait_until
 
 # -- a tiny upstream -------------------------------------------------------------------
 
@@ -98,7 +98,8 @@ def start_dnsd(tmp_path: Path) -> Iterator:
     procs: list[DnsdProcess] = []
 
     def start(api_url: str, *args: str, wait_ready: bool = True) -> DnsdProcess:
-        proc = DnsdProcess(api_url, tmp_path / f"dnsd{len(procs)}.log", extra_args=args)
+        proc = DnsdProcess(api_url, tmp_path / f"dnsd{len(procs)}.log", extra_args=args,
+                           kubeconfig=admin_kubeconfig())
         procs.append(proc)
         return proc.start(wait_ready=wait_ready)
 
@@ -137,7 +138,7 @@ def test_forwards_names_outside_the_zone(shared_api: ApiServer, upstream: int,
 def test_external_name_is_chased_upstream(shared_api: ApiServer, upstream: int,
                                           start_dnsd) -> None:
     dnsd = start_dnsd(shared_api.url, "--upstream", f"127.0.0.1:{upstream}")
-    with Client(server=shared_api.url) as kube:
+    with Client(admin_config(shared_api.url)) as kube:
         kube.create(SERVICE, {"metadata": {"name": "ext"},
                               "spec": {"type": "ExternalName",
                                        "externalName": "www.example.com"}}, "default")
@@ -167,7 +168,7 @@ def test_upstream_timeout_is_servfail(shared_api: ApiServer, black_hole: int,
 
 def test_api_server_restart(apiserver: ApiServer, start_dnsd) -> None:
     dnsd = start_dnsd(apiserver.url)
-    with Client(server=apiserver.url) as kube:
+    with Client(admin_config(apiserver.url)) as kube:
         ip = kube.create(SERVICE, {"metadata": {"name": "before"},
                                    "spec": {"ports": [{"port": 80}]}})["spec"]["clusterIP"]
     before = "before.default.svc.cluster.local."
@@ -183,7 +184,7 @@ def test_api_server_restart(apiserver: ApiServer, start_dnsd) -> None:
 
     apiserver.start()
     wait_until(dnsd.readyz, timeout=15, what="/readyz after the API server came back")
-    with Client(server=apiserver.url) as kube:
+    with Client(admin_config(apiserver.url)) as kube:
         ip2 = kube.create(SERVICE, {"metadata": {"name": "after"},
                                     "spec": {"ports": [{"port": 80}]}})["spec"]["clusterIP"]
         kube.delete(SERVICE, "before")
@@ -253,7 +254,7 @@ def test_busy_port_exits_1_with_one_line() -> None:
 
 
 def test_sigterm_stops_cleanly(shared_api: ApiServer, tmp_path: Path) -> None:
-    dnsd = DnsdProcess(shared_api.url, tmp_path / "dnsd.log")
+    dnsd = DnsdProcess(shared_api.url, tmp_path / "dnsd.log", kubeconfig=shared_api.kubeconfig)
     try:
         dnsd.start()
         started = time.monotonic()

@@ -28,7 +28,7 @@ from client.errors import ConnectionFailed, Expired
 from client.http import AsyncClient, Client
 from client.informer import Informer
 from client.watch import Listed, Target, watch_forever
-from tests.conftest import free_port, wait_until
+from tests.conftest import admin_config, free_port, wait_until
 
 _names = itertools.count()
 
@@ -46,7 +46,7 @@ class Running:
     """An informer on a private event loop thread, recording every handler call."""
 
     def __init__(self, url: str, kind: Kind, **options) -> None:
-        self.client = AsyncClient(server=url, timeout=5)
+        self.client = AsyncClient(admin_config(url), timeout=5)
         self.informer = Informer(self.client, kind, backoff=FAST, **options)
         self.calls: list[tuple[str, str, str]] = []  # (handler, key, resourceVersion)
         self.mirror: dict[str, str] = {}  # key -> resourceVersion, from handler calls only
@@ -251,7 +251,7 @@ def requests_logged(caplog, needle: str) -> int:
 
 
 def test_syncs_then_follows_creates_updates_and_deletes(shared_url, start_informer):
-    with Client(server=shared_url) as api:
+    with Client(admin_config(shared_url)) as api:
         ns = new_namespace(api)
         for name in ("a", "b", "c"):
             api.create(SERVICE, service(name), ns)
@@ -275,7 +275,7 @@ def test_syncs_then_follows_creates_updates_and_deletes(shared_url, start_inform
 
 
 def test_all_namespaces_and_label_selector(shared_url, start_informer):
-    with Client(server=shared_url) as api:
+    with Client(admin_config(shared_url)) as api:
         ns1, ns2 = new_namespace(api), new_namespace(api)
         inf = start_informer(shared_url, label_selector="team=blue")
         wait_until(lambda: inf.informer.has_synced, what="first list")
@@ -288,7 +288,7 @@ def test_all_namespaces_and_label_selector(shared_url, start_informer):
 
 
 def test_indexes_and_a_late_handler(shared_url, start_informer):
-    with Client(server=shared_url) as api:
+    with Client(admin_config(shared_url)) as api:
         ns = new_namespace(api)
         api.create(SERVICE, service("i1", labels={"tier": "fe"}), ns)
         inf = start_informer(shared_url, namespace=ns)
@@ -306,7 +306,7 @@ def test_indexes_and_a_late_handler(shared_url, start_informer):
 
 
 def test_resync_calls_update_with_the_same_object(shared_url, start_informer):
-    with Client(server=shared_url) as api:
+    with Client(admin_config(shared_url)) as api:
         ns = new_namespace(api)
         api.create(SERVICE, service("r"), ns)
         inf = start_informer(shared_url, namespace=ns, resync_period=0.1)
@@ -319,7 +319,7 @@ def test_resync_calls_update_with_the_same_object(shared_url, start_informer):
 
 def test_rewatches_from_last_version_when_streams_end(shared_url, start_informer, caplog):
     caplog.set_level(logging.INFO)
-    with Client(server=shared_url) as api:
+    with Client(admin_config(shared_url)) as api:
         ns = new_namespace(api)
         inf = start_informer(shared_url, namespace=ns, min_watch_timeout=1)
         wait_until(lambda: inf.informer.has_synced, what="first list")
@@ -335,7 +335,7 @@ def test_rewatches_from_last_version_when_streams_end(shared_url, start_informer
 
 def test_resumes_after_server_restart(apiserver, start_informer, caplog):
     caplog.set_level(logging.INFO)
-    with Client(server=apiserver.url) as api:
+    with Client(admin_config(apiserver.url)) as api:
         ns = new_namespace(api)
         api.create(SERVICE, service("one"), ns)
         inf = start_informer(apiserver.url, namespace=ns)
@@ -359,7 +359,7 @@ def test_resumes_after_server_restart(apiserver, start_informer, caplog):
 def test_relists_after_410_and_converges(make_apiserver, start_informer, caplog):
     caplog.set_level(logging.INFO)
     server = make_apiserver("--event-retention", "5")
-    with Client(server=server.url) as api:
+    with Client(admin_config(server.url)) as api:
         ns = new_namespace(api)
         for name in ("keep", "change", "remove"):
             api.create(SERVICE, service(name), ns)
@@ -373,7 +373,7 @@ def test_relists_after_410_and_converges(make_apiserver, start_informer, caplog)
         server.stop()
         server.port = free_port()
         server.start()
-        api_burst = Client(server=server.url)
+        api_burst = Client(admin_config(server.url))
         try:
             api_burst.patch(SERVICE, "change", {"metadata": {"labels": {"v": "2"}}},
                             namespace=ns)
@@ -395,7 +395,7 @@ def test_relists_after_410_and_converges(make_apiserver, start_informer, caplog)
             server.port = home
         server.start()
 
-    with Client(server=server.url) as api:
+    with Client(admin_config(server.url)) as api:
         wait_until(lambda: converged(inf, api, ns), timeout=20, what="convergence after 410")
         assert any("relisted" in r.getMessage() for r in caplog.records
                    if r.name == "client.informer")

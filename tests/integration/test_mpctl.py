@@ -21,7 +21,7 @@ import yaml
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE
 from client.errors import NotFound
 from client.http import Client
-from tests.conftest import free_port, wait_until
+from tests.conftest import admin_config, admin_kubeconfig, admin_tls, free_port, wait_until
 
 MPCTL = str(Path(sys.executable).parent / "mpctl")
 
@@ -35,7 +35,8 @@ def env() -> dict[str, str]:
 
 def mpctl(url: str, *args: str, input: str | None = None,
           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([MPCTL, "--server", url, *args], input=input, capture_output=True,
+    result = subprocess.run([MPCTL, "--server", url, "--kubeconfig", admin_kubeconfig(), *args],
+                            input=input, capture_output=True,
                             text=True, timeout=timeout, env=env())
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -82,7 +83,7 @@ def svc_yaml(name: str = "web", port: int = 80, extra_labels: dict[str, str] | N
 
 @pytest.fixture
 def client(api_url: str) -> Iterator[Client]:
-    with Client(server=api_url) as c:
+    with Client(admin_config(api_url)) as c:
         yield c
 
 
@@ -307,7 +308,7 @@ def _deletes_answered(api_url: str) -> int:
 
 def _metric(api_url: str, name: str, *labels: str) -> int:
     """The sum of the API server's ``name`` series whose labels include ``labels``."""
-    text = httpx.get(f"{api_url}/metrics", timeout=5).text
+    text = httpx.get(f"{api_url}/metrics", timeout=5, verify=admin_tls()).text
     return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
                if line.split("{")[0].split(" ")[0] == name
                and all(label in line for label in labels))
@@ -401,7 +402,8 @@ def test_get_watch_prints_rows_for_new_objects(api_url: str, client: Client,
     client.create(SERVICE, {"apiVersion": "v1", "kind": "Service",
                             "metadata": {"name": "before", "labels": {"w": "1"}},
                             "spec": {"ports": [{"port": 80}]}}, "default")
-    proc = subprocess.Popen([MPCTL, "--server", api_url, "get", "svc", "-l", "w=1", "-w"],
+    proc = subprocess.Popen([MPCTL, "--server", api_url, "--kubeconfig", admin_kubeconfig(),
+                             "get", "svc", "-l", "w=1", "-w"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
         lines = Lines(proc)
@@ -431,7 +433,8 @@ def test_get_watch_prints_rows_for_new_objects(api_url: str, client: Client,
 
 def test_get_watch_single_object_and_watch_only(api_url: str, client: Client) -> None:
     watches = _metric(api_url, "apiserver_watch_started_total")
-    proc = subprocess.Popen([MPCTL, "--server", api_url, "get", "svc", "solo", "--watch-only",
+    proc = subprocess.Popen([MPCTL, "--server", api_url, "--kubeconfig", admin_kubeconfig(),
+                             "get", "svc", "solo", "--watch-only",
                              "-o", "name"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
     try:
@@ -453,7 +456,8 @@ def test_get_watch_single_object_and_watch_only(api_url: str, client: Client) ->
 def test_config_from_environment(api_url: str) -> None:
     e = env()
     e["MINIPLANE_SERVER"] = api_url
-    result = subprocess.run([MPCTL, "get", "ns", "-o", "name"], capture_output=True, text=True,
+    result = subprocess.run([MPCTL, "--kubeconfig", admin_kubeconfig(), "get", "ns", "-o", "name"],
+                            capture_output=True, text=True,
                             env=e, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "namespace/default" in result.stdout.splitlines()
@@ -471,7 +475,7 @@ def test_create_server_side_apply_label_and_annotate(api_url: str) -> None:
     ssa = manifest.replace("made", "ssa")
     out = ok(api_url, "apply", "--server-side", "-f", "-", input=ssa)
     assert out.strip() == "service/ssa serverside-applied"
-    with Client(server=api_url) as client:
+    with Client(admin_config(api_url)) as client:
         managed = client.get(SERVICE, "ssa", "default")["metadata"]["managedFields"]
     assert [(m["manager"], m["operation"]) for m in managed] == [("mpctl", "Apply")]
 
@@ -482,9 +486,9 @@ def test_create_server_side_apply_label_and_annotate(api_url: str) -> None:
                                      "is false"
     ok(api_url, "label", "svc/made", "tier=be", "--overwrite")
     assert ok(api_url, "annotate", "svc", "made", "note=hi").strip() == "service/made annotated"
-    with Client(server=api_url) as client:
+    with Client(admin_config(api_url)) as client:
         meta = client.get(SERVICE, "made", "default")["metadata"]
     assert meta["labels"] == {"tier": "be"} and meta["annotations"]["note"] == "hi"
     ok(api_url, "label", "svc", "made", "tier-")
-    with Client(server=api_url) as client:
+    with Client(admin_config(api_url)) as client:
         assert not client.get(SERVICE, "made", "default")["metadata"].get("labels")

@@ -31,7 +31,14 @@ import pytest
 from apimachinery.kinds import NODE, POD
 from client.errors import NotFound
 from client.http import Client
-from tests.conftest import BIN, ApiServer, ManagedProcess, wait_until
+from tests.conftest import (
+    BIN,
+    ApiServer,
+    ManagedProcess,
+    admin_config,
+    admin_kubeconfig,
+    wait_until,
+)
 from tests.integration.test_controllers_harness import ControllerProcess
 from tests.netns import Lab, have_root_tools, sh, socket_in, sweep
 
@@ -82,7 +89,8 @@ class Agent(ManagedProcess):
     label = "mp-nodeagent"
 
     def command(self) -> list[str]:
-        return [str(BIN / "mp-nodeagent"), "--server", self.api, "--node", self.node,
+        return [str(BIN / "mp-nodeagent"), "--server", self.api, "--kubeconfig",
+                admin_kubeconfig(), "--node", self.node,
                 "--netns", self.netns, "--state-dir", str(self.state),
                 "--cluster-name", self.cluster, "--heartbeat-interval", "1s",
                 "--restart-backoff", "200ms", "--max-restart-backoff", "1s",
@@ -163,7 +171,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         api.start()
         ctl = ControllerProcess(api.url, tmp / "controllers.log",
                                 args=["--node-monitor-grace-period", "8"]).start()
-        c = Cluster(lab=lab, client=Client(server=api.url), tmp=tmp, node_ns=node_ns)
+        c = Cluster(lab=lab, client=Client(admin_config(api.url)), tmp=tmp, node_ns=node_ns)
         for node, ns in node_ns.items():
             agent = Agent(node, ns, tmp / f"state-{node}", tmp / f"agent-{node}.log", api.url,
                           cluster_name)

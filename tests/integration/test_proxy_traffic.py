@@ -38,7 +38,7 @@ import pytest
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE
 from client.errors import NotFound
 from client.http import Client
-from tests.conftest import BIN, REPO, ApiServer, free_port, wait_until
+from tests.conftest import BIN, REPO, ApiServer, admin_config, free_port, wait_until
 from tests.netns import Lab, have_root_tools, socket_in, tcp_hello, wait_port
 
 pytestmark = [pytest.mark.root,
@@ -65,7 +65,8 @@ class Cluster:
     def start_agent(self) -> None:
         with open(self.log, "ab") as out:
             self.agent = subprocess.Popen(
-                [str(BIN / "mp-nodeagent"), "--server", self.api.url, "--node", "node-a",
+                [str(BIN / "mp-nodeagent"), "--server", self.api.url, "--kubeconfig",
+                 self.api.kubeconfig, "--node", "node-a",
                  "--netns", self.node, "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
                  "--min-sync-period", "100ms", "--sync-period", "2s"],
                 stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
@@ -183,7 +184,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             wait_port(node, ip, 8080)
         api.start()
         c = Cluster(lab=lab, node=node, ext=ext, pods=pods, api=api,
-                    client=Client(server=api.url), log=tmp / "agent.log")
+                    client=Client(admin_config(api.url)), log=tmp / "agent.log")
         c.start_agent()
         yield c
     finally:

@@ -230,6 +230,25 @@ def test_write_kubeconfig_merges_into_an_existing_file(tmp_path):
     assert load_config(kubeconfig=path).server == "http://127.0.0.1:7001"
 
 
+def test_written_kubeconfig_carries_the_ca_and_credentials(tmp_path):
+    path = kubeconfig(tmp_path / "kc")
+    write_kubeconfig(path, server="https://127.0.0.1:7000", cluster_name="mp",
+                     ca_pem=b"CA PEM", cert_pem=b"CERT PEM", key_pem=b"KEY PEM")
+    cfg = load_config(kubeconfig=path)
+    assert cfg.server == "https://127.0.0.1:7000" and cfg.token is None
+    assert [Path(f).read_bytes() for f in (cfg.ca_file, cfg.client_cert, cfg.client_key)] \
+        == [b"CA PEM", b"CERT PEM", b"KEY PEM"]
+    write_kubeconfig(path, server="https://127.0.0.1:7000", cluster_name="mp", token="t0k")
+    cfg = load_config(kubeconfig=path)  # replaced, not merged: the old cert is gone
+    assert (cfg.token, cfg.client_cert, cfg.ca_file) == ("t0k", None, None)
+    assert [c["name"] for c in yaml.safe_load(path.read_text())["users"]] == \
+        ["u1", "mp"]
+
+
+def test_default_server_is_https():
+    assert DEFAULT_SERVER == "https://127.0.0.1:6443"
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 def test_kubectl_accepts_the_written_kubeconfig(tmp_path):
     path = tmp_path / "config"

@@ -12,7 +12,7 @@ from tests.flagcheck import flag_error
 
 def test_defaults() -> None:
     config = parse_args([])
-    assert config == Config(server=None, listen=(Listen("127.0.0.1", 5353),),
+    assert config == Config(server=None, kubeconfig=None, listen=(Listen("127.0.0.1", 5353),),
                             cluster_domain="cluster.local", ttl=5, upstreams=(),
                             upstream_timeout=2.0, metrics_listen=None, pod_records=True,
                             log_level="info")
@@ -21,12 +21,14 @@ def test_defaults() -> None:
 
 def test_everything() -> None:
     config = parse_args([
-        "--server", "http://127.0.0.1:6443", "--listen", "127.0.0.1:53",
+        "--server", "https://127.0.0.1:6443", "--kubeconfig", "/etc/dnsd.kubeconfig",
+        "--listen", "127.0.0.1:53",
         "--listen", "[::1]:53", "--listen", "netns:mp-c1-fabric:10.250.0.2:53",
         "--listen", "0.0.0.0:5353", "--cluster-domain", "Cluster.Example.",
         "--ttl", "30", "--upstream", "1.1.1.1:53", "--upstream", "[2606:4700::1111]:53",
         "--upstream-timeout", "0.5", "--metrics-listen", "127.0.0.1:9153",
         "--pod-records=disabled", "--log-level", "debug"])
+    assert config.kubeconfig == "/etc/dnsd.kubeconfig"
     assert config.listen == (Listen("127.0.0.1", 53), Listen("::1", 53),
                              Listen("10.250.0.2", 53, "mp-c1-fabric"), Listen("0.0.0.0", 5353))
     assert str(config.listen[2]) == "netns:mp-c1-fabric:10.250.0.2:53"

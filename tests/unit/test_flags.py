@@ -100,6 +100,12 @@ def test_parser_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--listen", "127.0.0.1:0"], "argument --listen: '127.0.0.1:0': the port must be"),
+    (["--listen", "localhost:6443"], "argument --listen: 'localhost:6443': 'localhost' is not "
+                                     "an IP address"),
+    (["--listen", "netns::1.2.3.4:1"], "argument --listen: 'netns::1.2.3.4:1': expected "
+                                       "netns:NAME:IP:PORT"),
+    (["--advertise-address", "apiserver"], "argument --advertise-address:"),
+    (["--tls-san", "not a name"], "argument --tls-san: 'not a name' is neither"),
     (["--compaction-interval", "0"], "argument --compaction-interval: must be more than 0"),
     (["--watch-buffer", "x"], "argument --watch-buffer: 'x' is not an integer"),
     (["--service-cluster-ip-range", "10.96.0.0/31"], "argument --service-cluster-ip-range:"),
@@ -112,4 +118,8 @@ def test_apiserver_flags(argv: list[str], message: str,
 
 def test_apiserver_defaults_and_durations() -> None:
     args = apiserver_parser().parse_args(["--compaction-interval", "2s"])
-    assert args.listen == HostPort("127.0.0.1", 6443) and args.compaction_interval == 2.0
+    assert args.listen is None and args.compaction_interval == 2.0  # main: 127.0.0.1:6443
+    args = apiserver_parser().parse_args(["--listen", ":6443", "--listen",
+                                          "netns:mp-c1-fabric:10.250.0.1:6443"])
+    assert [str(li) for li in args.listen] == ["127.0.0.1:6443",
+                                               "netns:mp-c1-fabric:10.250.0.1:6443"]

@@ -1,0 +1,335 @@
+"""HTTPS serving for ``mp-apiserver``: listeners, the cert dir, TLS, the client certificate.
+
+There is no plain-HTTP mode. What it takes, as kube-apiserver names it:
+
+- ``--cert-dir DIR``: on first start the CA (``ca.crt``/``ca.key``), the serving
+  certificate (``apiserver.crt``/``.key``) and ``admin.kubeconfig`` (cluster-admin:
+  ``kubernetes-admin`` in ``system:masters``, server ``https://<first --listen>``) are
+  made there, and reused afterwards, as k3s does. The CA and the admin credential
+  never change once made; the serving certificate is reissued only when its names
+  (SANs) no longer match the flags, or it nears expiry.
+- ``--tls-cert-file``/``--tls-private-key-file`` and ``--client-ca-file`` bring your
+  own serving pair and client CA instead. ``admin.kubeconfig`` is written only when
+  both come from the cert dir (otherwise its CA could not vouch for them).
+
+Client certificates are requested and verified against the client CA when given
+(``CERT_OPTIONAL``): a request without one is anonymous or carries a token, one
+with a certificate from another CA fails the TLS handshake (Python's ``ssl`` can't
+ask for a certificate without verifying it). The DER bytes of a verified
+certificate go into the ASGI scope under ``CLIENT_CERT_KEY`` for every request on
+the connection: ``ClientCertProtocol`` does that, as uvicorn does not.
+
+Listeners are bound up front (``bind``), optionally inside a network namespace
+(``netns:NS:IP:PORT``, as mp-dnsd's ``--listen``), and handed to uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import re
+import socket
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from apimachinery.kubeconfig import kubeconfig
+from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
+from componentbase import flags, pki
+from componentbase.netns import run_in_netns
+
+ADMIN_USER = "kubernetes-admin"
+ADMIN_KUBECONFIG = "admin.kubeconfig"
+SERVING_NAME = "apiserver"  # apiserver.crt / apiserver.key in the cert dir
+CLUSTER_NAME = "miniplane"  # the cluster/user/context name inside admin.kubeconfig
+# What kube-apiserver puts in its serving certificate besides addresses: the names
+# pods use for the ``kubernetes`` Service.
+KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    "kubernetes.default.svc.cluster.local")
+_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+                       r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+# -- flags ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One address to serve on; ``netns`` names the network namespace it lives in."""
+
+    host: str
+    port: int
+    netns: str = ""
+
+    def __str__(self) -> str:
+        where = f"[{self.host}]" if ":" in self.host else self.host
+        return (f"netns:{self.netns}:" if self.netns else "") + f"{where}:{self.port}"
+
+    @property
+    def is_wildcard(self) -> bool:
+        return ipaddress.ip_address(self.host).is_unspecified
+
+    @property
+    def url(self) -> str:
+        """How a client on this host reaches it (a wildcard through loopback)."""
+        host = ("::1" if ":" in self.host else "127.0.0.1") if self.is_wildcard else self.host
+        return f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
+
+
+def parse_listen(value: str) -> Listen:
+    """``IP:PORT``, ``[V6]:PORT`` or ``netns:NAME:IP:PORT``; an empty host is 127.0.0.1.
+    IP addresses only: they go into the serving certificate and the EndpointSlice."""
+    netns = ""
+    if value.startswith("netns:"):
+        _, netns, rest = value.split(":", 2) if value.count(":") >= 2 else ("", "", "")
+        if not _NETNS.match(netns) or netns in (".", ".."):
+            raise ValueError(f"{value!r}: expected netns:NAME:IP:PORT")
+        value = rest
+    host, port = flags.parse_host_port(value, default_host="127.0.0.1", ip_only=True,
+                                       min_port=1)
+    return Listen(host, port, netns)
+
+
+def parse_san(value: str) -> str:
+    """A ``--tls-san``: an IP address or a DNS name (lower-cased)."""
+    text = value.strip().lower()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    if not text or len(text) > 253 or not _DNS_NAME.match(text):
+        raise ValueError(f"{value!r} is neither an IP address nor a DNS name")
+    return text
+
+
+# -- what the serving certificate names ---------------------------------------------------
+
+
+def advertise_address(listens: Sequence[Listen], explicit: str | None,
+                      host_ip: str | None = None) -> str:
+    """The address other hosts and pods use: ``--advertise-address``, else the first
+    specific ``--listen`` IP, else ``host_ip`` (this host's name resolved), else
+    127.0.0.1."""
+    if explicit:
+        return explicit
+    for listen in listens:
+        if not listen.is_wildcard:
+            return listen.host
+    return host_ip or "127.0.0.1"
+
+
+def serving_identity(*, listens: Sequence[Listen], advertise: str, service_cidr: str,
+                     extra_sans: Iterable[str] = ()) -> pki.Identity:
+    """The serving certificate's subject and SANs (pure): localhost, loopback, every
+    listen IP, the advertise address, the ``kubernetes`` Service's ClusterIP and
+    names, and ``--tls-san`` values."""
+    network = ipaddress.ip_network(service_cidr, strict=False)
+    ips = ["127.0.0.1", *(li.host for li in listens if not li.is_wildcard), advertise,
+           str(network.network_address + 1)]
+    dns = ["localhost", *KUBERNETES_NAMES]
+    for san in extra_sans:
+        (ips if _is_ip(san) else dns).append(san)
+    return pki.server_identity("kube-apiserver", dns, ips)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- the cert dir -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """What the TLS context is made of (paths)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+
+
+def prepare_tls(*, cert_dir: str | None, tls_cert_file: str | None,
+                tls_key_file: str | None, client_ca_file: str | None, who: pki.Identity,
+                admin_server: str) -> TLSFiles:
+    """Make what the cert dir lacks and return the files to serve with.
+
+    Raises ``pki.PKIError`` (one line) for an unreadable file or a missing one that
+    can't be made (no cert dir).
+    """
+    if bool(tls_cert_file) != bool(tls_key_file):
+        raise pki.PKIError("--tls-cert-file and --tls-private-key-file go together")
+    need_dir = not (tls_cert_file and client_ca_file)
+    if need_dir and not cert_dir:
+        raise pki.PKIError("no --cert-dir: give it, or --tls-cert-file, "
+                           "--tls-private-key-file and --client-ca-file")
+    ca: pki.KeyPair | None = None
+    if cert_dir and need_dir:
+        _private_dir(Path(cert_dir))
+        ca = pki.ensure_ca(cert_dir)
+    if tls_cert_file and tls_key_file:
+        pki.load(tls_cert_file, tls_key_file)  # fails here, with the file's name
+        cert_file, key_file = tls_cert_file, tls_key_file
+    else:
+        assert cert_dir is not None and ca is not None
+        pki.ensure_cert(cert_dir, SERVING_NAME, ca, who)
+        cert_file = str(Path(cert_dir) / f"{SERVING_NAME}.crt")
+        key_file = str(Path(cert_dir) / f"{SERVING_NAME}.key")
+    if client_ca_file:
+        _read(client_ca_file)
+        ca_file = client_ca_file
+    else:
+        assert cert_dir is not None
+        ca_file = str(Path(cert_dir) / "ca.crt")
+    if cert_dir and ca is not None and not tls_cert_file and not client_ca_file:
+        ensure_admin_kubeconfig(Path(cert_dir) / ADMIN_KUBECONFIG, ca, admin_server)
+    return TLSFiles(cert_file, key_file, ca_file)
+
+
+def _private_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise pki.PKIError(f"cannot make --cert-dir {path}: {exc.strerror}") from exc
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise pki.PKIError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def ensure_admin_kubeconfig(path: Path, ca: pki.KeyPair, server: str) -> None:
+    """``admin.kubeconfig`` for cluster-admin. An existing admin certificate that ``ca``
+    still vouches for is kept (only the server address and CA are refreshed), so a
+    kubeconfig copied elsewhere keeps working across restarts."""
+    who = pki.client_identity(ADMIN_USER, [MASTERS])
+    pair = _existing_admin(path)
+    if pair is None or not pki.fits(pair, ca, who):
+        pair = pki.issue(ca, who)
+    doc = kubeconfig(CLUSTER_NAME, server, ca.cert_pem, cert_pem=pair.cert_pem,
+                     key_pem=pair.key_pem)
+    text = yaml.safe_dump(doc, default_flow_style=False, sort_keys=False).encode()
+    if not path.exists() or path.read_bytes() != text:
+        pki.write_private(path, text)
+
+
+def _existing_admin(path: Path) -> pki.KeyPair | None:
+    """The admin pair embedded in an existing kubeconfig, if it can be read."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+        user = doc["users"][0]["user"]
+        pair = pki.KeyPair(base64.b64decode(user["client-certificate-data"]),
+                           base64.b64decode(user["client-key-data"]))
+        pair.cert  # noqa: B018 - parse now: a broken one is made anew
+        pair.private_key()
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError, ValueError,
+            binascii.Error, pki.PKIError):
+        return None
+    return pair
+
+
+def server_context(files: TLSFiles) -> ssl.SSLContext:
+    """TLS 1.2+, the serving pair, client certificates verified when offered."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(files.cert_file, files.key_file)
+    except ssl.SSLError as exc:
+        raise pki.PKIError(f"{files.cert_file} / {files.key_file}: the certificate and "
+                           f"key don't match or can't be used ({exc.reason or exc})") from exc
+    except OSError as exc:
+        raise pki.PKIError(f"cannot read {exc.filename or files.cert_file}: "
+                           f"{exc.strerror}") from exc
+    try:
+        ctx.load_verify_locations(cafile=files.client_ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise pki.PKIError(f"{files.client_ca_file}: not a PEM CA certificate "
+                           f"({getattr(exc, 'reason', None) or exc})") from exc
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+# -- sockets and the protocol -----------------------------------------------------------
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A listening TCP socket for ``listen``, made inside its namespace if it names one
+    (the socket stays there; the process's threads never leave the root namespace)."""
+
+    def make() -> socket.socket:
+        family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((listen.host, listen.port))
+            sock.listen(2048)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    try:
+        return run_in_netns(listen.netns or None, make)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {listen}: "
+                      f"{exc.strerror or exc}") from None
+
+
+class ClientCertProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, adding the verified client certificate (DER) to
+    every request's scope under ``CLIENT_CERT_KEY``; absent when none was given."""
+
+    _client_cert: bytes | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object: Any = transport.get_extra_info("ssl_object")
+        self._client_cert = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._client_cert:
+            self.scope[CLIENT_CERT_KEY] = self._client_cert  # type: ignore[literal-required]
+
+    def shutdown(self) -> None:
+        """At a stop: an idle keep-alive connection is dropped at once. Closing it
+        would send TLS close_notify and wait for the peer's, which an idle client
+        pool never sends: every stop would wait out the graceful timeout."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
+
+def host_ip() -> str | None:
+    """This host's address by its name (``/etc/hosts`` in a container), if not loopback."""
+    try:
+        ip = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return None
+    return None if ipaddress.ip_address(ip).is_loopback else ip
+
+
+def default_cert_dir(storage_url: str) -> str | None:
+    """``pki/`` beside the SQLite file; None for other databases (no obvious place)."""
+    if storage_url.startswith("sqlite:///") and ":memory:" not in storage_url:
+        return str(Path(storage_url.removeprefix("sqlite:///")).parent / "pki")
+    return None
+

@@ -148,7 +148,7 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     try:
-        api = load_config(server=config.server)
+        api = load_config(server=config.server, kubeconfig=config.kubeconfig)
     except ConfigError as exc:
         return fail("mp-dnsd", exc, 2)
     setup_logging(config.log_level)

@@ -49,6 +49,7 @@ DEFAULT_BACKEND = "nft"
 @dataclass(frozen=True)
 class Options:
     server: str | None
+    kubeconfig: str | None
     node: str
     netns: str | None
     metrics_listen: HostPort | None
@@ -71,14 +72,17 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p = flags.Parser(prog="mp-nodeagent", description="miniplane node agent")
     p.add_argument("--server", default=None, help="API server URL (else MINIPLANE_SERVER, "
                    "kubeconfig, http://127.0.0.1:6443)")
+    p.add_argument("--kubeconfig", default=None, metavar="PATH",
+                   help="kubeconfig for credentials, CA and (without --server) the server")
     p.add_argument("--node", default=None, help="node name (default: the host name)")
     p.add_argument("--netns", default=None, type=netns_name, help="network namespace to manage "
                    "(default: the one the agent runs in)")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="DNS ClusterIP for pods")
     p.add_argument("--state-dir", default=None, help="where node state is kept")
     p.add_argument("--metrics-listen", type=flags.host_port(default_host="127.0.0.1"), default=None,
-                   metavar="HOST:PORT",
-                   help="serve /metrics, /healthz and /readyz here")
+                   metavar="[HOST]:PORT",
+                   help="serve /metrics, /healthz and /readyz here (default: off); "
+                   "':PORT' is loopback, and /metrics answers loopback callers only")
     p.add_argument("--iptables-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help=f"iptables backend (default {DEFAULT_BACKEND}, by measurement)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
@@ -135,7 +139,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),
             backoff_base=args.restart_backoff, backoff_cap=args.max_restart_backoff))
     return Options(
-        server=args.server, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
+        server=args.server, kubeconfig=args.kubeconfig, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
         backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,
         node_cfg=node_cfg, no_pods=args.no_pods,
         proxy=ProxyConfig(node_name=node, cluster_cidr=cidr,
@@ -234,7 +238,7 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     try:
-        api = load_config(server=opts.server)
+        api = load_config(server=opts.server, kubeconfig=opts.kubeconfig)
     except ConfigError as exc:
         return fail("mp-nodeagent", exc, 2)
     setup_logging(opts.log_level)

@@ -39,9 +39,9 @@ PREFERRED_API_PORT = 6443
 PREFERRED_DNS_PORT = 5353
 COMPONENTS = ("apiserver", "controllers", "dnsd")
 # The API server also listens on the fabric, for pods (through the `kubernetes`
-# Service): dnsd's address, another port. No new address means no new route.
+# Service): dnsd's address, another port (the same as on loopback: the Service's
+# EndpointSlice carries one port for both). No new address means no new route.
 API_FABRIC_IP = FABRIC_IP
-API_FABRIC_PORT = 6443
 # The `kubernetes` Service's ClusterIP: the first address of the Service CIDR.
 API_SERVICE_IP = str(ipaddress.ip_network(SERVICE_CIDR).network_address + 1)
 KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
@@ -206,7 +206,7 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
         Command("apiserver", [str(bin_dir / "mp-apiserver"),
                               "--listen", f"127.0.0.1:{spec.api_port}",
                               "--listen",
-                              f"netns:{spec.fabric}:{API_FABRIC_IP}:{API_FABRIC_PORT}",
+                              f"netns:{spec.fabric}:{API_FABRIC_IP}:{spec.api_port}",
                               "--advertise-address", API_FABRIC_IP,
                               "--storage-url", f"sqlite:///{db}",
                               "--service-cluster-ip-range", SERVICE_CIDR,

@@ -127,8 +127,15 @@ def test_the_api_server_serves_tls_from_the_plans_files_on_loopback_and_the_fabr
         "--tls-cert-file": "/tmp/x/pki/apiserver.crt",
         "--tls-private-key-file": "/tmp/x/pki/apiserver.key",
         "--service-account-signing-key-file": "/tmp/x/pki/sa.key"}
-    # pods reach it through the `kubernetes` Service at an address the fabric already has
+    # pods reach it through the `kubernetes` Service at an address the fabric already has,
+    # on the loopback listener's port (the EndpointSlice names one port for both)
     assert plan.API_FABRIC_IP == plan.FABRIC_IP
+    other = plan.ClusterSpec(name="b", nodes=1, state_dir=Path("/s"), api_port=40001,
+                             dns_port=1, metrics_ports={"controllers": 2, "dnsd": 3,
+                                                        "node-1": 4})
+    api = plan.component_commands(other, Path("/venv/bin"))[0].argv
+    assert [api[i + 1] for i, a in enumerate(api) if a == "--listen"] == [
+        "127.0.0.1:40001", "netns:mp-b-fabric:10.250.0.1:40001"]
 
 
 def test_pki_names_each_component_as_kubernetes_does() -> None:

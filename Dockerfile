@@ -1,5 +1,6 @@
 # One image for every miniplane component: mp-apiserver, mp-controllers, mp-dnsd,
-# mp-nodeagent and mpctl (docker-compose.yml runs it five ways).
+# mp-nodeagent and mpctl (docker-compose.yml runs it for every service, the `pki`
+# one-shot that makes the cluster's credentials included).
 #
 #   docker build -t miniplane .
 #

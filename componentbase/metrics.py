@@ -7,7 +7,10 @@ scrape time; values a component keeps in plain fields (counters bumped on a hot
 path, or by code that only knows the field) are exported by a collector that reads
 them at scrape time. ``StatusServer`` serves ``/metrics``, ``/healthz`` (``/livez``)
 and ``/readyz`` on a socket the process bound early (so a busy port fails at start,
-with one line). The controllers, dnsd, the node agent and the API server each keep
+with one line). Health is open to anyone who can connect (probes, healthchecks);
+``/metrics`` has no authentication, so it answers only callers on loopback, as
+kube-proxy keeps its metrics on ``127.0.0.1`` by default: a status socket bound to
+another address for probes does not publish the metrics with it. The controllers, dnsd, the node agent and the API server each keep
 their own ``Metrics`` on a ``Registry``.
 
 ``_created`` series are off, as Kubernetes components expose none.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ipaddress
 import math
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -142,6 +146,19 @@ class Registry:
             yield GaugeMetricFamily(name, help_text, value=float(read()))
 
 
+def is_loopback_peer(peer: object) -> bool:
+    """Whether a socket's peer address (``getpeername()``) is on loopback."""
+    if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+        return False
+    try:
+        address = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 class StatusServer:
     """``GET /metrics``, ``/healthz``, ``/livez``, ``/readyz`` over HTTP/1.1, one request each."""
 
@@ -165,7 +182,9 @@ class StatusServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            status, ctype, body = self.respond(head[:MAX_REQUEST_HEAD])
+            status, ctype, body = self.respond(
+                head[:MAX_REQUEST_HEAD],
+                from_loopback=is_loopback_peer(writer.get_extra_info("peername")))
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
                 ConnectionError):
             writer.close()
@@ -176,13 +195,17 @@ class StatusServer:
             await writer.drain()
         writer.close()
 
-    def respond(self, head: bytes) -> tuple[str, str, bytes]:
-        """(status line, content type, body) for one request head."""
+    def respond(self, head: bytes, *, from_loopback: bool) -> tuple[str, str, bytes]:
+        """(status line, content type, body) for one request head; ``/metrics`` only
+        ``from_loopback``."""
         parts = head.split(b"\r\n", 1)[0].split()
         if len(parts) < 2 or parts[0] not in (b"GET", b"HEAD"):
             return "405 Method Not Allowed", "text/plain", b"method not allowed\n"
         path = parts[1].split(b"?", 1)[0]
         if path == b"/metrics":
+            if not from_loopback:
+                return ("403 Forbidden", "text/plain",
+                        b"metrics are served to loopback callers only\n")
             return "200 OK", PROMETHEUS_TEXT, self.render().encode()
         for name, check in ((b"/healthz", self.health), (b"/livez", self.health),
                             (b"/readyz", self.readiness)):

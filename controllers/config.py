@@ -53,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="DURATION",
                    help="seconds (or a duration, 40s) without a heartbeat before a node "
                         "is Ready=Unknown")
-    p.add_argument("--metrics-listen", default=None, metavar="HOST:PORT",
-                   type=flags.host_port(),
-                   help="HOST:PORT serving /metrics, /healthz and /readyz (default: off)")
+    p.add_argument("--metrics-listen", default=None, metavar="[HOST]:PORT",
+                   type=flags.host_port(default_host="127.0.0.1"),
+                   help="serve /metrics, /healthz and /readyz here (default: off); "
+                        "':PORT' is loopback, and /metrics answers loopback callers only")
     p.add_argument("--max-endpoints-per-slice", default=DEFAULT_MAX_ENDPOINTS,
                    type=flags.integer(1, MAX_ENDPOINTS_LIMIT),
                    help=f"endpoints per EndpointSlice, 1-{MAX_ENDPOINTS_LIMIT}")

@@ -82,9 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="forward names outside the zone here, repeatable (else REFUSED)")
     p.add_argument("--upstream-timeout", default=DEFAULT_TIMEOUT, metavar="DURATION",
                    type=flags.duration(maximum=60.0))
-    p.add_argument("--metrics-listen", metavar="HOST:PORT",
-                   type=flags.typed(parse_listen, "listen"),
-                   help="serve /metrics, /healthz and /readyz here")
+    p.add_argument("--metrics-listen", metavar="[HOST]:PORT",
+                   type=flags.typed(parse_metrics_listen, "listen"),
+                   help="serve /metrics, /healthz and /readyz here (default: off); "
+                        "':PORT' is loopback, and /metrics answers loopback callers only")
     p.add_argument("--pod-records", default="enabled", choices=("enabled", "disabled"),
                    help="answer a-b-c-d.<ns>.pod.<zone> (kubeadm's 'pods insecure')")
     p.add_argument("--log-level", default="info",
@@ -118,7 +119,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
 
 
-def parse_listen(value: str) -> Listen:
+def parse_metrics_listen(value: str) -> Listen:
+    """As ``parse_listen``; ``:PORT`` is loopback (metrics stay on the host)."""
+    return parse_listen(value, default_host="127.0.0.1")
+
+
+def parse_listen(value: str, default_host: str | None = None) -> Listen:
     """``HOST:PORT``, ``[V6]:PORT`` or ``netns:NAME:HOST:PORT``. The host must be an IP
     address: names would need resolving, and a DNS server can't lean on DNS to start."""
     netns = ""
@@ -127,7 +133,7 @@ def parse_listen(value: str) -> Listen:
         if not _NETNS.match(netns) or netns in (".", ".."):
             raise ValueError(f"{value!r}: expected netns:NAME:HOST:PORT")
         value = rest
-    host, port = flags.parse_host_port(value, ip_only=True)
+    host, port = flags.parse_host_port(value, default_host=default_host, ip_only=True)
     return Listen(host, port, netns)
 
 

@@ -40,6 +40,7 @@ from apimachinery.kinds import (
 from client.config import ConfigError, load_config
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
+from componentbase.pki import PKIError
 
 from . import describe as describing
 from . import podio, printers
@@ -224,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=-1, metavar="N",
                    help="only the last N lines (default: all)")
 
-    p = command("cluster", "Run a local cluster: up, down, status")
-    cluster_sub = p.add_subparsers(dest="cluster_command", metavar="up|down|status")
+    p = command("cluster", "Run a local cluster: up, down, status, pki")
+    cluster_sub = p.add_subparsers(dest="cluster_command", metavar="up|down|status|pki")
     cluster_sub.required = True
     cluster_commands.add_commands(cluster_sub)
     return parser
@@ -763,7 +764,7 @@ COMMANDS = {"apply": cmd_apply, "create": cmd_create, "get": cmd_get,
             "describe": cmd_describe, "delete": cmd_delete, "label": cmd_label,
             "annotate": cmd_label, "wait": cmd_wait, "exec": cmd_exec, "logs": cmd_logs}
 CLUSTER_COMMANDS = {"up": cluster_commands.cmd_up, "down": cluster_commands.cmd_down,
-                    "status": cluster_commands.cmd_status}
+                    "status": cluster_commands.cmd_status, "pki": cluster_commands.cmd_pki}
 
 
 def run_cluster(args: argparse.Namespace) -> int:
@@ -772,7 +773,7 @@ def run_cluster(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         raise
     except (cluster_commands.UpError, SpecError, NetworkError, ValueError, OSError,
-            ApiError, ConnectionFailed) as exc:
+            ApiError, ConnectionFailed, PKIError) as exc:
         err(f"error: {exc}")
         return 1
 

@@ -81,8 +81,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--cluster-dns", default="10.96.0.10", help="DNS ClusterIP for pods")
     p.add_argument("--state-dir", default=None, help="where node state is kept")
     p.add_argument("--metrics-listen", type=flags.host_port(default_host="127.0.0.1"), default=None,
-                   metavar="HOST:PORT",
-                   help="serve /metrics, /healthz and /readyz here")
+                   metavar="[HOST]:PORT",
+                   help="serve /metrics, /healthz and /readyz here (default: off); "
+                   "':PORT' is loopback, and /metrics answers loopback callers only")
     p.add_argument("--iptables-backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help=f"iptables backend (default {DEFAULT_BACKEND}, by measurement)")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -25,13 +26,13 @@ import httpx
 
 from apimachinery import tables
 from apimachinery.kinds import NODE, SERVICE
-from client.config import write_kubeconfig
+from client.config import ClientConfig, ConfigError, load_config
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
 from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
-from . import network, plan, state, supervisor
+from . import credentials, network, plan, state, supervisor
 from .progress import Progress
 
 STEP_TIMEOUT = 60.0  # generous: two cores shared with other jobs
@@ -60,6 +61,25 @@ def add_commands(sub: Any) -> None:
     target(p)
     p = sub.add_parser("status", help="show a local cluster's components and nodes")
     target(p)
+    p = sub.add_parser("pki", help="create (or reuse) a cluster's CA and credentials in a "
+                       "directory, as `up` does (for the compose deployment)")
+    p.add_argument("--dir", required=True, metavar="DIR",
+                   help="where: the API server's files at the top, each other "
+                        "credential in DIR/<name>/kubeconfig")
+    p.add_argument("--server", required=True, metavar="URL",
+                   help="the API server's URL in the components' kubeconfigs")
+    p.add_argument("--admin-server", default=None, metavar="URL",
+                   help="the URL in the admin's kubeconfig (default: --server)")
+    p.add_argument("--admin-kubeconfig", default=None, metavar="PATH",
+                   help="where the admin's kubeconfig goes (default DIR/admin/kubeconfig)")
+    p.add_argument("--apiserver-name", action="append", default=[], metavar="NAME",
+                   help="another DNS name in the serving certificate, repeatable")
+    p.add_argument("--apiserver-ip", action="append", default=[], metavar="IP",
+                   help="another IP address in the serving certificate, repeatable")
+    p.add_argument("--node", action="append", default=[], metavar="NAME",
+                   help="a node agent's credential, repeatable")
+    p.add_argument("--cluster-name", default="miniplane",
+                   help="the kubeconfigs' cluster, user and context name")
 
 
 def resolve_target(args: argparse.Namespace, *, running: bool = True) -> tuple[str, Path]:
@@ -143,6 +163,9 @@ class Up:
     def run(self) -> None:
         spec, p = self.spec, self.progress
         self._prepare()
+        pki = spec.pki()
+        with p.step(f"CA and credentials in {pki.dir}"):
+            credentials.ensure(pki)
         with p.step(f"network: fabric and {spec.nodes} node namespace"
                     + ("s" if spec.nodes > 1 else "")):
             network.build(spec)
@@ -150,10 +173,8 @@ class Up:
         api, rest = commands[0], commands[1:]
         with p.step(f"API server on {spec.server}"):
             self._start(api)
+            self.client = Client(load_config(server=spec.server, kubeconfig=spec.kubeconfig))
             wait_for(self._api_ready, "the API server to be ready", api.log, self._gone)
-            write_kubeconfig(spec.state_dir / "kubeconfig", server=spec.server,
-                             cluster_name=f"miniplane-{spec.name}")
-            self.client = Client(server=spec.server)
         with p.step("controllers, dnsd and node agents"):
             for cmd in rest:
                 self._start(cmd)
@@ -196,7 +217,7 @@ class Up:
         return None
 
     def _api_ready(self) -> bool:
-        return httpx.get(f"{self.spec.server}/readyz", timeout=1).status_code == 200
+        return _probe(f"{self.spec.server}/readyz", self.spec.pki().ca_cert) == "ready"
 
     def _register_dns(self) -> None:
         assert self.client is not None
@@ -224,12 +245,15 @@ class Up:
 
 def next_steps(st: state.ClusterState, seconds: float, detached: bool) -> str:
     kubeconfig = (Path(st.state_dir) / "kubeconfig").resolve()
+    pki = (Path(st.state_dir) / "pki").resolve()
     host, port = st.dns.rsplit(":", 1)
     down = f"mpctl cluster down --name {st.name}"
     return "\n".join([
         "",
         f"Cluster {st.name!r} is up: {len(st.nodes)} node{'s' if len(st.nodes) > 1 else ''} "
         f"in {seconds:.1f}s. API server {st.server}, DNS {st.dns}.",
+        f"Admin credential: {kubeconfig}; CA and components' credentials: {pki}/",
+        "(kept by `down` and reused by the next `up`).",
         "",
         "Try:",
         f"  export KUBECONFIG={kubeconfig}",
@@ -352,10 +376,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- status
 
-def _probe(url: str) -> str:
+def _admin_config(st: state.ClusterState) -> ClientConfig:
+    """The cluster's own admin credential, whatever KUBECONFIG says."""
+    return load_config(server=st.server, kubeconfig=Path(st.state_dir) / "kubeconfig")
+
+
+def _probe(url: str, ca_file: Path | None = None) -> str:
+    """``ready``, or why not; ``ca_file`` verifies an https URL."""
     try:
-        r = httpx.get(url, timeout=1)
-    except httpx.HTTPError:
+        verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+        r = httpx.get(url, timeout=1, verify=verify)
+    except (httpx.HTTPError, OSError):
         return "not answering"
     return "ready" if r.status_code == 200 else f"not ready ({r.status_code})"
 
@@ -376,14 +407,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         healthy &= running
         url = f"{st.server}/readyz" if rec.name == "apiserver" else \
             f"http://{rec.metrics}/readyz" if rec.metrics else None
-        health = _probe(url) if running and url else "-"
+        ca = Path(st.state_dir) / "pki" / "ca.crt" if rec.name == "apiserver" else None
+        health = _probe(url, ca) if running and url else "-"
         rows.append([rec.name, str(rec.pid), "running" if running else "exited", health,
                      rec.log])
     out.write(format_table(rows))
     try:
-        with Client(server=st.server) as client:
+        with Client(_admin_config(st)) as client:
             nodes = client.list(NODE)["items"]
-    except (ApiError, ConnectionFailed) as exc:
+    except (ApiError, ConnectionFailed, ConfigError) as exc:
         out.write(f"nodes: API server not reachable ({exc})\n")
         return 1
     rows = [["NODE", "STATUS", "INTERNAL-IP", "POD-CIDR", "NAMESPACE"]]
@@ -396,3 +428,20 @@ def cmd_status(args: argparse.Namespace) -> int:
                      local.namespace if local else "<not local>"])
     out.write("\n" + format_table(rows))
     return 0 if healthy else 1
+
+
+# --------------------------------------------------------------------------- pki
+
+def cmd_pki(args: argparse.Namespace) -> int:
+    """The ``up`` PKI for a deployment ``up`` doesn't run (compose): same plan, same files."""
+    pki = plan.pki_plan(Path(args.dir), server=args.server, admin_server=args.admin_server,
+                        admin_kubeconfig=Path(args.admin_kubeconfig)
+                        if args.admin_kubeconfig else None,
+                        nodes=args.node, apiserver_names=args.apiserver_name,
+                        apiserver_ips=args.apiserver_ip, cluster_name=args.cluster_name)
+    outcome = credentials.ensure(pki)
+    for path in outcome.created:
+        print(f"created {path}")
+    for path in outcome.kept:
+        print(f"kept {path}")
+    return 0

@@ -4,19 +4,25 @@ Pure: ``mpctl cluster up`` turns a ``ClusterSpec`` into ``ip`` argument lists,
 component command lines and the kube-dns objects, then runs them (``network``,
 ``supervisor``); ``down`` and the tests use the same names to find what belongs to
 a cluster. The layout is DESIGN.md's "Networking of a local cluster": a fabric
-namespace with bridge ``br0`` holding ``10.250.0.1`` (where dnsd listens for pods),
-and node ``n`` as namespace ``mp-<cluster>-node-<n>`` with ``eth0`` at
-``10.250.0.<n+1>`` on that bridge.
+namespace with bridge ``br0`` holding ``10.250.0.1`` (where dnsd and the API server
+listen for pods, on their own ports), and node ``n`` as namespace
+``mp-<cluster>-node-<n>`` with ``eth0`` at ``10.250.0.<n+1>`` on that bridge.
+
+The cluster's PKI is data here too (``PKIPlan``: who gets which certificate, in
+which file, with which names); ``credentials`` makes and reuses the files, and
+``mpctl cluster pki`` (the compose deployment) runs the same plan.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apimachinery import names
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
@@ -32,6 +38,16 @@ _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")
 PREFERRED_API_PORT = 6443
 PREFERRED_DNS_PORT = 5353
 COMPONENTS = ("apiserver", "controllers", "dnsd")
+# The API server also listens on the fabric, for pods (through the `kubernetes`
+# Service): dnsd's address, another port (the same as on loopback: the Service's
+# EndpointSlice carries one port for both). No new address means no new route.
+API_FABRIC_IP = FABRIC_IP
+# The `kubernetes` Service's ClusterIP: the first address of the Service CIDR.
+API_SERVICE_IP = str(ipaddress.ip_network(SERVICE_CIDR).network_address + 1)
+KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                    f"kubernetes.default.svc.{CLUSTER_DOMAIN}")
+# Namespaces without a pod-security.kubernetes.io/enforce label get this level.
+POD_SECURITY_DEFAULT = "baseline"
 
 
 class SpecError(ValueError):
@@ -95,7 +111,19 @@ class ClusterSpec:
 
     @property
     def server(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The user's kubeconfig: the admin credential (``mpctl``, ``kubectl``)."""
+        return self.state_dir / "kubeconfig"
+
+    def pki(self) -> PKIPlan:
+        """Kept under the state dir, so the next ``up`` reuses the CA and credentials."""
+        return pki_plan(self.state_dir / "pki", server=self.server,
+                        admin_kubeconfig=self.kubeconfig,
+                        nodes=[n.name for n in self.node_plans()],
+                        apiserver_ips=[API_FABRIC_IP], cluster_name=f"miniplane-{self.name}")
 
     @property
     def fabric(self) -> str:
@@ -160,22 +188,35 @@ class Command:
 
 
 def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
-    """The control plane first (API server, controllers, dnsd), then one agent per node."""
+    """The control plane first (API server, controllers, dnsd), then one agent per node.
+
+    Each component reaches the API server with its own kubeconfig (its own client
+    certificate); metrics and health stay on loopback.
+    """
     def metrics(name: str) -> list[str]:
         return ["--metrics-listen", f"127.0.0.1:{spec.metrics_ports[name]}"]
 
-    server = ["--server", spec.server]
+    pki = spec.pki()
+
+    def kubeconfig(name: str) -> list[str]:
+        return ["--kubeconfig", str(pki.credential(name).kubeconfig)]
+
     db = (spec.state_dir / "state.db").resolve()
     cmds = [
         Command("apiserver", [str(bin_dir / "mp-apiserver"),
                               "--listen", f"127.0.0.1:{spec.api_port}",
+                              "--listen",
+                              f"netns:{spec.fabric}:{API_FABRIC_IP}:{spec.api_port}",
+                              "--advertise-address", API_FABRIC_IP,
                               "--storage-url", f"sqlite:///{db}",
-                              "--service-cluster-ip-range", SERVICE_CIDR],
+                              "--service-cluster-ip-range", SERVICE_CIDR,
+                              *apiserver_pki_flags(pki),
+                              "--pod-security-default", POD_SECURITY_DEFAULT],
                 spec.log_path("apiserver")),
-        Command("controllers", [str(bin_dir / "mp-controllers"), *server,
+        Command("controllers", [str(bin_dir / "mp-controllers"), *kubeconfig("controllers"),
                                 "--cluster-cidr", CLUSTER_CIDR, *metrics("controllers")],
                 spec.log_path("controllers")),
-        Command("dnsd", [str(bin_dir / "mp-dnsd"), *server,
+        Command("dnsd", [str(bin_dir / "mp-dnsd"), *kubeconfig("dnsd"),
                          "--listen", f"127.0.0.1:{spec.dns_port}",
                          "--listen", f"netns:{spec.fabric}:{FABRIC_IP}:53",
                          "--cluster-domain", CLUSTER_DOMAIN, *metrics("dnsd")],
@@ -183,12 +224,140 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     ]
     for node in spec.node_plans():
         cmds.append(Command(node.name, [
-            str(bin_dir / "mp-nodeagent"), *server, "--node", node.name,
+            str(bin_dir / "mp-nodeagent"), *kubeconfig(node.name), "--node", node.name,
             "--netns", node.namespace, "--cluster-name", spec.name,
             "--state-dir", str(node.state_dir.resolve()), "--cluster-dns", DNS_CLUSTER_IP,
             "--service-cidr", SERVICE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
             "--heartbeat-interval", "5s", *metrics(node.name)], spec.log_path(node.name)))
     return cmds
+
+
+# --------------------------------------------------------------------------- PKI
+
+# Who each component is, as its certificate says (CN = user, O = groups), with
+# Kubernetes' names where Kubernetes has the component; the API server's RBAC
+# bootstrap roles are bound to these.
+ADMIN = "admin"
+CONTROLLERS = "controllers"
+DNSD = "dnsd"
+IDENTITIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    ADMIN: ("kubernetes-admin", ("system:masters",)),
+    CONTROLLERS: ("system:kube-controller-manager", ()),
+    DNSD: ("system:miniplane-dnsd", ()),
+}
+NODE_GROUP = "system:nodes"
+
+
+def node_identity(node: str) -> tuple[str, tuple[str, ...]]:
+    return f"system:node:{node}", (NODE_GROUP,)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One client of the API server: its identity, delivered as a kubeconfig that
+    embeds the CA, its certificate and key (the file alone is the credential)."""
+
+    name: str  # admin, controllers, dnsd, node-<n>
+    user: str
+    groups: tuple[str, ...]
+    kubeconfig: Path
+    server: str
+
+
+@dataclass(frozen=True)
+class PKIPlan:
+    """Every file of a cluster's PKI and what must be in it.
+
+    ``dir`` holds what only the API server reads (the CA, its serving certificate,
+    the ServiceAccount signing key), with the names ``mp-apiserver --cert-dir``
+    uses; each other credential is ``dir/<name>/kubeconfig``, a directory of its
+    own, so a deployment can hand each component its directory and nothing else
+    (compose mounts one volume per component there).
+    """
+
+    dir: Path
+    cluster_name: str  # of the kubeconfigs' cluster, user and context
+    serving_names: tuple[str, ...]
+    serving_ips: tuple[str, ...]
+    credentials: tuple[Credential, ...]
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.dir / "ca.key"
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.dir / "apiserver.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.dir / "apiserver.key"
+
+    @property
+    def sa_key(self) -> Path:
+        return self.dir / "sa.key"
+
+    def credential(self, name: str) -> Credential:
+        for cred in self.credentials:
+            if cred.name == name:
+                return cred
+        raise KeyError(name)
+
+
+def pki_plan(directory: Path, *, server: str, nodes: Iterable[str],
+             admin_server: str | None = None, admin_kubeconfig: Path | None = None,
+             apiserver_names: Iterable[str] = (), apiserver_ips: Iterable[str] = (),
+             cluster_name: str = "miniplane") -> PKIPlan:
+    """The PKI of a cluster whose components reach the API server at ``server``.
+
+    The serving certificate names loopback, the `kubernetes` Service (its
+    ClusterIP and DNS names, for pods) and ``apiserver_names``/``apiserver_ips``
+    (the fabric address; compose's service name). ``admin_server`` is where the
+    admin (a person on the host) reaches it, if not at ``server``.
+    """
+    nodes, apiserver_names, apiserver_ips = (tuple(dict.fromkeys(x)) for x in
+                                             (nodes, apiserver_names, apiserver_ips))
+    for node in nodes:
+        if errors := names.is_dns1123_subdomain(node):
+            raise SpecError(f"--node: {node!r}: {errors[0]}")
+        if node in IDENTITIES:
+            raise SpecError(f"--node: {node!r} is the name of another credential")
+    for ip in apiserver_ips:
+        if errors := names.is_valid_ip(ip):
+            raise SpecError(f"--apiserver-ip: {ip!r}: {errors[0]}")
+    for name in apiserver_names:
+        if errors := names.is_dns1123_subdomain(name):
+            raise SpecError(f"--apiserver-name: {name!r}: {errors[0]}")
+
+    def at(name: str) -> Path:
+        return directory / name / "kubeconfig"
+
+    creds = [Credential(ADMIN, *IDENTITIES[ADMIN], admin_kubeconfig or at(ADMIN),
+                        admin_server or server)]
+    creds += [Credential(name, *IDENTITIES[name], at(name), server)
+              for name in (CONTROLLERS, DNSD)]
+    creds += [Credential(node, *node_identity(node), at(node), server)
+              for node in nodes]
+    dns = ("localhost", *KUBERNETES_NAMES, *apiserver_names)
+    ips = ("127.0.0.1", API_SERVICE_IP, *apiserver_ips)
+    return PKIPlan(dir=directory, cluster_name=cluster_name,
+                   serving_names=tuple(dict.fromkeys(dns)),
+                   serving_ips=tuple(dict.fromkeys(ips)), credentials=tuple(creds))
+
+
+def apiserver_pki_flags(pki: PKIPlan) -> list[str]:
+    """The API server's bring-your-own flags naming the plan's files."""
+    return ["--cert-dir", str(pki.dir), "--client-ca-file", str(pki.ca_cert),
+            "--tls-cert-file", str(pki.serving_cert),
+            "--tls-private-key-file", str(pki.serving_key),
+            "--service-account-signing-key-file", str(pki.sa_key)]
+
+
+# --------------------------------------------------------------------------- kube-dns
 
 
 def kube_dns_objects() -> list[tuple[Kind, dict[str, Any]]]:

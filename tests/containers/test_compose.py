@@ -11,7 +11,9 @@ internal networks).
 What is checked, as the README promises: both nodes Ready; the client pod (in one
 node container) reaches ``web`` by name and is answered by pods on both nodes;
 ``getent hosts web`` resolves through the search path; ``mpctl`` and ``curl`` on
-the host reach the API server through the published port; a restarted API server
+the host reach the API server over HTTPS through the published port with the admin
+kubeconfig copied out of its volume (every request here uses it); a node container
+holds its own credential only; the ``pki`` one-shot reuses what it made; a restarted API server
 container keeps its objects (volume) and every other container reconnects (a new
 Service gets endpoints, DNS and proxy rules); ``down -v`` leaves nothing in the
 host's root namespace; a node-agent container without privileges exits with one line.
@@ -19,6 +21,7 @@ host's root namespace; a node-agent container without privileges exits with one 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -32,7 +35,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cryptography import x509
 
+from client.config import ClientConfig, read_kubeconfig
+from client.http import tls_verify
+from componentbase import pki as certs
 from tests.conftest import free_port
 from tests.containers.harness import (
     BASE_IMAGE,
@@ -55,6 +62,8 @@ CLUSTER = "compose"  # docker-compose.yml's --cluster-name: pods are mp-compose-
 NODES = ("node-1", "node-2")
 WEB_PODS = ("web-1", "web-2", "web-3")
 MPCTL = Path(sys.executable).parent / "mpctl"
+ADMIN_KUBECONFIG = "/var/lib/miniplane/pki/admin/kubeconfig"  # in the apiserver container
+CREDENTIAL = "/etc/miniplane/credentials/kubeconfig"  # in every other component's
 
 
 def compose_command(flavor: str, env: dict[str, str]) -> list[str]:
@@ -92,10 +101,11 @@ def write_override(path: Path, context: Path) -> Path:
     spec = yaml.safe_load(COMPOSE_FILE.read_text())
     # compose v1 replaces (does not merge) a network redefined in a later file.
     cluster = {**spec["networks"]["cluster"], "internal": True}
+    networks = {**spec["services"]["apiserver"]["networks"], "published": {}}
     path.write_text(yaml.safe_dump({
         "services": {"apiserver": {
             "build": {"context": str(context), "args": {"BASE": BASE_IMAGE}, "network": "none"},
-            "networks": ["cluster", "published"]}},
+            "networks": networks}},
         "networks": {"cluster": cluster, "published": {}},
     }))
     return path
@@ -110,10 +120,25 @@ class Cluster:
     project: str
     override: Path
     port: int
+    kubeconfig: Path  # the admin's, copied out of its volume by ``fetch_kubeconfig``
+    config: ClientConfig | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.port}"
+
+    def fetch_kubeconfig(self) -> str:
+        """As the README says: ``docker compose exec apiserver cat`` the admin's file."""
+        text = self.compose("exec", "-T", "apiserver", "cat", ADMIN_KUBECONFIG).stdout
+        self.kubeconfig.write_text(text)
+        self.kubeconfig.chmod(0o600)
+        self.config = read_kubeconfig(self.kubeconfig)
+        assert self.config.server == self.url
+        return text
+
+    def http(self) -> httpx.Client:
+        assert self.config is not None, "fetch_kubeconfig first"
+        return httpx.Client(base_url=self.url, verify=tls_verify(self.config), timeout=10)
 
     def compose(self, *args: str, check: bool = True, timeout: float = 180
                 ) -> subprocess.CompletedProcess[str]:
@@ -125,13 +150,15 @@ class Cluster:
     def api(self, method: str, path: str, body: dict[str, Any] | None = None
             ) -> dict[str, Any]:
         """A request through the published port (loopback)."""
-        resp = httpx.request(method, self.url + path, json=body, timeout=10)
+        with self.http() as http:
+            resp = http.request(method, path, json=body)
         resp.raise_for_status()
         return resp.json()
 
     def ready(self) -> bool:
         try:
-            return httpx.get(self.url + "/readyz", timeout=2).status_code == 200
+            with self.http() as http:
+                return http.get("/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -146,7 +173,7 @@ class Cluster:
         is the "host" on which ``mpctl exec`` finds the pod's namespace.
         """
         node = self.pod(name)["spec"]["nodeName"]
-        return self.compose("exec", "-T", node, "mpctl", "--server", "http://apiserver:6443",
+        return self.compose("exec", "-T", node, "mpctl", "--kubeconfig", CREDENTIAL,
                             "exec", name, "--", *cmd, check=check, timeout=timeout)
 
     def diagnostics(self) -> str:
@@ -238,12 +265,36 @@ def check_discovery(cluster: Cluster) -> None:
 
 
 def check_host_access(cluster: Cluster) -> None:
-    """mpctl and curl on the host reach the API server through the published port."""
-    out = run([str(MPCTL), "--server", cluster.url, "get", "nodes"]).stdout
+    """mpctl (no flags but KUBECONFIG) and curl on the host reach the API server over
+    HTTPS through the published port, with the admin kubeconfig."""
+    env = {k: v for k, v in os.environ.items() if k != "MINIPLANE_SERVER"}
+    out = run([str(MPCTL), "get", "nodes"], env={**env, "KUBECONFIG": str(cluster.kubeconfig)}
+              ).stdout
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:]}
     assert rows == {"node-1": "Ready", "node-2": "Ready"}, out
-    body = json.loads(run(["curl", "-fsS", f"{cluster.url}/api/v1/nodes"]).stdout)
+    config = cluster.config
+    assert config is not None and config.ca_file and config.client_cert and config.client_key
+    body = json.loads(run(["curl", "-fsS", "--cacert", config.ca_file, "--cert",
+                           config.client_cert, "--key", config.client_key,
+                           f"{cluster.url}/api/v1/nodes"]).stdout)
     assert sorted(n["metadata"]["name"] for n in body["items"]) == list(NODES)
+
+
+def check_credentials(cluster: Cluster) -> None:
+    """Each node container holds its own credential (system:node:<node>) and no other;
+    a second run of the ``pki`` one-shot reuses every file."""
+    for node in NODES:
+        listing = cluster.compose("exec", "-T", node, "find", "/etc/miniplane", "-type",
+                                  "f").stdout.split()
+        assert listing == [CREDENTIAL], (node, listing)
+        doc = yaml.safe_load(cluster.compose("exec", "-T", node, "cat", CREDENTIAL).stdout)
+        cert = x509.load_pem_x509_certificate(base64.b64decode(
+            doc["users"][0]["user"]["client-certificate-data"]))
+        assert certs.subject(cert) == (f"system:node:{node}", ("system:nodes",))
+    before = cluster.kubeconfig.read_text()
+    again = cluster.compose("run", "--rm", "-T", "--no-deps", "pki").stdout.splitlines()
+    assert again and all(line.startswith("kept ") for line in again), again
+    assert cluster.fetch_kubeconfig() == before
 
 
 def check_apiserver_restart(cluster: Cluster) -> None:
@@ -288,7 +339,8 @@ def test_compose_cluster(flavor: str, engine: Engine, image: str, context: Path,
                          tmp_path: Path) -> None:
     argv = compose_command(flavor, engine.env)
     cluster = Cluster(engine, argv, f"mpct{flavor}{os.getpid()}",
-                      write_override(tmp_path / "override.yml", context), free_port())
+                      write_override(tmp_path / "override.yml", context), free_port(),
+                      tmp_path / "admin.kubeconfig")
     start = time.monotonic()
     before = host_snapshot(f"mp-{CLUSTER}-")
     try:
@@ -296,9 +348,11 @@ def test_compose_cluster(flavor: str, engine: Engine, image: str, context: Path,
         cluster.compose("build", "apiserver", timeout=900)
         print(f"[{flavor}] built in {elapsed_since(start)}", flush=True)
         cluster.compose("up", "-d", "--no-build", timeout=300)
+        cluster.fetch_kubeconfig()
         check_cluster(cluster)
         print(f"[{flavor}] cluster working after {elapsed_since(start)}", flush=True)
         check_host_access(cluster)
+        check_credentials(cluster)
         check_apiserver_restart(cluster)
         check_discovery(cluster)
         print(f"[{flavor}] restart checked after {elapsed_since(start)}", flush=True)

@@ -28,8 +28,10 @@ import pytest
 import yaml
 
 from apimachinery.kinds import NODE, POD, SERVICE
+from client.config import load_config
 from client.errors import NotFound
 from client.http import Client
+from componentbase import pki as certs
 from componentbase.procs import same_process
 from mpctl.cluster import plan
 from tests.conftest import BIN, REPO, wait_until
@@ -83,6 +85,13 @@ def mpctl(*args: str, state_dir: Path | None = None, check: bool = False, timeou
         raise AssertionError(f"mpctl {' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stdout}{result.stderr}")
     return result
+
+
+def admin_client(state_dir: Path) -> Client:
+    """As the user: the kubeconfig ``up`` wrote (CA, admin certificate, https server)."""
+    config = load_config(kubeconfig=state_dir / "kubeconfig")
+    assert config.server.startswith("https://") and config.client_cert and config.ca_file
+    return Client(config)
 
 
 def namespaces_of(name: str) -> list[str]:
@@ -166,7 +175,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         mpctl("cluster", "up", "--name", name, "--state-dir", str(state_dir), "--detach", "-q",
               check=True)
         record = json.loads((state_dir / "cluster.json").read_text())
-        with Client(server=record["server"]) as client:
+        with admin_client(state_dir) as client:
             c = LocalCluster(name=name, state_dir=state_dir, client=client)
             c.apply_demo()
             yield c
@@ -292,6 +301,46 @@ def test_logs_status_exec_exit_code_and_kubectl(cluster: LocalCluster) -> None:
     assert kubectl.stdout.split() == ["node/node-1", "node/node-2"]
 
 
+def test_each_component_runs_with_its_own_credential(cluster: LocalCluster) -> None:
+    """What ``up`` started: the API server on the plan's TLS files, every other
+    component with a kubeconfig whose certificate names it (CN user, O groups)."""
+    pki = cluster.state_dir / "pki"
+    expected = {"controllers": ("system:kube-controller-manager", ()),
+                "dnsd": ("system:miniplane-dnsd", ()),
+                "node-1": ("system:node:node-1", ("system:nodes",)),
+                "node-2": ("system:node:node-2", ("system:nodes",))}
+    ca = certs.load(pki / "ca.crt", pki / "ca.key").cert
+    for proc in cluster.record()["processes"]:
+        argv = Path(f"/proc/{proc['pid']}/cmdline").read_bytes().decode().split("\0")
+        assert "--server" not in argv, proc["name"]
+        if proc["name"] == "apiserver":
+            assert argv[argv.index("--tls-cert-file") + 1] == str(pki / "apiserver.crt")
+            assert argv[argv.index("--client-ca-file") + 1] == str(pki / "ca.crt")
+            continue
+        path = Path(argv[argv.index("--kubeconfig") + 1])
+        assert path == pki / proc["name"] / "kubeconfig"
+        config = load_config(kubeconfig=path)
+        cert = certs.load(config.client_cert, config.client_key).cert
+        cert.verify_directly_issued_by(ca)
+        assert certs.subject(cert) == expected[proc["name"]]
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+    admin = load_config(kubeconfig=cluster.state_dir / "kubeconfig")
+    assert certs.subject(certs.load(admin.client_cert, admin.client_key).cert) == \
+        ("kubernetes-admin", ("system:masters",))
+
+
+def test_pods_reach_the_api_server_over_tls_through_the_kubernetes_service(
+        cluster: LocalCluster) -> None:
+    """10.96.0.1:443 leads to the API server's fabric address, whose certificate
+    names ``kubernetes.default.svc.cluster.local`` (pods run on the host's files today,
+    so the CA is read from the state dir)."""
+    ca = cluster.state_dir / "pki" / "ca.crt"
+    for url in ("https://kubernetes.default.svc.cluster.local/readyz",
+                "https://10.96.0.1/readyz"):
+        out = cluster.in_client("curl", "-sS", "-m", "5", "--cacert", str(ca), url)
+        assert out.stdout == "ok", (url, out.stdout, out.stderr)
+
+
 def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalCluster,
                                                          tmp_path: Path) -> None:
     """A foreground ``up`` next to the first cluster; ``down`` elsewhere SIGTERMs it.
@@ -309,7 +358,7 @@ def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalClu
         record = json.loads((state_dir / "cluster.json").read_text())
         assert record["server"] != cluster.record()["server"]
         assert record["dns"] != cluster.record()["dns"]
-        with Client(server=record["server"]) as other:
+        with admin_client(state_dir) as other:
             assert [n["metadata"]["name"] for n in other.list(NODE)["items"]] == ["node-1"]
         assert cluster.mpctl("get", "nodes", "-o", "name", check=True).stdout.split() == \
             ["node/node-1", "node/node-2"]
@@ -354,6 +403,9 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
         assert_gone(name, record)
         assert mpctl("cluster", "down", "--name", name, "--state-dir", str(state_dir)
                      ).stdout == f"cluster {name!r} is not running\n"
+        # the CA and the credentials stay for the next `up` (unit-tested to be reused)
+        assert (state_dir / "pki" / "ca.key").is_file()
+        assert (state_dir / "kubeconfig").is_file()
     finally:
         if up.poll() is None:
             up.kill()

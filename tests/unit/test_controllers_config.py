@@ -51,7 +51,6 @@ def test_every_flag_is_read():
     (["--cluster-cidr", "10.244.1.0/16"], "host bits"),
     (["--cluster-cidr", "10.244.0.0/16", "--node-cidr-mask-size", "8"], "mask"),
     (["--metrics-listen", "9000"], "HOST:PORT"),
-    (["--metrics-listen", ":9000"], "the host is missing"),
     (["--metrics-listen", "localhost:http"], "port must be a number"),
     (["--controllers", "endpointslice,dns"], "argument --controllers: unknown controller 'dns'"),
     (["--log-level", "loud"], "invalid choice"),
@@ -80,3 +79,7 @@ def test_grace_period_takes_a_go_duration_too():
 ])
 def test_controller_lists(text, chosen):
     assert parse_controllers(text) == chosen
+
+
+def test_metrics_without_a_host_stay_on_loopback() -> None:
+    assert parse_args(["--metrics-listen", ":10257"]).metrics_listen == ("127.0.0.1", 10257)

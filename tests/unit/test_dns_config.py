@@ -74,3 +74,7 @@ def test_upstream_timeout_takes_a_go_duration() -> None:
 def test_main_exits_2_with_argparse_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert flag_error(capsys, main, ["--ttl", "9999"], prog="mp-dnsd") == \
         "mp-dnsd: error: argument --ttl: must be between 0 and 3600, got 9999"
+
+
+def test_metrics_without_a_host_stay_on_loopback() -> None:
+    assert parse_args(["--metrics-listen", ":9153"]).metrics_listen == Listen("127.0.0.1", 9153)

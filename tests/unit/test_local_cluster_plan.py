@@ -94,11 +94,97 @@ def test_component_commands_wire_the_agents_to_their_namespaces() -> None:
     assert agent[0] == "/venv/bin/mp-nodeagent"
     flags = dict(zip(agent[1::2], agent[2::2], strict=False))
     assert flags["--netns"] == "mp-mp-node-2" and flags["--cluster-name"] == "mp"
-    assert flags["--server"] == "http://127.0.0.1:6443"
     assert flags["--metrics-listen"] == "127.0.0.1:2002"
     dnsd = cmds["dnsd"].argv
     assert "netns:mp-mp-fabric:10.250.0.1:53" in dnsd and "127.0.0.1:5353" in dnsd
     assert cmds["node-1"].log == Path("/tmp/x/logs/node-1.log")
+
+
+def test_each_component_reaches_the_api_server_with_its_own_kubeconfig() -> None:
+    cmds = {c.name: c.argv for c in plan.component_commands(spec(2), Path("/venv/bin"))}
+    assert {name: argv[argv.index("--kubeconfig") + 1]
+            for name, argv in cmds.items() if "--kubeconfig" in argv} == {
+        "controllers": "/tmp/x/pki/controllers/kubeconfig",
+        "dnsd": "/tmp/x/pki/dnsd/kubeconfig",
+        "node-1": "/tmp/x/pki/node-1/kubeconfig",
+        "node-2": "/tmp/x/pki/node-2/kubeconfig"}
+    assert not any("--server" in argv for argv in cmds.values())
+    assert all("--metrics-listen" not in argv or
+               argv[argv.index("--metrics-listen") + 1].startswith("127.0.0.1:")
+               for argv in cmds.values())
+
+
+def test_the_api_server_serves_tls_from_the_plans_files_on_loopback_and_the_fabric() -> None:
+    api = plan.component_commands(spec(2), Path("/venv/bin"))[0].argv
+    assert [api[i + 1] for i, a in enumerate(api) if a == "--listen"] == [
+        "127.0.0.1:6443", "netns:mp-mp-fabric:10.250.0.1:6443"]
+    flags = dict(zip(api[1::2], api[2::2], strict=False))
+    assert flags["--advertise-address"] == "10.250.0.1"
+    assert flags["--pod-security-default"] == "baseline"
+    assert {k: v for k, v in flags.items() if k.endswith(("-file", "-dir"))} == {
+        "--cert-dir": "/tmp/x/pki",
+        "--client-ca-file": "/tmp/x/pki/ca.crt",
+        "--tls-cert-file": "/tmp/x/pki/apiserver.crt",
+        "--tls-private-key-file": "/tmp/x/pki/apiserver.key",
+        "--service-account-signing-key-file": "/tmp/x/pki/sa.key"}
+    # pods reach it through the `kubernetes` Service at an address the fabric already has,
+    # on the loopback listener's port (the EndpointSlice names one port for both)
+    assert plan.API_FABRIC_IP == plan.FABRIC_IP
+    other = plan.ClusterSpec(name="b", nodes=1, state_dir=Path("/s"), api_port=40001,
+                             dns_port=1, metrics_ports={"controllers": 2, "dnsd": 3,
+                                                        "node-1": 4})
+    api = plan.component_commands(other, Path("/venv/bin"))[0].argv
+    assert [api[i + 1] for i, a in enumerate(api) if a == "--listen"] == [
+        "127.0.0.1:40001", "netns:mp-b-fabric:10.250.0.1:40001"]
+
+
+def test_pki_names_each_component_as_kubernetes_does() -> None:
+    pki = spec(2).pki()
+    assert [(c.name, c.user, c.groups) for c in pki.credentials] == [
+        ("admin", "kubernetes-admin", ("system:masters",)),
+        ("controllers", "system:kube-controller-manager", ()),
+        ("dnsd", "system:miniplane-dnsd", ()),
+        ("node-1", "system:node:node-1", ("system:nodes",)),
+        ("node-2", "system:node:node-2", ("system:nodes",))]
+    # the admin credential is the user's kubeconfig; every client uses the same server
+    assert pki.credential("admin").kubeconfig == Path("/tmp/x/kubeconfig")
+    assert {c.server for c in pki.credentials} == {"https://127.0.0.1:6443"}
+    assert pki.cluster_name == "miniplane-mp"
+    assert (pki.ca_cert, pki.ca_key, pki.serving_cert, pki.serving_key, pki.sa_key) == tuple(
+        Path("/tmp/x/pki") / f for f in ("ca.crt", "ca.key", "apiserver.crt",
+                                         "apiserver.key", "sa.key"))
+
+
+def test_serving_certificate_names_loopback_the_fabric_and_the_kubernetes_service() -> None:
+    pki = spec(1).pki()
+    assert pki.serving_ips == ("127.0.0.1", "10.96.0.1", "10.250.0.1")
+    assert pki.serving_names == ("localhost", "kubernetes", "kubernetes.default",
+                                 "kubernetes.default.svc",
+                                 "kubernetes.default.svc.cluster.local")
+
+
+def test_pki_for_another_deployment_names_its_hosts_and_admin_server() -> None:
+    pki = plan.pki_plan(Path("/p"), server="https://apiserver:6443",
+                        admin_server="https://127.0.0.1:7000", nodes=["node-1", "node-1"],
+                        apiserver_names=["apiserver"], apiserver_ips=["10.245.1.6"])
+    assert pki.credential("admin").kubeconfig == Path("/p/admin/kubeconfig")
+    assert pki.credential("admin").server == "https://127.0.0.1:7000"
+    assert pki.credential("node-1").server == "https://apiserver:6443"
+    assert [c.name for c in pki.credentials] == ["admin", "controllers", "dnsd", "node-1"]
+    assert "apiserver" in pki.serving_names and "10.245.1.6" in pki.serving_ips
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"nodes": ["../x"]}, "--node: '../x': a lowercase RFC 1123 subdomain"),
+    ({"nodes": ["Node-1"]}, "--node: 'Node-1'"),
+    ({"nodes": ["dnsd"]}, "--node: 'dnsd' is the name of another credential"),
+    ({"nodes": [], "apiserver_ips": ["10.0.0.300"]}, "--apiserver-ip: '10.0.0.300'"),
+    ({"nodes": [], "apiserver_names": ["a_b"]}, "--apiserver-name: 'a_b'"),
+])
+def test_pki_refuses_names_that_would_escape_or_clash(kwargs: dict, message: str) -> None:
+    with pytest.raises(plan.SpecError) as err:
+        plan.pki_plan(Path("/p"), server="https://x", **kwargs)
+    assert str(err.value).startswith(message)
 
 
 def test_kube_dns_points_the_dns_cluster_ip_at_dnsd_on_the_fabric() -> None:

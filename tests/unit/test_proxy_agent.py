@@ -163,12 +163,15 @@ def test_metrics_text() -> None:
 def test_status_endpoint_answers() -> None:
     server = StatusServer(Metrics().render, health=lambda: (True, ""),
                           readiness=lambda: (False, "rules not synced yet"))
-    assert server.respond(b"GET /healthz HTTP/1.1\r\n\r\n")[0] == "200 OK"
-    status, _, body = server.respond(b"GET /readyz HTTP/1.1\r\n\r\n")
+    def respond(line: bytes) -> tuple[str, str, bytes]:
+        return server.respond(line + b"\r\n\r\n", from_loopback=True)
+
+    assert respond(b"GET /healthz HTTP/1.1")[0] == "200 OK"
+    status, _, body = respond(b"GET /readyz HTTP/1.1")
     assert status.startswith("503") and b"not synced" in body
-    assert server.respond(b"GET /metrics HTTP/1.1\r\n\r\n")[0] == "200 OK"
-    assert server.respond(b"POST /metrics HTTP/1.1\r\n\r\n")[0].startswith("405")
-    assert server.respond(b"GET /nope HTTP/1.1\r\n\r\n")[0].startswith("404")
+    assert respond(b"GET /metrics HTTP/1.1")[0] == "200 OK"
+    assert respond(b"POST /metrics HTTP/1.1")[0].startswith("405")
+    assert respond(b"GET /nope HTTP/1.1")[0].startswith("404")
 
 
 def test_flags() -> None:

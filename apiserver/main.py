@@ -154,7 +154,7 @@ def prepare_tls(args: argparse.Namespace, config: Config) -> ssl.SSLContext:
     files = serving.prepare_tls(cert_dir=cert_dir(args), tls_cert_file=args.tls_cert_file,
                                 tls_key_file=args.tls_private_key_file,
                                 client_ca_file=args.client_ca_file, who=who,
-                                admin_server=where[0].url)
+                                admin_server=serving.client_url(where[0]))
     return serving.server_context(files)
 
 

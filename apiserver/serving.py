@@ -43,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
 from componentbase import flags, pki
+from componentbase.flags import Listen
 from componentbase.netns import run_in_netns
 
 ADMIN_USER = "kubernetes-admin"
@@ -53,7 +54,6 @@ CLUSTER_NAME = "miniplane"  # the cluster/user/context name inside admin.kubecon
 # pods use for the ``kubernetes`` Service.
 KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local")
-_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                        r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -61,41 +61,15 @@ _DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 # -- flags ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Listen:
-    """One address to serve on; ``netns`` names the network namespace it lives in."""
-
-    host: str
-    port: int
-    netns: str = ""
-
-    def __str__(self) -> str:
-        where = f"[{self.host}]" if ":" in self.host else self.host
-        return (f"netns:{self.netns}:" if self.netns else "") + f"{where}:{self.port}"
-
-    @property
-    def is_wildcard(self) -> bool:
-        return ipaddress.ip_address(self.host).is_unspecified
-
-    @property
-    def url(self) -> str:
-        """How a client on this host reaches it (a wildcard through loopback)."""
-        host = ("::1" if ":" in self.host else "127.0.0.1") if self.is_wildcard else self.host
-        return f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
+def client_url(listen: Listen) -> str:
+    """How a client on this host reaches ``listen`` (a wildcard through loopback)."""
+    host = ("::1" if ":" in listen.host else "127.0.0.1") if listen.is_wildcard else listen.host
+    return f"https://[{host}]:{listen.port}" if ":" in host else f"https://{host}:{listen.port}"
 
 
 def parse_listen(value: str) -> Listen:
-    """``IP:PORT``, ``[V6]:PORT`` or ``netns:NAME:IP:PORT``; an empty host is 127.0.0.1.
-    IP addresses only: they go into the serving certificate and the EndpointSlice."""
-    netns = ""
-    if value.startswith("netns:"):
-        _, netns, rest = value.split(":", 2) if value.count(":") >= 2 else ("", "", "")
-        if not _NETNS.match(netns) or netns in (".", ".."):
-            raise ValueError(f"{value!r}: expected netns:NAME:IP:PORT")
-        value = rest
-    host, port = flags.parse_host_port(value, default_host="127.0.0.1", ip_only=True,
-                                       min_port=1)
-    return Listen(host, port, netns)
+    """``--listen``: an empty host is 127.0.0.1, port 0 is refused (clients must know it)."""
+    return flags.parse_listen(value, default_host="127.0.0.1", min_port=1)
 
 
 def parse_san(value: str) -> str:

@@ -26,6 +26,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, NoReturn, TypeVar
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -244,3 +245,38 @@ def port_range() -> Callable[[str], str]:
         return text
 
     return typed(parse, "port_range")
+
+
+_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Listen:
+    """An address to serve on; ``netns`` names the network namespace the socket is
+    made in (mp-apiserver's and mp-dnsd's ``--listen netns:NS:IP:PORT``)."""
+
+    host: str
+    port: int
+    netns: str = ""
+
+    def __str__(self) -> str:
+        where = f"[{self.host}]" if ":" in self.host else self.host
+        return (f"netns:{self.netns}:" if self.netns else "") + f"{where}:{self.port}"
+
+    @property
+    def is_wildcard(self) -> bool:
+        return ipaddress.ip_address(self.host).is_unspecified
+
+
+def parse_listen(value: str, *, default_host: str | None = None, min_port: int = 0) -> Listen:
+    """``IP:PORT``, ``[V6]:PORT`` or ``netns:NAME:IP:PORT``. IP addresses only: a server
+    can't lean on DNS to start (and the API server's go into its certificate)."""
+    netns = ""
+    if value.startswith("netns:"):
+        _, netns, rest = value.split(":", 2) if value.count(":") >= 2 else ("", "", "")
+        if not _NETNS.match(netns) or netns in (".", ".."):
+            raise ValueError(f"{value!r}: expected netns:NAME:IP:PORT")
+        value = rest
+    host, port = parse_host_port(value, default_host=default_host, ip_only=True,
+                                 min_port=min_port)
+    return Listen(host, port, netns)

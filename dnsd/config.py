@@ -20,23 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from componentbase import flags
+from componentbase.flags import Listen
 from dnsd.upstream import DEFAULT_TIMEOUT, Server
 
 DEFAULT_LISTEN = "127.0.0.1:5353"
 MAX_TTL = 3600  # CoreDNS's bound: longer TTLs make deleted Services linger in caches
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class Listen:
-    host: str
-    port: int
-    netns: str = ""
-
-    def __str__(self) -> str:
-        where = f"[{self.host}]" if ":" in self.host else self.host
-        return (f"netns:{self.netns}:" if self.netns else "") + f"{where}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -125,16 +114,7 @@ def parse_metrics_listen(value: str) -> Listen:
 
 
 def parse_listen(value: str, default_host: str | None = None) -> Listen:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``netns:NAME:HOST:PORT``. The host must be an IP
-    address: names would need resolving, and a DNS server can't lean on DNS to start."""
-    netns = ""
-    if value.startswith("netns:"):
-        _, netns, rest = value.split(":", 2) if value.count(":") >= 2 else ("", "", "")
-        if not _NETNS.match(netns) or netns in (".", ".."):
-            raise ValueError(f"{value!r}: expected netns:NAME:HOST:PORT")
-        value = rest
-    host, port = flags.parse_host_port(value, default_host=default_host, ip_only=True)
-    return Listen(host, port, netns)
+    return flags.parse_listen(value, default_host=default_host)
 
 
 def parse_upstream(value: str) -> Server:

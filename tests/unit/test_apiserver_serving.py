@@ -10,6 +10,7 @@ from apiserver.serving import (
     KUBERNETES_NAMES,
     Listen,
     advertise_address,
+    client_url,
     default_cert_dir,
     parse_listen,
     parse_san,
@@ -27,7 +28,7 @@ from controllers.slices import desired_slices
      "https://10.250.0.1:6443"),
 ])
 def test_parse_listen(text: str, listen: Listen, url: str) -> None:
-    assert parse_listen(text) == listen and listen.url == url
+    assert parse_listen(text) == listen and client_url(listen) == url
     assert parse_listen(str(listen)) == listen
 
 

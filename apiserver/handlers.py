@@ -22,7 +22,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from apiserver import managedfields, objects, openapi, tables
+from apiserver import managedfields, objects, openapi, protobuf, tables
 from apiserver import patch as patches
 from apiserver.auth.authn import Authenticator
 from apiserver.auth.filters import Authorization
@@ -351,7 +351,7 @@ class Api:
             await read_body(request)  # whatever it says (kubectl sends protobuf), unread
             body: dict = {}
         else:
-            body = await read_object(request)
+            body = await read_object(request, rt.kind.kind)
             check_fields(rt, body, field_validation(request))
         ctx = ReviewContext(request.scope.get(USER_KEY, ANONYMOUS_USER), self.authenticator,
                             self.store, self.authorization, namespace)
@@ -359,7 +359,7 @@ class Api:
 
     async def action(self, rt: Strategy, subresource: str, ns: str, name: str,
                      request: Request) -> Response:
-        body = await read_object(request)
+        body = await read_object(request, rt.actions[subresource].kind)
         who = caller(request)
         result = await self._commit(self.writes.action(rt, subresource, ns, name, body, who),
                                     dry_run(request))
@@ -398,17 +398,24 @@ def media_type(request: Request) -> str:
     return value.split(";")[0].strip().lower()
 
 
-def _load_object_body(content_type: str, raw: bytes) -> Any:
+def _load_object_body(content_type: str, raw: bytes, kind: str | None = None) -> Any:
     """Decode a JSON or YAML body; any other type is a 415.
 
     Only types a browser cannot send cross-site without asking first are read
     (no text/plain, no forms), so a web page cannot make a user's browser write.
+    Protobuf is read only where ``kind`` (what the endpoint takes) is one kubectl
+    sends no other way (``protobuf.KINDS``: the access reviews, TokenRequest).
     """
     if content_type == JSON:
         return _load_json(raw)
     if content_type == YAML:
         return _load_yaml(raw)
-    if content_type == "application/vnd.kubernetes.protobuf":
+    if content_type == protobuf.MEDIA_TYPE:
+        if kind is not None and kind in protobuf.KINDS:
+            try:
+                return protobuf.decode(raw, kind)
+            except protobuf.ProtobufError as exc:
+                raise BadRequest(f"the request body is not a valid {kind}: {exc}") from None
         raise UnsupportedMediaType(
             "protobuf request bodies are not supported by miniplane; send JSON "
             "(kubectl apply -f / kubectl create -f do)")
@@ -416,10 +423,12 @@ def _load_object_body(content_type: str, raw: bytes) -> Any:
                                f'accepted media types include: {JSON}, {YAML}')
 
 
-async def read_object(request: Request) -> dict:
+async def read_object(request: Request, kind: str | None = None) -> dict:
+    """The request's body as an object; ``kind`` is the kind the endpoint takes, for
+    the few that may come as protobuf."""
     content_type = media_type(request)
     raw = await read_body(request)
-    document = _load_object_body(content_type, raw)
+    document = _load_object_body(content_type, raw, kind)
     if not isinstance(document, dict):
         raise BadRequest("the request body must be a JSON object")
     return document

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -109,3 +110,60 @@ def test_endpointslices_and_watch_from_the_start(api):
                                           address_type="IPv4", endpoints=[]))
     t.join(timeout=10)
     assert seen == ["ADDED web-1", "ADDED web-2"]
+
+
+def test_a_service_account_token_lists_only_with_a_binding(api, apiserver):
+    """What an in-cluster client does with its mounted token (Configuration with an
+    api_key, no certificate): refused without a RoleBinding, served with one."""
+    from tests.conftest import wait_until  # noqa: PLC0415
+
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    meta = client.V1ObjectMeta
+    core.create_namespace(client.V1Namespace(metadata=meta(name="apps")))
+    core.create_namespaced_service_account("apps", client.V1ServiceAccount(
+        metadata=meta(name="reader")))
+    core.create_namespaced_service("apps", client.V1Service(
+        metadata=meta(name="db"), spec=client.V1ServiceSpec(ports=[client.V1ServicePort(
+            port=5432)])))
+    answer = core.create_namespaced_service_account_token(
+        "reader", "apps", client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(
+            audiences=["https://kubernetes.default.svc.cluster.local"],
+            expiration_seconds=600)))
+    assert answer.status.expiration_timestamp is not None
+
+    config = client.Configuration()
+    config.host = apiserver.url
+    config.ssl_ca_cert = apiserver.ca_file
+    config.api_key = {"authorization": answer.status.token}
+    config.api_key_prefix = {"authorization": "Bearer"}
+    with client.ApiClient(config) as as_reader:
+        reader = client.CoreV1Api(as_reader)
+        with pytest.raises(client.ApiException) as err:
+            reader.list_namespaced_service("apps")
+        assert err.value.status == 403
+        assert json.loads(err.value.body)["message"] == (
+            'services is forbidden: User "system:serviceaccount:apps:reader" cannot list '
+            'resource "services" in API group "" in the namespace "apps"')
+
+        rbac.create_namespaced_role_binding("apps", client.V1RoleBinding(
+            metadata=meta(name="reader-views"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io",
+                                      kind="ClusterRole", name="view"),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name="reader",
+                                           namespace="apps")]))
+
+        def lists() -> list[str] | None:  # the binding reaches the authorizer from the log
+            try:
+                return [s.metadata.name for s in reader.list_namespaced_service("apps").items]
+            except client.ApiException as exc:
+                assert exc.status == 403
+                return None
+
+        assert wait_until(lists, what="the RoleBinding to take effect") == ["db"]
+        # view reads; it does not write, nor read another namespace
+        with pytest.raises(client.ApiException) as err:
+            reader.delete_namespaced_service("db", "apps")
+        assert err.value.status == 403
+        with pytest.raises(client.ApiException) as err:
+            reader.list_namespaced_service("default")
+        assert err.value.status == 403

@@ -60,7 +60,7 @@ def custom(ca: pki.KeyPair, common_name: str, usages: list[x509.ObjectIdentifier
             .serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(end)
             .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .sign(ca.private_key(), hashes.SHA256()))  # type: ignore[arg-type]
+            .sign(ca.private_key(), hashes.SHA256()))
     return pki.KeyPair(cert.public_bytes(serialization.Encoding.PEM),
                        key.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,

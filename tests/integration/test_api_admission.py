@@ -1,13 +1,18 @@
 """Admission and request hygiene on a real mp-apiserver: Pod Security, ServiceAccount
-defaulting, and which request bodies are read at all."""
+defaulting, NodeRestriction of a node's token requests, and which request bodies are
+read at all. Requests are cluster-admin's unless a test says who it is."""
 
 from __future__ import annotations
 
 import json
+import ssl
+from pathlib import Path
 
 import httpx
 import pytest
 
+from componentbase import pki
+from tests.conftest import ApiServer, session_pki, wait_until
 from tests.integration.rest import NS, POD, pod, status_of
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -25,8 +30,8 @@ RESTRICTED_MESSAGE = (
 
 
 @pytest.fixture
-def api(shared_url: str):
-    with httpx.Client(base_url=shared_url, timeout=10) as client:
+def api(shared_api: ApiServer):
+    with shared_api.http(timeout=10) as client:
         yield client
 
 
@@ -111,7 +116,7 @@ def test_a_new_pod_runs_as_the_default_service_account(api):
 
 def test_default_flag_enforces_baseline_in_unlabelled_namespaces(make_apiserver):
     server = make_apiserver("--pod-security-default", "baseline")
-    with httpx.Client(base_url=server.url, timeout=10) as api:
+    with server.http(timeout=10) as api:
         make_namespace(api, "plain")
         body = pod("host", ns="plain")
         body["spec"]["hostPID"] = True
@@ -173,3 +178,49 @@ def test_delete_options_in_text_plain_are_refused(api):
                        headers={"content-type": "text/plain"})
     assert resp.status_code == 415, resp.text
     assert api.get(POD.format(ns="hyg-delete") + "/d").status_code == 200
+
+
+# ---------------------------------------------------------------------------- NodeRestriction
+
+
+def node_tls(node: str, tmp: Path) -> ssl.SSLContext:
+    """A node agent's credential: a client certificate of the test CA for
+    ``system:node:<node>`` in ``system:nodes``, as ``mpctl cluster up`` issues it."""
+    d = session_pki().directory
+    cert = pki.issue(pki.load(d / "ca.crt", d / "ca.key"),
+                     pki.client_identity(f"system:node:{node}", ["system:nodes"]))
+    pki.save(cert, tmp / f"{node}.crt", tmp / f"{node}.key")
+    ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    ctx.load_cert_chain(tmp / f"{node}.crt", tmp / f"{node}.key")
+    return ctx
+
+
+def test_a_node_gets_tokens_only_for_pods_bound_to_it(api, shared_api: ApiServer, tmp_path):
+    make_namespace(api, "nr-token")
+    sa_path = "/api/v1/namespaces/nr-token/serviceaccounts"
+    assert api.post(sa_path, json={"metadata": {"name": "runner"}}).status_code == 201
+    uids = {}
+    for name, node in (("mine", "node-1"), ("theirs", "node-2")):
+        body = pod(name, ns="nr-token", node=node)
+        body["spec"]["serviceAccountName"] = "runner"
+        made = api.post(POD.format(ns="nr-token"), json=body)
+        assert made.status_code == 201, made.text
+        uids[name] = made.json()["metadata"]["uid"]
+
+    def token_for(name: str) -> httpx.Response:
+        ref = {"kind": "Pod", "apiVersion": "v1", "name": name, "uid": uids[name]}
+        return httpx.post(f"{shared_api.url}{sa_path}/runner/token", timeout=10,
+                          verify=node_tls("node-1", tmp_path),
+                          json={"apiVersion": "authentication.k8s.io/v1",
+                                "kind": "TokenRequest", "spec": {"boundObjectRef": ref}})
+
+    # node-1 runs a pod of this ServiceAccount, so the Node authorizer lets it ask (it
+    # learns of the pod from its watch: poll); the token is for node-1's own pod
+    mine = wait_until(lambda: (r := token_for("mine")).status_code == 201 and r,
+                      what="node-1 to get a token for its own pod")
+    assert mine.json()["spec"]["boundObjectRef"]["name"] == "mine"
+    theirs = token_for("theirs")
+    assert theirs.status_code == 403, theirs.text
+    assert status_of(theirs)["message"] == (
+        'serviceaccounts "runner" is forbidden: node requested token bound to a pod '
+        'scheduled on a different node')

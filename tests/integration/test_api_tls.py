@@ -69,8 +69,10 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 def test_first_start_makes_a_cert_dir_and_an_admin_kubeconfig_that_works(make_apiserver):
     server = make_apiserver(own_ca=True)
     files = sorted(p.name for p in server.cert_dir.iterdir())
-    assert files == ["admin.kubeconfig", "apiserver.crt", "apiserver.key", "ca.crt", "ca.key"]
-    for key in ("admin.kubeconfig", "apiserver.key", "ca.key"):
+    # sa.key: the ServiceAccount token signing key shares the cert dir
+    assert files == ["admin.kubeconfig", "apiserver.crt", "apiserver.key", "ca.crt", "ca.key",
+                     "sa.key"]
+    for key in ("admin.kubeconfig", "apiserver.key", "ca.key", "sa.key"):
         assert (server.cert_dir / key).stat().st_mode & 0o077 == 0, key
     config = read_kubeconfig(server.kubeconfig)
     assert config.server == server.url
@@ -151,9 +153,11 @@ def _admin_cert_of(text: bytes) -> str:
 
 @pytest.fixture
 def own_pki(tmp_path: Path) -> dict[str, Path]:
-    """A CA made elsewhere, its serving pair for 127.0.0.1, and a client of it."""
+    """A CA made elsewhere, its serving pair for 127.0.0.1, a client of it, and a
+    ServiceAccount signing key."""
     d = tmp_path / "byo"
     ca = pki.ensure_ca(d)
+    pki.ensure_signing_key(d / "sa.key")
     pki.ensure_cert(d, "serving", ca, pki.server_identity("byo", ["localhost"], ["127.0.0.1"]))
     pki.ensure_cert(d, "user", ca, pki.client_identity("jane", ["devs"]))
     other = pki.ensure_ca(d, "other")
@@ -161,13 +165,14 @@ def own_pki(tmp_path: Path) -> dict[str, Path]:
                                                               ["system:masters"]))
     return {name: d / name for name in ("ca.crt", "serving.crt", "serving.key", "user.crt",
                                         "user.key", "other.crt", "stranger.crt",
-                                        "stranger.key")}
+                                        "stranger.key", "sa.key")}
 
 
 def test_bring_your_own_certificates(make_apiserver, own_pki):
     server = make_apiserver("--tls-cert-file", str(own_pki["serving.crt"]),
                             "--tls-private-key-file", str(own_pki["serving.key"]),
                             "--client-ca-file", str(own_pki["ca.crt"]),
+                            "--service-account-signing-key-file", str(own_pki["sa.key"]),
                             own_ca=True, start=False)
     server.readyz_verify = lambda: ssl.create_default_context(  # type: ignore[method-assign]
         cafile=str(own_pki["ca.crt"]))
@@ -184,7 +189,8 @@ def test_bring_your_own_certificates(make_apiserver, own_pki):
         httpx.get(server.url + "/readyz", verify=stranger)
 
 
-@pytest.mark.parametrize("case", ["mismatched", "unreadable", "not-pem", "half", "postgres"])
+@pytest.mark.parametrize("case", ["mismatched", "unreadable", "not-pem", "half", "postgres",
+                                  "no-signing-key"])
 def test_unusable_certificate_flags_are_one_line(case, own_pki, tmp_path):
     pki.ensure_cert(tmp_path / "x", "again", pki.ensure_ca(tmp_path / "x"),
                     pki.server_identity("x", [], ["127.0.0.1"]))
@@ -200,11 +206,17 @@ def test_unusable_certificate_flags_are_one_line(case, own_pki, tmp_path):
         "not-pem": ["--client-ca-file", str(junk)],
         "half": ["--tls-cert-file", str(own_pki["serving.crt"])],
         "postgres": ["--storage-url", "postgresql+psycopg://nobody@/nowhere"],
+        # every TLS file given and no cert dir: nowhere to keep a token signing key
+        "no-signing-key": ["--storage-url", "postgresql+psycopg://nobody@/nowhere",
+                           "--tls-cert-file", str(own_pki["serving.crt"]),
+                           "--tls-private-key-file", str(own_pki["serving.key"]),
+                           "--client-ca-file", str(own_pki["ca.crt"])],
     }[case]
     line = one_error_line(run_apiserver(*base, *flags, cwd=tmp_path))
     assert {"mismatched": "don't match", "unreadable": "missing.crt",
             "not-pem": "junk.pem", "half": "go together",
-            "postgres": "--cert-dir"}[case] in line
+            "postgres": "--cert-dir",
+            "no-signing-key": "--service-account-signing-key-file is required"}[case] in line
 
 
 # -- the client certificate in the request's scope ------------------------------------

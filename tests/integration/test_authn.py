@@ -1,15 +1,17 @@
 """Authentication on a real mp-apiserver process: who may get in, as whom.
 
 Static tokens (``--token-auth-file``) and ServiceAccount tokens are bearer
-tokens, so they are tested here over HTTP end to end; x509 client certificates
-need the TLS layer and are tested at the ASGI level in ``test_authn_x509.py``.
-Tokens the server would never issue (expired, foreign issuer or audience,
-another key) are signed in the test with the server's own key file, as an
-attacker holding a leaked old token would present them.
+tokens, sent here over HTTPS by clients that trust the test CA and present no
+certificate; x509 client certificates are in ``test_authn_x509.py``. Tokens the
+server would never issue (expired, foreign issuer or audience, another key) are
+signed in the test with the server's own key file, as an attacker holding a
+leaked old token would present them.
 """
 
 from __future__ import annotations
 
+import json
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth import jwt
 from apiserver.auth.serviceaccount_tokens import BoundPod, build_claims, load_signing_key
-from tests.conftest import BIN, ApiServer, ManagedProcess, free_port, wait_until
+from tests.conftest import (
+    BIN,
+    ApiServer,
+    ManagedProcess,
+    free_port,
+    session_pki,
+    wait_until,
+)
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 ADMIN = "admin-token-0123456789"
@@ -42,6 +51,19 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def tls() -> ssl.SSLContext:
+    """Trusts the server, presents no certificate: the request's header is all it has."""
+    return session_pki().anonymous_context
+
+
+def get(url: str, **kwargs) -> httpx.Response:
+    return httpx.get(url, verify=tls(), timeout=5, **kwargs)
+
+
+def post(url: str, **kwargs) -> httpx.Response:
+    return httpx.post(url, verify=tls(), timeout=10, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     work = tmp_path_factory.mktemp("authn")
@@ -53,8 +75,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     (work / "extra.pub").write_bytes(extra_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     api = ApiServer(db_path=work / "state.db", log_path=work / "apiserver.log",
-                    extra_args=["--cert-dir", str(work / "pki"),
-                                "--token-auth-file", str(work / "tokens.csv"),
+                    extra_args=["--token-auth-file", str(work / "tokens.csv"),
                                 "--service-account-key-file", str(work / "extra.pub")])
     try:
         yield api.start()
@@ -64,14 +85,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 @pytest.fixture(scope="module")
 def admin(server: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, headers=bearer(ADMIN), timeout=10) as client:
+    with httpx.Client(base_url=server.url, headers=bearer(ADMIN), timeout=10,
+                      verify=tls()) as client:
         yield client
 
 
 def whoami(server: ApiServer, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(f"{server.url}/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                      json={"apiVersion": "authentication.k8s.io/v1",
-                            "kind": "SelfSubjectReview"}, headers=headers, timeout=10)
+    return post(f"{server.url}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                json={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                headers=headers)
 
 
 def user_of(server: ApiServer, token: str) -> dict:
@@ -99,13 +121,13 @@ def request_token(admin: httpx.Client, name: str, spec: dict | None = None,
 
 @pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz", "/version"])
 def test_anonymous_may_read_health_and_version(server: ApiServer, path: str) -> None:
-    assert httpx.get(server.url + path, timeout=5).status_code == 200
+    assert get(server.url + path).status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/api", "/apis", "/api/v1", "/api/v1/namespaces/default/pods",
                                   "/metrics", "/openapi/v3", "/healthz/../api"])
 def test_anonymous_reads_elsewhere_are_401(server: ApiServer, path: str) -> None:
-    answer = httpx.get(server.url + path, timeout=5)
+    answer = get(server.url + path)
     assert answer.status_code == 401
     assert answer.json() == UNAUTHORIZED
 
@@ -113,7 +135,7 @@ def test_anonymous_reads_elsewhere_are_401(server: ApiServer, path: str) -> None
 def test_anonymous_write_is_401_and_writes_nothing(server: ApiServer,
                                                    admin: httpx.Client) -> None:
     body = {**POD, "metadata": {"name": "anon"}}
-    answer = httpx.post(f"{server.url}/api/v1/namespaces/{NS}/pods", json=body, timeout=5)
+    answer = post(f"{server.url}/api/v1/namespaces/{NS}/pods", json=body)
     assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED)
     assert admin.get(f"/api/v1/namespaces/{NS}/pods/anon").status_code == 404
 
@@ -126,15 +148,18 @@ def test_bad_credentials_are_401_even_where_anonymous_may_go(server: ApiServer,
                                                              authorization: str) -> None:
     headers = {"Authorization": authorization}
     for path in ("/api/v1/namespaces", "/readyz"):
-        answer = httpx.get(server.url + path, headers=headers, timeout=5)
+        answer = get(server.url + path, headers=headers)
         assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED), path
 
 
 def test_cookies_are_never_credentials(server: ApiServer) -> None:
     cookie = {"Cookie": f"token={ADMIN}; Authorization=Bearer {ADMIN}"}
-    answer = httpx.post(f"{server.url}/api/v1/namespaces/{NS}/pods", headers=cookie,
-                        json={**POD, "metadata": {"name": "by-cookie"}}, timeout=5)
-    assert answer.status_code == 401
+    answer = post(f"{server.url}/api/v1/namespaces/{NS}/pods", headers=cookie,
+                  json={**POD, "metadata": {"name": "by-cookie"}})
+    assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED)
+    listed = get(f"{server.url}/api/v1/namespaces", headers=cookie)
+    assert (listed.status_code, listed.json()) == (401, UNAUTHORIZED)
+    # beside a real credential, the cookie changes nothing
     assert user_of(server, VIEWER) == user_of_with_cookie(server)
 
 
@@ -157,8 +182,8 @@ def test_self_subject_review_answers_kubectls_protobuf_request(server: ApiServer
     body = (b"k8s\x00\n-\n\x18authentication.k8s.io/v1\x12\x11SelfSubjectReview\x12\x1a"
             b"\n\x10\n\x00\x12\x00\x1a\x00\"\x00*\x002\x008\x00B\x00\x12\x06\n\x04\n\x00\x12"
             b"\x00\x1a\x00\"\x00")
-    answer = httpx.post(f"{server.url}/apis/authentication.k8s.io/v1/selfsubjectreviews",
-                        content=body, timeout=5,
+    answer = post(f"{server.url}/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                  content=body,
                         headers={**bearer(VIEWER),
                                  "Content-Type": "application/vnd.kubernetes.protobuf",
                                  "Accept": "application/vnd.kubernetes.protobuf,application/json"})
@@ -166,15 +191,15 @@ def test_self_subject_review_answers_kubectls_protobuf_request(server: ApiServer
     assert answer.json()["status"]["userInfo"]["username"] == "jane"
 
 
-@pytest.mark.skip(reason="needs TLS: kubectl sends no bearer token to an http:// server; "
-                         "switch to the TLS server and the admin kubeconfig when `tls` merges")
 def test_kubectl_auth_whoami(server: ApiServer, tmp_path: Path) -> None:
     config = tmp_path / "kubeconfig"
-    config.write_text(yaml.safe_dump(kubeconfig("t", server.url, None, token=VIEWER)))
+    config.write_text(yaml.safe_dump(kubeconfig("t", server.url,
+                                                Path(server.ca_file).read_bytes(),
+                                                token=VIEWER)))
     out = subprocess.run([str(BIN / "kubectl"), "--kubeconfig", str(config), "auth", "whoami",
                           "-o", "json"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert __import__("json").loads(out.stdout)["status"]["userInfo"]["username"] == "jane"
+    assert json.loads(out.stdout)["status"]["userInfo"]["username"] == "jane"
 
 
 # ------------------------------------------------------------------ ServiceAccount tokens
@@ -282,7 +307,7 @@ def signed(server_key: Path, **over: object) -> str:
 def test_tokens_signed_with_the_key_are_judged_on_their_claims(
         server: ApiServer, admin: httpx.Client) -> None:
     uid = service_account(admin, "signer")["metadata"]["uid"]
-    sa_key = Path(server.extra_args[1]) / "sa.key"
+    sa_key = server.cert_dir / "sa.key"
     now = int(time.time())
     assert whoami(server, bearer(signed(sa_key, uid=uid))).status_code == 201
     refused = {
@@ -299,7 +324,7 @@ def test_tokens_signed_with_the_key_are_judged_on_their_claims(
 def test_tokens_verify_with_a_service_account_key_file_and_no_other_key(
         server: ApiServer, admin: httpx.Client, tmp_path: Path) -> None:
     uid = service_account(admin, "keyed")["metadata"]["uid"]
-    extra_key = Path(server.extra_args[1]).parent / "extra.key"
+    extra_key = Path(server.extra_args[3]).with_name("extra.key")
     key = load_signing_key(extra_key)
     claims = build_claims(issuer=ISSUER, audiences=[ISSUER], namespace=NS, name="keyed",
                           uid=uid, pod=None, now=int(time.time()), expiration_seconds=600)
@@ -311,7 +336,7 @@ def test_tokens_verify_with_a_service_account_key_file_and_no_other_key(
 def test_a_pod_bound_token_whose_pod_is_gone_is_401(server: ApiServer,
                                                     admin: httpx.Client) -> None:
     uid = service_account(admin, "ghost")["metadata"]["uid"]
-    sa_key = Path(server.extra_args[1]) / "sa.key"
+    sa_key = server.cert_dir / "sa.key"
     claims = build_claims(issuer=ISSUER, audiences=[ISSUER], namespace=NS, name="ghost",
                           uid=uid, pod=BoundPod("never-was", "pod-uid"), now=int(time.time()),
                           expiration_seconds=600)
@@ -392,7 +417,9 @@ class Controllers(ManagedProcess):
 def test_every_namespace_gets_a_default_service_account_again_if_deleted(
         server: ApiServer, admin: httpx.Client, tmp_path: Path) -> None:
     config = tmp_path / "kubeconfig"
-    config.write_text(yaml.safe_dump(kubeconfig("t", server.url, None, token=ADMIN)))
+    config.write_text(yaml.safe_dump(kubeconfig("t", server.url,
+                                                Path(server.ca_file).read_bytes(),
+                                                token=ADMIN)))
     controllers = Controllers(config, tmp_path / "controllers.log")
     try:
         controllers.start()

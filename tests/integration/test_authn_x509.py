@@ -1,86 +1,140 @@
-"""x509 client-certificate authentication through the real app, at the ASGI level.
+"""x509 client-certificate authentication over real HTTPS: CN the user, O its groups.
 
-Until the TLS layer serves the app, nothing puts a verified certificate in the
-scope over a socket; here a one-line ASGI wrapper plays that layer (it puts the
-DER under ``CLIENT_CERT_KEY``, exactly what the TLS server does after verifying
-the chain) in front of the real ``create_app`` on a temporary SQLite database.
-After the TLS merge this belongs over HTTPS with ``curl --cert``-style clients.
+Clients present certificates issued here by the test run's CA (the one every test
+API server trusts) or by a CA of their own. The TLS layer verifies a certificate
+when one is offered: one of another CA, an expired one or one not meant for
+client authentication fails the handshake, so the request gets no HTTP answer at
+all (stricter than a 401, and never anonymous). A certificate the CA did sign for
+clients but that names nobody gets through TLS and is a 401 from authentication.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime
+import ssl
 from pathlib import Path
 
+import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from starlette.testclient import TestClient
-from starlette.types import Receive, Scope, Send
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from apiserver.app import Config, create_app
-from apiserver.auth.authn import AuthenticationOptions, Authenticator
-from apiserver.auth.user import CLIENT_CERT_KEY
 from componentbase import pki
+from tests.conftest import ApiServer, session_pki
 
 REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+SA = "/api/v1/namespaces/default/serviceaccounts"
 
 
 @pytest.fixture(scope="module")
 def ca() -> pki.KeyPair:
-    return pki.new_ca()
+    """The CA the test API servers trust for client certificates."""
+    d = session_pki().directory
+    return pki.load(d / "ca.crt", d / "ca.key")
 
 
-def der(pair: pki.KeyPair) -> bytes:
-    return pair.cert.public_bytes(serialization.Encoding.DER)
+def presenting(pair: pki.KeyPair, tmp: Path) -> ssl.SSLContext:
+    """httpx ``verify=``: trusts the server, presents ``pair`` as the client certificate."""
+    name = f"client-{len(list(tmp.glob('client-*.crt')))}"
+    pki.save(pair, tmp / f"{name}.crt", tmp / f"{name}.key")
+    ctx = ssl.create_default_context(cafile=session_pki().ca_file)
+    ctx.load_cert_chain(tmp / f"{name}.crt", tmp / f"{name}.key")
+    return ctx
 
 
-@pytest.fixture
-def client_with(tmp_path: Path) -> Iterator:
-    """``client_with(der)``: a TestClient whose every request arrives with that certificate."""
-    authenticator = Authenticator.from_options(AuthenticationOptions(tmp_path / "pki" / "sa.key"))
-    app = create_app(Config(storage_url=f"sqlite:///{tmp_path / 'state.db'}"), authenticator)
-    presented: dict[str, bytes | None] = {"der": None}
-
-    async def tls_layer(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and presented["der"] is not None:
-            scope[CLIENT_CERT_KEY] = presented["der"]
-        await app(scope, receive, send)
-
-    with TestClient(tls_layer) as client:
-        def make(cert: bytes | None) -> TestClient:
-            presented["der"] = cert
-            return client
-        yield make
-
-
-def test_a_client_certificate_is_its_cn_in_its_os(client_with, ca: pki.KeyPair) -> None:
-    admin = pki.issue(ca, pki.client_identity("kubernetes-admin", ["system:masters"]))
-    answer = client_with(der(admin)).post(REVIEW, json={})
-    assert answer.status_code == 201
-    assert answer.json()["status"]["userInfo"] == {
-        "username": "kubernetes-admin", "groups": ["system:masters", "system:authenticated"]}
-    node = pki.issue(ca, pki.client_identity("system:node:n1", ["system:nodes"]))
-    created = client_with(der(node)).post("/api/v1/namespaces/default/serviceaccounts",
-                                          json={"metadata": {"name": "by-cert"}})
-    assert created.status_code == 201  # authenticated: authorization is another part's test
+def custom(ca: pki.KeyPair, common_name: str, usages: list[x509.ObjectIdentifier], *,
+           expired: bool = False) -> pki.KeyPair:
+    """A certificate ``pki.issue`` would never make: a chosen subject, usages, validity."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = ((now - datetime.timedelta(days=2), now - datetime.timedelta(days=1))
+                  if expired else (now - datetime.timedelta(minutes=5),
+                                   now + datetime.timedelta(days=1)))
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)] if common_name else []
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name(subject))
+            .issuer_name(ca.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .sign(ca.private_key(), hashes.SHA256()))
+    return pki.KeyPair(cert.public_bytes(serialization.Encoding.PEM),
+                       key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
 
 
-def test_a_certificate_not_for_clients_is_401_not_anonymous(client_with,
-                                                            ca: pki.KeyPair) -> None:
-    serving = pki.issue(ca, pki.server_identity("apiserver", ["localhost"], ["127.0.0.1"]))
-    client = client_with(der(serving))
+def test_a_client_certificate_is_its_cn_in_its_os(shared_api: ApiServer, ca: pki.KeyPair,
+                                                   tmp_path: Path) -> None:
+    alice = pki.issue(ca, pki.client_identity("alice", ["dev", "qa"]))
+    with httpx.Client(base_url=shared_api.url, verify=presenting(alice, tmp_path),
+                      timeout=10) as client:
+        answer = client.post(REVIEW, json={})
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["status"]["userInfo"] == {
+            "username": "alice", "groups": ["dev", "qa", "system:authenticated"]}
+        # authenticated as alice (not anonymous): RBAC gives her no role, so 403 by name
+        denied = client.post(SA, json={"metadata": {"name": "by-alice"}})
+        assert denied.status_code == 403, denied.text
+        assert denied.json()["message"] == (
+            'serviceaccounts is forbidden: User "alice" cannot create resource '
+            '"serviceaccounts" in API group "" in the namespace "default"')
+    admin = pki.issue(ca, pki.client_identity("someone", ["system:masters"]))
+    made = httpx.post(shared_api.url + SA, json={"metadata": {"name": "by-cert"}},
+                      verify=presenting(admin, tmp_path), timeout=10)
+    assert made.status_code == 201, made.text
+
+
+def test_a_certificate_of_another_ca_fails_the_handshake_whatever_it_claims(
+        shared_api: ApiServer, tmp_path: Path) -> None:
+    forged = pki.issue(pki.new_ca(), pki.client_identity("kubernetes-admin",
+                                                         ["system:masters"]))
+    for path in ("/readyz", SA):
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(shared_api.url + path, json={"metadata": {"name": "forged"}},
+                       verify=presenting(forged, tmp_path), timeout=10)
+    with shared_api.http(timeout=10) as admin:
+        assert admin.get(f"{SA}/forged").status_code == 404
+
+
+@pytest.mark.parametrize("case", ["expired", "server-only", "code-signing"])
+def test_an_expired_or_non_client_certificate_of_the_ca_fails_the_handshake(
+        shared_api: ApiServer, ca: pki.KeyPair, tmp_path: Path, case: str) -> None:
+    cert = {
+        "expired": lambda: custom(ca, "kubernetes-admin", [ExtendedKeyUsageOID.CLIENT_AUTH],
+                                  expired=True),
+        "server-only": lambda: pki.issue(ca, pki.server_identity(
+            "kubernetes-admin", ["localhost"], ["127.0.0.1"])),
+        "code-signing": lambda: custom(ca, "kubernetes-admin",
+                                       [ExtendedKeyUsageOID.CODE_SIGNING]),
+    }[case]()
+    ctx = presenting(cert, tmp_path)
+    for path in ("/readyz", "/api/v1/namespaces"):  # not even the anonymous paths
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(shared_api.url + path, verify=ctx, timeout=10)
+
+
+def test_a_certificate_naming_nobody_is_401_not_anonymous(
+        shared_api: ApiServer, ca: pki.KeyPair, tmp_path: Path) -> None:
+    nobody = custom(ca, "", [ExtendedKeyUsageOID.CLIENT_AUTH])
+    ctx = presenting(nobody, tmp_path)
     for path in ("/api/v1/namespaces", "/readyz"):
-        answer = client.get(path)
+        answer = httpx.get(shared_api.url + path, verify=ctx, timeout=10)
         assert answer.status_code == 401, path
         assert answer.json()["reason"] == "Unauthorized"
 
 
 def test_a_certificate_wins_over_a_token_and_no_certificate_is_anonymous(
-        client_with, ca: pki.KeyPair) -> None:
-    user = pki.issue(ca, pki.client_identity("alice", ["dev"]))
-    answer = client_with(der(user)).post(REVIEW, json={},
-                                         headers={"Authorization": "Bearer bogus"})
+        shared_api: ApiServer, ca: pki.KeyPair, tmp_path: Path) -> None:
+    alice = pki.issue(ca, pki.client_identity("alice", ["dev"]))
+    answer = httpx.post(shared_api.url + REVIEW, json={}, timeout=10,
+                        headers={"Authorization": "Bearer bogus"},
+                        verify=presenting(alice, tmp_path))
+    assert answer.status_code == 201, answer.text
     assert answer.json()["status"]["userInfo"]["username"] == "alice"
-    anonymous = client_with(None)
-    assert anonymous.get("/readyz").status_code == 200
-    assert anonymous.get("/api").status_code == 401
+    anonymous = session_pki().anonymous_context
+    assert httpx.get(shared_api.url + "/readyz", verify=anonymous, timeout=10).status_code == 200
+    assert httpx.get(shared_api.url + "/api", verify=anonymous, timeout=10).status_code == 401

@@ -166,19 +166,20 @@ def force_cleanup(name: str, record: dict[str, Any] | None) -> None:
     sweep(f"mp-{name}-")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    name = f"e{secrets.token_hex(3)}"
-    state_dir = tmp_path_factory.mktemp("cluster") / name
+@contextlib.contextmanager
+def running_cluster(state_root: Path, prefix: str = "e") -> Iterator[LocalCluster]:
+    """A detached ``cluster up`` named ``<prefix><random>`` under ``state_root``;
+    ``down`` afterwards must leave nothing of it, and whatever it left is killed and
+    swept anyway, even when the body failed."""
+    name = f"{prefix}{secrets.token_hex(3)}"
+    state_dir = state_root / name
     record: dict[str, Any] | None = None
     try:
         mpctl("cluster", "up", "--name", name, "--state-dir", str(state_dir), "--detach", "-q",
               check=True)
         record = json.loads((state_dir / "cluster.json").read_text())
         with admin_client(state_dir) as client:
-            c = LocalCluster(name=name, state_dir=state_dir, client=client)
-            c.apply_demo()
-            yield c
+            yield LocalCluster(name=name, state_dir=state_dir, client=client)
     finally:
         if record is None and (state_dir / "cluster.json").exists():
             record = json.loads((state_dir / "cluster.json").read_text())
@@ -190,6 +191,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
                 assert_gone(name, record)
         finally:
             force_cleanup(name, record)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        c.apply_demo()
+        yield c
 
 
 def test_pod_resolves_a_service_by_short_and_full_name(cluster: LocalCluster) -> None:

@@ -340,8 +340,10 @@ def test_each_component_runs_with_its_own_credential(cluster: LocalCluster) -> N
 def test_pods_reach_the_api_server_over_tls_through_the_kubernetes_service(
         cluster: LocalCluster) -> None:
     """10.96.0.1:443 leads to the API server's fabric address, whose certificate
-    names ``kubernetes.default.svc.cluster.local`` (pods run on the host's files today,
-    so the CA is read from the state dir)."""
+    names ``kubernetes.default.svc.cluster.local`` (``mpctl exec`` enters the pod's
+    network namespace only, not the mount namespace where its token and CA are
+    mounted, so the CA is read from the state dir; ``test_security`` reads them as a
+    pod does)."""
     ca = cluster.state_dir / "pki" / "ca.crt"
     for url in ("https://kubernetes.default.svc.cluster.local/readyz",
                 "https://10.96.0.1/readyz"):

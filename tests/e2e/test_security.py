@@ -231,6 +231,15 @@ def test_pod_environment_and_token_files_are_where_in_cluster_clients_look(
                                            "command": [PY, "-c", show]}]))
     assert logs(cluster, ns, "where").splitlines() == ["ca.crt namespace token", ns,
                                                        "10.96.0.1 443"]
+    # a ServiceAccount that opts out: its pods get no token (the node, as itself, reads
+    # the ServiceAccount of a pod bound to it to know)
+    cluster.client.create(SERVICEACCOUNT, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                           "metadata": {"name": "quiet"},
+                                           "automountServiceAccountToken": False}, ns)
+    done = run_to_end(cluster, ns, pod("tokenless", [
+        {"name": "c", "image": "x", "command": ["test", "-e", f"{SA_DIR}/token"]}],
+        serviceAccountName="quiet"))
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 1
 
 
 # ------------------------------------------------------------------ pods and their host

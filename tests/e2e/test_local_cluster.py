@@ -241,8 +241,13 @@ def test_scaling_from_zero_to_one_endpoint(cluster: LocalCluster) -> None:
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "solo"},
         "spec": {"selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": 8080}]}},
         "default")
-    wait_until(lambda: cluster.python_in_client(CONNECT, "solo", "80") == "refused",
-               timeout=10, what="solo without endpoints to refuse connections")
+    seen: list[str] = []  # every answer, for the failure message
+    try:
+        wait_until(lambda: seen.append(cluster.python_in_client(CONNECT, "solo", "80"))
+                   or seen[-1] == "refused", timeout=10,
+                   what="solo without endpoints to refuse connections")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; answers: {seen}") from None
     web = next(d for d in _demo_documents() if d["metadata"]["name"] == "web-1")
     web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
     web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]

@@ -78,15 +78,23 @@ class NodeAuthorizer:
         node = node_name(user)
         if node is None or not info.is_resource_request:
             return Verdict(Decision.NO_OPINION)
-        if info.api_group == "" and info.resource == "serviceaccounts" \
-                and info.subresource == "token":
-            return self._token(node, info)
+        if info.api_group == "" and info.resource == "serviceaccounts":
+            return self._service_account(node, info)
         return Verdict(Decision.NO_OPINION)
 
-    def _token(self, node: str, info: RequestInfo) -> Verdict:
-        if info.verb != "create" or not info.name:
+    def _service_account(self, node: str, info: RequestInfo) -> Verdict:
+        """``get`` one ServiceAccount, or ``create`` its ``token``; nothing else (no
+        list or watch: a node learns of no ServiceAccount but its pods')."""
+        if info.verb == "get" and not info.subresource:
+            if not info.namespace or not info.name:
+                return Verdict(Decision.NO_OPINION,
+                               "can only read namespaced object of this type")
+        elif info.verb != "create" or not info.name:
             return Verdict(Decision.NO_OPINION,
                            "can only create tokens for individual service accounts")
+        elif info.subresource != "token":
+            return Verdict(Decision.NO_OPINION,
+                           "can only create token subresource of serviceaccount")
         if self.pods.node_runs_service_account(node, info.namespace, info.name):
             return Verdict(Decision.ALLOW)
         return Verdict(Decision.NO_OPINION,

@@ -12,8 +12,9 @@ roles list exactly what they call:
 
 - ``system:node``: the node agent (``nodeagent/``): its Node and Node status, pods
   on it (read, status, delete), Services and EndpointSlices (proxy), Leases,
-  Events. ServiceAccount tokens are not here: the Node authorizer grants them only
-  for pods bound to the node (``apiserver/auth/node.py``).
+  Events. ServiceAccounts and their tokens are not here: the Node authorizer grants
+  ``get`` and ``create serviceaccounts/token`` only for the ServiceAccounts of pods
+  bound to the node (``apiserver/auth/node.py``).
 - ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices, scheduler
   with ``pods/binding``, node IPAM and lifecycle, pod GC, ServiceAccounts, events,
   leader-election Leases, ClusterRole aggregation, which needs ``escalate``).

@@ -7,7 +7,12 @@ to ClusterIPs pass nat OUTPUT. The bridge gets a fixed MAC (``bridge_mac``): one
 is left to Linux follows the lowest MAC of its ports, so deleting one pod could change
 it, and every other pod would keep sending to the gateway's old MAC until its
 neighbour entry expired. ``arp_notify`` makes any change that still happens announce
-itself. ``route_changes`` compares the routes to other nodes'
+itself. The node sends no ICMP redirects (``send_redirects=0``, on ``all`` and
+``cni0``: the kernel sends them if either says so): a pod's packet to a ClusterIP
+that nothing DNATs (a Service without endpoints) would leave by ``cni0``, where it
+came in, and each redirect restarts the per-host ICMP rate limiter, so the
+port-unreachable of the Service's REJECT rule was dropped and clients waited for a
+timeout instead of a refusal. ``route_changes`` compares the routes to other nodes'
 pod CIDRs with what should be there. ``run`` (below) is the only side effect here.
 """
 
@@ -47,6 +52,8 @@ def node_setup_commands(pod_cidr: str, service_cidr: str | None) -> list[list[st
         ["ip", "addr", "replace", f"{gateway(pod_cidr)}/{net.prefixlen}", "dev", BRIDGE],
         ["ip", "link", "set", BRIDGE, "up"],
         ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+        ["sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0"],
+        ["sysctl", "-q", "-w", f"net.ipv4.conf.{BRIDGE}.send_redirects=0"],
         ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
     ]
     if service_cidr:

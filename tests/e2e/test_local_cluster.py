@@ -166,19 +166,20 @@ def force_cleanup(name: str, record: dict[str, Any] | None) -> None:
     sweep(f"mp-{name}-")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    name = f"e{secrets.token_hex(3)}"
-    state_dir = tmp_path_factory.mktemp("cluster") / name
+@contextlib.contextmanager
+def running_cluster(state_root: Path, prefix: str = "e") -> Iterator[LocalCluster]:
+    """A detached ``cluster up`` named ``<prefix><random>`` under ``state_root``;
+    ``down`` afterwards must leave nothing of it, and whatever it left is killed and
+    swept anyway, even when the body failed."""
+    name = f"{prefix}{secrets.token_hex(3)}"
+    state_dir = state_root / name
     record: dict[str, Any] | None = None
     try:
         mpctl("cluster", "up", "--name", name, "--state-dir", str(state_dir), "--detach", "-q",
               check=True)
         record = json.loads((state_dir / "cluster.json").read_text())
         with admin_client(state_dir) as client:
-            c = LocalCluster(name=name, state_dir=state_dir, client=client)
-            c.apply_demo()
-            yield c
+            yield LocalCluster(name=name, state_dir=state_dir, client=client)
     finally:
         if record is None and (state_dir / "cluster.json").exists():
             record = json.loads((state_dir / "cluster.json").read_text())
@@ -190,6 +191,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
                 assert_gone(name, record)
         finally:
             force_cleanup(name, record)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+        c.apply_demo()
+        yield c
 
 
 def test_pod_resolves_a_service_by_short_and_full_name(cluster: LocalCluster) -> None:
@@ -233,8 +241,13 @@ def test_scaling_from_zero_to_one_endpoint(cluster: LocalCluster) -> None:
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "solo"},
         "spec": {"selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": 8080}]}},
         "default")
-    wait_until(lambda: cluster.python_in_client(CONNECT, "solo", "80") == "refused",
-               timeout=10, what="solo without endpoints to refuse connections")
+    seen: list[str] = []  # every answer, for the failure message
+    try:
+        wait_until(lambda: seen.append(cluster.python_in_client(CONNECT, "solo", "80"))
+                   or seen[-1] == "refused", timeout=10,
+                   what="solo without endpoints to refuse connections")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; answers: {seen}") from None
     web = next(d for d in _demo_documents() if d["metadata"]["name"] == "web-1")
     web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
     web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
@@ -332,8 +345,10 @@ def test_each_component_runs_with_its_own_credential(cluster: LocalCluster) -> N
 def test_pods_reach_the_api_server_over_tls_through_the_kubernetes_service(
         cluster: LocalCluster) -> None:
     """10.96.0.1:443 leads to the API server's fabric address, whose certificate
-    names ``kubernetes.default.svc.cluster.local`` (pods run on the host's files today,
-    so the CA is read from the state dir)."""
+    names ``kubernetes.default.svc.cluster.local`` (``mpctl exec`` enters the pod's
+    network namespace only, not the mount namespace where its token and CA are
+    mounted, so the CA is read from the state dir; ``test_security`` reads them as a
+    pod does)."""
     ca = cluster.state_dir / "pki" / "ca.crt"
     for url in ("https://kubernetes.default.svc.cluster.local/readyz",
                 "https://10.96.0.1/readyz"):
@@ -424,8 +439,11 @@ def test_bad_flags_change_nothing(args: list[str], message: str, tmp_path: Path)
     assert (result.returncode, result.stdout, result.stderr) == (1, "", message)
     assert not (tmp_path / "x").exists()
     after = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert {line for line in after.splitlines() if line.startswith("mp-")} <= \
-        {line for line in before.splitlines()}
+    # only the cluster this `up` would have made: other tests on the host make their own
+    name = args[1] if args[0] == "--name" else "mp"
+    new = {line.split()[0] for line in after.splitlines() if line.split()} - \
+        {line.split()[0] for line in before.splitlines() if line.split()}
+    assert [ns for ns in new if ns.startswith(f"mp-{name}-")] == []
 
 
 def wait_running(up: subprocess.Popen[str], state_dir: Path, timeout: float = 120) -> None:

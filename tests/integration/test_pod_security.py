@@ -5,9 +5,8 @@ mp-nodeagents in their own namespaces). Each test runs pods to completion and re
 what they printed from their log in the agent's state dir, or waits for the status
 the agent reports.
 
-``test_service_account_token_is_mounted_where_clients_look`` needs an API server with
-ServiceAccounts and TokenRequest (issue 14's authn part); before that merge the agent
-mounts no token and the test fails on the missing file.
+The ServiceAccount tests use the API server's ServiceAccounts and TokenRequest; the
+agents here run as the admin (the node's own credential is ``tests/e2e``'s).
 """
 
 from __future__ import annotations
@@ -211,9 +210,13 @@ def test_exec_probe_runs_as_the_container(cluster: Cluster) -> None:  # noqa: F8
 
 def test_service_account_token_is_mounted_where_clients_look(
         cluster: Cluster) -> None:  # noqa: F811
-    """Needs the API server's ServiceAccounts and TokenRequest (after the merge)."""
+    """Token, CA and namespace where ``load_incluster_config`` looks, readable by the
+    pod's user; none when the pod opts out."""
+    # the files, beside the kubelet's ``..data`` link and the timestamped directory
+    # it points to (the atomic swap of a refresh)
     show = [PY, "-c", "import os, sys; d = sys.argv[1]; "
-            "[print(n, len(open(os.path.join(d, n)).read())) for n in sorted(os.listdir(d))]",
+            "[print(n, len(open(os.path.join(d, n)).read()) if not n.startswith('..') "
+            "else os.path.islink(os.path.join(d, n))) for n in sorted(os.listdir(d))]",
             SA_DIR]
     ns_file = [PY, "-c", f"print(open('{SA_DIR}/namespace').read())"]
     pod = run_to_end(cluster, "sa", [
@@ -222,8 +225,11 @@ def test_service_account_token_is_mounted_where_clients_look(
         {"name": "token", "image": "x", "command": ["cat", f"{SA_DIR}/token"]}],
         securityContext={"runAsUser": 1000})
     assert pod["status"]["phase"] == "Succeeded", pod["status"]
-    names = [line.split()[0] for line in log(cluster, pod, "files").splitlines()]
-    assert names == ["ca.crt", "namespace", "token"]
+    files = [line.split() for line in log(cluster, pod, "files").splitlines()]
+    assert [name for name, _ in files if not name.startswith("..")] == \
+        ["ca.crt", "namespace", "token"]
+    assert ["..data", "True"] in files  # a symlink, swapped at each refresh
+    assert all(int(size) > 0 for name, size in files if not name.startswith(".."))
     assert log(cluster, pod, "ns") == f"{NS}\n"
     assert log(cluster, pod, "token").count(".") == 2  # a JWT, readable by uid 1000
     opted_out = run_to_end(cluster, "no-sa", [
@@ -236,8 +242,9 @@ def test_service_account_token_is_mounted_where_clients_look(
 
 def test_a_token_that_cannot_be_had_keeps_the_container_waiting(
         cluster: Cluster) -> None:  # noqa: F811
-    """Needs the merge too: the pod's ServiceAccount is deleted while its agent is down,
-    so the agent's TokenRequest fails when it comes back."""
+    """The pod's ServiceAccount is deleted while its agent is down, so the agent's
+    TokenRequest fails when it comes back: the container waits, it does not run
+    without its token."""
     sa_path = f"/api/v1/namespaces/{NS}/serviceaccounts"
     cluster.client.request("POST", sa_path, json={
         "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "fleeting"}})

@@ -36,6 +36,9 @@ def test_setup_commands() -> None:
     assert bridge_mac("fd00:10:244:1::/64") == "0a:58:00:00:00:01"  # the last four bytes
     assert ["ip", "addr", "replace", "10.244.1.1/24", "dev", "cni0"] in cmds
     assert ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"] in cmds
+    # no redirects to pods: they would rate-limit the REJECT's port-unreachable
+    assert ["sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0"] in cmds
+    assert ["sysctl", "-q", "-w", "net.ipv4.conf.cni0.send_redirects=0"] in cmds
     assert ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"] in cmds
     assert cmds[-1] == ["ip", "route", "replace", "10.96.0.0/16", "dev", "cni0", "src",
                         "10.244.1.1"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from apiserver.app import Config
 from tests.conftest import ApiServer, wait_until
 from tests.integration.callers import Callers, token_file
 
@@ -101,6 +102,9 @@ def create(client: httpx.Client, path: str, body: dict) -> dict:
     return resp.json()
 
 
+RECONCILE_INTERVAL = Config().reconcile_interval
+
+
 def test_bootstrap_policy_exists_and_is_restored_when_deleted(admin: httpx.Client) -> None:
     names = {r["metadata"]["name"] for r in admin.get(f"{RBAC}/clusterroles").json()["items"]}
     assert {"cluster-admin", "admin", "edit", "view", "system:discovery", "system:basic-user",
@@ -110,9 +114,11 @@ def test_bootstrap_policy_exists_and_is_restored_when_deleted(admin: httpx.Clien
     assert view["aggregationRule"] and view["rules"], "view is aggregated already at start"
     assert admin.delete(f"{RBAC}/clusterroles/view").status_code == 200
     assert admin.delete(f"{RBAC}/clusterrolebindings/system:node").status_code == 200
+    # The server's reconcile loop restores them every reconcile interval (10 s): wait
+    # that long and a margin for a loaded machine, not the default 10 s deadline.
     wait_until(lambda: admin.get(f"{RBAC}/clusterroles/view").status_code == 200
                and admin.get(f"{RBAC}/clusterrolebindings/system:node").status_code == 200,
-               what="bootstrap policy restored")
+               timeout=RECONCILE_INTERVAL + 15, what="bootstrap policy restored")
     assert admin.get(f"{RBAC}/clusterroles/view").json()["rules"] == view["rules"]
 
 

@@ -27,10 +27,9 @@ from apiserver.auth.user import USER_KEY
 from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.metrics import Metrics
-from apiserver.registry.clusterrole import STRATEGY as CLUSTER_ROLES
-from apiserver.registry.clusterrolebinding import STRATEGY as CLUSTER_ROLE_BINDINGS
 from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
+from apiserver.registry.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
 from apiserver.services import ServiceAllocations, kubernetes_endpoint_slice

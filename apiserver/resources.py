@@ -12,15 +12,12 @@ from apimachinery.kinds import Kind
 from apiserver.registry import (
     accessreview,
     authentication,
-    clusterrole,
-    clusterrolebinding,
     endpointslice,
     event,
     namespace,
     node,
     pod,
-    role,
-    rolebinding,
+    rbac,
     service,
     serviceaccount,
 )
@@ -36,10 +33,10 @@ REGISTRY: tuple[Strategy, ...] = (
     serviceaccount.STRATEGY,
     authentication.SELF_SUBJECT_REVIEWS,
     authentication.TOKEN_REVIEWS,
-    role.STRATEGY,
-    clusterrole.STRATEGY,
-    rolebinding.STRATEGY,
-    clusterrolebinding.STRATEGY,
+    rbac.ROLES,
+    rbac.CLUSTER_ROLES,
+    rbac.ROLE_BINDINGS,
+    rbac.CLUSTER_ROLE_BINDINGS,
     *accessreview.STRATEGIES,
 )
 

@@ -336,3 +336,18 @@ def shared_url(shared_api: ApiServer) -> str:
 
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A root-owned directory on the host (0755, so others may look in) with a
+    root-owned file (0644, so others may read it but not write it): what a pod's
+    user must not be able to change."""
+    d = Path(tempfile.mkdtemp(prefix="mp-hostdir-"))
+    try:
+        os.chmod(d, 0o755)
+        (d / "root-file").write_text("root's\n")
+        os.chmod(d / "root-file", 0o644)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

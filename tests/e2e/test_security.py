@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,22 +107,6 @@ def namespace(cluster: LocalCluster) -> Iterator[Callable[..., str]]:
                     cluster.client.delete(POD, pod["metadata"]["name"], name,
                                           grace_period_seconds=0)
             cluster.client.delete(NAMESPACE, name)
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    """A root-owned directory on the host (0755, so others may look in) with a
-    root-owned file (0644, so others may read it but not write it)."""
-    d = Path(tempfile.mkdtemp(prefix="mp-e2e-"))
-    try:
-        os.chmod(d, 0o755)
-        (d / "root-file").write_text("root's\n")
-        os.chmod(d / "root-file", 0o644)
-        yield d
-    finally:
-        for p in d.iterdir():
-            p.unlink()
-        d.rmdir()
 
 
 def component_client(cluster: LocalCluster, component: str) -> Client:

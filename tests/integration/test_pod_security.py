@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +53,6 @@ def mask(caps: set[str] | frozenset[str]) -> int:
 
 def status_fields(text: str) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    """A root-owned directory on the host (0755) with a root-owned file (0644)."""
-    d = Path(tempfile.mkdtemp(prefix="mp-podsec-"))
-    try:
-        os.chmod(d, 0o755)
-        (d / "root-file").write_text("root's\n")
-        os.chmod(d / "root-file", 0o644)
-        yield d
-    finally:
-        for p in d.iterdir():
-            p.unlink()
-        d.rmdir()
 
 
 def run_to_end(c: Cluster, name: str, containers: list[dict[str, Any]], **spec: Any

@@ -15,3 +15,16 @@ except ConnectionRefusedError:
 except OSError as exc:
     print(type(exc).__name__)
 """
+
+# Tries to append to argv[1] and to create a file beside it; one line per attempt
+# (a pod's user against a root-owned file on the host).
+WRITE = """
+import os, sys
+for what, path, mode in (("append", sys.argv[1], "a"),
+                         ("create", os.path.join(os.path.dirname(sys.argv[1]), "new"), "w")):
+    try:
+        open(path, mode).write("pwned\\n")
+        print(what, "ok", flush=True)
+    except OSError as exc:
+        print(what, exc.strerror, flush=True)
+"""

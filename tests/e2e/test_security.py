@@ -31,6 +31,7 @@ from client.http import Client
 from tests.conftest import REPO, wait_until
 from tests.e2e.test_local_cluster import LocalCluster, running_cluster
 from tests.netns import have_root_tools
+from tests.podscripts import WRITE
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(have_root_tools() is not None,
@@ -61,17 +62,6 @@ for what, call in (("list services", lambda: api.list_namespaced_service(ns)),
         print(what, exc.status, json.loads(exc.body)["message"], flush=True)
 """
 
-# Tries to append to argv[1] and to create a file beside it; one line per attempt.
-WRITE = """
-import os, sys
-for what, path, mode in (("append", sys.argv[1], "a"),
-                         ("create", os.path.join(os.path.dirname(sys.argv[1]), "new"), "w")):
-    try:
-        open(path, mode).write("pwned\\n")
-        print(what, "ok", flush=True)
-    except OSError as exc:
-        print(what, exc.strerror, flush=True)
-"""
 
 PRIVILEGED = {"name": "main", "image": "x", "command": ["sleep", "60"],
               "securityContext": {"privileged": True}}

@@ -25,6 +25,7 @@ from nodeagent.pods.security import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 from tests.conftest import wait_until
 from tests.integration.test_nodeagent import NS, Cluster, cluster  # noqa: F401 - fixture
 from tests.netns import have_root_tools
+from tests.podscripts import WRITE
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(have_root_tools() is not None,
@@ -34,17 +35,6 @@ NODE = "node-a"
 PY = "/usr/bin/python3"  # the system's: a non-root user can run it (the venv may be private)
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
-# Tries to append to argv[1] and to create a file beside it; one line per attempt.
-WRITE = """
-import os, sys
-for what, path, mode in (("append", sys.argv[1], "a"),
-                         ("create", os.path.join(os.path.dirname(sys.argv[1]), "new"), "w")):
-    try:
-        open(path, mode).write("pwned\\n")
-        print(what, "ok", flush=True)
-    except OSError as exc:
-        print(what, exc.strerror, flush=True)
-"""
 
 
 def mask(caps: set[str] | frozenset[str]) -> int:

@@ -245,7 +245,7 @@ class Api:
         return await asyncio.wrap_future(self.store.submit(op, dry_run=dry_run))
 
     async def create(self, rt: Strategy, ns: str, request: Request) -> Response:
-        body = await read_object(request)
+        body = await read_object(request, rt.kind.kind)
         warnings = check_fields(rt, body, field_validation(request))
         manager = field_manager(rt, request, body, "Update")
         who = caller(request)
@@ -404,7 +404,8 @@ def _load_object_body(content_type: str, raw: bytes, kind: str | None = None) ->
     Only types a browser cannot send cross-site without asking first are read
     (no text/plain, no forms), so a web page cannot make a user's browser write.
     Protobuf is read only where ``kind`` (what the endpoint takes) is one kubectl
-    sends no other way (``protobuf.KINDS``: the access reviews, TokenRequest).
+    sends no other way (``protobuf.KINDS``: the access reviews, TokenRequest, and the
+    kinds of kubectl's imperative ``create``: Namespace, ServiceAccount, the RBAC four).
     """
     if content_type == JSON:
         return _load_json(raw)

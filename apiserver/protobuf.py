@@ -1,9 +1,11 @@
 """Kubernetes' protobuf request bodies, read for the few kinds kubectl sends no other way.
 
 kubectl's typed requests go out as ``application/vnd.kubernetes.protobuf``: ``auth can-i``
-posts a SelfSubjectAccessReview / SelfSubjectRulesReview, ``create token`` a TokenRequest.
-Everything else a user writes (``apply -f``, ``create -f``) is JSON, and every other
-protobuf body stays a 415. So this is not a protobuf library: it decodes the Kubernetes
+posts a SelfSubjectAccessReview / SelfSubjectRulesReview, ``create token`` a TokenRequest,
+and the imperative ``create namespace|serviceaccount|role|clusterrole|rolebinding|
+clusterrolebinding`` their kind. Everything else a user writes (``apply -f``, ``create
+-f``) is JSON, and every other protobuf body (``create service …`` among them) stays a
+415. So this is not a protobuf library: it decodes the Kubernetes
 envelope and, inside it, exactly the messages of ``KINDS`` into the dict the same object
 would be as JSON (camelCase names, empty strings left out as ``omitempty`` does), which
 the ordinary handlers then read. Fields it does not know are skipped, as protobuf does;
@@ -12,8 +14,9 @@ a body that is not well-formed is a ``ProtobufError`` naming the field at fault.
 Wire format (k8s.io/apimachinery runtime/serializer/protobuf): the 4 bytes ``k8s\\0``,
 then a ``runtime.Unknown`` {typeMeta = 1 {apiVersion = 1, kind = 2}, raw = 2,
 contentEncoding = 3, contentType = 4} whose ``raw`` is the object's message. Field
-numbers are those of the generated.proto files of k8s.io/api authorization/v1 and
-authentication/v1 and of apimachinery's meta/v1 ObjectMeta.
+numbers are those of the generated.proto files of k8s.io/api authorization/v1,
+authentication/v1, core/v1 and rbac/v1 and of apimachinery's meta/v1 (ObjectMeta,
+LabelSelector).
 """
 
 from __future__ import annotations
@@ -107,8 +110,34 @@ def _object(spec: Message) -> Message:
     return Message({1: ("metadata", OBJECT_META), 2: ("spec", spec)})
 
 
+# core/v1: what `kubectl create namespace` / `create serviceaccount` send
+_OBJECT_REFERENCE = Message({1: ("kind", STRING), 2: ("namespace", STRING),
+                             3: ("name", STRING), 4: ("uid", STRING),
+                             5: ("apiVersion", STRING), 6: ("resourceVersion", STRING),
+                             7: ("fieldPath", STRING)})
+_SERVICE_ACCOUNT = Message({1: ("metadata", OBJECT_META),
+                            2: ("secrets", Repeated(_OBJECT_REFERENCE)),
+                            3: ("imagePullSecrets", Repeated(Message({1: ("name", STRING)}))),
+                            4: ("automountServiceAccountToken", BOOL)})
+
+# rbac.authorization.k8s.io/v1: `kubectl create role|clusterrole|rolebinding|clusterrolebinding`
+_LABEL_SELECTOR = Message({1: ("matchLabels", MapOf(STRING)),
+                           2: ("matchExpressions", Repeated(_SELECTOR_REQUIREMENT))})
+_POLICY_RULE = Message({1: ("verbs", STRINGS), 2: ("apiGroups", STRINGS),
+                        3: ("resources", STRINGS), 4: ("resourceNames", STRINGS),
+                        5: ("nonResourceURLs", STRINGS)})
+_ROLE = Message({1: ("metadata", OBJECT_META), 2: ("rules", Repeated(_POLICY_RULE))})
+_CLUSTER_ROLE = Message({**_ROLE.fields, 3: ("aggregationRule", Message(
+    {1: ("clusterRoleSelectors", Repeated(_LABEL_SELECTOR))}))})
+_SUBJECT = Message({1: ("kind", STRING), 2: ("apiGroup", STRING), 3: ("name", STRING),
+                    4: ("namespace", STRING)})
+_ROLE_REF = Message({1: ("apiGroup", STRING), 2: ("kind", STRING), 3: ("name", STRING)})
+_BINDING = Message({1: ("metadata", OBJECT_META), 2: ("subjects", Repeated(_SUBJECT)),
+                    3: ("roleRef", _ROLE_REF)})
+
 AUTHORIZATION = "authorization.k8s.io/v1"
 AUTHENTICATION = "authentication.k8s.io/v1"
+RBAC = "rbac.authorization.k8s.io/v1"
 
 # kind -> (apiVersion, message): the only protobuf bodies the server reads.
 KINDS: Mapping[str, tuple[str, Message]] = {
@@ -117,6 +146,12 @@ KINDS: Mapping[str, tuple[str, Message]] = {
     "SubjectAccessReview": (AUTHORIZATION, _object(_ACCESS_SPEC)),
     "LocalSubjectAccessReview": (AUTHORIZATION, _object(_ACCESS_SPEC)),
     "TokenRequest": (AUTHENTICATION, _object(_TOKEN_REQUEST_SPEC)),
+    "Namespace": ("v1", _object(Message({1: ("finalizers", STRINGS)}))),
+    "ServiceAccount": ("v1", _SERVICE_ACCOUNT),
+    "Role": (RBAC, _ROLE),
+    "ClusterRole": (RBAC, _CLUSTER_ROLE),
+    "RoleBinding": (RBAC, _BINDING),
+    "ClusterRoleBinding": (RBAC, _BINDING),
 }
 
 _TYPE_META = Message({1: ("apiVersion", STRING), 2: ("kind", STRING)})

@@ -1,9 +1,10 @@
 """The real kubectl (1.37) doing the security workflows over TLS: who am I, can I,
-RBAC objects by ``apply -f``, ServiceAccount tokens by ``create token``.
+RBAC objects by ``apply -f`` and by the imperative ``create``, ServiceAccount tokens by
+``create token``.
 
-``auth can-i`` and ``create token`` send their bodies as protobuf (the server reads
-exactly those, ``apiserver/protobuf.py``); ``auth whoami`` sends one the server does
-not need. Users other than cluster-admin come from a ``--token-auth-file`` and each
+``auth can-i``, ``create token`` and ``create namespace|serviceaccount|role|clusterrole|
+rolebinding|clusterrolebinding`` send their bodies as protobuf (the server reads exactly
+those, ``apiserver/protobuf.py``); ``auth whoami`` sends one the server does not need. Users other than cluster-admin come from a ``--token-auth-file`` and each
 has a kubeconfig of its own holding only the CA and its token.
 """
 
@@ -218,3 +219,65 @@ def test_create_token_for_a_service_account_and_use_it(kubectl: Kubectl) -> None
     # a token for an account that does not exist
     missing = kubectl.run("create", "token", "ghost", "-n", "team", check=False)
     assert missing.returncode == 1 and 'serviceaccounts "ghost" not found' in missing.stderr
+
+
+def test_imperative_create_of_namespaces_accounts_and_rbac(kubectl: Kubectl) -> None:
+    """``kubectl create namespace|serviceaccount|role|clusterrole|rolebinding|
+    clusterrolebinding`` post protobuf; the server reads it, stores what a manifest would
+    have said, and the bindings take effect as if applied."""
+    def get(*args: str) -> dict:
+        return json.loads(kubectl.out("get", *args, "-o", "json"))
+
+    assert kubectl.out("create", "namespace", "team").strip() == "namespace/team created"
+    ns = get("namespace", "team")
+    assert ns["spec"] == {"finalizers": ["kubernetes"]} and ns["status"]["phase"] == "Active"
+    assert kubectl.out("create", "serviceaccount", "bot", "-n", "team").strip() == \
+        "serviceaccount/bot created"
+    assert get("sa", "bot", "-n", "team")["metadata"]["namespace"] == "team"
+
+    kubectl.out("create", "role", "pod-reader", "--verb=get", "--verb=list",
+                "--resource=pods", "-n", "team")
+    assert get("role", "pod-reader", "-n", "team")["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    kubectl.out("create", "clusterrole", "log-reader", "--verb=get",
+                "--non-resource-url=/logs/*")
+    assert get("clusterrole", "log-reader")["rules"] == [
+        {"nonResourceURLs": ["/logs/*"], "verbs": ["get"]}]
+    kubectl.out("create", "clusterrole", "agg",
+                "--aggregation-rule=rbac.example.com/aggregate-to-agg=true")
+    assert get("clusterrole", "agg")["aggregationRule"] == {"clusterRoleSelectors": [
+        {"matchLabels": {"rbac.example.com/aggregate-to-agg": "true"}}]}
+
+    assert can_i(kubectl, "list", "pods", "-n", "team", "--as", "vera") == "no"
+    assert kubectl.out("create", "rolebinding", "vera-reads", "--role=pod-reader",
+                       "--user=vera", "--serviceaccount=team:bot", "-n", "team").strip() == \
+        "rolebinding.rbac.authorization.k8s.io/vera-reads created"
+    binding = get("rolebinding", "vera-reads", "-n", "team")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "pod-reader"}
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "vera"},
+        {"kind": "ServiceAccount", "name": "bot", "namespace": "team"}]
+    eventually(kubectl, "list", "pods", "-n", "team", "--as", "vera")
+    assert can_i(kubectl, "delete", "pods", "-n", "team", "--as", "vera") == "no"
+
+    kubectl.out("create", "clusterrolebinding", "bob-views", "--clusterrole=view", "--user=bob")
+    assert get("clusterrolebinding", "bob-views")["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bob"}]
+    eventually(kubectl, "list", "services", "--all-namespaces", "--as", "bob")
+
+    # the ordinary answers, each one line: exists, invalid, forbidden; dry runs store nothing
+    again = kubectl.run("create", "namespace", "team", check=False)
+    assert again.returncode == 1 and again.stderr.strip() == \
+        'Error from server (AlreadyExists): namespaces "team" already exists'
+    bad = kubectl.run("create", "namespace", "Bad_Name", check=False)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.stderr.startswith('The Namespace "Bad_Name" is invalid: metadata.name: Invalid')
+    vera = with_token(kubectl, TOKENS["vera"], "vera")
+    refused = vera.run("create", "serviceaccount", "spy", "-n", "team", check=False)
+    assert refused.returncode == 1 and refused.stderr.strip() == (
+        'error: failed to create serviceaccount: serviceaccounts is forbidden: User "vera" '
+        'cannot create resource "serviceaccounts" in API group "" in the namespace "team"')
+    assert kubectl.out("create", "namespace", "dry", "--dry-run=server").strip() == \
+        "namespace/dry created (server dry run)"
+    assert kubectl.run("get", "namespace", "dry", check=False).returncode == 1

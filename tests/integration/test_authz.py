@@ -310,7 +310,12 @@ def test_protobuf_is_read_only_where_kubectl_needs_it(callers: Callers,
                                                       admin: httpx.Client) -> None:
     """kubectl's ``auth can-i`` body (captured bytes) is answered; protobuf elsewhere
     stays 415 and a broken one is a 400 naming the field."""
-    from tests.unit.test_protobuf import KUBECTL_CAN_I, KUBECTL_SERVICEACCOUNT  # noqa: PLC0415
+    from tests.unit.test_protobuf import (  # noqa: PLC0415
+        KUBECTL_CAN_I,
+        KUBECTL_ROLEBINDING,
+        envelope,
+        field,
+    )
 
     proto = {"Content-Type": "application/vnd.kubernetes.protobuf"}
     tina = as_user(callers, "tina")
@@ -319,9 +324,16 @@ def test_protobuf_is_read_only_where_kubectl_needs_it(callers: Callers,
     assert resp.json()["spec"]["resourceAttributes"] == {
         "namespace": "default", "verb": "list", "resource": "pods"}
     assert resp.json()["status"]["allowed"] is False
-    resp = admin.post("/api/v1/namespaces/default/serviceaccounts",
-                      content=KUBECTL_SERVICEACCOUNT, headers=proto)
-    assert resp.status_code == 415
+    # what `kubectl create service clusterip web` sends: a kind read only as JSON
+    resp = admin.post("/api/v1/namespaces/default/services", headers=proto,
+                      content=envelope("Service", field(1, field(1, "web")), "v1"))
+    assert resp.status_code == 415 and resp.json()["reason"] == "UnsupportedMediaType"
+    assert admin.get("/api/v1/namespaces/default/services/web").status_code == 404
+    # a create kubectl sends as protobuf, cut short: 400 naming the kind, nothing stored
+    bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings"
+    resp = admin.post(bindings, content=KUBECTL_ROLEBINDING[:-30], headers=proto)
+    assert resp.status_code == 400 and "not a valid RoleBinding" in resp.json()["message"]
+    assert admin.get(f"{bindings}/jane-views").status_code == 404
     resp = tina.post(f"{AUTHZ}/selfsubjectaccessreviews", content=KUBECTL_CAN_I[:-20],
                      headers=proto)
     assert resp.status_code == 400 and resp.json()["reason"] == "BadRequest"

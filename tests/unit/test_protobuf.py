@@ -1,4 +1,5 @@
-"""The protobuf bodies kubectl sends (auth can-i, create token), read as their JSON.
+"""The protobuf bodies kubectl sends (auth can-i, create token, the imperative create of
+Namespace, ServiceAccount and the four RBAC kinds), read as their JSON.
 
 The ``KUBECTL_*`` bytes are what kubectl 1.37.1 put on the wire, captured from a real
 run; the rest is built here with a ten-line encoder, to reach the cases kubectl does
@@ -41,10 +42,46 @@ KUBECTL_BOUND_TOKEN = (
     b'k8s\x00\n(\n\x18authentication.k8s.io/v1\x12\x0cTokenRequest\x12,\n\x10\n\x00\x12\x00'
     b'\x1a\x00"\x00*\x002\x008\x00B\x00\x12\x12\x1a\x10\n\x03Pod\x12\x02v1\x1a\x01p"\x02u1'
     b'\x1a\x04\n\x00\x12\x00\x1a\x00"\x00')
-# kubectl create serviceaccount bot2 (a kind the server does not read as protobuf)
+# kubectl create serviceaccount bot2
 KUBECTL_SERVICEACCOUNT = (
     b'k8s\x00\n\x14\n\x02v1\x12\x0eServiceAccount\x12\x16\n\x14\n\x04bot2\x12\x00\x1a\x00"'
     b'\x00*\x002\x008\x00B\x00\x1a\x00"\x00')
+# kubectl create serviceaccount bot -n team
+KUBECTL_SERVICEACCOUNT_NS = (
+    b'k8s\x00\n\x14\n\x02v1\x12\x0eServiceAccount\x12\x19\n\x17\n\x03bot\x12\x00\x1a\x04team"'
+    b'\x00*\x002\x008\x00B\x00\x1a\x00"\x00')
+# kubectl create namespace team
+KUBECTL_NAMESPACE = (
+    b'k8s\x00\n\x0f\n\x02v1\x12\tNamespace\x12\x1c\n\x14\n\x04team\x12\x00\x1a\x00"\x00*\x002'
+    b'\x008\x00B\x00\x12\x00\x1a\x02\n\x00\x1a\x00"\x00')
+# kubectl create role pod-reader --verb=get --verb=list --resource=pods --resource-name=a -n team
+KUBECTL_ROLE = (
+    b'k8s\x00\n$\n\x1crbac.authorization.k8s.io/v1\x12\x04Role\x128\n\x1e\n\npod-reader\x12'
+    b'\x00\x1a\x04team"\x00*\x002\x008\x00B\x00\x12\x16\n\x03get\n\x04list\x12\x00\x1a\x04pods'
+    b'"\x01a\x1a\x00"\x00')
+# kubectl create clusterrole agg --aggregation-rule=rbac.example.com/aggregate-to-agg=true
+KUBECTL_CLUSTERROLE_AGGREGATED = (
+    b'k8s\x00\n+\n\x1crbac.authorization.k8s.io/v1\x12\x0bClusterRole\x12D\n\x13\n\x03agg'
+    b'\x12\x00\x1a\x00"\x00*\x002\x008\x00B\x00\x1a-\n+\n)\n!rbac.example.com/aggregate-to-'
+    b'agg\x12\x04true\x1a\x00"\x00')
+# kubectl create clusterrole urls --verb=get --non-resource-url=/logs/*
+KUBECTL_CLUSTERROLE_URLS = (
+    b'k8s\x00\n+\n\x1crbac.authorization.k8s.io/v1\x12\x0bClusterRole\x12&\n\x14\n\x04urls'
+    b'\x12\x00\x1a\x00"\x00*\x002\x008\x00B\x00\x12\x0e\n\x03get*\x07/logs/*\x1a\x00"\x00')
+# kubectl create rolebinding jane-views --clusterrole=view --user=jane --group=devs
+#   --serviceaccount=team:bot -n team
+KUBECTL_ROLEBINDING = (
+    b'k8s\x00\n+\n\x1crbac.authorization.k8s.io/v1\x12\x0bRoleBinding\x12\xc6\x01\n\x1e\n\n'
+    b'jane-views\x12\x00\x1a\x04team"\x00*\x002\x008\x00B\x00\x12)\n\x04User\x12\x19rbac.'
+    b'authorization.k8s.io\x1a\x04jane"\x00\x12*\n\x05Group\x12\x19rbac.authorization.k8s.io'
+    b'\x1a\x04devs"\x00\x12\x1d\n\x0eServiceAccount\x12\x00\x1a\x03bot"\x04team\x1a.\n\x19'
+    b'rbac.authorization.k8s.io\x12\x0bClusterRole\x1a\x04view\x1a\x00"\x00')
+# kubectl create clusterrolebinding bob-views --clusterrole=view --user=bob
+KUBECTL_CLUSTERROLEBINDING = (
+    b'k8s\x00\n2\n\x1crbac.authorization.k8s.io/v1\x12\x12ClusterRoleBinding\x12u\n\x19\n\t'
+    b'bob-views\x12\x00\x1a\x00"\x00*\x002\x008\x00B\x00\x12(\n\x04User\x12\x19rbac.'
+    b'authorization.k8s.io\x1a\x03bob"\x00\x1a.\n\x19rbac.authorization.k8s.io\x12\x0b'
+    b'ClusterRole\x1a\x04view\x1a\x00"\x00')
 
 
 def varint(n: int) -> bytes:
@@ -92,9 +129,75 @@ def test_what_kubectl_create_token_sends() -> None:
         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "p", "uid": "u1"}}
 
 
+RBAC = "rbac.authorization.k8s.io/v1"
+USERS = "rbac.authorization.k8s.io"
+
+
+def test_what_kubectl_create_namespace_and_serviceaccount_send() -> None:
+    assert decode(KUBECTL_NAMESPACE, "Namespace") == {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}, "spec": {}}
+    assert decode(KUBECTL_SERVICEACCOUNT, "ServiceAccount") == {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "bot2"}}
+    assert decode(KUBECTL_SERVICEACCOUNT_NS, "ServiceAccount")["metadata"] == {
+        "name": "bot", "namespace": "team"}
+    # what kubectl has no flag for, built here: the fields a manifest may carry
+    secret = field(1, "Secret") + field(3, "tok") + field(7, "data")
+    account = (field(1, field(1, "ci")) + field(2, secret) + field(3, field(1, "regcred"))
+               + field(4, 0))
+    assert decode(envelope("ServiceAccount", account, "v1"), "ServiceAccount") == {
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ci"},
+        "secrets": [{"kind": "Secret", "name": "tok", "fieldPath": "data"}],
+        "imagePullSecrets": [{"name": "regcred"}], "automountServiceAccountToken": False}
+    finalizers = field(2, field(1, "kubernetes") + field(1, "example.com/x"))
+    assert decode(envelope("Namespace", finalizers, "v1"), "Namespace")["spec"] == {
+        "finalizers": ["kubernetes", "example.com/x"]}
+
+
+def test_what_kubectl_create_role_and_clusterrole_send() -> None:
+    assert decode(KUBECTL_ROLE, "Role") == {
+        "apiVersion": RBAC, "kind": "Role",
+        "metadata": {"name": "pod-reader", "namespace": "team"},
+        # the core group is the empty string, kept: it is an item of a list
+        "rules": [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"],
+                   "resourceNames": ["a"]}]}
+    assert decode(KUBECTL_CLUSTERROLE_URLS, "ClusterRole") == {
+        "apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": "urls"},
+        "rules": [{"verbs": ["get"], "nonResourceURLs": ["/logs/*"]}]}
+    assert decode(KUBECTL_CLUSTERROLE_AGGREGATED, "ClusterRole") == {
+        "apiVersion": RBAC, "kind": "ClusterRole", "metadata": {"name": "agg"},
+        "aggregationRule": {"clusterRoleSelectors": [
+            {"matchLabels": {"rbac.example.com/aggregate-to-agg": "true"}}]}}
+    expression = field(2, field(1, "tier") + field(2, "In") + field(3, "a") + field(3, "b"))
+    selectors = field(1, field(1, field(1, "x") + field(2, "1")) + expression)
+    got = decode(envelope("ClusterRole", field(3, selectors), RBAC), "ClusterRole")
+    assert got["aggregationRule"] == {"clusterRoleSelectors": [{
+        "matchLabels": {"x": "1"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}]}
+
+
+def test_what_kubectl_create_rolebinding_and_clusterrolebinding_send() -> None:
+    view = {"apiGroup": USERS, "kind": "ClusterRole", "name": "view"}
+    assert decode(KUBECTL_ROLEBINDING, "RoleBinding") == {
+        "apiVersion": RBAC, "kind": "RoleBinding",
+        "metadata": {"name": "jane-views", "namespace": "team"},
+        "subjects": [{"kind": "User", "apiGroup": USERS, "name": "jane"},
+                     {"kind": "Group", "apiGroup": USERS, "name": "devs"},
+                     {"kind": "ServiceAccount", "name": "bot", "namespace": "team"}],
+        "roleRef": view}
+    assert decode(KUBECTL_CLUSTERROLEBINDING, "ClusterRoleBinding") == {
+        "apiVersion": RBAC, "kind": "ClusterRoleBinding", "metadata": {"name": "bob-views"},
+        "subjects": [{"kind": "User", "apiGroup": USERS, "name": "bob"}], "roleRef": view}
+    # the endpoint decides: a RoleBinding posted where ClusterRoleBindings are taken
+    with pytest.raises(ProtobufError, match=r"kind \(RoleBinding\) do not match"):
+        decode(KUBECTL_ROLEBINDING, "ClusterRoleBinding")
+
+
 def test_other_kinds_are_not_read() -> None:
+    service = envelope("Service", field(1, field(1, "web")), "v1")  # kubectl create service
     with pytest.raises(NotReadable):
-        decode(KUBECTL_SERVICEACCOUNT, "ServiceAccount")
+        decode(service, "Service")
+    with pytest.raises(NotReadable):
+        decode(service, "ConfigMap")
     # the endpoint's kind decides: a TokenRequest posted where a review is taken is refused
     with pytest.raises(ProtobufError, match="do not match the expected authorization"):
         decode(KUBECTL_TOKEN, "SelfSubjectAccessReview")
@@ -148,9 +251,19 @@ def test_scalars_and_repeated_messages_merge_as_protobuf_does() -> None:
      "spec.expirationSeconds"),
     (envelope("TokenRequest", field(2, field(1, 3)), "authentication.k8s.io/v1"),
      "spec.audiences[0]"),
+    (envelope("Role", field(2, field(1, "get")) + field(2, field(3, 5)), RBAC),
+     "rules[1].resources[0]"),
+    (envelope("RoleBinding", field(3, field(3, b"\xc3")), RBAC), "roleRef.name"),
+    (envelope("RoleBinding", field(2, field(1, "User")) + field(2, b"\x0a"), RBAC),
+     "subjects[1]"),
+    (envelope("ClusterRole", field(3, field(1, field(1, field(1, "k") + field(2, 1)))),
+              RBAC), "aggregationRule.clusterRoleSelectors[0].matchLabels[k]"),
+    (envelope("ServiceAccount", field(4, "yes"), "v1"), "automountServiceAccountToken"),
+    (envelope("Namespace", field(1, field(1, 7)), "v1"), "metadata.name"),
 ])
 def test_malformed_bodies_name_the_field(body: bytes, at: str) -> None:
-    kind = "TokenRequest" if b"TokenRequest" in body else "SelfSubjectAccessReview"
+    kind = next((k for k in sorted(protobuf.KINDS, key=len, reverse=True)
+                 if k.encode() in body[:60]), "SelfSubjectAccessReview")
     with pytest.raises(ProtobufError) as err:
         decode(body, kind)
     assert err.value.field == at

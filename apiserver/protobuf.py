@@ -79,6 +79,8 @@ OBJECT_META = Message({1: ("name", STRING), 2: ("generateName", STRING),
                        12: ("annotations", MapOf(STRING))})
 
 # authorization.k8s.io/v1
+# ExtraValue is a message {repeated string items = 1} on the wire and a bare list in JSON.
+EXTRA_VALUE = Message({1: ("items", STRINGS)})
 _SELECTOR_REQUIREMENT = Message({1: ("key", STRING), 2: ("operator", STRING),
                                  3: ("values", STRINGS)})
 _SELECTOR = Message({1: ("rawSelector", STRING),
@@ -94,7 +96,7 @@ _SELF_ACCESS_SPEC = Message({1: ("resourceAttributes", RESOURCE_ATTRIBUTES),
 _ACCESS_SPEC = Message({1: ("resourceAttributes", RESOURCE_ATTRIBUTES),
                         2: ("nonResourceAttributes", NON_RESOURCE_ATTRIBUTES),
                         3: ("user", STRING), 4: ("groups", STRINGS),
-                        5: ("extra", MapOf(Message({1: ("items", STRINGS)}))),
+                        5: ("extra", MapOf(EXTRA_VALUE)),
                         6: ("uid", STRING)})
 _RULES_SPEC = Message({1: ("namespace", STRING)})
 
@@ -228,6 +230,8 @@ def _map_entry(ftype: MapOf, value: int | bytes, path: str) -> tuple[str, Any]:
             item = _scalar(ftype.value, wire, part, f"{path}[{key}]" if key else path)
     if item is None:
         item = {} if isinstance(ftype.value, Message) else ""
+    if ftype.value is EXTRA_VALUE and isinstance(item, dict):
+        item = item.get("items", [])
     return key, item
 
 

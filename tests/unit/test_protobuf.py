@@ -219,8 +219,9 @@ def test_subject_access_review_with_groups_extra_and_metadata() -> None:
         "metadata": {"name": "r", "namespace": "team", "labels": {"app": "web", "empty": ""},
                      "annotations": {"note": "hi"}},
         "spec": {"resourceAttributes": {"verb": "get", "resource": "secrets", "name": "db"},
-                 "user": "vera", "groups": ["dev", "ops"], "extra": {"scopes": {
-                     "items": ["a", "b"]}}, "uid": "u-1"}}
+                 "user": "vera", "groups": ["dev", "ops"],
+                 "extra": {"scopes": ["a", "b"]},  # JSON's form: ExtraValue is a bare list
+                 "uid": "u-1"}}
 
 
 def test_scalars_and_repeated_messages_merge_as_protobuf_does() -> None:

@@ -42,7 +42,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
-from componentbase import flags, pki
+from componentbase import files, flags, pki
 from componentbase.flags import Listen
 from componentbase.netns import run_in_netns
 
@@ -197,7 +197,7 @@ def ensure_admin_kubeconfig(path: Path, ca: pki.KeyPair, server: str) -> None:
                      key_pem=pair.key_pem)
     text = yaml.safe_dump(doc, default_flow_style=False, sort_keys=False).encode()
     if not path.exists() or path.read_bytes() != text:
-        pki.write_private(path, text)
+        files.write_atomic(path, text)
 
 
 def _existing_admin(path: Path) -> pki.KeyPair | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from componentbase.files import write_atomic
 
 CA_DAYS = 3650
 CERT_DAYS = 365
@@ -164,20 +165,6 @@ def fits(pair: KeyPair, ca: KeyPair, who: Identity) -> bool:
 # -- files -----------------------------------------------------------------------------
 
 
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Atomically, created with ``mode`` from the start (a key is never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]) -> KeyPair:
     try:
         pair = KeyPair(Path(cert_path).read_bytes(), Path(key_path).read_bytes())
@@ -192,8 +179,8 @@ def load(cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]) ->
 
 
 def save(pair: KeyPair, cert_path: Path, key_path: Path) -> None:
-    write_private(key_path, pair.key_pem)
-    write_private(cert_path, pair.cert_pem, 0o644)
+    write_atomic(key_path, pair.key_pem)
+    write_atomic(cert_path, pair.cert_pem, 0o644)
 
 
 def ensure_ca(directory: str | os.PathLike[str], name: str = "ca") -> KeyPair:
@@ -236,7 +223,7 @@ def ensure_signing_key(path: str | os.PathLike[str]) -> bytes:
             raise PKIError(f"{p}: not a PEM private key") from exc
         return data
     data = _key_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-    write_private(p, data)
+    write_atomic(p, data)
     return data
 
 

@@ -33,7 +33,7 @@ import yaml
 from apimachinery.kubeconfig import kubeconfig
 from client.config import ClientConfig
 from client.http import AsyncClient, Client
-from componentbase import pki
+from componentbase import files, pki
 from componentbase.polling import poll
 from tests.netns import Lab
 
@@ -71,7 +71,7 @@ class SessionPKI:
         self.kubeconfig = str(directory / "admin.kubeconfig")
         doc = kubeconfig("test", "https://127.0.0.1:6443", ca.cert_pem,
                          cert_pem=admin.cert_pem, key_pem=admin.key_pem)
-        pki.write_private(Path(self.kubeconfig), yaml.safe_dump(doc).encode())
+        files.write_atomic(Path(self.kubeconfig), yaml.safe_dump(doc).encode())
 
     @functools.cached_property
     def context(self) -> ssl.SSLContext:

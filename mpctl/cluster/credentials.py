@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from apimachinery.kubeconfig import kubeconfig
-from componentbase import pki
+from componentbase import files, pki
 
 from .plan import Credential, PKIPlan
 
@@ -78,7 +78,7 @@ def ensure_kubeconfig(cred: Credential, ca: pki.KeyPair, cluster_name: str) -> N
                      key_pem=pair.key_pem)
     if doc == old:
         return
-    pki.write_private(cred.kubeconfig, yaml.safe_dump(doc, sort_keys=False).encode())
+    files.write_atomic(cred.kubeconfig, yaml.safe_dump(doc, sort_keys=False).encode())
 
 
 def reusable_pair(doc: dict[str, Any], ca: pki.KeyPair, who: pki.Identity

@@ -10,12 +10,12 @@ signalled.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from componentbase.files import write_atomic
 
 FILE = "cluster.json"
 # Names are host-wide (namespaces are), so each running cluster's state dir is
@@ -74,20 +74,8 @@ def path(state_dir: Path) -> Path:
 
 def save(state: ClusterState) -> None:
     target = path(Path(state.state_dir))
-    _write_atomic(REGISTRY / state.name, str(Path(state.state_dir).resolve()) + "\n")
-    _write_atomic(target, json.dumps(state.to_json(), indent=2) + "\n")
-
-
-def _write_atomic(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(REGISTRY / state.name, (str(Path(state.state_dir).resolve()) + "\n").encode())
+    write_atomic(target, (json.dumps(state.to_json(), indent=2) + "\n").encode())
 
 
 def load(state_dir: Path) -> ClusterState | None:

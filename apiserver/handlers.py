@@ -17,12 +17,11 @@ from typing import Any
 
 import anyio
 import orjson
-import yaml
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from apiserver import managedfields, objects, openapi, protobuf, tables
+from apiserver import decoding, managedfields, objects, openapi, protobuf, tables
 from apiserver import patch as patches
 from apiserver.auth.authn import Authenticator
 from apiserver.auth.filters import Authorization
@@ -245,8 +244,9 @@ class Api:
         return await asyncio.wrap_future(self.store.submit(op, dry_run=dry_run))
 
     async def create(self, rt: Strategy, ns: str, request: Request) -> Response:
-        body = await read_object(request, rt.kind.kind)
-        warnings = check_fields(rt, body, field_validation(request))
+        decoded = await read_object(request, rt.kind.kind)
+        body = decoded.document
+        warnings = check_fields(rt, body, field_validation(request), decoded.duplicates)
         manager = field_manager(rt, request, body, "Update")
         who = caller(request)
         obj = await self._commit(self.writes.create(rt, ns, body, manager, who),
@@ -255,8 +255,9 @@ class Api:
 
     async def update(self, rt: Strategy, ns: str, name: str, request: Request,
                      subresource: str) -> Response:
-        body = await read_object(request)
-        warnings = check_fields(rt, body, field_validation(request))
+        decoded = await read_object(request)
+        body = decoded.document
+        warnings = check_fields(rt, body, field_validation(request), decoded.duplicates)
         manager = field_manager(rt, request, body, "Update", subresource)
         who = caller(request)
         written: Written = await self._commit(
@@ -278,15 +279,19 @@ class Api:
             if not query(request).get("fieldManager"):
                 raise BadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
                                  "Required value: is required for apply patch")
-            document = _load_yaml(raw)
+            decoded = await decode_body(YAML, raw)
+            document = decoded.document
             if not isinstance(document, dict):
                 raise BadRequest("an apply patch must be a single object")
+            decoding.check_object_size(decoded.size)
             create_body = document
         else:
-            document = _load_json(raw)
-        warnings: list[str] = []
+            decoded = await decode_body(JSON, raw)
+            document = decoded.document
         if create_body is not None:
-            warnings = check_fields(rt, create_body, mode)
+            warnings = check_fields(rt, create_body, mode, decoded.duplicates)
+        else:  # the patch's own repeated keys; the patched object is checked below
+            warnings = check_fields(rt, None, mode, decoded.duplicates)
 
         def apply_patch(old: dict) -> dict:
             try:
@@ -351,15 +356,16 @@ class Api:
             await read_body(request)  # whatever it says (kubectl sends protobuf), unread
             body: dict = {}
         else:
-            body = await read_object(request, rt.kind.kind)
-            check_fields(rt, body, field_validation(request))
+            decoded = await read_object(request, rt.kind.kind)
+            body = decoded.document
+            check_fields(rt, body, field_validation(request), decoded.duplicates)
         ctx = ReviewContext(request.scope.get(USER_KEY, ANONYMOUS_USER), self.authenticator,
                             self.store, self.authorization, namespace)
         return json_response(await rt.review(ctx, body), 201)
 
     async def action(self, rt: Strategy, subresource: str, ns: str, name: str,
                      request: Request) -> Response:
-        body = await read_object(request, rt.actions[subresource].kind)
+        body = (await read_object(request, rt.actions[subresource].kind)).document
         who = caller(request)
         result = await self._commit(self.writes.action(rt, subresource, ns, name, body, who),
                                     dry_run(request))
@@ -398,8 +404,12 @@ def media_type(request: Request) -> str:
     return value.split(";")[0].strip().lower()
 
 
-def _load_object_body(content_type: str, raw: bytes, kind: str | None = None) -> Any:
-    """Decode a JSON or YAML body; any other type is a 415.
+async def decode_body(content_type: str, raw: bytes, kind: str | None = None,
+                      ) -> decoding.Decoded:
+    """Decode a JSON or YAML body within ``decoding``'s limits; any other type is a 415.
+
+    A large body is decoded on a worker thread so that it cannot stall the event
+    loop (and every other request) while it is read.
 
     Only types a browser cannot send cross-site without asking first are read
     (no text/plain, no forms), so a web page cannot make a user's browser write.
@@ -408,47 +418,36 @@ def _load_object_body(content_type: str, raw: bytes, kind: str | None = None) ->
     kinds of kubectl's imperative ``create``: Namespace, ServiceAccount, the RBAC four).
     """
     if content_type == JSON:
-        return _load_json(raw)
-    if content_type == YAML:
-        return _load_yaml(raw)
-    if content_type == protobuf.MEDIA_TYPE:
+        decode, offload = decoding.decode_json, decoding.OFFLOAD_BYTES
+    elif content_type == YAML:
+        decode, offload = decoding.decode_yaml, decoding.OFFLOAD_YAML_BYTES
+    elif content_type == protobuf.MEDIA_TYPE:
         if kind is not None and kind in protobuf.KINDS:
             try:
-                return protobuf.decode(raw, kind)
+                return decoding.Decoded(protobuf.decode(raw, kind))
             except protobuf.ProtobufError as exc:
                 raise BadRequest(f"the request body is not a valid {kind}: {exc}") from None
         raise UnsupportedMediaType(
             "protobuf request bodies are not supported by miniplane; send JSON "
             "(kubectl apply -f / kubectl create -f do)")
-    raise UnsupportedMediaType(f'the body of the request was in an unknown format - '
-                               f'accepted media types include: {JSON}, {YAML}')
+    else:
+        raise UnsupportedMediaType(f'the body of the request was in an unknown format - '
+                                   f'accepted media types include: {JSON}, {YAML}')
+    if len(raw) > offload:
+        return await anyio.to_thread.run_sync(decode, raw)
+    return decode(raw)
 
 
-async def read_object(request: Request, kind: str | None = None) -> dict:
-    """The request's body as an object; ``kind`` is the kind the endpoint takes, for
-    the few that may come as protobuf."""
+async def read_object(request: Request, kind: str | None = None) -> decoding.Decoded:
+    """The request's body as an object no larger than an object may be stored; ``kind``
+    is the kind the endpoint takes, for the few that may come as protobuf."""
     content_type = media_type(request)
     raw = await read_body(request)
-    document = _load_object_body(content_type, raw, kind)
-    if not isinstance(document, dict):
+    decoded = await decode_body(content_type, raw, kind)
+    if not isinstance(decoded.document, dict):
         raise BadRequest("the request body must be a JSON object")
-    return document
-
-
-def _load_json(raw: bytes) -> Any:
-    if not raw.strip():
-        raise BadRequest("the request body is empty")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-
-
-def _load_yaml(raw: bytes) -> Any:
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise BadRequest(f"the request body is not valid YAML: {exc}".splitlines()[0]) from None
+    decoding.check_object_size(decoded.size)
+    return decoded
 
 
 _NO_QUERY = QueryParams("")
@@ -476,12 +475,14 @@ def field_validation(request: Request) -> str:
     return mode
 
 
-def check_fields(rt: Strategy, obj: Any, mode: str) -> list[str]:
-    """Drop fields the kind does not have; Strict rejects them, Warn reports them."""
+def check_fields(rt: Strategy, obj: Any, mode: str, duplicates: Sequence[str] = ()) -> list[str]:
+    """Drop fields the kind does not have; Strict rejects them and keys the body repeats
+    (``duplicates``), Warn reports both, Ignore neither (the last of a repeat wins)."""
     unknown = openapi.unknown_fields(rt.openapi_root, obj, prune=True)
-    if not unknown or mode == "Ignore":
+    if not (unknown or duplicates) or mode == "Ignore":
         return []
-    problems = [f'unknown field "{path}"' for path in unknown]
+    problems = [f'duplicate field "{path}"' for path in duplicates]
+    problems += [f'unknown field "{path}"' for path in unknown]
     if mode == "Strict":
         k = rt.kind
         raise BadRequest(f'{k.kind} in version "{k.version}" cannot be handled as a {k.kind}: '
@@ -519,7 +520,7 @@ async def delete_options(request: Request) -> dict[str, Any]:
     raw = await read_body(request)
     options: dict[str, Any] = {}
     if raw.strip():
-        document = _load_object_body(media_type(request), raw)
+        document = (await decode_body(media_type(request), raw)).document
         if not isinstance(document, dict):
             raise BadRequest("DeleteOptions must be a JSON object")
         options.update(document)

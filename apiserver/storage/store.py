@@ -41,6 +41,7 @@ import orjson
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
+from apiserver.decoding import check_object_size
 from apiserver.errors import APIError
 from apiserver.storage import log as eventlog
 from apiserver.storage.backend import CommitListener, Event, Page, Txn
@@ -101,7 +102,9 @@ class WriteTxn:
         """Store ``obj`` at the next revision (ADDED when ``prev`` is None, else MODIFIED)."""
         rv = self._next_revision()
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
-        data = dumps(obj)
+        encoded = orjson.dumps(obj)
+        check_object_size(len(encoded))  # nothing larger is stored, however it was written
+        data = encoded.decode()
         prev_data = dumps(prev) if prev is not None else None
         self._cur.execute(self._sql.upsert, {"resource": resource, "namespace": namespace,
                                              "name": name, "rv": rv, "data": data})

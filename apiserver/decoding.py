@@ -1,0 +1,277 @@
+"""Request bodies decoded with limits: depth, YAML aliases, duplicate keys, encoded size.
+
+A body under the 3 MiB request limit can still cost far more once decoded: YAML
+aliases repeat one node any number of times (a 100 KB Pod became a 100 MB object,
+the class of CVE-2019-11253), deep nesting exhausts the recursion of the YAML
+composer (and orjson encodes at most 254 levels), and an object over etcd's
+1.5 MiB would be stored and then copied into every list and watch. Every limit
+here is checked while decoding, before anything is stored, and answers with a
+Kubernetes ``Status``: 400 for a body that cannot be decoded within the limits,
+413 for an object too large to store.
+
+Duplicate keys are legal to the decoders (the last one wins) but Kubernetes
+reports them under ``fieldValidation``; ``Decoded.duplicates`` names them, by the
+same field paths as unknown fields (``spec.ports[0].name``).
+
+Pure functions, no I/O: the handlers decide when to run them off the event loop
+(``OFFLOAD_BYTES``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from apiserver.errors import BadRequest, RequestTooLarge
+
+# etcd's default --max-request-bytes, which bounds a Kubernetes object: nothing
+# whose JSON encoding is larger is stored (apiserver/storage/store.py checks it).
+MAX_OBJECT_BYTES = 1_572_864
+# Nesting levels a body may have. Kubernetes objects use about 15; orjson cannot
+# encode more than 254, and a stored object nests a few levels deeper than its
+# body (metadata.managedFields mirrors it).
+MAX_DEPTH = 100
+# What YAML aliases may add to a document, counted as the JSON size of the nodes
+# they repeat: more could not be stored anyway. go-yaml's "excessive aliasing".
+MAX_YAML_ALIAS_BYTES = MAX_OBJECT_BYTES
+# Bodies larger than this are decoded on a worker thread (the pure-Python YAML
+# loader reads about a megabyte a second; orjson takes milliseconds per megabyte).
+OFFLOAD_BYTES = 64 * 1024
+OFFLOAD_YAML_BYTES = 4 * 1024
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded body, the paths of keys it repeats, and its compact JSON size."""
+
+    document: Any
+    duplicates: tuple[str, ...] = ()
+    size: int = 0
+
+
+# ------------------------------------------------------------------------ limits
+
+
+def too_deep() -> BadRequest:
+    return BadRequest(f"the request body is nested more than {MAX_DEPTH} levels deep")
+
+
+def check_object_size(size: int) -> None:
+    """Refuse an object whose JSON encoding is over ``MAX_OBJECT_BYTES`` (413)."""
+    if size > MAX_OBJECT_BYTES:
+        raise RequestTooLarge(f"the object is {size} bytes when encoded, over the limit of "
+                              f"{MAX_OBJECT_BYTES} bytes")
+
+
+def depth_within(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests at most ``limit`` containers deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                if depth + 1 > limit:
+                    return False
+                stack.append((child, depth + 1))
+    return True
+
+
+# -------------------------------------------------------------------------- JSON
+
+
+def decode_json(raw: bytes) -> Decoded:
+    """orjson, then the limits; a pure-Python pass only when duplicates may be present.
+
+    Cheap proof of no duplicate keys: every ``:`` in JSON is either after a key or
+    inside a string. Re-encoding keeps every key and string of a body without
+    duplicates, so the counts of ``:`` match; a dropped duplicate key takes its
+    ``:`` (and its value's) with it. A ``\\u`` escape could spell a colon, so a body
+    with one takes the slow path.
+    """
+    if not raw.strip():
+        raise BadRequest("the request body is empty")
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):
+            raise too_deep() from None
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    return _json_limits(raw, document)
+
+
+def _json_limits(raw: bytes, document: Any) -> Decoded:
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and isinstance(document, (dict, list)) \
+            and not depth_within(document):
+        raise too_deep()
+    encoded = orjson.dumps(document)
+    duplicates: tuple[str, ...] = ()
+    if b"\\u" in raw or raw.count(b":") != encoded.count(b":"):
+        duplicates = json_duplicates(raw)
+    return Decoded(document, duplicates, len(encoded))
+
+
+class _Repeats(dict):
+    """An object whose body repeated ``repeated`` keys (the last value won)."""
+
+    repeated: list[str]
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    marked = _Repeats(obj)
+    marked.repeated = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    return marked
+
+
+def json_duplicates(raw: bytes) -> tuple[str, ...]:
+    """Paths of repeated keys in a JSON body (already known to decode within the limits)."""
+    import json  # the stdlib decoder is the one that shows every pair; only needed here
+
+    found: list[str] = []
+    _collect(json.loads(raw, object_pairs_hook=_pairs), "", found)
+    return tuple(dict.fromkeys(found))
+
+
+def _collect(value: Any, path: str, found: list[str]) -> None:
+    if isinstance(value, dict):
+        if isinstance(value, _Repeats):
+            found.extend(_join(path, k) for k in value.repeated)
+        for k, v in value.items():
+            _collect(v, _join(path, k), found)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _collect(v, f"{path}[{i}]", found)
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+# -------------------------------------------------------------------------- YAML
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a depth limit and a budget for what aliases repeat.
+
+    Composition is where both bite: each node is composed one level deeper than its
+    parent (the composer recurses), and an alias hands back a node composed before,
+    whose size is known, so a bomb is refused after reading no more than it spent.
+    """
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._alias_bytes = 0
+        self._open: set[str] = set()  # anchors of nodes still being composed
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise BadRequest(f'the request body is not valid YAML: the alias '
+                                 f'"*{event.anchor}" refers to a node that contains it')
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                self._alias_bytes += self._size(node)
+                if self._alias_bytes > MAX_YAML_ALIAS_BYTES:
+                    raise BadRequest(f"the request body's YAML aliases expand to more than "
+                                     f"{MAX_YAML_ALIAS_BYTES} bytes")
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise too_deep()
+        anchor = getattr(event, "anchor", None)
+        if anchor:
+            self._open.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open.discard(anchor or "")
+
+    def _size(self, node: Node) -> int:
+        """About the JSON size of ``node`` with every alias inside it expanded (memoised)."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, ScalarNode):
+            size = len(node.value) + 2
+        elif isinstance(node, SequenceNode):
+            size = 2 + sum(self._size(item) + 1 for item in node.value)
+        else:
+            size = 2 + sum(self._size(k) + self._size(v) + 2 for k, v in node.value)
+        self._sizes[id(node)] = size
+        return size
+
+
+def decode_yaml(raw: bytes) -> Decoded:
+    """One YAML document within the limits, as the JSON it stands for (aliases expanded,
+    timestamps and other YAML-only types as JSON would carry them). A body that is
+    JSON (kubectl's apply patches) is read as JSON, much faster."""
+    if looks_like_json(raw):
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            if "depth" in str(exc):
+                raise too_deep() from None
+        else:
+            return _json_limits(raw, document)
+    loader = _BoundedLoader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Decoded(None)
+        duplicates = yaml_duplicates(node)
+        document = loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"the request body is not valid YAML: {exc}".splitlines()[0]) from None
+    except RecursionError:
+        raise too_deep() from None
+    finally:
+        loader.dispose()
+    try:
+        encoded = orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise BadRequest(f"the request body cannot be read as JSON: {exc}") from None
+    return Decoded(orjson.loads(encoded), duplicates, len(encoded))
+
+
+def yaml_duplicates(root: Node) -> tuple[str, ...]:
+    """Paths of keys a YAML mapping repeats (``<<`` merges are not repeats)."""
+    found: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue  # an aliased node: reported where it first appeared
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            keys: set[str] = set()
+            children = []
+            for k, v in node.value:
+                key = k.value if isinstance(k, ScalarNode) else None
+                if key is None or k.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if key in keys:
+                    found.append(_join(path, key))
+                keys.add(key)
+                children.append((v, _join(path, key)))
+            stack.extend(reversed(children))
+        elif isinstance(node, SequenceNode):
+            stack.extend(reversed([(v, f"{path}[{i}]") for i, v in enumerate(node.value)]))
+    return tuple(dict.fromkeys(found))
+
+
+def looks_like_json(raw: bytes) -> bool:
+    """A YAML body that is JSON (kubectl's apply patches are) decodes as JSON, fast."""
+    return raw.lstrip()[:1] in (b"{", b"[")

@@ -67,18 +67,19 @@ def check_object_size(size: int) -> None:
                               f"{MAX_OBJECT_BYTES} bytes")
 
 
-def depth_within(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests at most ``limit`` containers deep (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if type(node) is dict else node
-        for child in children:
-            if type(child) is dict or type(child) is list:
-                if depth + 1 > limit:
-                    return False
-                stack.append((child, depth + 1))
-    return True
+def nests_deeper(document: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``document`` nests more than ``limit`` containers deep.
+
+    orjson's indented output puts every element of a container at depth ``d`` on its
+    own line, indented by ``2 * d`` spaces, and never a raw newline inside a string:
+    a line indented ``2 * limit`` spaces exists exactly when something is nested
+    deeper. One encoding and one substring search, both in C.
+    """
+    try:
+        pretty = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:  # orjson encodes at most 254 levels
+        return True
+    return b"\n" + b" " * (2 * limit) in pretty
 
 
 # -------------------------------------------------------------------------- JSON
@@ -105,9 +106,8 @@ def decode_json(raw: bytes) -> Decoded:
 
 
 def _json_limits(raw: bytes, document: Any) -> Decoded:
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and isinstance(document, (dict, list)) \
-            and not depth_within(document):
-        raise too_deep()
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and nests_deeper(document):
+        raise too_deep()  # (fewer brackets than the limit cannot nest deeper than it)
     encoded = orjson.dumps(document)
     duplicates: tuple[str, ...] = ()
     if b"\\u" in raw or raw.count(b":") != encoded.count(b":"):
@@ -125,9 +125,13 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict:
     obj = dict(pairs)
     if len(obj) == len(pairs):
         return obj
-    seen: set[str] = set()
     marked = _Repeats(obj)
-    marked.repeated = [k for k, _ in pairs if k in seen or seen.add(k)]  # type: ignore[func-returns-value]
+    marked.repeated = []
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.repeated.append(key)
+        seen.add(key)
     return marked
 
 
@@ -173,7 +177,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._open: set[str] = set()  # anchors of nodes still being composed
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in self._open:

@@ -19,11 +19,15 @@ Pure functions, no I/O: the handlers decide when to run them off the event loop
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import orjson
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from apiserver.errors import BadRequest, RequestTooLarge
 
@@ -162,16 +166,19 @@ def _join(path: str, key: Any) -> str:
 # -------------------------------------------------------------------------- YAML
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with a depth limit and a budget for what aliases repeat.
+class _Limits:
+    """Composition with a depth limit and a budget for what aliases repeat.
 
     Composition is where both bite: each node is composed one level deeper than its
     parent (the composer recurses), and an alias hands back a node composed before,
     whose size is known, so a bomb is refused after reading no more than it spent.
+    Mixed into a PyYAML loader, before its ``Composer``.
     """
 
-    def __init__(self, stream: bytes) -> None:
-        super().__init__(stream)
+    anchors: dict[str, Node]
+    peek_event: Any
+
+    def _start_limits(self) -> None:
         self._depth = 0
         self._alias_bytes = 0
         self._open: set[str] = set()  # anchors of nodes still being composed
@@ -183,13 +190,13 @@ class _BoundedLoader(yaml.SafeLoader):
             if event.anchor in self._open:
                 raise BadRequest(f'the request body is not valid YAML: the alias '
                                  f'"*{event.anchor}" refers to a node that contains it')
-            node = self.anchors.get(event.anchor)
+            node = self.anchors.get(event.anchor or "")
             if node is not None:
                 self._alias_bytes += self._size(node)
                 if self._alias_bytes > MAX_YAML_ALIAS_BYTES:
                     raise BadRequest(f"the request body's YAML aliases expand to more than "
                                      f"{MAX_YAML_ALIAS_BYTES} bytes")
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc]
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise too_deep()
@@ -197,7 +204,7 @@ class _BoundedLoader(yaml.SafeLoader):
         if anchor:
             self._open.add(anchor)
         try:
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc]
         finally:
             self._depth -= 1
             self._open.discard(anchor or "")
@@ -217,6 +224,39 @@ class _BoundedLoader(yaml.SafeLoader):
         return size
 
 
+class _PureLoader(_Limits, yaml.SafeLoader):
+    """The limits on PyYAML's pure-Python loader (where libyaml is not installed)."""
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self._start_limits()
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 - PyYAML's name
+        """The scanner reads ahead over every ``[`` that may start a key, at a cost that
+        grows with the nesting: refuse the nesting as it is read, not once composed."""
+        super().fetch_flow_collection_start(TokenClass)
+        if self.flow_level > MAX_DEPTH:
+            raise too_deep()
+
+
+_Loader: Callable[[bytes], Any] = _PureLoader
+if yaml.__with_libyaml__:
+    from yaml._yaml import CParser
+
+    class _CLoader(_Limits, Composer, CParser, SafeConstructor, Resolver):
+        """libyaml's scanner and parser (about ten times faster, nesting capped at 1000)
+        under PyYAML's Python composer, which the limits hook into."""
+
+        def __init__(self, stream: bytes) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._start_limits()
+
+    _Loader = _CLoader
+
+
 def decode_yaml(raw: bytes) -> Decoded:
     """One YAML document within the limits, as the JSON it stands for (aliases expanded,
     timestamps and other YAML-only types as JSON would carry them). A body that is
@@ -229,7 +269,7 @@ def decode_yaml(raw: bytes) -> Decoded:
                 raise too_deep() from None
         else:
             return _json_limits(raw, document)
-    loader = _BoundedLoader(raw)
+    loader = _Loader(raw)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -237,6 +277,8 @@ def decode_yaml(raw: bytes) -> Decoded:
         duplicates = yaml_duplicates(node)
         document = loader.construct_document(node)
     except yaml.YAMLError as exc:
+        if "maximum nesting depth" in str(exc):  # libyaml's own cap, met reading ahead
+            raise too_deep() from None
         raise BadRequest(f"the request body is not valid YAML: {exc}".splitlines()[0]) from None
     except RecursionError:
         raise too_deep() from None

@@ -420,7 +420,8 @@ async def decode_body(content_type: str, raw: bytes, kind: str | None = None,
     if content_type == JSON:
         decode, offload = decoding.decode_json, decoding.OFFLOAD_BYTES
     elif content_type == YAML:
-        decode, offload = decoding.decode_yaml, decoding.OFFLOAD_YAML_BYTES
+        decode, offload = decoding.decode_yaml, (decoding.OFFLOAD_BYTES if decoding.looks_like_json(
+            raw) else decoding.OFFLOAD_YAML_BYTES)
     elif content_type == protobuf.MEDIA_TYPE:
         if kind is not None and kind in protobuf.KINDS:
             try:

@@ -68,12 +68,23 @@ def test_invalid_json_is_a_400(raw):
 
 # ------------------------------------------------------------------ YAML
 
+LOADERS = {"pure-python": decoding._PureLoader}
+if hasattr(decoding, "_CLoader"):
+    LOADERS["libyaml"] = decoding._CLoader
+
+
+@pytest.fixture(params=sorted(LOADERS))
+def yaml_loader(request, monkeypatch):
+    """Every test runs with each loader the server may use (libyaml where installed)."""
+    monkeypatch.setattr(decoding, "_Loader", LOADERS[request.param])
+
 
 def alias_bomb(copies: int, size: int = 100_000) -> bytes:
     return (f"metadata:\n  annotations:\n    pad: &a {'x' * size}\n"
             f"spec:\n  args: [{', '.join(['*a'] * copies)}]\n").encode()
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_alias_bomb_is_refused_quickly_once_its_aliases_pass_the_budget():
     start = time.monotonic()
     with pytest.raises(BadRequest, match="YAML aliases expand to more than 1572864 bytes"):
@@ -81,6 +92,7 @@ def test_yaml_alias_bomb_is_refused_quickly_once_its_aliases_pass_the_budget():
     assert time.monotonic() - start < 2
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_billion_laughs_is_refused():
     lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, 10):
@@ -89,6 +101,7 @@ def test_billion_laughs_is_refused():
         decode_yaml("\n".join(lines).encode())
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_aliases_within_the_budget_expand_into_plain_json():
     decoded = decode_yaml(alias_bomb(10, size=1000))
     args = decoded.document["spec"]["args"]
@@ -96,11 +109,13 @@ def test_yaml_aliases_within_the_budget_expand_into_plain_json():
     assert decoded.size > 11_000
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_a_recursive_yaml_alias_is_a_400():
     with pytest.raises(BadRequest, match="refers to a node that contains it"):
         decode_yaml(b"spec: &s {containers: [*s]}\n")
 
 
+@pytest.mark.usefixtures("yaml_loader")
 @pytest.mark.parametrize("raw", [
     b"[" * 100_000,
     b"spec: " + b"[" * 100_000,
@@ -114,6 +129,7 @@ def test_yaml_deeper_than_the_limit_is_a_fast_400(raw):
     assert time.monotonic() - start < 1
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_duplicate_keys_are_named_and_merge_keys_are_not_duplicates():
     raw = (b"base: &b {x: 1}\nm:\n  <<: *b\n  x: 2\n  y: 1\n  y: 2\n"
            b"l:\n- {k: 1, k: 2}\n")
@@ -122,17 +138,20 @@ def test_yaml_duplicate_keys_are_named_and_merge_keys_are_not_duplicates():
     assert decoded.document["m"] == {"x": 2, "y": 2}
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_reads_as_the_json_it_stands_for():
     decoded = decode_yaml(b"when: 2024-01-01\n1: one\nempty:\n")
     assert decoded.document == {"when": "2024-01-01", "1": "one", "empty": None}
 
 
+@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_that_is_json_is_read_as_json_with_its_duplicates():
     decoded = decode_yaml(b'{"a": 1, "a": 2}')
     assert decoded.document == {"a": 2} and decoded.duplicates == ("a",)
     assert decode_yaml(b"{a: 1, b: [x]}").document == {"a": 1, "b": ["x"]}
 
 
+@pytest.mark.usefixtures("yaml_loader")
 @pytest.mark.parametrize("raw", [b"a: [", b"a: 1\n---\nb: 2\n", b"a: *nowhere\n"])
 def test_invalid_yaml_is_a_one_line_400(raw):
     with pytest.raises(BadRequest) as err:

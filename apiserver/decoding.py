@@ -34,6 +34,8 @@ from apiserver.errors import BadRequest, RequestTooLarge
 # etcd's default --max-request-bytes, which bounds a Kubernetes object: nothing
 # whose JSON encoding is larger is stored (apiserver/storage/store.py checks it).
 MAX_OBJECT_BYTES = 1_572_864
+# What a write may add to an object already over the limit (stored before it existed).
+LEGACY_SLACK_BYTES = 1024
 # Nesting levels a body may have. Kubernetes objects use about 15; orjson cannot
 # encode more than 254, and a stored object nests a few levels deeper than its
 # body (metadata.managedFields mirrors it).
@@ -64,9 +66,16 @@ def too_deep() -> BadRequest:
     return BadRequest(f"the request body is nested more than {MAX_DEPTH} levels deep")
 
 
-def check_object_size(size: int) -> None:
-    """Refuse an object whose JSON encoding is over ``MAX_OBJECT_BYTES`` (413)."""
-    if size > MAX_OBJECT_BYTES:
+def check_object_size(size: int, stored: int = 0) -> None:
+    """Refuse an object whose JSON encoding is over ``MAX_OBJECT_BYTES`` (413).
+
+    ``stored`` is the size of the version it replaces. One stored over the limit
+    before there was a limit may still be written if it grows by no more than
+    ``LEGACY_SLACK_BYTES`` (deletion marked, finalizers or labels removed), so that
+    it can be shrunk or deleted like any other.
+    """
+    if size > MAX_OBJECT_BYTES and not (stored > MAX_OBJECT_BYTES
+                                        and size <= stored + LEGACY_SLACK_BYTES):
         raise RequestTooLarge(f"the object is {size} bytes when encoded, over the limit of "
                               f"{MAX_OBJECT_BYTES} bytes")
 

@@ -103,9 +103,11 @@ class WriteTxn:
         rv = self._next_revision()
         obj.setdefault("metadata", {})["resourceVersion"] = str(rv)
         encoded = orjson.dumps(obj)
-        check_object_size(len(encoded))  # nothing larger is stored, however it was written
+        prev_encoded = orjson.dumps(prev) if prev is not None else b""
+        # nothing larger is stored, however it was written
+        check_object_size(len(encoded), len(prev_encoded))
         data = encoded.decode()
-        prev_data = dumps(prev) if prev is not None else None
+        prev_data = prev_encoded.decode() if prev is not None else None
         self._cur.execute(self._sql.upsert, {"resource": resource, "namespace": namespace,
                                              "name": name, "rv": rv, "data": data})
         kind = "ADDED" if prev is None else "MODIFIED"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -244,3 +245,30 @@ def test_a_patch_with_duplicate_keys_is_refused_under_strict_and_changes_nothing
     assert warned.headers.get_list("warning") == [
         '299 - "duplicate field \\"metadata.labels.a\\""']
     assert warned.json()["metadata"]["labels"] == {"a": "2"}
+
+
+def test_an_object_stored_over_the_limit_before_it_existed_can_still_be_shrunk_and_deleted(
+        server, api):
+    """Earlier versions stored anything (a 100 MB Pod): such an object must not be stuck,
+    unable to get its deletion marked or its finalizer removed."""
+    path = SVC.format(ns="default") + "/legacy"
+    body = service("legacy")
+    body["metadata"]["finalizers"] = ["example.com/keep"]
+    assert api.post(SVC.format(ns="default"), json=body).status_code == 201
+    server.stop()
+    with sqlite3.connect(server.db_path) as db:  # what an earlier version let through
+        (data,) = db.execute("SELECT data FROM objects WHERE name = 'legacy'").fetchone()
+        obj = json.loads(data)
+        obj["metadata"]["labels"] = labels(2_000_000)
+        db.execute("UPDATE objects SET data = ? WHERE name = 'legacy'", (json.dumps(obj),))
+    server.start()
+    grow = api.patch(path, content=json.dumps({"metadata": {"labels": labels(20_000, "g")}}),
+                     headers=MERGE)
+    assert grow.status_code == 413, grow.text[:300]
+    marked = api.delete(path)
+    assert marked.status_code == 200, marked.text[:300]
+    assert marked.json()["metadata"]["deletionTimestamp"]
+    gone = api.patch(path, content=json.dumps({"metadata": {"finalizers": None}}),
+                     headers=MERGE)
+    assert gone.status_code == 200, gone.text[:300]
+    assert api.get(path).status_code == 404

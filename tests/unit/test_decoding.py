@@ -168,3 +168,13 @@ def test_object_size_limit_is_etcds_and_names_the_size():
                                               "of 1572864 bytes") as err:
         decoding.check_object_size(MAX_OBJECT_BYTES + 1)
     assert err.value.code == 413
+
+
+def test_an_object_stored_over_the_limit_before_it_existed_may_shrink_or_be_marked():
+    over = MAX_OBJECT_BYTES + 10_000
+    decoding.check_object_size(over - 1, stored=over)  # shrinking, still over
+    decoding.check_object_size(over + 100, stored=over)  # deletionTimestamp and the like
+    with pytest.raises(RequestTooLarge):
+        decoding.check_object_size(over + decoding.LEGACY_SLACK_BYTES + 1, stored=over)
+    with pytest.raises(RequestTooLarge):  # never over the limit by growing from under it
+        decoding.check_object_size(MAX_OBJECT_BYTES + 1, stored=MAX_OBJECT_BYTES - 1)

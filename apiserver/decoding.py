@@ -43,8 +43,9 @@ MAX_DEPTH = 100
 # What YAML aliases may add to a document, counted as the JSON size of the nodes
 # they repeat: more could not be stored anyway. go-yaml's "excessive aliasing".
 MAX_YAML_ALIAS_BYTES = MAX_OBJECT_BYTES
-# Bodies larger than this are decoded on a worker thread (the pure-Python YAML
-# loader reads about a megabyte a second; orjson takes milliseconds per megabyte).
+# Bodies larger than this are decoded on a worker thread, so that reading them cannot
+# stall the event loop: orjson takes about a millisecond per megabyte, YAML (nodes
+# built in Python, even over libyaml) about a second.
 OFFLOAD_BYTES = 64 * 1024
 OFFLOAD_YAML_BYTES = 4 * 1024
 

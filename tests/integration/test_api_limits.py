@@ -272,3 +272,32 @@ def test_an_object_stored_over_the_limit_before_it_existed_can_still_be_shrunk_a
                      headers=MERGE)
     assert gone.status_code == 200, gone.text[:300]
     assert api.get(path).status_code == 404
+
+
+def test_a_large_yaml_body_is_decoded_off_the_event_loop(server, api):
+    """A 2.5 MB YAML takes seconds to read (and is then too large to store); /readyz
+    answers meanwhile."""
+    lines = "\n".join(f"    k{i}: {'v' * 60}" for i in range(36_000))
+    doc = (f"apiVersion: v1\nkind: Service\nmetadata:\n  name: big\n  labels:\n{lines}\n"
+           f"spec:\n  ports: [{{port: 80}}]\n").encode()
+    done: list[httpx.Response] = []
+
+    def post() -> None:
+        with server.http(timeout=120) as c:
+            done.append(c.post(SVC.format(ns="default"), content=doc, headers=YAML))
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    answered_meanwhile = 0
+    try:
+        while thread.is_alive():
+            start = time.monotonic()
+            ready = httpx.get(server.readyz_url(), verify=server.readyz_verify(), timeout=5)
+            took = time.monotonic() - start
+            assert ready.status_code == 200 and took < 1.0, took
+            answered_meanwhile += thread.is_alive()
+    finally:
+        thread.join(timeout=120)
+    assert len(doc) < 3 * 1024 * 1024
+    assert done and done[0].status_code == 413, done[0].text[:300] if done else "no answer"
+    assert answered_meanwhile >= 3

@@ -1,8 +1,10 @@
 """Connection limits: what a client that connects and then stalls may hold.
 
 kube-apiserver leans on Go's ``http.Server`` for these; uvicorn has none of them, so
-the API server accepts its connections itself (``LimitedServer``) and does the TLS
-handshake with ``loop.start_tls`` once the connection is counted:
+the API server accepts its connections itself (``LimitedServer``, ``Acceptor``): each
+is counted at its accept, before its TLS handshake (a socket that never completes
+one holds a file descriptor as surely as one that never sends its headers), then
+handed to uvloop's TLS protocol and uvicorn's HTTP one, as uvloop's TLS server does.
 
 - a **connection cap** (``--max-connections``, default from the open-file limit, with
   room left for the database, its threads and logs): the process never runs out of
@@ -24,6 +26,7 @@ Everything runs on the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import logging
 import resource
 import socket
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import uvicorn
+import uvloop
 import uvloop.loop
 from uvicorn.config import STARTUP_FAILURE
 
@@ -165,8 +169,11 @@ class Acceptor(asyncio.Protocol):
             http.connection_made(transport)
             return
         handshake = loop.create_future()
-        tls = uvloop.loop.SSLProtocol(loop, http, self.context, handshake, server_side=True,
-                                      ssl_handshake_timeout=timeout)
+        # uvloop's own TLS protocol (what its create_server uses); asyncio's on its loop
+        make_tls = uvloop.loop.SSLProtocol if isinstance(loop, uvloop.Loop) \
+            else asyncio.sslproto.SSLProtocol
+        tls = make_tls(loop, http, self.context, handshake, server_side=True,
+                       ssl_handshake_timeout=timeout)
         transport.set_protocol(tls)
         tls.connection_made(transport)
 

@@ -24,9 +24,9 @@ Everything here runs on the event loop's thread: plain counters, no locks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -98,16 +98,30 @@ class InFlight:
         self.current[kind] += 1
         return Slot(self, kind, bounded=True)
 
-    async def within(self, work: Awaitable[T], mutating: bool) -> T:
+    async def within(self, work: Coroutine[Any, Any, T], mutating: bool) -> T:
         """``work``'s result, or ``Timeout`` once the request timeout has passed (the
-        work is cancelled, not waited for: a worker thread can't be interrupted)."""
-        task = asyncio.ensure_future(work)
+        work is cancelled, not waited for: a worker thread can't be interrupted).
+
+        A future woken by whichever comes first, the work or a timer: about half the
+        cost of ``asyncio.wait`` on this per-request path."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(work)
+        woken = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        task.add_done_callback(wake)
+        timer = loop.call_later(self.request_timeout, wake)
         try:
-            done, _ = await asyncio.wait((task,), timeout=self.request_timeout)
+            await woken
         except asyncio.CancelledError:
             task.cancel()
             raise
-        if done:
+        finally:
+            timer.cancel()
+        if task.done():
             return task.result()
         task.cancel()
         task.add_done_callback(_forget)

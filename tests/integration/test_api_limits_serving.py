@@ -252,6 +252,19 @@ def test_a_request_over_the_timeout_is_answered_504_but_a_watch_lives_on(
     assert "may or may not have been committed" in status["message"]
 
 
+def test_a_client_may_ask_for_a_shorter_timeout(apiserver: ApiServer) -> None:
+    """client-go sends its own timeout as ``?timeout=``; the server keeps to it."""
+    with apiserver.http(timeout=15) as admin:
+        rv = far_future_rv(admin)
+        slow = admin.get(SERVICE_ACCOUNTS, params={"resourceVersion": rv, "timeout": "300ms"})
+        assert slow.status_code == 504, slow.text
+        assert "within the allotted timeout of 0.3s" in slow.json()["message"]
+        bad = admin.get(SERVICE_ACCOUNTS, params={"timeout": "soon"})
+        assert bad.status_code == 400 and bad.json()["reason"] == "BadRequest"
+        assert "invalid timeout specified in the request URL" in bad.json()["message"]
+        assert admin.get(SERVICE_ACCOUNTS, params={"timeout": "32s"}).status_code == 200
+
+
 # -- slow and oversized headers ------------------------------------------------------------
 
 

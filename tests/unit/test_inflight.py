@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from apiserver.auth.user import MASTERS, UserInfo
-from apiserver.errors import Timeout, TooManyRequests
+from apiserver.errors import BadRequest, Timeout, TooManyRequests
 from apiserver.inflight import MUTATING, READ_ONLY, InFlight, is_long_running
 
 ALICE = UserInfo("alice", ("system:authenticated",))
@@ -75,3 +75,17 @@ def test_work_over_the_timeout_is_cancelled_and_answered_504() -> None:
         assert limits.timeouts == 1
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(("query", "seconds"), [
+    (b"", 60.0), (b"timeout=30s", 30.0), (b"timeout=5m", 60.0), (b"timeout=0s", 60.0),
+    (b"limit=5&timeout=1m30s", 60.0), (b"timeout=250ms", 0.25),
+])
+def test_a_client_may_shorten_its_timeout_but_not_lengthen_it(query: bytes,
+                                                              seconds: float) -> None:
+    assert InFlight(1, 1, 60).timeout_for(scope(query=query)) == seconds
+
+
+def test_a_timeout_that_is_no_duration_is_a_bad_request() -> None:
+    with pytest.raises(BadRequest, match="invalid timeout specified in the request URL"):
+        InFlight(1, 1, 60).timeout_for(scope(query=b"timeout=soon"))

@@ -108,12 +108,6 @@ class Connections:
         self._open[conn] = None
         return True
 
-    def replace(self, old: Connection, new: Connection) -> None:
-        """``new`` takes ``old``'s place (the TLS handshake handed over to HTTP), if
-        ``old`` is still counted."""
-        if old in self._open:
-            self._open = {new if c is old else c: None for c in self._open}
-
     def discard(self, conn: Connection) -> None:
         self._open.pop(conn, None)
 

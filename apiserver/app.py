@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import orjson
 from fastapi import FastAPI
+from prometheus_client.core import Metric
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -26,7 +27,7 @@ from apiserver.auth.filters import Authorization, Tee, check_request
 from apiserver.auth.user import USER_KEY
 from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
-from apiserver.inflight import MUTATING, InFlight, request_kind
+from apiserver.inflight import InFlight
 from apiserver.metrics import Metrics
 from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
@@ -212,8 +213,10 @@ def _has_labels(obj: dict, labels: dict[str, str]) -> bool:
     return all(have.get(k) == v for k, v in labels.items())
 
 
-def create_app(config: Config, authenticator: Authenticator) -> ResourceFastPath:
-    """The ASGI app; ``authenticator`` (``Authenticator.from_options``) judges every request."""
+def create_app(config: Config, authenticator: Authenticator,
+               collectors: Sequence[Callable[[], Iterable[Metric]]] = ()) -> ResourceFastPath:
+    """The ASGI app; ``authenticator`` (``Authenticator.from_options``) judges every request;
+    ``collectors`` add to ``/metrics`` (the server's connection counts)."""
     state_box: dict[str, State] = {}
     inflight = InFlight(config.max_requests_inflight, config.max_mutating_requests_inflight,
                         config.request_timeout)
@@ -222,7 +225,8 @@ def create_app(config: Config, authenticator: Authenticator) -> ResourceFastPath
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state = State(config, authenticator)
         state_box["state"] = state
-        state.metrics.registry.collector(inflight.collect)
+        for collect in (inflight.collect, *collectors):
+            state.metrics.registry.collector(collect)
         loop = asyncio.get_running_loop()
         state.start()
         # A long watch would hold a graceful shutdown for its whole timeout: end them first.
@@ -343,12 +347,11 @@ class ResourceFastPath:
             return
         try:
             if state is not None and _is_resource_path(scope["path"]):
-                work = state.api.dispatch(Request(scope, receive))
+                api = state.api
                 try:
-                    response = await self.inflight.within(
-                        work, request_kind(scope["method"]) == MUTATING) \
-                        if slot.bounded else await work
-                except APIError as err:  # the request timeout (504)
+                    response = await self.inflight.bounded(
+                        slot, scope, lambda: api.dispatch(Request(scope, receive)))
+                except APIError as err:  # a bad ?timeout= (400), the request timeout (504)
                     response = error_response(err)
                 await response(scope, receive, send)
                 return

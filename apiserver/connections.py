@@ -33,13 +33,14 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import uvicorn
 import uvloop
 import uvloop.loop
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from uvicorn.config import STARTUP_FAILURE
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ log = logging.getLogger(__name__)
 # thread and the writer, logs, the event loop's own, the listening sockets.
 RESERVED_FDS = 256
 WARN_EVERY = 10.0  # seconds between two "at the cap" log lines
+# why a limit closed a connection (the reason label)
+EVICTED = "evicted"  # at the cap, the oldest not serving a request, for a new one
+REFUSED = "refused"  # at the cap with every connection serving a request
+HEADER_TIMEOUT = "header_timeout"  # headers (or the TLS handshake) not done in time
+HANDSHAKE_FAILED = "handshake_failed"  # a TLS handshake that failed, or was cut off
+HEADERS_TOO_LARGE = "headers_too_large"  # request line and headers over 1 MiB: 431
+CLOSE_REASONS = (EVICTED, REFUSED, HEADER_TIMEOUT, HANDSHAKE_FAILED, HEADERS_TOO_LARGE)
 
 
 class Connection(Protocol):
@@ -86,13 +94,16 @@ class Connections:
 
     cap: int
     read_header_timeout: float
-    evicted: int = 0  # closed to make room for a newer one
-    refused: int = 0  # closed at accept: every connection was serving a request
+    # connections closed by a limit, by why (apiserver_connections_closed_total)
+    closed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CLOSE_REASONS, 0))
     _open: dict[Connection, None] = field(default_factory=dict)
     _warned: float = -WARN_EVERY
 
     def __len__(self) -> int:
         return len(self._open)
+
+    def __contains__(self, conn: Connection) -> bool:
+        return conn in self._open
 
     def admit(self, conn: Connection) -> bool:
         """Count ``conn`` in, making room if the cap is reached; False: refuse it."""
@@ -100,11 +111,11 @@ class Connections:
             victim = next((c for c in self._open if not c.busy), None)
             self._warn()
             if victim is None:
-                self.refused += 1
+                self.closed[REFUSED] += 1
                 return False
             self.discard(victim)
             victim.abort()
-            self.evicted += 1
+            self.closed[EVICTED] += 1
         self._open[conn] = None
         return True
 
@@ -123,7 +134,20 @@ class Connections:
             self._warned = now
             log.warning("%d connections open, the cap (--max-connections): closing the "
                         "oldest idle ones (%d so far) or refusing new ones (%d so far)",
-                        len(self._open), self.evicted, self.refused)
+                        len(self._open), self.closed[EVICTED], self.closed[REFUSED])
+
+    def collect(self) -> Iterable[Metric]:
+        """For ``/metrics``: open connections, the cap, and those closed by a limit."""
+        yield GaugeMetricFamily("apiserver_connections", "Connections open (TLS handshakes "
+                                "included).", value=len(self._open))
+        yield GaugeMetricFamily("apiserver_connections_max",
+                                "The connection cap (--max-connections).", value=self.cap)
+        closed = CounterMetricFamily("apiserver_connections_closed",
+                                     "Connections closed by a serving limit, by reason.",
+                                     labels=("reason",))
+        for reason in CLOSE_REASONS:
+            closed.add_metric((reason,), self.closed[reason])
+        yield closed
 
 
 class HTTPProtocol(Connection, Protocol):
@@ -174,6 +198,8 @@ class Acceptor(asyncio.Protocol):
         def handshake_done(future: asyncio.Future) -> None:
             if future.cancelled() or future.exception() is not None:
                 # HTTP never started, so never learns of the end: count it out here
+                if http in self.connections:
+                    self.connections.closed[HANDSHAKE_FAILED] += 1
                 self.connections.discard(http)
                 transport.abort()
 

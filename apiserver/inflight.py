@@ -12,7 +12,8 @@ taking a slot), so an administrator can still act on an overloaded server. 0
 turns a limit off.
 
 ``InFlight.within`` is ``WithTimeoutForNonLongRunningRequests``: a non-watch request
-still working after ``--request-timeout`` is answered 504 ``Timeout`` and its work
+still working after ``--request-timeout`` (or the shorter ``?timeout=`` it asked
+for) is answered 504 ``Timeout`` and its work
 cancelled where it waits (a read running on a worker thread finishes there and is
 dropped). A write already handed to the store's writer may still commit: the
 message says its outcome is unknown, as Kubernetes' does, so a client reads the
@@ -24,14 +25,16 @@ Everything here runs on the event loop's thread: plain counters, no locks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from apiserver.auth.user import MASTERS, UserInfo
-from apiserver.errors import Timeout, TooManyRequests
+from apiserver.errors import BadRequest, Timeout, TooManyRequests
+from componentbase.flags import parse_duration
 
 READ_ONLY = "readOnly"  # kube-apiserver's request_kind label values
 MUTATING = "mutating"
@@ -98,12 +101,39 @@ class InFlight:
         self.current[kind] += 1
         return Slot(self, kind, bounded=True)
 
-    async def within(self, work: Coroutine[Any, Any, T], mutating: bool) -> T:
-        """``work``'s result, or ``Timeout`` once the request timeout has passed (the
-        work is cancelled, not waited for: a worker thread can't be interrupted).
+    def timeout_for(self, scope: dict) -> float:
+        """The request's deadline in seconds: ``--request-timeout``, or less when the
+        client asks for less with ``?timeout=`` (client-go sends its own timeout so;
+        kube-apiserver's rule: more than the flag, or not above 0, is the flag)."""
+        query: bytes = scope.get("query_string") or b""
+        if b"timeout=" not in query:
+            return self.request_timeout
+        value = parse_qs(query.decode("latin-1")).get("timeout", [""])[0]
+        try:
+            asked = parse_duration(value)
+        except ValueError:
+            raise BadRequest(f"invalid timeout specified in the request URL: {value!r} is "
+                             "not a duration (like 30s or 1m)") from None
+        return asked if 0 < asked < self.request_timeout else self.request_timeout
+
+    async def bounded(self, slot: Slot, scope: dict,
+                      work: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """``work()`` under the request's deadline when ``slot`` is bounded, else as is;
+        ``BadRequest`` for a ``?timeout=`` that is no duration."""
+        if not slot.bounded:
+            return await work()
+        timeout = self.timeout_for(scope)
+        return await self.within(work(), request_kind(scope["method"]) == MUTATING, timeout)
+
+    async def within(self, work: Coroutine[Any, Any, T], mutating: bool,
+                     timeout: float | None = None) -> T:
+        """``work``'s result, or ``Timeout`` once ``timeout`` (the request timeout) has
+        passed (the work is cancelled, not waited for: a worker thread can't be
+        interrupted).
 
         A future woken by whichever comes first, the work or a timer: about half the
         cost of ``asyncio.wait`` on this per-request path."""
+        timeout = self.request_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         task = loop.create_task(work)
         woken = loop.create_future()
@@ -113,7 +143,7 @@ class InFlight:
                 woken.set_result(None)
 
         task.add_done_callback(wake)
-        timer = loop.call_later(self.request_timeout, wake)
+        timer = loop.call_later(timeout, wake)
         try:
             await woken
         except asyncio.CancelledError:
@@ -126,8 +156,7 @@ class InFlight:
         task.cancel()
         task.add_done_callback(_forget)
         self.timeouts += 1
-        message = (f"request did not complete within the allotted timeout of "
-                   f"{self.request_timeout:g}s (--request-timeout)")
+        message = f"request did not complete within the allotted timeout of {timeout:g}s"
         if mutating:
             message += ("; the write may or may not have been committed: read the object "
                         "to find out before trying again")

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             sock.close()
         return fail("mp-apiserver", exc.strerror or exc, 1)
     server = Server(uvicorn.Config(
-        create_app(config, authenticator), log_level="warning", access_log=False,
+        create_app(config, authenticator, (limits.collect,)), log_level="warning", access_log=False,
         loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
         lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context,
         timeout_keep_alive=args.idle_timeout), limits)  # type: ignore[arg-type]

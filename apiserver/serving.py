@@ -42,7 +42,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
-from apiserver.connections import Connections
+from apiserver.connections import HEADER_TIMEOUT, HEADERS_TOO_LARGE, Connections
 from componentbase import files, flags, pki
 from componentbase.flags import Listen
 from componentbase.netns import run_in_netns
@@ -322,7 +322,14 @@ class ClientCertProtocol(HttpToolsProtocol):
     def _head_timeout(self) -> None:
         self._head_timer = None
         if not self._head_done and not self.busy:
+            self._count_closed(HEADER_TIMEOUT)
             self.abort()
+
+    def _count_closed(self, reason: str) -> None:
+        """Count the connection out, as closed by a limit for ``reason``."""
+        if self.limits is not None and self in self.limits:
+            self.limits.closed[reason] += 1
+            self.limits.discard(self)
 
     def _stop_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -337,6 +344,7 @@ class ClientCertProtocol(HttpToolsProtocol):
         super().data_received(data)
         if not self._head_done and self._head_bytes > MAX_HEADER_BYTES \
                 and not self.transport.is_closing():
+            self._count_closed(HEADERS_TOO_LARGE)
             self._refuse(431, "Request Header Fields Too Large")
 
     def _refuse(self, code: int, text: str) -> None:

@@ -27,6 +27,7 @@ import pytest
 from tests.conftest import REPO, ApiServer, admin_tls, session_pki, wait_until
 from tests.integration.callers import Callers, token_file
 
+CLOSED = 'apiserver_connections_closed_total{{reason="{}"}}'
 MUTATING_NOW = 'apiserver_current_inflight_requests{request_kind="mutating"}'
 TOKENS = {"alice": "alice-token-5e1d7c2b"}
 SERVICE_ACCOUNTS = "/api/v1/namespaces/default/serviceaccounts"
@@ -279,6 +280,8 @@ def test_a_client_that_never_finishes_its_headers_or_handshake_is_closed(
     for sock in (half_sent, no_tls, silent):
         assert closed_by_server(sock), "a stalled connection was kept open"
         sock.close()
+    with server.http() as admin:
+        assert metric(admin, CLOSED.format("header_timeout")) == 3
     # a prompt client is unaffected, also on a kept-alive connection
     with httpx.Client(base_url=server.url, verify=session_pki().anonymous_context) as client:
         assert client.get("/readyz").status_code == 200
@@ -299,6 +302,8 @@ def test_headers_over_one_mebibyte_are_refused_with_431(apiserver: ApiServer) ->
     answer = read_all(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    with apiserver.http() as admin:
+        assert metric(admin, CLOSED.format("headers_too_large")) == 1
     # headers under the cap are read as before
     with httpx.Client(base_url=apiserver.url, verify=session_pki().anonymous_context) as c:
         assert c.get("/readyz", headers={"X-Filler": "a" * 100_000}).status_code == 200
@@ -369,6 +374,10 @@ def test_1100_stalled_sockets_under_a_1024_file_limit_leave_readyz_answering(
             assert probe.get("/readyz").status_code == 200
         assert time.monotonic() - started < 5
         assert server.proc.poll() is None
+        with server.http(timeout=10) as admin:
+            assert metric(admin, CLOSED.format("evicted")) > 0
+            assert metric(admin, "apiserver_connections") <= \
+                metric(admin, "apiserver_connections_max") < 1024
     finally:
         for sock in stalled:
             sock.close()

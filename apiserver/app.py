@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import orjson
 from fastapi import FastAPI
+from prometheus_client.core import Metric
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -26,6 +27,7 @@ from apiserver.auth.filters import Authorization, Tee, check_request
 from apiserver.auth.user import USER_KEY
 from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
+from apiserver.inflight import InFlight
 from apiserver.metrics import Metrics
 from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
@@ -60,6 +62,10 @@ class Config:
     # enforce level of namespaces without a pod-security.kubernetes.io/enforce label
     pod_security_default: str = "privileged"
     cert_dir: str = ""  # where the CA and keys live ("" when every file was given)
+    # serving limits (0: no limit), as kube-apiserver's flags of the same names
+    max_requests_inflight: int = 400
+    max_mutating_requests_inflight: int = 200
+    request_timeout: float = 60.0
 
 
 class State:
@@ -207,14 +213,20 @@ def _has_labels(obj: dict, labels: dict[str, str]) -> bool:
     return all(have.get(k) == v for k, v in labels.items())
 
 
-def create_app(config: Config, authenticator: Authenticator) -> ResourceFastPath:
-    """The ASGI app; ``authenticator`` (``Authenticator.from_options``) judges every request."""
+def create_app(config: Config, authenticator: Authenticator,
+               collectors: Sequence[Callable[[], Iterable[Metric]]] = ()) -> ResourceFastPath:
+    """The ASGI app; ``authenticator`` (``Authenticator.from_options``) judges every request;
+    ``collectors`` add to ``/metrics`` (the server's connection counts)."""
     state_box: dict[str, State] = {}
+    inflight = InFlight(config.max_requests_inflight, config.max_mutating_requests_inflight,
+                        config.request_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state = State(config, authenticator)
         state_box["state"] = state
+        for collect in (inflight.collect, *collectors):
+            state.metrics.registry.collector(collect)
         loop = asyncio.get_running_loop()
         state.start()
         # A long watch would hold a graceful shutdown for its whole timeout: end them first.
@@ -288,7 +300,7 @@ def create_app(config: Config, authenticator: Authenticator) -> ResourceFastPath
                            ("/apis", apis_root), ("/api/v1", core_v1),
                            ("/apis/{group}/{version}", group_version)):
         app.add_api_route(path, endpoint, methods=["GET"])
-    return ResourceFastPath(app, state_box, authenticator)
+    return ResourceFastPath(app, state_box, authenticator, inflight)
 
 
 class ResourceFastPath:
@@ -301,10 +313,11 @@ class ResourceFastPath:
     """
 
     def __init__(self, app: FastAPI, state_box: dict[str, State],
-                 authenticator: Authenticator) -> None:
+                 authenticator: Authenticator, inflight: InFlight | None = None) -> None:
         self.app = app
         self.state_box = state_box
         self.authenticator = authenticator
+        self.inflight = inflight or InFlight(0, 0, Config.request_timeout)
 
     def end_watches(self) -> None:
         """Close every watch stream (at a stop signal, so shutdown need not wait for them)."""
@@ -327,14 +340,24 @@ class ResourceFastPath:
             scope[USER_KEY] = user
             # 2. impersonation (which may replace scope[USER_KEY]), then authorization
             check_request(scope, state.authz if state is not None else _NOBODY)
+            # 3. load shedding (429), kube-apiserver's max-in-flight filter
+            slot = self.inflight.admit(scope, scope[USER_KEY])
         except APIError as err:
             await error_response(err)(scope, receive, send)
             return
-        if state is not None and _is_resource_path(scope["path"]):
-            response = await state.api.dispatch(Request(scope, receive))
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+        try:
+            if state is not None and _is_resource_path(scope["path"]):
+                api = state.api
+                try:
+                    response = await self.inflight.bounded(
+                        slot, scope, lambda: api.dispatch(Request(scope, receive)))
+                except APIError as err:  # a bad ?timeout= (400), the request timeout (504)
+                    response = error_response(err)
+                await response(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+        finally:
+            slot.release()
 
 
 # Before the server has state (startup), only system:masters pass.

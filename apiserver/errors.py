@@ -13,8 +13,9 @@
     ├── UnsupportedMediaType 415
     ├── Invalid             422  carries FieldErrors → details.causes
     ├── Unprocessable       422  a patch that does not apply
+    ├── TooManyRequests     429  over the in-flight limit (Retry-After)
     ├── InternalError       500
-    └── Timeout             504  resourceVersion from the future
+    └── Timeout             504  resourceVersion from the future, request timeout
 
 Handlers raise these; the app turns every one into a ``Status`` JSON body with the
 same HTTP code, so no handler builds error bodies itself.
@@ -201,3 +202,14 @@ class InternalError(APIError):
 
 class Timeout(APIError):
     reason = "Timeout"
+
+
+class TooManyRequests(APIError):
+    """Shed load: ``details.retryAfterSeconds`` and a ``Retry-After`` header say when to
+    come back (client-go and the kubernetes client retry by them)."""
+
+    reason = "TooManyRequests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, details={"retryAfterSeconds": retry_after},
+                         headers={"Retry-After": str(retry_after)})

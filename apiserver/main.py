@@ -14,7 +14,7 @@ from types import FrameType
 
 import uvicorn
 
-from apiserver import serving
+from apiserver import connections, serving
 from apiserver.admission.podsecurity import LEVELS
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
@@ -84,12 +84,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Pod Security level enforced in namespaces without the "
                         "pod-security.kubernetes.io/enforce label: privileged (default, as "
                         "Kubernetes), baseline or restricted")
+    add_serving_limit_flags(p)
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
     return p
 
 
 DEFAULT_LISTEN = "127.0.0.1:6443"
+
+
+def add_serving_limit_flags(p: argparse.ArgumentParser) -> None:
+    """Load shedding and connection limits (README "Limits"); 0 turns an in-flight
+    limit off."""
+    p.add_argument("--max-requests-inflight", type=flags.integer(0), default=400,
+                   metavar="N", help="read-only requests served at once; more are answered "
+                                     "429 with Retry-After (watches apart; 0: no limit)")
+    p.add_argument("--max-mutating-requests-inflight", type=flags.integer(0), default=200,
+                   metavar="N", help="writes served at once; more are answered 429 with "
+                                     "Retry-After (0: no limit)")
+    p.add_argument("--request-timeout", type=flags.duration(), default=60.0,
+                   metavar="DURATION", help="a request other than a watch still running "
+                                            "after this is answered 504 (default 60s)")
+    p.add_argument("--read-header-timeout", type=flags.duration(), default=10.0,
+                   metavar="DURATION", help="time from a connection's accept (TLS handshake "
+                                            "included), or a request's first byte, to the end "
+                                            "of its headers; then it is closed (default 10s)")
+    p.add_argument("--idle-timeout", type=flags.duration(), default=90.0,
+                   metavar="DURATION", help="an idle keep-alive connection is closed after "
+                                            "this (default 90s, as kube-apiserver)")
+    p.add_argument("--max-connections", type=flags.integer(1), metavar="N",
+                   help="connections open at once; at the cap a new one replaces the "
+                        "oldest that is not serving a request, or is closed (default: from "
+                        "the open-file limit, leaving room for the database and logs)")
 
 
 def _ip(text: str) -> str:
@@ -139,7 +165,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
                       None if args.advertise_address else serving.host_ip()),
                   port=first.port, cert_dir=cert_dir(args) or "",
                   pod_security_default=args.pod_security_default,
-                  authorization_modes=args.authorization_mode)
+                  authorization_modes=args.authorization_mode,
+                  max_requests_inflight=args.max_requests_inflight,
+                  max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+                  request_timeout=args.request_timeout)
 
 
 def cert_dir(args: argparse.Namespace) -> str | None:
@@ -158,7 +187,21 @@ def prepare_tls(args: argparse.Namespace, config: Config) -> ssl.SSLContext:
     return serving.server_context(files)
 
 
-class Server(uvicorn.Server):
+def connection_limits(args: argparse.Namespace) -> connections.Connections:
+    """The connection cap (``--max-connections``, else what the open-file limit allows)
+    and the header deadline; ValueError for a cap the file limit can't hold."""
+    fd_limit = connections.open_file_limit()
+    room = connections.connection_cap(fd_limit)
+    if args.max_connections is not None and args.max_connections > room:
+        raise ValueError(f"--max-connections {args.max_connections} is more than the open-"
+                         f"file limit of {fd_limit} can hold (at most {room}): raise it "
+                         f"(ulimit -n) or lower the flag")
+    cap = args.max_connections or room
+    log.info("serving at most %d connections (open-file limit %d)", cap, fd_limit)
+    return connections.Connections(cap, args.read_header_timeout)
+
+
+class Server(connections.LimitedServer):
     """uvicorn's server, ending watch streams as soon as a stop signal arrives.
 
     uvicorn re-raises the stop signal once it has shut down, so the process would
@@ -188,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
             authentication_options(args, Path(where) if where else None))
     except (pki.PKIError, AuthenticationConfigError) as exc:
         return fail("mp-apiserver", exc, 2)
+    try:
+        limits = connection_limits(args)
+    except ValueError as exc:
+        return fail("mp-apiserver", exc, 2)
     sockets: list[socket.socket] = []
     try:
         for listen in listens(args):
@@ -197,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
             sock.close()
         return fail("mp-apiserver", exc.strerror or exc, 1)
     server = Server(uvicorn.Config(
-        create_app(config, authenticator), log_level="warning", access_log=False,
+        create_app(config, authenticator, (limits.collect,)), log_level="warning", access_log=False,
         loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
-        lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context))
+        lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context,
+        timeout_keep_alive=args.idle_timeout), limits)  # type: ignore[arg-type]
     log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",
              ", ".join(str(li) for li in listens(args)), config.advertise_address,
              config.cert_dir or "the given files")

@@ -38,10 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
+from apiserver.connections import HEADER_TIMEOUT, HEADERS_TOO_LARGE, Connections
 from componentbase import files, flags, pki
 from componentbase.flags import Listen
 from componentbase.netns import run_in_netns
@@ -54,6 +55,8 @@ CLUSTER_NAME = "miniplane"  # the cluster/user/context name inside admin.kubecon
 # pods use for the ``kubernetes`` Service.
 KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     "kubernetes.default.svc.cluster.local")
+# Request line and headers together (Go's http.DefaultMaxHeaderBytes, kube-apiserver's).
+MAX_HEADER_BYTES = 1 << 20
 _DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                        r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -268,19 +271,116 @@ def bind(listen: Listen) -> socket.socket:
 
 class ClientCertProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, adding the verified client certificate (DER) to
-    every request's scope under ``CLIENT_CERT_KEY``; absent when none was given."""
+    every request's scope under ``CLIENT_CERT_KEY`` (absent when none was given), and
+    the limits uvicorn lacks:
+
+    - request line and headers over ``MAX_HEADER_BYTES`` (Go's 1 MiB default, which
+      kube-apiserver keeps) are answered 431 and the connection closed;
+    - headers not complete by their deadline (``connections.Connections``: from the
+      accept, or from a request's first byte) close the connection;
+    - an HTTP/1.0 client gets no chunked encoding, which it can't read: a response of
+      unknown length (a watch) is sent as is and ends when the connection closes.
+
+    ``limits`` is set by ``connections.LimitedServer``; without it (uvicorn's own
+    server) there is no header deadline and no cap.
+    """
 
     _client_cert: bytes | None = None
+    limits: Connections | None = None
+    _head_bytes = 0  # of the request being read, until its headers are complete
+    _head_done = False
+    _head_timer: asyncio.TimerHandle | None = None
+    _raw: asyncio.Transport | None = None  # the TCP connection under TLS
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         ssl_object: Any = transport.get_extra_info("ssl_object")
         self._client_cert = ssl_object.getpeercert(binary_form=True) if ssl_object else None
 
+    @property
+    def busy(self) -> bool:
+        """Serving a request (its headers read, its response not yet complete)."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def accepted(self, raw: asyncio.Transport, deadline: float) -> None:
+        """Its TCP connection (under TLS) is accepted: the first request's headers are
+        due by ``deadline``, the TLS handshake included."""
+        self._raw = raw
+        self.start_reading_head(deadline)
+
+    def abort(self) -> None:
+        """Drop the connection, in its TLS handshake too."""
+        raw = self._raw or self.transport
+        if raw is not None:
+            raw.abort()
+
+    def start_reading_head(self, deadline: float) -> None:
+        """Close the connection unless a request's headers are in by ``deadline``."""
+        if self._head_timer is None and self.limits is not None:
+            self._head_timer = self.loop.call_at(deadline, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        if not self._head_done and not self.busy:
+            self._count_closed(HEADER_TIMEOUT)
+            self.abort()
+
+    def _count_closed(self, reason: str) -> None:
+        """Count the connection out, as closed by a limit for ``reason``."""
+        if self.limits is not None and self in self.limits:
+            self.limits.closed[reason] += 1
+            self.limits.discard(self)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused: what follows is not read
+        if not self._head_done:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        if not self._head_done and self._head_bytes > MAX_HEADER_BYTES \
+                and not self.transport.is_closing():
+            self._count_closed(HEADERS_TOO_LARGE)
+            self._refuse(431, "Request Header Fields Too Large")
+
+    def _refuse(self, code: int, text: str) -> None:
+        """A plain answer before any request reached the app, then close (as Go does)."""
+        body = f"{code} {text}".encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+                             % (code, text.encode(), len(body), body))
+        self.transport.close()
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self.limits is not None:
+            self.start_reading_head(self.loop.time() + self.limits.read_header_timeout)
         if self._client_cert:
             self.scope[CLIENT_CERT_KEY] = self._client_cert  # type: ignore[literal-required]
+
+    def on_headers_complete(self) -> None:
+        self._head_done = True
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_done, self._head_bytes = False, 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        if self.limits is not None:
+            self.limits.discard(self)
+        super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if cycle.scope["http_version"] == "1.0":
+            cycle.__class__ = Http10Cycle
+        super()._start_asgi_task(cycle, app)
 
     def shutdown(self) -> None:
         """At a stop: an idle keep-alive connection is dropped at once. Closing it
@@ -290,6 +390,25 @@ class ClientCertProtocol(HttpToolsProtocol):
             self.transport.abort()
         else:
             super().shutdown()
+
+
+class Http10Cycle(RequestResponseCycle):
+    """A request/response cycle for an HTTP/1.0 client: a response without a length is
+    sent close-delimited instead of chunked (RFC 9112 §6.1: no Transfer-Encoding to a
+    1.0 client). uvicorn already closes a 1.0 connection after its response."""
+
+    _close_delimited = False
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            headers = message.get("headers", [])
+            if not any(name.lower() == b"content-length" for name, _ in headers):
+                self._close_delimited = True
+                self.chunked_encoding = False  # uvicorn adds chunking only when None
+        elif message["type"] == "http.response.body" and self._close_delimited:
+            # uvicorn counts a body down from its Content-Length: let it count this one
+            self.expected_content_length = len(message.get("body", b""))
+        await super().send(message)
 
 
 def host_ip() -> str | None:

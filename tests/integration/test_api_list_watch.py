@@ -178,7 +178,9 @@ def test_future_resource_version_times_out_with_504(api):
 
 
 def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiserver):
-    server = make_apiserver("--watch-buffer", "20")
+    # --idle-timeout: the stalled client below reads to EOF, which comes when its
+    # kept-alive connection, its watch ended, has been idle that long
+    server = make_apiserver("--watch-buffer", "20", "--idle-timeout", "1s")
     path = SVC.format(ns="default")
     with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
         start = api.get(path).json()["metadata"]["resourceVersion"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from apiserver.main import build_parser as apiserver_parser
+from apiserver.main import config_from_args
 from componentbase import flags
 from componentbase.flags import HostPort
 from tests.flagcheck import flag_error
@@ -109,6 +110,12 @@ def test_parser_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     (["--compaction-interval", "0"], "argument --compaction-interval: must be more than 0"),
     (["--watch-buffer", "x"], "argument --watch-buffer: 'x' is not an integer"),
     (["--service-cluster-ip-range", "10.96.0.0/31"], "argument --service-cluster-ip-range:"),
+    (["--max-requests-inflight", "-1"], "argument --max-requests-inflight: must be at least 0"),
+    (["--max-mutating-requests-inflight", "x"], "argument --max-mutating-requests-inflight: "
+                                                "'x' is not an integer"),
+    (["--request-timeout", "0"], "argument --request-timeout: must be more than 0"),
+    (["--read-header-timeout", "soon"], "argument --read-header-timeout: 'soon' is not a"),
+    (["--max-connections", "0"], "argument --max-connections: must be at least 1, got 0"),
 ])
 def test_apiserver_flags(argv: list[str], message: str,
                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -123,3 +130,17 @@ def test_apiserver_defaults_and_durations() -> None:
                                           "netns:mp-c1-fabric:10.250.0.1:6443"])
     assert [str(li) for li in args.listen] == ["127.0.0.1:6443",
                                                "netns:mp-c1-fabric:10.250.0.1:6443"]
+
+
+def test_apiserver_serving_limits_default_as_kube_apiserver() -> None:
+    args = apiserver_parser().parse_args(["--storage-url", "sqlite:///:memory:"])
+    assert (args.read_header_timeout, args.idle_timeout, args.max_connections) == \
+        (10.0, 90.0, None)
+    config = config_from_args(args)
+    assert (config.max_requests_inflight, config.max_mutating_requests_inflight,
+            config.request_timeout) == (400, 200, 60.0)
+    args = apiserver_parser().parse_args(["--storage-url", "sqlite:///:memory:",
+                                          "--request-timeout", "1m30s",
+                                          "--max-requests-inflight", "0"])
+    config = config_from_args(args)
+    assert (config.request_timeout, config.max_requests_inflight) == (90.0, 0)

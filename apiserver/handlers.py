@@ -20,7 +20,7 @@ import orjson
 import yaml
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from apiserver import managedfields, objects, openapi, protobuf, tables
 from apiserver import patch as patches
@@ -50,6 +50,7 @@ from apiserver.registry.strategy import Strategy
 from apiserver.storage.backend import Backend
 from apiserver.watch import Watcher, WatchRequest, require_revision
 from apiserver.watchhub import WatchHub
+from apiserver.watchresponse import WatchResponse
 from apiserver.writes import Caller, Manager, Writes, Written
 
 log = logging.getLogger(__name__)
@@ -236,8 +237,8 @@ class Api:
         req = WatchRequest(rt, namespace, opts, as_table)
         await self.watcher.prepare(req)
         self.metrics.watchers_started += 1
-        return StreamingResponse(self.watcher.stream(req),
-                                 media_type=tables.TABLE_MEDIA_TYPE if as_table else JSON)
+        return WatchResponse(self.watcher.open(req),
+                             media_type=tables.TABLE_MEDIA_TYPE if as_table else JSON)
 
     # ------------------------------------------------------------------ writes
 

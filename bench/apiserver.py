@@ -151,7 +151,7 @@ def raw_sqlite_inserts(count: int) -> tuple[float, float]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with running_apiserver() as (port, _kubeconfig):
+    async with running_apiserver() as (port, _kubeconfig, _pid):
         await make_namespace(port, "bench")
         await make_namespace(port, "big")
         await make_namespace(port, "lat")

@@ -42,9 +42,9 @@ def admin_tls(kubeconfig: str | os.PathLike[str]) -> ssl.SSLContext:
 
 
 @contextlib.asynccontextmanager
-async def running_apiserver(*extra: str) -> AsyncIterator[tuple[int, str]]:
+async def running_apiserver(*extra: str) -> AsyncIterator[tuple[int, str, int]]:
     """A real ``mp-apiserver`` on a free port with a temporary SQLite file, ready:
-    yields (port, path of its admin.kubeconfig); ``Conn.tls`` is set for it."""
+    yields (port, path of its admin.kubeconfig, pid); ``Conn.tls`` is set for it."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
@@ -63,10 +63,16 @@ async def running_apiserver(*extra: str) -> AsyncIterator[tuple[int, str]]:
                 except (OSError, ValueError):  # not listening / no kubeconfig yet
                     pass
                 await asyncio.sleep(0.05)
-            yield port, kubeconfig
+            yield port, kubeconfig, proc.pid
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Conn:

@@ -20,6 +20,7 @@ import orjson
 
 from apiserver import objects, tables
 from apiserver.errors import APIError, Timeout
+from apiserver.listcache import ListCache
 from apiserver.listopts import ListOptions
 from apiserver.registry.strategy import Strategy
 from apiserver.storage.backend import Backend, Event
@@ -186,10 +187,11 @@ class WatchStream:
 class Watcher:
     """Builds the byte stream of one watch request."""
 
-    def __init__(self, store: Backend, hub: WatchHub, *, bookmark_interval: float = BOOKMARK_INTERVAL
-                 ) -> None:
+    def __init__(self, store: Backend, hub: WatchHub, *, bookmark_interval: float = BOOKMARK_INTERVAL,
+                 cache: ListCache | None = None) -> None:
         self.store = store
         self.hub = hub
+        self.cache = cache
         self.bookmark_interval = bookmark_interval
 
     async def prepare(self, req: WatchRequest) -> None:
@@ -218,9 +220,13 @@ class Watcher:
             if initial is None:
                 initial = opts.resource_version in (None, "0")
             try:
-                if initial:
+                if initial and opts.resource_version == "0" and self.cache is not None:
+                    # any recent state will do: the cache's, at or after sub.start_rv
+                    page = await self.cache.page(req.rt.key, req.namespace, keep)
+                elif initial:
                     page = await anyio.to_thread.run_sync(
                         lambda: self.store.list(req.rt.key, req.namespace, keep=keep))
+                if initial:
                     for chunk in chunks(req.line("ADDED", data) for data in page.items):
                         yield chunk
                     last = page.revision

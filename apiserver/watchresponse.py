@@ -23,7 +23,7 @@ from apiserver.watch import WatchStream
 log = logging.getLogger(__name__)
 
 # How long a cut stream may take to end by itself before its write is abandoned.
-CUT_GRACE = 5.0
+CUT_GRACE = 30.0
 
 
 class WatchResponse(StreamingResponse):

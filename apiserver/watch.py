@@ -3,7 +3,9 @@
 A stream subscribes to the hub *before* it reads history, then drops any live
 event it already sent (by revision), so nothing falls in the gap between the two.
 Each event is one JSON document followed by a newline, the framing client-go and
-the Python client split on. Errors after the stream started arrive as an ERROR
+the Python client split on. An event's line is encoded once and shared by every
+watcher that sends it as stored (``Batch.shared``, ``Event.lines``); a watcher
+sends everything pending in one chunk. Errors after the stream started arrive as an ERROR
 event carrying a Status, as the real API server sends them.
 """
 
@@ -204,8 +206,7 @@ class Watcher:
         """Subscribe now (before history is read, so nothing falls in between)."""
         return WatchStream(self, req, self.hub.subscribe(req.rt.key, req.namespace))
 
-    async def stream(self, req: WatchRequest, sub: Subscriber | None = None
-                     ) -> AsyncIterator[bytes]:
+    async def stream(self, req: WatchRequest, sub: Subscriber) -> AsyncIterator[bytes]:
         opts = req.opts
         keep = opts.matcher()
         timeout = opts.timeout_seconds
@@ -213,8 +214,6 @@ class Watcher:
             timeout = random.randint(MIN_REQUEST_TIMEOUT, 2 * MIN_REQUEST_TIMEOUT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if sub is None:
-            sub = self.hub.subscribe(req.rt.key, req.namespace)
         try:
             initial = opts.send_initial_events
             if initial is None:

@@ -83,11 +83,6 @@ class Subscriber:
         # client that does not read can be cut without waiting for the write
         self.cut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def offer(self, event: Event) -> None:
-        if self.namespace is not None and event.namespace != self.namespace:
-            return
-        self.offer_batch(Batch([event]))
-
     def offer_batch(self, batch: Batch) -> None:
         """Buffer ``batch`` (already this subscriber's resource and namespace)."""
         if self.closed:

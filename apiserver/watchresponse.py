@@ -37,12 +37,15 @@ class WatchResponse(StreamingResponse):
             await asyncio.wait([pump, self.stream.cut], return_when=asyncio.FIRST_COMPLETED)
             if not pump.done():
                 await asyncio.wait([pump], timeout=CUT_GRACE)
-        finally:
-            if not pump.done():  # cut and stuck writing, or the client went away
-                pump.cancel()
-        if not pump.cancelled():
+        except BaseException:
+            pump.cancel()  # the client went away (or we stop): the write goes with it
+            raise
+        if pump.done():
             pump.result()
             return
+        # cut, and still stuck writing to a client that does not read
+        pump.cancel()
+        await asyncio.wait([pump])
         log.info("watch on %s stopped reading; its connection is closed",
                  self.stream.req.rt.key)
         self.stream.unsubscribe()

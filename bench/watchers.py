@@ -204,10 +204,12 @@ async def run(args: argparse.Namespace) -> None:
         for p in procs:
             assert p.stdout is not None
             assert (await p.stdout.readline()).strip() == b"ready"
-        cpu0 = cpu_seconds(pid), sum(cpu_seconds(p.pid) for p in procs)
+        cpu0 = (cpu_seconds(pid), sum(cpu_seconds(p.pid) for p in procs),
+                cpu_seconds(os.getpid()))
         latencies, sent_at, elapsed = await writers(port, args.clients, args.seconds)
         server_cpu = cpu_seconds(pid) - cpu0[0]
         client_cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0[1]
+        writer_cpu = cpu_seconds(os.getpid()) - cpu0[2]
         last = max(sent_at)
         results = []
         for p in procs:
@@ -236,8 +238,8 @@ async def run(args: argparse.Namespace) -> None:
     print(f"every event to every watcher: {complete}/{len(results)} complete "
           f"({creates} events each), {ordered}/{len(results)} in order, {resumes} resumes")
     print(f"CPU while writing: server {server_cpu:.1f} s ({server_cpu / creates * 1000:.2f} ms "
-          f"per create), watcher clients {client_cpu:.1f} s, of {elapsed * os.cpu_count():.0f} "
-          f"core-seconds (the rest: writers, other processes)")
+          f"per create), watcher clients {client_cpu:.1f} s, writers {writer_cpu:.1f} s, of "
+          f"{elapsed * (os.cpu_count() or 1):.0f} core-seconds (the rest: other processes)")
     if complete != len(results) or ordered != len(results):
         sys.exit(1)
 

@@ -28,6 +28,7 @@ from apiserver.auth.user import USER_KEY
 from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.inflight import InFlight
+from apiserver.listcache import ListCache
 from apiserver.metrics import Metrics
 from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
@@ -80,13 +81,16 @@ class State:
         after = self.store.revision
         self.authz = Authorization(config.authorization_modes)
         self.authz.load(self.store)
-        # authorization learns of a write before its watchers do
-        self.follower = LogFollower(self.store, Tee([self.authz, self.hub]), after=after)
+        # authorization learns of a write before its watchers do; the list cache (fanout)
+        # before the hub, so a list never reports a revision its state lacks
+        self.list_cache = ListCache(self.store, lambda: self.hub.last_rv)
+        self.follower = LogFollower(self.store, Tee([self.authz, self.list_cache, self.hub]),
+                                    after=after)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations, authenticator.issuer, default_chain(
             pod_security_default=config.pod_security_default))
         self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator,
-                       self.authz)
+                       self.authz, self.list_cache)
         self.ready = False
 
     def start(self) -> None:
@@ -203,6 +207,7 @@ class State:
             "apiserver_storage_write_batches": lambda: self.store.batches,
             "apiserver_storage_writes": lambda: self.store.writes,
             "apiserver_watchers": lambda: self.hub.watchers,
+            "apiserver_watch_streams_cut": lambda: self.hub.cut,
             "apiserver_service_cluster_ips_used": lambda: self.allocations.ips.used(),
             "apiserver_service_node_ports_used": lambda: self.allocations.ports.used(),
         })

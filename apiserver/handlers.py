@@ -19,9 +19,9 @@ import anyio
 import orjson
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from apiserver import decoding, managedfields, objects, openapi, protobuf, tables
+from apiserver import decoding, listcache, managedfields, objects, openapi, protobuf, tables
 from apiserver import patch as patches
 from apiserver.auth.authn import Authenticator
 from apiserver.auth.filters import Authorization
@@ -37,6 +37,7 @@ from apiserver.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from apiserver.listcache import ListCache
 from apiserver.listopts import (
     ListOptions,
     encode_continue,
@@ -49,6 +50,7 @@ from apiserver.registry.strategy import Strategy
 from apiserver.storage.backend import Backend
 from apiserver.watch import Watcher, WatchRequest, require_revision
 from apiserver.watchhub import WatchHub
+from apiserver.watchresponse import WatchResponse
 from apiserver.writes import Caller, Manager, Writes, Written
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,15 @@ def error_response(err: APIError) -> Response:
     return json_response(err.status(), err.code, err.headers or None)
 
 
+def list_response(rt: Strategy, meta: dict[str, Any], joined_items: bytes) -> Response:
+    """A ``<Kind>List`` around items already encoded and comma-joined."""
+    kind = rt.kind
+    head = (b'{"kind":"' + kind.kind.encode() + b'List","apiVersion":"'
+            + kind.api_version.encode() + b'","metadata":' + orjson.dumps(meta)
+            + b',"items":[')
+    return json_response(head + joined_items + b"]}")
+
+
 @dataclass(frozen=True)
 class ReviewContext:
     """``registry.strategy.RequestContext``: a review's request, and the server's
@@ -100,14 +111,16 @@ class ReviewContext:
 class Api:
     def __init__(self, store: Backend, hub: WatchHub, writes: Writes, metrics: Metrics,
                  authenticator: Authenticator | None = None,
-                 authorization: Authorization | None = None) -> None:
+                 authorization: Authorization | None = None,
+                 cache: ListCache | None = None) -> None:
         self.store = store
+        self.cache = cache
         self.authorization = authorization
         self.hub = hub
         self.writes = writes
         self.metrics = metrics
         self.authenticator = authenticator
-        self.watcher = Watcher(store, hub)
+        self.watcher = Watcher(store, hub, cache=cache)
 
     async def dispatch(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -194,6 +207,8 @@ class Api:
 
     async def list(self, rt: Strategy, namespace: str | None, opts: ListOptions,
                    as_table: bool = False) -> Response:
+        if self.cache is not None and listcache.serves(opts):
+            return await self._list_cached(self.cache, rt, namespace, opts, as_table)
         revision, after = await self._list_revision(opts)
         keep = opts.matcher()
         try:
@@ -211,11 +226,24 @@ class Api:
             return table_response(tables.table(
                 rt.kind, [orjson.loads(d) for d in page.items], objects.now(),
                 resource_version=meta["resourceVersion"], continue_token=meta.get("continue", "")))
-        kind = rt.kind
-        head = (b'{"kind":"' + kind.kind.encode() + b'List","apiVersion":"'
-                + kind.api_version.encode() + b'","metadata":' + orjson.dumps(meta)
-                + b',"items":[')
-        return json_response(head + ",".join(page.items).encode() + b"]}")
+        return list_response(rt, meta, ",".join(page.items).encode())
+
+    async def _list_cached(self, cache: ListCache, rt: Strategy, namespace: str | None,
+                           opts: ListOptions, as_table: bool) -> Response:
+        """A list any recent state satisfies, from the watch cache (no limit, no continue)."""
+        if opts.resource_version != "0":
+            await require_revision(self.hub, int(opts.resource_version or 0))
+        keep = opts.matcher()
+        if keep is None and not as_table:
+            revision, joined = await cache.joined(rt.key, namespace)
+            return list_response(rt, {"resourceVersion": str(revision)}, joined)
+        page = await cache.page(rt.key, namespace, keep)
+        if as_table:
+            return table_response(tables.table(
+                rt.kind, [orjson.loads(d) for d in page.items], objects.now(),
+                resource_version=str(page.revision)))
+        return list_response(rt, {"resourceVersion": str(page.revision)},
+                             ",".join(page.items).encode())
 
     async def _list_revision(self, opts: ListOptions) -> tuple[int | None, tuple[str, str] | None]:
         """Which revision a list reads, per Kubernetes' resourceVersion rules."""
@@ -235,8 +263,8 @@ class Api:
         req = WatchRequest(rt, namespace, opts, as_table)
         await self.watcher.prepare(req)
         self.metrics.watchers_started += 1
-        return StreamingResponse(self.watcher.stream(req),
-                                 media_type=tables.TABLE_MEDIA_TYPE if as_table else JSON)
+        return WatchResponse(self.watcher.open(req),
+                             media_type=tables.TABLE_MEDIA_TYPE if as_table else JSON)
 
     # ------------------------------------------------------------------ writes
 

@@ -22,6 +22,8 @@ GAUGE_HELP = {
     "apiserver_storage_write_batches": "Write transactions committed (group commits).",
     "apiserver_storage_writes": "Writes committed.",
     "apiserver_watchers": "Watch streams open.",
+    "apiserver_watch_streams_cut": "Watch streams closed because their client fell "
+                                   "--watch-buffer events behind (it resumes).",
     "apiserver_service_cluster_ips_used": "ClusterIPs allocated.",
     "apiserver_service_node_ports_used": "NodePorts allocated.",
 }

@@ -16,7 +16,6 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, admin_tls, free_port  # noqa: E402
+from loopback import Conn, running_apiserver  # noqa: E402
 
 SVC = "/api/v1/namespaces/{ns}/services"
 
@@ -152,35 +151,16 @@ def raw_sqlite_inserts(count: int) -> tuple[float, float]:
 
 
 async def run(args: argparse.Namespace) -> None:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [str(BIN / "mp-apiserver"), "--listen", f"127.0.0.1:{port}",
-             "--storage-url", f"sqlite:///{tmp}/bench.db", "--log-level", "warning"])
-        try:
-            for _ in range(200):
-                try:
-                    Conn.tls = admin_tls(f"{tmp}/pki/admin.kubeconfig")
-                    conn = await Conn.open(port)
-                    status, _ = await conn.request("GET", "/readyz")
-                    conn.close()
-                    if status == 200:
-                        break
-                except (OSError, ValueError):  # not listening / no kubeconfig yet
-                    pass
-                await asyncio.sleep(0.05)
-            await make_namespace(port, "bench")
-            await make_namespace(port, "big")
-            await make_namespace(port, "lat")
-            one = await create_many(port, "bench", args.creates, 1, "one")
-            sixteen = await create_many(port, "bench", args.creates, 16, "many")
-            await create_many(port, "big", args.list_size, 16, "svc")
-            list_s, listed = await time_list(port, "big")
-            w1 = await watch_latency(port, "lat", 1, args.watch_writes)
-            w100 = await watch_latency(port, "lat", 100, args.watch_writes)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    async with running_apiserver() as (port, _kubeconfig, _pid):
+        await make_namespace(port, "bench")
+        await make_namespace(port, "big")
+        await make_namespace(port, "lat")
+        one = await create_many(port, "bench", args.creates, 1, "one")
+        sixteen = await create_many(port, "bench", args.creates, 16, "many")
+        await create_many(port, "big", args.list_size, 16, "svc")
+        list_s, listed = await time_list(port, "big")
+        w1 = await watch_latency(port, "lat", 1, args.watch_writes)
+        w100 = await watch_latency(port, "lat", 100, args.watch_writes)
     raw_rate, raw_read = raw_sqlite_inserts(args.list_size)
     print(f"creates/s, 1 client:            {one:8.0f}   ({one / raw_rate:.2f}x raw sqlite3 "
           f"{raw_rate:.0f}/s)")

@@ -12,11 +12,16 @@ cores it shares with the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import ssl
+import subprocess
+import sys
+import tempfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from client.config import read_kubeconfig
 from client.http import tls_verify
@@ -34,6 +39,40 @@ def admin_tls(kubeconfig: str | os.PathLike[str]) -> ssl.SSLContext:
     verify = tls_verify(read_kubeconfig(kubeconfig))
     assert isinstance(verify, ssl.SSLContext)
     return verify
+
+
+@contextlib.asynccontextmanager
+async def running_apiserver(*extra: str) -> AsyncIterator[tuple[int, str, int]]:
+    """A real ``mp-apiserver`` on a free port with a temporary SQLite file, ready:
+    yields (port, path of its admin.kubeconfig, pid); ``Conn.tls`` is set for it."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mp-apiserver"), "--listen", f"127.0.0.1:{port}",
+             "--storage-url", f"sqlite:///{tmp}/bench.db", "--log-level", "warning", *extra])
+        kubeconfig = f"{tmp}/pki/admin.kubeconfig"
+        try:
+            for _ in range(400):
+                try:
+                    Conn.tls = admin_tls(kubeconfig)
+                    conn = await Conn.open(port)
+                    status, _ = await conn.request("GET", "/readyz")
+                    conn.close()
+                    if status == 200:
+                        break
+                except (OSError, ValueError):  # not listening / no kubeconfig yet
+                    pass
+                await asyncio.sleep(0.05)
+            yield port, kubeconfig, proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Conn:

@@ -43,6 +43,8 @@ class Event:
     prev: str | None = None
     _obj: dict | None = field(default=None, repr=False)
     _prev_obj: dict | None = field(default=None, repr=False)
+    # watch lines encoded from this event, shared by every watcher (apiserver.watch)
+    lines: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def obj(self) -> dict:

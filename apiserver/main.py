@@ -21,6 +21,8 @@ from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.auth.authn import AuthenticationConfigError, Authenticator
 from apiserver.auth.authorizer import MODES
 from apiserver.auth.flags import add_authentication_flags, authentication_options
+from apiserver.storage.check import StorageUnusable, check_storage, open_checked
+from apiserver.storage.store import Store
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags, pki
 from componentbase.startup import fail, setup_logging
@@ -86,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "Kubernetes), baseline or restricted")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
+    # health slice (issue 15)
+    p.add_argument("--check-storage", action="store_true",
+                   help="check the --storage-url database (SQLite integrity_check, every "
+                        "stored row decodes) without serving; exit 0 if sound, 1 if not")
     return p
 
 
@@ -177,10 +183,24 @@ class Server(uvicorn.Server):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, quiet=())
+    if args.check_storage:
+        return check_storage(args.storage_url)
     try:
         config = config_from_args(args)
     except OSError as exc:  # the --storage-url directory can't be made
         return fail("mp-apiserver", exc, 2)
+    try:
+        store = open_checked(config.storage_url)
+    except StorageUnusable as exc:
+        return fail("mp-apiserver", exc, 1)
+    try:
+        return serve(args, config, store)
+    finally:
+        store.close()
+
+
+def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """Serve on the opened ``store`` until a stop signal."""
     try:
         context = prepare_tls(args, config)
         where = cert_dir(args)
@@ -197,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             sock.close()
         return fail("mp-apiserver", exc.strerror or exc, 1)
     server = Server(uvicorn.Config(
-        create_app(config, authenticator), log_level="warning", access_log=False,
+        create_app(config, authenticator, store), log_level="warning", access_log=False,
         loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
         lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context))
     log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",

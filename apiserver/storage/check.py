@@ -78,8 +78,8 @@ def _require_writable_files(path: Path) -> None:
     directory = path.parent
     if not os.access(directory, os.W_OK | os.X_OK):
         kind, fix = _why_not_writable(directory, "directory")
-        raise StorageUnusable(f"cannot write the directory {directory} of the database "
-                              f"({kind}; SQLite makes its -wal and -shm files there): {fix}")
+        raise StorageUnusable(f"cannot write the database's directory {directory} ({kind}; "
+                              f"SQLite makes its -wal and -shm files there): {fix}")
     if path.exists() and not os.access(path, os.W_OK):
         kind, fix = _why_not_writable(path, "file")
         raise StorageUnusable(f"cannot write the database {path} ({kind}): {fix}")

@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from apiserver.errors import APIError, InternalError
 from apiserver.storage import log as eventlog
@@ -258,8 +258,8 @@ class Store:
         return fut
 
     def _run_writer(self) -> None:
-        with self._writer_engine.connect() as conn:
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        conn: Connection | None = None
+        try:
             while True:
                 first = self._queue.get()
                 if first is None:
@@ -275,9 +275,33 @@ class Store:
                         stop = True
                         break
                     batch.append(item)
-                self._commit_batch(cur, batch)
+                conn = self._write_with(conn, batch)
                 if stop:
                     return
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _write_with(self, conn: Connection | None, batch: list[_Write]) -> Connection | None:
+        """Commit ``batch`` on ``conn`` (connecting first if None); returns the connection
+        for the next batch, None when it was lost (a restarted PostgreSQL), so the writer
+        reconnects instead of failing every later write."""
+        if conn is None:
+            try:
+                conn = self._writer_engine.connect()
+            except Exception as exc:  # noqa: BLE001 - every write gets an answer
+                self._fail_batch(batch, exc, [])
+                return None
+        self._commit_batch(conn.connection.driver_connection.cursor(),  # type: ignore[union-attr]
+                           batch)
+        if getattr(conn.connection.driver_connection, "closed", False):  # psycopg's flag
+            log.warning("lost the database connection; the next write reconnects")
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+            return None
+        return conn
 
     def _commit_batch(self, cur: Cursor, batch: list[_Write]) -> None:
         start = self._revision
@@ -321,21 +345,13 @@ class Store:
                     cur.execute("ROLLBACK")
                 raise
         except Exception as exc:  # the whole transaction failed (disk full, I/O error)
-            if not self._dialect.is_conflict(exc):
-                self.health.record(f"{type(exc).__name__}: {exc}")
-            log.warning("commit of %d writes failed: %s", len(batch), exc)
             self._revision = start
-            for txn in reversed(done):
-                txn._rollback()
-            self.on_batch_failure()
-            err = self._dialect.translate(exc, "storage error")
-            for write in batch:
-                if not write.future.done():
-                    write.future.set_exception(err)
+            self._fail_batch(batch, exc, done)
             return
         self.batches += 1
         self.writes += len(events)
-        if events or any(w.probe for w in batch):  # an empty COMMIT proves nothing
+        if events or any(w.probe and err is None for w, _, err in outcomes):
+            # (an empty COMMIT proves nothing)
             self.health.record(None)
         for fn in after:
             try:
@@ -353,6 +369,19 @@ class Store:
                 write.future.set_exception(error)
             else:
                 write.future.set_result(result)
+
+    def _fail_batch(self, batch: list[_Write], exc: Exception, done: list[WriteTxn]) -> None:
+        """The whole transaction failed: undo its side effects, answer every write."""
+        if not self._dialect.is_conflict(exc):
+            self.health.record(f"{type(exc).__name__}: {exc}".strip())
+        log.warning("commit of %d writes failed: %s", len(batch), str(exc).strip())
+        for txn in reversed(done):
+            txn._rollback()
+        self.on_batch_failure()
+        err = self._dialect.translate(exc, "storage error")
+        for write in batch:
+            if not write.future.done():
+                write.future.set_exception(err)
 
     # -- reads --
 

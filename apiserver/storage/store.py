@@ -374,7 +374,8 @@ class Store:
         """The whole transaction failed: undo its side effects, answer every write."""
         if not self._dialect.is_conflict(exc):
             self.health.record(f"{type(exc).__name__}: {exc}".strip())
-        log.warning("commit of %d writes failed: %s", len(batch), str(exc).strip())
+        if not all(w.probe for w in batch):  # a failed probe is health's to log
+            log.warning("commit of %d writes failed: %s", len(batch), str(exc).strip())
         for txn in reversed(done):
             txn._rollback()
         self.on_batch_failure()

@@ -150,3 +150,18 @@ def test_the_writer_reconnects_after_losing_its_postgresql_connection(
         assert check(s) is None
     finally:
         s.close()
+
+
+def test_a_bad_event_row_is_left_out_of_log_reads(db: str, store: Store) -> None:  # noqa: F811
+    for name in ("a", "b", "c"):
+        write(store, put(name))
+    engine = sqlalchemy.create_engine(db)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE events SET data = '{x' WHERE rv = 2"))
+    engine.dispose()
+    assert [e.rv for e in store.read_log(0, limit=10)] == [1, 3]
+    assert [e.rv for e in store.events_after(0, "things")] == [1, 3]
+    lines: list[str] = []
+    assert check_storage(db, lines.append) == 1
+    assert any(line.startswith("bad event row 2 (things default/b): data is not JSON")
+               for line in lines)

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from apiserver.storage import rows
 from apiserver.storage.dialects import dialect_for
+from apiserver.storage.health import driver_message
 from apiserver.storage.store import Store
 
 # The driver's words for a damaged SQLite file.
@@ -121,7 +122,7 @@ def _immutable(path: Path) -> bool:
 
 def _describe(exc: BaseException, url: str, path: Path | None) -> str:
     """A driver error at start as the one line: damaged, unwritable, or as it came."""
-    message = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    message = driver_message(exc)
     where = str(path) if path is not None else shown(url)
     if path is not None and any(word in message for word in _DAMAGED):
         return (f"the database {where} is damaged ({message}): run mp-apiserver "
@@ -145,7 +146,7 @@ def check_storage(url: str, say: Callable[[str], None] = print) -> int:
             problems += _object_rows(cur, url, say)
             problems += _event_rows(cur, say)
     except Exception as exc:  # noqa: BLE001 - a database too damaged to read is a finding
-        say(f"cannot read the database: {str(getattr(exc, 'orig', None) or exc).strip()}")
+        say(f"cannot read the database: {driver_message(exc)}")
         problems += 1
     if problems:
         say(f"storage check failed: {problems} problem{'s' if problems != 1 else ''}; "

@@ -28,6 +28,12 @@ FRESH = 1.0
 TIMEOUT = 2.0
 
 
+def driver_message(exc: BaseException) -> str:
+    """The driver's own words for an error (SQLAlchemy wraps them), on one line."""
+    text = str(getattr(exc, "orig", None) or exc)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 class CommitHealth:
     """The last commit's outcome (written by the writer thread) and the probe behind it."""
 

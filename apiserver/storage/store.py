@@ -46,7 +46,7 @@ from apiserver.storage import log as eventlog
 from apiserver.storage import rows
 from apiserver.storage.backend import CommitListener, Event, Page, Txn
 from apiserver.storage.dialects import Dialect, dialect_for
-from apiserver.storage.health import CommitHealth
+from apiserver.storage.health import CommitHealth, driver_message
 from apiserver.storage.schema import metadata
 from apiserver.storage.sql import Statements
 
@@ -322,7 +322,7 @@ class Store:
                         cur.execute("RELEASE SAVEPOINT w")
                         txn._rollback()
                         if write.probe:  # e.g. PostgreSQL in read-only mode fails here
-                            self.health.record(f"{type(exc).__name__}: {exc}")
+                            self.health.record(f"{type(exc).__name__}: {driver_message(exc)}")
                         elif not isinstance(exc, APIError):
                             log.exception("write failed")
                         outcomes.append((write, None,
@@ -373,9 +373,9 @@ class Store:
     def _fail_batch(self, batch: list[_Write], exc: Exception, done: list[WriteTxn]) -> None:
         """The whole transaction failed: undo its side effects, answer every write."""
         if not self._dialect.is_conflict(exc):
-            self.health.record(f"{type(exc).__name__}: {exc}".strip())
+            self.health.record(f"{type(exc).__name__}: {driver_message(exc)}")
         if not all(w.probe for w in batch):  # a failed probe is health's to log
-            log.warning("commit of %d writes failed: %s", len(batch), str(exc).strip())
+            log.warning("commit of %d writes failed: %s", len(batch), driver_message(exc))
         for txn in reversed(done):
             txn._rollback()
         self.on_batch_failure()

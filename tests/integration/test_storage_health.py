@@ -256,3 +256,20 @@ def test_a_bad_row_is_skipped_with_a_log_line_and_the_rest_serves(db_copy: Path)
             assert made.status_code == 201, made.text
     finally:
         server.stop()
+
+    # README "Recovery", a bad row: with the server stopped, remove the rows named
+    with contextlib.closing(sqlite3.connect(db_copy)) as conn, conn:
+        conn.execute("DELETE FROM objects WHERE resource = 'services' AND namespace = "
+                     "'default' AND name = 'kubernetes'")
+        conn.execute("DELETE FROM objects WHERE resource = "
+                     "'clusterroles.rbac.authorization.k8s.io' AND name = 'view'")
+    assert check_storage(db_copy).returncode == 0
+    try:
+        server.start()  # and the server makes again what it owns
+        with server.http() as admin:
+            assert admin.get("/api/v1/namespaces/default/services/kubernetes"
+                             ).status_code == 200
+            assert admin.get("/apis/rbac.authorization.k8s.io/v1/clusterroles/view"
+                             ).status_code == 200
+    finally:
+        server.stop()

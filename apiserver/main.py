@@ -208,6 +208,10 @@ def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
             authentication_options(args, Path(where) if where else None))
     except (pki.PKIError, AuthenticationConfigError) as exc:
         return fail("mp-apiserver", exc, 2)
+    except OSError as exc:  # e.g. a read-only cert dir: one line, not a traceback
+        where = Path(exc.filename).parent if exc.filename else cert_dir(args)
+        return fail("mp-apiserver", f"cannot write the certificate directory {where}: "
+                                    f"{exc.strerror or exc}", 1)
     sockets: list[socket.socket] = []
     try:
         for listen in listens(args):

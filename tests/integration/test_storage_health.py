@@ -163,6 +163,15 @@ def test_start_refuses_an_unwritable_database_in_one_line(which: str, db_copy: P
         server.stop()
 
 
+def test_start_refuses_an_unwritable_certificate_directory_in_one_line(db_copy: Path
+                                                                      ) -> None:
+    cert_dir = db_copy.with_name("state.pki")  # beside the database, the default
+    with immutable(cert_dir):
+        line = one_line_error(run_apiserver(db_copy))
+    assert line == (f"mp-apiserver: error: cannot write the certificate directory {cert_dir}: "
+                    "Operation not permitted")
+
+
 def _damage_objects(db: Path) -> None:
     """Overwrite the root page of the objects table with garbage."""
     with contextlib.closing(sqlite3.connect(db)) as conn:

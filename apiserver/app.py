@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from apiserver import discovery, openapi
+from apiserver import discovery, health, openapi
 from apiserver.admission.plugins import default_chain
 from apiserver.auth import policy
 from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
@@ -38,7 +38,7 @@ from apiserver.registry.strategy import Strategy
 from apiserver.services import ServiceAllocations, kubernetes_endpoint_slice
 from apiserver.storage.backend import Backend
 from apiserver.storage.follower import LogFollower
-from apiserver.storage.store import Store
+from apiserver.storage.store import CorruptObject, Store
 from apiserver.watchhub import DEFAULT_BUFFER, WatchHub
 from apiserver.writes import Writes
 from componentbase.tasks import cancel_and_wait
@@ -72,9 +72,10 @@ class Config:
 class State:
     """Everything the running server holds; created in the lifespan, closed at shutdown."""
 
-    def __init__(self, config: Config, authenticator: Authenticator) -> None:
+    def __init__(self, config: Config, authenticator: Authenticator,
+                 store: Backend | None = None) -> None:
         self.config = config
-        self.store: Backend = Store(config.storage_url)
+        self.store: Backend = store if store is not None else Store(config.storage_url)
         self.allocations = ServiceAllocations(config.service_cidr, config.node_port_range)
         self.allocations.rebuild(self.store.all_objects(SERVICES.key))
         self.hub = WatchHub(self.store.revision, buffer=config.watch_buffer)
@@ -115,7 +116,10 @@ class State:
                          (CLUSTER_ROLE_BINDINGS, policy.cluster_role_bindings())):
             for want in objs:
                 name = want["metadata"]["name"]
-                raw = await anyio.to_thread.run_sync(self.store.get, rt.key, "", name)
+                try:
+                    raw = await anyio.to_thread.run_sync(self.store.get, rt.key, "", name)
+                except CorruptObject:
+                    continue  # logged at start; --check-storage names it
                 have = orjson.loads(raw) if raw is not None else None
                 new = policy.reconciled(want, have)
                 if new is None:
@@ -149,8 +153,11 @@ class State:
         if ipaddress.ip_address(self.config.advertise_address).is_loopback:
             return
         desired = kubernetes_endpoint_slice(self.config.advertise_address, self.config.port)
-        raw = await anyio.to_thread.run_sync(
-            self.store.get, SLICES.key, "default", "kubernetes")
+        try:
+            raw = await anyio.to_thread.run_sync(
+                self.store.get, SLICES.key, "default", "kubernetes")
+        except CorruptObject:
+            return  # logged at start; --check-storage names it
         if raw is None:
             await self._ensure(SLICES, "default", desired)
             return
@@ -171,8 +178,11 @@ class State:
 
     async def _ensure(self, rt: Strategy, namespace: str, body: dict) -> None:
         name = body["metadata"]["name"]
-        exists = await anyio.to_thread.run_sync(
-            self.store.get, rt.key, namespace if rt.kind.namespaced else "", name)
+        try:
+            exists = await anyio.to_thread.run_sync(
+                self.store.get, rt.key, namespace if rt.kind.namespaced else "", name)
+        except CorruptObject:
+            return  # logged at start; --check-storage names it
         if exists is not None:
             return
         try:
@@ -219,8 +229,10 @@ def _has_labels(obj: dict, labels: dict[str, str]) -> bool:
 
 
 def create_app(config: Config, authenticator: Authenticator,
+               store: Backend | None = None,
                collectors: Sequence[Callable[[], Iterable[Metric]]] = ()) -> ResourceFastPath:
     """The ASGI app; ``authenticator`` (``Authenticator.from_options``) judges every request;
+    ``store``, when given, is the storage ``main`` already opened and checked;
     ``collectors`` add to ``/metrics`` (the server's connection counts)."""
     state_box: dict[str, State] = {}
     inflight = InFlight(config.max_requests_inflight, config.max_mutating_requests_inflight,
@@ -228,7 +240,7 @@ def create_app(config: Config, authenticator: Authenticator,
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state = State(config, authenticator)
+        state = State(config, authenticator, store)
         state_box["state"] = state
         for collect in (inflight.collect, *collectors):
             state.metrics.registry.collector(collect)
@@ -253,14 +265,7 @@ def create_app(config: Config, authenticator: Authenticator,
 
     app = FastAPI(lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
 
-    async def healthz(_request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(_request: Request) -> Response:
-        state = state_box.get("state")
-        if state is None or not state.ready:
-            return PlainTextResponse("not ready", status_code=503)
-        return PlainTextResponse("ok")
+    livez, readyz, healthz = health_checks(state_box)
 
     async def version(_request: Request) -> Response:
         return json_response(discovery.SERVER_VERSION)
@@ -300,12 +305,44 @@ def create_app(config: Config, authenticator: Authenticator,
     for path, endpoint in (("/openapi/v3", openapi_index),
                            ("/openapi/v3/api/{version}", openapi_core),
                            ("/openapi/v3/apis/{group}/{version}", openapi_group),
-                           ("/healthz", healthz), ("/livez", healthz), ("/readyz", readyz),
+                           ("/healthz", healthz.root), ("/livez", livez.root),
+                           ("/readyz", readyz.root), ("/healthz/{check}", healthz.one),
+                           ("/livez/{check}", livez.one), ("/readyz/{check}", readyz.one),
                            ("/version", version), ("/metrics", metrics), ("/api", api_root),
                            ("/apis", apis_root), ("/api/v1", core_v1),
                            ("/apis/{group}/{version}", group_version)):
         app.add_api_route(path, endpoint, methods=["GET"])
     return ResourceFastPath(app, state_box, authenticator, inflight)
+
+
+def health_checks(state_box: dict[str, State]
+                  ) -> tuple[health.Checks, health.Checks, health.Checks]:
+    """/livez's, /readyz's and (deprecated, as /livez) /healthz's checks
+    (``apiserver.health`` says which belongs where)."""
+
+    def on_state(judge: Callable[[State], Awaitable[str | None]]) -> health.Check:
+        async def check() -> str | None:
+            state = state_box.get("state")
+            return "the server has not started" if state is None else await judge(state)
+        return check
+
+    async def writer(state: State) -> str | None:
+        return None if state.store.writer_alive else "the storage writer thread is not running"
+
+    async def follower(state: State) -> str | None:
+        return None if state.follower.alive else "the log follower is not running"
+
+    async def storage(state: State) -> str | None:
+        return await state.store.health.check()
+
+    async def shutdown(state: State) -> str | None:
+        return None if state.ready else "the server is starting or shutting down"
+
+    live = [("ping", health.ping), ("storage-writer", on_state(writer)),
+            ("log-follower", on_state(follower))]
+    ready = [*live, ("storage", on_state(storage)), ("shutdown", on_state(shutdown))]
+    return (health.Checks("livez", live), health.Checks("readyz", ready),
+            health.Checks("healthz", live))
 
 
 class ResourceFastPath:

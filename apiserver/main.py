@@ -21,6 +21,8 @@ from apiserver.app import Config, ResourceFastPath, create_app
 from apiserver.auth.authn import AuthenticationConfigError, Authenticator
 from apiserver.auth.authorizer import MODES
 from apiserver.auth.flags import add_authentication_flags, authentication_options
+from apiserver.storage.check import StorageUnusable, check_storage, open_checked
+from apiserver.storage.store import Store
 from apiserver.watchhub import DEFAULT_BUFFER
 from componentbase import flags, pki
 from componentbase.startup import fail, setup_logging
@@ -87,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_limit_flags(p)
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
+    # health slice (issue 15)
+    p.add_argument("--check-storage", action="store_true",
+                   help="check the --storage-url database (SQLite integrity_check, every "
+                        "stored row decodes) without serving; exit 0 if sound, 1 if not")
     return p
 
 
@@ -220,10 +226,24 @@ class Server(connections.LimitedServer):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, quiet=())
+    if args.check_storage:
+        return check_storage(args.storage_url)
     try:
         config = config_from_args(args)
     except OSError as exc:  # the --storage-url directory can't be made
         return fail("mp-apiserver", exc, 2)
+    try:
+        store = open_checked(config.storage_url)
+    except StorageUnusable as exc:
+        return fail("mp-apiserver", exc, 1)
+    try:
+        return serve(args, config, store)
+    finally:
+        store.close()
+
+
+def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """Serve on the opened ``store`` until a stop signal."""
     try:
         context = prepare_tls(args, config)
         where = cert_dir(args)
@@ -231,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             authentication_options(args, Path(where) if where else None))
     except (pki.PKIError, AuthenticationConfigError) as exc:
         return fail("mp-apiserver", exc, 2)
+    except OSError as exc:  # e.g. a read-only cert dir: one line, not a traceback
+        where = Path(exc.filename).parent if exc.filename else cert_dir(args)
+        return fail("mp-apiserver", f"cannot write the certificate directory {where}: "
+                                    f"{exc.strerror or exc}", 1)
     try:
         limits = connection_limits(args)
     except ValueError as exc:
@@ -244,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             sock.close()
         return fail("mp-apiserver", exc.strerror or exc, 1)
     server = Server(uvicorn.Config(
-        create_app(config, authenticator, (limits.collect,)), log_level="warning", access_log=False,
+        create_app(config, authenticator, store, (limits.collect,)), log_level="warning",
+        access_log=False,
         loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
         lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context,
         timeout_keep_alive=args.idle_timeout), limits)  # type: ignore[arg-type]

@@ -25,9 +25,12 @@ import builtins
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+
+if TYPE_CHECKING:
+    from apiserver.storage.health import CommitHealth
 
 
 @dataclass
@@ -110,6 +113,10 @@ class Backend(Protocol):
     batches: int  # committed transactions (metrics)
     writes: int  # committed changes (metrics)
     on_batch_failure: Callable[[], None]  # a whole transaction failed: rebuild in-memory state
+    health: CommitHealth  # can the database take a commit now (/readyz's storage check)
+
+    @property
+    def writer_alive(self) -> bool: ...  # the writer thread runs (/livez)
 
     @property
     def revision(self) -> int: ...

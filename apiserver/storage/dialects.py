@@ -40,6 +40,9 @@ class Dialect:
     reader_engine_options: dict[str, Any] = field(default_factory=dict)
     # Driver errors that mean "another writer got there first" (a retry may succeed).
     is_conflict: Callable[[BaseException], bool] = lambda _exc: False
+    # (resource, namespace, name, data) of the object rows that may not be servable,
+    # found by the database itself (``rows.problem`` confirms each); None: every row.
+    suspect_objects: str | None = None
 
     def translate(self, exc: BaseException, what: str) -> APIError:
         """A driver error as the API error a client sees; ``what`` says which step failed."""

@@ -108,6 +108,11 @@ class LogFollower:
         self._backend.on_commit(self.nudge)
         self._task = self._loop.create_task(self._run(), name="log-follower")
 
+    @property
+    def alive(self) -> bool:
+        """Following: without it no watcher hears of a write."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         self._stopped = True
         if self._task is not None:

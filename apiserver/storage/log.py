@@ -9,8 +9,11 @@ one can no longer be replayed: that is 410 Gone, and the client relists.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+import orjson
 
 from apiserver.errors import Gone
 from apiserver.storage.backend import Event
@@ -18,6 +21,8 @@ from apiserver.storage.sql import Statements
 
 Cursor = Any  # a DB-API cursor (sqlite3 or psycopg)
 Row = tuple[str, str, str]  # (namespace, name, data)
+
+log = logging.getLogger(__name__)
 
 
 def bookkeeping(cur: Cursor, sql: Statements) -> dict[str, int]:
@@ -48,7 +53,7 @@ def events_after(cur: Cursor, sql: Statements, revision: int, resource: str,
     require_retained(revision, bookkeeping(cur, sql)["compacted"])
     params: dict[str, Any] = {"rv": revision, "resource": resource, "namespace": namespace}
     cur.execute(sql.events_of[namespace is not None], params)
-    return [Event(*row) for row in cur.fetchall()]
+    return _readable(cur.fetchall())
 
 
 def read_after(cur: Cursor, sql: Statements, revision: int, limit: int) -> list[Event]:
@@ -60,7 +65,25 @@ def read_after(cur: Cursor, sql: Statements, revision: int, limit: int) -> list[
     """
     require_retained(revision, bookkeeping(cur, sql)["compacted"])
     cur.execute(sql.log_after, {"rv": revision, "limit": limit, "offset": 0})
-    return [Event(*row) for row in cur.fetchall()]
+    return _readable(cur.fetchall())
+
+
+def _readable(found: Iterable[tuple]) -> list[Event]:
+    """Events whose object (and previous object) decode; a bad row is left out with a
+    log line, so one cannot wedge the follower or a watch (a follower skips the hole
+    it leaves after its gap wait)."""
+    out: list[Event] = []
+    for row in found:
+        ev = Event(*row)
+        try:
+            _ = ev.obj, ev.prev_obj
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            log.warning("skipping the logged event at revision %d (%s %s/%s): not JSON (%s) "
+                        "(run mp-apiserver --check-storage)", ev.rv, ev.resource,
+                        ev.namespace, ev.name, exc)
+            continue
+        out.append(ev)
+    return out
 
 
 def current_rows(cur: Cursor, sql: Statements, resource: str, namespace: str | None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select
+from sqlalchemy import and_, bindparam, delete, func, literal_column, or_, select
 from sqlalchemy.sql import ClauseElement, ColumnElement
 
 from apiserver.storage.dialects import Dialect
@@ -86,6 +86,9 @@ class Statements:
     changed_since: tuple[str, str]
     events_of: tuple[str, str]  # one resource's events after rv
     log_after: str  # every event after rv, ``limit`` from ``offset``: what a follower reads
+    # adds one to a bookkeeping key (0 when new): a write no client sees, and never a
+    # no-op (SQLite writes nothing for an update to the same value)
+    bump_meta: str
 
     @classmethod
     def compile(cls, dialect: Dialect) -> Statements:
@@ -105,6 +108,11 @@ class Statements:
                                                       value=bindparam("value"))
         set_meta = set_meta.on_conflict_do_update(index_elements=[bookkeeping.c.key],
                                                   set_={"value": set_meta.excluded.value})
+        bump_meta = dialect.insert(bookkeeping).values(key=bindparam("key"),
+                                                       value=literal_column("0"))
+        bump_meta = bump_meta.on_conflict_do_update(
+            index_elements=[bookkeeping.c.key],
+            set_={"value": bookkeeping.c.value + literal_column("1")})
         append = events.insert().values(
             rv=bindparam("rv"), resource=bindparam("resource"), namespace=bindparam("namespace"),
             name=bindparam("name"), type=bindparam("type"), data=bindparam("data"),
@@ -134,4 +142,5 @@ class Statements:
             log_after=text(select(*_EVENT_COLUMNS).where(_E.rv > bindparam("rv"))
                            .order_by(_E.rv).limit(bindparam("limit"))
                            .offset(bindparam("offset"))),  # SQLite's LIMIT wants one
+            bump_meta=text(bump_meta),
         )

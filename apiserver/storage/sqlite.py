@@ -21,6 +21,18 @@ def _prepare(conn: Any) -> None:
     cur.close()
 
 
+# JSON1 finds the few rows worth decoding in Python; CASE keeps json_extract away
+# from text that is not JSON (SQLite does not promise to short-circuit OR).
+_SUSPECT_OBJECTS = """
+SELECT resource, namespace, name, data FROM objects
+WHERE CASE WHEN json_valid(data) THEN
+    json_type(data) <> 'object'
+    OR json_extract(data, '$.metadata.name') IS NOT name
+    OR coalesce(json_extract(data, '$.metadata.namespace'), namespace) <> namespace
+  ELSE 1 END
+"""
+
+
 def _is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.IntegrityError)
 
@@ -35,4 +47,5 @@ DIALECT = Dialect(
     writer_engine_options={"connect_args": {"check_same_thread": False}},
     reader_engine_options={"connect_args": {"check_same_thread": False}},
     is_conflict=_is_conflict,
+    suspect_objects=_SUSPECT_OBJECTS,
 )

@@ -32,20 +32,22 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from apiserver.decoding import check_object_size
-from apiserver.errors import APIError
+from apiserver.errors import APIError, InternalError
 from apiserver.storage import log as eventlog
+from apiserver.storage import rows
 from apiserver.storage.backend import CommitListener, Event, Page, Txn
 from apiserver.storage.dialects import Dialect, dialect_for
+from apiserver.storage.health import CommitHealth, driver_message
 from apiserver.storage.schema import metadata
 from apiserver.storage.sql import Statements
 
@@ -58,6 +60,14 @@ log = logging.getLogger(__name__)
 # How many queued writes share one transaction. Large enough to amortise the commit
 # under load, small enough that one batch never holds the write lock for long.
 MAX_BATCH = 256
+
+
+class CorruptObject(InternalError):
+    """A stored row under the asked key cannot be decoded as its object (``rows.problem``)."""
+
+    def __init__(self, key: rows.Key, why: str) -> None:
+        super().__init__(f"the stored object {rows.name(key)} cannot be read: {why} "
+                         f"(run mp-apiserver --check-storage)")
 
 
 def dumps(obj: Any) -> str:
@@ -82,14 +92,12 @@ class WriteTxn:
         self._cur.execute(self._sql.get, {"resource": resource, "namespace": namespace,
                                           "name": name})
         row = self._cur.fetchone()
-        return orjson.loads(row[0]) if row else None
+        return _decoded((resource, namespace, name), row[0]) if row else None
 
     def list(self, resource: str, namespace: str | None = None) -> builtins.list[dict]:
-        if namespace is None:
-            self._cur.execute(self._sql.list_all, {"resource": resource})
-        else:
-            self._cur.execute(self._sql.list_ns, {"resource": resource, "namespace": namespace})
-        return [orjson.loads(r[0]) for r in self._cur.fetchall()]
+        self._cur.execute(self._sql.current[namespace is not None, False],
+                          {"resource": resource, "namespace": namespace})
+        return _servable(resource, self._cur.fetchall(), self._store.bad)
 
     def resources_in_namespace(self, namespace: str) -> builtins.list[tuple[str, str]]:
         """(resource, name) of every object stored in ``namespace``."""
@@ -156,6 +164,7 @@ class _Write:
     fn: Callable[[WriteTxn], Any]
     future: Future
     dry_run: bool = False
+    probe: bool = False  # commits even though it changes nothing a client sees
 
 
 def _make_engine(url: str, dialect: Dialect, *, writer: bool) -> Engine:
@@ -184,6 +193,12 @@ class Store:
         with self._snapshot() as cur:
             self._revision = eventlog.head(cur, self._sql)
             self._compacted = eventlog.bookkeeping(cur, self._sql)["compacted"]
+            # rows no read may serve, found once at start (every later row is ours)
+            self.bad: dict[rows.Key, str] = dict(
+                rows.bad_objects(cur, self._dialect.suspect_objects))
+        for key, why in self.bad.items():
+            rows.skipped(key, why)
+        self.health = CommitHealth(self.probe)
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._listeners: list[CommitListener] = []
@@ -194,6 +209,9 @@ class Store:
     # -- lifecycle --
 
     def start(self) -> None:
+        """Start the writer thread (once: ``main`` may have started it to probe)."""
+        if self._thread is not None:
+            return
         self._thread = threading.Thread(target=self._run_writer, name="store-writer", daemon=True)
         self._thread.start()
 
@@ -204,6 +222,11 @@ class Store:
             self._thread = None
         self._writer_engine.dispose()
         self._read_engine.dispose()
+
+    @property
+    def writer_alive(self) -> bool:
+        """The writer thread runs: without it no write is ever answered."""
+        return self._thread is not None and self._thread.is_alive()
 
     @property
     def revision(self) -> int:
@@ -230,9 +253,18 @@ class Store:
         self._queue.put(_Write(fn, fut, dry_run))
         return fut
 
+    def probe(self) -> Future:
+        """Commit one bookkeeping row no client sees: does the database take writes now?"""
+        def touch(txn: WriteTxn) -> None:
+            txn._cur.execute(self._sql.bump_meta, {"key": "probes"})
+
+        fut: Future = Future()
+        self._queue.put(_Write(touch, fut, probe=True))
+        return fut
+
     def _run_writer(self) -> None:
-        with self._writer_engine.connect() as conn:
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        conn: Connection | None = None
+        try:
             while True:
                 first = self._queue.get()
                 if first is None:
@@ -248,9 +280,33 @@ class Store:
                         stop = True
                         break
                     batch.append(item)
-                self._commit_batch(cur, batch)
+                conn = self._write_with(conn, batch)
                 if stop:
                     return
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+
+    def _write_with(self, conn: Connection | None, batch: list[_Write]) -> Connection | None:
+        """Commit ``batch`` on ``conn`` (connecting first if None); returns the connection
+        for the next batch, None when it was lost (a restarted PostgreSQL), so the writer
+        reconnects instead of failing every later write."""
+        if conn is None:
+            try:
+                conn = self._writer_engine.connect()
+            except Exception as exc:  # noqa: BLE001 - every write gets an answer
+                self._fail_batch(batch, exc, [])
+                return None
+        self._commit_batch(conn.connection.driver_connection.cursor(),  # type: ignore[union-attr]
+                           batch)
+        if getattr(conn.connection.driver_connection, "closed", False):  # psycopg's flag
+            log.warning("lost the database connection; the next write reconnects")
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+                conn.close()
+            return None
+        return conn
 
     def _commit_batch(self, cur: Cursor, batch: list[_Write]) -> None:
         start = self._revision
@@ -270,7 +326,9 @@ class Store:
                         cur.execute("ROLLBACK TO SAVEPOINT w")
                         cur.execute("RELEASE SAVEPOINT w")
                         txn._rollback()
-                        if not isinstance(exc, APIError):
+                        if write.probe:  # e.g. PostgreSQL in read-only mode fails here
+                            self.health.record(f"{type(exc).__name__}: {driver_message(exc)}")
+                        elif not isinstance(exc, APIError):
                             log.exception("write failed")
                         outcomes.append((write, None,
                                          self._dialect.translate(exc, "internal error")))
@@ -292,18 +350,14 @@ class Store:
                     cur.execute("ROLLBACK")
                 raise
         except Exception as exc:  # the whole transaction failed (disk full, I/O error)
-            log.exception("commit of %d writes failed", len(batch))
             self._revision = start
-            for txn in reversed(done):
-                txn._rollback()
-            self.on_batch_failure()
-            err = self._dialect.translate(exc, "storage error")
-            for write in batch:
-                if not write.future.done():
-                    write.future.set_exception(err)
+            self._fail_batch(batch, exc, done)
             return
         self.batches += 1
         self.writes += len(events)
+        if events or any(w.probe and err is None for w, _, err in outcomes):
+            # (an empty COMMIT proves nothing)
+            self.health.record(None)
         for fn in after:
             try:
                 fn()
@@ -320,6 +374,20 @@ class Store:
                 write.future.set_exception(error)
             else:
                 write.future.set_result(result)
+
+    def _fail_batch(self, batch: list[_Write], exc: Exception, done: list[WriteTxn]) -> None:
+        """The whole transaction failed: undo its side effects, answer every write."""
+        if not self._dialect.is_conflict(exc):
+            self.health.record(f"{type(exc).__name__}: {driver_message(exc)}")
+        if not all(w.probe for w in batch):  # a failed probe is health's to log
+            log.warning("commit of %d writes failed: %s", len(batch), driver_message(exc))
+        for txn in reversed(done):
+            txn._rollback()
+        self.on_batch_failure()
+        err = self._dialect.translate(exc, "storage error")
+        for write in batch:
+            if not write.future.done():
+                write.future.set_exception(err)
 
     # -- reads --
 
@@ -341,7 +409,12 @@ class Store:
             cur.execute(self._sql.get, {"resource": resource, "namespace": namespace,
                                         "name": name})
             row = cur.fetchone()
-        return row[0] if row else None
+        if row is None:
+            return None
+        why = self.bad.get((resource, namespace, name))
+        if why is not None:
+            raise CorruptObject((resource, namespace, name), why)
+        return row[0]
 
     def list(
         self,
@@ -363,17 +436,24 @@ class Store:
             meta = eventlog.bookkeeping(cur, self._sql)
             current = meta["revision"]
             if revision is None or revision >= current:
-                rows = eventlog.current_rows(cur, self._sql, resource, namespace, after)
-                return _page(rows, current, limit, keep)
+                found = eventlog.current_rows(cur, self._sql, resource, namespace, after)
+                return _page(self._unless_bad(resource, found), current, limit, keep)
             eventlog.require_retained(revision, meta["compacted"])
-            rows = eventlog.rows_at(cur, self._sql, resource, namespace, after, revision)
-            return _page(rows, revision, limit, keep)
+            found = eventlog.rows_at(cur, self._sql, resource, namespace, after, revision)
+            return _page(self._unless_bad(resource, found), revision, limit, keep)
+
+    def _unless_bad(self, resource: str, found: Iterator[tuple[str, str, str]]
+                    ) -> Iterator[tuple[str, str, str]]:
+        """Rows of a list minus the known-bad ones (free while there are none)."""
+        if not self.bad:
+            return found
+        return (r for r in found if (resource, r[0], r[1]) not in self.bad)
 
     def all_objects(self, resource: str) -> builtins.list[dict]:
         """Every stored object of a resource (start-up rebuilds of allocators)."""
         with self._snapshot() as cur:
-            cur.execute(self._sql.list_all, {"resource": resource})
-            return [orjson.loads(r[0]) for r in cur.fetchall()]
+            cur.execute(self._sql.current[False, False], {"resource": resource})
+            return _servable(resource, cur.fetchall(), self.bad)
 
     # -- the log --
 
@@ -414,11 +494,35 @@ class Store:
         return self.submit(trim)  # type: ignore[arg-type]
 
 
-def _page(rows: Iterator[tuple[str, str, str]], revision: int, limit: int | None,
+def _decoded(key: rows.Key, data: str) -> dict:
+    """A stored object as a dict; ``CorruptObject`` (500, naming it) if it is not one."""
+    try:
+        return rows.decode(key, data)
+    except rows.Unservable as exc:
+        raise CorruptObject(key, str(exc)) from None
+
+
+def _servable(resource: str, found: Iterable[tuple[str, str, str]],
+              known_bad: dict[rows.Key, str]) -> builtins.list[dict]:
+    """Rows ``(namespace, name, data)`` of one resource as objects; a bad one is skipped
+    (with a log line naming it unless logged at start), so one row cannot stop a
+    start-up or a rebuild."""
+    out: builtins.list[dict] = []
+    for namespace, name, data in found:
+        if (resource, namespace, name) in known_bad:
+            continue
+        try:
+            out.append(rows.decode((resource, namespace, name), data))
+        except rows.Unservable as exc:
+            rows.skipped((resource, namespace, name), str(exc))
+    return out
+
+
+def _page(found: Iterator[tuple[str, str, str]], revision: int, limit: int | None,
           keep: Callable[[dict], bool] | None) -> Page:
     items: list[str] = []
     last: tuple[str, str] | None = None
-    for ns, name, data in rows:
+    for ns, name, data in found:
         if limit is not None and len(items) >= limit:
             return Page(revision, items, last)
         if keep is not None and not keep(orjson.loads(data)):

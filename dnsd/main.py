@@ -137,6 +137,12 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
              config.ttl, "enabled" if config.pod_records else "disabled",
              "forwarding other names to " + ", ".join(str(u) for u in config.upstreams)
              if config.upstreams else "refusing other names", syncer.client.config.server)
+    log.info("limits: UDP replies up to %d bytes; %s; TCP %d connections, %d per client, "
+             "idle %gs", config.max_udp_size,
+             f"{config.rrl_responses_per_second} UDP responses/s per client prefix "
+             f"(slip {config.rrl_slip})" if rrl else "no response rate limit",
+             config.max_tcp_connections, config.max_tcp_connections_per_client,
+             config.tcp_idle_timeout)
     status_code = 0
     try:
         await run_until_first_done({

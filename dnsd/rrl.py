@@ -61,7 +61,7 @@ class RateLimiter:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
         if ip.version == 4:
             return int(ip) & self._v4_mask
-        mapped = ip.ipv4_mapped  # type: ignore[union-attr]
+        mapped = ip.ipv4_mapped
         if mapped is not None:  # ::ffff:a.b.c.d from a dual-stack socket: the IPv4 client
             return int(mapped) & self._v4_mask
         return (int(ip) >> self._v6_shift,)

@@ -61,6 +61,7 @@ from dnsd.rrl import RateLimiter, Verdict
 from dnsd.upstream import Upstream
 from dnsd.wire import (
     CLASS_IN,
+    CLASSIC_UDP_LIMIT,
     MAX_MESSAGE,
     AnswerTable,
     Entry,
@@ -314,6 +315,10 @@ class DnsServer:
                                 query.question[0].name, self.upstream.last_failure)
             return self._error(query, dns.rcode.SERVFAIL)
         self.metrics.forwarded["ok"] += 1
+        if udp and len(reply) > (self.table.max_udp if query.edns >= 0 else CLASSIC_UDP_LIMIT):
+            # The query went upstream with the client's own buffer size; the cap holds
+            # for relayed answers too (the client's retry over TCP is forwarded over TCP).
+            reply = truncated_copy(reply)
         return reply, reply[3] & 0x0F
 
     async def _chase(self, ans: Answer, key: bytes, qtype: int, *, udp: bool,

@@ -444,7 +444,12 @@ def fast_reply(table: AnswerTable, data: bytes, *, udp: bool) -> tuple[bytes, in
         entry = table.cache.get(key)
         if entry is None:
             return None
+    if edns:
+        if udp:  # udp_limit inlined (payload is already at least 512): most queries pass here
+            cap = table.max_udp
+            entry = entry.fitted((payload if payload < cap else cap) - OPT_SIZE)
+        return entry.reply(data[:2], data[2] & 1, question, table.opt[do], table.serial), \
+            entry.rcode
     if udp:
-        entry = entry.fitted(udp_limit(payload, edns, table.max_udp))
-    opt = table.opt[do] if edns else b""
-    return entry.reply(data[:2], data[2] & 1, question, opt, table.serial), entry.rcode
+        entry = entry.fitted(CLASSIC_UDP_LIMIT)
+    return entry.reply(data[:2], data[2] & 1, question, b"", table.serial), entry.rcode

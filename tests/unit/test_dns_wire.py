@@ -195,6 +195,26 @@ def test_udp_limit(payload: int, edns: int, cap: int, limit: int) -> None:
     assert udp_limit(payload, edns, cap) == limit
 
 
+@pytest.mark.parametrize("cap", [512, 1232, 4096])
+def test_fast_path_sizes_follow_udp_limit(zone: ZoneData, cap: int) -> None:
+    """The fast path inlines ``udp_limit``; the slow path calls it: one rule."""
+    table = AnswerTable(ra=False, max_udp=cap)
+    labels = split_name("big.default.svc.cluster.local")
+    key = question_key(labels, 33)
+    table.store({key: answer(zone, labels, 33, serial=0)})
+    entry = table.entries[key]
+    for payload in (None, 100, 600, 1232, 2000, 4096, 65535):
+        edns = 0 if payload is None else 1
+        query = dns.message.make_query("big.default.svc.cluster.local.", "SRV",
+                                       use_edns=-1 if payload is None else 0,
+                                       payload=payload or 0)
+        wire = fast_reply(table, query.to_wire(), udp=True)
+        assert wire is not None
+        want = entry.fitted(udp_limit(payload or 0, edns, cap)).reply(
+            query.to_wire()[:2], 1, key, table.opt[0] if edns else b"", table.serial)
+        assert wire[0] == want, payload
+
+
 def test_truncated_copy_keeps_only_header_and_question(table: AnswerTable) -> None:
     query = dns.message.make_query("BIG.default.svc.cluster.local.", "SRV", use_edns=0,
                                    want_dnssec=True)

@@ -4,7 +4,9 @@ The command-line contract (DESIGN.md) is ``--server URL`` or ``--kubeconfig PATH
 (repeatable; default ``127.0.0.1:5353``), ``--cluster-domain D``, ``--ttl S``,
 ``--upstream HOST:PORT`` (repeatable), ``--metrics-listen HOST:PORT``; issue 4
 adds ``--pod-records=enabled|disabled``. Extras: ``--upstream-timeout``,
-``--log-level``.
+``--log-level``. Issue 15 adds the limits: ``--max-udp-size``,
+``--rrl-responses-per-second``, ``--rrl-slip``, ``--max-tcp-connections``,
+``--max-tcp-connections-per-client``, ``--tcp-idle-timeout``.
 
 A listen address may name a network namespace: ``netns:NAME:HOST:PORT``
 (``netns:mp-c1-fabric:10.250.0.2:53``) binds inside ``/run/netns/NAME``. IPv6
@@ -21,7 +23,10 @@ from dataclasses import dataclass
 
 from componentbase import flags
 from componentbase.flags import Listen
+from dnsd.rrl import DEFAULT_SLIP
+from dnsd.server import MAX_TCP_CLIENTS, MAX_TCP_PER_CLIENT, TCP_IDLE_TIMEOUT
 from dnsd.upstream import DEFAULT_TIMEOUT, Server
+from dnsd.wire import CLASSIC_UDP_LIMIT, MAX_UDP_CAP, SERVER_UDP_PAYLOAD
 
 DEFAULT_LISTEN = "127.0.0.1:5353"
 MAX_TTL = 3600  # CoreDNS's bound: longer TTLs make deleted Services linger in caches
@@ -40,6 +45,12 @@ class Config:
     metrics_listen: Listen | None
     pod_records: bool
     log_level: str
+    max_udp_size: int = SERVER_UDP_PAYLOAD
+    rrl_responses_per_second: int = 0  # 0: no rate limiting
+    rrl_slip: int = DEFAULT_SLIP
+    max_tcp_connections: int = MAX_TCP_CLIENTS
+    max_tcp_connections_per_client: int = MAX_TCP_PER_CLIENT
+    tcp_idle_timeout: float = TCP_IDLE_TIMEOUT
 
     @property
     def local_ips(self) -> tuple[str, ...]:
@@ -79,6 +90,32 @@ def _parser() -> argparse.ArgumentParser:
                    help="answer a-b-c-d.<ns>.pod.<zone> (kubeadm's 'pods insecure')")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
+    p.add_argument("--max-udp-size", default=SERVER_UDP_PAYLOAD, metavar="BYTES",
+                   type=flags.integer(CLASSIC_UDP_LIMIT, MAX_UDP_CAP),
+                   help=f"largest UDP reply whatever the client's EDNS buffer size, "
+                        f"{CLASSIC_UDP_LIMIT}-{MAX_UDP_CAP} (default {SERVER_UDP_PAYLOAD}); "
+                        "larger answers are truncated (TC) and retried over TCP")
+    p.add_argument("--rrl-responses-per-second", default=0, metavar="N",
+                   type=flags.integer(0, 1_000_000),
+                   help="UDP responses per second to one client /24 (IPv4) or /56 (IPv6) "
+                        "before dropping; 0 turns rate limiting off (default 0)")
+    p.add_argument("--rrl-slip", default=DEFAULT_SLIP, metavar="N",
+                   type=flags.integer(0, 10),
+                   help="answer every Nth rate-limited response with an empty truncated "
+                        f"reply so real clients retry over TCP; 0 drops all (default "
+                        f"{DEFAULT_SLIP})")
+    p.add_argument("--max-tcp-connections", default=MAX_TCP_CLIENTS, metavar="N",
+                   type=flags.integer(1, 100_000),
+                   help=f"TCP connections open at once; more are closed at once "
+                        f"(default {MAX_TCP_CLIENTS})")
+    p.add_argument("--max-tcp-connections-per-client", default=MAX_TCP_PER_CLIENT,
+                   metavar="N", type=flags.integer(1, 100_000),
+                   help=f"TCP connections open at once from one address "
+                        f"(default {MAX_TCP_PER_CLIENT})")
+    p.add_argument("--tcp-idle-timeout", default=TCP_IDLE_TIMEOUT, metavar="DURATION",
+                   type=flags.duration(maximum=3600.0),
+                   help=f"close a TCP connection that sends or reads nothing this long "
+                        f"(default {TCP_IDLE_TIMEOUT:g}s)")
     return p
 
 
@@ -105,6 +142,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         metrics_listen=args.metrics_listen,
         pod_records=args.pod_records == "enabled",
         log_level=args.log_level,
+        max_udp_size=args.max_udp_size,
+        rrl_responses_per_second=args.rrl_responses_per_second,
+        rrl_slip=args.rrl_slip,
+        max_tcp_connections=args.max_tcp_connections,
+        max_tcp_connections_per_client=args.max_tcp_connections_per_client,
+        tcp_idle_timeout=args.tcp_idle_timeout,
     )
 
 

@@ -26,7 +26,8 @@ from dnsd.index import Index
 from dnsd.metrics import Metrics, StatusServer
 from dnsd.names import split_name
 from dnsd.netns import bound_socket
-from dnsd.server import DnsServer
+from dnsd.rrl import RateLimiter
+from dnsd.server import DnsServer, TcpLimits
 from dnsd.sync import Syncer
 from dnsd.upstream import Upstream
 from dnsd.wire import AnswerTable
@@ -100,13 +101,17 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
     """Run until SIGTERM/SIGINT (exit status 0), or until syncing fails for good (1)."""
     zone = ZoneData(split_name(config.cluster_domain), ttl=config.ttl,
                     pod_records=config.pod_records, local_ips=config.local_ips)
-    table = AnswerTable(ra=bool(config.upstreams))
+    table = AnswerTable(ra=bool(config.upstreams), max_udp=config.max_udp_size)
     metrics = Metrics()
     upstream = Upstream(list(config.upstreams), timeout=config.upstream_timeout) \
         if config.upstreams else None
     index = Index(zone, table, metrics, dynamic_chase=upstream is not None)
     syncer = Syncer(api, index)
-    server = DnsServer(index, metrics, upstream)
+    rrl = RateLimiter(config.rrl_responses_per_second, slip=config.rrl_slip) \
+        if config.rrl_responses_per_second else None
+    server = DnsServer(index, metrics, upstream, rrl=rrl, tcp=TcpLimits(
+        config.max_tcp_connections, config.max_tcp_connections_per_client,
+        config.tcp_idle_timeout))
     status = StatusServer(metrics.render, readiness=lambda: _not_ready_reason(syncer))
     metrics.gauge("dns_index_services", "Services in the index.", lambda: len(zone.services))
     metrics.gauge("dns_index_endpointslices", "EndpointSlices in the index.",
@@ -132,6 +137,12 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
              config.ttl, "enabled" if config.pod_records else "disabled",
              "forwarding other names to " + ", ".join(str(u) for u in config.upstreams)
              if config.upstreams else "refusing other names", syncer.client.config.server)
+    log.info("limits: UDP replies up to %d bytes; %s; TCP %d connections, %d per client, "
+             "idle %gs", config.max_udp_size,
+             f"{config.rrl_responses_per_second} UDP responses/s per client prefix "
+             f"(slip {config.rrl_slip})" if rrl else "no response rate limit",
+             config.max_tcp_connections, config.max_tcp_connections_per_client,
+             config.tcp_idle_timeout)
     status_code = 0
     try:
         await run_until_first_done({

@@ -44,6 +44,8 @@ class Metrics:
         self.slow_path = 0
         self.malformed = 0
         self.forwarded = {"ok": 0, "timeout": 0, "error": 0}
+        self.rate_limited = {"drop": 0, "slip": 0}
+        self.tcp_refused = {"total": 0, "per_client": 0}
         self.registry.collector(self._collect_counters)
         self.query_duration = self.registry.histogram(
             "dns_request_duration_seconds",
@@ -88,3 +90,16 @@ class Metrics:
                                   "Packets answered with FORMERR or dropped.",
                                   value=self.malformed)
         yield forwarded
+        limited = CounterMetricFamily("dns_rrl_responses_total",
+                                      "UDP responses over the rate limit, by what was done: "
+                                      "drop (nothing sent) or slip (an empty TC reply).",
+                                      labels=["action"])
+        for action, n in self.rate_limited.items():
+            limited.add_metric([action], n)
+        yield limited
+        refused = CounterMetricFamily("dns_tcp_connections_refused_total",
+                                      "TCP connections closed at once, by the limit hit.",
+                                      labels=["limit"])
+        for limit, n in self.tcp_refused.items():
+            refused.add_metric([limit], n)
+        yield refused

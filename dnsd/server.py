@@ -19,6 +19,17 @@ an unexpected exception               SERVFAIL, logged once per distinct error
 
 Answers the slow path renders are cached in the table (until a change to what
 they were read from), so the next identical question takes the fast path.
+
+Limits against abuse (each a flag; README "Limits"):
+
+- UDP replies are at most ``--max-udp-size`` bytes (1,232), whatever buffer the
+  client's EDNS claims; bigger answers go out truncated with TC (``wire.py``).
+- With ``--rrl-responses-per-second``, UDP responses to one client prefix are
+  rate limited, every ``--rrl-slip``-th dropped one sent as an empty TC reply
+  (``rrl.py``). Off by default.
+- TCP: at most ``--max-tcp-connections`` at once, ``--max-tcp-connections-per-client``
+  from one address; a connection past either is closed at once. One that sends
+  nothing (or reads nothing) for ``--tcp-idle-timeout`` is closed.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import dns.exception
@@ -45,24 +57,26 @@ from dnsd import records
 from dnsd.index import Index
 from dnsd.metrics import Metrics
 from dnsd.records import Answer, Record
+from dnsd.rrl import RateLimiter, Verdict
 from dnsd.upstream import Upstream
 from dnsd.wire import (
     CLASS_IN,
     CLASSIC_UDP_LIMIT,
     MAX_MESSAGE,
-    OPT_SIZE,
-    SERVER_UDP_PAYLOAD,
     AnswerTable,
     Entry,
     fast_reply,
     name_wire,
     render,
+    truncated_copy,
+    udp_limit,
 )
 
 log = logging.getLogger(__name__)
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP client may stay silent (CoreDNS's read timeout)
 MAX_TCP_CLIENTS = 1024  # concurrent TCP connections; more are closed at once
+MAX_TCP_PER_CLIENT = 32  # concurrent TCP connections from one address
 LOG_EVERY = 10.0  # seconds between repeated warnings of one kind (upstream down, …)
 # Forwarded queries in flight, each holding a socket until its answer or timeout:
 # beyond this (a flood of external names at a dead upstream), SERVFAIL at once
@@ -75,19 +89,34 @@ INVALID_QTYPES = frozenset({dns.rdatatype.OPT, dns.rdatatype.TKEY, dns.rdatatype
 Reply = tuple[bytes | None, int]  # (bytes to send or None to drop, rcode for the metric)
 
 
+@dataclass(frozen=True)
+class TcpLimits:
+    """How many TCP connections, and how long an idle one lives: each holds a file
+    descriptor and a task, so a client opening (or leaving open) many must not use
+    them all up."""
+
+    max_connections: int = MAX_TCP_CLIENTS
+    max_per_client: int = MAX_TCP_PER_CLIENT
+    idle_timeout: float = TCP_IDLE_TIMEOUT
+
+
 class DnsServer:
     """Answers DNS queries from the table and zone; owns the listeners."""
 
-    def __init__(self, index: Index, metrics: Metrics, upstream: Upstream | None) -> None:
+    def __init__(self, index: Index, metrics: Metrics, upstream: Upstream | None, *,
+                 tcp: TcpLimits = TcpLimits(), rrl: RateLimiter | None = None) -> None:
         self.index = index
         self.zone = index.zone
         self.table: AnswerTable = index.table
         self.metrics = metrics
         self.upstream = upstream
+        self.tcp = tcp
+        self.rrl = rrl
         self._transports: list[asyncio.BaseTransport] = []
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tcp_clients = 0
+        self._tcp_by_client: dict[str, int] = {}
         self._forwards = 0
         self._last_log: dict[str, float] = {}
 
@@ -122,8 +151,11 @@ class DnsServer:
         except Exception:  # noqa: BLE001 - the slow path will judge this packet
             fast = None
         if fast is not None:
-            transport.sendto(fast[0], addr)
             metrics.fast_path += 1
+            if self.rrl is not None:
+                self._send_udp(fast, addr, transport, start)
+                return
+            transport.sendto(fast[0], addr)  # _send_udp inlined: this is most queries
             metrics.responses[fast[1]] += 1
             metrics.query_duration.observe(time.perf_counter() - start)
             return
@@ -140,35 +172,56 @@ class DnsServer:
     def _send_udp(self, result: Reply, addr: Any, transport: asyncio.DatagramTransport,
                   start: float) -> None:
         reply, rcode = result
-        if reply is not None and not transport.is_closing():
-            transport.sendto(reply, addr)
-            self.metrics.responses[rcode] += 1
-            self.metrics.query_duration.observe(time.perf_counter() - start)
+        if reply is None or transport.is_closing():
+            return
+        if self.rrl is not None:
+            verdict = self.rrl.check(addr[0])
+            if verdict is not Verdict.SEND:
+                self.metrics.rate_limited[verdict.name.lower()] += 1
+                if verdict is Verdict.DROP:
+                    return
+                reply = truncated_copy(reply)
+        transport.sendto(reply, addr)
+        self.metrics.responses[rcode] += 1
+        self.metrics.query_duration.observe(time.perf_counter() - start)
 
     async def _tcp_client(self, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
-        if self._tcp_clients >= MAX_TCP_CLIENTS:
+        peer = writer.get_extra_info("peername")
+        client = str(peer[0]) if peer else ""
+        limits = self.tcp
+        mine = self._tcp_by_client.get(client, 0)
+        if self._tcp_clients >= limits.max_connections or mine >= limits.max_per_client:
+            self.metrics.tcp_refused["total" if self._tcp_clients >= limits.max_connections
+                                     else "per_client"] += 1
             writer.close()
             return
         self._tcp_clients += 1
+        self._tcp_by_client[client] = mine + 1
+        idle = limits.idle_timeout
         try:
             while True:
-                prefix = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT)
+                prefix = await asyncio.wait_for(reader.readexactly(2), idle)
                 (length,) = struct.unpack("!H", prefix)
-                data = await asyncio.wait_for(reader.readexactly(length), TCP_IDLE_TIMEOUT)
+                data = await asyncio.wait_for(reader.readexactly(length), idle)
                 start = time.perf_counter()
                 self.metrics.requests["tcp"] += 1
                 reply, rcode = await self.answer(data, udp=False)
                 if reply is None:
                     continue
                 writer.write(struct.pack("!H", len(reply)) + reply)
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), idle)  # a client that never reads
                 self.metrics.responses[rcode] += 1
                 self.metrics.query_duration.observe(time.perf_counter() - start)
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass
         finally:
             self._tcp_clients -= 1
+            left = self._tcp_by_client[client] - 1
+            if left:
+                self._tcp_by_client[client] = left
+            else:
+                del self._tcp_by_client[client]
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -221,13 +274,13 @@ class DnsServer:
         # to_wire() with no file returns the bytes (its stub says "or None")
         echo = cast(bytes, question.name.to_wire()) + struct.pack("!H", qtype) + CLASS_IN
         edns = 1 if query.edns == 0 else 0
-        do = 1 if query.ednsflags & dns.flags.DO else 0
-        limit = (max(query.payload, CLASSIC_UDP_LIMIT) - OPT_SIZE * edns) if udp else MAX_MESSAGE
+        opt = self.table.opt[1 if query.ednsflags & dns.flags.DO else 0] if edns else b""
+        limit = udp_limit(query.payload, edns, self.table.max_udp) if udp else MAX_MESSAGE
         rd = 1 if query.flags & dns.flags.RD else 0
 
         def send(entry: Entry) -> Reply:
             entry = entry.fitted(limit)
-            return entry.reply(data[:2], rd, echo, edns, do, self.table.serial), entry.rcode
+            return entry.reply(data[:2], rd, echo, opt, self.table.serial), entry.rcode
 
         entry = self.table.get(key)
         if entry is not None:
@@ -262,6 +315,10 @@ class DnsServer:
                                 query.question[0].name, self.upstream.last_failure)
             return self._error(query, dns.rcode.SERVFAIL)
         self.metrics.forwarded["ok"] += 1
+        if udp and len(reply) > (self.table.max_udp if query.edns >= 0 else CLASSIC_UDP_LIMIT):
+            # The query went upstream with the client's own buffer size; the cap holds
+            # for relayed answers too (the client's retry over TCP is forwarded over TCP).
+            reply = truncated_copy(reply)
         return reply, reply[3] & 0x0F
 
     async def _chase(self, ans: Answer, key: bytes, qtype: int, *, udp: bool,
@@ -287,7 +344,7 @@ class DnsServer:
         if self.upstream is not None:
             response.flags |= dns.flags.RA
         if rcode > 15 or query.edns >= 0:
-            response.use_edns(0, 0, SERVER_UDP_PAYLOAD)
+            response.use_edns(0, 0, self.table.max_udp)
         response.set_rcode(rcode)
         return response.to_wire(max_size=MAX_MESSAGE), rcode
 

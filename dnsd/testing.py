@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ import dns.query
 import dns.rdatatype
 import httpx
 
+from componentbase import ports
 from componentbase.polling import poll
 
 BIN = Path(sys.executable).parent
@@ -30,17 +30,7 @@ BIN = Path(sys.executable).parent
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (DNS needs both on one number)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
+    return ports.free_port(udp=True)
 
 
 @dataclass

@@ -19,9 +19,13 @@ Two details keep stored entries valid for long:
   negative answer that changes when *other* names change. Entries are rendered
   with serial 0 and the live serial is spliced in at ``serial_at`` (cached per
   serial), so a change to one Service doesn't invalidate every NODATA answer.
-- UDP size limits (512 without EDNS, else the client's buffer, RFC 6891) are
-  applied when serving: a reply that doesn't fit is re-rendered with as many
-  whole records as fit and TC set (cached per limit). dnspython's own truncation
+- UDP size limits are applied when serving (``udp_limit``): 512 bytes without
+  EDNS, else the client's buffer (RFC 6891) but never more than the server's
+  cap, 1,232 by default (``--max-udp-size``; CoreDNS's ``bufsize``, the DNS Flag
+  Day 2020 value, which avoids IP fragmentation). A client asking for 65,535
+  bytes must not make a small query draw an 8 KB datagram. A reply that doesn't
+  fit is re-rendered with as many whole records as fit and TC set (cached per
+  limit), and the client retries over TCP. dnspython's own truncation
   drops a whole RRset, leaving a large headless answer empty; CoreDNS (miekg's
   ``Truncate``) keeps what fits, and so does this. Additional records that don't
   fit are left out without TC (RFC 2181 §9: they aren't required).
@@ -48,21 +52,36 @@ from dnsd.names import Labels
 from dnsd.records import SOA, Answer, Record
 from dnsd.zone import ANY, Tag
 
-# The UDP payload size this server advertises in its OPT record: the DNS Flag Day
-# 2020 value, which avoids IP fragmentation on every common path.
+# The largest UDP reply by default, and the payload size advertised in our OPT
+# record: the DNS Flag Day 2020 value (CoreDNS's ``bufsize`` default).
 SERVER_UDP_PAYLOAD = 1232
 CLASSIC_UDP_LIMIT = 512  # RFC 1035: without EDNS, a UDP reply is at most 512 bytes
+MAX_UDP_CAP = 4096  # the highest --max-udp-size (BIND's and CoreDNS's upper bound)
 MAX_MESSAGE = 65535  # TCP's 2-byte length prefix
 OPT_SIZE = 11  # root name, type, class (payload), TTL (ext-rcode, version, flags), rdlen=0
 SERIAL_FROM_END = 20  # SOA RDATA ends serial(4) refresh(4) retry(4) expire(4) minimum(4)
-
-OPT_RR = b"\x00\x00\x29" + struct.pack("!H", SERVER_UDP_PAYLOAD) + b"\x00\x00\x00\x00\x00\x00"
-OPT_RR_DO = b"\x00\x00\x29" + struct.pack("!H", SERVER_UDP_PAYLOAD) + b"\x00\x00\x80\x00\x00\x00"
 OPT_TAIL = b"\x00\x00\x29"  # how an OPT RR with the root owner starts
 ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0
 NO_ADDITIONAL = b"\x00\x00"
 ONE_ADDITIONAL = b"\x00\x01"
 CLASS_IN = b"\x00\x01"
+
+
+def opt_records(payload: int) -> tuple[bytes, bytes]:
+    """Our OPT record advertising ``payload``, without and with the DO bit."""
+    head = b"\x00\x00\x29" + struct.pack("!H", payload)
+    return head + b"\x00\x00\x00\x00\x00\x00", head + b"\x00\x00\x80\x00\x00\x00"
+
+
+def udp_limit(payload: int, edns: int, cap: int) -> int:
+    """The most bytes of header, question and sections a UDP reply may carry: 512
+    without EDNS; else the client's ``payload`` (at least 512), at most ``cap``, less
+    the room for our OPT record. The slow path calls this; ``fast_reply`` inlines it
+    (a unit test holds the two to the same sizes)."""
+    if not edns:
+        return CLASSIC_UDP_LIMIT
+    return min(max(payload, CLASSIC_UDP_LIMIT), cap) - OPT_SIZE
+
 
 QR, AA, TC, RD, RA = (dns.flags.QR, dns.flags.AA, dns.flags.TC, dns.flags.RD, dns.flags.RA)
 _IN = dns.rdataclass.IN
@@ -114,12 +133,12 @@ class Entry:
             self._smaller[limit] = smaller
         return smaller
 
-    def reply(self, qid: bytes, rd: int, question: bytes, edns: int, do: int, serial: int
-              ) -> bytes:
-        """The reply bytes for a query with this ID, RD bit, question bytes and EDNS."""
+    def reply(self, qid: bytes, rd: int, question: bytes, opt: bytes, serial: int) -> bytes:
+        """The reply bytes for a query with this ID, RD bit and question bytes; ``opt``
+        is our OPT record when the query had EDNS, else empty."""
         body = self.body if self.serial_at < 0 else self.body_for(serial)
-        if edns:
-            return qid + self.heads[2 + rd] + question + body + (OPT_RR_DO if do else OPT_RR)
+        if opt:
+            return qid + self.heads[2 + rd] + question + body + opt
         return qid + self.heads[rd] + question + body
 
 
@@ -288,9 +307,14 @@ class AnswerTable:
     send every search-path NXDOMAIN of the cluster back to the slow path.
     """
 
-    def __init__(self, *, ra: bool, cache_size: int = 50_000) -> None:
+    def __init__(self, *, ra: bool, cache_size: int = 50_000,
+                 max_udp: int = SERVER_UDP_PAYLOAD) -> None:
         self.ra = ra
         self.cache_size = cache_size
+        # How replies are served over UDP: the size cap and the OPT record advertising
+        # it (a client may size its buffer by it; it must not promise more).
+        self.max_udp = max_udp
+        self.opt = opt_records(max_udp)
         self.entries: dict[bytes, Entry] = {}
         self.cache: dict[bytes, Entry] = {}
         self.serial = 0
@@ -345,7 +369,7 @@ class AnswerTable:
 
 
 def parse_question(data: bytes) -> tuple[bytes, int, int, int] | None:
-    """Find the question of a plain query: (question bytes, edns, DO, UDP payload).
+    """Find the question of a plain query: (question bytes, edns, DO (0/1), UDP payload).
 
     Accepts only what the fast path can answer byte-for-byte: QR=0, opcode QUERY,
     exactly one question and no answer/authority records, and either no
@@ -373,7 +397,20 @@ def parse_question(data: bytes) -> tuple[bytes, int, int, int] | None:
     if data[end + 5] or data[end + 6]:  # extended rcode / EDNS version: slow path (BADVERS)
         return None
     (payload,) = struct.unpack_from("!H", data, end + 3)
-    return data[12:end], 1, data[end + 7] & 0x80, max(payload, CLASSIC_UDP_LIMIT)
+    return data[12:end], 1, data[end + 7] >> 7, max(payload, CLASSIC_UDP_LIMIT)
+
+
+def truncated_copy(reply: bytes) -> bytes:
+    """``reply`` cut to its header and question with TC set and no records: what response
+    rate limiting "slips" instead of dropping, so a real client retries over TCP. No
+    larger than the query it answers (less any OPT), so it amplifies nothing."""
+    qdcount = reply[4:6]
+    end = _question_end(reply) if qdcount == b"\x00\x01" else -1
+    if end < 0:
+        qdcount, end = b"\x00\x00", 12
+    flags = (reply[2] | 0x02).to_bytes(1, "big")  # TC is bit 1 of the third byte
+    return reply[:2] + flags + reply[3:4] + qdcount + b"\x00\x00\x00\x00\x00\x00" \
+        + reply[12:end]
 
 
 def _question_end(data: bytes) -> int:
@@ -406,6 +443,12 @@ def fast_reply(table: AnswerTable, data: bytes, *, udp: bool) -> tuple[bytes, in
         entry = table.cache.get(key)
         if entry is None:
             return None
+    if edns:
+        if udp:  # udp_limit inlined (payload is already at least 512): most queries pass here
+            cap = table.max_udp
+            entry = entry.fitted((payload if payload < cap else cap) - OPT_SIZE)
+        return entry.reply(data[:2], data[2] & 1, question, table.opt[do], table.serial), \
+            entry.rcode
     if udp:
-        entry = entry.fitted(payload - OPT_SIZE if edns else payload)
-    return entry.reply(data[:2], data[2] & 1, question, edns, do, table.serial), entry.rcode
+        entry = entry.fitted(CLASSIC_UDP_LIMIT)
+    return entry.reply(data[:2], data[2] & 1, question, b"", table.serial), entry.rcode

@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import ssl
 import sys
 import time
@@ -29,6 +28,7 @@ from apimachinery.kinds import NODE, SERVICE
 from client.config import ClientConfig, ConfigError, load_config
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
+from componentbase import ports
 from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
@@ -106,20 +106,11 @@ def resolve_target(args: argparse.Namespace, *, running: bool = True) -> tuple[s
 
 def free_port(preferred: int | None = None, *, udp: bool = False) -> int:
     """``preferred`` if free on loopback, else any free port; with ``udp``, free for
-    UDP as well as TCP (dnsd serves both on one port)."""
-    kinds = [socket.SOCK_DGRAM, socket.SOCK_STREAM] if udp else [socket.SOCK_STREAM]
-    for candidate in ([preferred] if preferred else []) + [0]:
-        port = candidate
-        with contextlib.ExitStack() as held:
-            try:
-                for kind in kinds:
-                    sock = held.enter_context(socket.socket(socket.AF_INET, kind))
-                    sock.bind(("127.0.0.1", port))
-                    port = sock.getsockname()[1]
-            except OSError:
-                continue
-            return port
-    raise UpError("no free port on 127.0.0.1")
+    UDP as well as TCP (dnsd serves both on one port). See ``componentbase.ports``."""
+    try:
+        return ports.free_port(preferred, udp=udp)
+    except OSError as exc:
+        raise UpError(exc.strerror or str(exc)) from None
 
 
 def wait_for(check: Callable[[], bool], what: str, log: Path | None = None,

@@ -285,8 +285,29 @@ def test_truncation_and_tcp(dnsd: DnsdProcess, kube: Client, ns: str) -> None:
     edns = dnsd.query(name, "A", use_edns=0, payload=1232)
     assert edns.flags & dns.flags.TC and edns.edns == 0
     assert len(edns.to_wire()) <= 1232 and len(data(cut)) < len(data(edns)) < len(ips)
+    # a bigger buffer doesn't buy a bigger datagram: 1,232 at most (CoreDNS's bufsize)
     roomy = dnsd.query(name, "A", use_edns=0, payload=4096)
-    assert not roomy.flags & dns.flags.TC and len(data(roomy)) == len(ips)
+    assert roomy.flags & dns.flags.TC and len(data(roomy)) == len(data(edns))
+
+
+def test_edns_65535_srv_answer_is_capped(dnsd: DnsdProcess, kube: Client, ns: str) -> None:
+    """Issue 15: an SRV query with EDNS 65535 on a 100-endpoint Service drew an 8.5 KB
+    UDP answer. Now at most 1,232 bytes with TC, and the TCP retry gets everything."""
+    svc(kube, ns, "wide", clusterIP="None", ports=[{"name": "pg", "port": 5432}])
+    ips = [f"10.246.0.{i + 1}" for i in range(100)]
+    endpoint_slice(kube, ns, "wide-a", "wide", [ready(ip, f"w{i}") for i, ip in enumerate(ips)])
+    name = f"wide.{ns}.svc.cluster.local."
+    full = wait_for(dnsd, name, "SRV", tcp=True)
+    assert len(data(full)) == 100 and len(full.to_wire()) > 4000
+    query = dns.message.make_query(name, "SRV", use_edns=0, payload=65535)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.sendto(query.to_wire(), ("127.0.0.1", dnsd.port))
+        wire = sock.recv(65535)
+    assert len(wire) <= 1232
+    reply = dns.message.from_wire(wire)
+    assert reply.flags & dns.flags.TC and reply.edns == 0 and reply.payload <= 1232
+    assert 0 < len(data(reply)) < 100
 
 
 def test_malformed_and_unusual_queries(dnsd: DnsdProcess) -> None:

@@ -23,6 +23,8 @@ import pytest
 
 from dnsd.netns import bound_socket, run_in_netns
 from dnsd.testing import BIN, DnsdProcess, free_port
+from mpctl.cluster import commands as cluster_commands
+from mpctl.cluster.plan import PREFERRED_DNS_PORT
 from tests.conftest import ApiServer
 
 pytestmark = [
@@ -104,3 +106,76 @@ def test_dnsd_refuses_to_start_in_a_missing_namespace() -> None:
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     assert "cannot listen on netns:mp-no-such-ns-dns:127.0.0.1:5353 (udp)" in result.stderr
     assert time.monotonic() - started < 10
+
+
+# -- the port `mpctl cluster up` picks for dnsd (issue 15) ---------------------------------
+
+ONLY_EPHEMERAL = 40000  # a namespace's whole ephemeral range: every port-0 bind gets it
+TIME_WAIT = "06"  # the state column of /proc/net/tcp
+
+
+def _time_wait_on(port: int) -> bool:
+    with open("/proc/thread-self/net/tcp") as table:  # this thread's namespace
+        return any(f"0100007F:{port:04X}" == cols[1] and cols[3] == TIME_WAIT
+                   for cols in (line.split() for line in table.readlines()[1:]))
+
+
+def _close_leaving_time_wait(listener: socket.socket, port: int, *, client_first: bool) -> None:
+    """Connect to ``listener`` and close so that the side that closes first (which keeps
+    TIME_WAIT) has local port ``port``; return once the kernel shows it."""
+    client = socket.create_connection(listener.getsockname()[:2], timeout=2)
+    conn, _ = listener.accept()
+    first, second = (client, conn) if client_first else (conn, client)
+    first.shutdown(socket.SHUT_WR)
+    assert second.recv(1) == b""
+    second.close()
+    assert first.recv(1) == b""
+    first.close()
+    deadline = time.monotonic() + 10
+    while not _time_wait_on(port):
+        assert time.monotonic() < deadline, f"no TIME_WAIT socket on port {port}"
+        time.sleep(0.01)
+
+
+def _dnsd_binds(port: int) -> None:
+    """UDP and TCP on ``port`` exactly as ``mp-dnsd --listen 127.0.0.1:PORT`` binds them."""
+    for sock in [bound_socket("127.0.0.1", port, kind)
+                 for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM)]:
+        sock.close()
+
+
+def test_cluster_up_dns_port_despite_a_client_time_wait(netns: str) -> None:
+    """`cluster up` failed with "no free port on 127.0.0.1" when the random UDP port it
+    picked for dnsd had a TCP socket in TIME_WAIT on its number (the test suite's
+    connections leave them on ephemeral ports for 60 s). Made certain here: in a fresh
+    namespace whose ephemeral range is one port, a client connection gets that port and
+    closes first, so TIME_WAIT stays on it; a random UDP port would be that number."""
+    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw",
+                    f"net.ipv4.ip_local_port_range={ONLY_EPHEMERAL} {ONLY_EPHEMERAL}"],
+                   check=True, capture_output=True)
+
+    def scenario() -> int:
+        with socket.create_server(("127.0.0.1", 53)) as listener:
+            _close_leaving_time_wait(listener, ONLY_EPHEMERAL, client_first=True)
+        port = cluster_commands.free_port(udp=True)
+        _dnsd_binds(port)
+        assert _time_wait_on(ONLY_EPHEMERAL)  # still there: it was avoided, not expired
+        return port
+
+    port = run_in_netns(netns, scenario)
+    assert port != ONLY_EPHEMERAL and 10000 <= port < 65536
+
+
+def test_cluster_up_keeps_the_preferred_dns_port_after_a_restart(netns: str) -> None:
+    """dnsd closes idle TCP connections itself, leaving TIME_WAIT on its own port; the
+    next `cluster up` must still get that port (dnsd's listener binds it with
+    SO_REUSEADDR), not turn it down for a random one."""
+
+    def scenario() -> int:
+        with socket.create_server(("127.0.0.1", PREFERRED_DNS_PORT)) as old_dnsd:
+            _close_leaving_time_wait(old_dnsd, PREFERRED_DNS_PORT, client_first=False)
+        port = cluster_commands.free_port(PREFERRED_DNS_PORT, udp=True)
+        _dnsd_binds(port)
+        return port
+
+    assert run_in_netns(netns, scenario) == PREFERRED_DNS_PORT

@@ -38,11 +38,18 @@ UPSTREAM_RECORDS = {
 }
 
 
+BIG_NAME = "big.example.com."  # 200 A records: 3.2 KB however it is compressed
+
+
 def upstream_reply(wire: bytes) -> bytes:
     query = dns.message.from_wire(wire)
     response = dns.message.make_response(query)
     response.flags |= dns.flags.RA
     q = query.question[0]
+    if q.name.to_text().lower() == BIG_NAME:
+        response.answer.append(dns.rrset.from_text_list(
+            q.name, 60, "IN", "A", [f"198.51.100.{i}" for i in range(1, 201)]))
+        return response.to_wire()
     value = UPSTREAM_RECORDS.get((q.name.to_text().lower(), dns.rdatatype.to_text(q.rdtype)))
     if value is None:
         response.set_rcode(dns.rcode.NXDOMAIN)
@@ -133,6 +140,22 @@ def test_forwards_names_outside_the_zone(shared_api: ApiServer, upstream: int,
     zone = dnsd.query("kubernetes.default.svc.cluster.local.", "A")
     assert data(zone) == ["10.96.0.1"] and zone.flags & dns.flags.RA
     assert 'dns_forward_requests_total{result="ok"}' in dnsd.metrics()
+
+
+def test_forwarded_udp_answers_are_capped_too(shared_api: ApiServer, upstream: int,
+                                              start_dnsd) -> None:
+    """The 1,232-byte cap holds for an upstream's answer relayed to an EDNS 65535
+    client: truncated (TC), and the TCP retry gets it whole."""
+    dnsd = start_dnsd(shared_api.url, "--upstream", f"127.0.0.1:{upstream}")
+    query = dns.message.make_query(BIG_NAME, "A", use_edns=0, payload=65535)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.sendto(query.to_wire(), ("127.0.0.1", dnsd.port))
+        wire = sock.recv(65535)
+    assert len(wire) <= 1232
+    cut = dns.message.from_wire(wire)
+    assert cut.id == query.id and cut.flags & dns.flags.TC and rcode(cut) == "NOERROR"
+    assert len(data(dnsd.query(BIG_NAME, "A", tcp=True))) == 200
 
 
 def test_external_name_is_chased_upstream(shared_api: ApiServer, upstream: int,

@@ -17,6 +17,22 @@ def test_defaults() -> None:
                             upstream_timeout=2.0, metrics_listen=None, pod_records=True,
                             log_level="info")
     assert config.local_ips == ("127.0.0.1",)
+    # issue 15's limits: UDP capped at CoreDNS's bufsize, RRL off, TCP bounded
+    assert (config.max_udp_size, config.rrl_responses_per_second, config.rrl_slip) == \
+        (1232, 0, 2)
+    assert (config.max_tcp_connections, config.max_tcp_connections_per_client,
+            config.tcp_idle_timeout) == (1024, 32, 10.0)
+
+
+def test_limits() -> None:
+    config = parse_args(["--max-udp-size", "4096", "--rrl-responses-per-second", "20",
+                         "--rrl-slip", "0", "--max-tcp-connections", "10",
+                         "--max-tcp-connections-per-client", "3",
+                         "--tcp-idle-timeout", "500ms"])
+    assert (config.max_udp_size, config.rrl_responses_per_second, config.rrl_slip) == \
+        (4096, 20, 0)
+    assert (config.max_tcp_connections, config.max_tcp_connections_per_client,
+            config.tcp_idle_timeout) == (10, 3, 0.5)
 
 
 def test_everything() -> None:
@@ -62,6 +78,13 @@ def test_everything() -> None:
     (["--upstream-timeout", "61"], "at most 60"),
     (["--pod-records", "maybe"], "invalid choice"),
     (["--no-such-flag"], "unrecognized arguments"),
+    (["--max-udp-size", "511"], "argument --max-udp-size: must be between 512 and 4096"),
+    (["--max-udp-size", "65535"], "must be between 512 and 4096, got 65535"),
+    (["--rrl-responses-per-second", "-1"], "argument --rrl-responses-per-second: must be"),
+    (["--rrl-slip", "11"], "argument --rrl-slip: must be between 0 and 10"),
+    (["--max-tcp-connections", "0"], "argument --max-tcp-connections: must be between"),
+    (["--max-tcp-connections-per-client", "0"], "must be between 1 and 100000"),
+    (["--tcp-idle-timeout", "0"], "argument --tcp-idle-timeout: must be more than 0"),
 ])
 def test_rejected(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert message in flag_error(capsys, parse_args, argv, prog="mp-dnsd")

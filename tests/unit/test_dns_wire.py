@@ -18,7 +18,15 @@ import pytest
 from dnsd.model import Endpoint, Port, ServiceInfo, ServiceKind, SliceInfo
 from dnsd.names import split_name
 from dnsd.records import answer
-from dnsd.wire import AnswerTable, fast_reply, parse_question, question_key, render
+from dnsd.wire import (
+    AnswerTable,
+    fast_reply,
+    parse_question,
+    question_key,
+    render,
+    truncated_copy,
+    udp_limit,
+)
 from dnsd.zone import ZoneData
 
 PG = Port("pg", "tcp", 5432)
@@ -140,6 +148,90 @@ def test_udp_with_edns_fits_the_clients_buffer(table: AnswerTable) -> None:
     assert reply.edns == 0
 
 
+def test_udp_is_capped_at_1232_whatever_the_clients_buffer(table: AnswerTable) -> None:
+    """Issue 15: an EDNS 65535 SRV query on a 100-endpoint Service drew an 8.5 KB
+    datagram; CoreDNS's bufsize (1,232) caps it, TC set so the client retries over TCP."""
+    for qtype in ("SRV", "A"):
+        query = dns.message.make_query("big.default.svc.cluster.local.", qtype, use_edns=0,
+                                       payload=65535)
+        wire = fast_reply(table, query.to_wire(), udp=True)
+        assert wire is not None and 512 < len(wire[0]) <= 1232, qtype
+        reply = dns.message.from_wire(wire[0])
+        assert reply.flags & dns.flags.TC and reply.answer, qtype  # what fits, not empty
+        assert reply.edns == 0 and reply.payload == 1232  # never advertise more than sent
+    full = ask(table, dns.message.make_query("big.default.svc.cluster.local.", "SRV"),
+               udp=False)
+    assert len(full.to_wire()) > 4000 and not full.flags & dns.flags.TC
+
+
+@pytest.mark.parametrize("cap", [512, 700, 4096])
+def test_udp_cap_is_the_tables_and_advertised(zone: ZoneData, cap: int) -> None:
+    table = AnswerTable(ra=False, max_udp=cap)
+    table.serial = zone.serial
+    labels = split_name("big.default.svc.cluster.local")
+    table.store({question_key(labels, 33): answer(zone, labels, 33, serial=0)})
+    query = dns.message.make_query("big.default.svc.cluster.local.", "SRV", use_edns=0,
+                                   payload=65535)
+    wire = fast_reply(table, query.to_wire(), udp=True)
+    assert wire is not None and cap - 200 < len(wire[0]) <= cap
+    reply = dns.message.from_wire(wire[0])
+    assert reply.flags & dns.flags.TC and reply.payload == cap
+    # a client asking for less than the cap still gets its own size
+    small = dns.message.make_query("big.default.svc.cluster.local.", "SRV", use_edns=0,
+                                   payload=600)
+    wire = fast_reply(table, small.to_wire(), udp=True)
+    assert wire is not None and len(wire[0]) <= min(600, cap)
+
+
+@pytest.mark.parametrize(("payload", "edns", "cap", "limit"), [
+    (0, 0, 1232, 512),          # no EDNS: RFC 1035's 512, whatever the cap
+    (100, 1, 1232, 512 - 11),   # EDNS below 512 counts as 512
+    (1232, 1, 1232, 1232 - 11),
+    (65535, 1, 1232, 1232 - 11),
+    (65535, 1, 4096, 4096 - 11),
+    (2000, 1, 4096, 2000 - 11),
+])
+def test_udp_limit(payload: int, edns: int, cap: int, limit: int) -> None:
+    assert udp_limit(payload, edns, cap) == limit
+
+
+@pytest.mark.parametrize("cap", [512, 1232, 4096])
+def test_fast_path_sizes_follow_udp_limit(zone: ZoneData, cap: int) -> None:
+    """The fast path inlines ``udp_limit``; the slow path calls it: one rule."""
+    table = AnswerTable(ra=False, max_udp=cap)
+    labels = split_name("big.default.svc.cluster.local")
+    key = question_key(labels, 33)
+    table.store({key: answer(zone, labels, 33, serial=0)})
+    entry = table.entries[key]
+    for payload in (None, 100, 600, 1232, 2000, 4096, 65535):
+        edns = 0 if payload is None else 1
+        query = dns.message.make_query("big.default.svc.cluster.local.", "SRV",
+                                       use_edns=-1 if payload is None else 0,
+                                       payload=payload or 0)
+        wire = fast_reply(table, query.to_wire(), udp=True)
+        assert wire is not None
+        want = entry.fitted(udp_limit(payload or 0, edns, cap)).reply(
+            query.to_wire()[:2], 1, key, table.opt[0] if edns else b"", table.serial)
+        assert wire[0] == want, payload
+
+
+def test_truncated_copy_keeps_only_header_and_question(table: AnswerTable) -> None:
+    query = dns.message.make_query("BIG.default.svc.cluster.local.", "SRV", use_edns=0,
+                                   want_dnssec=True)
+    wire = fast_reply(table, query.to_wire(), udp=False)
+    assert wire is not None
+    slipped = truncated_copy(wire[0])
+    assert len(slipped) <= len(query.to_wire())  # amplifies nothing
+    reply = dns.message.from_wire(slipped)
+    assert reply.id == query.id and reply.flags & dns.flags.TC and reply.flags & dns.flags.QR
+    assert reply.flags & dns.flags.AA and reply.flags & dns.flags.RD
+    assert reply.question[0].name.to_text() == "BIG.default.svc.cluster.local."
+    assert reply.answer == reply.authority == reply.additional == [] and reply.edns == -1
+    # a header-only reply (FORMERR to garbage) stays a header, now with TC
+    formerr = wire[0][:2] + b"\x80\x01" + b"\x00" * 8
+    assert truncated_copy(formerr) == wire[0][:2] + b"\x82\x01" + b"\x00" * 8
+
+
 def test_tcp_gets_everything(table: AnswerTable) -> None:
     query = dns.message.make_query("big.default.svc.cluster.local.", "A", use_edns=False)
     reply = ask(table, query, udp=False)
@@ -157,7 +249,7 @@ def test_additional_that_does_not_fit_is_dropped_without_tc(zone: ZoneData) -> N
     limit = 12 + len(key) + len(srv_only.body) + 200
     cut = render(ans, key, ra=False, limit=limit)
     assert not cut.truncated
-    reply = dns.message.from_wire(cut.reply(b"\x00\x01", 1, key, 0, 0, 1))
+    reply = dns.message.from_wire(cut.reply(b"\x00\x01", 1, key, b"", 1))
     assert len(reply.answer[0]) == 100 and 0 < len(reply.additional) < 100
 
 
@@ -248,7 +340,7 @@ def test_encoder_agrees_with_dnspython_for_every_type() -> None:
                "7200 1800 86400 5"),
     )
     entry = render(Answer(0, records), key, ra=False)
-    reply = dns.message.from_wire(entry.reply(b"\x12\x34", 0, key, 0, 0, 42))
+    reply = dns.message.from_wire(entry.reply(b"\x12\x34", 0, key, b"", 42))
     got = [f"{rr.name} {rr.ttl} {dns.rdatatype.to_text(rr.rdtype)} {rd}"
            for rr in reply.answer for rd in rr]
     want = [f"{r.name} {r.ttl} {dns.rdatatype.to_text(r.rtype)} {r.data}" for r in records]

@@ -16,6 +16,24 @@ except OSError as exc:
     print(type(exc).__name__)
 """
 
+# How connecting to each HOST:PORT in argv ends, one line each: "ok", "refused",
+# "timeout" (2 s) or the errno's name ("ENETUNREACH"): unreachable said at once
+# rather than a timeout is what "no route" looks like.
+REACH = """
+import errno, socket, sys
+for target in sys.argv[1:]:
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        print("ok", flush=True)
+    except ConnectionRefusedError:
+        print("refused", flush=True)
+    except TimeoutError:
+        print("timeout", flush=True)
+    except OSError as exc:
+        print(errno.errorcode.get(exc.errno, type(exc).__name__), flush=True)
+"""
+
 # Tries to append to argv[1] and to create a file beside it; one line per attempt
 # (a pod's user against a root-owned file on the host).
 WRITE = """

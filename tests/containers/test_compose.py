@@ -3,10 +3,8 @@
 Marked ``containers``: ``make test`` deselects it, ``make test-containers`` runs it
 (root; a few minutes, plus a minute for the first debootstrap). See harness.py for
 how images are made without a registry. The compose file runs as it is, with one
-override file that builds from the offline context and base image, marks the
-cluster network ``internal`` (nothing leaves the machine), and gives the API server
-a second, ordinary network for its published port (Docker publishes no ports from
-internal networks).
+override file that only builds from the offline context and base image: its own
+``internal`` cluster network is what keeps the test's traffic on the machine.
 
 What is checked, as the README promises: both nodes Ready; the client pod (in one
 node container) reaches ``web`` by name and is answered by pods on both nodes;
@@ -17,6 +15,13 @@ holds its own credential only; the ``pki`` one-shot reuses what it made; a resta
 container keeps its objects (volume) and every other container reconnects (a new
 Service gets endpoints, DNS and proxy rules); ``down -v`` leaves nothing in the
 host's root namespace; a node-agent container without privileges exits with one line.
+And what each container may do, as the README's table says: a pod reaches no
+address outside the cluster (no route, said at once), the host's side of the
+cluster bridge has no address, only the API server's 6443 and dnsd's 53 answer
+from a pod (the API server 401 without credentials), the CA key is on no
+long-running container's volume, and the API server, controllers and dnsd run
+without capabilities, with no_new_privs and a read-only root, the latter two as
+users of their own.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ from tests.containers.harness import (
     poll,
     run,
 )
-from tests.podscripts import CONNECT
+from tests.podscripts import CONNECT, REACH
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
 
@@ -97,16 +102,10 @@ def node_entrypoint() -> list[str]:
 
 
 def write_override(path: Path, context: Path) -> Path:
-    """Build offline; cluster network internal; the API server also on a plain network."""
-    spec = yaml.safe_load(COMPOSE_FILE.read_text())
-    # compose v1 replaces (does not merge) a network redefined in a later file.
-    cluster = {**spec["networks"]["cluster"], "internal": True}
-    networks = {**spec["services"]["apiserver"]["networks"], "published": {}}
+    """Build offline (the only change to docker-compose.yml)."""
     path.write_text(yaml.safe_dump({
         "services": {"apiserver": {
-            "build": {"context": str(context), "args": {"BASE": BASE_IMAGE}, "network": "none"},
-            "networks": networks}},
-        "networks": {"cluster": cluster, "published": {}},
+            "build": {"context": str(context), "args": {"BASE": BASE_IMAGE}, "network": "none"}}},
     }))
     return path
 
@@ -280,6 +279,148 @@ def check_host_access(cluster: Cluster) -> None:
     assert sorted(n["metadata"]["name"] for n in body["items"]) == list(NODES)
 
 
+# Who mounts which volume: the CA key (`pki`) only in the one-shot that makes it.
+VOLUMES = {
+    "pki": {"pki", "apiserver-pki", "admin-credentials", "controllers-credentials",
+            "dnsd-credentials", "node-1-credentials", "node-2-credentials"},
+    "apiserver": {"state", "apiserver-pki", "admin-credentials"},
+    "controllers": {"controllers-credentials"},
+    "dnsd": {"dnsd-credentials"},
+    "node-1": {"node-1-credentials"},
+    "node-2": {"node-2-credentials"},
+    "bootstrap": {"admin-credentials"},
+    "demo": {"admin-credentials"},
+}
+# What answers on a container's cluster address (TCP): the rest listens on loopback.
+PUBLIC_TCP = {"apiserver": {6443}, "dnsd": {53}, "controllers": set(), "node-1": set(),
+              "node-2": set()}
+# uid of pid 1 in the confined long-running containers (the pki one-shot hands the
+# latter two their credentials).
+USERS = {"apiserver": 0, "controllers": 10257, "dnsd": 10053}
+OUTSIDE = ("198.51.100.1:80", "203.0.113.1:443")  # TEST-NET-2/3: never answered
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
+
+
+class Containers:
+    """The project's containers (one-shots too) by service, as ``docker inspect`` has
+    them; commands run with ``docker exec`` (a compose v1 ``exec`` costs ~0.5 s)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        ids = cluster.engine.docker("ps", "-aq", "--filter",
+                                    f"label=com.docker.compose.project={cluster.project}"
+                                    ).stdout.split()
+        found = json.loads(cluster.engine.docker("inspect", *ids).stdout)
+        self.by_service = {c["Config"]["Labels"]["com.docker.compose.service"]: c
+                           for c in found}
+        self.prefix = f"{cluster.project}_"  # of volume and network names, v1 and v2
+
+    def exec(self, service: str, *cmd: str, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
+        return self.cluster.engine.docker("exec", self.by_service[service]["Id"], *cmd,
+                                          check=check)
+
+    def volumes(self) -> dict[str, set[str]]:
+        return {svc: {m["Name"].removeprefix(self.prefix) for m in c["Mounts"]
+                      if m["Type"] == "volume"} for svc, c in self.by_service.items()}
+
+    def networks(self, service: str) -> dict[str, Any]:
+        return self.by_service[service]["NetworkSettings"]["Networks"]
+
+    def listeners(self, service: str) -> set[tuple[str, str, int]]:
+        """(tcp|udp, address, port) of every listening socket in its netns."""
+        found = set()
+        for line in self.exec(service, "ss", "-Hlntu").stdout.splitlines():
+            proto, _, _, _, local = line.split()[:5]
+            host, _, port = local.rpartition(":")
+            found.add((proto, host.strip("[]").split("%")[0], int(port)))
+        return found
+
+    def status(self, service: str) -> dict[str, str]:
+        """/proc/1/status of the container (its component, or init for the nodes)."""
+        text = self.exec(service, "cat", "/proc/1/status").stdout
+        return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def check_volumes(ctrs: Containers) -> None:
+    """Each container mounts only the volumes its job needs; the CA key is in none
+    that runs."""
+    assert ctrs.volumes() == VOLUMES, ctrs.volumes()
+    ctrs.exec("apiserver", "test", "!", "-e", "/var/lib/miniplane/pki/ca.key")
+
+
+def check_no_route_out(ctrs: Containers, cluster: Cluster) -> None:
+    """The cluster network is internal and its bridge has no host address; the API
+    server alone has a second network (its published port); the nodes have no default
+    route, so a pod's packet for an outside address is refused at once."""
+    cluster_net, published = f"{ctrs.prefix}cluster", f"{ctrs.prefix}published"
+    nets = {svc: set(ctrs.networks(svc)) for svc in ctrs.by_service}
+    assert nets.pop("pki") == {"none"}, ctrs.networks("pki")
+    assert nets.pop("apiserver") == {cluster_net, published}
+    assert all(n == {cluster_net} for n in nets.values()), nets
+    net = json.loads(cluster.engine.docker("network", "inspect", cluster_net).stdout)[0]
+    assert net["Internal"] is True, net
+    bridge = f"br-{net['Id'][:12]}"
+    assert run(["ip", "-4", "-o", "addr", "show", "dev", bridge]).stdout == "", bridge
+    for node in NODES:
+        assert ctrs.exec(node, "ip", "route", "show", "default").stdout == "", node
+    start = time.monotonic()
+    out = cluster.in_pod("client", "python3", "-c", REACH, *OUTSIDE).stdout.split()
+    assert all(r in ("ENETUNREACH", "EHOSTUNREACH") for r in out) and len(out) == 2, (
+        out, elapsed_since(start))
+
+
+def check_listeners(ctrs: Containers, cluster: Cluster) -> None:
+    """From a pod, of every TCP port the containers listen on (loopback too), only the
+    API server's 6443 and dnsd's 53 answer; the API server says 401/403 without
+    credentials (ClusterIP and address alike)."""
+    cluster_net = f"{ctrs.prefix}cluster"
+    targets: dict[str, str] = {}
+    for svc, ports in PUBLIC_TCP.items():
+        ip = ctrs.networks(svc)[cluster_net]["IPAddress"]
+        socks = ctrs.listeners(svc)
+        public = {port for _, host, port in socks
+                  if not host.startswith("127.") and host != "::1"}
+        assert public == ports, (svc, socks)
+        for proto, _, port in socks:
+            if proto == "tcp":
+                targets[f"{ip}:{port}"] = "ok" if port in ports else "refused"
+    out = cluster.in_pod("client", "python3", "-c", REACH, *targets).stdout.split()
+    assert dict(zip(targets, out, strict=True)) == targets
+    urls = ("https://kubernetes.default.svc/api/v1/namespaces/kube-system/secrets",
+            "https://10.245.1.6:6443/api/v1/nodes")
+    codes = cluster.in_pod("client", "curl", "-sk", "-w", "%{http_code}\n",
+                           *(arg for url in urls for arg in ("-o", "/dev/null", url)),
+                           check=False).stdout.split()
+    assert len(codes) == len(urls) and set(codes) <= {"401", "403"}, codes
+
+
+def check_privileges(ctrs: Containers) -> None:
+    """The API server, controllers and dnsd: no capabilities (bounding set empty),
+    no_new_privs, a read-only root, the latter two as users of their own; the node
+    agents keep NET_ADMIN and SYS_ADMIN."""
+    for svc, uid in USERS.items():
+        status = ctrs.status(svc)
+        assert int(status["Uid"].split()[0]) == uid, (svc, status["Uid"])
+        assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0, (
+            svc, status["CapEff"], status["CapBnd"])
+        assert status["NoNewPrivs"] == "1", svc
+        touch = ctrs.exec(svc, "touch", "/probe", check=False)
+        assert "Read-only file system" in touch.stderr, (svc, touch.stderr)
+    for node in NODES:
+        caps = int(ctrs.status(node)["CapEff"], 16)
+        assert caps & (1 << CAP_NET_ADMIN) and caps & (1 << CAP_SYS_ADMIN), (node, hex(caps))
+
+
+def check_confinement(cluster: Cluster) -> None:
+    """What each container may do, as the README's table says."""
+    ctrs = Containers(cluster)
+    check_volumes(ctrs)
+    check_no_route_out(ctrs, cluster)
+    check_listeners(ctrs, cluster)
+    check_privileges(ctrs)
+
+
 def check_credentials(cluster: Cluster) -> None:
     """Each node container holds its own credential (system:node:<node>) and no other;
     a second run of the ``pki`` one-shot reuses every file."""
@@ -352,6 +493,8 @@ def test_compose_cluster(flavor: str, engine: Engine, image: str, context: Path,
         check_cluster(cluster)
         print(f"[{flavor}] cluster working after {elapsed_since(start)}", flush=True)
         check_host_access(cluster)
+        check_confinement(cluster)
+        print(f"[{flavor}] confinement checked after {elapsed_since(start)}", flush=True)
         check_credentials(cluster)
         check_apiserver_restart(cluster)
         check_discovery(cluster)

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,12 +24,12 @@ from pathlib import Path
 
 from client.config import read_kubeconfig
 from client.http import tls_verify
+from componentbase import ports
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port outside the ephemeral range (``componentbase.ports``)."""
+    return ports.free_port()
 
 
 def admin_tls(kubeconfig: str | os.PathLike[str]) -> ssl.SSLContext:

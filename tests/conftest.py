@@ -16,7 +16,6 @@ import functools
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import yaml
 from apimachinery.kubeconfig import kubeconfig
 from client.config import ClientConfig
 from client.http import AsyncClient, Client
-from componentbase import files, pki
+from componentbase import files, pki, ports
 from componentbase.polling import poll
 from tests.netns import Lab
 
@@ -42,9 +41,9 @@ BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port for a process started moments later: drawn outside the
+    ephemeral range, so no TIME_WAIT or outgoing connection takes it meanwhile."""
+    return ports.free_port()
 
 
 def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):

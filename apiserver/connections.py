@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 import uvloop
@@ -183,13 +183,13 @@ class Acceptor(asyncio.Protocol):
         timeout = self.connections.read_header_timeout
         http.accepted(transport, loop.time() + timeout)
         if self.context is None:
-            transport.set_protocol(http)
+            transport.set_protocol(http)  # type: ignore[arg-type]
             http.connection_made(transport)
             return
         handshake = loop.create_future()
         # uvloop's own TLS protocol (what its create_server uses); asyncio's on its loop
-        make_tls = uvloop.loop.SSLProtocol if isinstance(loop, uvloop.Loop) \
-            else asyncio.sslproto.SSLProtocol
+        make_tls: Any = (uvloop.loop.SSLProtocol  # type: ignore[attr-defined]
+                         if isinstance(loop, uvloop.Loop) else asyncio.sslproto.SSLProtocol)
         tls = make_tls(loop, http, self.context, handshake, server_side=True,
                        ssl_handshake_timeout=timeout)
         transport.set_protocol(tls)
@@ -226,8 +226,8 @@ class LimitedServer(uvicorn.Server):
             protocol = config.http_protocol_class(  # type: ignore[call-arg]
                 config=config, server_state=self.server_state,
                 app_state=self.lifespan.state, _loop=loop)
-            protocol.limits = self.connections
-            return protocol
+            protocol.limits = self.connections  # type: ignore[attr-defined]
+            return protocol  # type: ignore[return-value]
 
         def accept() -> Acceptor:
             return Acceptor(self.connections, config.ssl, make_http)

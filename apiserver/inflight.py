@@ -25,7 +25,7 @@ Everything here runs on the event loop's thread: plain counters, no locks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
@@ -50,7 +50,7 @@ def is_health(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in HEALTH_PATHS)
 
 
-def is_long_running(scope: dict) -> bool:
+def is_long_running(scope: MutableMapping[str, Any]) -> bool:
     """A watch (``?watch=true``, ``1`` or empty, as the list options read it): it lasts
     as long as the client wants, so neither the in-flight limits nor the request
     timeout apply. miniplane serves no exec, attach, log or proxy subresources,
@@ -82,7 +82,7 @@ class InFlight:
         self.long_running = 0
         self.timeouts = 0
 
-    def admit(self, scope: dict, user: UserInfo) -> Slot:
+    def admit(self, scope: MutableMapping[str, Any], user: UserInfo) -> Slot:
         """A slot for the request, to ``release`` when it is answered; raises
         ``TooManyRequests`` when its kind is at its limit."""
         if is_health(scope["path"]):
@@ -101,7 +101,7 @@ class InFlight:
         self.current[kind] += 1
         return Slot(self, kind, bounded=True)
 
-    def timeout_for(self, scope: dict) -> float:
+    def timeout_for(self, scope: MutableMapping[str, Any]) -> float:
         """The request's deadline in seconds: ``--request-timeout``, or less when the
         client asks for less with ``?timeout=`` (client-go sends its own timeout so;
         kube-apiserver's rule: more than the flag, or not above 0, is the flag)."""
@@ -116,7 +116,7 @@ class InFlight:
                              "not a duration (like 30s or 1m)") from None
         return asked if 0 < asked < self.request_timeout else self.request_timeout
 
-    async def bounded(self, slot: Slot, scope: dict,
+    async def bounded(self, slot: Slot, scope: MutableMapping[str, Any],
                       work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """``work()`` under the request's deadline when ``slot`` is bounded, else as is;
         ``BadRequest`` for a ``?timeout=`` that is no duration."""

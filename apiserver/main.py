@@ -252,8 +252,8 @@ def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
     except (pki.PKIError, AuthenticationConfigError) as exc:
         return fail("mp-apiserver", exc, 2)
     except OSError as exc:  # e.g. a read-only cert dir: one line, not a traceback
-        where = Path(exc.filename).parent if exc.filename else cert_dir(args)
-        return fail("mp-apiserver", f"cannot write the certificate directory {where}: "
+        directory = Path(exc.filename).parent if exc.filename else cert_dir(args)
+        return fail("mp-apiserver", f"cannot write the certificate directory {directory}: "
                                     f"{exc.strerror or exc}", 1)
     try:
         limits = connection_limits(args)
@@ -272,7 +272,7 @@ def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
         access_log=False,
         loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
         lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context,
-        timeout_keep_alive=args.idle_timeout), limits)  # type: ignore[arg-type]
+        timeout_keep_alive=args.idle_timeout), limits)
     log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",
              ", ".join(str(li) for li in listens(args)), config.advertise_address,
              config.cert_dir or "the given files")

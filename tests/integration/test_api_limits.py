@@ -265,6 +265,15 @@ def test_an_object_stored_over_the_limit_before_it_existed_can_still_be_shrunk_a
     grow = api.patch(path, content=json.dumps({"metadata": {"labels": labels(20_000, "g")}}),
                      headers=MERGE)
     assert grow.status_code == 413, grow.text[:300]
+    # kubectl edit / replace sends the whole object back, a few bytes changed
+    whole = api.get(path).json()
+    whole["metadata"]["annotations"] = {"edited": "yes"}
+    edited = api.put(path, json=whole)
+    assert edited.status_code == 200, edited.text[:300]
+    assert edited.json()["metadata"]["annotations"] == {"edited": "yes"}
+    whole = edited.json()
+    whole["metadata"]["annotations"]["more"] = "x" * 2_000  # past the 1 KiB slack
+    assert api.put(path, json=whole).status_code == 413
     marked = api.delete(path)
     assert marked.status_code == 200, marked.text[:300]
     assert marked.json()["metadata"]["deletionTimestamp"]

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 
 SPEC = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = SPEC["services"]
-PKI_DIR = "/var/lib/miniplane/pki"  # where the API server mounts the `pki` volume
+PKI_DIR = "/var/lib/miniplane/pki"  # where the API server mounts `apiserver-pki`
 
 
 def flag(argv: list[str], name: str) -> list[str]:
@@ -36,9 +36,24 @@ def mounts(service: str) -> dict[str, str]:
 
 
 def pki_command() -> list[str]:
-    argv = SERVICES["pki"]["command"]
+    """The `pki` one-shot's ``mpctl`` command line (its entrypoint runs ``mpctl "$@"``
+    with the service's ``command``, then hands the API server copies of its files)."""
+    assert 'mpctl "$$@"' in pki_script()
+    argv = ["mpctl", *SERVICES["pki"]["command"]]
     assert argv[:3] == ["mpctl", "cluster", "pki"]
     return argv
+
+
+def pki_script() -> str:
+    entrypoint = SERVICES["pki"]["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-ec"]
+    return entrypoint[2]
+
+
+def copied_to_apiserver() -> list[str]:
+    """The files the `pki` one-shot copies to the `apiserver-pki` volume."""
+    (line,) = [ln.strip() for ln in pki_script().splitlines() if ln.strip().startswith("for f in ")]
+    return line.removeprefix("for f in ").split(";")[0].split()
 
 
 def node_services() -> list[str]:
@@ -54,8 +69,8 @@ def test_each_credential_directory_is_a_volume_of_its_own() -> None:
     pki = plan.pki_plan(Path(flag(argv, "--dir")[0]), server=flag(argv, "--server")[0],
                         nodes=flag(argv, "--node"))
     want = {f"{c.name}-credentials": str(c.kubeconfig.parent) for c in pki.credentials}
-    assert mounts("pki") == {"pki": str(pki.dir), **want}
-    assert set(SPEC["volumes"]) == {"state", "pki", *want}
+    assert mounts("pki") == {"pki": str(pki.dir), "apiserver-pki": "/apiserver-pki", **want}
+    assert set(SPEC["volumes"]) == {"state", "pki", "apiserver-pki", *want}
 
 
 @pytest.mark.parametrize("service", ["controllers", "dnsd", *node_services(),
@@ -65,7 +80,7 @@ def test_a_client_mounts_only_its_own_credential(service: str) -> None:
     argv = svc["command"]
     owner = service if service not in ("bootstrap", "demo") else "admin"
     credential_volumes = {v: p for v, p in mounts(service).items()
-                          if v == "pki" or v.endswith("-credentials")}
+                          if v in ("pki", "apiserver-pki") or v.endswith("-credentials")}
     assert list(credential_volumes) == [f"{owner}-credentials"]
     (kubeconfig,) = flag(argv, "--kubeconfig")
     assert kubeconfig == f"{credential_volumes[f'{owner}-credentials']}/kubeconfig"
@@ -75,12 +90,22 @@ def test_a_client_mounts_only_its_own_credential(service: str) -> None:
 
 
 def test_the_api_server_serves_the_pki_services_files() -> None:
+    """Copies of exactly the files it names, read-only, without the CA's key: a
+    compromised API server container cannot sign a credential."""
     argv = SERVICES["apiserver"]["command"]
-    assert mounts("apiserver")["pki"] == PKI_DIR
+    assert "pki" not in mounts("apiserver")
+    assert "apiserver-pki:" + PKI_DIR + ":ro" in SERVICES["apiserver"]["volumes"]
     pki = plan.pki_plan(Path(PKI_DIR), server="https://apiserver:6443", nodes=[])
     expected = plan.apiserver_pki_flags(pki)
+    named = []
     for name, value in zip(expected[::2], expected[1::2], strict=True):
+        if name == "--cert-dir":  # nothing to write there: every file is given
+            assert flag(argv, name) == [], name
+            continue
         assert flag(argv, name) == [value], name
+        named.append(Path(value).name)
+    assert sorted(copied_to_apiserver()) == sorted(named)
+    assert pki.ca_key.name not in copied_to_apiserver()
     address = SERVICES["apiserver"]["networks"]["cluster"]["ipv4_address"]
     assert flag(argv, "--advertise-address") == [address]
     assert flag(pki_command(), "--apiserver-ip") == [address]

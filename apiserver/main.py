@@ -9,6 +9,7 @@ import logging
 import socket
 import ssl
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -202,9 +203,7 @@ def connection_limits(args: argparse.Namespace) -> connections.Connections:
         raise ValueError(f"--max-connections {args.max_connections} is more than the open-"
                          f"file limit of {fd_limit} can hold (at most {room}): raise it "
                          f"(ulimit -n) or lower the flag")
-    cap = args.max_connections or room
-    log.info("serving at most %d connections (open-file limit %d)", cap, fd_limit)
-    return connections.Connections(cap, args.read_header_timeout)
+    return connections.Connections(args.max_connections or room, args.read_header_timeout)
 
 
 class Server(connections.LimitedServer):
@@ -231,19 +230,35 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
     except OSError as exc:  # the --storage-url directory can't be made
-        return fail("mp-apiserver", exc, 2)
+        where = f" {exc.filename}" if exc.filename else ""
+        return fail("mp-apiserver", f"cannot make the state directory{where}: "
+                                    f"{exc.strerror or exc}", 2)
+    # every flag is judged before the database is touched
+    prepared = prepare(args, config)
+    if isinstance(prepared, int):
+        return prepared
     try:
         store = open_checked(config.storage_url)
     except StorageUnusable as exc:
         return fail("mp-apiserver", exc, 1)
     try:
-        return serve(args, config, store)
+        return serve(args, config, store, prepared)
     finally:
         store.close()
 
 
-def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
-    """Serve on the opened ``store`` until a stop signal."""
+@dataclass(frozen=True)
+class Prepared:
+    """What the flags give the server before it opens storage."""
+
+    context: ssl.SSLContext
+    authenticator: Authenticator
+    limits: connections.Connections
+
+
+def prepare(args: argparse.Namespace, config: Config) -> Prepared | int:
+    """TLS, authentication and the connection limits from the flags, or the exit code
+    after a one-line error."""
     try:
         context = prepare_tls(args, config)
         where = cert_dir(args)
@@ -259,6 +274,14 @@ def serve(args: argparse.Namespace, config: Config, store: Store) -> int:
         limits = connection_limits(args)
     except ValueError as exc:
         return fail("mp-apiserver", exc, 2)
+    return Prepared(context, authenticator, limits)
+
+
+def serve(args: argparse.Namespace, config: Config, store: Store, prepared: Prepared) -> int:
+    """Serve on the opened ``store`` until a stop signal."""
+    context, authenticator, limits = prepared.context, prepared.authenticator, prepared.limits
+    log.info("serving at most %d connections (open-file limit %d)", limits.cap,
+             connections.open_file_limit())
     sockets: list[socket.socket] = []
     try:
         for listen in listens(args):

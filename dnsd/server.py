@@ -63,6 +63,7 @@ from dnsd.wire import (
     CLASS_IN,
     CLASSIC_UDP_LIMIT,
     MAX_MESSAGE,
+    OPT_SIZE,
     AnswerTable,
     Entry,
     fast_reply,
@@ -180,7 +181,8 @@ class DnsServer:
                 self.metrics.rate_limited[verdict.name.lower()] += 1
                 if verdict is Verdict.DROP:
                     return
-                reply = truncated_copy(reply)
+                ours = reply[-OPT_SIZE:]  # our replies to EDNS queries end with our OPT
+                reply = truncated_copy(reply, ours if ours in self.table.opt else b"")
         transport.sendto(reply, addr)
         self.metrics.responses[rcode] += 1
         self.metrics.query_duration.observe(time.perf_counter() - start)
@@ -318,7 +320,10 @@ class DnsServer:
         if udp and len(reply) > (self.table.max_udp if query.edns >= 0 else CLASSIC_UDP_LIMIT):
             # The query went upstream with the client's own buffer size; the cap holds
             # for relayed answers too (the client's retry over TCP is forwarded over TCP).
-            reply = truncated_copy(reply)
+            opt = b""
+            if query.edns >= 0:
+                opt = self.table.opt[1 if query.ednsflags & dns.flags.DO else 0]
+            reply = truncated_copy(reply, opt)
         return reply, reply[3] & 0x0F
 
     async def _chase(self, ans: Answer, key: bytes, qtype: int, *, udp: bool,

@@ -400,17 +400,20 @@ def parse_question(data: bytes) -> tuple[bytes, int, int, int] | None:
     return data[12:end], 1, data[end + 7] >> 7, max(payload, CLASSIC_UDP_LIMIT)
 
 
-def truncated_copy(reply: bytes) -> bytes:
+def truncated_copy(reply: bytes, opt: bytes = b"") -> bytes:
     """``reply`` cut to its header and question with TC set and no records: what response
-    rate limiting "slips" instead of dropping, so a real client retries over TCP. No
-    larger than the query it answers (less any OPT), so it amplifies nothing."""
+    rate limiting "slips" instead of dropping, and what a relayed answer over the UDP
+    cap becomes, so a real client retries over TCP. ``opt`` is our OPT record, for a
+    query that had EDNS (RFC 6891 answers it with one). No larger than the query it
+    answers, so it amplifies nothing."""
     qdcount = reply[4:6]
     end = _question_end(reply) if qdcount == b"\x00\x01" else -1
     if end < 0:
         qdcount, end = b"\x00\x00", 12
     flags = (reply[2] | 0x02).to_bytes(1, "big")  # TC is bit 1 of the third byte
-    return reply[:2] + flags + reply[3:4] + qdcount + b"\x00\x00\x00\x00\x00\x00" \
-        + reply[12:end]
+    arcount = ONE_ADDITIONAL if opt else NO_ADDITIONAL
+    return reply[:2] + flags + reply[3:4] + qdcount + b"\x00\x00\x00\x00" + arcount \
+        + reply[12:end] + opt
 
 
 def _question_end(data: bytes) -> int:

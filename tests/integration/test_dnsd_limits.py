@@ -58,7 +58,13 @@ def metric(dnsd: DnsdProcess, name: str, **labels: str) -> float:
 def test_rrl_limits_a_prefix_and_slips_every_second(start_dnsd) -> None:
     rate, burst = 5, 40
     dnsd = start_dnsd("--rrl-responses-per-second", str(rate), "--rrl-slip", "2")
-    queries = [dns.message.make_query(ZONE, "SOA") for _ in range(burst)]
+    # every other pair of IDs with EDNS (slips come every second query, so both kinds
+    # slip): a slipped reply to an EDNS query carries dnsd's OPT (RFC 6891)
+    def edns(qid: int) -> bool:
+        return qid // 2 % 2 == 0
+
+    queries = [dns.message.make_query(ZONE, "SOA", use_edns=0 if edns(i) else None)
+               for i in range(1, burst + 1)]
     for i, q in enumerate(queries):
         q.id = i + 1
     before = metric(dnsd, "dns_requests_total", proto="udp")
@@ -88,6 +94,9 @@ def test_rrl_limits_a_prefix_and_slips_every_second(start_dnsd) -> None:
     for reply in slipped:  # an empty TC reply to the question asked: retry over TCP
         assert reply.answer == reply.authority == [] and reply.question[0].name.to_text() == ZONE
         assert 1 <= reply.id <= burst
+        assert (reply.edns, reply.payload) == ((0, 1232) if edns(reply.id) else (-1, 0)), \
+            reply.id
+    assert {edns(r.id) for r in slipped} == {True, False}
     assert len(replies) < burst  # the rest were dropped
     assert metric(dnsd, "dns_rrl_responses_total", action="slip") == len(slipped)
     assert metric(dnsd, "dns_rrl_responses_total", action="drop") == over - len(slipped)

@@ -155,6 +155,8 @@ def test_forwarded_udp_answers_are_capped_too(shared_api: ApiServer, upstream: i
     assert len(wire) <= 1232
     cut = dns.message.from_wire(wire)
     assert cut.id == query.id and cut.flags & dns.flags.TC and rcode(cut) == "NOERROR"
+    # an EDNS query is answered with an OPT (RFC 6891): dnsd's, advertising its cap
+    assert cut.edns == 0 and cut.payload == 1232
     assert len(data(dnsd.query(BIG_NAME, "A", tcp=True))) == 200
 
 

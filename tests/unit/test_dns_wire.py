@@ -230,6 +230,13 @@ def test_truncated_copy_keeps_only_header_and_question(table: AnswerTable) -> No
     # a header-only reply (FORMERR to garbage) stays a header, now with TC
     formerr = wire[0][:2] + b"\x80\x01" + b"\x00" * 8
     assert truncated_copy(formerr) == wire[0][:2] + b"\x82\x01" + b"\x00" * 8
+    # with our OPT (the query had EDNS): still no larger than the query
+    with_opt = truncated_copy(wire[0], table.opt[1])
+    assert len(with_opt) <= len(query.to_wire())
+    reply = dns.message.from_wire(with_opt)
+    assert reply.flags & dns.flags.TC and reply.answer == reply.authority == []
+    assert reply.edns == 0 and reply.payload == table.max_udp
+    assert reply.ednsflags & dns.flags.DO
 
 
 def test_tcp_gets_everything(table: AnswerTable) -> None:

@@ -13,9 +13,9 @@ handed to uvloop's TLS protocol and uvicorn's HTTP one, as uvloop's TLS server d
   between requests), which is closed; when every one is serving a request the new
   one is closed at once. A flood of stalled sockets so churns itself, and a fresh
   ``/readyz`` probe is still answered;
-- a **header read timeout** (``--read-header-timeout``, 10 s): from the accept (the
-  TLS handshake included) or a request's first byte to the end of its headers; a
-  client that never finishes is closed (Go's ``ReadHeaderTimeout``);
+- a **header read timeout** (``--read-header-timeout``, 32 s as kube-apiserver):
+  from the accept (the TLS handshake included) or a request's first byte to the end
+  of its headers; a client that never finishes is closed (Go's ``ReadHeaderTimeout``);
 - the **idle keep-alive timeout** is uvicorn's ``timeout_keep_alive``
   (``--idle-timeout``). The header size cap and HTTP/1.0 framing live in the HTTP
   protocol (``serving.ClientCertProtocol``).

@@ -102,20 +102,22 @@ DEFAULT_LISTEN = "127.0.0.1:6443"
 
 def add_serving_limit_flags(p: argparse.ArgumentParser) -> None:
     """Load shedding and connection limits (README "Limits"); 0 turns an in-flight
-    limit off."""
+    limit off (a timeout is never 0)."""
     p.add_argument("--max-requests-inflight", type=flags.integer(0), default=400,
                    metavar="N", help="read-only requests served at once; more are answered "
-                                     "429 with Retry-After (watches apart; 0: no limit)")
+                                     "429 with Retry-After (watches apart; 0: no limit; "
+                                     "default 400)")
     p.add_argument("--max-mutating-requests-inflight", type=flags.integer(0), default=200,
                    metavar="N", help="writes served at once; more are answered 429 with "
-                                     "Retry-After (0: no limit)")
+                                     "Retry-After (0: no limit; default 200)")
     p.add_argument("--request-timeout", type=flags.duration(), default=60.0,
                    metavar="DURATION", help="a request other than a watch still running "
                                             "after this is answered 504 (default 60s)")
-    p.add_argument("--read-header-timeout", type=flags.duration(), default=10.0,
+    p.add_argument("--read-header-timeout", type=flags.duration(), default=32.0,
                    metavar="DURATION", help="time from a connection's accept (TLS handshake "
                                             "included), or a request's first byte, to the end "
-                                            "of its headers; then it is closed (default 10s)")
+                                            "of its headers; then it is closed (default 32s, "
+                                            "as kube-apiserver)")
     p.add_argument("--idle-timeout", type=flags.duration(), default=90.0,
                    metavar="DURATION", help="an idle keep-alive connection is closed after "
                                             "this (default 90s, as kube-apiserver)")

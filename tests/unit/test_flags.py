@@ -135,7 +135,7 @@ def test_apiserver_defaults_and_durations() -> None:
 def test_apiserver_serving_limits_default_as_kube_apiserver() -> None:
     args = apiserver_parser().parse_args(["--storage-url", "sqlite:///:memory:"])
     assert (args.read_header_timeout, args.idle_timeout, args.max_connections) == \
-        (10.0, 90.0, None)
+        (32.0, 90.0, None)
     config = config_from_args(args)
     assert (config.max_requests_inflight, config.max_mutating_requests_inflight,
             config.request_timeout) == (400, 200, 60.0)

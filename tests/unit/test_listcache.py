@@ -12,12 +12,15 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import orjson
 import pytest
 
 from apimachinery.labels import parse_field_selector, parse_label_selector
+from apiserver.app import Config, create_app
+from apiserver.auth.authn import AuthenticationOptions, Authenticator
 from apiserver.errors import APIError, Timeout
-from apiserver.inflight import InFlight
+from apiserver.inflight import READ_ONLY, InFlight
 from apiserver.listcache import ListCache
 from apiserver.listopts import ListOptions
 from apiserver.registry.service import STRATEGY as SERVICES
@@ -219,5 +222,43 @@ def test_a_failed_load_is_a_500_for_its_waiters_and_the_next_list_loads_again(
             conn.execute("ALTER TABLE objects_away RENAME TO objects")
         assert (await cache.page("services", None)).items == store.list("services", None).items
         assert store.begun == 3  # loaded again, and this test's read
+
+    asyncio.run(main())
+
+
+def test_over_http_the_lists_behind_a_timed_out_first_one_are_answered(tmp_path: Path):
+    """The whole server in process (its filters, the request timeout, the handler): the
+    list that started the load gets 504, the ones waiting for it 200, not uvicorn's 500."""
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text("admin-token,admin,uid-admin,system:masters\n")
+    authenticator = Authenticator.from_options(AuthenticationOptions(
+        service_account_signing_key_file=tmp_path / "sa.key", token_auth_file=tokens))
+    store = GatedStore(f"sqlite:///{tmp_path}/state.db")
+    app = create_app(Config(storage_url=store.url), authenticator, store)
+    path = "/api/v1/namespaces/default/serviceaccounts"
+
+    async def main() -> None:
+        async with app.app.router.lifespan_context(app.app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app, raise_app_exceptions=False),
+                base_url="http://apiserver", headers={"Authorization": "Bearer admin-token"},
+        ) as http:
+            for name in ("x", "y"):
+                made = await http.post(path, json={"metadata": {"name": name}})
+                assert made.status_code == 201, made.text
+            store.gate.clear()
+            begun = store.begun
+            first = asyncio.ensure_future(http.get(path + "?resourceVersion=0&timeout=1s"))
+            await until(lambda: store.begun == begun + 1, "the first list starts the load")
+            others = [asyncio.ensure_future(http.get(path + "?resourceVersion=0"))
+                      for _ in range(2)]
+            await until(lambda: app.inflight.current[READ_ONLY] == 3, "all three are served")
+            timed_out = await first
+            assert timed_out.status_code == 504, timed_out.text
+            store.gate.set()
+            for other in others:
+                answer = await other
+                assert answer.status_code == 200, answer.text
+                assert [o["metadata"]["name"] for o in answer.json()["items"]] == ["x", "y"]
+            assert store.begun == begun + 1
 
     asyncio.run(main())

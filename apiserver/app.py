@@ -259,6 +259,7 @@ def create_app(config: Config, authenticator: Authenticator,
             state.ready = False
             await cancel_and_wait(tasks)
             state.hub.close_all()
+            await state.list_cache.close()
             await anyio.to_thread.run_sync(state.store.close)
             await state.follower.stop()
             log.info("stopped at revision %d", state.store.revision)

@@ -15,22 +15,30 @@ revisions (compaction), views are dropped and reload on the next list.
 The encoded items of an unfiltered list are built once per state and namespace and
 shared by every request that asks meanwhile: fifty concurrent lists of the same
 collection cost one join.
+
+A load runs in a task the cache owns, which every list that needs the view awaits
+through ``asyncio.shield``: a request cancelled while waiting (its deadline, a
+client gone) leaves the load running for the others, and a load that fails is
+reported to its waiters as a 500 and retried by the next list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import orjson
 
+from apiserver.errors import APIError, InternalError
 from apiserver.listopts import ListOptions
 from apiserver.storage.backend import Backend, Event, Page
 
 Key = tuple[str, str]  # (namespace, name)
+log = logging.getLogger(__name__)
 
 
 def serves(opts: ListOptions) -> bool:
@@ -54,7 +62,7 @@ class _View:
         self.revision = 0
         self.generation = 0  # bumped on every change: what a shared body was built from
         self.backlog: list[Event] | None = []  # events while loading
-        self.loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.task: asyncio.Task[None] | None = None  # the load (ListCache._start)
         self._keys: list[Key] | None = None
         self.bodies: dict[str | None, tuple[int, asyncio.Future[bytes]]] = {}
 
@@ -103,6 +111,7 @@ class ListCache:
         self._store = store
         self._head = head  # the newest revision published to watchers
         self._views: dict[str, _View] = {}
+        self._loads: set[asyncio.Task[None]] = set()  # running loads (the loop keeps none)
 
     # -- follower sink --
 
@@ -147,23 +156,52 @@ class ListCache:
         return max(view.revision, self._head())
 
     async def _view(self, resource: str) -> _View:
-        view = self._views.get(resource)
-        if view is None:
-            view = self._views[resource] = _View()
-            try:
-                page = await anyio.to_thread.run_sync(
-                    lambda: self._store.list(resource, None))
-                view.load(page)
-            except BaseException as exc:
-                if self._views.get(resource) is view:
-                    del self._views[resource]
-                view.loaded.set_exception(exc)
-                view.loaded.exception()  # retrieved: waiters re-raise it, none is logged
-                raise
-            view.loaded.set_result(None)
-            return view
-        await asyncio.shield(view.loaded)
+        """The resource's loaded view, loading it if no list has yet (or the last load
+        failed). Cancelling the caller never cancels the load others wait for."""
+        while True:
+            view = self._views.get(resource)
+            if view is None:
+                view = self._start(resource)
+            if view.backlog is not None:
+                assert view.task is not None
+                await asyncio.shield(view.task)
+            if self._views.get(resource) is view:
+                return view
+            # dropped while loading (skip_to): its state misses events; use the next load
+
+    def _start(self, resource: str) -> _View:
+        view = self._views[resource] = _View()
+        view.task = task = asyncio.get_running_loop().create_task(
+            self._load(resource, view), name=f"list cache: load {resource}")
+        self._loads.add(task)
+        task.add_done_callback(self._finished)
         return view
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._loads.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: its waiters are told, none left logs it again
+
+    async def _load(self, resource: str, view: _View) -> None:
+        try:
+            page = await anyio.to_thread.run_sync(lambda: self._store.list(resource, None))
+            view.load(page)
+        except BaseException as exc:
+            if self._views.get(resource) is view:
+                del self._views[resource]  # the next list tries again
+            if isinstance(exc, Exception) and not isinstance(exc, APIError):
+                log.error("loading the list cache of %s failed", resource, exc_info=exc)
+                raise InternalError(f"reading {resource} from storage failed: {exc}") from exc
+            raise
+
+    async def close(self) -> None:
+        """At shutdown: loads still reading storage are cancelled and waited for (a
+        worker thread already reading finishes on its own)."""
+        loads = list(self._loads)
+        for task in loads:
+            task.cancel()
+        await asyncio.gather(*loads, return_exceptions=True)
+        self._views.clear()
 
     @property
     def resources(self) -> dict[str, Any]:

@@ -198,7 +198,7 @@ class Store:
                 rows.bad_objects(cur, self._dialect.suspect_objects))
         for key, why in self.bad.items():
             rows.skipped(key, why)
-        self.health = CommitHealth(self.probe)
+        self.health = CommitHealth(self.probe, alive=lambda: self.writer_alive)
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._listeners: list[CommitListener] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -146,3 +147,14 @@ def test_probes_that_fail_rebuild_nothing(db: str, store: Store) -> None:  # noq
             write(store, allocating("svc"))
         assert rebuilds == [1]
 
+
+def test_the_storage_check_fails_at_once_without_a_writer(db: str) -> None:  # noqa: F811
+    s = Store(db)
+    s.start()
+    assert asyncio.run(s.health.check()) is None
+    s.close()
+    began = time.monotonic()
+    why = asyncio.run(s.health.check())
+    assert why is not None and "writer" in why
+    assert time.monotonic() - began < 1.0  # not the probe's 2 s timeout
+    assert s._queue.empty()  # no probe left behind for a writer that never comes

@@ -37,9 +37,10 @@ def driver_message(exc: BaseException) -> str:
 class CommitHealth:
     """The last commit's outcome (written by the writer thread) and the probe behind it."""
 
-    def __init__(self, probe: Callable[[], Future], *, fresh: float = FRESH,
-                 timeout: float = TIMEOUT) -> None:
+    def __init__(self, probe: Callable[[], Future], *, alive: Callable[[], bool] = lambda: True,
+                 fresh: float = FRESH, timeout: float = TIMEOUT) -> None:
         self._probe = probe
+        self._alive = alive
         self._fresh = fresh
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -64,6 +65,8 @@ class CommitHealth:
     async def check(self) -> str | None:
         """None when the database took a commit within ``fresh`` seconds (probing if
         nothing did); else why not."""
+        if not self._alive():  # no writer takes the probe: don't wait for it, or queue it
+            return "the storage writer is not running"
         at = self._at
         if at is not None and time.monotonic() - at < self._fresh:
             return self._error

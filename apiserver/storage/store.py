@@ -33,7 +33,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,7 +198,7 @@ class Store:
                 rows.bad_objects(cur, self._dialect.suspect_objects))
         for key, why in self.bad.items():
             rows.skipped(key, why)
-        self.health = CommitHealth(self.probe)
+        self.health = CommitHealth(self.probe, alive=lambda: self.writer_alive)
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._listeners: list[CommitListener] = []
@@ -288,6 +288,21 @@ class Store:
                 with contextlib.suppress(Exception):
                     conn.close()
 
+    def _survive(self, batch: list[_Write], exc: Exception) -> None:
+        """A bug escaped a batch: log it, answer its writes 500, rebuild in-memory state (it
+        may be half undone); the caller drops the connection, so the next batch starts
+        clean. Serve on rather than die: the revision is right on every path out of
+        ``_commit_batch`` (put back before a failure is handled), a dead writer would
+        leave every later write hanging until its own 504, and ``/readyz`` shows this
+        failure until a commit works."""
+        log.error("the storage writer failed on a batch of %d writes; going on",
+                  len(batch), exc_info=exc)
+        self.health.record(f"storage writer error: {type(exc).__name__}: {exc}")
+        err = InternalError("storage writer error")
+        for write in batch:
+            _answer(write.future, None, err)
+        self._rebuild()
+
     def _write_with(self, conn: Connection | None, batch: list[_Write]) -> Connection | None:
         """Commit ``batch`` on ``conn`` (connecting first if None); returns the connection
         for the next batch, None when it was lost (a restarted PostgreSQL), so the writer
@@ -296,12 +311,19 @@ class Store:
             try:
                 conn = self._writer_engine.connect()
             except Exception as exc:  # noqa: BLE001 - every write gets an answer
-                self._fail_batch(batch, exc, [])
+                self._fail_batch(batch, exc, [], [])
                 return None
-        self._commit_batch(conn.connection.driver_connection.cursor(),  # type: ignore[union-attr]
-                           batch)
-        if getattr(conn.connection.driver_connection, "closed", False):  # psycopg's flag
-            log.warning("lost the database connection; the next write reconnects")
+        try:
+            self._commit_batch(conn.connection.driver_connection.cursor(),  # type: ignore[union-attr]
+                               batch)
+        except Exception as exc:  # noqa: BLE001 - the writer must outlive any batch
+            self._survive(batch, exc)
+            lost = True  # in whatever state the bug left it
+        else:
+            lost = getattr(conn.connection.driver_connection, "closed", False)  # psycopg's flag
+            if lost:
+                log.warning("lost the database connection; the next write reconnects")
+        if lost:
             with contextlib.suppress(Exception):
                 conn.invalidate()
                 conn.close()
@@ -314,11 +336,17 @@ class Store:
         events: list[Event] = []
         after: list[Callable[[], None]] = []
         done: list[WriteTxn] = []
+        ran: list[WriteTxn] = []
         try:
             cur.execute(self._dialect.begin_write)
             try:
                 for write in batch:
+                    # A caller may give up on its write (a 504, a shutdown); from here on
+                    # it can't, so a write either runs and is answered or never runs.
+                    if not write.future.set_running_or_notify_cancel():
+                        continue
                     txn = WriteTxn(cur, self)
+                    ran.append(txn)
                     cur.execute("SAVEPOINT w")
                     try:
                         result = write.fn(txn)
@@ -351,7 +379,7 @@ class Store:
                 raise
         except Exception as exc:  # the whole transaction failed (disk full, I/O error)
             self._revision = start
-            self._fail_batch(batch, exc, done)
+            self._fail_batch(batch, exc, done, ran)
             return
         self.batches += 1
         self.writes += len(events)
@@ -370,24 +398,32 @@ class Store:
                 except Exception:  # noqa: BLE001 - a listener must not fail a committed write
                     log.exception("commit listener failed")
         for write, result, error in outcomes:
-            if error is not None:
-                write.future.set_exception(error)
-            else:
-                write.future.set_result(result)
+            _answer(write.future, result, error)
 
-    def _fail_batch(self, batch: list[_Write], exc: Exception, done: list[WriteTxn]) -> None:
-        """The whole transaction failed: undo its side effects, answer every write."""
+    def _fail_batch(self, batch: list[_Write], exc: Exception, done: list[WriteTxn],
+                    ran: list[WriteTxn]) -> None:
+        """The whole transaction failed: undo its side effects, answer every write.
+
+        ``ran``: the writes whose closures ran. Only one that took an allocation (it
+        registered an undo) calls for the rebuild, a full read that a batch of health
+        probes or a connection that never opened must not cost."""
         if not self._dialect.is_conflict(exc):
             self.health.record(f"{type(exc).__name__}: {driver_message(exc)}")
         if not all(w.probe for w in batch):  # a failed probe is health's to log
             log.warning("commit of %d writes failed: %s", len(batch), driver_message(exc))
         for txn in reversed(done):
             txn._rollback()
-        self.on_batch_failure()
+        if any(txn._undo for txn in ran):
+            self._rebuild()
         err = self._dialect.translate(exc, "storage error")
         for write in batch:
-            if not write.future.done():
-                write.future.set_exception(err)
+            _answer(write.future, None, err)
+
+    def _rebuild(self) -> None:
+        try:
+            self.on_batch_failure()
+        except Exception:  # noqa: BLE001 - the writes still get their answer
+            log.exception("could not rebuild in-memory state after a failed commit")
 
     # -- reads --
 
@@ -492,6 +528,16 @@ class Store:
             return target
 
         return self.submit(trim)  # type: ignore[arg-type]
+
+
+def _answer(future: Future, result: Any, error: BaseException | None) -> None:
+    """Resolve a write's future unless it already is (cancelled before it ran, or
+    answered): an answer nobody waits for must never stop the writer."""
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 def _decoded(key: rows.Key, data: str) -> dict:

@@ -1,8 +1,10 @@
-"""Watch streams never lose an event; acknowledged writes survive kill -9."""
+"""Watch streams never lose an event; acknowledged writes survive kill -9; a write
+that times out leaves the writer serving."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import uuid
 
@@ -161,3 +163,25 @@ def test_acknowledged_writes_survive_kill_9(apiserver):
         stored = {s["metadata"]["name"] for s in api.get(path).json()["items"]}
     missing = [n for n in acked if n not in stored]
     assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
+
+
+def test_a_write_timed_out_behind_a_locked_database_leaves_the_writer_serving(make_apiserver):
+    """Another process holds SQLite's write lock (a backup, ``sqlite3`` at a prompt) past
+    ``--request-timeout``: the write is answered 504 and, given up while queued, never
+    runs; once the lock is gone the next write commits and ``/livez`` passes."""
+    server = make_apiserver("--request-timeout", "500ms")
+    path = "/api/v1/namespaces/default/serviceaccounts"
+    with server.http(timeout=15) as api:
+        lock = sqlite3.connect(server.db_path, isolation_level=None)
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+            slow = api.post(path, json={"metadata": {"name": "timed-out"}})
+            assert slow.status_code == 504, slow.text
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        tries = iter(range(1000))  # a busy machine may 504 the first try or two as well
+        wait_until(lambda: api.post(path, json={"metadata": {"name": f"after-{next(tries)}"}}
+                                    ).status_code == 201, what="a write to commit")
+        assert api.get("/livez").status_code == 200
+        assert api.get(f"{path}/timed-out").status_code == 404

@@ -31,9 +31,12 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.datastructures import QueryParams
 
 from apiserver.auth.user import MASTERS, UserInfo
 from apiserver.errors import BadRequest, Timeout, TooManyRequests
+from apiserver.listopts import watch_requested
+from apiserver.paths import parse_path
 from componentbase.flags import parse_duration
 
 READ_ONLY = "readOnly"  # kube-apiserver's request_kind label values
@@ -51,20 +54,23 @@ def is_health(path: str) -> bool:
 
 
 def is_long_running(scope: MutableMapping[str, Any]) -> bool:
-    """A watch (``?watch=true``, ``1`` or empty, as the list options read it): it lasts
-    as long as the client wants, so neither the in-flight limits nor the request
-    timeout apply. miniplane serves no exec, attach, log or proxy subresources,
+    """A watch: it lasts as long as the client wants, so neither the in-flight limits
+    nor the request timeout apply. It is what the handler serves as one: a GET of a
+    collection whose ``?watch`` (read by ``listopts.watch_requested``, as the handler
+    reads it) is true. miniplane serves no exec, attach, log or proxy subresources,
     kube-apiserver's other long-running requests."""
     if scope.get("method") != "GET":
         return False
     query: bytes = scope.get("query_string") or b""
-    if b"watch" not in query:
-        return False
-    for part in query.split(b"&"):
-        name, _, value = part.partition(b"=")
-        if name == b"watch" and value.lower() in (b"", b"true", b"1"):
-            return True
-    return False
+    if b"watch" not in query and b"%" not in query:
+        return False  # the common case, without parsing (a name may be percent-encoded)
+    try:
+        if not watch_requested(QueryParams(query)):
+            return False
+    except BadRequest:
+        return False  # answered 400 by the handler, under the limits
+    target = parse_path(scope["path"])
+    return target is not None and target.resource is not None and target.name is None
 
 
 def request_kind(method: str) -> str:

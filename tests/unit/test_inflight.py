@@ -23,9 +23,22 @@ def scope(method: str = "GET", path: str = "/api/v1/pods", query: bytes = b"") -
     ("GET", b"labelSelector=a&watch", True), ("GET", b"watch=false", False),
     ("GET", b"watch=0", False), ("GET", b"allowWatchBookmarks=true", False),
     ("POST", b"watch=true", False), ("GET", b"", False),
+    # read as the handler reads it: the last value wins, percent-decoded
+    ("GET", b"watch=true&watch=false", False), ("GET", b"watch=0&watch=1", True),
+    ("GET", b"watch=%74rue", True), ("GET", b"w%61tch=1", True),
+    ("GET", b"watch=maybe", False),  # a 400, under the limits
 ])
 def test_only_watches_are_long_running(method: str, query: bytes, long: bool) -> None:
     assert is_long_running(scope(method, query=query)) is long
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/default/pods/web", "/api/v1",
+                                  "/apis/apps/v1", "/version", "/api/v1/nothings"])
+def test_watch_is_long_running_only_on_a_collection(path: str) -> None:
+    """Only a collection is served as a watch; a get of one object with ``?watch=1``
+    is a get, and must not escape the limits."""
+    assert is_long_running(scope(path=path, query=b"watch=1")) is False
+    assert is_long_running(scope(path="/api/v1/namespaces/default/pods", query=b"watch=1"))
 
 
 def test_a_full_kind_refuses_others_but_not_masters_watches_or_probes() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import anyio.to_thread
 import pytest
 
 from apiserver.auth.user import MASTERS, UserInfo
@@ -102,3 +104,38 @@ def test_a_client_may_shorten_its_timeout_but_not_lengthen_it(query: bytes,
 def test_a_timeout_that_is_no_duration_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="invalid timeout specified in the request URL"):
         InFlight(1, 1, 60).timeout_for(scope(query=b"timeout=soon"))
+
+
+def test_work_abandoned_on_a_worker_thread_keeps_its_slot_until_it_ends() -> None:
+    """A 504 does not stop a read already on a thread: until it ends it holds its slot,
+    so clients timing out at once can't start reads past --max-requests-inflight."""
+    go_on = threading.Event()
+
+    async def slow_read() -> str:
+        await anyio.to_thread.run_sync(go_on.wait)
+        return "read"
+
+    async def run() -> None:
+        limits = InFlight(1, 1, 60)
+        request = scope(query=b"timeout=10ms")
+        slot = limits.admit(request, ALICE)
+        try:
+            with pytest.raises(Timeout):
+                await limits.bounded(slot, request, slow_read)
+        finally:
+            slot.release()  # as the server does once the 504 is sent
+        assert limits.current[READ_ONLY] == 1, "the slot went back while the read runs"
+        with pytest.raises(TooManyRequests):
+            limits.admit(scope(), ALICE)
+        go_on.set()
+        for _ in range(500):  # the thread ends, then its task: the slot is free
+            if limits.current[READ_ONLY] == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert limits.current[READ_ONLY] == 0
+        limits.admit(scope(), ALICE).release()
+
+    try:
+        asyncio.run(run())
+    finally:
+        go_on.set()

@@ -5,7 +5,6 @@ accept any recent state are served from the watch cache."""
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import ssl
 import threading
@@ -15,7 +14,7 @@ import pytest
 
 from apiserver.watchresponse import CUT_GRACE
 from tests.conftest import ApiServer, admin_tls, wait_until
-from tests.integration.rest import NS, SVC, service, watch
+from tests.integration.rest import NS, SVC, gauge, service, watch
 
 
 @pytest.fixture
@@ -26,11 +25,6 @@ def api(shared_api: ApiServer):
 
 def make_namespace(api: httpx.Client, name: str) -> None:
     assert api.post(NS, json={"metadata": {"name": name}}).status_code == 201
-
-
-def gauge(api: httpx.Client, name: str) -> float | None:
-    m = re.search(rf"^{name} (\S+)$", api.get("/metrics").text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def names(listing: dict) -> list[str]:

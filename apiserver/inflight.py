@@ -112,7 +112,9 @@ class InFlight:
     def timeout_for(self, scope: MutableMapping[str, Any]) -> float:
         """The request's deadline in seconds: ``--request-timeout``, or less when the
         client asks for less with ``?timeout=`` (client-go sends its own timeout so;
-        kube-apiserver's rule: more than the flag, or not above 0, is the flag)."""
+        kube-apiserver's rule: more than the flag, or not above 0, is the flag). There
+        is no floor, as there is none in kube-apiserver (``WithRequestDeadline``): a
+        ``?timeout=1ms`` is a 504 at once, its work holding its slot until it ends."""
         query: bytes = scope.get("query_string") or b""
         if b"timeout=" not in query:
             return self.request_timeout

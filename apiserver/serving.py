@@ -297,6 +297,7 @@ on a client that does not read (a cut watch) ends its connection with it.
     _head_timer: asyncio.TimerHandle | None = None
     _raw: asyncio.Transport | None = None  # the TCP connection under TLS
     _lost: asyncio.Future[None] | None = None  # done at connection_lost, once dropped
+    _gone = False  # connection_lost has run
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -326,6 +327,8 @@ on a client that does not read (a cut watch) ends its connection with it.
         error to uvicorn (which would log one, then close gracefully: TLS would wait
         up to 30 s to flush a buffer the stuck client never reads, holding the
         connection, counted busy, all that time)."""
+        if self._gone:
+            return
         if self._lost is None:
             self._lost = self.loop.create_future()
         self.abort()
@@ -395,6 +398,7 @@ on a client that does not read (a cut watch) ends its connection with it.
         if self.limits is not None:
             self.limits.discard(self)
         super().connection_lost(exc)
+        self._gone = True
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 

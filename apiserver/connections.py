@@ -56,6 +56,9 @@ HEADER_TIMEOUT = "header_timeout"  # headers (or the TLS handshake) not done in 
 HANDSHAKE_FAILED = "handshake_failed"  # a TLS handshake that failed, or was cut off
 HEADERS_TOO_LARGE = "headers_too_large"  # request line and headers over 1 MiB: 431
 CLOSE_REASONS = (EVICTED, REFUSED, HEADER_TIMEOUT, HANDSHAKE_FAILED, HEADERS_TOO_LARGE)
+# In a request's ASGI scope: ``async () -> None``, drop its connection (no TLS close,
+# no flushing what a stuck client never reads) and return once the HTTP layer knows.
+DROP_KEY = "miniplane.drop_connection"
 
 
 class Connection(Protocol):

@@ -14,8 +14,9 @@ turns a limit off.
 ``InFlight.within`` is ``WithTimeoutForNonLongRunningRequests``: a non-watch request
 still working after ``--request-timeout`` (or the shorter ``?timeout=`` it asked
 for) is answered 504 ``Timeout`` and its work
-cancelled where it waits (a read running on a worker thread finishes there and is
-dropped). A write already handed to the store's writer may still commit: the
+cancelled where it waits; a read or decode running on a worker thread finishes
+there, its result dropped, and keeps the request's in-flight slot until then (so a
+client asking for ``?timeout=1ms`` can't start scans without bound). A write already handed to the store's writer may still commit: the
 message says its outcome is unknown, as Kubernetes' does, so a client reads the
 object before trying again.
 
@@ -30,10 +31,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
+import anyio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.datastructures import QueryParams
 
 from apiserver.auth.user import MASTERS, UserInfo
 from apiserver.errors import BadRequest, Timeout, TooManyRequests
+from apiserver.listopts import watch_requested
+from apiserver.paths import parse_path
 from componentbase.flags import parse_duration
 
 READ_ONLY = "readOnly"  # kube-apiserver's request_kind label values
@@ -51,20 +56,23 @@ def is_health(path: str) -> bool:
 
 
 def is_long_running(scope: MutableMapping[str, Any]) -> bool:
-    """A watch (``?watch=true``, ``1`` or empty, as the list options read it): it lasts
-    as long as the client wants, so neither the in-flight limits nor the request
-    timeout apply. miniplane serves no exec, attach, log or proxy subresources,
+    """A watch: it lasts as long as the client wants, so neither the in-flight limits
+    nor the request timeout apply. It is what the handler serves as one: a GET of a
+    collection whose ``?watch`` (read by ``listopts.watch_requested``, as the handler
+    reads it) is true. miniplane serves no exec, attach, log or proxy subresources,
     kube-apiserver's other long-running requests."""
     if scope.get("method") != "GET":
         return False
     query: bytes = scope.get("query_string") or b""
-    if b"watch" not in query:
-        return False
-    for part in query.split(b"&"):
-        name, _, value = part.partition(b"=")
-        if name == b"watch" and value.lower() in (b"", b"true", b"1"):
-            return True
-    return False
+    if b"watch" not in query and b"%" not in query:
+        return False  # the common case, without parsing (a name may be percent-encoded)
+    try:
+        if not watch_requested(QueryParams(query)):
+            return False
+    except BadRequest:
+        return False  # answered 400 by the handler, under the limits
+    target = parse_path(scope["path"])
+    return target is not None and target.resource is not None and target.name is None
 
 
 def request_kind(method: str) -> str:
@@ -104,7 +112,9 @@ class InFlight:
     def timeout_for(self, scope: MutableMapping[str, Any]) -> float:
         """The request's deadline in seconds: ``--request-timeout``, or less when the
         client asks for less with ``?timeout=`` (client-go sends its own timeout so;
-        kube-apiserver's rule: more than the flag, or not above 0, is the flag)."""
+        kube-apiserver's rule: more than the flag, or not above 0, is the flag). There
+        is no floor, as there is none in kube-apiserver (``WithRequestDeadline``): a
+        ``?timeout=1ms`` is a 504 at once, its work holding its slot until it ends."""
         query: bytes = scope.get("query_string") or b""
         if b"timeout=" not in query:
             return self.request_timeout
@@ -123,19 +133,23 @@ class InFlight:
         if not slot.bounded:
             return await work()
         timeout = self.timeout_for(scope)
-        return await self.within(work(), request_kind(scope["method"]) == MUTATING, timeout)
+        return await self.within(work(), request_kind(scope["method"]) == MUTATING, timeout,
+                                 slot)
 
     async def within(self, work: Coroutine[Any, Any, T], mutating: bool,
-                     timeout: float | None = None) -> T:
+                     timeout: float | None = None, slot: Slot | None = None) -> T:
         """``work``'s result, or ``Timeout`` once ``timeout`` (the request timeout) has
-        passed (the work is cancelled, not waited for: a worker thread can't be
-        interrupted).
+        passed. The work is then cancelled where it waits, but a read or decode running
+        on a worker thread can't be interrupted: it finishes there, and ``slot`` stays
+        taken until it has (kube-apiserver's timeout filter, outside its in-flight one,
+        does the same), so a client timing out at once can't start work without bound.
 
         A future woken by whichever comes first, the work or a timer: about half the
         cost of ``asyncio.wait`` on this per-request path."""
         timeout = self.request_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
-        task = loop.create_task(work)
+        cancel = anyio.CancelScope()  # unlike Task.cancel, waits out a running thread
+        task = loop.create_task(_within(cancel, work))
         woken = loop.create_future()
 
         def wake(_: object = None) -> None:
@@ -147,14 +161,13 @@ class InFlight:
         try:
             await woken
         except asyncio.CancelledError:
-            task.cancel()
+            _abandon(task, cancel, slot)
             raise
         finally:
             timer.cancel()
         if task.done():
             return task.result()
-        task.cancel()
-        task.add_done_callback(_forget)
+        _abandon(task, cancel, slot)
         self.timeouts += 1
         message = f"request did not complete within the allotted timeout of {timeout:g}s"
         if mutating:
@@ -190,13 +203,37 @@ class Slot:
     owner: InFlight
     kind: str | None  # what it counts under; None: nothing
     bounded: bool
+    work: asyncio.Future | None = None  # abandoned at the timeout, still running
 
     def release(self) -> None:
+        """Give the place back, or, while abandoned work still runs, when it ends."""
+        if self.work is not None and not self.work.done():
+            return
         if self.kind == LONG_RUNNING:
             self.owner.long_running -= 1
         elif self.kind is not None:
             self.owner.current[self.kind] -= 1
         self.kind = None  # twice is once
+
+    def keep_until_done(self, work: asyncio.Future) -> None:
+        """Hold the place until ``work`` (abandoned by its request) has ended."""
+        self.work = work
+        work.add_done_callback(lambda _: self.release())
+
+
+async def _within(cancel: anyio.CancelScope, work: Coroutine[Any, Any, T]) -> T:
+    """``work`` under ``cancel``: cancelled, it ends once a thread it waits on has."""
+    with cancel:
+        return await work
+    raise asyncio.CancelledError  # cancelled: the request no longer waits for a result
+
+
+def _abandon(task: asyncio.Task, cancel: anyio.CancelScope, slot: Slot | None) -> None:
+    """Cancel work its request no longer waits for; its slot is held until it ends."""
+    cancel.cancel()
+    task.add_done_callback(_forget)
+    if slot is not None:
+        slot.keep_until_done(task)
 
 
 def _forget(task: asyncio.Future) -> None:

@@ -72,6 +72,13 @@ def _flag(params: Mapping[str, str], name: str) -> bool | None:
     raise BadRequest(f'invalid value for {name}: "{value}" (expected true or false)')
 
 
+def watch_requested(params: Mapping[str, str]) -> bool:
+    """``?watch``, read one way for the handler and the in-flight limits (last value
+    wins, percent-decoded, as Starlette's ``QueryParams``), so a request is limited
+    and timed as what it is served as; ``BadRequest`` for a value that is no flag."""
+    return bool(_flag(params, "watch"))
+
+
 def _int(params: Mapping[str, str], name: str) -> int | None:
     value = params.get(name)
     if value is None or value == "":
@@ -91,7 +98,7 @@ def parse_list_options(params: Mapping[str, str], rt: Strategy) -> ListOptions:
         fields = parse_field_selector(params.get("fieldSelector"), rt.field_selectors)
     except SelectorError as exc:
         raise BadRequest(str(exc)) from None
-    watch = bool(_flag(params, "watch"))
+    watch = watch_requested(params)
     rv = params.get("resourceVersion") or None
     match = params.get("resourceVersionMatch") or None
     send_initial = _flag(params, "sendInitialEvents")

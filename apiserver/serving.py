@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
 import re
 import socket
@@ -42,7 +43,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
-from apiserver.connections import HEADER_TIMEOUT, HEADERS_TOO_LARGE, Connections
+from apiserver.connections import DROP_KEY, HEADER_TIMEOUT, HEADERS_TOO_LARGE, Connections
 from componentbase import files, flags, pki
 from componentbase.flags import Listen
 from componentbase.netns import run_in_netns
@@ -57,6 +58,7 @@ KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc"
                     "kubernetes.default.svc.cluster.local")
 # Request line and headers together (Go's http.DefaultMaxHeaderBytes, kube-apiserver's).
 MAX_HEADER_BYTES = 1 << 20
+DROP_WAIT = 5.0  # seconds a dropped connection may take to be reported lost
 _DNS_NAME = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
                        r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
@@ -281,6 +283,9 @@ class ClientCertProtocol(HttpToolsProtocol):
     - an HTTP/1.0 client gets no chunked encoding, which it can't read: a response of
       unknown length (a watch) is sent as is and ends when the connection closes.
 
+Every request's scope offers ``DROP_KEY`` (``drop``): a response that must give up
+on a client that does not read (a cut watch) ends its connection with it.
+
     ``limits`` is set by ``connections.LimitedServer``; without it (uvicorn's own
     server) there is no header deadline and no cap.
     """
@@ -291,6 +296,8 @@ class ClientCertProtocol(HttpToolsProtocol):
     _head_done = False
     _head_timer: asyncio.TimerHandle | None = None
     _raw: asyncio.Transport | None = None  # the TCP connection under TLS
+    _lost: asyncio.Future[None] | None = None  # done at connection_lost, once dropped
+    _gone = False  # connection_lost has run
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -313,6 +320,20 @@ class ClientCertProtocol(HttpToolsProtocol):
         raw = self._raw or self.transport
         if raw is not None:
             raw.abort()
+
+    async def drop(self) -> None:
+        """Abort the connection, then return once ``connection_lost`` has run: the
+        request is then disconnected, so a response that ends incomplete is no app
+        error to uvicorn (which would log one, then close gracefully: TLS would wait
+        up to 30 s to flush a buffer the stuck client never reads, holding the
+        connection, counted busy, all that time)."""
+        if self._gone:
+            return
+        if self._lost is None:
+            self._lost = self.loop.create_future()
+        self.abort()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._lost), DROP_WAIT)
 
     def start_reading_head(self, deadline: float) -> None:
         """Close the connection unless a request's headers are in by ``deadline``."""
@@ -361,6 +382,7 @@ class ClientCertProtocol(HttpToolsProtocol):
             self.start_reading_head(self.loop.time() + self.limits.read_header_timeout)
         if self._client_cert:
             self.scope[CLIENT_CERT_KEY] = self._client_cert  # type: ignore[literal-required]
+        self.scope[DROP_KEY] = self.drop  # type: ignore[literal-required]
 
     def on_headers_complete(self) -> None:
         self._head_done = True
@@ -376,6 +398,9 @@ class ClientCertProtocol(HttpToolsProtocol):
         if self.limits is not None:
             self.limits.discard(self)
         super().connection_lost(exc)
+        self._gone = True
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if cycle.scope["http_version"] == "1.0":

@@ -4,9 +4,10 @@ A client that stops reading fills its TCP window; the server's write then waits
 (uvicorn's flow control) and the stream cannot see that the hub cut it for
 falling behind. This response races the stream against that cut: once cut, the
 stream gets ``CUT_GRACE`` to end on its own (the terminating chunk, when the
-client still reads), then the write is abandoned and the connection closed. The
-memory a stuck client holds is one chunk (``watch.MAX_CHUNK``) plus the
-transport's buffer; its subscription is gone at once.
+client still reads), then the write is abandoned and the connection dropped at
+once (the TCP connection aborted: no TLS close waiting to flush what the client
+never reads). The memory a stuck client holds is one chunk (``watch.MAX_CHUNK``)
+plus the transport's buffer; its subscription is gone at once.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.responses import StreamingResponse
-from starlette.types import Send
+from starlette.types import Receive, Scope, Send
 
+from apiserver.connections import DROP_KEY
 from apiserver.watch import WatchStream
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,11 @@ class WatchResponse(StreamingResponse):
     def __init__(self, stream: WatchStream, media_type: str) -> None:
         super().__init__(stream.body(), media_type=media_type)
         self.stream = stream
+        self.drop: Callable[[], Awaitable[None]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.drop = scope.get(DROP_KEY)  # the HTTP protocol's (serving.ClientCertProtocol)
+        await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Send) -> None:
         pump = asyncio.ensure_future(super().stream_response(send))
@@ -53,3 +61,5 @@ class WatchResponse(StreamingResponse):
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()  # its finally runs now, not when collected
+        if self.drop is not None:
+            await self.drop()  # else the server closes it, as it would any

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,6 +32,12 @@ def pod(name: str, *, ns: str = "default", node: str | None = None, labels: dict
         spec["nodeName"] = node
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": ns, "labels": labels or {}}, "spec": spec}
+
+
+def gauge(client: httpx.Client, name: str) -> float | None:
+    """An unlabelled series' value on ``/metrics`` (None: not there)."""
+    m = re.search(rf"^{name} (\S+)$", client.get("/metrics").text, re.M)
+    return float(m.group(1)) if m else None
 
 
 def status_of(resp: httpx.Response) -> dict:

@@ -10,6 +10,7 @@ HTTP/1.0 client gets no chunked encoding.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import resource
 import socket
@@ -199,6 +200,30 @@ def test_writes_over_the_mutating_limit_get_429(limited: ApiServer, callers: Cal
     sock.close()
     assert probe().status_code == 400  # the slot is free again
     assert callers.admin().get(f"{SERVICE_ACCOUNTS}/uploaded").status_code == 200
+
+
+def test_watch_is_told_apart_as_the_handler_reads_it(limited: ApiServer, callers: Callers,
+                                                   alice: httpx.Client) -> None:
+    """``?watch`` is read once, as the handler reads it (the last value wins, decoded):
+    a list can't pass for a watch to escape the limits and the timeout, and a real
+    watch can't take a read-only slot for its half hour."""
+    admin = callers.admin()
+    rv = far_future_rv(admin)
+    # served as a list (the last watch is false): its ?timeout= holds, not the 3 s wait
+    listed = alice.get(f"{SERVICE_ACCOUNTS}?watch=true&watch=false&resourceVersion={rv}"
+                       "&timeout=300ms")
+    assert listed.status_code == 504, listed.text
+    assert "within the allotted timeout of 0.3s" in listed.json()["message"]
+    # two watches spelled %74rue: served as watches, they leave both read slots free
+    start = admin.get(SERVICE_ACCOUNTS).json()["metadata"]["resourceVersion"]
+    with contextlib.ExitStack() as stack:
+        for _ in range(2):
+            watcher = callers.token(TOKENS["alice"])
+            stack.enter_context(watcher.stream(
+                "GET", f"{SERVICE_ACCOUNTS}?watch=%74rue&resourceVersion={start}"
+                       "&timeoutSeconds=60"))
+        assert metric(admin, "apiserver_longrunning_requests") == 2
+        assert alice.get(SERVICE_ACCOUNTS).status_code == 200
 
 
 def read_until_body(sock: socket.socket) -> bytes:

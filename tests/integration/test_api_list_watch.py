@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import admin_tls, wait_until
-from tests.integration.rest import POD, SVC, pod, service, status_of, watch
+from tests.integration.rest import POD, SVC, gauge, pod, service, status_of, watch
 
 
 @pytest.fixture
@@ -178,9 +178,7 @@ def test_future_resource_version_times_out_with_504(api):
 
 
 def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiserver):
-    # --idle-timeout: the stalled client below reads to EOF, which comes when its
-    # kept-alive connection, its watch ended, has been idle that long
-    server = make_apiserver("--watch-buffer", "20", "--idle-timeout", "1s")
+    server = make_apiserver("--watch-buffer", "20")
     path = SVC.format(ns="default")
     with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
         start = api.get(path).json()["metadata"]["resourceVersion"]
@@ -192,31 +190,42 @@ def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiser
         stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
                         "Host: x\r\n\r\n".encode())
         got: list[str] = []
+        raw = bytearray()
 
         def keep_up() -> None:  # a healthy watcher, reading as fast as events come
             with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as own, \
                     watch(own, path, resourceVersion=start, timeoutSeconds=60) as events:
                 got.extend(next(events)["object"]["metadata"]["name"] for _ in range(150))
 
+        def read_the_rest() -> None:  # the stalled client, reading again once cut
+            stalled.settimeout(30)
+            with contextlib.suppress(ssl.SSLEOFError):
+                while not raw.endswith(b"\r\n0\r\n\r\n") and (chunk := stalled.recv(65536)):
+                    raw.extend(chunk)
+
         reader = threading.Thread(target=keep_up)
         reader.start()
+        resumed = threading.Thread(target=read_the_rest)
         try:
             big = {"bulk": "x" * 100_000}
             for i in range(150):
                 body = service(f"big{i}")
                 body["metadata"]["annotations"] = big
                 assert api.post(path, json=body).status_code == 201
+                # read again as soon as it is cut, well within the grace the server
+                # gives a cut stream to end by itself (watchresponse.CUT_GRACE)
+                if resumed.ident is None and \
+                        (gauge(api, "apiserver_watch_streams_cut") or 0) >= 1:
+                    resumed.start()
+            assert resumed.ident is not None, "the stalled watch was never cut"
             reader.join(timeout=60)
             assert got == [f"big{i}" for i in range(150)]
-            # the stalled stream was closed after what it had buffered; its client resumes
-            stalled.settimeout(30)
-            raw = b""
-            with contextlib.suppress(ssl.SSLEOFError):  # closed without close_notify
-                while chunk := stalled.recv(65536):
-                    raw += chunk
+            resumed.join(timeout=60)
+            assert not resumed.is_alive(), "the stalled watch was not ended"
         finally:
             stalled.close()
-    body = raw.split(b"\r\n\r\n", 1)[1]
+    # the stalled stream was ended after what it had buffered; its client resumes
+    body = bytes(raw).split(b"\r\n\r\n", 1)[1]
     assert body.endswith(b"0\r\n\r\n"), "the stalled watch should have been ended"
     lines = [ln for ln in _dechunk(body).split(b"\n") if ln]
     seen = [json.loads(ln)["object"] for ln in lines]

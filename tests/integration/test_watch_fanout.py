@@ -4,15 +4,17 @@ accept any recent state are served from the watch cache."""
 
 from __future__ import annotations
 
-import re
+import contextlib
 import socket
+import ssl
 import threading
 
 import httpx
 import pytest
 
+from apiserver.watchresponse import CUT_GRACE
 from tests.conftest import ApiServer, admin_tls, wait_until
-from tests.integration.rest import NS, SVC, service, watch
+from tests.integration.rest import NS, SVC, gauge, service, watch
 
 
 @pytest.fixture
@@ -23,11 +25,6 @@ def api(shared_api: ApiServer):
 
 def make_namespace(api: httpx.Client, name: str) -> None:
     assert api.post(NS, json={"metadata": {"name": name}}).status_code == 201
-
-
-def gauge(api: httpx.Client, name: str) -> float | None:
-    m = re.search(rf"^{name} (\S+)$", api.get("/metrics").text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def names(listing: dict) -> list[str]:
@@ -76,6 +73,48 @@ def test_a_watcher_that_never_reads_is_cut_while_writes_and_other_watchers_go_on
             assert api.post(path, json=service("after")).status_code == 201
         finally:
             stalled.close()
+
+
+def test_a_stuck_watch_is_dropped_after_its_grace_not_left_to_a_tls_close(make_apiserver):
+    """Once a cut watch's client has not read for ``CUT_GRACE``, its TCP connection is
+    aborted: a graceful TLS close would wait (uvloop: 30 s more) to flush what the
+    client never reads, the connection counted busy (not evictable at the cap)
+    meanwhile, and uvicorn would log an error for every slow watcher."""
+    server = make_apiserver("--watch-buffer", "20")
+    path = SVC.format(ns="default")
+    with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
+        start = api.get(path).json()["metadata"]["resourceVersion"]
+        plain = socket.socket()
+        plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        plain.connect(("127.0.0.1", server.port))
+        stalled = admin_tls().wrap_socket(plain, server_hostname="127.0.0.1")
+        try:
+            stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
+                            "Host: x\r\n\r\n".encode())
+            wait_until(lambda: gauge(api, "apiserver_watchers") == 1, what="the watch")
+            assert gauge(api, "apiserver_connections") == 2  # ours and the stalled one
+            big = {"bulk": "x" * 100_000}
+            for i in range(300):  # writes until the stalled watch falls behind
+                body = service(f"big{i}")
+                body["metadata"]["annotations"] = big
+                assert api.post(path, json=body).status_code == 201
+                if gauge(api, "apiserver_watch_streams_cut") == 1:
+                    break
+            else:
+                raise AssertionError("the stalled watch was never cut")
+            # its grace over, the server lets the connection go at once (bound: half
+            # the 30 s a TLS close would wait on top)
+            wait_until(lambda: gauge(api, "apiserver_connections") == 1,
+                       timeout=CUT_GRACE + 15, what="the stuck connection to be dropped")
+            stalled.settimeout(5)
+            with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+                while stalled.recv(65536):
+                    pass  # what was in flight, then EOF; an abort may reset at once
+        finally:
+            stalled.close()
+    log = server.log_path.read_text()
+    assert "ASGI callable returned without completing response" not in log, log[-3000:]
+    assert "stopped reading; its connection is closed" in log
 
 
 def test_namespace_and_selector_watchers_each_get_their_own_view_of_shared_events(api):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import anyio.to_thread
 import pytest
 
 from apiserver.auth.user import MASTERS, UserInfo
@@ -23,9 +25,22 @@ def scope(method: str = "GET", path: str = "/api/v1/pods", query: bytes = b"") -
     ("GET", b"labelSelector=a&watch", True), ("GET", b"watch=false", False),
     ("GET", b"watch=0", False), ("GET", b"allowWatchBookmarks=true", False),
     ("POST", b"watch=true", False), ("GET", b"", False),
+    # read as the handler reads it: the last value wins, percent-decoded
+    ("GET", b"watch=true&watch=false", False), ("GET", b"watch=0&watch=1", True),
+    ("GET", b"watch=%74rue", True), ("GET", b"w%61tch=1", True),
+    ("GET", b"watch=maybe", False),  # a 400, under the limits
 ])
 def test_only_watches_are_long_running(method: str, query: bytes, long: bool) -> None:
     assert is_long_running(scope(method, query=query)) is long
+
+
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/default/pods/web", "/api/v1",
+                                  "/apis/apps/v1", "/version", "/api/v1/nothings"])
+def test_watch_is_long_running_only_on_a_collection(path: str) -> None:
+    """Only a collection is served as a watch; a get of one object with ``?watch=1``
+    is a get, and must not escape the limits."""
+    assert is_long_running(scope(path=path, query=b"watch=1")) is False
+    assert is_long_running(scope(path="/api/v1/namespaces/default/pods", query=b"watch=1"))
 
 
 def test_a_full_kind_refuses_others_but_not_masters_watches_or_probes() -> None:
@@ -89,3 +104,38 @@ def test_a_client_may_shorten_its_timeout_but_not_lengthen_it(query: bytes,
 def test_a_timeout_that_is_no_duration_is_a_bad_request() -> None:
     with pytest.raises(BadRequest, match="invalid timeout specified in the request URL"):
         InFlight(1, 1, 60).timeout_for(scope(query=b"timeout=soon"))
+
+
+def test_work_abandoned_on_a_worker_thread_keeps_its_slot_until_it_ends() -> None:
+    """A 504 does not stop a read already on a thread: until it ends it holds its slot,
+    so clients timing out at once can't start reads past --max-requests-inflight."""
+    go_on = threading.Event()
+
+    async def slow_read() -> str:
+        await anyio.to_thread.run_sync(go_on.wait)
+        return "read"
+
+    async def run() -> None:
+        limits = InFlight(1, 1, 60)
+        request = scope(query=b"timeout=10ms")
+        slot = limits.admit(request, ALICE)
+        try:
+            with pytest.raises(Timeout):
+                await limits.bounded(slot, request, slow_read)
+        finally:
+            slot.release()  # as the server does once the 504 is sent
+        assert limits.current[READ_ONLY] == 1, "the slot went back while the read runs"
+        with pytest.raises(TooManyRequests):
+            limits.admit(scope(), ALICE)
+        go_on.set()
+        for _ in range(500):  # the thread ends, then its task: the slot is free
+            if limits.current[READ_ONLY] == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert limits.current[READ_ONLY] == 0
+        limits.admit(scope(), ALICE).release()
+
+    try:
+        asyncio.run(run())
+    finally:
+        go_on.set()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import ssl
@@ -25,6 +26,17 @@ from pathlib import Path
 from client.config import read_kubeconfig
 from client.http import tls_verify
 from componentbase import ports
+
+
+def bench_apiserver():
+    """bench/apiserver.py as a module (its module name would shadow the ``apiserver``
+    package), for the benches that reuse its namespace and create helpers."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_apiserver", Path(__file__).resolve().parent / "apiserver.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

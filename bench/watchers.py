@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import operator
 import os
@@ -35,22 +34,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, admin_tls, cpu_seconds, running_apiserver  # noqa: E402
+from loopback import Conn, admin_tls, bench_apiserver, cpu_seconds, running_apiserver  # noqa: E402
 
 NS = "fanout"
 SVC = f"/api/v1/namespaces/{NS}/services"
 RV = re.compile(rb'"resourceVersion":"(\d+)"')
 SAMPLE = 10  # latency sampled on revisions divisible by this
-
-
-def _bench_apiserver():
-    """bench/apiserver.py (its module name would shadow the ``apiserver`` package)."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_apiserver", Path(__file__).resolve().parent / "apiserver.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---------------------------------------------------------------- watcher processes
@@ -154,7 +143,7 @@ def watcher_process(port: int, kubeconfig: str, count: int, rv: int) -> None:
 async def writers(port: int, clients: int, seconds: float
                   ) -> tuple[list[float], dict[int, float], float]:
     """Closed-loop creates for ``seconds``: latencies, revision -> send time, elapsed."""
-    bench = _bench_apiserver()
+    bench = bench_apiserver()
     conns = [await Conn.open(port) for _ in range(clients)]
     latencies: list[float] = []
     sent_at: dict[int, float] = {}
@@ -219,7 +208,7 @@ async def run(args: argparse.Namespace) -> None:
         for p in procs:
             out, _ = await p.communicate()
             results += json.loads(out)["streams"]
-    bench = _bench_apiserver()
+    bench = bench_apiserver()
     raw_rate, _ = bench.raw_sqlite_inserts(args.raw_inserts)
     creates = len(latencies)
     rate = creates / elapsed

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,3 +62,16 @@ def watch(client: httpx.Client, path: str, **params) -> Iterator[Iterator[dict]]
                     yield json.loads(line)
 
         yield events()
+
+
+def stalled_watch(port: int, path: str, resource_version: str, tls: ssl.SSLContext
+                  ) -> ssl.SSLSocket:
+    """A watch of ``path`` whose client never reads, with a 4 KiB receive buffer, so it
+    falls behind as soon as events come; the caller closes it."""
+    plain = socket.socket()
+    plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    plain.connect(("127.0.0.1", port))
+    stalled = tls.wrap_socket(plain, server_hostname="127.0.0.1")
+    stalled.sendall(f"GET {path}?watch=1&resourceVersion={resource_version} HTTP/1.1\r\n"
+                    "Host: x\r\n\r\n".encode())
+    return stalled

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import ssl
 import threading
 
@@ -12,7 +11,16 @@ import httpx
 import pytest
 
 from tests.conftest import admin_tls, wait_until
-from tests.integration.rest import POD, SVC, gauge, pod, service, status_of, watch
+from tests.integration.rest import (
+    POD,
+    SVC,
+    gauge,
+    pod,
+    service,
+    stalled_watch,
+    status_of,
+    watch,
+)
 
 
 @pytest.fixture
@@ -183,12 +191,7 @@ def test_slow_watcher_is_cut_off_without_blocking_anyone_and_resumes(make_apiser
     with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
         start = api.get(path).json()["metadata"]["resourceVersion"]
         # a client that asks for a watch and then never reads, with a tiny receive buffer
-        plain = socket.socket()
-        plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        plain.connect(("127.0.0.1", server.port))
-        stalled = admin_tls().wrap_socket(plain, server_hostname="127.0.0.1")
-        stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
-                        "Host: x\r\n\r\n".encode())
+        stalled = stalled_watch(server.port, path, start, admin_tls())
         got: list[str] = []
         raw = bytearray()
 

@@ -5,7 +5,6 @@ accept any recent state are served from the watch cache."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import ssl
 import threading
 
@@ -14,7 +13,7 @@ import pytest
 
 from apiserver.watchresponse import CUT_GRACE
 from tests.conftest import ApiServer, admin_tls, wait_until
-from tests.integration.rest import NS, SVC, gauge, service, watch
+from tests.integration.rest import NS, SVC, gauge, service, stalled_watch, watch
 
 
 @pytest.fixture
@@ -37,12 +36,7 @@ def test_a_watcher_that_never_reads_is_cut_while_writes_and_other_watchers_go_on
     path = SVC.format(ns="default")
     with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
         start = api.get(path).json()["metadata"]["resourceVersion"]
-        plain = socket.socket()
-        plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        plain.connect(("127.0.0.1", server.port))
-        stalled = admin_tls().wrap_socket(plain, server_hostname="127.0.0.1")
-        stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
-                        "Host: x\r\n\r\n".encode())
+        stalled = stalled_watch(server.port, path, start, admin_tls())
         got: dict[int, list[str]] = {0: [], 1: []}
 
         def keep_up(n: int) -> None:
@@ -84,13 +78,8 @@ def test_a_stuck_watch_is_dropped_after_its_grace_not_left_to_a_tls_close(make_a
     path = SVC.format(ns="default")
     with httpx.Client(verify=admin_tls(), base_url=server.url, timeout=30) as api:
         start = api.get(path).json()["metadata"]["resourceVersion"]
-        plain = socket.socket()
-        plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        plain.connect(("127.0.0.1", server.port))
-        stalled = admin_tls().wrap_socket(plain, server_hostname="127.0.0.1")
+        stalled = stalled_watch(server.port, path, start, admin_tls())
         try:
-            stalled.sendall(f"GET {path}?watch=1&resourceVersion={start} HTTP/1.1\r\n"
-                            "Host: x\r\n\r\n".encode())
             wait_until(lambda: gauge(api, "apiserver_watchers") == 1, what="the watch")
             assert gauge(api, "apiserver_connections") == 2  # ours and the stalled one
             big = {"bulk": "x" * 100_000}

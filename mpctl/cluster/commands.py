@@ -28,7 +28,7 @@ from apimachinery.kinds import NODE, SERVICE
 from client.config import ClientConfig, ConfigError, load_config
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
-from componentbase import ports
+from componentbase import ports, postgres
 from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
@@ -54,6 +54,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("up", help="create a local cluster in network namespaces")
     target(p)
     p.add_argument("--nodes", type=int, default=2, metavar="K", help="number of nodes (2)")
+    p.add_argument("--storage", default="sqlite", metavar="sqlite|postgresql",
+                   help="the API server's database: a SQLite file (default) or a private "
+                        "PostgreSQL server in the state dir (Debian's `postgresql`)")
     p.add_argument("--detach", action="store_true",
                    help="return once the cluster is up and leave it running")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -133,18 +136,19 @@ def wait_for(check: Callable[[], bool], what: str, log: Path | None = None,
 class Up:
     """One run of ``cluster up``: builds, records and (on failure) tears down."""
 
-    def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress) -> None:
+    def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress,
+                 storage: str = "sqlite") -> None:
         self.progress = progress
         ports = {c: free_port() for c in ("controllers", "dnsd")}
         ports |= {f"node-{i}": free_port() for i in range(1, nodes + 1)}
         self.spec = plan.ClusterSpec(name=name, nodes=nodes, state_dir=state_dir,
                                      api_port=free_port(plan.PREFERRED_API_PORT),
                                      dns_port=free_port(plan.PREFERRED_DNS_PORT, udp=True),
-                                     metrics_ports=ports)
+                                     metrics_ports=ports, storage=storage)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=self.spec.server,
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
-            dns_fabric_address=plan.FABRIC_IP, up_pid=os.getpid(),
+            dns_fabric_address=plan.FABRIC_IP, storage=storage, up_pid=os.getpid(),
             up_start=proc_start_time(os.getpid()),
             nodes=[state.NodeRecord(name=n.name, namespace=n.namespace, ip=n.ip,
                                     state_dir=str(n.state_dir.resolve()))
@@ -161,6 +165,17 @@ class Up:
                     + ("s" if spec.nodes > 1 else "")):
             network.build(spec)
         commands = plan.component_commands(spec, supervisor.bin_dir())
+        if spec.storage == "postgresql":
+            db, commands = commands[0], commands[1:]
+            with p.step(f"PostgreSQL, its socket in {spec.postgres_dir}"):
+                try:
+                    postgres.prepare(spec.postgres_dir)
+                    self._start(db)
+                    rec = self.state.processes[-1]
+                    postgres.wait_ready(spec.postgres_dir, lambda: supervisor.alive(rec))
+                    postgres.create_database(spec.postgres_dir)
+                except postgres.PostgresError as exc:
+                    raise UpError(f"{exc}; see {db.log}") from None
         api, rest = commands[0], commands[1:]
         with p.step(f"API server on {spec.server}"):
             self._start(api)
@@ -190,8 +205,9 @@ class Up:
         d = self.spec.state_dir
         for stale in ("state.db", "state.db-wal", "state.db-shm"):
             (d / stale).unlink(missing_ok=True)
-        if (d / "nodes").is_dir():
-            shutil.rmtree(d / "nodes")
+        for stale_dir in ("nodes", "postgres"):
+            if (d / stale_dir).is_dir():
+                shutil.rmtree(d / stale_dir)
         (d / "logs").mkdir(parents=True, exist_ok=True)
         state.save(self.state)
 
@@ -266,6 +282,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise UpError(why)
     name, state_dir = resolve_target(args, running=False)
     nodes = plan.check_nodes(args.nodes)
+    storage = plan.check_storage(args.storage)
     registered = state.registered_dir(name)
     for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
         with contextlib.suppress(ValueError):
@@ -284,7 +301,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing is not None:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
-    up = Up(name, nodes, state_dir.resolve(), progress)
+    up = Up(name, nodes, state_dir.resolve(), progress, storage)
     try:
         up.run()
     except BaseException as exc:
@@ -390,7 +407,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     out = sys.stdout
     out.write(f"cluster {st.name!r} ({st.phase}): API server {st.server}, DNS {st.dns}, "
-              f"state {st.state_dir}\n\n")
+              f"storage {st.storage}, state {st.state_dir}\n\n")
     healthy = True
     rows = [["COMPONENT", "PID", "PROCESS", "HEALTH", "LOG"]]
     for rec in st.processes:

@@ -24,6 +24,7 @@ from typing import Any
 
 from apimachinery import names
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
+from componentbase import postgres
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
 FABRIC_IP = str(NODE_NETWORK.network_address + 1)
@@ -37,7 +38,8 @@ _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")
 # The ports people see; taken when free, else any free port (a second cluster).
 PREFERRED_API_PORT = 6443
 PREFERRED_DNS_PORT = 5353
-COMPONENTS = ("apiserver", "controllers", "dnsd")
+COMPONENTS = ("postgres", "apiserver", "controllers", "dnsd")
+STORAGES = ("sqlite", "postgresql")
 # The API server also listens on the fabric, for pods (through the `kubernetes`
 # Service): dnsd's address, another port (the same as on loopback: the Service's
 # EndpointSlice carries one port for both). No new address means no new route.
@@ -59,6 +61,16 @@ def check_name(name: str) -> str:
         raise SpecError(f"--name: {name!r} must be 1-20 lowercase letters, digits or '-', "
                         "starting and ending with a letter or digit")
     return name
+
+
+def check_storage(storage: str) -> str:
+    """``sqlite`` (a file, the default) or ``postgresql`` (a private server); for the
+    latter, whether one can run here."""
+    if storage not in STORAGES:
+        raise SpecError(f"--storage: {storage!r} is not one of {', '.join(STORAGES)}")
+    if storage == "postgresql" and (why := postgres.unavailable()) is not None:
+        raise SpecError(f"--storage postgresql: {why}")
+    return storage
 
 
 def check_nodes(count: int) -> int:
@@ -108,6 +120,7 @@ class ClusterSpec:
     dns_port: int
     # component or node name -> the port of its /metrics, /healthz and /readyz
     metrics_ports: dict[str, int]
+    storage: str = "sqlite"  # or "postgresql": a private server of the cluster's own
 
     @property
     def server(self) -> str:
@@ -137,6 +150,16 @@ class ClusterSpec:
 
     def log_path(self, component: str) -> Path:
         return self.state_dir / "logs" / f"{component}.log"
+
+    @property
+    def postgres_dir(self) -> Path:
+        """The private PostgreSQL server's directory: its data and its socket."""
+        return self.state_dir.resolve() / "postgres"
+
+    def storage_url(self) -> str:
+        if self.storage == "postgresql":
+            return postgres.url(self.postgres_dir, postgres.DATABASE)
+        return f"sqlite:///{(self.state_dir / 'state.db').resolve()}"
 
 
 def network_commands(spec: ClusterSpec) -> list[list[str]]:
@@ -185,6 +208,8 @@ class Command:
     name: str
     argv: list[str]
     log: Path
+    # run as the ``postgres`` user (the server refuses root), in this directory
+    as_postgres: Path | None = None
 
 
 def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
@@ -201,14 +226,15 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     def kubeconfig(name: str) -> list[str]:
         return ["--kubeconfig", str(pki.credential(name).kubeconfig)]
 
-    db = (spec.state_dir / "state.db").resolve()
-    cmds = [
+    cmds = [Command("postgres", postgres.server_argv(spec.postgres_dir), spec.log_path("postgres"),
+                    as_postgres=spec.postgres_dir)] if spec.storage == "postgresql" else []
+    cmds += [
         Command("apiserver", [str(bin_dir / "mp-apiserver"),
                               "--listen", f"127.0.0.1:{spec.api_port}",
                               "--listen",
                               f"netns:{spec.fabric}:{API_FABRIC_IP}:{spec.api_port}",
                               "--advertise-address", API_FABRIC_IP,
-                              "--storage-url", f"sqlite:///{db}",
+                              "--storage-url", spec.storage_url(),
                               "--service-cluster-ip-range", SERVICE_CIDR,
                               *apiserver_pki_flags(pki),
                               "--pod-security-default", POD_SECURITY_DEFAULT],

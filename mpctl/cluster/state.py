@@ -48,6 +48,7 @@ class ClusterState:
     dns: str  # HOST:PORT on loopback, for people on the host (dig -p)
     fabric: str
     dns_fabric_address: str
+    storage: str = "sqlite"  # or "postgresql" (a private server, the "postgres" process)
     phase: str = "starting"  # starting | running
     up_pid: int | None = None
     up_start: str | None = None

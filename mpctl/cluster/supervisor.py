@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from componentbase import postgres
 from componentbase.procs import kill_group, proc_start_time, same_process, wait_gone
 
 from .plan import Command
@@ -32,9 +33,11 @@ def bin_dir() -> Path:
 
 def start(cmd: Command, metrics: str | None) -> ProcessRecord:
     cmd.log.parent.mkdir(parents=True, exist_ok=True)
+    identity = postgres.as_postgres(cmd.as_postgres) if cmd.as_postgres else {}
     with open(cmd.log, "ab") as out:
         proc = subprocess.Popen(cmd.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                **identity)
     return ProcessRecord(name=cmd.name, pid=proc.pid, start=proc_start_time(proc.pid),
                          log=str(cmd.log), metrics=metrics)
 

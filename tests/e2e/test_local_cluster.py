@@ -13,10 +13,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
@@ -167,7 +170,8 @@ def force_cleanup(name: str, record: dict[str, Any] | None) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(state_root: Path, prefix: str = "e") -> Iterator[LocalCluster]:
+def running_cluster(state_root: Path, prefix: str = "e", *args: str
+                    ) -> Iterator[LocalCluster]:
     """A detached ``cluster up`` named ``<prefix><random>`` under ``state_root``;
     ``down`` afterwards must leave nothing of it, and whatever it left is killed and
     swept anyway, even when the body failed."""
@@ -176,7 +180,7 @@ def running_cluster(state_root: Path, prefix: str = "e") -> Iterator[LocalCluste
     record: dict[str, Any] | None = None
     try:
         mpctl("cluster", "up", "--name", name, "--state-dir", str(state_dir), "--detach", "-q",
-              check=True)
+              *args, check=True)
         record = json.loads((state_dir / "cluster.json").read_text())
         with admin_client(state_dir) as client:
             yield LocalCluster(name=name, state_dir=state_dir, client=client)
@@ -430,6 +434,7 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--nodes", "0"], "error: --nodes: 0 is out of range (1-100)\n"),
+    (["--storage", "mysql"], "error: --storage: 'mysql' is not one of sqlite, postgresql\n"),
     (["--name", "Bad_Name"], "error: --name: 'Bad_Name' must be 1-20 lowercase letters, "
                              "digits or '-', starting and ending with a letter or digit\n"),
 ])
@@ -491,3 +496,43 @@ def test_up_without_root_says_so(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (
         1, "error: mpctl cluster needs root (it creates network namespaces and iptables "
            "rules)\n")
+
+
+def test_a_cluster_on_its_own_postgresql_server() -> None:
+    """``--storage postgresql``: a private server in the state dir, run as the postgres
+    user on a Unix socket only, holding the objects; ``down`` stops it by pid."""
+    # the server runs as `postgres`, which must reach its directory (pytest's tmp_path
+    # is 0700): a state root of our own that anyone may traverse, not list
+    root = Path(tempfile.mkdtemp(prefix="mp-e2e-pg-"))
+    root.chmod(0o711)
+    try:
+        _check_postgresql_cluster(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_postgresql_cluster(root: Path) -> None:
+    with running_cluster(root, "p", "--storage", "postgresql", "--nodes", "1") as c:
+        record = json.loads((c.state_dir / "cluster.json").read_text())
+        assert record["storage"] == "postgresql"
+        names = [p["name"] for p in record["processes"]]
+        assert names[:2] == ["postgres", "apiserver"]
+        (db,) = [p for p in record["processes"] if p["name"] == "postgres"]
+        uid = int(next(line for line in Path(f"/proc/{db['pid']}/status").read_text()
+                       .splitlines() if line.startswith("Uid:")).split()[1])
+        assert uid == pwd.getpwnam("postgres").pw_uid != 0
+        assert not (c.state_dir / "state.db").exists()
+        status = c.mpctl("cluster", "status", "--name", c.name, "--state-dir", str(c.state_dir),
+                         check=True).stdout
+        assert "storage postgresql" in status and "postgres" in status
+        c.client.create(SERVICE, {"apiVersion": "v1", "kind": "Service",
+                                  "metadata": {"name": "kept"},
+                                  "spec": {"ports": [{"port": 80}]}}, "default")
+        with psycopg.connect(host=str(c.state_dir / "postgres"), port=5432, user="postgres",
+                             dbname="miniplane") as conn:
+            (count,) = conn.execute("SELECT count(*) FROM objects WHERE resource = 'services' "
+                                    "AND name = 'kept'").fetchone()
+        assert count == 1
+        # nothing listens on TCP for it
+        listeners = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
+        assert f"pid={db['pid']}," not in listeners

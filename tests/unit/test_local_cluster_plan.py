@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import ipaddress
 import threading
@@ -319,3 +320,29 @@ def test_progress_reports_each_step_once_and_failures() -> None:
     with Progress(quiet=True, stream=quiet).step("x"):
         pass
     assert quiet.getvalue() == ""
+
+
+def test_postgresql_storage_starts_a_private_server_first_and_points_the_api_server_at_it(
+        ) -> None:
+    s = dataclasses.replace(spec(1), storage="postgresql")
+    cmds = plan.component_commands(s, Path("/venv/bin"))
+    db, api = cmds[0], cmds[1]
+    assert db.name == "postgres" and db.as_postgres == Path("/tmp/x/postgres")
+    assert db.argv[0].endswith("/bin/postgres")
+    # a socket in its own directory, no TCP listener
+    assert db.argv[db.argv.index("-k") + 1] == "/tmp/x/postgres"
+    assert db.argv[db.argv.index("-h") + 1] == ""
+    assert api.name == "apiserver"
+    assert api.argv[api.argv.index("--storage-url") + 1] == \
+        "postgresql+psycopg://postgres@/miniplane?host=/tmp/x/postgres&port=5432"
+    # stopped last, after the API server (down stops the control plane in reverse)
+    assert plan.COMPONENTS.index("postgres") < plan.COMPONENTS.index("apiserver")
+    sqlite = plan.component_commands(spec(1), Path("/venv/bin"))
+    assert sqlite[0].name == "apiserver" and all(c.as_postgres is None for c in sqlite)
+    assert sqlite[0].argv[sqlite[0].argv.index("--storage-url") + 1] == "sqlite:////tmp/x/state.db"
+
+
+def test_bad_storage_is_one_line() -> None:
+    with pytest.raises(plan.SpecError, match=r"^--storage: 'mysql' is not one of sqlite, "
+                                             r"postgresql$"):
+        plan.check_storage("mysql")

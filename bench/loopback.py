@@ -53,14 +53,17 @@ def admin_tls(kubeconfig: str | os.PathLike[str]) -> ssl.SSLContext:
 
 
 @contextlib.asynccontextmanager
-async def running_apiserver(*extra: str) -> AsyncIterator[tuple[int, str, int]]:
-    """A real ``mp-apiserver`` on a free port with a temporary SQLite file, ready:
-    yields (port, path of its admin.kubeconfig, pid); ``Conn.tls`` is set for it."""
+async def running_apiserver(*extra: str, storage_url: str | None = None
+                            ) -> AsyncIterator[tuple[int, str, int]]:
+    """A real ``mp-apiserver`` on a free port with a temporary SQLite file (or
+    ``storage_url``), ready: yields (port, path of its admin.kubeconfig, pid);
+    ``Conn.tls`` is set for it."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "mp-apiserver"), "--listen", f"127.0.0.1:{port}",
-             "--storage-url", f"sqlite:///{tmp}/bench.db", "--log-level", "warning", *extra])
+             "--storage-url", storage_url or f"sqlite:///{tmp}/bench.db",
+             "--cert-dir", f"{tmp}/pki", "--log-level", "warning", *extra])
         kubeconfig = f"{tmp}/pki/admin.kubeconfig"
         try:
             for _ in range(400):

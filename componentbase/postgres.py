@@ -12,11 +12,16 @@ SIGINT.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
+import shutil
+import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +154,32 @@ def create_database(root: Path, name: str = DATABASE) -> str:
                          autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return url(root, name)
+
+
+@contextlib.contextmanager
+def running(*, durable: bool = True, timeout: float = 30.0) -> Iterator[Path]:
+    """A throwaway server in a new temp dir, for as long as the block runs (tests,
+    benchmarks); yields its directory (``url(root)``). Stopped by its pid (SIGINT: a
+    fast shutdown) and removed afterwards, also after a failure."""
+    root = Path(tempfile.mkdtemp(prefix="mp-pg-"))
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        prepare(root)
+        with open(root / "log", "wb") as server_log:  # the child keeps its copy
+            proc = subprocess.Popen(server_argv(root, durable=durable),
+                                    stdout=subprocess.DEVNULL, stderr=server_log,
+                                    **as_postgres(root))
+        try:
+            wait_ready(root, lambda: proc is not None and proc.poll() is None, timeout)
+        except PostgresError as exc:
+            raise PostgresError(f"{exc}: {(root / 'log').read_text()[-2000:]}") from None
+        yield root
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(root, ignore_errors=True)

@@ -71,6 +71,7 @@ bench: venv
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	$(PY) bench/apiserver.py
+	$(PY) bench/apiserver.py --storage postgresql
 	$(PY) bench/watchers.py
 	$(PY) bench/lists.py
 	$(PY) bench/controllers.py

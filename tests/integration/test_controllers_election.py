@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from apimachinery.kinds import LEASE
+from mpctl.cluster.leader import leader_line
+from mpctl.cluster.state import ProcessRecord
 from tests.conftest import BIN, wait_until
 from tests.integration.test_controllers_harness import READY, ControllerProcess, clusters
 
@@ -23,6 +25,12 @@ SLICE_CREATES = ('miniplane_api_writes_total{controller="endpointslice",'
 
 def leading(ctl: ControllerProcess) -> bool:
     return ctl.metrics().get(MASTER) == 1.0
+
+
+def record(name: str, ctl: ControllerProcess) -> ProcessRecord:
+    """How ``mpctl cluster up`` records a controllers process (for ``cluster status``)."""
+    return ProcessRecord(name, ctl.proc.pid if ctl.proc else 0, None, str(ctl.log_path),
+                         f"127.0.0.1:{ctl.metrics_port}")
 
 
 def test_one_process_acts_and_the_standby_takes_over_a_killed_leader(tmp_path: Path) -> None:
@@ -44,6 +52,10 @@ def test_one_process_acts_and_the_standby_takes_over_a_killed_leader(tmp_path: P
             cluster.wait_endpoints("web", {"10.244.1.5": READY})
             assert first.metrics()[SLICE_CREATES] >= 1
             assert not leading(second) and second.metrics().get(SLICE_CREATES, 0) == 0
+            processes = [record("controllers-1", first), record("controllers-2", second)]
+            assert leader_line(cluster.client, processes) == (
+                "controller leader: controllers-1 (Lease kube-system/kube-controller-manager "
+                f"held by {holder}, 0 transitions)")
 
             first.kill()  # SIGKILL: no release, the lease must run out
             killed = time.monotonic()
@@ -53,12 +65,15 @@ def test_one_process_acts_and_the_standby_takes_over_a_killed_leader(tmp_path: P
                        what="the standby to lead")
             takeover = time.monotonic() - killed
             print(f"standby led {takeover:.2f}s after the leader was killed")
-            assert takeover <= LEASE_DURATION + RETRY_PERIOD * 1.2 + 1.0
+            # the standby saw the last renewal up to a (jittered) retry period after it
+            assert takeover <= LEASE_DURATION + RETRY_PERIOD * 1.2 + 1.5
             cluster.wait_endpoints("api", {"10.244.1.6": READY})
             assert second.metrics()[SLICE_CREATES] >= 1
             spec = cluster.client.get(LEASE, "kube-controller-manager", "kube-system")["spec"]
             assert spec["holderIdentity"] not in ("", holder)
             assert spec["leaseTransitions"] == 1
+            assert leader_line(cluster.client, processes).startswith(
+                "controller leader: controllers-2 (")
 
             # SIGTERM: the controllers stop, then the Lease is released
             assert second.stop() == 0

@@ -136,7 +136,7 @@ def test_one_leads_and_the_other_takes_over_when_it_cannot_renew(server: ApiServ
     takeover = b_started - revoked
     print(f"takeover {takeover:.2f}s after the leader stopped renewing; "
           f"the leader stopped acting {b_started - a_stopped:.2f}s before")
-    assert takeover <= TIMING.lease_duration + TIMING.retry_period * 1.2 + 0.5
+    assert takeover <= TIMING.lease_duration + TIMING.retry_period * 1.2 + 1.0
     # b's clean stop released the Lease; the holder changed twice
     spec = lease(server)["spec"]
     assert (spec["holderIdentity"], spec["leaseDurationSeconds"]) == ("", 1)

@@ -30,6 +30,8 @@ def test_kubectl_creates_and_lists_leases(kubectl: Kubectl) -> None:
     got = json.loads(kubectl.out("get", "lease.coordination.k8s.io", "kube-controller-manager",
                                  "-n", "kube-system", "-o", "json"))
     assert got["spec"]["renewTime"] == "2026-01-01T00:00:05.000000Z"
+    explained = kubectl.out("explain", "lease.spec.holderIdentity")  # from the OpenAPI
+    assert "holderIdentity" in explained and "identity of the holder" in explained
     bad = kubectl.run("apply", "-f", "-", stdin=LEASE.replace("15", "0"), check=False)
     assert bad.returncode != 0
     assert "spec.leaseDurationSeconds" in bad.stderr

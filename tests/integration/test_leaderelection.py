@@ -35,6 +35,7 @@ class Log:
     """What every candidate did, on one monotonic clock."""
 
     events: list[tuple[float, str, str]] = field(default_factory=list)
+    seen: dict[str, list[str]] = field(default_factory=dict)  # on_new_leader's calls
 
     def add(self, who: str, what: str) -> None:
         self.events.append((time.monotonic(), who, what))
@@ -82,7 +83,8 @@ def candidate(server: ApiServer, who: str, log: Log) -> tuple[LeaderElector, Asy
         await asyncio.Event().wait()  # act until cancelled
 
     elector = LeaderElector(client, NS, LOCK, f"cand-{who}", lead, TIMING,
-                            on_stopped_leading=lambda: log.add(who, "stopped"))
+                            on_stopped_leading=lambda: log.add(who, "stopped"),
+                            on_new_leader=log.seen.setdefault(who, []).append)
     return elector, client
 
 
@@ -130,6 +132,7 @@ def test_one_leads_and_the_other_takes_over_when_it_cannot_renew(server: ApiServ
     assert [(w, e) for _, w, e in log.events] == [
         ("a", "started"), ("a", "stopped"), ("b", "started"), ("b", "stopped")]
     assert max(log.leaders_over_time()) == 1
+    assert log.seen["b"] == ["cand-a", "cand-b", ""]  # "": its own release at the end
     a_stopped, b_started = log.first("a", "stopped"), log.first("b", "started")
     # a stops by its renew deadline; b leads only after the lease duration
     assert a_stopped - revoked <= TIMING.renew_deadline + 0.5

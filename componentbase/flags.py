@@ -13,6 +13,7 @@ with a one-line error (no usage block), so a wrapper script or a test sees exact
 - ``duration()``: plain seconds (``40``, ``0.5``) or a Go duration (``500ms``,
   ``1m30s``), as kube-* components take them;
 - ``integer()``: an integer within bounds;
+- ``boolean()``: Go's ``strconv.ParseBool`` words (``--leader-elect=false``);
 - ``cidr()`` and ``port_range()``: ``10.96.0.0/16`` and ``30000-32767``.
 
 The ``parse_*`` functions under them are pure and raise ``ValueError``; the API
@@ -160,6 +161,27 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[str], 
         return value
 
     return typed(parse, "integer")
+
+
+# -- booleans ------------------------------------------------------------------------------
+
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_bool(text: str) -> bool:
+    """Go's ``strconv.ParseBool``, which kube-* components' boolean flags use."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true or false)")
+
+
+def boolean() -> Callable[[str], bool]:
+    """argparse type for ``--flag=true|false`` (give ``nargs="?", const=True`` so a
+    bare ``--flag`` means true, as for a Go bool flag)."""
+    return typed(parse_bool, "boolean")
 
 
 # -- CIDRs and port ranges -----------------------------------------------------------------

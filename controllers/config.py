@@ -6,6 +6,14 @@ The command-line contract (DESIGN.md): ``--server URL``, ``--cluster-cidr CIDR``
 Extras, named as kube-controller-manager names them: ``--node-cidr-mask-size``
 (24), ``--concurrent-endpointslice-syncs`` (5), ``--controllers`` (``*``, or a
 list such as ``*,-scheduler``), ``--kubeconfig``, ``--log-level``.
+
+Leader election, as kube-controller-manager's flags: ``--leader-elect`` (on by
+default, as there: a second process is a standby, not a second actor; ``=false``
+for a process that is sure to be alone), ``--leader-elect-lease-duration`` (15s),
+``--leader-elect-renew-deadline`` (10s), ``--leader-elect-retry-period`` (2s),
+``--leader-elect-resource-name`` (kube-controller-manager) and
+``--leader-elect-resource-namespace`` (kube-system). The three durations must
+elect safely (``client.leaderelection.timing_problem``).
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from apimachinery import names
+from client.leaderelection import timing_problem
 from componentbase import flags
 from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
@@ -35,6 +45,16 @@ class Config:
     endpointslice_workers: int
     controllers: frozenset[str]
     log_level: str
+    leader_election: LeaderElection | None = None  # None: --leader-elect=false
+
+
+@dataclass(frozen=True)
+class LeaderElection:
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    resource_name: str = "kube-controller-manager"
+    resource_namespace: str = "kube-system"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +86,53 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"which to run: '*' or a list of {', '.join(CONTROLLERS)}; "
                         "'-name' turns one off")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    le = LeaderElection()
+    p.add_argument("--leader-elect", nargs="?", const=True, default=True, type=flags.boolean(),
+                   metavar="BOOL",
+                   help="run the controllers only while holding the leader Lease, so that "
+                        "more processes are standbys (default: true)")
+    p.add_argument("--leader-elect-lease-duration", default=le.lease_duration,
+                   type=flags.duration(), metavar="DURATION",
+                   help="how long a standby waits after the leader's last renewal it saw "
+                        "before taking over (whole seconds)")
+    p.add_argument("--leader-elect-renew-deadline", default=le.renew_deadline,
+                   type=flags.duration(), metavar="DURATION",
+                   help="how long the leader retries renewing before it stops (and exits 1)")
+    p.add_argument("--leader-elect-retry-period", default=le.retry_period,
+                   type=flags.duration(), metavar="DURATION",
+                   help="pause between attempts to acquire or renew")
+    p.add_argument("--leader-elect-resource-name", default=le.resource_name,
+                   help="name of the Lease (the bootstrap RBAC lets "
+                        "system:kube-controller-manager update only kube-controller-manager)")
+    p.add_argument("--leader-elect-resource-namespace", default=le.resource_namespace,
+                   help="namespace of the Lease")
     return p
+
+
+def leader_election(args: argparse.Namespace, parser: argparse.ArgumentParser
+                    ) -> LeaderElection | None:
+    """The election settings, or None when off; a combination that cannot elect
+    safely is one line and exit 2."""
+    if not args.leader_elect:
+        return None
+    problem = timing_problem(
+        args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
+        args.leader_elect_retry_period,
+        names=("--leader-elect-lease-duration", "--leader-elect-renew-deadline",
+               "--leader-elect-retry-period"))
+    if problem:
+        parser.error(problem)
+    for flag, value, rule in (
+            ("--leader-elect-resource-name", args.leader_elect_resource_name,
+             names.is_dns1123_subdomain),
+            ("--leader-elect-resource-namespace", args.leader_elect_resource_namespace,
+             names.is_dns1123_label)):
+        wrong = rule(value)
+        if wrong:
+            parser.error(f"argument {flag}: {value!r}: {wrong[0]}")
+    return LeaderElection(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
+                          args.leader_elect_retry_period, args.leader_elect_resource_name,
+                          args.leader_elect_resource_namespace)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -88,6 +154,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         endpointslice_workers=args.concurrent_endpointslice_syncs,
         controllers=args.controllers,
         log_level=args.log_level,
+        leader_election=leader_election(args, parser),
     )
 
 

@@ -6,6 +6,14 @@ fails at once. Then the informers list and watch (retrying with backoff while th
 API server is away), and once every cache has synced, each controller's workers
 start. ``/healthz`` answers from the start, ``/readyz`` once synced. SIGTERM or
 SIGINT stops workers and watches and exits 0.
+
+With ``--leader-elect`` (the default, as kube-controller-manager) all of that runs
+only while the process holds the Lease (``client.leaderelection``): a standby
+waits, ready (``/readyz``) once it has seen who leads. A leader that cannot renew
+stops its controllers and exits 1 ("leader election lost"), as
+kube-controller-manager does, so its supervisor restarts it as a standby; on
+SIGTERM it stops them first and then releases the Lease, so a standby takes over
+at its next attempt.
 """
 
 from __future__ import annotations
@@ -16,16 +24,18 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from client.backoff import Backoff
 from client.config import ClientConfig, ConfigError, load_config
 from client.http import AsyncClient
+from client.leaderelection import LeaderElector, Outcome, Timing, default_identity
 from componentbase.flags import HostPort
 from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
 from controllers.clusterroleaggregation import ClusterRoleAggregationController
-from controllers.config import Config, parse_args
+from controllers.config import Config, LeaderElection, parse_args
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
@@ -80,7 +90,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
 
 async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket | None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0), or until a controller fails in a way
-    its retries can't cover (1: better a restart than a process missing a job)."""
+    its retries can't cover or leadership is lost (1: better a restart than a process
+    missing a job, or one acting beside a new leader)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,25 +103,43 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
     controllers = build_controllers(config, client, informers, metrics, recorder)
     metrics.gauge("miniplane_informers_synced", "1 once every informer has listed.",
                   lambda: 1.0 if informers.synced() else 0.0)
-    status = StatusServer(metrics.render,
-                          readiness=lambda: (informers.synced(), "informers not synced"))
+
+    async def work(until: asyncio.Event | None) -> None:
+        """Informers, then every controller, until one ends, ``until`` is set or this
+        is cancelled (leadership ended); a controller's failure is raised."""
+        informers.start()
+        if await run_until_first_done({"sync": informers.wait_synced()}, stop=until):
+            log.info("controllers running")
+            await run_until_first_done({c.name: c.run() for c in controllers}, stop=until)
+
+    elector = None
+    if config.leader_election is not None:
+        elector = elector_for(config.leader_election, client, lambda: work(None))
+        metrics.gauge("miniplane_leader_election_master_status",
+                      "1 while this process holds the leader Lease (kube-controller-manager's "
+                      "leader_election_master_status).",
+                      lambda: 1.0 if elector is not None and elector.is_leader() else 0.0)
+    status = StatusServer(metrics.render, readiness=lambda: readiness(elector, informers))
     if metrics_socket is not None:
         await status.start(metrics_socket)
         host, port = metrics_socket.getsockname()[:2]
         log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
     log.info("mp-controllers starting against %s: %s", api.server,
              ", ".join(c.name for c in controllers) or "no controllers")
-    informers.start()
     status_code = 0
     try:
-        if await run_until_first_done({"sync": informers.wait_synced()}, stop=stop):
-            log.info("controllers running")
-            try:
-                await run_until_first_done({c.name: c.run() for c in controllers}, stop=stop)
-            except Exception as exc:
-                log.error("a controller failed: %r", exc)
+        if elector is None:
+            await work(stop)
+        else:
+            log.info("leader election: %s/%s as %s", elector.namespace, elector.name,
+                     elector.identity)
+            if await elector.run(stop) is Outcome.LOST:
+                log.error("leader election lost")
                 status_code = 1
         log.info("stopping")
+    except Exception as exc:
+        log.error("a controller failed: %r", exc)
+        status_code = 1
     finally:
         await informers.stop()
         await recorder.close()
@@ -118,6 +147,20 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
         await client.aclose()
     log.info("stopped")
     return status_code
+
+
+def elector_for(settings: LeaderElection, client: AsyncClient,
+                lead: Callable[[], Coroutine[Any, Any, None]]) -> LeaderElector:
+    return LeaderElector(
+        client, settings.resource_namespace, settings.resource_name, default_identity(), lead,
+        Timing(settings.lease_duration, settings.renew_deadline, settings.retry_period))
+
+
+def readiness(elector: LeaderElector | None, informers: SharedInformers) -> tuple[bool, str]:
+    """Ready: leading (or alone) with synced caches, or a standby that knows the leader."""
+    if elector is None or elector.is_leader():
+        return informers.synced(), "informers not synced"
+    return elector.leader != "", "no leader seen yet"
 
 
 def bind(listen: HostPort) -> socket.socket:

@@ -32,7 +32,7 @@ from componentbase import ports, postgres
 from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
-from . import credentials, network, plan, state, supervisor
+from . import credentials, leader, network, plan, state, supervisor
 from .progress import Progress
 
 STEP_TIMEOUT = 60.0  # generous: two cores shared with other jobs
@@ -407,7 +407,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     out = sys.stdout
     out.write(f"cluster {st.name!r} ({st.phase}): API server {st.server}, DNS {st.dns}, "
-              f"storage {st.storage}, state {st.state_dir}\n\n")
+              f"storage {st.storage}, state {st.state_dir}\n")
+    with contextlib.suppress(ConfigError), Client(_admin_config(st), timeout=5) as client:
+        out.write(leader.leader_line(client, st.processes) + "\n")
+    out.write("\n")
     healthy = True
     rows = [["COMPONENT", "PID", "PROCESS", "HEALTH", "LOG"]]
     for rec in st.processes:

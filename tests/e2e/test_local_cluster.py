@@ -305,7 +305,9 @@ def test_logs_status_exec_exit_code_and_kubectl(cluster: LocalCluster) -> None:
     status = cluster.mpctl("cluster", "status", "--name", cluster.name, "--state-dir",
                            str(cluster.state_dir))
     assert status.returncode == 0, status.stdout
-    _, components, nodes = status.stdout.strip().split("\n\n")
+    header, components, nodes = status.stdout.strip().split("\n\n")
+    assert header.splitlines()[1].startswith(
+        "controller leader: controllers (Lease kube-system/kube-controller-manager held by ")
     pids = {p["name"]: str(p["pid"]) for p in cluster.record()["processes"]}
     assert [line.split()[:4] for line in components.splitlines()[1:]] == \
         [[name, pids[name], "running", "ready"] for name in

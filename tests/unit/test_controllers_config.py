@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from componentbase.flags import HostPort
-from controllers.config import CONTROLLERS, parse_args, parse_controllers
+from controllers.config import CONTROLLERS, LeaderElection, parse_args, parse_controllers
 from controllers.main import main
 from tests.flagcheck import flag_error
 
@@ -83,3 +83,52 @@ def test_controller_lists(text, chosen):
 
 def test_metrics_without_a_host_stay_on_loopback() -> None:
     assert parse_args(["--metrics-listen", ":10257"]).metrics_listen == ("127.0.0.1", 10257)
+
+
+# ---------------------------------------------------------------------------- leader election
+
+
+def test_leader_election_is_on_by_default_with_kube_controller_managers_settings():
+    assert parse_args([]).leader_election == LeaderElection(
+        15.0, 10.0, 2.0, "kube-controller-manager", "kube-system")
+
+
+@pytest.mark.parametrize("argv", [["--leader-elect=false"], ["--leader-elect", "false"],
+                                  ["--leader-elect=0"], ["--leader-elect=False"]])
+def test_leader_election_off(argv):
+    assert parse_args(argv).leader_election is None
+
+
+def test_leader_election_flags_are_read():
+    config = parse_args(["--leader-elect", "--leader-elect-lease-duration", "30s",
+                         "--leader-elect-renew-deadline", "20", "--leader-elect-retry-period",
+                         "500ms", "--leader-elect-resource-name", "mp-ctl",
+                         "--leader-elect-resource-namespace", "ops"])
+    assert config.leader_election == LeaderElection(30.0, 20.0, 0.5, "mp-ctl", "ops")
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--leader-elect-renew-deadline", "15s"],
+     "--leader-elect-lease-duration (15s) must be greater than --leader-elect-renew-deadline "
+     "(15s)"),
+    (["--leader-elect-lease-duration", "5s"],
+     "--leader-elect-lease-duration (5s) must be greater than --leader-elect-renew-deadline"),
+    (["--leader-elect-retry-period", "9s"],
+     "--leader-elect-renew-deadline (10s) must be greater than 1.2 × "
+     "--leader-elect-retry-period (9s)"),
+    (["--leader-elect-lease-duration", "15.5s"],
+     "--leader-elect-lease-duration must be a whole number of seconds"),
+    (["--leader-elect-retry-period", "0"], "must be more than 0 seconds"),
+    (["--leader-elect=maybe"], "argument --leader-elect: 'maybe' is not a boolean"),
+    (["--leader-elect-resource-name", "Kube_CM"], "argument --leader-elect-resource-name: "
+                                                  "'Kube_CM': a lowercase RFC 1123 subdomain"),
+    (["--leader-elect-resource-namespace", "a.b"],
+     "argument --leader-elect-resource-namespace: 'a.b'"),
+])
+def test_bad_leader_election_flags_are_one_line_errors(argv, needle, capsys):
+    assert needle in flag_error(capsys, parse_args, argv, prog="mp-controllers")
+
+
+def test_timing_is_not_checked_when_election_is_off():
+    config = parse_args(["--leader-elect=false", "--leader-elect-renew-deadline", "60s"])
+    assert config.leader_election is None

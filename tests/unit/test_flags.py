@@ -37,6 +37,11 @@ GOOD: list[tuple[Callable[[str], Any], str, Any]] = [
     (flags.cidr(ipv4_only=True, allow_empty=True), "", ""),
     (flags.port_range(), "30000-32767", "30000-32767"),
     (flags.port_range(), "30000+100", "30000+100"),
+    (flags.boolean(), "true", True),
+    (flags.boolean(), "T", True),
+    (flags.boolean(), "1", True),
+    (flags.boolean(), "False", False),
+    (flags.boolean(), "0", False),
 ]
 
 BAD: list[tuple[Callable[[str], Any], str, str]] = [
@@ -70,6 +75,8 @@ BAD: list[tuple[Callable[[str], Any], str, str]] = [
     (flags.port_range(), "40000-30000", "end port is less than start port"),
     (flags.port_range(), "0-10", "between 1 and 65535"),
     (flags.port_range(), "a-b", "expected A-B"),
+    (flags.boolean(), "yes", "'yes' is not a boolean (true or false)"),
+    (flags.boolean(), "", "is not a boolean"),
 ]
 
 

@@ -59,6 +59,8 @@ ENDPOINTSLICE = Kind("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"
 EVENT = Kind("", "v1", "Event", "events", "event", True, ("ev",))
 SERVICEACCOUNT = Kind("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", True,
                       ("sa",))
+# Leader election and node heartbeats (Kubernetes has no short name for it).
+LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases", "lease", True)
 # Reviews are asked, not stored: create is their only verb.
 SELFSUBJECTREVIEW = Kind("authentication.k8s.io", "v1", "SelfSubjectReview",
                          "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",))
@@ -87,6 +89,7 @@ REVIEWS = (SUBJECTACCESSREVIEW, SELFSUBJECTACCESSREVIEW, SELFSUBJECTRULESREVIEW,
            LOCALSUBJECTACCESSREVIEW)
 
 KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT, SERVICEACCOUNT,
+                           LEASE,
                            SELFSUBJECTREVIEW, TOKENREVIEW,
                            ROLE, CLUSTERROLE, ROLEBINDING, CLUSTERROLEBINDING, *REVIEWS)
 

@@ -448,6 +448,13 @@ def serviceaccount_row(sa: Mapping[str, Any], now: datetime, wide: bool) -> list
             age(dig(sa, "metadata", "creationTimestamp"), now)]
 
 
+def lease_row(lease: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    """kubectl's printLease: NAME, HOLDER (``spec.holderIdentity``, "" when unset), AGE."""
+    holder = dig(lease, "spec", "holderIdentity", default="")
+    return [name_of(lease), holder if isinstance(holder, str) else "",
+            age(dig(lease, "metadata", "creationTimestamp"), now)]
+
+
 def generic_row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     return [name_of(obj), age(dig(obj, "metadata", "creationTimestamp"), now)]
 
@@ -501,6 +508,7 @@ ENDPOINTSLICE_TABLE = TableSpec(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "A
 EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), (), event_row,
                         name_column=-1)
 SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
+LEASE_TABLE = TableSpec(("NAME", "HOLDER", "AGE"), (), lease_row)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
 ROLE_TABLE = TableSpec(("NAME", "CREATED AT"), (), role_row)
 ROLE_BINDING_TABLE = TableSpec(("NAME", "ROLE", "AGE"), ("USERS", "GROUPS", "SERVICEACCOUNTS"),
@@ -516,6 +524,7 @@ TABLES: dict[Kind, TableSpec] = {
     kinds.ENDPOINTSLICE: ENDPOINTSLICE_TABLE,
     kinds.EVENT: EVENT_TABLE,
     kinds.SERVICEACCOUNT: SERVICEACCOUNT_TABLE,
+    kinds.LEASE: LEASE_TABLE,
     kinds.ROLE: ROLE_TABLE,
     kinds.CLUSTERROLE: ROLE_TABLE,
     kinds.ROLEBINDING: ROLE_BINDING_TABLE,

@@ -36,3 +36,31 @@ def format_time(unix: float) -> str:
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     micros = f"{moment.microsecond:06d}".rstrip("0")
     return f"{text}.{micros}Z" if micros else f"{text}Z"
+
+
+# metav1.MicroTime (Lease acquireTime/renewTime): Go's RFC3339Micro layout,
+# "2006-01-02T15:04:05.000000Z07:00", which parses exactly six fraction digits.
+_RFC3339_MICRO = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{6})(Z|[+-]\d{2}:\d{2})")
+MICRO_TIME_LAYOUT = "2006-01-02T15:04:05.000000Z07:00"
+
+
+def parse_micro_time(value: object) -> datetime | None:
+    """A MicroTime string → an aware datetime; None for anything Go's layout refuses."""
+    if not isinstance(value, str):
+        return None
+    m = _RFC3339_MICRO.fullmatch(value)
+    if m is None:
+        return None
+    clock, micros, offset = m.groups()
+    try:
+        moment = datetime.fromisoformat(f"{clock}{'+00:00' if offset == 'Z' else offset}")
+    except ValueError:
+        return None
+    return moment.replace(microsecond=int(micros))
+
+
+def format_micro_time(moment: datetime | float) -> str:
+    """A MicroTime as Kubernetes writes it: UTC, six fraction digits, ``Z``."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -4,9 +4,11 @@ Kubernetes' Node authorizer keeps a graph of pods and what they reference and le
 ``system:node:<name>`` (in ``system:nodes``) reach an object only through a pod
 bound to that node. miniplane's nodes need one such thing: a ServiceAccount token
 for a pod (``create serviceaccounts/token``), allowed only for ServiceAccounts of
-pods whose ``spec.nodeName`` is that node. Everything else a node may do is the
-``system:node`` ClusterRole's (RBAC), and which Node and Pods it may write is
-NodeRestriction admission's.
+pods whose ``spec.nodeName`` is that node. It also grants, as Kubernetes' does,
+the node's own heartbeat Lease in ``kube-node-lease`` (get, create, update, patch,
+delete; a create's name is NodeRestriction's to check). Everything else a node may
+do is the ``system:node`` ClusterRole's (RBAC), and which Node and Pods it may
+write is NodeRestriction admission's.
 
 ``PodIndex`` is the graph's miniplane-sized part: pod → (node, ServiceAccount),
 counted per (namespace, ServiceAccount, node); it is fed from the committed log
@@ -25,6 +27,8 @@ from apiserver.auth.requestinfo import RequestInfo
 from apiserver.auth.user import UserInfo, node_name
 
 PODS = "pods"
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+LEASE_VERBS = ("get", "create", "update", "patch", "delete")
 DEFAULT_SERVICE_ACCOUNT = "default"
 
 
@@ -80,7 +84,23 @@ class NodeAuthorizer:
             return Verdict(Decision.NO_OPINION)
         if info.api_group == "" and info.resource == "serviceaccounts":
             return self._service_account(node, info)
+        if info.api_group == "coordination.k8s.io" and info.resource == "leases":
+            return self._lease(node, info)
         return Verdict(Decision.NO_OPINION)
+
+    @staticmethod
+    def _lease(node: str, info: RequestInfo) -> Verdict:
+        """The node's own Lease only: no list or watch, no other node's lease."""
+        if info.verb not in LEASE_VERBS:
+            return Verdict(Decision.NO_OPINION,
+                           "can only get, create, update, patch, or delete a node lease")
+        if info.namespace != NODE_LEASE_NAMESPACE:
+            return Verdict(Decision.NO_OPINION, "can only access leases in the "
+                           f'"{NODE_LEASE_NAMESPACE}" system namespace')
+        if info.verb != "create" and info.name != node:
+            return Verdict(Decision.NO_OPINION,
+                           "can only access node lease with the same name as the requesting node")
+        return Verdict(Decision.ALLOW)
 
     def _service_account(self, node: str, info: RequestInfo) -> Verdict:
         """``get`` one ServiceAccount, or ``create`` its ``token``; nothing else (no

@@ -11,13 +11,15 @@ the few core ones manifests commonly grant, which cost nothing). The components'
 roles list exactly what they call:
 
 - ``system:node``: the node agent (``nodeagent/``): its Node and Node status, pods
-  on it (read, status, delete), Services and EndpointSlices (proxy), Leases,
-  Events. ServiceAccounts and their tokens are not here: the Node authorizer grants
-  ``get`` and ``create serviceaccounts/token`` only for the ServiceAccounts of pods
-  bound to the node (``apiserver/auth/node.py``).
+  on it (read, status, delete), Services and EndpointSlices (proxy), Events.
+  ServiceAccounts, their tokens and Leases are not here: the Node authorizer
+  grants ``get`` and ``create serviceaccounts/token`` only for the ServiceAccounts
+  of pods bound to the node, and the node's own Lease in ``kube-node-lease``
+  (``apiserver/auth/node.py``).
 - ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices, scheduler
   with ``pods/binding``, node IPAM and lifecycle, pod GC, ServiceAccounts, events,
-  leader-election Leases, ClusterRole aggregation, which needs ``escalate``).
+  its leader-election Lease — ``create`` any, ``get``/``update`` the one named
+  ``kube-controller-manager``, as Kubernetes grants —, ClusterRole aggregation, which needs ``escalate``).
 - ``system:miniplane-dnsd``: what ``dnsd/`` watches.
 """
 
@@ -42,6 +44,7 @@ from apiserver.auth.user import (
 )
 
 CONTROLLER_MANAGER = "system:kube-controller-manager"
+CONTROLLER_LEASE = "kube-controller-manager"  # its leader-election Lease (kube-system)
 DNSD = "system:miniplane-dnsd"
 MONITORING = "system:monitoring"
 
@@ -128,7 +131,6 @@ _NODE_RULES = [
     r(READ, ["services"]),
     r(READ, ["endpointslices"], ("discovery.k8s.io",)),
     r(["create", "update", "patch"], ["events"]),
-    r(["create", "delete", "get", "patch", "update"], ["leases"], ("coordination.k8s.io",)),
     r(["get"], ["namespaces"]),
 ]
 
@@ -142,7 +144,8 @@ _CONTROLLER_RULES = [
     r(READ + ["create", "update", "patch", "delete"], ["endpointslices"], ("discovery.k8s.io",)),
     r(["create", "patch", "update"], ["events"]),
     r(READ + ["create", "update"], ["serviceaccounts"]),
-    r(["create", "get", "update"], ["leases"], ("coordination.k8s.io",)),
+    r(["create"], ["leases"], ("coordination.k8s.io",)),
+    r(["get", "update"], ["leases"], ("coordination.k8s.io",), [CONTROLLER_LEASE]),
     r(READ + ["update", "patch", "escalate"], ["clusterroles"], ("rbac.authorization.k8s.io",)),
 ]
 

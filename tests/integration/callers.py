@@ -60,7 +60,12 @@ class Callers:
 
     def node(self, name: str) -> httpx.Client:
         """The node agent of ``name``: ``system:node:<name>`` in ``system:nodes``."""
-        cert, key = client_cert(f"system:node:{name}", ("system:nodes",))
+        return self.certificate(f"system:node:{name}", ("system:nodes",))
+
+    def certificate(self, user: str, groups: tuple[str, ...] = ()) -> httpx.Client:
+        """``user`` in ``groups`` by a client certificate of the test run's CA, as a
+        component's kubeconfig carries (``system:kube-controller-manager`` …)."""
+        cert, key = client_cert(user, groups)
         ctx = ssl.create_default_context(cafile=self.server.ca_file)
         ctx.load_cert_chain(cert, key)
         return self._client(ctx)

@@ -12,19 +12,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from apimachinery.timestamps import format_micro_time
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 API_VERSION = "coordination.k8s.io/v1"
 # kubelet: nodeLeaseDurationSeconds 40, renewed every 0.25 of it (renewIntervalFraction)
 DEFAULT_DURATION_SECONDS = 40
 RENEW_FRACTION = 0.25
-
-
-def micro_time(unix: float) -> str:
-    """``metav1.MicroTime`` on the wire: RFC 3339 UTC with exactly six fraction digits."""
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def duration_for(renew_interval: float) -> int:
@@ -52,7 +48,7 @@ def new_lease(node: str, *, duration: int, now: float, node_uid: str | None) -> 
         meta["ownerReferences"] = [node_owner(node, node_uid)]
     return {"apiVersion": API_VERSION, "kind": "Lease", "metadata": meta,
             "spec": {"holderIdentity": node, "leaseDurationSeconds": duration,
-                     "renewTime": micro_time(now)}}
+                     "renewTime": format_micro_time(now)}}
 
 
 def renewed(lease: Mapping[str, Any], node: str, *, duration: int, now: float,
@@ -69,5 +65,5 @@ def renewed(lease: Mapping[str, Any], node: str, *, duration: int, now: float,
         meta["ownerReferences"] = [*others, node_owner(node, node_uid)]
     spec = out.setdefault("spec", {})
     spec.update({"holderIdentity": node, "leaseDurationSeconds": duration,
-                 "renewTime": micro_time(now)})
+                 "renewTime": format_micro_time(now)})
     return out

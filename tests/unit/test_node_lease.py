@@ -6,7 +6,6 @@ import pytest
 
 from apimachinery.nodelease import (
     duration_for,
-    micro_time,
     new_lease,
     renew_time_of,
     renewed,
@@ -44,11 +43,6 @@ def test_renewal_keeps_the_version_and_other_owners_and_follows_a_recreated_node
     assert stored["spec"]["renewTime"] == "2024-05-01T10:00:00.250000Z"  # input untouched
     unknown = renewed(stored, "n1", duration=40, now=T, node_uid=None)
     assert unknown["metadata"]["ownerReferences"] == stored["metadata"]["ownerReferences"]
-
-
-def test_micro_time_always_has_six_digits():
-    assert micro_time(0) == "1970-01-01T00:00:00.000000Z"
-    assert micro_time(T) == "2024-05-01T10:00:00.250000Z"
 
 
 @pytest.mark.parametrize(("interval", "duration"), [(10.0, 40), (1.0, 4), (0.3, 2), (0.1, 1)])

@@ -10,7 +10,7 @@ heartbeat interval, so a node whose Lease can't be written is still seen alive.
 
 "Changed" compares with what this agent last posted (not with the API's copy,
 which the server may normalise), plus the API's Ready condition: a node the node
-lifecycle controller marked Unknown is reported Ready again at once.
+lifecycle controller marked Unknown is reported Ready again at the next check.
 """
 
 from __future__ import annotations

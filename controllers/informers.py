@@ -4,7 +4,9 @@ Several controllers watch Pods and Nodes; one list+watch per kind (as client-go'
 ``SharedInformerFactory``) keeps the API server's load and our memory independent
 of how many controllers run. Controllers ask for an informer and register their
 handlers and indexes before ``start``; an index asked for twice under one name is
-registered once, so controllers can share one (pods by node, say).
+registered once, so controllers can share one (pods by node, say). An informer may
+watch one namespace only (Leases in ``kube-node-lease``: the leader-election
+Leases elsewhere change every few seconds and concern no controller here).
 """
 
 from __future__ import annotations
@@ -30,16 +32,18 @@ class SharedInformers:
         self.client = client
         self.resync_period = resync_period
         self.backoff = backoff
-        self._informers: dict[str, Informer] = {}
+        self._informers: dict[str, Informer] = {}  # by plural, or "plural/namespace"
         self._indexes: dict[tuple[str, str], IndexFunc] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
-    def get(self, kind: Kind) -> Informer:
-        informer = self._informers.get(kind.plural)
+    def get(self, kind: Kind, namespace: str | None = None) -> Informer:
+        """The informer of ``kind`` (in every namespace, or only in ``namespace``)."""
+        key = kind.plural if namespace is None else f"{kind.plural}/{namespace}"
+        informer = self._informers.get(key)
         if informer is None:
-            informer = Informer(self.client, kind, resync_period=self.resync_period,
-                                backoff=self.backoff)
-            self._informers[kind.plural] = informer
+            informer = Informer(self.client, kind, namespace=namespace,
+                                resync_period=self.resync_period, backoff=self.backoff)
+            self._informers[key] = informer
         return informer
 
     def index(self, kind: Kind, name: str, fn: IndexFunc) -> None:

@@ -1,12 +1,13 @@
 """Pure node-lifecycle decisions: is a node silent, what its status and pods become.
 
-Heartbeats are the Ready condition's ``lastHeartbeatTime``, posted by the node
-agent through ``PATCH /api/v1/nodes/{name}/status`` (this API server serves no
-Leases). As Kubernetes' node lifecycle controller does, the *value* of the
-heartbeat is never compared with our clock (the agent's clock may be skewed);
-what counts is when *we* last saw it change, on our monotonic clock (a
-``Probe``). A node whose heartbeat hasn't changed for the grace period is
-silent: its conditions become ``Unknown`` and its pods' Ready condition
+A node agent beats two ways, as a kubelet does (KEP-589): it renews its Lease
+in ``kube-node-lease`` (``spec.renewTime``, every few seconds: the cheap, primary
+heartbeat) and posts its Node status (the Ready condition's ``lastHeartbeatTime``)
+only when that changes or every few minutes. Either one moving means the agent is
+alive. As Kubernetes' node lifecycle controller does, neither *value* is compared
+with our clock (the agent's clock may be skewed); what counts is when *we* last
+saw one of them change, on our monotonic clock (a ``Probe``). A node neither of
+whose heartbeats has changed for the grace period is silent: its conditions become ``Unknown`` and its pods' Ready condition
 ``False``, so their endpoints stop being ready. When the agent posts again it
 sets Ready itself and, being the owner of pod status, restores its pods.
 
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery.nodelease import renew_time_of
 from controllers.objects import (
     condition,
     condition_status,
@@ -43,9 +45,12 @@ POD_NOT_READY_REASON = "NodeNotReady"
 
 @dataclass(frozen=True)
 class Probe:
-    """The last heartbeat value seen for a node and when (monotonic) it changed."""
+    """The last heartbeat values seen for a node (its Ready condition's
+    ``lastHeartbeatTime``, its Lease's ``renewTime``) and when (monotonic) either
+    last changed."""
 
     heartbeat: str | None
+    renewed: str | None
     observed_at: float
 
 
@@ -56,12 +61,15 @@ def heartbeat_of(node: Object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def observe(probe: Probe | None, node: Object, now: float) -> Probe:
-    """The probe after seeing ``node``: restarted at ``now`` if the heartbeat moved
-    (or this is the first sighting, which gives every node a full grace period)."""
+def observe(probe: Probe | None, node: Object, lease: Object | None, now: float) -> Probe:
+    """The probe after seeing ``node`` and its Lease (None: it has none): restarted
+    at ``now`` if either heartbeat moved (or this is the first sighting, which gives
+    every node a full grace period). A Lease that vanished is no sign of life: the
+    last renewal seen is kept."""
     heartbeat = heartbeat_of(node)
-    if probe is None or probe.heartbeat != heartbeat:
-        return Probe(heartbeat, now)
+    renewed = renew_time_of(lease) or (probe.renewed if probe is not None else None)
+    if probe is None or probe.heartbeat != heartbeat or probe.renewed != renewed:
+        return Probe(heartbeat, renewed, now)
     return probe
 
 

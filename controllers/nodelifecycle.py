@@ -1,15 +1,21 @@
 """Node lifecycle wiring: silent nodes → Ready=Unknown, their pods → not Ready.
 
 Decisions are in ``controllers.lifecycle``; this module keeps one ``Probe`` per
-node (updated in the node event handler, the moment a heartbeat arrives) and
+node (updated in the Node and Lease event handlers, the moment a heartbeat
+arrives: a Node status post or a renewal of the node's Lease in
+``kube-node-lease``, which this process watches in that namespace only) and
 works node keys:
 
 - a healthy node's key is looked at again exactly when its grace period would
   run out (``add_after``), so detection needs no polling loop;
-- before declaring a node silent it is read fresh from the API server, since a
-  lagging watch must not turn into a false alarm;
+- before declaring a node silent it and its Lease are read fresh from the API
+  server (the Lease by a list of one: the controller-manager may list and watch
+  Leases, as Kubernetes' role allows for informers, but not get other than its own),
+  since a lagging watch must not turn into a false alarm;
 - the node's conditions are written with an optimistic PUT of ``/status``, so a
-  heartbeat that lands meanwhile wins (409, and the next look sees it);
+  status post that lands meanwhile wins (409, and the next look sees it); a Lease
+  renewed in that instant restarts the probe, and the agent, seeing its node
+  Unknown, posts Ready again (as with Kubernetes' controller);
 - while a node's Ready is "False" or "Unknown" (checked with a fresh read, since
   a returning agent's pod updates may overtake its node update in our caches),
   every pod on it with Ready "True" gets Ready "False" (a status patch carrying
@@ -28,8 +34,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from apimachinery.keys import object_key
-from apimachinery.kinds import NODE, POD
+from apimachinery.keys import make_key, object_key
+from apimachinery.kinds import LEASE, NODE, POD
+from apimachinery.nodelease import NODE_LEASE_NAMESPACE
 from client.errors import NotFound
 from client.http import AsyncClient
 from controllers.events import Recorder
@@ -77,9 +84,12 @@ class NodeLifecycleController(Controller):
         self.probes: dict[str, Probe] = {}
         self.nodes = informers.get(NODE)
         self.pods = informers.get(POD)
+        self.leases = informers.get(LEASE, NODE_LEASE_NAMESPACE)
         informers.index(POD, POD_NODE_INDEX, pod_node)
         self.nodes.add_handler(self._node_seen, lambda _old, new: self._node_seen(new),
                                self._node_deleted)
+        self.leases.add_handler(self._lease_seen, lambda _old, new: self._lease_seen(new),
+                                None)
         self.pods.add_handler(self._pod_seen, lambda _old, new: self._pod_seen(new), None)
         metrics.gauge("miniplane_nodes_not_ready",
                       "Nodes whose Ready condition is False or Unknown.", self.nodes_down)
@@ -89,12 +99,23 @@ class NodeLifecycleController(Controller):
 
     # -- handlers ------------------------------------------------------------------------
 
+    def _lease_of(self, name: str) -> Object | None:
+        return self.leases.store.get(make_key(NODE_LEASE_NAMESPACE, name))
+
     def _node_seen(self, node: Object) -> None:
+        self._beat(node, self._lease_of(name_of(node)))
+
+    def _lease_seen(self, lease: Object) -> None:
+        node = self.nodes.store.get(name_of(lease))
+        if node is not None:  # else the node's own event will look at its lease
+            self._beat(node, lease)
+
+    def _beat(self, node: Object, lease: Object | None) -> None:
         name = name_of(node)
         before = self.probes.get(name)
-        probe = observe(before, node, self._monotonic())
+        probe = observe(before, node, lease, self._monotonic())
         self.probes[name] = probe
-        if before is not None and before.heartbeat != probe.heartbeat and node_is_down(node):
+        if before is not None and probe is not before and node_is_down(node):
             log.info("node %s: heartbeat again after being down", name)
         self.queue.add(name)
 
@@ -118,7 +139,7 @@ class NodeLifecycleController(Controller):
         now = self._monotonic()
         probe = self.probes.get(key)
         if probe is None:
-            probe = self.probes[key] = observe(None, node, now)
+            probe = self.probes[key] = observe(None, node, self._lease_of(key), now)
         left = seconds_left(probe, now, self.grace_period)
         fresh = False
         if left <= 0 and silent_status(node, "") is not None:  # not yet marked: do it
@@ -139,8 +160,13 @@ class NodeLifecycleController(Controller):
             fresh = await self.client.get(NODE, key)
         except NotFound:
             return None
+        # a list of one (RBAC: the controller-manager lists and watches Leases; it gets
+        # only its own leader-election Lease, as Kubernetes' role has it)
+        leases = await self.client.list(LEASE, NODE_LEASE_NAMESPACE,
+                                        field_selector=f"metadata.name={key}")
+        lease: Object | None = next(iter(leases.get("items") or []), None)
         now = self._monotonic()
-        updated = observe(probe, fresh, now)
+        updated = observe(probe, fresh, lease, now)
         if updated is not probe:  # a heartbeat the cache hadn't shown yet
             self.probes[key] = updated
             return fresh

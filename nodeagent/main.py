@@ -102,8 +102,15 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--service-cidr", default="10.96.0.0/16",
                    help="routed via cni0 so the node's own connections hit nat OUTPUT")
     p.add_argument("--heartbeat-interval", type=flags.duration(), default=10.0, metavar="DURATION",
-                   help="node heartbeat period; at most a quarter of the controllers' "
+                   help="how often the node's Lease in kube-node-lease is renewed (its "
+                   "leaseDurationSeconds is 4 times this) and the node status checked for "
+                   "changes; at most a quarter of the controllers' "
                    "--node-monitor-grace-period (10s)")
+    p.add_argument("--node-status-report-frequency", type=flags.duration(), default=300.0,
+                   metavar="DURATION",
+                   help="post an unchanged node status this often; a change is posted at "
+                   "once, and while the Lease can't be renewed the status is posted every "
+                   "--heartbeat-interval (5m, as kubelet's nodeStatusReportFrequency)")
     p.add_argument("--restart-backoff", type=flags.duration(), default=10.0, metavar="DURATION",
                    help="first container restart delay, doubling per restart (10s)")
     p.add_argument("--max-restart-backoff", type=flags.duration(), default=300.0,
@@ -126,6 +133,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     cidr = args.cluster_cidr or None
     if args.max_restart_backoff < args.restart_backoff:
         p.error("argument --max-restart-backoff: must be at least --restart-backoff")
+    if args.node_status_report_frequency < args.heartbeat_interval:
+        p.error("argument --node-status-report-frequency: must be at least "
+                "--heartbeat-interval")
     if args.min_sync_period > args.sync_period:
         p.error("argument --min-sync-period: must not exceed --sync-period")
     cluster = args.cluster_name or cluster_from_netns(args.netns)
@@ -135,6 +145,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     node_cfg = None if not node_part else NodeConfig(
         node=node, netns=args.netns, cluster_cidr=args.cluster_cidr or "10.244.0.0/16",
         service_cidr=args.service_cidr or None, heartbeat_interval=args.heartbeat_interval,
+        status_report_interval=args.node_status_report_frequency,
         runtime=RuntimeConfig(
             node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),

@@ -21,6 +21,8 @@ roles list exactly what they call:
   its leader-election Lease — ``create`` any, ``get``/``update`` the one named
   ``kube-controller-manager``, as Kubernetes grants —, ClusterRole aggregation, which needs ``escalate``).
 - ``system:miniplane-dnsd``: what ``dnsd/`` watches.
+- ``system:miniplane-node-lifecycle``, bound to the controller-manager too: list
+  and watch Leases (the node lifecycle controller's node Lease informer).
 """
 
 from __future__ import annotations
@@ -149,6 +151,12 @@ _CONTROLLER_RULES = [
     r(READ + ["update", "patch", "escalate"], ["clusterroles"], ("rbac.authorization.k8s.io",)),
 ]
 
+# The node lifecycle controller's informer on node Leases (kube-node-lease), bound to
+# the controller-manager; Kubernetes' controller-manager role grants list and watch
+# on everything for its shared informers, this grants them on Leases only.
+NODE_LIFECYCLE = "system:miniplane-node-lifecycle"
+_NODE_LIFECYCLE_RULES = [r(["list", "watch"], ["leases"], ("coordination.k8s.io",))]
+
 _DNSD_RULES = [
     r(READ, ["services", "pods", "namespaces"]),
     r(READ, ["endpointslices"], ("discovery.k8s.io",)),
@@ -184,6 +192,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role("system:node", _NODE_RULES),
         _role(CONTROLLER_MANAGER, _CONTROLLER_RULES),
         _role(DNSD, _DNSD_RULES),
+        _role(NODE_LIFECYCLE, _NODE_LIFECYCLE_RULES),
     ]
     fill_aggregated(roles)
     return roles
@@ -210,6 +219,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         _binding("system:node", "system:node", [("Group", NODES)]),
         _binding(CONTROLLER_MANAGER, CONTROLLER_MANAGER, [("User", CONTROLLER_MANAGER)]),
         _binding(DNSD, DNSD, [("User", DNSD)]),
+        _binding(NODE_LIFECYCLE, NODE_LIFECYCLE, [("User", CONTROLLER_MANAGER)]),
     ]
 
 

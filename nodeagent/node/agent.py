@@ -1,17 +1,18 @@
 """The node part of ``mp-nodeagent``: register, heartbeat, network, then pods.
 
-``NodeAgent.run`` registers the Node (or refreshes it after a restart), heartbeats
-by patching ``nodes/<name>/status`` every ``heartbeat_interval`` (the Ready
-condition's ``lastHeartbeatTime``, which the node-lifecycle controller watches),
-keeps routes to the other nodes' pod CIDRs from a Node informer, and once
-``spec.podCIDR`` is set builds ``cni0`` and starts the pod manager. It never blocks
-the proxy: both run as tasks of the same loop.
+``NodeAgent.run`` registers the Node (or refreshes it after a restart) and then
+heartbeats as a kubelet does (KEP-589): it renews its Lease in ``kube-node-lease``
+every ``heartbeat_interval`` (``nodeagent.node.lease``; the node lifecycle
+controller watches it), and checks its Node status just as often but patches
+``nodes/<name>/status`` only when it changed or every ``status_report_interval``
+(``nodeagent.node.report``). It keeps routes to the other nodes' pod CIDRs from a
+Node informer, and once ``spec.podCIDR`` is set builds ``cni0`` and starts the pod
+manager. It never blocks the proxy: both run as tasks of the same loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import platform
@@ -20,12 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from apimachinery.kinds import NODE
+from apimachinery.nodelease import duration_for
 from client.backoff import Backoff
 from client.errors import AlreadyExists, ApiError, NotFound
 from client.http import AsyncClient
 from client.informer import Informer
 from componentbase.tasks import cancel_and_wait
 from nodeagent.node import network
+from nodeagent.node.lease import NodeLease
+from nodeagent.node.report import report_due
 from nodeagent.pods.manager import PodManager
 from nodeagent.pods.runtime import RuntimeConfig
 from nodeagent.pods.status import format_time
@@ -44,6 +48,8 @@ class NodeConfig:
     service_cidr: str | None
     heartbeat_interval: float
     runtime: RuntimeConfig
+    # kubelet's nodeStatusReportFrequency: an unchanged status is posted this often
+    status_report_interval: float = 300.0
 
 
 def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]:
@@ -80,8 +86,15 @@ class NodeAgent:
                                lambda _n: self._nodes_changed())
         self.pods = PodManager(self.client, cfg.runtime, node=cfg.node)
         self.pods.before_writes = self._ensure_ready
+        self.lease = NodeLease(self.client, cfg.node,
+                               duration=duration_for(cfg.heartbeat_interval))
         self.ip: str | None = None
         self.ready_since = format_time(time.time())
+        self.node_uid: str | None = None
+        self._registered = asyncio.Event()
+        self._posted: dict[str, Any] | None = None  # the status last posted
+        self._posted_at = 0.0  # monotonic
+        self._lease_renewed_at: float | None = None  # monotonic
         self._routes_dirty = asyncio.Event()
         self._cidr = asyncio.Event()
         self._stop = asyncio.Event()
@@ -97,7 +110,8 @@ class NodeAgent:
 
     async def run(self) -> None:
         self.ip = await asyncio.to_thread(network.node_ip, self.cfg.netns)
-        tasks = [asyncio.create_task(self._heartbeat_loop(), name="node-heartbeat"),
+        tasks = [asyncio.create_task(self._status_loop(), name="node-status"),
+                 asyncio.create_task(self._lease_loop(), name="node-lease"),
                  asyncio.create_task(self.nodes.run(), name="informer-nodes"),
                  asyncio.create_task(self._routes_loop(), name="node-routes"),
                  asyncio.create_task(self._pods(), name="node-pods")]
@@ -109,36 +123,65 @@ class NodeAgent:
 
     async def _register(self) -> None:
         try:
-            await self.client.get(NODE, self.cfg.node)
+            node = await self.client.get(NODE, self.cfg.node)
         except NotFound:
-            with contextlib.suppress(AlreadyExists):
-                await self.client.create(NODE, {
+            try:
+                node = await self.client.create(NODE, {
                     "apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": self.cfg.node,
                                  "labels": {"kubernetes.io/hostname": self.cfg.node,
                                             "kubernetes.io/os": "linux"}},
                     "spec": {}})
                 log.info("registered node %s (%s)", self.cfg.node, self.ip)
+            except AlreadyExists:
+                node = await self.client.get(NODE, self.cfg.node)
+        self.node_uid = (node.get("metadata") or {}).get("uid") or None
 
-    def _ready_in_cache(self) -> bool:
-        me = self.nodes.store.get(self.cfg.node) or {}
-        return any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in (me.get("status") or {}).get("conditions") or [])
+    def _ready_in_cache(self) -> str | None:
+        """The cached Node's Ready status ("" without one); None if not cached."""
+        me = self.nodes.store.get(self.cfg.node)
+        if me is None:
+            return None
+        return next((str(c.get("status")) for c in (me.get("status") or {}).get("conditions")
+                     or [] if c.get("type") == "Ready"), "")
 
     async def _ensure_ready(self) -> None:
-        """Post a heartbeat now unless the cache already shows this node Ready."""
-        if not self._ready_in_cache():
-            await self._heartbeat()
+        """Post the status now unless the cache already shows this node Ready."""
+        if self._ready_in_cache() != "True":
+            await self._post_status()
             log.info("node %s: Ready posted before pod status writes", self.cfg.node)
 
-    async def _heartbeat(self) -> None:
-        if self.nodes.has_synced and not self._ready_in_cache():
-            self.ready_since = format_time(time.time())  # a transition: NotReady → Ready
-        status = node_status(ip=self.ip, ready_since=self.ready_since,
-                             now=format_time(time.time()))
-        await self.client.patch(NODE, self.cfg.node, {"status": status}, subresource="status")
+    def _status(self) -> dict[str, Any]:
+        """The status to post now; a NotReady → Ready transition moves ``ready_since``."""
+        if self.nodes.has_synced and self._ready_in_cache() != "True":
+            self.ready_since = format_time(time.time())
+        return node_status(ip=self.ip, ready_since=self.ready_since,
+                           now=format_time(time.time()))
 
-    async def _heartbeat_loop(self) -> None:
+    async def _post_status(self, status: dict[str, Any] | None = None) -> None:
+        status = status if status is not None else self._status()
+        await self.client.patch(NODE, self.cfg.node, {"status": status}, subresource="status")
+        self._posted, self._posted_at = status, time.monotonic()
+
+    def _lease_current(self) -> bool:
+        """Renewed within its duration: the Lease is the heartbeat, status can wait."""
+        at = self._lease_renewed_at
+        return at is not None and time.monotonic() - at < self.lease.duration
+
+    async def _report_status(self) -> None:
+        """Post the status if it changed, the API shows the node not Ready, or the
+        report period in force has passed (see ``nodeagent.node.report``)."""
+        status = self._status()
+        every = (self.cfg.status_report_interval if self._lease_current()
+                 else self.cfg.heartbeat_interval)
+        reason = report_due(desired=status, posted=self._posted,
+                            api_ready=self._ready_in_cache(),
+                            since_post=time.monotonic() - self._posted_at, every=every)
+        if reason is not None:
+            await self._post_status(status)
+            log.debug("node %s: status posted (%s)", self.cfg.node, reason)
+
+    async def _status_loop(self) -> None:
         registered = False
         failures = 0
         while True:
@@ -146,7 +189,8 @@ class NodeAgent:
                 if not registered:
                     await self._register()
                     registered = True
-                await self._heartbeat()
+                    self._registered.set()
+                await self._report_status()
                 if failures or not self.pods.node_ready.is_set():
                     log.info("node %s: Ready posted", self.cfg.node)
                     self.pods.node_ready.set()
@@ -158,8 +202,28 @@ class NodeAgent:
                 if isinstance(exc, NotFound):
                     registered = False
                 if failures == 1:
-                    log.warning("node %s: heartbeat failed: %s", self.cfg.node, exc)
+                    log.warning("node %s: status update failed: %s", self.cfg.node, exc)
                 self.pods.node_ready.clear()
+                await asyncio.sleep(min(self.cfg.heartbeat_interval, BACKOFF.next(failures)))
+
+    async def _lease_loop(self) -> None:
+        """Renew the node's Lease every heartbeat interval, once the Node exists (the
+        Lease names it as its owner)."""
+        await self._registered.wait()
+        failures = 0
+        while True:
+            try:
+                await self.lease.renew(time.time(), self.node_uid)
+                self._lease_renewed_at = time.monotonic()
+                if failures:
+                    log.info("node %s: Lease renewed again", self.cfg.node)
+                failures = 0
+                await asyncio.sleep(self.cfg.heartbeat_interval)
+            except ApiError as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("node %s: Lease renewal failed (Node status is the heartbeat "
+                                "meanwhile): %s", self.cfg.node, exc)
                 await asyncio.sleep(min(self.cfg.heartbeat_interval, BACKOFF.next(failures)))
 
     async def _routes_loop(self) -> None:

@@ -186,9 +186,12 @@ def is_ready(obj: dict[str, Any]) -> bool:
                for c in obj.get("status", {}).get("conditions") or [])
 
 
-def heartbeat(node: dict[str, Any]) -> str:
-    return next((c.get("lastHeartbeatTime", "") for c in node["status"]["conditions"]
-                 if c["type"] == "Ready"), "")
+def heartbeat(cluster: Cluster, node: str) -> str:
+    """The node's Lease renewal time: its agent's heartbeat (its status is posted only
+    on a change or every 5 minutes, as a kubelet's)."""
+    lease = cluster.api("GET", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/"
+                               f"leases/{node}")
+    return str(lease["spec"].get("renewTime") or "")
 
 
 def ready_endpoints(cluster: Cluster, service: str) -> set[str]:
@@ -441,7 +444,7 @@ def check_credentials(cluster: Cluster) -> None:
 def check_apiserver_restart(cluster: Cluster) -> None:
     """State survives a restart of the container; controllers, dnsd and agents reconnect."""
     web = cluster.api("GET", "/api/v1/namespaces/default/services/web")
-    beats = {n: heartbeat(cluster.api("GET", f"/api/v1/nodes/{n}")) for n in NODES}
+    beats = {n: heartbeat(cluster, n) for n in NODES}
     cluster.compose("restart", "apiserver", timeout=120)
     poll(lambda: cluster.ready(), timeout=90, what="the restarted API server")
     again = cluster.api("GET", "/api/v1/namespaces/default/services/web")
@@ -463,8 +466,7 @@ def check_apiserver_restart(cluster: Cluster) -> None:
     poll(lambda: cluster.in_pod("client", "curl", "-s", "-m", "3", "web-again",
                                 check=False).stdout.startswith("web-"),
          timeout=60, what="the node agents' rules for web-again after the restart")
-    poll(lambda: all(heartbeat(cluster.api("GET", f"/api/v1/nodes/{n}")) != beats[n]
-                     for n in NODES),
+    poll(lambda: all(heartbeat(cluster, n) != beats[n] for n in NODES),
          timeout=60, what="both node agents to heartbeat again after the restart")
 
 

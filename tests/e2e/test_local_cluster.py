@@ -30,7 +30,8 @@ import psycopg
 import pytest
 import yaml
 
-from apimachinery.kinds import NODE, POD, SERVICE
+from apimachinery.kinds import LEASE, NODE, POD, SERVICE
+from apimachinery.nodelease import NODE_LEASE_NAMESPACE
 from client.config import load_config
 from client.errors import NotFound
 from client.http import Client
@@ -346,6 +347,28 @@ def test_each_component_runs_with_its_own_credential(cluster: LocalCluster) -> N
     admin = load_config(kubeconfig=cluster.state_dir / "kubeconfig")
     assert certs.subject(certs.load(admin.client_cert, admin.client_key).cert) == \
         ("kubernetes-admin", ("system:masters",))
+
+
+def test_node_agents_heartbeat_through_their_own_leases(cluster: LocalCluster) -> None:
+    """Each agent, with its node's certificate, renews ``kube-node-lease/<node>``; the
+    controllers, with theirs, watch those Leases (no refusal in either log)."""
+    nodes = ("node-1", "node-2")
+    leases = {n: cluster.client.get(LEASE, n, NODE_LEASE_NAMESPACE) for n in nodes}
+    for name, lease in leases.items():
+        assert lease["spec"]["holderIdentity"] == name
+        assert lease["spec"]["leaseDurationSeconds"] == 20  # 4 × the plan's 5 s interval
+        uid = cluster.client.get(NODE, name)["metadata"]["uid"]
+        assert lease["metadata"]["ownerReferences"] == [
+            {"apiVersion": "v1", "kind": "Node", "name": name, "uid": uid}]
+    wait_until(lambda: all(cluster.client.get(LEASE, n, NODE_LEASE_NAMESPACE)["spec"]
+                           ["renewTime"] != leases[n]["spec"]["renewTime"] for n in nodes),
+               timeout=20, what="both Leases renewed")
+    logs = cluster.state_dir / "logs"
+    for name in nodes:
+        assert "Lease renewal failed" not in (logs / f"{name}.log").read_text()
+    refused = [line for line in (logs / "controllers.log").read_text().lower().splitlines()
+               if "forbidden" in line and "lease" in line]
+    assert refused == []
 
 
 def test_pods_reach_the_api_server_over_tls_through_the_kubernetes_service(

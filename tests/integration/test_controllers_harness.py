@@ -47,6 +47,7 @@ class ControllerProcess(ManagedProcess):
     args: list[str] = field(default_factory=list)
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    kubeconfig: str = field(default_factory=admin_kubeconfig)  # whose credentials
     label = "mp-controllers"
 
     @property
@@ -55,7 +56,7 @@ class ControllerProcess(ManagedProcess):
 
     def command(self) -> list[str]:
         return [str(BIN / "mp-controllers"), "--server", self.server, "--kubeconfig",
-                admin_kubeconfig(),
+                self.kubeconfig,
                 "--metrics-listen", f"127.0.0.1:{self.metrics_port}", *self.args]
 
     def readyz_url(self) -> str:

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from apimachinery.kinds import NODE, POD
+from apimachinery.kinds import LEASE, NODE, POD
+from apimachinery.nodelease import NODE_LEASE_NAMESPACE
 from client.errors import NotFound
 from client.http import Client
 from tests.conftest import (
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 NODES = {"node-a": "10.250.0.2", "node-b": "10.250.0.3"}
+GRACE = 8  # the controllers' --node-monitor-grace-period
 NS = "default"
 
 # A pod's HTTP server: /healthz answers 200 while the file named by $READY exists,
@@ -170,7 +172,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             node_ns[node] = ns
         api.start()
         ctl = ControllerProcess(api.url, tmp / "controllers.log",
-                                args=["--node-monitor-grace-period", "8"]).start()
+                                args=["--node-monitor-grace-period", str(GRACE)]).start()
         c = Cluster(lab=lab, client=Client(admin_config(api.url)), tmp=tmp, node_ns=node_ns)
         for node, ns in node_ns.items():
             agent = Agent(node, ns, tmp / f"state-{node}", tmp / f"agent-{node}.log", api.url,
@@ -215,9 +217,9 @@ def test_nodes_register_heartbeat_and_build_their_network(cluster: Cluster) -> N
     for name, n in nodes.items():
         assert {"type": "InternalIP", "address": NODES[name]} in n["status"]["addresses"]
         assert n["status"]["nodeInfo"]["operatingSystem"] == "linux"
-    first = nodes["node-a"]["status"]["conditions"][0]["lastHeartbeatTime"]
-    wait_until(lambda: cluster.client.get(NODE, "node-a")["status"]["conditions"][0]
-               ["lastHeartbeatTime"] != first, timeout=5, what="a new heartbeat")
+    first = lease_of(cluster, "node-a")["spec"]["renewTime"]
+    wait_until(lambda: lease_of(cluster, "node-a")["spec"]["renewTime"] != first, timeout=5,
+               what="a Lease renewal")
     for name, ns in cluster.node_ns.items():
         cidr = nodes[name]["spec"]["podCIDR"]
         gw = str(ipaddress.ip_network(cidr).network_address + 1)
@@ -232,6 +234,35 @@ def test_nodes_register_heartbeat_and_build_their_network(cluster: Cluster) -> N
         route = f"{nodes[other]['spec']['podCIDR']} via {NODES[other]}"
         wait_until(lambda ns=ns, route=route: route in sh("ip", "-n", ns, "route").stdout,
                    timeout=10, what=f"route {route} in {ns}")
+
+
+def lease_of(c: Cluster, node: str) -> dict[str, Any]:
+    return c.client.get(LEASE, node, NODE_LEASE_NAMESPACE)
+
+
+def test_node_heartbeats_through_its_lease_and_writes_its_status_sparsely(
+        cluster: Cluster) -> None:
+    node = wait_until(lambda: node_ready(cluster, "node-b"), timeout=30,
+                      what="node-b Ready with a pod CIDR")
+    lease = lease_of(cluster, "node-b")
+    assert lease["spec"]["holderIdentity"] == "node-b"
+    assert lease["spec"]["leaseDurationSeconds"] == 4  # 4 × --heartbeat-interval, as kubelet
+    assert lease["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Node", "name": "node-b",
+         "uid": node["metadata"]["uid"]}]
+    # Longer than the controllers' grace period (8 s): the Lease is renewed every
+    # second, the Node is not written at all (its status is reported every 5 min
+    # unless it changes), and the node stays Ready.
+    written = node["metadata"]["resourceVersion"]
+    renewals = {lease["spec"]["renewTime"]}
+    deadline = time.monotonic() + GRACE + 1
+    while time.monotonic() < deadline:
+        renewals.add(lease_of(cluster, "node-b")["spec"]["renewTime"])
+        now = cluster.client.get(NODE, "node-b")
+        assert now["metadata"]["resourceVersion"] == written, now["status"]
+        time.sleep(0.2)  # the pace of looking; the window is the deadline
+    assert len(renewals) >= GRACE
+    assert node_ready(cluster, "node-b") is not None
 
 
 def test_pod_ready_after_readiness_probe_and_reachable_across_nodes(cluster: Cluster) -> None:

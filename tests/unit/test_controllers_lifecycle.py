@@ -43,11 +43,18 @@ def pod(name: str, *, ready: bool = True, phase: str = "Running",
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
+def lease(renew: str | None) -> dict:
+    spec = {"holderIdentity": "n1", "leaseDurationSeconds": 40}
+    if renew is not None:
+        spec["renewTime"] = renew
+    return {"metadata": {"name": "n1", "namespace": "kube-node-lease"}, "spec": spec}
+
+
 def test_probe_moves_only_when_the_heartbeat_value_changes():
-    first = observe(None, node(), now=100.0)
-    assert first == Probe("2024-05-01T09:59:50Z", 100.0)
-    assert observe(first, node(), now=130.0) is first  # same heartbeat: still 100
-    moved = observe(first, node(heartbeat="2024-05-01T10:00:00Z"), now=131.0)
+    first = observe(None, node(), None, now=100.0)
+    assert first == Probe("2024-05-01T09:59:50Z", None, 100.0)
+    assert observe(first, node(), None, now=130.0) is first  # same heartbeat: still 100
+    moved = observe(first, node(heartbeat="2024-05-01T10:00:00Z"), None, now=131.0)
     assert moved.observed_at == 131.0
     assert seconds_left(moved, now=150.0, grace=40.0) == 21.0
     assert seconds_left(first, now=141.0, grace=40.0) < 0
@@ -55,8 +62,45 @@ def test_probe_moves_only_when_the_heartbeat_value_changes():
 
 def test_heartbeat_skew_does_not_matter_only_change_does():
     far_future = node(heartbeat="2099-01-01T00:00:00Z")
-    probe = observe(None, far_future, now=5.0)
+    probe = observe(None, far_future, None, now=5.0)
     assert seconds_left(probe, now=50.0, grace=40.0) < 0
+
+
+def alive(probe: Probe, now: float, grace: float = 40.0) -> bool:
+    return seconds_left(probe, now, grace) > 0
+
+
+def test_a_renewed_lease_keeps_a_node_alive_while_its_status_stands_still():
+    t0 = "2024-05-01T09:59:50.000000Z"
+    probe = observe(None, node(), lease(t0), now=100.0)
+    assert probe == Probe("2024-05-01T09:59:50Z", t0, 100.0)
+    # the agent renews every 10 s and posts its status every 5 min: 5 renewals later
+    # the Ready condition's heartbeat hasn't moved, yet the node is alive
+    for i in range(1, 6):
+        probe = observe(probe, node(), lease(f"2024-05-01T10:00:{i}0.000000Z"), now=100.0 + 10 * i)
+    assert probe.observed_at == 150.0
+    assert alive(probe, now=185.0)
+    # renewals stop: silent once the grace period has passed since the last one seen,
+    # however recent the status heartbeat's *value* is
+    assert observe(probe, node(), lease("2024-05-01T10:00:50.000000Z"), now=189.0) is probe
+    assert not alive(probe, now=190.0)
+
+
+def test_either_heartbeat_moving_counts_and_a_vanished_lease_is_no_sign_of_life():
+    t0 = "2024-05-01T09:59:50.000000Z"
+    probe = observe(None, node(), lease(t0), now=100.0)
+    by_status = observe(probe, node(heartbeat="2024-05-01T10:00:30Z"), lease(t0), now=130.0)
+    assert by_status.observed_at == 130.0 and alive(by_status, now=169.0)
+    gone = observe(by_status, node(heartbeat="2024-05-01T10:00:30Z"), None, now=150.0)
+    assert gone is by_status  # the Lease was deleted: nothing moved
+    assert not alive(gone, now=170.0)
+    # a node without a Lease (an agent from before Leases) lives on its status alone
+    old_agent = observe(None, node(), None, now=0.0)
+    assert alive(observe(old_agent, node(heartbeat="2024-05-01T10:00:10Z"), None, now=35.0),
+                 now=70.0)
+    # the renewTime's value, like the heartbeat's, is never compared with our clock
+    skewed = observe(None, node(), lease("2099-01-01T00:00:00.000000Z"), now=5.0)
+    assert not alive(skewed, now=45.0)
 
 
 def test_silent_status_sets_every_condition_unknown_and_keeps_the_heartbeat():

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from apimachinery.kinds import ENDPOINTSLICE, NODE, POD, SERVICE, Kind
+from apimachinery.kinds import ENDPOINTSLICE, LEASE, NODE, POD, SERVICE, Kind
 from client.errors import Conflict, Forbidden, NotFound
 from client.informer import Informer
 from controllers.endpointslice import STALE_RECHECK, EndpointSliceController
@@ -38,6 +38,7 @@ class FakeApi:
         self.bodies: list[Any] = []
         self.fail: dict[str, Exception] = {}  # verb → error to raise once
         self.objects: dict[str, dict] = {}  # for get
+        self.listed: dict[str, list[dict]] = {}  # plural → objects, for list
         self._rv = itertools.count(1000)
         self._names = itertools.count(1)
 
@@ -85,6 +86,14 @@ class FakeApi:
         if name not in self.objects:
             raise NotFound(f"{name} not found")
         return copy.deepcopy(self.objects[name])
+
+    async def list(self, kind: Kind, namespace: str | None = None, *,
+                   field_selector: str | None = None, **options: Any) -> dict:
+        """Only ``metadata.name=`` field selectors, as the controllers use."""
+        self.calls.append(("list", kind.plural, field_selector or ""))
+        name = (field_selector or "").removeprefix("metadata.name=")
+        return {"items": [copy.deepcopy(o) for o in self.listed.get(kind.plural, [])
+                          if not name or o["metadata"]["name"] == name]}
 
     async def bind(self, name: str, node: str, namespace: str | None = None) -> dict:
         self._maybe_fail("bind")
@@ -420,11 +429,13 @@ def test_silent_node_is_read_fresh_then_marked_unknown_and_its_ready_pods_not_re
         api.objects["n1"] = silent
         mono.now = 141.0
         await controller.sync("n1")
-        assert api.calls[:2] == [("get", "nodes", "n1"), ("replace", "nodes/status", "n1")]
+        assert api.calls[:3] == [("get", "nodes", "n1"),
+                                 ("list", "leases", "metadata.name=n1"),
+                                 ("replace", "nodes/status", "n1")]
         written = api.bodies[0]
         assert written["status"]["conditions"][0]["status"] == "Unknown"
         assert written["status"]["conditions"][0]["lastHeartbeatTime"] == "hb-1"
-        assert api.calls[2:] == [("patch", "pods/status", "ready-pod")]
+        assert api.calls[3:] == [("patch", "pods/status", "ready-pod")]
         patch = api.bodies[1]
         assert patch["metadata"]["resourceVersion"]  # a newer agent write wins
         assert patch["status"]["conditions"][0]["status"] == "False"
@@ -441,7 +452,57 @@ def test_heartbeat_seen_only_in_the_fresh_read_cancels_the_alarm(api):
         api.objects["n1"] = node("n1", heartbeat="hb-9")  # the watch lags behind
         mono.now = 141.0
         assert await controller.sync("n1") == 40.0
-        assert api.calls == [("get", "nodes", "n1")]
+        assert api.calls == [("get", "nodes", "n1"), ("list", "leases", "metadata.name=n1")]
+
+    run(main())
+
+
+def lease(name: str, renew: str) -> dict:
+    return versioned({"metadata": {"name": name, "namespace": "kube-node-lease"},
+                      "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
+                               "renewTime": renew}})
+
+
+def test_lease_renewals_keep_a_node_whose_status_stands_still_alive(api):
+    async def main():
+        mono = Clock(100.0)
+        controller, informers = make_lifecycle(api, mono)
+        leases = informers.get(LEASE, "kube-node-lease")
+        deliver(informers.get(NODE), "ADDED", node("n1"))
+        deliver(leases, "ADDED", lease("n1", "2024-05-01T10:00:00.000000Z"))
+        deliver(leases, "ADDED", lease("other", "2024-05-01T10:00:00.000000Z"))  # no node
+        assert await controller.sync("n1") == 40.0
+        for t in (110.0, 120.0, 130.0):
+            mono.now = t
+            deliver(leases, "MODIFIED", lease("n1", f"2024-05-01T10:00:{t - 100:02.0f}"
+                                                    ".000000Z"))
+        mono.now = 169.0  # 69 s after the last status heartbeat, 39 s after a renewal
+        assert await controller.sync("n1") == 1.0
+        assert api.calls == []
+        deliver(leases, "DELETED", lease("n1", "2024-05-01T10:00:30.000000Z"))
+        mono.now = 171.0  # a deleted Lease is no renewal: silent now
+        api.objects["n1"] = informers.get(NODE).store.get("n1")
+        await controller.sync("n1")
+        assert api.calls[:3] == [("get", "nodes", "n1"),
+                                 ("list", "leases", "metadata.name=n1"),
+                                 ("replace", "nodes/status", "n1")]
+        await controller.recorder.close()
+
+    run(main())
+
+
+def test_lease_renewal_seen_only_in_the_fresh_read_cancels_the_alarm(api):
+    async def main():
+        mono = Clock(100.0)
+        controller, informers = make_lifecycle(api, mono)
+        deliver(informers.get(NODE), "ADDED", node("n1"))
+        deliver(informers.get(LEASE, "kube-node-lease"), "ADDED",
+                lease("n1", "2024-05-01T10:00:00.000000Z"))
+        api.objects["n1"] = node("n1")
+        api.listed["leases"] = [lease("n1", "2024-05-01T10:00:40.000000Z")]  # watch lags
+        mono.now = 141.0
+        assert await controller.sync("n1") == 40.0
+        assert api.calls == [("get", "nodes", "n1"), ("list", "leases", "metadata.name=n1")]
 
     run(main())
 

@@ -96,7 +96,14 @@ def test_flags(capsys: pytest.CaptureFixture[str]) -> None:
                        "--state-dir", "/tmp/x"])
     assert opts.node_cfg is not None
     assert opts.node_cfg.heartbeat_interval == 2.0
+    assert opts.node_cfg.status_report_interval == 300.0  # kubelet's 5 min
     assert opts.node_cfg.runtime.cluster == "x"
+    assert parse_args(["--node", "n1", "--own-netns", "--node-status-report-frequency",
+                       "1m"]).node_cfg.status_report_interval == 60.0
+    assert "argument --node-status-report-frequency: must be at least --heartbeat-interval" \
+        in flag_error(capsys, parse_args, ["--node", "n1", "--heartbeat-interval", "20s",
+                                           "--node-status-report-frequency", "10s"],
+                      prog="mp-nodeagent")
     assert parse_args(["--node", "n1", "--no-pods"]).node_cfg is None
     assert parse_args(["--node", "n1"]).node_cfg is None  # never the host's own network
     assert parse_args(["--node", "n1", "--own-netns"]).node_cfg is not None

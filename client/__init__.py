@@ -7,7 +7,14 @@ submodules hold the details and their docstrings the contracts.
 from apimachinery.keys import make_key, object_key, split_key
 from apimachinery.kinds import Kind
 from client.backoff import Backoff
-from client.config import ClientConfig, ConfigError, load_config, write_kubeconfig
+from client.config import (
+    ClientConfig,
+    ConfigError,
+    ServerFlagError,
+    load_config,
+    parse_servers,
+    write_kubeconfig,
+)
 from client.errors import (
     AlreadyExists,
     ApiError,
@@ -72,6 +79,7 @@ __all__ = [
     "Queue",
     "RateLimiter",
     "ServerError",
+    "ServerFlagError",
     "ShutDown",
     "Store",
     "TooManyRequests",
@@ -84,6 +92,7 @@ __all__ = [
     "load_config",
     "make_key",
     "object_key",
+    "parse_servers",
     "run_worker",
     "split_key",
     "watch_forever",

@@ -8,6 +8,24 @@ Precedence for the server URL, first match wins:
    ``:``-separated ``KUBECONFIG`` list, else ``~/.kube/config`` if it exists;
 4. ``https://127.0.0.1:6443``, the API server's default listen address.
 
+An explicit server (1 or 2) may list several API servers of one cluster,
+separated by commas (``https://a:6443,https://b:6443``): the client uses the
+first and moves to the next when one is unreachable (``client.failover``). They
+share the CA and credentials, which come from the kubeconfig as for one server.
+A kubeconfig's ``server`` stays one URL, because kubectl and the official
+clients read the same file and take the whole field as one URL; a comma in it
+is an error that says to pass the list with ``--server``/``MINIPLANE_SERVER``.
+A kubeconfig lists more servers in a cluster extension, which kubectl keeps and
+ignores (it uses ``server`` alone)::
+
+    clusters:
+    - name: ha
+      cluster:
+        server: https://10.0.0.1:6443
+        extensions:
+        - name: miniplane.io/fallback-servers
+          extension: {servers: [https://10.0.0.2:6443, https://10.0.0.3:6443]}
+
 With an explicit server (1 or 2) a kubeconfig is read only if it was named by the
 ``kubeconfig`` argument, and then only for credentials, CA and namespace (as
 ``kubectl --kubeconfig K --server S`` does). A kubeconfig found implicitly is
@@ -29,6 +47,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -37,15 +56,31 @@ from apimachinery.kubeconfig import kubeconfig
 DEFAULT_SERVER = "https://127.0.0.1:6443"
 SERVER_ENV = "MINIPLANE_SERVER"
 KUBECONFIG_ENV = "KUBECONFIG"
+FALLBACK_EXTENSION = "miniplane.io/fallback-servers"
+
+# The --server help every command shares, so they all say the same thing.
+SERVER_HELP = ("API server URL, or several of one cluster separated by commas (the next "
+               "is used when one is unreachable); else $MINIPLANE_SERVER, a kubeconfig, "
+               "https://127.0.0.1:6443")
 
 
 class ConfigError(ValueError):
     """The configuration can't be used; the message is one line, fit for a user."""
 
 
+class ServerFlagError(ConfigError):
+    """``--server`` or ``MINIPLANE_SERVER`` is not a URL or a list of URLs: a usage
+    error (commands exit 2 for it), unlike a broken kubeconfig file."""
+
+
 @dataclass(frozen=True)
 class ClientConfig:
-    """Everything a client needs to reach one API server."""
+    """Everything a client needs to reach the API: ``server`` first, then
+    ``fallback_servers`` in turn when the one in use is unreachable.
+
+    ``server`` may be given as a comma-separated list; it is split into the first
+    URL and the fallbacks (before any given ``fallback_servers``).
+    """
 
     server: str
     token: str | None = None
@@ -54,6 +89,26 @@ class ClientConfig:
     client_cert: str | None = None
     client_key: str | None = None
     namespace: str = "default"
+    fallback_servers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        fallbacks = self.fallback_servers
+        if "," in self.server:
+            first, *rest = parse_servers(self.server)
+            object.__setattr__(self, "server", first)
+            fallbacks = (*rest, *fallbacks)
+        object.__setattr__(self, "fallback_servers", tuple(
+            dict.fromkeys(url for url in fallbacks if url != self.server)))
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Every API server URL, in the order they are tried."""
+        return (self.server, *self.fallback_servers)
+
+    def with_servers(self, text: str, origin: str = "server") -> ClientConfig:
+        """This configuration reaching the comma-separated ``text`` instead."""
+        first, *rest = parse_servers(text, origin)
+        return replace(self, server=first, fallback_servers=tuple(rest))
 
 
 def load_config(server: str | None = None, kubeconfig: str | os.PathLike[str] | None = None
@@ -63,12 +118,16 @@ def load_config(server: str | None = None, kubeconfig: str | os.PathLike[str] | 
     Raises ``ConfigError`` for a named kubeconfig that is missing, unreadable or
     malformed, or whose current context can't be resolved.
     """
+    origin = "--server" if server else SERVER_ENV
     explicit = server or os.environ.get(SERVER_ENV) or None
     if explicit:
-        if kubeconfig is None:
-            return ClientConfig(server=_check_server(explicit, "server"))
-        base = read_kubeconfig(kubeconfig, require_server=False)
-        return replace(base, server=_check_server(explicit, "server"))
+        try:
+            first, *rest = parse_servers(explicit, origin)
+        except ConfigError as exc:
+            raise ServerFlagError(str(exc)) from None
+        base = ClientConfig(server=DEFAULT_SERVER) if kubeconfig is None else \
+            read_kubeconfig(kubeconfig, require_server=False)
+        return replace(base, server=first, fallback_servers=tuple(rest))
     path = Path(kubeconfig) if kubeconfig is not None else find_kubeconfig()
     if path is None:
         return ClientConfig(server=DEFAULT_SERVER)
@@ -123,8 +182,13 @@ def read_kubeconfig(path: str | os.PathLike[str], *, require_server: bool = True
         except OSError as exc:
             raise ConfigError(f"kubeconfig {path}: cannot read tokenFile {token_path}: "
                               f"{exc.strerror}") from exc
+    if server_url and "," in str(server_url):
+        raise ConfigError(f'kubeconfig {path}: cluster "{cluster_name}" server must be one URL '
+                          f"(kubectl reads it too); list several API servers with --server "
+                          f"or {SERVER_ENV}, separated by commas")
     return ClientConfig(
         server=_check_server(server_url, f"kubeconfig {path}") if server_url else DEFAULT_SERVER,
+        fallback_servers=_fallback_servers(cluster, path) if server_url else (),
         token=token or None,
         ca_file=_file_or_data(cluster, "certificate-authority", here, path),
         insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
@@ -137,8 +201,10 @@ def read_kubeconfig(path: str | os.PathLike[str], *, require_server: bool = True
 def write_kubeconfig(path: str | os.PathLike[str], *, server: str,
                      cluster_name: str = "miniplane", namespace: str = "default",
                      ca_pem: bytes | None = None, cert_pem: bytes | None = None,
-                     key_pem: bytes | None = None, token: str | None = None) -> None:
-    """Write (or merge into) a kubeconfig whose current context reaches ``server``,
+                     key_pem: bytes | None = None, token: str | None = None,
+                     fallback_servers: tuple[str, ...] = ()) -> None:
+    """Write (or merge into) a kubeconfig whose current context reaches ``server``
+    (then ``fallback_servers``, in the ``miniplane.io/fallback-servers`` extension),
     with the CA and the credentials given (embedded as ``*-data``).
 
     The cluster, user and context are all named ``cluster_name``; entries of that
@@ -154,6 +220,9 @@ def write_kubeconfig(path: str | os.PathLike[str], *, server: str,
     built = kubeconfig(cluster_name, server, ca_pem, cert_pem=cert_pem, key_pem=key_pem,
                        token=token, namespace=namespace)
     entries = {section: built[section][0] for section in ("clusters", "users", "contexts")}
+    if fallback_servers:
+        entries["clusters"]["cluster"]["extensions"] = [
+            {"name": FALLBACK_EXTENSION, "extension": {"servers": list(fallback_servers)}}]
     for section, entry in entries.items():
         kept = [e for e in (doc.get(section) or []) if isinstance(e, dict)
                 and e.get("name") != cluster_name]
@@ -171,15 +240,55 @@ def write_kubeconfig(path: str | os.PathLike[str], *, server: str,
         raise
 
 
+def parse_servers(text: str, origin: str = "server") -> tuple[str, ...]:
+    """``https://a:6443,https://b:6443`` → each URL checked and normalised, in order,
+    repeats dropped; ``ConfigError`` naming ``origin`` for an empty entry or a bad URL."""
+    urls: list[str] = []
+    for part in str(text).split(","):
+        if not part.strip():
+            raise ConfigError(f"{origin}: empty URL in the server list {text!r}")
+        url = _check_server(part, origin)
+        if url not in urls:
+            urls.append(url)
+    return tuple(urls)
+
+
 # -- helpers -------------------------------------------------------------------------
 
 
 def _check_server(url: str, origin: str) -> str:
+    """One server URL: http(s), a host, a valid port, no query; trailing ``/`` dropped."""
     url = str(url).strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"{origin}: server URL must start with http:// or https://, "
                           f"got {url!r}")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        raise ConfigError(f"{origin}: invalid server URL {url!r}: {exc}") from None
+    if not parts.hostname:
+        raise ConfigError(f"{origin}: invalid server URL {url!r}: no host")
+    if parts.query or parts.fragment or "," in url or any(c.isspace() for c in url):
+        raise ConfigError(f"{origin}: invalid server URL {url!r}")
     return url
+
+
+def _fallback_servers(cluster: dict[str, Any], path: Path) -> tuple[str, ...]:
+    """The URLs of the cluster's ``miniplane.io/fallback-servers`` extension, if any."""
+    extensions = cluster.get("extensions") or []
+    if not isinstance(extensions, list):
+        raise ConfigError(f"kubeconfig {path}: cluster extensions must be a list")
+    for entry in extensions:
+        if isinstance(entry, dict) and entry.get("name") == FALLBACK_EXTENSION:
+            body = entry.get("extension")
+            urls = body.get("servers") if isinstance(body, dict) else None
+            if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+                raise ConfigError(f"kubeconfig {path}: extension {FALLBACK_EXTENSION} needs "
+                                  "servers: a list of URLs")
+            return tuple(_check_server(u, f"kubeconfig {path}: {FALLBACK_EXTENSION}")
+                         for u in urls)
+    return ()
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:

@@ -131,9 +131,22 @@ class ServerError(ApiError):
 
 
 class ConnectionFailed(ApiError):
-    """No HTTP answer: refused, reset, timed out, or a stream cut mid-body."""
+    """No HTTP answer: refused, reset, timed out, or a stream cut mid-body.
+
+    ``attempts`` lists ``(server, reason)`` for every API server this request
+    tried, in order (several when the client has a list of servers).
+    ``next_server`` names the server the client moved to that has not failed
+    since its last success: a caller that loops may retry there at once
+    instead of backing off.
+    """
 
     default_code, default_reason = 0, "ConnectionFailed"
+
+    def __init__(self, message: str, *, attempts: tuple[tuple[str, str], ...] = (),
+                 next_server: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.attempts = attempts
+        self.next_server = next_server
 
 
 # the class for a code; 409 with reason AlreadyExists and every 5xx are decided in error_class

@@ -14,6 +14,10 @@ One request-building core and two thin senders:
   an HTTP error answer becomes the typed error of its ``Status`` body
   (``client.errors``), a transport failure becomes ``ConnectionFailed`` chaining
   the httpx exception.
+- With several API servers (``ClientConfig.servers``) both senders walk them the
+  same way through ``_Attempt``: a connection failure (or a 503) moves the client
+  to the next server and sends the request there if ``client.failover`` says it
+  may; that module holds every decision, this one only classifies httpx's errors.
 
 Watch streams are newline-delimited JSON events; ``decode_event`` turns one line
 into an event dict and raises the typed error of an ``ERROR`` event (``Expired``
@@ -25,7 +29,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 
 import httpx
@@ -34,6 +38,7 @@ import orjson
 from apimachinery.kinds import POD, Kind
 from client.config import ClientConfig, load_config
 from client.errors import ApiError, ConnectionFailed, Expired, ServerError, error_from_response
+from client.failover import Failure, Servers, may_resend
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +329,7 @@ def _json_body(obj: Any) -> bytes:
 def _resolve_config(config: ClientConfig | None, server: str | None) -> ClientConfig:
     if config is None:
         return load_config(server=server)
-    return replace(config, server=server.rstrip("/")) if server else config
+    return config.with_servers(server) if server else config
 
 
 def _base_headers(config: ClientConfig) -> dict[str, str]:
@@ -338,7 +343,7 @@ def tls_verify(config: ClientConfig) -> ssl.SSLContext | bool:
     """The httpx ``verify`` value for ``config`` (pass it to a custom transport too,
     which otherwise ignores the client's). Built only for https servers: a context
     loads the CA bundle (tens of ms), wasted on plain http."""
-    if not config.server.startswith("https://"):
+    if not any(server.startswith("https://") for server in config.servers):
         return False
     ctx = ssl.create_default_context(cafile=config.ca_file)
     if config.insecure:
@@ -356,7 +361,93 @@ def _watch_timeout(timeout: float, timeout_seconds: int | None) -> httpx.Timeout
 
 def _connection_failed(request: Request, base_url: str, exc: Exception) -> ConnectionFailed:
     detail = str(exc) or type(exc).__name__
-    return ConnectionFailed(f"{request.method} {base_url}{request.path}: {detail}")
+    return ConnectionFailed(f"{request.method} {base_url}{request.path}: {detail}",
+                            attempts=((base_url, detail),))
+
+
+def transport_failure(exc: httpx.RequestError) -> Failure | None:
+    """What an httpx error says about the server: never reached (``UNSENT``), or the
+    connection broke once the request may have gone out (``MAYBE_SENT``). None for
+    errors that are not the server's (a URL or protocol httpx refuses, a body it
+    can't decode, our own connection pool full): another server would fail the
+    same way."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return Failure.UNSENT
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError,
+                        httpx.DecodingError, httpx.TooManyRedirects, httpx.PoolTimeout)):
+        return None
+    return Failure.MAYBE_SENT
+
+
+def answer_failure(response: httpx.Response) -> Failure | None:
+    """A 503 answer is a server that can't serve now; any other answer is the API's."""
+    if response.status_code != 503:
+        return None
+    return Failure.RETRY_LATER if "retry-after" in response.headers else Failure.UNAVAILABLE
+
+
+class _Attempt:
+    """One request's way over the API servers, shared by both senders (no I/O).
+
+    The sender sends to ``url``; after a transport error it asks
+    ``transport_error`` (None: send again, ``url`` is the next server now; else the
+    error to raise), after a 503 ``unavailable`` (True: send again), and after any
+    other answer it calls ``answered``. Once a stream has started, a broken
+    connection is never sent again here: the watch's consumer resumes it.
+    """
+
+    def __init__(self, servers: Servers, req: Request) -> None:
+        self.req = req
+        self.servers = servers
+        self.walk = servers.walk(req.method)
+        self.streaming = False
+
+    @property
+    def url(self) -> str:
+        return self.walk.server + self.req.path
+
+    def answered(self) -> None:
+        self.walk.succeeded()
+        self.streaming = True
+
+    def transport_error(self, exc: httpx.RequestError) -> ConnectionFailed | None:
+        failure = transport_failure(exc)
+        server = self.walk.server
+        if failure is None:
+            return _connection_failed(self.req, server, exc)
+        why = str(exc) or type(exc).__name__
+        if self.streaming:
+            self.walk.failed(Failure.MAYBE_SENT, why)
+            return self._give_up(f"{self.req.method} {server}{self.req.path}: {why}")
+        following = self.walk.failed(failure, why)
+        if following is not None:
+            log.info("API server %s: %s; trying %s", server, why, following)
+            return None
+        if len(self.walk.tried) == 1:
+            message = f"{self.req.method} {server}{self.req.path}: {why}"
+            if self.servers.several and not may_resend(self.req.method, failure):
+                message += (" (the connection broke after the request was sent; it may "
+                            "have been applied, so it is not sent to another server)")
+        else:
+            message = f"{self.req.method} {self.req.path}: no API server answered: " + \
+                "; ".join(f"{s}: {w}" for s, w in self.walk.tried)
+        return self._give_up(message)
+
+    def unavailable(self, response: httpx.Response) -> bool:
+        failure = answer_failure(response)
+        if failure is None:
+            self.answered()
+            return False
+        server = self.walk.server
+        following = self.walk.failed(failure, "503 Service Unavailable")
+        if following is None:
+            return False
+        log.info("API server %s answered 503; trying %s", server, following)
+        return True
+
+    def _give_up(self, message: str) -> ConnectionFailed:
+        return ConnectionFailed(message, attempts=tuple(self.walk.tried),
+                                next_server=self.servers.fresh())
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -394,6 +485,7 @@ class Client:
         self.config = _resolve_config(config, server)
         self.timeout = timeout
         self._build = RequestBuilder(self.config.namespace)
+        self.servers = Servers(self.config.servers)
         self._http = httpx.Client(base_url=self.config.server, timeout=timeout,
                                   headers=_base_headers(self.config),
                                   verify=tls_verify(self.config), transport=transport)
@@ -407,11 +499,18 @@ class Client:
         return self._send(_ad_hoc_request(method, path, params, json, content, headers))
 
     def _send(self, req: Request) -> httpx.Response:
-        try:
-            response = self._http.request(req.method, req.path, params=req.params,
-                                          content=req.body, headers=req.headers)
-        except httpx.RequestError as exc:
-            raise _connection_failed(req, self.config.server, exc) from exc
+        attempt = _Attempt(self.servers, req)
+        while True:
+            try:
+                response = self._http.request(req.method, attempt.url, params=req.params,
+                                              content=req.body, headers=req.headers)
+            except httpx.RequestError as exc:
+                error = attempt.transport_error(exc)
+                if error is None:
+                    continue
+                raise error from exc
+            if not attempt.unavailable(response):
+                break
         _raise_for_status(response)
         return response
 
@@ -491,19 +590,28 @@ class Client:
                                 label_selector=label_selector, field_selector=field_selector,
                                 timeout_seconds=timeout_seconds,
                                 allow_bookmarks=allow_bookmarks)
-        try:
-            with self._http.stream(req.method, req.path, params=req.params,
-                                   timeout=_watch_timeout(self.timeout, timeout_seconds)
-                                   ) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    _raise_for_status(response)
-                for line in response.iter_lines():
-                    event = decode_event(line)
-                    if event is not None:
-                        yield event
-        except httpx.RequestError as exc:
-            raise _connection_failed(req, self.config.server, exc) from exc
+        attempt = _Attempt(self.servers, req)
+        while True:
+            try:
+                with self._http.stream(req.method, attempt.url, params=req.params,
+                                       timeout=_watch_timeout(self.timeout, timeout_seconds)
+                                       ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        if attempt.unavailable(response):
+                            continue
+                        _raise_for_status(response)
+                    attempt.answered()
+                    for line in response.iter_lines():
+                        event = decode_event(line)
+                        if event is not None:
+                            yield event
+                return
+            except httpx.RequestError as exc:
+                error = attempt.transport_error(exc)
+                if error is None:
+                    continue
+                raise error from exc
 
     def close(self) -> None:
         self._http.close()
@@ -525,6 +633,7 @@ class AsyncClient:
         self.config = _resolve_config(config, server)
         self.timeout = timeout
         self._build = RequestBuilder(self.config.namespace)
+        self.servers = Servers(self.config.servers)
         self._http = httpx.AsyncClient(base_url=self.config.server, timeout=timeout,
                                        headers=_base_headers(self.config),
                                        verify=tls_verify(self.config), transport=transport)
@@ -538,11 +647,18 @@ class AsyncClient:
         return await self._send(_ad_hoc_request(method, path, params, json, content, headers))
 
     async def _send(self, req: Request) -> httpx.Response:
-        try:
-            response = await self._http.request(req.method, req.path, params=req.params,
-                                                content=req.body, headers=req.headers)
-        except httpx.RequestError as exc:
-            raise _connection_failed(req, self.config.server, exc) from exc
+        attempt = _Attempt(self.servers, req)
+        while True:
+            try:
+                response = await self._http.request(req.method, attempt.url, params=req.params,
+                                                    content=req.body, headers=req.headers)
+            except httpx.RequestError as exc:
+                error = attempt.transport_error(exc)
+                if error is None:
+                    continue
+                raise error from exc
+            if not attempt.unavailable(response):
+                break
         _raise_for_status(response)
         return response
 
@@ -619,19 +735,28 @@ class AsyncClient:
                                 label_selector=label_selector, field_selector=field_selector,
                                 timeout_seconds=timeout_seconds,
                                 allow_bookmarks=allow_bookmarks)
-        try:
-            async with self._http.stream(req.method, req.path, params=req.params,
-                                         timeout=_watch_timeout(self.timeout, timeout_seconds)
-                                         ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    _raise_for_status(response)
-                async for line in response.aiter_lines():
-                    event = decode_event(line)
-                    if event is not None:
-                        yield event
-        except httpx.RequestError as exc:
-            raise _connection_failed(req, self.config.server, exc) from exc
+        attempt = _Attempt(self.servers, req)
+        while True:
+            try:
+                async with self._http.stream(
+                        req.method, attempt.url, params=req.params,
+                        timeout=_watch_timeout(self.timeout, timeout_seconds)) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        if attempt.unavailable(response):
+                            continue
+                        _raise_for_status(response)
+                    attempt.answered()
+                    async for line in response.aiter_lines():
+                        event = decode_event(line)
+                        if event is not None:
+                            yield event
+                return
+            except httpx.RequestError as exc:
+                error = attempt.transport_error(exc)
+                if error is None:
+                    continue
+                raise error from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()

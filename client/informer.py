@@ -5,7 +5,9 @@ Guarantees (as client-go's ``SharedInformer`` states them):
 - **Eventual consistency.** The store converges to the server's state for the
   watched collection: after a dropped stream it resumes from the last version it
   saw; after a 410 (its version was compacted) or a server restart it relists and
-  replaces the store. Between those moments the cache may lag the server.
+  replaces the store. Between those moments the cache may lag the server. With
+  several API servers, a dropped stream resumes on the next one at once; one
+  that is behind the version seen makes it relist there.
 - **Per-object order.** Handlers see each object's changes in the server's order;
   no guarantee holds *across* objects.
 - **Deletes carry the last known state.** ``on_delete`` gets the object as the

@@ -14,7 +14,14 @@ Two generators, as kopf splits them:
   it has no other logic.
 
 Resume rules (client-go's reflector): list at first; after a stream ends, watch
-again from the last version seen, without listing; after a 410, list again.
+again from the last version seen, without listing; after a 410, list again; after
+"too large resource version" (a server behind the version we saw, e.g. the one we
+failed over to), list again too, rather than wait for it forever.
+
+With several API servers the client moves to the next one when a connection
+fails (``client.failover``); the watch resumes there from the last version seen
+at once, without a backoff, the first time in a streak of failures. Servers that
+share one database share the versions, so the consumer sees no gap and no repeat.
 """
 
 from __future__ import annotations
@@ -87,6 +94,16 @@ def resource_version_of(item: Item) -> str | None:
 HEALTHY_ROUND = 10.0
 
 
+def too_large_resource_version(error: ApiError) -> bool:
+    """The server answered that our resourceVersion is ahead of it (504, cause
+    ``ResourceVersionTooLarge``), as client-go's reflector recognises it."""
+    if error.code != 504:
+        return False
+    causes = error.details.get("causes")
+    return isinstance(causes, list) and any(
+        isinstance(c, dict) and c.get("reason") == "ResourceVersionTooLarge" for c in causes)
+
+
 def watch_timeout_seconds(min_timeout: float, rng: random.Random) -> int:
     """A random watch length in [min, 2·min) seconds, at least 1."""
     return max(1, int(rng.uniform(min_timeout, 2 * min_timeout)))
@@ -135,7 +152,7 @@ async def watch_forever(client: AsyncClient, target: Target, *,
 
     Two counters drive the backoff. ``failures`` counts errors in a row; any answer
     (a list, an event, a normal end, even a 410) resets it. ``expiries`` counts 410s
-    in a row and only a watch event or a normal end resets it: the first 410
+    (and too-large versions) in a row and only a watch event or a normal end resets it: the first 410
     relists at once, a loop of "list succeeds, watch answers 410" backs off. A round
     that stayed up for ``HEALTHY_ROUND`` seconds before failing also resets
     ``failures``: a watch that was answered and then dropped (a server restart) is
@@ -159,20 +176,29 @@ async def watch_forever(client: AsyncClient, target: Target, *,
                         expiries = 0
                     yield item
             failures = expiries = 0
-        except Expired as exc:
-            failures, expiries = 0, expiries + 1
-            delay = backoff.next(expiries - 1)
-            log.info("%s: resourceVersion %s expired (%s); relisting%s", target.describe(),
-                     resource_version, exc.message, f" in {delay:.1f}s" if delay else "")
-            resource_version = None
-            if delay:
-                await sleep(delay)
         except ApiError as exc:
+            if isinstance(exc, Expired) or too_large_resource_version(exc):
+                failures, expiries = 0, expiries + 1
+                delay = backoff.next(expiries - 1)
+                log.info("%s: resourceVersion %s %s (%s); relisting%s", target.describe(),
+                         resource_version,
+                         "expired" if isinstance(exc, Expired) else "is unknown to the server",
+                         exc.message, f" in {delay:.1f}s" if delay else "")
+                resource_version = None
+                if delay:
+                    await sleep(delay)
+                continue
             if clock() - started >= HEALTHY_ROUND:
                 failures = 0
             failures += 1
-            delay = max(backoff.next(failures), exc.retry_after or 0.0)
             verb = "list" if resource_version is None else "watch"
+            if isinstance(exc, ConnectionFailed) and exc.next_server and failures == 1:
+                log.info("%s: %s failed: %s; resuming on %s%s", target.describe(), verb,
+                         exc.message, exc.next_server,
+                         f" from resourceVersion {resource_version}" if resource_version
+                         else "")
+                continue
+            delay = max(backoff.next(failures), exc.retry_after or 0.0)
             log.warning("%s: %s failed: %s; retry %d in %.1fs", target.describe(), verb,
                         exc.message, failures, delay)
             await sleep(delay)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from apimachinery import names
+from client.config import SERVER_HELP
 from client.leaderelection import timing_problem
 from componentbase import flags
 from componentbase.flags import HostPort
@@ -61,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-controllers",
                      description="miniplane controllers: EndpointSlices, scheduler, "
                                  "node IPAM, node lifecycle, pod GC")
-    p.add_argument("--server", default=None,
-                   help="API server URL (else MINIPLANE_SERVER, a kubeconfig, or "
-                        "https://127.0.0.1:6443)")
+    p.add_argument("--server", default=None, help=SERVER_HELP)
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",
                    help="CIDR node pod CIDRs are cut from")

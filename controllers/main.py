@@ -124,7 +124,7 @@ async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket |
         await status.start(metrics_socket)
         host, port = metrics_socket.getsockname()[:2]
         log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
-    log.info("mp-controllers starting against %s: %s", api.server,
+    log.info("mp-controllers starting against %s: %s", ", ".join(api.servers),
              ", ".join(c.name for c in controllers) or "no controllers")
     status_code = 0
     try:

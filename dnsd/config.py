@@ -21,6 +21,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from client.config import SERVER_HELP
 from componentbase import flags
 from componentbase.flags import Listen
 from dnsd.rrl import DEFAULT_SLIP
@@ -65,8 +66,7 @@ class Config:
 def _parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-dnsd", description="miniplane cluster DNS: answers the cluster "
                      "zone from Services and EndpointSlices watched on the API server")
-    p.add_argument("--server", help="API server URL (else MINIPLANE_SERVER, kubeconfig, "
-                   "https://127.0.0.1:6443)")
+    p.add_argument("--server", help=SERVER_HELP)
     p.add_argument("--kubeconfig", metavar="PATH",
                    help="kubeconfig with the CA and dnsd's credentials (and the server, "
                         "unless --server is given)")

@@ -136,7 +136,8 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
              f", metrics on {config.metrics_listen}" if config.metrics_listen else "",
              config.ttl, "enabled" if config.pod_records else "disabled",
              "forwarding other names to " + ", ".join(str(u) for u in config.upstreams)
-             if config.upstreams else "refusing other names", syncer.client.config.server)
+             if config.upstreams else "refusing other names",
+             ", ".join(syncer.client.config.servers))
     log.info("limits: UDP replies up to %d bytes; %s; TCP %d connections, %d per client, "
              "idle %gs", config.max_udp_size,
              f"{config.rrl_responses_per_second} UDP responses/s per client prefix "

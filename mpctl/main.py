@@ -5,14 +5,20 @@ by the pure modules next to it (``printers``, ``describe``, ``apply``,
 ``manifests``). Every failure ends as one line on stderr and exit status 1:
 
 * ``Error from server (NotFound): services "web" not found`` for API errors,
-* ``error: cannot reach the API server at URL: reason`` when nothing answers,
-* ``error: ...`` for bad manifests, unknown kinds, bad flag values or config.
+* ``error: cannot reach the API server at URL: reason`` when nothing answers
+  (``error: cannot reach any API server: URL: reason; URL: reason`` when
+  ``--server`` lists several and none answered),
+* ``error: ...`` for bad manifests, unknown kinds, bad flag values or config;
+  a ``--server``/``$MINIPLANE_SERVER`` that is not a URL list exits 2.
+
+Moving to another listed server is not news on stdout: ``-v`` logs it on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -37,7 +43,7 @@ from apimachinery.kinds import (
     by_kind,
     lookup,
 )
-from client.config import ConfigError, load_config
+from client.config import SERVER_HELP, ConfigError, ServerFlagError, load_config
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
 from componentbase.pki import PKIError
@@ -79,6 +85,11 @@ def server_error_line(exc: ApiError, context: str = "") -> str:
 
 
 def connection_error_line(exc: ConnectionFailed, server: str) -> str:
+    if len(exc.attempts) > 1:
+        tried = "; ".join(f"{url}: {why}" for url, why in exc.attempts)
+        return f"error: cannot reach any API server: {tried}"
+    if exc.attempts:
+        server = exc.attempts[0][0]
     reason = str(exc.__cause__) if exc.__cause__ is not None and str(exc.__cause__) \
         else exc.message
     return f"error: cannot reach the API server at {server}: {reason}"
@@ -114,13 +125,16 @@ def parse_duration(value: str) -> float:
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """Flags accepted before and after the command (``mpctl -n x get`` and ``get -n x``)."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--server", "-s", default=default, metavar="URL",
-                        help="API server URL (else $MINIPLANE_SERVER, kubeconfig, "
-                             "https://127.0.0.1:6443)")
+    parser.add_argument("--server", "-s", default=default, metavar="URL[,URL…]",
+                        help=SERVER_HELP)
     parser.add_argument("--kubeconfig", default=default, metavar="PATH",
                         help="kubeconfig file (else $KUBECONFIG, ~/.kube/config)")
     parser.add_argument("-n", "--namespace", default=default, metavar="NS",
                         help="namespace (default: the kubeconfig context's, else default)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="log what the client does (such as moving to another API "
+                             "server) on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -786,12 +800,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "cluster":
         return run_cluster(args)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     server = args.server
     try:
         config = load_config(server=server, kubeconfig=args.kubeconfig)
     except ConfigError as exc:
         err(f"error: {exc}")
-        return 1
+        return 2 if isinstance(exc, ServerFlagError) else 1
     watching = args.command == "get" and (args.watch or args.watch_only)
     try:
         with Client(config) as client:

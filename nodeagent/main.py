@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from client.config import ClientConfig, ConfigError, load_config
+from client.config import SERVER_HELP, ClientConfig, ConfigError, load_config
 from componentbase import flags
 from componentbase.flags import HostPort
 from componentbase.startup import fail, setup_logging
@@ -70,8 +70,7 @@ def netns_name(text: str) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> Options:
     p = flags.Parser(prog="mp-nodeagent", description="miniplane node agent")
-    p.add_argument("--server", default=None, help="API server URL (else MINIPLANE_SERVER, "
-                   "kubeconfig, https://127.0.0.1:6443)")
+    p.add_argument("--server", default=None, help=SERVER_HELP)
     p.add_argument("--kubeconfig", default=None, metavar="PATH",
                    help="kubeconfig with the CA and this node's credentials (and the server, "
                         "unless --server is given)")
@@ -229,7 +228,7 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
         await status.start(metrics_sock)
     log.info("node %s: proxying Services in %s with the %s backend; API server %s%s",
              opts.node, f"namespace {opts.netns}" if opts.netns else "this namespace",
-             opts.backend, api.server,
+             opts.backend, ", ".join(api.servers),
              f"; metrics on {opts.metrics_listen}"
              if opts.metrics_listen else "")
     if node is None:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 import sqlalchemy
 
-from apiserver.errors import Conflict, Gone, NotFound
+from apiserver.errors import Gone, NotFound
 from apiserver.storage.backend import Event, Txn
 from apiserver.storage.follower import LogFollower, in_order
 from apiserver.storage.store import Store
@@ -187,25 +187,6 @@ def test_two_stores_on_one_database_take_revisions_in_turn(db, store):
         for name, (rv, value) in last.items():
             assert (int(stored[name]["metadata"]["resourceVersion"]), stored[name]["v"]) == \
                 (rv, value)
-    finally:
-        other.close()
-
-
-def test_a_create_on_one_store_is_seen_by_a_create_on_the_other(db, store):
-    """The second server's write reads the first's committed row: AlreadyExists-style
-    checks hold across servers."""
-    other = Store(db)
-    other.start()
-    try:
-        def create(name: str) -> Callable[[Txn], dict]:
-            def run(txn: Txn) -> dict:
-                if txn.get("things", "default", name) is not None:
-                    raise Conflict(f"{name} exists")
-                return txn.put("things", "default", name, {"metadata": {"name": name}}, None)
-            return run
-        write(store, create("x"))
-        with pytest.raises(Conflict, match="x exists"):
-            write(other, create("x"))
     finally:
         other.close()
 

@@ -342,10 +342,13 @@ class IPAllocator:
                 ip,
             )
         if not self._pool.take(o):
-            raise AlreadyAllocated(
-                f"failed to allocate IP {addr}: provided IP is already allocated", ip
-            )
+            raise self.already_allocated(ip)
         return str(addr)
+
+    def already_allocated(self, ip: str) -> AlreadyAllocated:
+        """The refusal of ``ip`` (a valid address) in Kubernetes' words."""
+        return AlreadyAllocated(
+            f"failed to allocate IP {self.canonical(ip)}: provided IP is already allocated", ip)
 
     def canonical(self, ip: str) -> str:
         """``ip`` as ``allocate_specific`` returns it (``ip`` must be a valid address)."""
@@ -425,7 +428,11 @@ class PortAllocator:
                 port,
             )
         if not self._pool.take(port - self._first):
-            raise AlreadyAllocated("provided port is already allocated", port)
+            raise self.already_allocated(port)
+
+    def already_allocated(self, port: int) -> AlreadyAllocated:
+        """The refusal of ``port`` in Kubernetes' words (no "failed to allocate" prefix)."""
+        return AlreadyAllocated("provided port is already allocated", port)
 
     def canonical(self, port: int) -> int:
         """``port`` itself: as ``IPAllocator.canonical``, for code that handles both."""

@@ -180,8 +180,7 @@ class ServiceAllocations:
             took = False  # so it seems here; another server may have freed it since
         value = pool.canonical(wanted)
         if not txn.claim(kind, str(value), owner):
-            pool.allocate_specific(wanted)  # the hint holds it now: it words the refusal
-            raise AlreadyAllocated(f"{value} is already allocated", wanted)  # (unreached)
+            raise pool.already_allocated(wanted)  # (the hint rightly keeps it taken)
         if took:
             txn.on_rollback(partial(_release, hint, value))
         return value

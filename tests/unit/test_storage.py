@@ -383,6 +383,48 @@ def test_another_servers_commit_wakes_the_follower_on_postgresql(postgresql_serv
     asyncio.run(main())
 
 
+def listening_backends(url: str) -> list[int]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()")]
+    finally:
+        engine.dispose()
+
+
+def test_the_listener_listens_again_after_losing_its_connection(postgresql_server):
+    db = postgres.create_database(postgresql_server, f"t{uuid.uuid4().hex[:12]}")
+
+    async def main() -> None:
+        writer, reader = Store(db), Store(db)
+        writer.start()
+        sink = Recorder()
+        follower = LogFollower(reader, sink, after=0, poll_interval=3600)
+        follower.start()
+        try:
+            await asyncio.wrap_future(writer.submit(put("a")))
+            await sink.until(lambda: sink.rvs == [1])
+            [lost] = listening_backends(db)
+            engine = sqlalchemy.create_engine(db)
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({lost})")
+            engine.dispose()
+            async with asyncio.timeout(15):
+                while (again := await asyncio.to_thread(listening_backends, db)) in ([], [lost]):
+                    await asyncio.sleep(0.05)
+            await asyncio.wrap_future(writer.submit(put("b")))
+            await sink.until(lambda: sink.rvs == [1, 2])
+            assert again != [lost]
+        finally:
+            await follower.stop()
+            reader.close()
+            writer.close()
+
+    asyncio.run(main())
+
+
 def test_servers_starting_together_on_an_empty_database_make_one_schema(db):
     stores: list[Store] = []
     errors: list[BaseException] = []

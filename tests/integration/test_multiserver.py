@@ -58,10 +58,10 @@ class Watcher(threading.Thread):
     def run(self) -> None:
         try:
             with httpx.Client(verify=admin_tls(), base_url=self.server.url,
-                              timeout=httpx.Timeout(30, read=120)) as http, \
+                              timeout=httpx.Timeout(60, read=300)) as http, \
                     http.stream("GET", SVC.format(ns=self.ns), params={
                         "watch": "true", "resourceVersion": self.since,
-                        "timeoutSeconds": "120"}) as resp:
+                        "timeoutSeconds": "600"}) as resp:
                 assert resp.status_code == 200, resp.read()
                 self.opened.set()
                 for line in resp.iter_lines():
@@ -79,7 +79,7 @@ class Watcher(threading.Thread):
 
 async def create_all(servers: list[ApiServer], ns: str) -> list[tuple[int, dict]]:
     """COUNT Services, every other one through the other server, 32 at a time."""
-    clients = [s.async_http(timeout=60) for s in servers]
+    clients = [s.async_http(timeout=120) for s in servers]
     gate = asyncio.Semaphore(32)
 
     async def one(i: int) -> tuple[int, dict]:
@@ -124,7 +124,7 @@ def test_two_servers_on_one_postgresql_share_revisions_allocations_and_watches(t
 
     expected = sorted(rvs)
     for w in watchers:
-        wait_until(lambda w=w: len(w.events) >= COUNT or w.error is not None, timeout=60,
+        wait_until(lambda w=w: len(w.events) >= COUNT or w.error is not None, timeout=300,
                    what=f"{COUNT} events on {w.server.url}")
         w.join(10)
         assert w.error is None, w.error

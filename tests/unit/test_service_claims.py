@@ -33,7 +33,7 @@ class Server:
         self.writes = Writes(ServiceAllocations(CIDR, PORTS))
 
     def run(self, op: Any) -> Any:
-        return self.store.submit(op).result(timeout=30)
+        return self.store.submit(op).result(timeout=120)
 
     def create(self, name: str, **spec: Any) -> dict:
         body = {"metadata": {"name": name},

@@ -171,7 +171,7 @@ def test_two_stores_on_one_database_take_revisions_in_turn(db, store):
         assert write(other, put("b"))["metadata"]["resourceVersion"] == "2"
         futures = [(store if i % 2 else other).submit(put(f"o{i % 7}", value=i))
                    for i in range(200)]
-        results = [f.result(30) for f in futures]
+        results = [f.result(120) for f in futures]
         rvs = sorted(int(r["metadata"]["resourceVersion"]) for r in results)
         assert rvs == list(range(3, 203))
         assert [e.rv for e in store.read_log(0, limit=1000)] == list(range(1, 203))
@@ -351,7 +351,7 @@ def test_every_store_follows_both_stores_writes_in_order(db, store):
         for fut in futures:
             await asyncio.wrap_future(fut)
         for sink in sinks:
-            await sink.until(lambda sink=sink: len(sink.rvs) >= 150)
+            await sink.until(lambda sink=sink: len(sink.rvs) >= 150, timeout=60)
         for follower in followers:
             await follower.stop()
         other.close()
@@ -373,7 +373,7 @@ def test_another_servers_commit_wakes_the_follower_on_postgresql(postgresql_serv
         try:
             for n in range(1, 4):
                 await asyncio.wrap_future(writer.submit(put(f"o{n}")))
-                await sink.until(lambda n=n: len(sink.rvs) == n)
+                await sink.until(lambda n=n: len(sink.rvs) == n, timeout=60)
             assert sink.rvs == [1, 2, 3]
         finally:
             await follower.stop()
@@ -405,7 +405,7 @@ def test_the_listener_listens_again_after_losing_its_connection(postgresql_serve
         follower.start()
         try:
             await asyncio.wrap_future(writer.submit(put("a")))
-            await sink.until(lambda: sink.rvs == [1])
+            await sink.until(lambda: sink.rvs == [1], timeout=60)
             [lost] = listening_backends(db)
             engine = sqlalchemy.create_engine(db)
             with engine.connect() as conn:
@@ -415,7 +415,7 @@ def test_the_listener_listens_again_after_losing_its_connection(postgresql_serve
                 while (again := await asyncio.to_thread(listening_backends, db)) in ([], [lost]):
                     await asyncio.sleep(0.05)
             await asyncio.wrap_future(writer.submit(put("b")))
-            await sink.until(lambda: sink.rvs == [1, 2])
+            await sink.until(lambda: sink.rvs == [1, 2], timeout=60)
             assert again != [lost]
         finally:
             await follower.stop()

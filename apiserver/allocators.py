@@ -4,7 +4,8 @@ The API server has a single writer thread, so these are plain objects with no lo
 They hold no durable state of their own: at start-up the server rebuilds them by calling
 ``allocate_specific`` for every stored Service's IPs and node ports, and afterwards keeps
 them in step with creates, updates and deletes (allocating *before* the write commits and
-releasing if the write fails).
+releasing if the write fails). With several API servers on one database they are each
+server's hint; the database's claims decide (``apiserver/services.py``).
 
 Both follow the Kubernetes banding rules so that users who pick addresses by hand are
 unlikely to collide with automatic ones:
@@ -341,9 +342,19 @@ class IPAllocator:
                 ip,
             )
         if not self._pool.take(o):
-            raise AlreadyAllocated(
-                f"failed to allocate IP {addr}: provided IP is already allocated", ip
-            )
+            raise self.already_allocated(ip)
+        return str(addr)
+
+    def already_allocated(self, ip: str) -> AlreadyAllocated:
+        """The refusal of ``ip`` (a valid address) in Kubernetes' words."""
+        return AlreadyAllocated(
+            f"failed to allocate IP {self.canonical(ip)}: provided IP is already allocated", ip)
+
+    def canonical(self, ip: str) -> str:
+        """``ip`` as ``allocate_specific`` returns it (``ip`` must be a valid address)."""
+        addr = self._parse(ip)
+        if addr is None:
+            raise OutOfRange(f"failed to allocate IP {ip}: not a valid IP address", ip)
         return str(addr)
 
     def release(self, ip: str) -> None:
@@ -417,7 +428,15 @@ class PortAllocator:
                 port,
             )
         if not self._pool.take(port - self._first):
-            raise AlreadyAllocated("provided port is already allocated", port)
+            raise self.already_allocated(port)
+
+    def already_allocated(self, port: int) -> AlreadyAllocated:
+        """The refusal of ``port`` in Kubernetes' words (no "failed to allocate" prefix)."""
+        return AlreadyAllocated("provided port is already allocated", port)
+
+    def canonical(self, port: int) -> int:
+        """``port`` itself: as ``IPAllocator.canonical``, for code that handles both."""
+        return port
 
     def release(self, port: int) -> None:
         """Free ``port``; idempotent, ignores ports outside the range."""

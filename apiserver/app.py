@@ -246,6 +246,8 @@ def create_app(config: Config, authenticator: Authenticator,
             state.metrics.registry.collector(collect)
         loop = asyncio.get_running_loop()
         state.start()
+        # what stored Services hold, claimed in the database (one from before claims)
+        await asyncio.wrap_future(state.store.submit(state.allocations.adopt))
         # A long watch would hold a graceful shutdown for its whole timeout: end them first.
         app.state.end_watches = lambda: loop.call_soon_threadsafe(state.hub.close_all)
         await state.bootstrap()

@@ -1,25 +1,47 @@
 """ClusterIP and NodePort assignment for Services, inside a store write.
 
-The allocators are in-memory and owned by the writer thread; their state is
-derived from the stored Services at start-up (and after a failed commit), so what
-is allocated is always what is stored. An allocation is undone if its write rolls
-back; a release waits until the write that frees the value has committed.
+The database decides: a Service's write claims each address and port it takes
+(``Txn.claim``, a row unique on (kind, value)) and its delete or update gives back
+what it frees (``Txn.unclaim``), in the same transaction, so two API servers on one
+database never hand out the same value. The allocators here are each server's
+in-memory *hint*: they pick a candidate in O(1) with the KEP-3070 / KEP-3668 bands,
+and a candidate another server already holds is marked taken and the next one
+tried. A hint that ran dry is reloaded from the claims once before the range is
+called full; a specific value the hint believes taken is asked of the database
+(another server may have freed it). The hint is rebuilt from the stored Services at
+start-up and after a failed commit; an allocation is undone if its write rolls back,
+and a release reaches the hint once the write that frees the value has committed.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from apimachinery import services as facts
-from apiserver.allocators import AllocationError, IPAllocator, PortAllocator
+from apiserver.allocators import (
+    AllocationError,
+    AlreadyAllocated,
+    Exhausted,
+    IPAllocator,
+    PortAllocator,
+)
 from apiserver.errors import FieldError, Invalid, invalid
 from apiserver.storage.store import Txn
 
 # The DNS Service's conventional address: the 10th of the range, kept for kube-dns.
 DNS_OFFSET = 10
+# ``Txn.claim`` kinds
+CLUSTER_IP = "ClusterIP"
+NODE_PORT = "NodePort"
+
+
+def owner_of(svc: dict) -> str:
+    """Who holds a Service's claims: ``services/namespace/name``."""
+    meta = svc.get("metadata") or {}
+    return f"services/{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 class ServiceAllocations:
@@ -56,32 +78,119 @@ class ServiceAllocations:
             for port in _node_ports(spec):
                 _quietly(self.ports.allocate_specific, port)
 
+    def adopt(self, txn: Txn) -> int:
+        """Make the claims exactly what the stored Services hold (a write, once at
+        start-up): a database from before claims gets them, and a claim whose Service
+        is gone (its row removed by hand, README "Recovery") is dropped. Returns how
+        many claims changed."""
+        held: dict[tuple[str, str], str] = {}
+        for svc in txn.list("services"):
+            spec = svc.get("spec") or {}
+            owner = owner_of(svc)
+            for ip in facts.cluster_ips(spec):
+                if ip != facts.HEADLESS:
+                    held.setdefault((CLUSTER_IP, ip), owner)
+            for port in _node_ports(spec):
+                held.setdefault((NODE_PORT, str(port)), owner)
+        changed = 0
+        for kind in (CLUSTER_IP, NODE_PORT):
+            for value, owner in txn.claimed(kind):
+                if held.get((kind, value)) == owner:
+                    del held[kind, value]
+                else:
+                    txn.unclaim(kind, value, owner)
+                    changed += 1
+        for (kind, value), owner in held.items():
+            changed += txn.claim(kind, value, owner)
+        return changed
+
+    def _reload(self, txn: Txn, kind: str) -> None:
+        """The hint for ``kind`` as the database's claims have it now."""
+        if kind == CLUSTER_IP:
+            self.ips = self._new_ips()
+            for ip, _owner in txn.claimed(CLUSTER_IP):
+                if self.ips.contains(ip):
+                    _quietly(self.ips.allocate_specific, ip)
+        else:
+            self.ports = PortAllocator(self.node_port_range)
+            for port, _owner in txn.claimed(NODE_PORT):
+                with contextlib.suppress(ValueError):
+                    _quietly(self.ports.allocate_specific, int(port))
+
     # -- inside a write --
 
     def assign(self, txn: Txn, svc: dict, old: dict | None) -> None:
         """Fill clusterIP(s) and nodePorts of ``svc``; raise Invalid if a request can't be met."""
         spec = svc.setdefault("spec", {})
         old_spec = (old or {}).get("spec") or {}
+        owner = owner_of(svc)
         errors: list[FieldError] = []
-        self._assign_ip(txn, spec, old_spec, errors)
-        self._assign_node_ports(txn, spec, old_spec, errors)
+        self._assign_ip(txn, owner, spec, old_spec, errors)
+        self._assign_node_ports(txn, owner, spec, old_spec, errors)
         if errors:
             meta = svc.get("metadata") or {}
             raise Invalid("Service", meta.get("name", ""), errors)
 
     def release_all(self, txn: Txn, svc: dict) -> None:
-        """After the delete of ``svc`` commits, free its address and ports."""
+        """Give back ``svc``'s address and ports with its delete."""
         spec = svc.get("spec") or {}
+        owner = owner_of(svc)
         for ip in facts.cluster_ips(spec):
-            txn.after_commit(partial(self.ips.release, ip))
+            self._free_ip(txn, owner, ip)
         for port in _node_ports(spec):
-            txn.after_commit(partial(self.ports.release, port))
+            self._free_port(txn, owner, port)
 
-    def _assign_ip(self, txn: Txn, spec: dict, old_spec: dict, errors: list[FieldError]) -> None:
+    def _free_ip(self, txn: Txn, owner: str, ip: str) -> None:
+        txn.unclaim(CLUSTER_IP, ip, owner)
+        txn.after_commit(lambda: self.ips.release(ip))
+
+    def _free_port(self, txn: Txn, owner: str, port: int) -> None:
+        txn.unclaim(NODE_PORT, str(port), owner)
+        txn.after_commit(lambda: self.ports.release(port))
+
+    def _take(self, txn: Txn, kind: str, owner: str, wanted: Any,
+              hint: Callable[[], IPAllocator | PortAllocator]) -> Any:
+        """Claim ``wanted`` (or any free value) for ``owner``; AllocationError if not.
+
+        ``hint()`` is the allocator of ``kind``, looked up per call (``_reload``
+        replaces it); the claim in ``txn`` decides."""
+        if wanted:
+            return self._take_specific(txn, kind, owner, wanted, hint)
+        for reloaded in (False, True):
+            while True:
+                try:
+                    value = hint().allocate()
+                except Exhausted:
+                    break
+                if txn.claim(kind, str(value), owner):
+                    txn.on_rollback(partial(_release, hint, value))
+                    return value
+                # another server holds it: the hint keeps it taken, try the next
+            if not reloaded:
+                self._reload(txn, kind)
+        raise Exhausted("range is full")
+
+    def _take_specific(self, txn: Txn, kind: str, owner: str, wanted: Any,
+                       hint: Callable[[], IPAllocator | PortAllocator]) -> Any:
+        pool = hint()
+        try:
+            pool.allocate_specific(wanted)  # OutOfRange goes to the caller as it is
+            took = True
+        except AlreadyAllocated:
+            took = False  # so it seems here; another server may have freed it since
+        value = pool.canonical(wanted)
+        if not txn.claim(kind, str(value), owner):
+            raise pool.already_allocated(wanted)  # (the hint rightly keeps it taken)
+        if took:
+            txn.on_rollback(partial(_release, hint, value))
+        return value
+
+    def _assign_ip(self, txn: Txn, owner: str, spec: dict, old_spec: dict,
+                   errors: list[FieldError]) -> None:
         old_ips = facts.cluster_ips(old_spec)
         if not facts.has_cluster_ip(spec):
             for ip in old_ips:
-                txn.after_commit(partial(self.ips.release, ip))
+                self._free_ip(txn, owner, ip)
             for k in facts.CLUSTER_IP_FIELDS:
                 spec.pop(k, None)
             return
@@ -94,29 +203,21 @@ class ServiceAllocations:
             return
         if wanted and wanted in old_ips:
             ip = wanted
-        elif wanted:
-            try:
-                ip = self.ips.allocate_specific(wanted)
-            except AllocationError as exc:
-                errors.append(invalid("spec.clusterIPs", [wanted], str(exc)))
-                return
-            txn.on_rollback(partial(self.ips.release, ip))
         else:
             try:
-                ip = self.ips.allocate()
+                ip = self._take(txn, CLUSTER_IP, owner, wanted or None, lambda: self.ips)
             except AllocationError as exc:
-                errors.append(invalid("spec.clusterIPs", [], str(exc)))
+                errors.append(invalid("spec.clusterIPs", [wanted] if wanted else [], str(exc)))
                 return
-            txn.on_rollback(partial(self.ips.release, ip))
         for gone in old_ips:
             if gone != ip:
-                txn.after_commit(partial(self.ips.release, gone))
+                self._free_ip(txn, owner, gone)
         spec["clusterIP"] = ip
         spec["clusterIPs"] = [ip]
         spec["ipFamilies"] = [self.ips.family]
         spec.setdefault("ipFamilyPolicy", "SingleStack")
 
-    def _assign_node_ports(self, txn: Txn, spec: dict, old_spec: dict,
+    def _assign_node_ports(self, txn: Txn, owner: str, spec: dict, old_spec: dict,
                            errors: list[FieldError]) -> None:
         ports = spec.get("ports") or []
         old_by_key = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
@@ -134,20 +235,21 @@ class ServiceAllocations:
                     kept.add(wanted)
                     port["nodePort"] = wanted
                     continue
-                value = self._take_port(txn, wanted, f"spec.ports[{i}].nodePort", errors)
+                value = self._take_port(txn, owner, wanted, f"spec.ports[{i}].nodePort",
+                                        errors)
                 if value is not None:
                     port["nodePort"] = value
         else:
             for port in ports:
                 if isinstance(port, dict):
                     port.pop("nodePort", None)
-        hc = self._assign_health_check_port(txn, spec, old_spec, errors)
+        hc = self._assign_health_check_port(txn, owner, spec, old_spec, errors)
         if hc:
             kept.add(hc)
         for gone in held - kept:
-            txn.after_commit(partial(self.ports.release, gone))
+            self._free_port(txn, owner, gone)
 
-    def _assign_health_check_port(self, txn: Txn, spec: dict, old_spec: dict,
+    def _assign_health_check_port(self, txn: Txn, owner: str, spec: dict, old_spec: dict,
                                   errors: list[FieldError]) -> int | None:
         if not facts.needs_health_check(spec):
             spec.pop("healthCheckNodePort", None)
@@ -156,25 +258,23 @@ class ServiceAllocations:
         if wanted and wanted == old_spec.get("healthCheckNodePort"):
             spec["healthCheckNodePort"] = wanted
             return wanted
-        value = self._take_port(txn, wanted, "spec.healthCheckNodePort", errors)
+        value = self._take_port(txn, owner, wanted, "spec.healthCheckNodePort", errors)
         if value is not None:
             spec["healthCheckNodePort"] = value
         return value
 
-    def _take_port(self, txn: Txn, wanted: int | None, field: str,
+    def _take_port(self, txn: Txn, owner: str, wanted: int | None, field: str,
                    errors: list[FieldError]) -> int | None:
-        """Allocate ``wanted`` (or any free port); undone if the write rolls back."""
+        """Claim ``wanted`` (or any free port); undone if the write rolls back."""
         try:
-            if wanted:
-                self.ports.allocate_specific(wanted)
-                value = wanted
-            else:
-                value = self.ports.allocate()
+            return self._take(txn, NODE_PORT, owner, wanted or None, lambda: self.ports)
         except AllocationError as exc:
             errors.append(invalid(field, wanted or 0, str(exc)))
             return None
-        txn.on_rollback(lambda: self.ports.release(value))
-        return value
+
+
+def _release(hint: Callable[[], IPAllocator | PortAllocator], value: Any) -> None:
+    hint().release(value)
 
 
 def _node_ports(spec: dict) -> list[int]:

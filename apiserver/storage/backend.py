@@ -14,9 +14,10 @@ The data flow (as kine's ``docs/flow.md`` draws it)::
                                  ▼
     WatchHub ──bounded buffer per subscriber──▶ watch streams
 
-A follower learns about writes only through ``read_log`` and ``on_commit``; a
-second API server on the same database would run its own follower that polls
-``read_log`` and gets no nudges for the other server's writes.
+A follower learns about writes only through ``read_log`` and ``on_commit``. Every
+API server on one database runs its own follower: its own writes nudge it with their
+events, another server's reach it through ``read_log`` (on PostgreSQL the listener
+nudges it, without events, when another server commits; see ``store``).
 """
 
 from __future__ import annotations
@@ -74,14 +75,17 @@ class Page:
 
 
 # Called on the writer thread right after a commit with that commit's events, in
-# revision order. It must not block: it hands the events on and returns.
+# revision order; or with none, from another thread, when another server committed
+# (read the log). It must not block: it hands the events on and returns.
 CommitListener = Callable[[Sequence[Event]], None]
 
 
 class Txn(Protocol):
     """What a write closure may do inside the shared transaction.
 
-    Reads see earlier writes of the same batch. A closure that raises is rolled
+    Reads see earlier writes of the same batch, and every other server's committed
+    writes (the transaction holds the write lock). ``claim`` takes a value only one
+    object may hold (a ClusterIP), ``unclaim`` gives it back. A closure that raises is rolled
     back to its savepoint, with its ``on_rollback`` hooks run; ``after_commit``
     hooks run once the batch is durable.
     """
@@ -97,6 +101,12 @@ class Txn(Protocol):
 
     def remove(self, resource: str, namespace: str, name: str, obj: dict) -> dict: ...
 
+    def claim(self, kind: str, value: str, owner: str) -> bool: ...
+
+    def unclaim(self, kind: str, value: str, owner: str) -> None: ...
+
+    def claimed(self, kind: str) -> builtins.list[tuple[str, str]]: ...
+
     def on_rollback(self, fn: Callable[[], None]) -> None: ...
 
     def after_commit(self, fn: Callable[[], None]) -> None: ...
@@ -106,8 +116,8 @@ class Backend(Protocol):
     """Objects, their committed event log, and one transactional write path.
 
     Reads run in their own snapshot and never wait for the writer. ``revision`` and
-    ``compacted_revision`` are this process's view (the writer's memory); ``compacted``
-    asks the database.
+    ``compacted_revision`` are this process's view (what its writer last saw);
+    ``compacted`` asks the database.
     """
 
     batches: int  # committed transactions (metrics)

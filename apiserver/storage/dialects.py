@@ -43,6 +43,15 @@ class Dialect:
     # (resource, namespace, name, data) of the object rows that may not be servable,
     # found by the database itself (``rows.problem`` confirms each); None: every row.
     suspect_objects: str | None = None
+    # Taken in the transaction that creates the schema, before any table exists to
+    # lock, so servers starting together on one empty database do not race on CREATE
+    # TABLE (SQLite's BEGIN IMMEDIATE already does it).
+    schema_lock: str | None = None
+    # Sent in a write transaction that logged events: other servers on the database
+    # hear of it at its COMMIT (``%(server)s`` is the sender); None: no such channel.
+    notify: str | None = None
+    # What a listening connection runs to hear ``notify`` (with ``notify``).
+    listen: str | None = None
 
     def translate(self, exc: BaseException, what: str) -> APIError:
         """A driver error as the API error a client sees; ``what`` says which step failed."""

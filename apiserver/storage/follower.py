@@ -8,14 +8,17 @@ leave in revision order, each once. Two sources feed the same sequencing:
   COMMIT (``Backend.on_commit``). They are sequenced on the event loop at once,
   so in one process a watch event costs no database read;
 - the poll: ``Backend.read_log(after=delivered)`` on a thread, every
-  ``poll_interval`` and whenever the nudged events do not continue the sequence.
+  ``poll_interval``, whenever the nudged events do not continue the sequence, and
+  whenever the backend says another API server committed (an empty nudge: on
+  PostgreSQL a NOTIFY; elsewhere the poll interval bounds the delay).
 
-A hole in the revisions (rows after it are committed, it is not) waits up to
-``gap_wait`` for the missing row, re-reading the log, and is then skipped with a
-warning. One writer per database never leaves holes; several servers drawing
-revisions from a database sequence will (a rolled-back or slow transaction), and
-that step should write a filler row into a hole that outlives the wait, as kine
-does, so every server skips the same revisions. A follower that finds its place
+Every server on one database runs one follower, and each sees every server's
+writes in the one revision order. A hole in the revisions (rows after it are
+committed, it is not) waits up to ``gap_wait`` for the missing row, re-reading the
+log, and is then skipped with a warning. The store never leaves one: writers take
+revisions under a lock held to COMMIT (``store``), so revisions commit in order
+with none lost; the wait only guards against rows written behind its back (a hand
+edit, a restore). A follower that finds its place
 compacted away (410 from the log) cuts its subscribers, which resume by
 resourceVersion and relist, and goes on from the compacted revision.
 """
@@ -38,8 +41,8 @@ from componentbase.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-# A second server's writes reach this one's watchers within this; with one server
-# every write also nudges, so the poll only finds what a nudge could not carry.
+# Another server's writes reach this one's watchers within this (on PostgreSQL its
+# NOTIFY wakes the follower sooner); this server's own writes nudge it at once.
 POLL_INTERVAL = 1.0
 # How long a hole in the revisions may wait for its transaction to commit. Long
 # enough for a slow commit on a busy database, short next to a watch's patience.

@@ -18,6 +18,13 @@ from apiserver.storage.dialects import Dialect
 _CONFLICT_STATES = frozenset({"23505", "40001", "40P01"})
 
 
+# The channel other servers' commits are announced on (LISTEN/NOTIFY): a wake-up only,
+# the log itself is read by revision, so a missed one just waits for the next poll.
+CHANNEL = "mp_apiserver_log"
+# pg_advisory_xact_lock's key for creating the schema ("mpsc"); any constant will do.
+_SCHEMA_LOCK_KEY = 0x6D707363
+
+
 def _prepare(conn: Any) -> None:
     # Autocommit at the driver, so BEGIN/COMMIT/ROLLBACK below are ours, as on SQLite.
     conn.autocommit = True
@@ -36,4 +43,7 @@ DIALECT = Dialect(
     begin_read="BEGIN ISOLATION LEVEL REPEATABLE READ",
     prepare_connection=_prepare,
     is_conflict=_is_conflict,
+    schema_lock=f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})",
+    notify=f"SELECT pg_notify('{CHANNEL}', %(server)s)",
+    listen=f"LISTEN {CHANNEL}",
 )

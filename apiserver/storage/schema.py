@@ -36,10 +36,23 @@ events = Table(
 )
 Index("events_by_resource", events.c.resource, events.c.rv)
 
-# key/value integers: "revision" (last committed) and "compacted" (highest rv trimmed)
+# key/value integers: "revision" (last committed) and "compacted" (highest rv trimmed).
+# The "revision" row is also the write lock every server takes first in its write
+# transaction (``Statements.lock_revision``): revisions come from the database.
 bookkeeping = Table(
     "bookkeeping",
     metadata,
     Column("key", String(32), primary_key=True),
     Column("value", Integer, nullable=False),
+)
+
+# Values that only one object may hold at a time (a Service's ClusterIP, a NodePort),
+# claimed in the write transaction of the object that takes them and dropped in the one
+# that frees them: the primary key is what keeps two API servers from handing out one.
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # ClusterIP | NodePort
+    Column("value", String(64), primary_key=True),  # canonical text: "10.96.0.1", "30080"
+    Column("owner", String(600), nullable=False),  # resource/namespace/name of the holder
 )

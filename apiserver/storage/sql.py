@@ -16,7 +16,7 @@ from sqlalchemy import and_, bindparam, delete, func, literal_column, or_, selec
 from sqlalchemy.sql import ClauseElement, ColumnElement
 
 from apiserver.storage.dialects import Dialect
-from apiserver.storage.schema import bookkeeping, events, objects
+from apiserver.storage.schema import allocations, bookkeeping, events, objects
 
 _O = objects.c
 _E = events.c
@@ -89,6 +89,18 @@ class Statements:
     # adds one to a bookkeeping key (0 when new): a write no client sees, and never a
     # no-op (SQLite writes nothing for an update to the same value)
     bump_meta: str
+    # the write lock: the "revision" row, locked until COMMIT (FOR UPDATE; SQLite's
+    # BEGIN IMMEDIATE already holds the database's only write lock)
+    lock_revision: str
+    # adds a bookkeeping key with a value unless it is there already
+    init_meta: str
+    # takes (kind, value) for owner (again, if owner's already); no row changed:
+    # someone else holds it
+    claim: str
+    # gives (kind, value) back, only if owner holds it
+    unclaim: str
+    # (value, owner) of every value of a kind claimed now
+    claimed: str
 
     @classmethod
     def compile(cls, dialect: Dialect) -> Statements:
@@ -113,6 +125,15 @@ class Statements:
         bump_meta = bump_meta.on_conflict_do_update(
             index_elements=[bookkeeping.c.key],
             set_={"value": bookkeeping.c.value + literal_column("1")})
+        init_meta = dialect.insert(bookkeeping).values(key=bindparam("key"),
+                                                       value=bindparam("value"))
+        init_meta = init_meta.on_conflict_do_nothing(index_elements=[bookkeeping.c.key])
+        _A = allocations.c
+        claim = dialect.insert(allocations).values(
+            kind=bindparam("kind"), value=bindparam("value"), owner=bindparam("owner"))
+        claim = claim.on_conflict_do_update(index_elements=[_A.kind, _A.value],
+                                            set_={"owner": claim.excluded.owner},
+                                            where=_A.owner == claim.excluded.owner)
         append = events.insert().values(
             rv=bindparam("rv"), resource=bindparam("resource"), namespace=bindparam("namespace"),
             name=bindparam("name"), type=bindparam("type"), data=bindparam("data"),
@@ -143,4 +164,13 @@ class Statements:
                            .order_by(_E.rv).limit(bindparam("limit"))
                            .offset(bindparam("offset"))),  # SQLite's LIMIT wants one
             bump_meta=text(bump_meta),
+            lock_revision=text(select(bookkeeping.c.value)
+                               .where(bookkeeping.c.key == literal_column("'revision'"))
+                               .with_for_update()),
+            init_meta=text(init_meta),
+            claim=text(claim),
+            unclaim=text(delete(allocations).where(
+                _A.kind == bindparam("kind"), _A.value == bindparam("value"),
+                _A.owner == bindparam("owner"))),
+            claimed=text(select(_A.value, _A.owner).where(_A.kind == bindparam("kind"))),
         )

@@ -10,19 +10,28 @@ acknowledged write is durable and every event a follower sees is committed.
 Reads run on any thread in their own read transaction, a consistent snapshot that
 never waits for the writer (SQLite in WAL mode; REPEATABLE READ on PostgreSQL).
 
-What several API servers on one database still need (issue #16), all here:
+Several API servers on one database (issue #16) share it through three things:
 
-- The global revision is kept in memory by the writer (it is the only writer) and
-  persisted in ``bookkeeping`` in the same transaction as the events. With two
-  servers it must come from the database at write time (a sequence, or the log's
-  max under the write lock); a collision on ``events.rv`` already fails cleanly as
-  a Conflict through ``Dialect.translate``.
-- ``compacted_revision`` and the ClusterIP/NodePort allocators
-  (``apiserver/services.py``) are also this process's memory; they need reading
-  from (or checking against) the database inside the write transaction.
-- Commit listeners only hear this process's writes; a second server's follower
-  must poll ``read_log`` (``LogFollower`` already can) and fill revision holes that
-  never commit, as kine does with filler rows.
+- **Revisions come from the database.** Every write transaction first locks the
+  one ``revision`` row of ``bookkeeping`` (``SELECT … FOR UPDATE`` on PostgreSQL;
+  SQLite's ``BEGIN IMMEDIATE`` already holds its only write lock), reads the
+  revision there, numbers its events after it and writes the new value back before
+  COMMIT. The lock is held to COMMIT, so transactions commit in revision order and
+  the log has no holes: a follower reading "after N" never passes a revision that
+  commits later. Why not kine's ``events.id`` sequence: sequence values are drawn
+  before commit, so transactions commit out of order and a follower must wait on
+  and fill holes (kine writes filler rows after a timeout), and a hole skipped too
+  early is an event lost to every watcher. The row lock serialises writers, which
+  costs one indexed read per *batch* (group commit puts up to ``MAX_BATCH`` writes
+  behind one lock), and every server's reads and watches stay lock-free. It also
+  makes each batch see every committed object, so checks inside a write (exists?
+  resourceVersion matches?) hold across servers exactly as with one.
+- **Allocations are claimed in the transaction** (``WriteTxn.claim``): a row per
+  held ClusterIP or NodePort, unique on (kind, value). The in-memory allocators are
+  only a hint for picking a candidate (``apiserver/services.py``).
+- **Every server follows the log** (``follower.LogFollower``): its own writes
+  nudge it; another server's reach it through its poll, woken early on
+  PostgreSQL by a NOTIFY the writing transaction sends.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import contextlib
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -48,6 +58,7 @@ from apiserver.storage import rows
 from apiserver.storage.backend import CommitListener, Event, Page, Txn
 from apiserver.storage.dialects import Dialect, dialect_for
 from apiserver.storage.health import CommitHealth, driver_message
+from apiserver.storage.notify import Listener
 from apiserver.storage.schema import metadata
 from apiserver.storage.sql import Statements
 
@@ -133,6 +144,24 @@ class WriteTxn:
         self._append(Event(rv, "DELETED", resource, namespace, name, data, prev_data, final, obj))
         return final
 
+    def claim(self, kind: str, value: str, owner: str) -> bool:
+        """Take ``value`` of ``kind`` for ``owner``; False when someone else holds it.
+
+        Rolled back with the write; the unique key decides between servers. A claim
+        ``owner`` already has is granted again (its object was removed behind the
+        server's back, as README "Recovery" does, and is being made anew)."""
+        self._cur.execute(self._sql.claim, {"kind": kind, "value": value, "owner": owner})
+        return bool(self._cur.rowcount)
+
+    def unclaim(self, kind: str, value: str, owner: str) -> None:
+        """Give ``value`` back, if ``owner`` holds it (freed when this write commits)."""
+        self._cur.execute(self._sql.unclaim, {"kind": kind, "value": value, "owner": owner})
+
+    def claimed(self, kind: str) -> builtins.list[tuple[str, str]]:
+        """(value, owner) of every value of ``kind`` held now (by any server)."""
+        self._cur.execute(self._sql.claimed, {"kind": kind})
+        return [(r[0], r[1]) for r in self._cur.fetchall()]
+
     def on_rollback(self, fn: Callable[[], None]) -> None:
         """Undo an in-memory side effect (an allocation) if this write is rolled back."""
         self._undo.append(fn)
@@ -189,9 +218,9 @@ class Store:
         self._sql = Statements.compile(self._dialect)
         self._writer_engine = _make_engine(url, self._dialect, writer=True)
         self._read_engine = _make_engine(url, self._dialect, writer=False)
-        metadata.create_all(self._writer_engine)
+        self.server_id = uuid.uuid4().hex  # tells this server's NOTIFYs from others'
+        self._revision = self._create_schema()
         with self._snapshot() as cur:
-            self._revision = eventlog.head(cur, self._sql)
             self._compacted = eventlog.bookkeeping(cur, self._sql)["compacted"]
             # rows no read may serve, found once at start (every later row is ours)
             self.bad: dict[rows.Key, str] = dict(
@@ -202,9 +231,39 @@ class Store:
         self._queue: queue.Queue[_Write | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._listeners: list[CommitListener] = []
+        self._listener: Listener | None = None  # other servers' commits (PostgreSQL)
         self.on_batch_failure: Callable[[], None] = lambda: None
         self.batches = 0
         self.writes = 0
+
+    def _create_schema(self) -> int:
+        """Create missing tables and the revision row (the write lock); returns the revision.
+
+        One transaction under the write lock (and, on PostgreSQL, a lock of its own
+        before any table exists), so servers starting together on an empty database
+        make the schema once."""
+        with self._writer_engine.connect() as conn:
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cur.execute(self._dialect.begin_write)
+            try:
+                if self._dialect.schema_lock is not None:
+                    cur.execute(self._dialect.schema_lock)
+                metadata.create_all(conn)
+                cur.execute(self._sql.lock_revision)
+                row = cur.fetchone()
+                revision = eventlog.head(cur, self._sql)
+                if row is None:
+                    cur.execute(self._sql.init_meta, {"key": "revision", "value": revision})
+                elif row[0] < revision:  # an older server's database: trust its log
+                    cur.execute(self._sql.set_meta, {"key": "revision", "value": revision})
+                cur.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+        return revision
 
     # -- lifecycle --
 
@@ -216,6 +275,9 @@ class Store:
         self._thread.start()
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=30)
@@ -230,7 +292,8 @@ class Store:
 
     @property
     def revision(self) -> int:
-        """Last committed revision as seen by the writer (may lead delivered events)."""
+        """Last revision this server's writer saw committed (may lead delivered events,
+        and lag another server's writes until this one writes again)."""
         return self._revision
 
     @property
@@ -239,8 +302,21 @@ class Store:
         return self._compacted
 
     def on_commit(self, listener: CommitListener) -> None:
-        """Call ``listener`` on the writer thread with each commit's events (a nudge)."""
+        """Call ``listener`` on the writer thread with each commit's events (a nudge);
+        and, where the database can tell (PostgreSQL), with none when another server
+        committed."""
         self._listeners.append(listener)
+        if self._dialect.listen is not None and self._listener is None:
+            self._listener = Listener(self.url, self._dialect, self.server_id,
+                                      self._others_committed)
+            self._listener.start()
+
+    def _others_committed(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener(())
+            except Exception:  # noqa: BLE001 - a listener must not stop the listening
+                log.exception("commit listener failed")
 
     # -- writes --
 
@@ -331,7 +407,7 @@ class Store:
         return conn
 
     def _commit_batch(self, cur: Cursor, batch: list[_Write]) -> None:
-        start = self._revision
+        start = self._revision  # until the lock below tells the database's
         outcomes: list[tuple[_Write, Any, BaseException | None]] = []
         events: list[Event] = []
         after: list[Callable[[], None]] = []
@@ -340,6 +416,11 @@ class Store:
         try:
             cur.execute(self._dialect.begin_write)
             try:
+                # the write lock: revisions go on from the database's, whoever wrote last
+                cur.execute(self._sql.lock_revision)
+                row = cur.fetchone()
+                if row is not None:
+                    self._revision = start = row[0]
                 for write in batch:
                     # A caller may give up on its write (a 504, a shutdown); from here on
                     # it can't, so a write either runs and is answered or never runs.
@@ -372,6 +453,8 @@ class Store:
                     outcomes.append((write, result, None))
                 if self._revision != start:
                     cur.execute(self._sql.set_meta, {"key": "revision", "value": self._revision})
+                    if self._dialect.notify is not None:  # heard by the others at COMMIT
+                        cur.execute(self._dialect.notify, {"server": self.server_id})
                 cur.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -516,16 +599,18 @@ class Store:
         """
 
         def trim(txn: WriteTxn) -> int:
+            # under the write lock: another server may have compacted meanwhile
+            compacted = eventlog.bookkeeping(txn._cur, self._sql)["compacted"]
             target = self._revision - keep
-            if target <= self._compacted:
-                return self._compacted
-            eventlog.trim(txn._cur, self._sql, target)
+            if target > compacted:
+                eventlog.trim(txn._cur, self._sql, target)
+            done = max(target, compacted)
 
             def moved() -> None:
-                self._compacted = target
+                self._compacted = done
 
             txn.after_commit(moved)
-            return target
+            return done
 
         return self.submit(trim)  # type: ignore[arg-type]
 

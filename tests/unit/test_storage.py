@@ -16,7 +16,7 @@ import orjson
 import pytest
 import sqlalchemy
 
-from apiserver.errors import Conflict, Gone, NotFound
+from apiserver.errors import Gone, NotFound
 from apiserver.storage.backend import Event, Txn
 from apiserver.storage.follower import LogFollower, in_order
 from apiserver.storage.store import Store
@@ -153,22 +153,55 @@ def test_compaction_answers_gone_and_survives_a_restart(db):
 
 def test_commit_listeners_hear_each_commit_in_order(store):
     heard: list[list[int]] = []
-    store.on_commit(lambda events: heard.append([e.rv for e in events]))
+    # (an empty call says "read the log": on PostgreSQL, another server may have written)
+    store.on_commit(lambda events: heard.append([e.rv for e in events]) if events else None)
     write(store, put("a"))
     write(store, put("b"))
     write(store, put("a"), dry_run=True)
     assert heard == [[1], [2]]
 
 
-def test_a_second_writer_on_a_stale_revision_loses_with_a_conflict(db, store):
-    """Two stores on one database: what issue #16 must solve; today it fails cleanly."""
+def test_two_stores_on_one_database_take_revisions_in_turn(db, store):
+    """Two API servers' stores on one database (issue #16): every write, from either,
+    gets the next revision from the database; none collides, none is skipped."""
     other = Store(db)
     other.start()
     try:
         write(store, put("a"))
-        with pytest.raises(Conflict, match="concurrent write"):
-            write(other, put("b"))
-        assert store.list("things", None).items[0].startswith('{"metadata":{"name":"a"')
+        assert write(other, put("b"))["metadata"]["resourceVersion"] == "2"
+        futures = [(store if i % 2 else other).submit(put(f"o{i % 7}", value=i))
+                   for i in range(200)]
+        results = [f.result(120) for f in futures]
+        rvs = sorted(int(r["metadata"]["resourceVersion"]) for r in results)
+        assert rvs == list(range(3, 203))
+        assert [e.rv for e in store.read_log(0, limit=1000)] == list(range(1, 203))
+        # what is stored is, per object, the write with the highest revision, whichever
+        # store made it (each write read the other's committed rows)
+        last: dict[str, tuple[int, int]] = {}
+        for r in results:
+            name, rv = r["metadata"]["name"], int(r["metadata"]["resourceVersion"])
+            last[name] = max(last.get(name, (0, 0)), (rv, r["v"]))
+        page = other.list("things", None)
+        assert page.revision == 202
+        stored = {orjson.loads(i)["metadata"]["name"]: orjson.loads(i) for i in page.items}
+        for name, (rv, value) in last.items():
+            assert (int(stored[name]["metadata"]["resourceVersion"]), stored[name]["v"]) == \
+                (rv, value)
+    finally:
+        other.close()
+
+
+def test_compaction_on_one_store_is_not_undone_by_another(db, store):
+    other = Store(db)
+    other.start()
+    try:
+        for i in range(10):
+            write(store, put(f"o{i}"))
+        assert store.compact(2).result(10) == 8
+        assert other.compact(5).result(10) == 8  # not back to 5: it reads the database's
+        assert other.compacted() == 8 and other.compacted_revision == 8
+        with pytest.raises(Gone):
+            other.read_log(3, limit=10)
     finally:
         other.close()
 
@@ -298,3 +331,119 @@ def test_follower_behind_compaction_cuts_its_watchers_and_goes_on(store):
         assert sink.rvs == [5, 6]
 
     asyncio.run(main())
+
+
+# -- several servers on one database ------------------------------------------------------
+
+
+def test_every_store_follows_both_stores_writes_in_order(db, store):
+    """A follower per server: each delivers every write of both, in revision order,
+    none missing or repeated."""
+    async def main() -> None:
+        other = Store(db)
+        other.start()
+        sinks = [Recorder(), Recorder()]
+        followers = [LogFollower(s, sink, after=0, poll_interval=0.05)
+                     for s, sink in zip((store, other), sinks, strict=True)]
+        for follower in followers:
+            follower.start()
+        futures = [(store if i % 3 else other).submit(put(f"o{i % 11}")) for i in range(150)]
+        for fut in futures:
+            await asyncio.wrap_future(fut)
+        for sink in sinks:
+            await sink.until(lambda sink=sink: len(sink.rvs) >= 150, timeout=60)
+        for follower in followers:
+            await follower.stop()
+        other.close()
+        assert sinks[0].rvs == sinks[1].rvs == list(range(1, 151))
+
+    asyncio.run(main())
+
+
+def test_another_servers_commit_wakes_the_follower_on_postgresql(postgresql_server):
+    """LISTEN/NOTIFY: with polling off, another store's write still arrives at once."""
+    db = postgres.create_database(postgresql_server, f"t{uuid.uuid4().hex[:12]}")
+
+    async def main() -> None:
+        writer, reader = Store(db), Store(db)
+        writer.start()
+        sink = Recorder()
+        follower = LogFollower(reader, sink, after=0, poll_interval=3600)
+        follower.start()
+        try:
+            for n in range(1, 4):
+                await asyncio.wrap_future(writer.submit(put(f"o{n}")))
+                await sink.until(lambda n=n: len(sink.rvs) == n, timeout=60)
+            assert sink.rvs == [1, 2, 3]
+        finally:
+            await follower.stop()
+            reader.close()
+            writer.close()
+
+    asyncio.run(main())
+
+
+def listening_backends(url: str) -> list[int]:
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()")]
+    finally:
+        engine.dispose()
+
+
+def test_the_listener_listens_again_after_losing_its_connection(postgresql_server):
+    db = postgres.create_database(postgresql_server, f"t{uuid.uuid4().hex[:12]}")
+
+    async def main() -> None:
+        writer, reader = Store(db), Store(db)
+        writer.start()
+        sink = Recorder()
+        follower = LogFollower(reader, sink, after=0, poll_interval=3600)
+        follower.start()
+        try:
+            await asyncio.wrap_future(writer.submit(put("a")))
+            await sink.until(lambda: sink.rvs == [1], timeout=60)
+            [lost] = listening_backends(db)
+            engine = sqlalchemy.create_engine(db)
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_terminate_backend({lost})")
+            engine.dispose()
+            async with asyncio.timeout(15):
+                while (again := await asyncio.to_thread(listening_backends, db)) in ([], [lost]):
+                    await asyncio.sleep(0.05)
+            await asyncio.wrap_future(writer.submit(put("b")))
+            await sink.until(lambda: sink.rvs == [1, 2], timeout=60)
+            assert again != [lost]
+        finally:
+            await follower.stop()
+            reader.close()
+            writer.close()
+
+    asyncio.run(main())
+
+
+def test_servers_starting_together_on_an_empty_database_make_one_schema(db):
+    stores: list[Store] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            stores.append(Store(db))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == [] and len(stores) == 4
+        stores[0].start()
+        assert write(stores[0], put("a"))["metadata"]["resourceVersion"] == "1"
+    finally:
+        for s in stores:
+            s.close()

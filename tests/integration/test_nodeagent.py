@@ -217,7 +217,7 @@ def test_nodes_register_heartbeat_and_build_their_network(cluster: Cluster) -> N
     for name, n in nodes.items():
         assert {"type": "InternalIP", "address": NODES[name]} in n["status"]["addresses"]
         assert n["status"]["nodeInfo"]["operatingSystem"] == "linux"
-    first = lease_of(cluster, "node-a")["spec"]["renewTime"]
+    first = first_lease(cluster, "node-a")["spec"]["renewTime"]
     wait_until(lambda: lease_of(cluster, "node-a")["spec"]["renewTime"] != first, timeout=5,
                what="a Lease renewal")
     for name, ns in cluster.node_ns.items():
@@ -240,11 +240,21 @@ def lease_of(c: Cluster, node: str) -> dict[str, Any]:
     return c.client.get(LEASE, node, NODE_LEASE_NAMESPACE)
 
 
+def first_lease(c: Cluster, node: str) -> dict[str, Any]:
+    """The Lease once it exists: as a kubelet's, it is created after the Node is
+    registered (it names the Node as owner), so a Ready Node may briefly have none."""
+    def get() -> dict[str, Any] | None:
+        with contextlib.suppress(NotFound):
+            return lease_of(c, node)
+        return None
+    return wait_until(get, timeout=10, what=f"{node}'s Lease")
+
+
 def test_node_heartbeats_through_its_lease_and_writes_its_status_sparsely(
         cluster: Cluster) -> None:
     node = wait_until(lambda: node_ready(cluster, "node-b"), timeout=30,
                       what="node-b Ready with a pod CIDR")
-    lease = lease_of(cluster, "node-b")
+    lease = first_lease(cluster, "node-b")
     assert lease["spec"]["holderIdentity"] == "node-b"
     assert lease["spec"]["leaseDurationSeconds"] == 4  # 4 × --heartbeat-interval, as kubelet
     assert lease["metadata"]["ownerReferences"] == [

@@ -7,6 +7,7 @@ psycopg are installed, on a throwaway PostgreSQL server (``tests/postgres.py``).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import sqlalchemy
 from apiserver.errors import Gone, NotFound
 from apiserver.storage.backend import Event, Txn
 from apiserver.storage.follower import LogFollower, in_order
+from apiserver.storage.sqlite import DIALECT as sqlite_dialect
 from apiserver.storage.store import Store
 from tests import postgres
 
@@ -428,9 +430,11 @@ def test_the_listener_listens_again_after_losing_its_connection(postgresql_serve
 def test_servers_starting_together_on_an_empty_database_make_one_schema(db):
     stores: list[Store] = []
     errors: list[BaseException] = []
+    together = threading.Barrier(4, timeout=30)
 
     def open_one() -> None:
         try:
+            together.wait()
             stores.append(Store(db))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -447,3 +451,38 @@ def test_servers_starting_together_on_an_empty_database_make_one_schema(db):
     finally:
         for s in stores:
             s.close()
+
+
+def open_together(path: Path, count: int) -> tuple[list[str], list[BaseException]]:
+    """``count`` connections set up as the store's at the same moment on ``path``:
+    the journal mode each then sees, and the errors."""
+    together = threading.Barrier(count, timeout=30)
+    modes: list[str] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        conn = sqlite3.connect(path, check_same_thread=False)
+        try:
+            together.wait()
+            sqlite_dialect.prepare_connection(conn)
+            modes.append(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return modes, errors
+
+
+def test_connections_opening_a_new_sqlite_file_together_all_get_wal(tmp_path):
+    """Switching a new file to WAL upgrades a read lock to the write lock, which SQLite
+    refuses at once (no busy handler) while another connection switches: each
+    connection must wait that out, not fail with "database is locked"."""
+    for attempt in range(20):  # one round failed about one time in four without the wait
+        modes, errors = open_together(tmp_path / f"{attempt}.db", 4)
+        assert errors == [] and modes == ["wal"] * 4, f"round {attempt}"

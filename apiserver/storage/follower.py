@@ -155,9 +155,13 @@ class LogFollower:
 
     async def _run(self) -> None:
         assert self._wake is not None
-        while True:
+        while not self._stopped:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the wake-up
+            # instead of raising when a cancellation (``stop``) arrives in the same loop
+            # turn, and this loop went on polling while ``stop`` waited for it forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.catch_up()

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy.dialects import sqlite
 
 from apiserver.storage.dialects import Dialect
+
+# How long a statement waits for another connection's lock before "database is locked".
+BUSY_TIMEOUT = 30.0
+# Between attempts to switch a new database to WAL while another connection does.
+_WAL_RETRY = 0.01
 
 
 def _prepare(conn: Any) -> None:
@@ -15,10 +21,31 @@ def _prepare(conn: Any) -> None:
     # BEGIN for a read snapshot); WAL + synchronous=NORMAL survives a killed process.
     conn.isolation_level = None
     cur = conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+    _enter_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _enter_wal(cur: Any) -> None:
+    """Put the database in WAL mode, waiting out another connection doing the same.
+
+    On a new (rollback-journal) database the switch reads the header and then takes
+    the write lock; SQLite refuses that upgrade from a held read lock at once, without
+    the busy handler (it could deadlock), so servers opening one empty file together
+    got "database is locked" whatever busy_timeout says. The other connection's switch
+    is over in moments, after which this one finds WAL and changes nothing."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY)
 
 
 # JSON1 finds the few rows worth decoding in Python; CASE keeps json_extract away

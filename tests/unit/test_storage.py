@@ -7,9 +7,11 @@ psycopg are installed, on a throwaway PostgreSQL server (``tests/postgres.py``).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import orjson
@@ -19,6 +21,7 @@ import sqlalchemy
 from apiserver.errors import Gone, NotFound
 from apiserver.storage.backend import Event, Txn
 from apiserver.storage.follower import LogFollower, in_order
+from apiserver.storage.sqlite import DIALECT as sqlite_dialect
 from apiserver.storage.store import Store
 from tests import postgres
 
@@ -71,6 +74,19 @@ def ev(rv: int) -> Event:
 
 def write(store: Store, fn: Callable[[Txn], object], **kw: bool) -> object:
     return store.submit(fn, **kw).result(timeout=10)
+
+
+# Every wait in this file has a deadline: a storage bug fails its test, never hangs the run.
+WAIT = 30.0
+
+
+async def landed(fut: Future) -> object:
+    """The result of a submitted write, awaited on the event loop."""
+    return await asyncio.wait_for(asyncio.wrap_future(fut), WAIT)
+
+
+async def stopped(follower: LogFollower) -> None:
+    await asyncio.wait_for(follower.stop(), WAIT)
 
 
 # -- sequencing (pure) ----------------------------------------------------------------------
@@ -240,8 +256,27 @@ def test_follower_delivers_local_commits_from_the_nudge(store):
         for i in range(20):
             store.submit(put(f"o{i % 3}"))
         await sink.until(lambda: len(sink.rvs) == 20)
-        await follower.stop()
+        await stopped(follower)
         assert sink.rvs == list(range(1, 21))
+
+    asyncio.run(main())
+
+
+def test_follower_stops_when_woken_just_before_it_is_cancelled(store):
+    """A wake-up (another server's NOTIFY) that lands in the loop turn before ``stop``
+    must not eat the cancellation: Python 3.11's ``asyncio.wait_for`` returns the
+    inner result instead of raising when both are ready at once, and the follower then
+    polled on forever while ``stop`` waited for it (a hung test run)."""
+    async def main() -> None:
+        follower = LogFollower(store, Recorder(), after=0, poll_interval=3600)
+        follower.start()
+        for _ in range(3):  # let it park in its wait for a wake-up
+            await asyncio.sleep(0)
+        follower.nudge(())  # handled next turn: the wake-up completes ...
+        await asyncio.sleep(0)
+        # ... in the same turn as this cancellation
+        await stopped(follower)
+        assert not follower.alive
 
     asyncio.run(main())
 
@@ -254,9 +289,9 @@ def test_follower_polls_writes_it_was_not_nudged_about(db, store):
         follower = LogFollower(reader, sink, after=reader.revision, poll_interval=0.01)
         follower.start()
         for i in range(5):
-            await asyncio.wrap_future(store.submit(put(f"o{i}")))
+            await landed(store.submit(put(f"o{i}")))
         await sink.until(lambda: len(sink.rvs) == 5)
-        await follower.stop()
+        await stopped(follower)
         reader.close()
         assert sink.rvs == [1, 2, 3, 4, 5]
 
@@ -349,11 +384,11 @@ def test_every_store_follows_both_stores_writes_in_order(db, store):
             follower.start()
         futures = [(store if i % 3 else other).submit(put(f"o{i % 11}")) for i in range(150)]
         for fut in futures:
-            await asyncio.wrap_future(fut)
+            await landed(fut)
         for sink in sinks:
             await sink.until(lambda sink=sink: len(sink.rvs) >= 150, timeout=60)
         for follower in followers:
-            await follower.stop()
+            await stopped(follower)
         other.close()
         assert sinks[0].rvs == sinks[1].rvs == list(range(1, 151))
 
@@ -372,11 +407,11 @@ def test_another_servers_commit_wakes_the_follower_on_postgresql(postgresql_serv
         follower.start()
         try:
             for n in range(1, 4):
-                await asyncio.wrap_future(writer.submit(put(f"o{n}")))
+                await landed(writer.submit(put(f"o{n}")))
                 await sink.until(lambda n=n: len(sink.rvs) == n, timeout=60)
             assert sink.rvs == [1, 2, 3]
         finally:
-            await follower.stop()
+            await stopped(follower)
             reader.close()
             writer.close()
 
@@ -404,7 +439,7 @@ def test_the_listener_listens_again_after_losing_its_connection(postgresql_serve
         follower = LogFollower(reader, sink, after=0, poll_interval=3600)
         follower.start()
         try:
-            await asyncio.wrap_future(writer.submit(put("a")))
+            await landed(writer.submit(put("a")))
             await sink.until(lambda: sink.rvs == [1], timeout=60)
             [lost] = listening_backends(db)
             engine = sqlalchemy.create_engine(db)
@@ -414,11 +449,11 @@ def test_the_listener_listens_again_after_losing_its_connection(postgresql_serve
             async with asyncio.timeout(15):
                 while (again := await asyncio.to_thread(listening_backends, db)) in ([], [lost]):
                     await asyncio.sleep(0.05)
-            await asyncio.wrap_future(writer.submit(put("b")))
+            await landed(writer.submit(put("b")))
             await sink.until(lambda: sink.rvs == [1, 2], timeout=60)
             assert again != [lost]
         finally:
-            await follower.stop()
+            await stopped(follower)
             reader.close()
             writer.close()
 
@@ -428,9 +463,11 @@ def test_the_listener_listens_again_after_losing_its_connection(postgresql_serve
 def test_servers_starting_together_on_an_empty_database_make_one_schema(db):
     stores: list[Store] = []
     errors: list[BaseException] = []
+    together = threading.Barrier(4, timeout=30)
 
     def open_one() -> None:
         try:
+            together.wait()
             stores.append(Store(db))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -447,3 +484,38 @@ def test_servers_starting_together_on_an_empty_database_make_one_schema(db):
     finally:
         for s in stores:
             s.close()
+
+
+def open_together(path: Path, count: int) -> tuple[list[str], list[BaseException]]:
+    """``count`` connections set up as the store's at the same moment on ``path``:
+    the journal mode each then sees, and the errors."""
+    together = threading.Barrier(count, timeout=30)
+    modes: list[str] = []
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        conn = sqlite3.connect(path, check_same_thread=False)
+        try:
+            together.wait()
+            sqlite_dialect.prepare_connection(conn)
+            modes.append(conn.execute("PRAGMA journal_mode").fetchone()[0])
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return modes, errors
+
+
+def test_connections_opening_a_new_sqlite_file_together_all_get_wal(tmp_path):
+    """Switching a new file to WAL upgrades a read lock to the write lock, which SQLite
+    refuses at once (no busy handler) while another connection switches: each
+    connection must wait that out, not fail with "database is locked"."""
+    for attempt in range(20):  # one round failed about one time in four without the wait
+        modes, errors = open_together(tmp_path / f"{attempt}.db", 4)
+        assert errors == [] and modes == ["wal"] * 4, f"round {attempt}"

@@ -169,7 +169,7 @@ class ClusterSpec:
 
     def pki(self) -> PKIPlan:
         """Kept under the state dir, so the next ``up`` reuses the CA and credentials."""
-        return pki_plan(self.state_dir / "pki", server=self.server,
+        return pki_plan(self.state_dir / "pki", server=",".join(self.servers),
                         admin_kubeconfig=self.kubeconfig,
                         nodes=[n.name for n in self.node_plans()],
                         apiserver_ips=[API_FABRIC_IP], cluster_name=f"miniplane-{self.name}")

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from apimachinery.kinds import POD, SERVICE
 from client.config import load_config
@@ -80,23 +81,28 @@ def _failover(c: Any) -> None:
                          "controllers", "controllers-2"]
     kubeconfig = str(c.state_dir / "kubeconfig")
 
+    # the admin kubeconfig: the first server for kubectl, the others as mpctl's fallbacks
+    cluster = yaml.safe_load(Path(kubeconfig).read_text())["clusters"][0]["cluster"]
+    assert cluster["server"] == servers[0]
+    assert cluster["extensions"] == [{"name": "miniplane.io/fallback-servers",
+                                      "extension": {"servers": servers[1:]}}]
+
     def mpctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """mpctl with every API server (the kubeconfig names the first only)."""
-        done = subprocess.run([str(BIN / "mpctl"), "--server", ",".join(servers),
-                               "--kubeconfig", kubeconfig, *args], capture_output=True,
-                              text=True, cwd=REPO, timeout=90)
+        """mpctl as a user runs it: the kubeconfig alone."""
+        done = subprocess.run([str(BIN / "mpctl"), "--kubeconfig", kubeconfig, *args],
+                              capture_output=True, text=True, cwd=REPO, timeout=90)
         if check and done.returncode != 0:
             raise AssertionError(f"mpctl {' '.join(args)}: {done.stdout}{done.stderr}")
         return done
 
     c.apply_demo()
-    api = Client(load_config(server=",".join(servers), kubeconfig=c.state_dir / "kubeconfig"))
+    api = Client(load_config(kubeconfig=c.state_dir / "kubeconfig"))
     leaders = wait_until(lambda: leading(record), timeout=30, what="a controller to lead")
     assert len(leaders) == 1
     old_leader = leaders[0]
 
     # a pod calls the Service back to back for the whole test
-    loop = subprocess.Popen([str(BIN / "mpctl"), "--server", ",".join(servers), "--kubeconfig",
+    loop = subprocess.Popen([str(BIN / "mpctl"), "--kubeconfig",
                              kubeconfig, "exec", "client", "--", "python3", "-c", LOOP,
                              "http://web/", "40"], stdout=subprocess.PIPE, text=True, cwd=REPO)
     lines: list[dict[str, Any]] = []

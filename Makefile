@@ -72,6 +72,7 @@ bench: venv
 	fi
 	$(PY) bench/apiserver.py
 	$(PY) bench/apiserver.py --storage postgresql
+	$(PY) bench/apiserver.py --storage postgresql --apiservers 3
 	$(PY) bench/watchers.py
 	$(PY) bench/lists.py
 	$(PY) bench/controllers.py

@@ -44,10 +44,13 @@ def service_body(name: str, stamp: float | None = None) -> bytes:
                       ).encode()
 
 
-async def create_many(port: int, ns: str, count: int, clients: int, prefix: str) -> float:
-    """Create ``count`` Services with ``clients`` concurrent connections; returns creates/s."""
+async def create_many(port: int | list[int], ns: str, count: int, clients: int, prefix: str
+                      ) -> float:
+    """Create ``count`` Services with ``clients`` concurrent connections (spread over the
+    API servers on ``port``, when several); returns creates/s."""
     names = iter(range(count))
-    conns = [await Conn.open(port) for _ in range(clients)]
+    ports = port if isinstance(port, list) else [port]
+    conns = [await Conn.open(ports[i % len(ports)]) for i in range(clients)]
 
     async def worker(conn: Conn) -> None:
         for i in names:
@@ -85,8 +88,10 @@ async def time_list(port: int, ns: str, runs: int = 5) -> tuple[float, int]:
     return statistics.median(times), count
 
 
-async def watch_latency(port: int, ns: str, watchers: int, writes: int) -> tuple[float, float]:
-    """p50/p99 (ms) from the moment a write is sent to its event reaching each watcher."""
+async def watch_latency(port: int, ns: str, watchers: int, writes: int,
+                        watch_port: int | None = None) -> tuple[float, float]:
+    """p50/p99 (ms) from the moment a write is sent to its event reaching each watcher
+    (watching ``watch_port``'s server, another one than the writes', when given)."""
     conn = await Conn.open(port)
     _, body = await conn.request("GET", SVC.format(ns=ns) + "?limit=1")
     rv = json.loads(body)["metadata"]["resourceVersion"]
@@ -96,7 +101,7 @@ async def watch_latency(port: int, ns: str, watchers: int, writes: int) -> tuple
 
     async def watch() -> None:
         nonlocal received
-        c = await Conn.open(port)
+        c = await Conn.open(watch_port or port)
         path = SVC.format(ns=ns) + f"?watch=1&resourceVersion={rv}&timeoutSeconds=120"
         async for line in c.stream_lines(path):
             now = time.perf_counter()
@@ -194,23 +199,32 @@ async def run(args: argparse.Namespace) -> None:
 
 async def measure(args: argparse.Namespace, root: Path | None) -> None:
     url = postgres.create_database(root) if root is not None else None
-    async with running_apiserver(storage_url=url) as (port, _kubeconfig, _pid):
+    async with contextlib.AsyncExitStack() as servers:
+        port, kubeconfig, _pid = await servers.enter_async_context(
+            running_apiserver(storage_url=url))
+        ports = [port]
+        for _ in range(args.apiservers - 1):  # the same database and certificates
+            more, _, _ = await servers.enter_async_context(running_apiserver(
+                "--cert-dir", str(Path(kubeconfig).parent), storage_url=url))
+            ports.append(more)
         await make_namespace(port, "bench")
         await make_namespace(port, "big")
         await make_namespace(port, "lat")
         one = await create_many(port, "bench", args.creates, 1, "one")
-        sixteen = await create_many(port, "bench", args.creates, 16, "many")
-        await create_many(port, "big", args.list_size, 16, "svc")
-        list_s, listed = await time_list(port, "big")
-        w1 = await watch_latency(port, "lat", 1, args.watch_writes)
-        w100 = await watch_latency(port, "lat", 100, args.watch_writes)
+        sixteen = await create_many(ports, "bench", args.creates, 16, "many")
+        await create_many(ports, "big", args.list_size, 16, "svc")
+        list_s, listed = await time_list(ports[-1], "big")
+        w1 = await watch_latency(port, "lat", 1, args.watch_writes, ports[-1])
+        w100 = await watch_latency(port, "lat", 100, args.watch_writes, ports[-1])
     if root is not None:
         raw_rate, raw_read = raw_postgres_inserts(root, args.list_size)
         raw = "raw psycopg"
     else:
         raw_rate, raw_read = raw_sqlite_inserts(args.list_size)
         raw = "raw sqlite3"
-    print(f"storage: {args.storage}")
+    print(f"storage: {args.storage}, {args.apiservers} API server"
+          + ("s (16 clients spread over them; watchers and the list on the last, writes to "
+             "the first)" if args.apiservers > 1 else ""))
     print(f"creates/s, 1 client:            {one:8.0f}   ({one / raw_rate:.2f}x {raw} "
           f"{raw_rate:.0f}/s)")
     print(f"creates/s, 16 clients:          {sixteen:8.0f}   ({sixteen / raw_rate:.2f}x {raw})"
@@ -229,10 +243,15 @@ def main() -> None:
     p.add_argument("--creates", type=int, default=3000)
     p.add_argument("--list-size", type=int, default=10_000)
     p.add_argument("--watch-writes", type=int, default=200)
+    p.add_argument("--apiservers", type=int, default=1,
+                   help="API servers on the one database (more than 1 needs postgresql)")
     p.add_argument("--storage", choices=("sqlite", "postgresql"), default="sqlite",
                    help="the API server's database (postgresql: a private server, as "
                         "`mpctl cluster up --storage postgresql` runs)")
-    asyncio.run(run(p.parse_args()))
+    args = p.parse_args()
+    if args.apiservers > 1 and args.storage != "postgresql":
+        p.error("--apiservers above 1 needs --storage postgresql")
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

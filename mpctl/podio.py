@@ -119,7 +119,8 @@ def log_file(pod: dict[str, Any], container: str, server: str,
         raise PodIOError(f"pod {name} is not scheduled to a node yet")
     for st in states:
         rec = st.node(node)
-        if st.server.rstrip("/") == server.rstrip("/") and rec is not None:
+        if server.rstrip("/") in {s.rstrip("/") for s in st.server.split(",")} \
+                and rec is not None:
             path = Path(rec.state_dir) / "pods" / pod["metadata"]["uid"] / f"{container}.log"
             if path.exists():
                 return path

@@ -57,6 +57,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--storage", default="sqlite", metavar="sqlite|postgresql",
                    help="the API server's database: a SQLite file (default) or a private "
                         "PostgreSQL server in the state dir (Debian's `postgresql`)")
+    p.add_argument("--apiservers", type=int, default=1, metavar="N",
+                   help="API server processes on one database (more than 1 needs --storage "
+                        "postgresql; then two controller processes, one leading)")
     p.add_argument("--detach", action="store_true",
                    help="return once the cluster is up and leave it running")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -137,16 +140,30 @@ class Up:
     """One run of ``cluster up``: builds, records and (on failure) tears down."""
 
     def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress,
-                 storage: str = "sqlite") -> None:
+                 storage: str = "sqlite", apiservers: int = 1) -> None:
         self.progress = progress
-        ports = {c: free_port() for c in ("controllers", "dnsd")}
-        ports |= {f"node-{i}": free_port() for i in range(1, nodes + 1)}
+        taken: set[int] = set()
+
+        def port(preferred: int | None = None, *, udp: bool = False) -> int:
+            """A free port no other component of this cluster was given."""
+            while (picked := free_port(preferred, udp=udp)) in taken:
+                preferred = None
+            taken.add(picked)
+            return picked
+
+        api_ports = [port(plan.PREFERRED_API_PORT), *(port() for _ in range(apiservers - 1))]
+        controllers = ["controllers", "controllers-2"] if apiservers > 1 else ["controllers"]
+        ports = {c: port() for c in (*controllers, "dnsd")}
+        ports |= {f"node-{i}": port() for i in range(1, nodes + 1)}
+        # an API server's "status socket" is its HTTPS port (cluster status probes /readyz)
+        ports |= {plan.numbered("apiserver", i): p for i, p in enumerate(api_ports, start=1)}
         self.spec = plan.ClusterSpec(name=name, nodes=nodes, state_dir=state_dir,
-                                     api_port=free_port(plan.PREFERRED_API_PORT),
-                                     dns_port=free_port(plan.PREFERRED_DNS_PORT, udp=True),
-                                     metrics_ports=ports, storage=storage)
+                                     api_port=api_ports[0],
+                                     dns_port=port(plan.PREFERRED_DNS_PORT, udp=True),
+                                     metrics_ports=ports, storage=storage,
+                                     more_api_ports=tuple(api_ports[1:]))
         self.state = state.ClusterState(
-            name=name, state_dir=str(state_dir), server=self.spec.server,
+            name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
             dns_fabric_address=plan.FABRIC_IP, storage=storage, up_pid=os.getpid(),
             up_start=proc_start_time(os.getpid()),
@@ -176,11 +193,16 @@ class Up:
                     postgres.create_database(spec.postgres_dir)
                 except postgres.PostgresError as exc:
                     raise UpError(f"{exc}; see {db.log}") from None
-        api, rest = commands[0], commands[1:]
-        with p.step(f"API server on {spec.server}"):
-            self._start(api)
-            self.client = Client(load_config(server=spec.server, kubeconfig=spec.kubeconfig))
-            wait_for(self._api_ready, "the API server to be ready", api.log, self._gone)
+        apis = [c for c in commands if c.name.startswith("apiserver")]
+        rest = [c for c in commands if c not in apis]
+        with p.step(f"API server{'s' if len(apis) > 1 else ''} on {', '.join(spec.servers)}"):
+            for api in apis:
+                self._start(api)
+            self.client = Client(load_config(server=",".join(spec.servers),
+                                             kubeconfig=spec.kubeconfig))
+            for api, url in zip(apis, spec.servers, strict=True):
+                wait_for(partial(self._api_ready, url), f"{api.name} to be ready", api.log,
+                         self._gone)
         with p.step("controllers, dnsd and node agents"):
             for cmd in rest:
                 self._start(cmd)
@@ -223,8 +245,8 @@ class Up:
                 return f"{rec.name} exited during start-up; see {rec.log}"
         return None
 
-    def _api_ready(self) -> bool:
-        return _probe(f"{self.spec.server}/readyz", self.spec.pki().ca_cert) == "ready"
+    def _api_ready(self, server: str) -> bool:
+        return _probe(f"{server}/readyz", self.spec.pki().ca_cert) == "ready"
 
     def _register_dns(self) -> None:
         assert self.client is not None
@@ -283,6 +305,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     name, state_dir = resolve_target(args, running=False)
     nodes = plan.check_nodes(args.nodes)
     storage = plan.check_storage(args.storage)
+    apiservers = plan.check_apiservers(args.apiservers, storage)
     registered = state.registered_dir(name)
     for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
         with contextlib.suppress(ValueError):
@@ -301,7 +324,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing is not None:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
-    up = Up(name, nodes, state_dir.resolve(), progress, storage)
+    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers)
     try:
         up.run()
     except BaseException as exc:
@@ -346,8 +369,8 @@ def _ready(node: dict[str, Any]) -> bool:
 
 def teardown(st: state.ClusterState) -> list[str]:
     """Stop every recorded process (agents first), remove the namespaces and the record."""
-    agents = [r for r in st.processes if r.name not in plan.COMPONENTS]
-    control = [r for r in st.processes if r.name in plan.COMPONENTS]
+    agents = [r for r in st.processes if not plan.is_control_plane(r.name)]
+    control = [r for r in st.processes if plan.is_control_plane(r.name)]
     supervisor.stop(agents)
     supervisor.stop(list(reversed(control)))
     removed = network.remove(st.name)
@@ -416,9 +439,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     for rec in st.processes:
         running = supervisor.alive(rec)
         healthy &= running
-        url = f"{st.server}/readyz" if rec.name == "apiserver" else \
+        api = rec.name.startswith("apiserver")
+        url = f"https://{rec.metrics}/readyz" if api and rec.metrics else \
+            f"{st.server.split(',')[0]}/readyz" if api else \
             f"http://{rec.metrics}/readyz" if rec.metrics else None
-        ca = Path(st.state_dir) / "pki" / "ca.crt" if rec.name == "apiserver" else None
+        ca = Path(st.state_dir) / "pki" / "ca.crt" if api else None
         health = _probe(url, ca) if running and url else "-"
         rows.append([rec.name, str(rec.pid), "running" if running else "exited", health,
                      rec.log])

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from apimachinery.kubeconfig import kubeconfig
+from client.config import FALLBACK_EXTENSION
 from componentbase import files, pki
 
 from .plan import Credential, PKIPlan
@@ -74,8 +75,14 @@ def ensure_kubeconfig(cred: Credential, ca: pki.KeyPair, cluster_name: str) -> N
     pair = reusable_pair(old, ca, who) if old is not None else None
     if pair is None:
         pair = pki.issue(ca, who)
-    doc = kubeconfig(cluster_name, cred.server, ca.cert_pem, cert_pem=pair.cert_pem,
+    # several API servers: the first is ``server`` (kubectl reads it), the rest are the
+    # fallbacks client/ moves to (a cluster extension kubectl keeps and ignores)
+    server, *fallbacks = cred.server.split(",")
+    doc = kubeconfig(cluster_name, server, ca.cert_pem, cert_pem=pair.cert_pem,
                      key_pem=pair.key_pem)
+    if fallbacks:
+        doc["clusters"][0]["cluster"]["extensions"] = [
+            {"name": FALLBACK_EXTENSION, "extension": {"servers": fallbacks}}]
     if doc == old:
         return
     files.write_atomic(cred.kubeconfig, yaml.safe_dump(doc, sort_keys=False).encode())

@@ -39,6 +39,7 @@ _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?")
 PREFERRED_API_PORT = 6443
 PREFERRED_DNS_PORT = 5353
 COMPONENTS = ("postgres", "apiserver", "controllers", "dnsd")
+MAX_APISERVERS = 5
 STORAGES = ("sqlite", "postgresql")
 # The API server also listens on the fabric, for pods (through the `kubernetes`
 # Service): dnsd's address, another port (the same as on loopback: the Service's
@@ -71,6 +72,24 @@ def check_storage(storage: str) -> str:
     if storage == "postgresql" and (why := postgres.unavailable()) is not None:
         raise SpecError(f"--storage postgresql: {why}")
     return storage
+
+
+def check_apiservers(count: int, storage: str) -> int:
+    """1 (the default), or up to ``MAX_APISERVERS`` sharing a PostgreSQL database (SQLite
+    has one writer process)."""
+    if not 1 <= count <= MAX_APISERVERS:
+        raise SpecError(f"--apiservers: {count} is out of range (1-{MAX_APISERVERS})")
+    if count > 1 and storage != "postgresql":
+        raise SpecError(f"--apiservers {count} needs --storage postgresql (several API "
+                        "servers share one database; a SQLite file has one writer)")
+    return count
+
+
+def is_control_plane(process: str) -> bool:
+    """Whether a cluster process is of the control plane (``apiserver-2`` too), stopped
+    after the node agents."""
+    base, _, index = process.rpartition("-")
+    return (base if base and index.isdigit() else process) in COMPONENTS
 
 
 def check_nodes(count: int) -> int:
@@ -121,10 +140,27 @@ class ClusterSpec:
     # component or node name -> the port of its /metrics, /healthz and /readyz
     metrics_ports: dict[str, int]
     storage: str = "sqlite"  # or "postgresql": a private server of the cluster's own
+    # the second and later API servers' ports (``api_port`` is the first's)
+    more_api_ports: tuple[int, ...] = ()
 
     @property
     def server(self) -> str:
         return f"https://127.0.0.1:{self.api_port}"
+
+    @property
+    def api_ports(self) -> list[int]:
+        return [self.api_port, *self.more_api_ports]
+
+    @property
+    def servers(self) -> list[str]:
+        """Every API server's loopback URL, the first first."""
+        return [f"https://127.0.0.1:{port}" for port in self.api_ports]
+
+    @property
+    def controller_count(self) -> int:
+        """Two controller processes (a leader and a standby) once the control plane has
+        more than one API server."""
+        return 2 if self.more_api_ports else 1
 
     @property
     def kubeconfig(self) -> Path:
@@ -133,7 +169,7 @@ class ClusterSpec:
 
     def pki(self) -> PKIPlan:
         """Kept under the state dir, so the next ``up`` reuses the CA and credentials."""
-        return pki_plan(self.state_dir / "pki", server=self.server,
+        return pki_plan(self.state_dir / "pki", server=",".join(self.servers),
                         admin_kubeconfig=self.kubeconfig,
                         nodes=[n.name for n in self.node_plans()],
                         apiserver_ips=[API_FABRIC_IP], cluster_name=f"miniplane-{self.name}")
@@ -212,6 +248,11 @@ class Command:
     as_postgres: Path | None = None
 
 
+def numbered(component: str, index: int) -> str:
+    """``apiserver``, ``apiserver-2``, …: the first of a kind keeps the plain name."""
+    return component if index == 1 else f"{component}-{index}"
+
+
 def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     """The control plane first (API server, controllers, dnsd), then one agent per node.
 
@@ -228,29 +269,32 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
 
     cmds = [Command("postgres", postgres.server_argv(spec.postgres_dir), spec.log_path("postgres"),
                     as_postgres=spec.postgres_dir)] if spec.storage == "postgresql" else []
-    cmds += [
-        Command("apiserver", [str(bin_dir / "mp-apiserver"),
-                              "--listen", f"127.0.0.1:{spec.api_port}",
-                              "--listen",
-                              f"netns:{spec.fabric}:{API_FABRIC_IP}:{spec.api_port}",
-                              "--advertise-address", API_FABRIC_IP,
-                              "--storage-url", spec.storage_url(),
-                              "--service-cluster-ip-range", SERVICE_CIDR,
-                              *apiserver_pki_flags(pki),
-                              "--pod-security-default", POD_SECURITY_DEFAULT],
-                spec.log_path("apiserver")),
-        Command("controllers", [str(bin_dir / "mp-controllers"), *kubeconfig("controllers"),
-                                "--cluster-cidr", CLUSTER_CIDR, *metrics("controllers")],
-                spec.log_path("controllers")),
-        Command("dnsd", [str(bin_dir / "mp-dnsd"), *kubeconfig("dnsd"),
-                         "--listen", f"127.0.0.1:{spec.dns_port}",
-                         "--listen", f"netns:{spec.fabric}:{FABRIC_IP}:53",
-                         "--cluster-domain", CLUSTER_DOMAIN, *metrics("dnsd")],
-                spec.log_path("dnsd")),
-    ]
+    # With several API servers every client gets the whole list (client/failover.py)
+    servers = ["--server", ",".join(spec.servers)] if spec.more_api_ports else []
+    for i, port in enumerate(spec.api_ports, start=1):
+        name = numbered("apiserver", i)
+        cmds.append(Command(name, [str(bin_dir / "mp-apiserver"),
+                                   "--listen", f"127.0.0.1:{port}",
+                                   "--listen", f"netns:{spec.fabric}:{API_FABRIC_IP}:{port}",
+                                   "--advertise-address", API_FABRIC_IP,
+                                   "--storage-url", spec.storage_url(),
+                                   "--service-cluster-ip-range", SERVICE_CIDR,
+                                   *apiserver_pki_flags(pki),
+                                   "--pod-security-default", POD_SECURITY_DEFAULT],
+                            spec.log_path(name)))
+    for i in range(1, spec.controller_count + 1):
+        name = numbered("controllers", i)
+        cmds.append(Command(name, [str(bin_dir / "mp-controllers"), *kubeconfig("controllers"),
+                                   *servers, "--cluster-cidr", CLUSTER_CIDR, *metrics(name)],
+                            spec.log_path(name)))
+    cmds.append(Command("dnsd", [str(bin_dir / "mp-dnsd"), *kubeconfig("dnsd"), *servers,
+                                 "--listen", f"127.0.0.1:{spec.dns_port}",
+                                 "--listen", f"netns:{spec.fabric}:{FABRIC_IP}:53",
+                                 "--cluster-domain", CLUSTER_DOMAIN, *metrics("dnsd")],
+                        spec.log_path("dnsd")))
     for node in spec.node_plans():
         cmds.append(Command(node.name, [
-            str(bin_dir / "mp-nodeagent"), *kubeconfig(node.name), "--node", node.name,
+            str(bin_dir / "mp-nodeagent"), *kubeconfig(node.name), *servers, "--node", node.name,
             "--netns", node.namespace, "--cluster-name", spec.name,
             "--state-dir", str(node.state_dir.resolve()), "--cluster-dns", DNS_CLUSTER_IP,
             "--service-cidr", SERVICE_CIDR, "--cluster-cidr", CLUSTER_CIDR,

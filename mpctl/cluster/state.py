@@ -44,7 +44,7 @@ class NodeRecord:
 class ClusterState:
     name: str
     state_dir: str
-    server: str
+    server: str  # the API server URL; with several, a comma-separated list (--server)
     dns: str  # HOST:PORT on loopback, for people on the host (dig -p)
     fabric: str
     dns_fabric_address: str

@@ -346,3 +346,39 @@ def test_bad_storage_is_one_line() -> None:
     with pytest.raises(plan.SpecError, match=r"^--storage: 'mysql' is not one of sqlite, "
                                              r"postgresql$"):
         plan.check_storage("mysql")
+
+
+def test_several_api_servers_share_the_database_and_every_client_gets_the_list() -> None:
+    s = dataclasses.replace(spec(1), storage="postgresql", more_api_ports=(7002, 7003),
+                            metrics_ports={**spec(1).metrics_ports, "controllers-2": 1003})
+    cmds = {c.name: c.argv for c in plan.component_commands(s, Path("/venv/bin"))}
+    assert list(cmds) == ["postgres", "apiserver", "apiserver-2", "apiserver-3",
+                          "controllers", "controllers-2", "dnsd", "node-1"]
+    servers = "https://127.0.0.1:6443,https://127.0.0.1:7002,https://127.0.0.1:7003"
+    for port, name in zip((6443, 7002, 7003), ("apiserver", "apiserver-2", "apiserver-3"),
+                          strict=True):
+        argv = cmds[name]
+        assert argv[argv.index("--listen") + 1] == f"127.0.0.1:{port}"
+        assert argv[argv.index("--storage-url") + 1] == s.storage_url()
+    for name in ("controllers", "controllers-2", "dnsd", "node-1"):
+        assert cmds[name][cmds[name].index("--server") + 1] == servers, name
+    assert cmds["controllers-2"][cmds["controllers-2"].index("--metrics-listen") + 1] == \
+        "127.0.0.1:1003"
+    # one API server: no --server flag, the kubeconfig's server is the one
+    assert all("--server" not in argv for argv in
+               (c.argv for c in plan.component_commands(spec(1), Path("/venv/bin"))))
+
+
+@pytest.mark.parametrize(("name", "control"), [
+    ("apiserver", True), ("apiserver-3", True), ("controllers-2", True), ("postgres", True),
+    ("dnsd", True), ("node-1", False), ("node-12", False)])
+def test_control_plane_processes_are_told_from_agents(name: str, control: bool) -> None:
+    assert plan.is_control_plane(name) is control
+
+
+def test_several_api_servers_need_postgresql() -> None:
+    assert plan.check_apiservers(3, "postgresql") == 3
+    with pytest.raises(plan.SpecError, match=r"^--apiservers 2 needs --storage postgresql"):
+        plan.check_apiservers(2, "sqlite")
+    with pytest.raises(plan.SpecError, match=r"^--apiservers: 6 is out of range \(1-5\)$"):
+        plan.check_apiservers(6, "postgresql")

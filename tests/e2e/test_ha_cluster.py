@@ -1,6 +1,7 @@
 """End to end: an HA local cluster (``cluster up --storage postgresql --apiservers 3``,
 two controller processes) loses the API server its clients use and the leading
-controller to ``kill -9`` while a writer writes and a pod keeps calling a Service.
+controller to ``kill -9`` while a writer creates and deletes pods and a pod keeps
+calling a Service.
 
 What a user relies on: every acknowledged write is there afterwards; the standby
 controller leads within the lease duration (plus a retry period); a pod made Ready
@@ -28,7 +29,7 @@ import yaml
 
 from apimachinery.kinds import POD, SERVICE
 from client.config import load_config
-from client.errors import ApiError, ConnectionFailed
+from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
 from componentbase import postgres
 from componentbase.procs import same_process
@@ -44,6 +45,13 @@ pytestmark = [pytest.mark.root,
                                  reason=postgres.unavailable() or "")]
 
 LEASE_DURATION, RETRY_PERIOD = 15.0, 2.0  # mp-controllers' defaults
+ALIVE = 6  # the writer's pods alive at once: each is a process in a namespace
+
+
+def writer_pod(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {
+        "app": "writer"}}, "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+            {"name": "sleep", "image": "busybox", "command": ["sleep", "3600"]}]}}
 
 
 def leading(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -58,6 +66,12 @@ def leading(record: dict[str, Any]) -> list[dict[str, Any]]:
             if leader.says_it_leads(text):
                 out.append(p)
     return out
+
+
+def ready(api: Client, name: str) -> bool:
+    conds = api.get(POD, name, "default").get("status", {}).get("conditions") or []
+    return {"type": "Ready", "status": "True"} in [
+        {"type": c.get("type"), "status": c.get("status")} for c in conds]
 
 
 def test_ha_cluster_survives_kill_9_of_its_first_api_server_and_leading_controller(
@@ -109,27 +123,36 @@ def _failover(c: Any) -> None:
     reader = threading.Thread(target=lambda: lines.extend(
         json.loads(line) for line in loop.stdout or ()), daemon=True)
     reader.start()
-    # a writer: every create it saw acknowledged must be there afterwards
-    acknowledged: list[str] = []
+    # a writer creates pods and deletes the older ones: every create it saw
+    # acknowledged must be there afterwards, unless its delete was acknowledged too
+    created: list[str] = []
+    deleted: list[str] = []
     stop = threading.Event()
 
     def write() -> None:
         i = 0
         while not stop.is_set():
             i += 1
-            body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"w-{i}"},
-                    "spec": {"ports": [{"port": 80}]}}
             try:
-                api.create(SERVICE, body, "default")
-                acknowledged.append(f"w-{i}")
+                api.create(POD, writer_pod(f"w-{i}"), "default")
+                created.append(f"w-{i}")
             except (ConnectionFailed, ApiError):
                 pass  # not acknowledged: it may or may not be there
-            time.sleep(0.05)
+            alive = [n for n in created if n not in deleted]
+            if len(alive) > ALIVE:
+                try:
+                    api.delete(POD, alive[0], "default")
+                    deleted.append(alive[0])
+                except NotFound:  # an unacknowledged delete that was done after all
+                    deleted.append(alive[0])
+                except (ConnectionFailed, ApiError):
+                    pass
+            time.sleep(0.2)
 
     writer = threading.Thread(target=write, daemon=True)
     writer.start()
     try:
-        wait_until(lambda: len(lines) >= 20 and len(acknowledged) >= 10, timeout=30,
+        wait_until(lambda: len(lines) >= 20 and len(deleted) >= 5, timeout=60,
                    what="traffic and writes before the kills")
         first_api = next(p for p in record["processes"] if p["name"] == "apiserver")
         killed_at = time.time()
@@ -168,11 +191,18 @@ def _failover(c: Any) -> None:
     gap = max(b - a for a, b in zip(ok, ok[1:], strict=False))
     print(f"\nHA failover: standby controller led {takeover:.1f} s after the kills; "
           f"longest gap between successful requests {gap * 1000:.0f} ms "
-          f"({len(ok)} requests, {len(errors)} errors); {len(acknowledged)} writes "
-          f"acknowledged")
+          f"({len(ok)} requests, {len(errors)} errors); {len(created)} pod creates and "
+          f"{len(deleted)} deletes acknowledged")
     assert errors == [], errors[:3]
     assert ok[-1] > killed_at + 10  # the loop ran well past the kills
     assert gap < 2.0, gap
-    present = {s["metadata"]["name"] for s in api.list(SERVICE, "default")["items"]}
-    assert set(acknowledged) <= present, sorted(set(acknowledged) - present)[:5]
+    pods = {p["metadata"]["name"]: p for p in api.list(POD, "default")["items"]}
+    kept = [n for n in created if n not in deleted]
+    assert set(kept) <= set(pods), sorted(set(kept) - set(pods))[:5]
+    assert not [n for n in kept if pods[n]["metadata"].get("deletionTimestamp")]
+    # the deletes were acknowledged; the agents (following a live server) finish them
+    wait_until(lambda: not {p["metadata"]["name"] for p in api.list(POD, "default")["items"]}
+               & set(deleted), timeout=60, what="every deleted writer pod to be gone")
+    wait_until(lambda: all(ready(api, n) for n in kept), timeout=60,
+               what="every kept writer pod to run")
     api.close()

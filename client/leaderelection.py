@@ -21,14 +21,20 @@ gets 409 Conflict. A change of holder counts in ``leaseTransitions``; a clean st
 releases the Lease (``holderIdentity`` "", ``leaseDurationSeconds`` 1: client-go's
 ``ReleaseOnCancel``) so a standby takes over at its next attempt.
 
+A candidate that lost may run again (``mp-controllers`` does, rather than exit as
+kube-controller-manager): ``run`` returns only once the leading work has ended, and
+the candidate forgets its own claim (``after_loss``), so it reports not leading and
+re-reads the Lease before it competes again.
+
 Where this differs from client-go, on the safe side: the renew deadline is counted
 from the last successful renewal (client-go counts from the start of each retry
 round, so a leader may act up to one retry period longer); a leader that finds
 another holder stops at once instead of retrying to its deadline; a waiting
 candidate also tries at the instant the Lease it watches expires.
 
-The decisions (``observe``, ``decide``, ``renewal``, ``released``, ``deadline``) are
-pure functions of the Lease read and a clock; ``LeaderElector`` is the I/O around them.
+The decisions (``observe``, ``decide``, ``renewal``, ``released``, ``after_loss``,
+``deadline``) are pure functions of the Lease read and a clock; ``LeaderElector`` is
+the I/O around them.
 """
 
 from __future__ import annotations
@@ -189,6 +195,18 @@ def released(observed: Observed, wall: float) -> dict[str, Any]:
             "renewTime": stamp, "leaseTransitions": observed.transitions()}
 
 
+def after_loss(observed: Observed | None, identity: str) -> Observed | None:
+    """What a leader that lost still knows of the Lease: a holder it read stays known
+    (a standby that knows the leader); a record naming itself is forgotten, since it
+    no longer leads and who does is unknown until its next read. A later read then
+    starts a fresh observation, so a record still naming it is taken back at once
+    (nobody else took it: client-go's rule for its own identity) and another
+    holder's is waited for a full lease duration from that read."""
+    if observed is not None and observed.holder == identity:
+        return None
+    return observed
+
+
 def deadline(renewed_at: float, timing: Timing) -> float:
     """When a leader whose last successful renewal started at ``renewed_at`` must have
     stopped acting."""
@@ -220,6 +238,10 @@ class LeaderElector:
     awaited) when leadership ends; ``on_stopped_leading`` is then called, before the
     Lease is released and, when renewal failed, before any other candidate could
     take it. ``on_new_leader`` hears each holder seen ("" for none).
+
+    ``run`` may be called again after it returned ``LOST``: the candidate then
+    competes afresh (``after_loss``), and ``on_started_leading`` starts a new task
+    if it wins.
     """
 
     client: AsyncClient
@@ -253,6 +275,8 @@ class LeaderElector:
         work = asyncio.create_task(self.on_started_leading(), name="leading")
         try:
             outcome = await self._renew(stop, work)
+            if outcome is Outcome.LOST:  # not leading from now on, for is_leader() too
+                self._forget()
         finally:
             work.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -363,6 +387,12 @@ class LeaderElector:
             log.info("lease %s/%s: holder is %s", self.namespace, self.name, holder or "nobody")
             if self.on_new_leader is not None:
                 self.on_new_leader(holder)
+
+    def _forget(self) -> None:
+        self._observed = after_loss(self._observed, self.identity)
+        if self._observed is None:
+            self._lease = None
+            self._reported = None  # the next holder read is reported, even if it is us
 
     async def _release(self) -> None:
         if not self.is_leader() or self._lease is None or self._observed is None:

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "before taking over (whole seconds)")
     p.add_argument("--leader-elect-renew-deadline", default=le.renew_deadline,
                    type=flags.duration(), metavar="DURATION",
-                   help="how long the leader retries renewing before it stops (and exits 1)")
+                   help="how long the leader retries renewing before it stops its controllers "
+                        "(and rejoins the election as a standby)")
     p.add_argument("--leader-elect-retry-period", default=le.retry_period,
                    type=flags.duration(), metavar="DURATION",
                    help="pause between attempts to acquire or renew")

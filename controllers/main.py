@@ -10,10 +10,20 @@ SIGINT stops workers and watches and exits 0.
 With ``--leader-elect`` (the default, as kube-controller-manager) all of that runs
 only while the process holds the Lease (``client.leaderelection``): a standby
 waits, ready (``/readyz``) once it has seen who leads. A leader that cannot renew
-stops its controllers and exits 1 ("leader election lost"), as
-kube-controller-manager does, so its supervisor restarts it as a standby; on
-SIGTERM it stops them first and then releases the Lease, so a standby takes over
-at its next attempt.
+within the renew deadline ("leader election lost") stops its controllers, informers
+and event writes and waits until every one of their tasks has ended, before any
+standby may take over; then it rejoins the election as a standby with a fresh
+``Term`` (new informers and controllers, nothing cached from the old term), and
+leads again, relisting everything, if it wins. kube-controller-manager exits there
+instead, for its supervisor to restart it: in Go it cannot be sure every goroutine
+of the old term has stopped, while here each term's tasks are owned and awaited; and
+not every deployment has a supervisor (``mpctl cluster up`` restarts nothing), so
+an API server or database away for longer than the renew deadline would otherwise
+leave the cluster with no controllers. The gauge
+``miniplane_leader_election_master_status`` drops to 0 at the loss, and ``/readyz``
+answers as a standby's until the process leads again. A controller that fails
+still exits 1. On SIGTERM the leader stops its controllers first and then releases
+the Lease, so a standby takes over at its next attempt.
 """
 
 from __future__ import annotations
@@ -88,61 +98,95 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
     return controllers
 
 
+class Term:
+    """One run of the controllers: its own informers, event recorder and controllers.
+
+    A term runs once. After leadership is lost the next term is built from nothing
+    (no cache, no work queue, no event in flight of the old one), as a restarted
+    process would start; metrics live on across terms (counters keep counting, the
+    controllers' gauges are re-registered by the new ones)."""
+
+    def __init__(self, config: Config, client: AsyncClient, metrics: Metrics) -> None:
+        self.informers = SharedInformers(client, resync_period=RESYNC_PERIOD,
+                                         backoff=WATCH_BACKOFF)
+        self.recorder = Recorder(client, "mp-controllers", wall=time.time)
+        self.controllers = build_controllers(config, client, self.informers, metrics,
+                                             self.recorder)
+
+    async def run(self, until: asyncio.Event | None) -> None:
+        """Informers, then every controller, until one ends, ``until`` is set or this
+        is cancelled (leadership ended); a controller's failure is raised. Whichever
+        way it ends, every task of the term (workers, watches, event writes) has ended
+        when this returns, so nothing of it acts afterwards."""
+        self.informers.start()
+        try:
+            if await run_until_first_done({"sync": self.informers.wait_synced()}, stop=until):
+                log.info("controllers running")
+                await run_until_first_done({c.name: c.run() for c in self.controllers},
+                                           stop=until)
+        finally:
+            await self.informers.stop()
+            await self.recorder.close()
+
+
+class Terms:
+    """The term that runs or will run next: what ``/readyz``, the gauges and the
+    elector look at."""
+
+    def __init__(self, make: Callable[[], Term]) -> None:
+        self._make = make
+        self.current = make()
+
+    def fresh(self) -> Term:
+        self.current = self._make()
+        return self.current
+
+
 async def run(config: Config, api: ClientConfig, metrics_socket: socket.socket | None) -> int:
     """Run until SIGTERM/SIGINT (exit status 0), or until a controller fails in a way
-    its retries can't cover or leadership is lost (1: better a restart than a process
-    missing a job, or one acting beside a new leader)."""
+    its retries can't cover (1: better a restart than a process missing a job). A
+    lost leadership stops the term and starts a standby with a fresh one."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     client = AsyncClient(api)
-    informers = SharedInformers(client, resync_period=RESYNC_PERIOD, backoff=WATCH_BACKOFF)
     metrics = Metrics()
-    recorder = Recorder(client, "mp-controllers", wall=time.time)
-    controllers = build_controllers(config, client, informers, metrics, recorder)
+    terms = Terms(lambda: Term(config, client, metrics))
     metrics.gauge("miniplane_informers_synced", "1 once every informer has listed.",
-                  lambda: 1.0 if informers.synced() else 0.0)
-
-    async def work(until: asyncio.Event | None) -> None:
-        """Informers, then every controller, until one ends, ``until`` is set or this
-        is cancelled (leadership ended); a controller's failure is raised."""
-        informers.start()
-        if await run_until_first_done({"sync": informers.wait_synced()}, stop=until):
-            log.info("controllers running")
-            await run_until_first_done({c.name: c.run() for c in controllers}, stop=until)
+                  lambda: 1.0 if terms.current.informers.synced() else 0.0)
 
     elector = None
     if config.leader_election is not None:
-        elector = elector_for(config.leader_election, client, lambda: work(None))
+        elector = elector_for(config.leader_election, client, lambda: terms.current.run(None))
         metrics.gauge("miniplane_leader_election_master_status",
                       "1 while this process holds the leader Lease (kube-controller-manager's "
                       "leader_election_master_status).",
                       lambda: 1.0 if elector is not None and elector.is_leader() else 0.0)
-    status = StatusServer(metrics.render, readiness=lambda: readiness(elector, informers))
+    status = StatusServer(metrics.render,
+                          readiness=lambda: readiness(elector, terms.current.informers))
     if metrics_socket is not None:
         await status.start(metrics_socket)
         host, port = metrics_socket.getsockname()[:2]
         log.info("serving /metrics, /healthz and /readyz on %s:%d", host, port)
     log.info("mp-controllers starting against %s: %s", ", ".join(api.servers),
-             ", ".join(c.name for c in controllers) or "no controllers")
+             ", ".join(c.name for c in terms.current.controllers) or "no controllers")
     status_code = 0
     try:
         if elector is None:
-            await work(stop)
+            await terms.current.run(stop)
         else:
             log.info("leader election: %s/%s as %s", elector.namespace, elector.name,
                      elector.identity)
-            if await elector.run(stop) is Outcome.LOST:
-                log.error("leader election lost")
-                status_code = 1
+            while await elector.run(stop) is Outcome.LOST:
+                log.error("leader election lost: controllers stopped; rejoining the "
+                          "election as a standby")
+                terms.fresh()
         log.info("stopping")
     except Exception as exc:
         log.error("a controller failed: %r", exc)
         status_code = 1
     finally:
-        await informers.stop()
-        await recorder.close()
         await status.stop()
         await client.aclose()
     log.info("stopped")

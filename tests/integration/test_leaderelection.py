@@ -174,3 +174,49 @@ def test_a_clean_stop_releases_and_the_standby_takes_over_at_once(server: ApiSer
     assert took < TIMING.retry_period * 1.2 + 0.5
     assert [(w, e) for _, w, e in log.events] == [
         ("a", "started"), ("a", "stopped"), ("b", "started"), ("b", "stopped")]
+
+
+def test_a_candidate_that_lost_competes_again_and_leads_after_the_other(
+        server: ApiServer) -> None:
+    """After ``LOST`` the candidate does not claim to lead (its last record named
+    itself), stands by while the other leads, and runs again as a new term when the
+    other releases: never two leading at once."""
+    log = Log()
+
+    async def scenario() -> None:
+        (a, ca), (b, cb) = candidate(server, "a", log), candidate(server, "b", log)
+        stop_a, stop_b = asyncio.Event(), asyncio.Event()
+        run_a = asyncio.create_task(a.run(stop_a))
+        await until(lambda: a.is_leader(), 1.0, "a to lead")
+        run_b = asyncio.create_task(b.run(stop_b))
+        await until(lambda: b.leader == "cand-a", 2.0, "b to see a lead")
+        with server.http() as admin:  # a can no longer renew (nor read)
+            binding = admin.get(f"{RBAC}/rolebindings/a").json()
+            assert admin.delete(f"{RBAC}/rolebindings/a").status_code == 200
+        assert await asyncio.wait_for(run_a, TIMING.lease_duration + 5) is Outcome.LOST
+        assert not a.is_leader() and a.leader == ""  # its own claim is forgotten
+        await until(lambda: b.is_leader(), TIMING.lease_duration + 5, "b to lead")
+
+        with server.http() as admin:  # a may read and write Leases again
+            binding = {"metadata": {"name": "a"}, "roleRef": binding["roleRef"],
+                       "subjects": binding["subjects"]}
+            assert admin.post(f"{RBAC}/rolebindings", json=binding).status_code == 201
+        run_a = asyncio.create_task(a.run(stop_a))
+        await until(lambda: a.leader == "cand-b", TIMING.lease_duration, "a to see b lead")
+        assert not a.is_leader() and not run_a.done()
+
+        stop_b.set()  # b releases; a leads again at its next attempt
+        assert await run_b is Outcome.STOPPED
+        await until(lambda: a.is_leader(), TIMING.retry_period * 1.2 + 1.0, "a to lead again")
+        stop_a.set()
+        assert await run_a is Outcome.STOPPED
+        await ca.aclose()
+        await cb.aclose()
+
+    asyncio.run(scenario())
+    assert [(w, e) for _, w, e in log.events] == [
+        ("a", "started"), ("a", "stopped"), ("b", "started"), ("b", "stopped"),
+        ("a", "started"), ("a", "stopped")]
+    assert max(log.leaders_over_time()) == 1
+    assert log.seen["a"] == ["cand-a", "cand-b", "", "cand-a", ""]
+    assert lease(server)["spec"]["leaseTransitions"] == 2

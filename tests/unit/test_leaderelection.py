@@ -12,6 +12,7 @@ from client.leaderelection import (
     Take,
     Timing,
     Wait,
+    after_loss,
     deadline,
     decide,
     observe,
@@ -96,6 +97,21 @@ def test_a_leader_stops_before_anyone_may_take_over(timing: Timing, seen_after: 
                    now=100.0 + seen_after)
     assert stop_at < seen.expires
     assert isinstance(decide("me", timing, seen, now=stop_at, wall=WALL), Wait)
+
+
+def test_after_a_loss_the_candidate_forgets_its_own_claim_and_competes_afresh() -> None:
+    """A leader past its renew deadline no longer leads, whatever the record it last
+    wrote says; its next read starts a fresh observation."""
+    mine = observe(None, held("me"), now=100.0)
+    assert after_loss(mine, "me") is None
+    # read again later: still ours (nobody took it), so it is taken back at once
+    again = observe(after_loss(mine, "me"), held("me"), now=130.0)
+    assert again.at == 130.0 and isinstance(decide("me", T, again, now=130.0, wall=WALL), Take)
+    # another holder it saw stays known, and is waited for as before
+    theirs = observe(None, held("other"), now=100.0)
+    assert after_loss(theirs, "me") is theirs
+    assert decide("me", T, after_loss(theirs, "me"), now=101.0, wall=WALL) == Wait("other", 115.0)
+    assert after_loss(None, "me") is None
 
 
 @pytest.mark.parametrize(("durations", "problem"), [

@@ -27,7 +27,7 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, running_apiserver  # noqa: E402
+from loopback import Conn, run_cleanly, running_apiserver  # noqa: E402
 
 from componentbase import postgres  # noqa: E402
 
@@ -251,7 +251,7 @@ def main() -> None:
     args = p.parse_args()
     if args.apiservers > 1 and args.storage != "postgresql":
         p.error("--apiservers above 1 needs --storage postgresql")
-    asyncio.run(run(args))
+    run_cleanly(run(args))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, bench_apiserver, cpu_seconds, running_apiserver  # noqa: E402
+from loopback import Conn, bench_apiserver, cpu_seconds, run_cleanly, running_apiserver  # noqa: E402
 
 PATH = "/api/v1/namespaces/big/services"
 
@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=7000)
     p.add_argument("--concurrency", type=int, default=40)
     p.add_argument("--rounds", type=int, default=3)
-    asyncio.run(run(p.parse_args()))
+    run_cleanly(run(p.parse_args()))
 
 
 if __name__ == "__main__":

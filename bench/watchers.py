@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback import Conn, admin_tls, bench_apiserver, cpu_seconds, running_apiserver  # noqa: E402
+from loopback import Conn, admin_tls, bench_apiserver, cpu_seconds, run_cleanly, running_apiserver  # noqa: E402
 
 NS = "fanout"
 SVC = f"/api/v1/namespaces/{NS}/services"
@@ -246,7 +246,7 @@ def main() -> None:
     p.add_argument("--raw-inserts", type=int, default=3000)
     p.add_argument("--server-flag", action="append", default=[],
                    help="an extra mp-apiserver argument (repeatable), e.g. --server-flag=--x=1")
-    asyncio.run(run(p.parse_args()))
+    run_cleanly(run(p.parse_args()))
 
 
 if __name__ == "__main__":

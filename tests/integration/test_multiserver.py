@@ -8,9 +8,11 @@ server sees every event of both, in revision order, none missing or repeated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +20,7 @@ import pytest
 
 from tests import postgres
 from tests.conftest import ApiServer, admin_tls, wait_until
-from tests.integration.rest import NS, SVC, service
+from tests.integration.rest import NS, SVC, service, watch
 from tests.unit.test_storage import postgresql_server  # noqa: F401
 
 COUNT = 500
@@ -27,14 +29,13 @@ CIDR = "10.96.0.0/22"  # 1022 usable
 NODE_PORTS = "30000-30299"  # 300; every third Service (167) takes one
 
 
-@pytest.fixture
-def two_servers(postgresql_server: str, tmp_path: Path):  # noqa: F811
-    url = postgres.create_database(postgresql_server, f"t{uuid.uuid4().hex[:12]}")
+@contextlib.contextmanager
+def servers_on(server_url: str, tmp_path: Path, *args: str) -> Iterator[list[ApiServer]]:
+    """Two API servers on a fresh database of ``server_url``, one PKI."""
+    url = postgres.create_database(server_url, f"t{uuid.uuid4().hex[:12]}")
     pki = tmp_path / "pki"
     servers = [ApiServer(db_path=tmp_path / f"unused{n}.db", log_path=tmp_path / f"api{n}.log",
-                         cert_dir=pki,
-                         extra_args=["--storage-url", url, "--service-cluster-ip-range", CIDR,
-                                     "--service-node-port-range", NODE_PORTS])
+                         cert_dir=pki, extra_args=["--storage-url", url, *args])
                for n in range(2)]
     try:
         for server in servers:  # the first makes the shared certificates
@@ -43,6 +44,13 @@ def two_servers(postgresql_server: str, tmp_path: Path):  # noqa: F811
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def two_servers(postgresql_server: str, tmp_path: Path):  # noqa: F811
+    with servers_on(postgresql_server, tmp_path, "--service-cluster-ip-range", CIDR,
+                    "--service-node-port-range", NODE_PORTS) as servers:
+        yield servers
 
 
 class Watcher(threading.Thread):
@@ -140,3 +148,59 @@ def test_two_servers_on_one_postgresql_share_revisions_allocations_and_watches(t
                              for i in body["items"]))
     assert listed[0] == listed[1] == sorted((s["metadata"]["name"], s["spec"]["clusterIP"])
                                             for s in services)
+
+
+def test_a_resource_version_from_one_server_means_the_same_on_the_other(
+        postgresql_server: str, tmp_path: Path) -> None:  # noqa: F811
+    """What a client that fails over relies on: a revision written through A is read,
+    watched from, resumed and expired on B as on A."""
+    with servers_on(postgresql_server, tmp_path, "--event-retention", "20",
+                    "--compaction-interval", "0.2") as (a, b), \
+            a.http(timeout=30) as on_a, b.http(timeout=30) as on_b:
+        assert on_a.post(NS, json={"metadata": {"name": "rv"}}).status_code == 201
+        path = SVC.format(ns="rv")
+        start = on_a.get(path).json()["metadata"]["resourceVersion"]
+        made = on_a.post(path, json=service("x", ns="rv"))
+        assert made.status_code == 201, made.text
+        rv = made.json()["metadata"]["resourceVersion"]
+        # B, asked at once for at least A's revision, waits for it rather than answer older
+        listed = on_b.get(path, params={"resourceVersion": rv,
+                                        "resourceVersionMatch": "NotOlderThan"}).json()
+        assert int(listed["metadata"]["resourceVersion"]) >= int(rv)
+        assert "x" in {i["metadata"]["name"] for i in listed["items"]}
+        assert on_b.get(f"{path}/x", params={"resourceVersion": rv}).status_code == 200
+        # a watch-list on B from A's revision: x, the end bookmark, then A's next write
+        with watch(on_b, path, sendInitialEvents=True, resourceVersionMatch="NotOlderThan",
+                   allowWatchBookmarks=True, resourceVersion=rv, timeoutSeconds=10) as events:
+            first = next(events)
+            assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "x")
+            mark = next(events)
+            assert mark["type"] == "BOOKMARK"
+            assert mark["object"]["metadata"]["annotations"] == {
+                "k8s.io/initial-events-end": "true"}
+            assert int(mark["object"]["metadata"]["resourceVersion"]) >= int(rv)
+            y = on_a.post(path, json=service("y", ns="rv")).json()
+            after = next(events)
+            assert (after["type"], after["object"]["metadata"]["resourceVersion"]) == (
+                "ADDED", y["metadata"]["resourceVersion"])
+        # resuming on B from A's revision of x yields what came after it, and only that
+        with watch(on_b, path, resourceVersion=rv, timeoutSeconds=10) as events:
+            assert next(events)["object"]["metadata"]["name"] == "y"
+        # once the log is compacted past ``start`` (by whichever server), both say 410
+        for i in range(40):
+            assert on_a.post(path, json=service(f"z{i}", ns="rv")).status_code == 201
+
+        def expired(api: httpx.Client) -> dict | None:
+            with watch(api, path, resourceVersion=start, timeoutSeconds=2) as events:
+                first = next(events, None)
+            return first if first and first["type"] == "ERROR" else None
+
+        for api in (on_a, on_b):
+            err = wait_until(lambda api=api: expired(api), timeout=20,
+                             what="the first revision to be compacted")
+            assert (err["object"]["code"], err["object"]["reason"]) == (410, "Expired")
+        # and the newest revision still resumes on the other server
+        recent = on_a.get(path).json()["metadata"]["resourceVersion"]
+        on_b.post(path, json=service("last", ns="rv"))
+        with watch(on_a, path, resourceVersion=recent, timeoutSeconds=10) as events:
+            assert next(events)["object"]["metadata"]["name"] == "last"

@@ -222,7 +222,10 @@ def create_app(config: Config, authenticator: Authenticator,
         # A long watch would hold a graceful shutdown for its whole timeout: end them first.
         app.state.end_watches = lambda: loop.call_soon_threadsafe(state.hub.close_all)
         await state.bootstrap()
-        await state.endpoints.reconcile()
+        try:
+            await state.endpoints.reconcile()
+        except APIError:  # the next round tries again; serving need not wait for it
+            log.exception("reconciling the kubernetes Service's endpoints failed")
         tasks = [asyncio.create_task(state.compact_forever()),
                  asyncio.create_task(state.reconcile_forever()),
                  asyncio.create_task(state.endpoints.run())]

@@ -61,7 +61,6 @@ class Config:
     # the identity Lease behind the kubernetes Service's endpoints (apiserver/peers.py)
     endpoint_lease_duration: float = 15.0
     endpoint_reconcile_interval: float = 5.0
-    hostname: str = ""  # "" → socket.gethostname()
     authorization_modes: tuple[str, ...] = DEFAULT_MODES
     # enforce level of namespaces without a pod-security.kubernetes.io/enforce label
     pod_security_default: str = "privileged"
@@ -96,7 +95,7 @@ class State:
         self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator,
                        self.authz, self.list_cache)
         self.endpoints = EndpointReconciler(self.store, self.writes, peers.Identity(
-            config.hostname or socket.gethostname(), config.advertise_address, config.port),
+            socket.gethostname(), config.advertise_address, config.port),
             duration=config.endpoint_lease_duration,
             interval=config.endpoint_reconcile_interval)
         self.ready = False

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import orjson
@@ -18,24 +17,24 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from apiserver import discovery, health, openapi
+from apiserver import discovery, health, openapi, peers
 from apiserver.admission.plugins import default_chain
 from apiserver.auth import policy
 from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
 from apiserver.auth.authorizer import DEFAULT_MODES
 from apiserver.auth.filters import Authorization, Tee, check_request
 from apiserver.auth.user import USER_KEY
+from apiserver.endpointreconciler import EndpointReconciler
 from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
 from apiserver.handlers import Api, error_response, json_response
 from apiserver.inflight import InFlight
 from apiserver.listcache import ListCache
 from apiserver.metrics import Metrics
-from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from apiserver.registry.service import STRATEGY as SERVICES
 from apiserver.registry.strategy import Strategy
-from apiserver.services import ServiceAllocations, kubernetes_endpoint_slice
+from apiserver.services import ServiceAllocations
 from apiserver.storage.backend import Backend
 from apiserver.storage.follower import LogFollower
 from apiserver.storage.store import CorruptObject, Store
@@ -59,6 +58,9 @@ class Config:
     reconcile_interval: float = 10.0
     advertise_address: str = "127.0.0.1"
     port: int = 6443
+    # the identity Lease behind the kubernetes Service's endpoints (apiserver/peers.py)
+    endpoint_lease_duration: float = 15.0
+    endpoint_reconcile_interval: float = 5.0
     authorization_modes: tuple[str, ...] = DEFAULT_MODES
     # enforce level of namespaces without a pod-security.kubernetes.io/enforce label
     pod_security_default: str = "privileged"
@@ -92,6 +94,10 @@ class State:
             pod_security_default=config.pod_security_default))
         self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator,
                        self.authz, self.list_cache)
+        self.endpoints = EndpointReconciler(self.store, self.writes, peers.Identity(
+            socket.gethostname(), config.advertise_address, config.port),
+            duration=config.endpoint_lease_duration,
+            interval=config.endpoint_reconcile_interval)
         self.ready = False
 
     def start(self) -> None:
@@ -106,7 +112,6 @@ class State:
         for name in SYSTEM_NAMESPACES:
             await self._ensure(NAMESPACES, "", {"metadata": {"name": name}})
         await self.ensure_kubernetes_service()
-        await self.ensure_kubernetes_slice()
         await self.reconcile_policy()
 
     async def reconcile_policy(self) -> None:
@@ -145,36 +150,6 @@ class State:
                                 "targetPort": self.config.port}]},
         }
         await self._ensure(SERVICES, "default", body)
-
-    async def ensure_kubernetes_slice(self) -> None:
-        """The ``kubernetes`` Service's endpoints: this server's advertise address and
-        HTTPS port, kept so (a hand edit is undone on the next reconcile). None for a
-        loopback address: no pod could reach it, and Kubernetes refuses it there."""
-        if ipaddress.ip_address(self.config.advertise_address).is_loopback:
-            return
-        desired = kubernetes_endpoint_slice(self.config.advertise_address, self.config.port)
-        try:
-            raw = await anyio.to_thread.run_sync(
-                self.store.get, SLICES.key, "default", "kubernetes")
-        except CorruptObject:
-            return  # logged at start; --check-storage names it
-        if raw is None:
-            await self._ensure(SLICES, "default", desired)
-            return
-        current: dict[str, Any] = orjson.loads(raw)
-        if all(current.get(k) == desired[k] for k in ("addressType", "endpoints", "ports")) \
-                and _has_labels(current, desired["metadata"]["labels"]):
-            return
-        body = {**current, **{k: desired[k] for k in ("addressType", "endpoints", "ports")}}
-        body["metadata"] = {**current["metadata"], "labels": {
-            **(current["metadata"].get("labels") or {}), **desired["metadata"]["labels"]}}
-        try:
-            await asyncio.wrap_future(self.store.submit(
-                self.writes.update(SLICES, "default", "kubernetes", body)))
-            log.info("updated EndpointSlice default/kubernetes to %s:%d",
-                     self.config.advertise_address, self.config.port)
-        except (Conflict, NotFound):
-            pass  # changed meanwhile: the next reconcile looks again
 
     async def _ensure(self, rt: Strategy, namespace: str, body: dict) -> None:
         name = body["metadata"]["name"]
@@ -223,11 +198,6 @@ class State:
         })
 
 
-def _has_labels(obj: dict, labels: dict[str, str]) -> bool:
-    have = (obj.get("metadata") or {}).get("labels") or {}
-    return all(have.get(k) == v for k, v in labels.items())
-
-
 def create_app(config: Config, authenticator: Authenticator,
                store: Backend | None = None,
                collectors: Sequence[Callable[[], Iterable[Metric]]] = ()) -> ResourceFastPath:
@@ -251,8 +221,13 @@ def create_app(config: Config, authenticator: Authenticator,
         # A long watch would hold a graceful shutdown for its whole timeout: end them first.
         app.state.end_watches = lambda: loop.call_soon_threadsafe(state.hub.close_all)
         await state.bootstrap()
+        try:
+            await state.endpoints.reconcile()
+        except APIError:  # the next round tries again; serving need not wait for it
+            log.exception("reconciling the kubernetes Service's endpoints failed")
         tasks = [asyncio.create_task(state.compact_forever()),
-                 asyncio.create_task(state.reconcile_forever())]
+                 asyncio.create_task(state.reconcile_forever()),
+                 asyncio.create_task(state.endpoints.run())]
         state.ready = True
         log.info("serving at revision %d, storage %s", state.store.revision, config.storage_url)
         try:
@@ -260,6 +235,7 @@ def create_app(config: Config, authenticator: Authenticator,
         finally:
             state.ready = False
             await cancel_and_wait(tasks)
+            await state.endpoints.withdraw()
             state.hub.close_all()
             await state.list_cache.close()
             await anyio.to_thread.run_sync(state.store.close)

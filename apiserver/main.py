@@ -52,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advertise-address", metavar="IP", type=flags.typed(_ip, "ip"),
                    help="the address in the kubernetes Service's EndpointSlice (default: "
                         "the first specific --listen IP)")
+    p.add_argument("--endpoint-lease-duration", type=flags.duration(minimum=1.0),
+                   default=15.0, metavar="DURATION",
+                   help="how long this server's identity Lease (kube-system) keeps its "
+                        "address in the kubernetes Service's endpoints without a renewal: "
+                        "a killed server's address leaves after this (default 15s)")
+    p.add_argument("--endpoint-reconcile-interval", type=flags.duration(), default=5.0,
+                   metavar="DURATION",
+                   help="how often the Lease is renewed and the kubernetes Service's "
+                        "endpoints rewritten from every live Lease; less than "
+                        "--endpoint-lease-duration (default 5s)")
     p.add_argument("--cert-dir", metavar="DIR",
                    help="CA, serving certificate and admin.kubeconfig, made on first start "
                         "(default: pki/ beside the SQLite file)")
@@ -173,6 +183,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                       listens(args), args.advertise_address,
                       None if args.advertise_address else serving.host_ip()),
                   port=first.port, cert_dir=cert_dir(args) or "",
+                  endpoint_lease_duration=args.endpoint_lease_duration,
+                  endpoint_reconcile_interval=args.endpoint_reconcile_interval,
                   pod_security_default=args.pod_security_default,
                   authorization_modes=args.authorization_mode,
                   max_requests_inflight=args.max_requests_inflight,
@@ -224,8 +236,18 @@ class Server(connections.LimitedServer):
             captured.remove(sig)
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The flags, each judged alone by its type, then together (exit 2 with one line)."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.endpoint_reconcile_interval >= args.endpoint_lease_duration:
+        p.error("argument --endpoint-reconcile-interval: must be less than "
+                "--endpoint-lease-duration, or the Lease expires between renewals")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     setup_logging(args.log_level, quiet=())
     if args.check_storage:
         return check_storage(args.storage_url)

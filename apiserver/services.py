@@ -16,7 +16,7 @@ and a release reaches the hint once the write that frees the value has committed
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -308,14 +308,16 @@ def keep_allocated_cluster_ip(spec: dict, old_spec: dict) -> None:
 KUBERNETES_SLICE_MANAGER = "kube-apiserver"
 
 
-def kubernetes_endpoint_slice(address: str, port: int) -> dict[str, Any]:
-    """The ``default/kubernetes`` EndpointSlice naming one API server (pure)."""
+def kubernetes_endpoint_slice(addresses: Sequence[str], port: int,
+                              name: str = "kubernetes") -> dict[str, Any]:
+    """A ``default/kubernetes`` EndpointSlice naming API servers of one address family
+    that serve on one port (pure)."""
     return {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {
+        "metadata": {"name": name, "namespace": "default", "labels": {
             "kubernetes.io/service-name": "kubernetes",
             "endpointslice.kubernetes.io/managed-by": KUBERNETES_SLICE_MANAGER}},
-        "addressType": "IPv6" if ":" in address else "IPv4",
-        "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+        "addressType": "IPv6" if any(":" in a for a in addresses) else "IPv4",
+        "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
         "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
     }

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from apiserver.admission import Chain
+from apiserver.admission.apiserveridentity import APIServerIdentity
 from apiserver.admission.noderestriction import NodeRestriction
 from apiserver.admission.podsecurity import PodSecurity, Policy
 from apiserver.admission.serviceaccount import ServiceAccountDefault
 
 
 def default_chain(*, pod_security_default: str = "privileged") -> Chain:
-    """ServiceAccount (mutating), then NodeRestriction and PodSecurity (validating).
+    """ServiceAccount (mutating), then NodeRestriction, APIServerIdentity and PodSecurity
+    (validating).
 
     ``pod_security_default`` is the enforce level of namespaces without the
     ``pod-security.kubernetes.io/enforce`` label (``--pod-security-default``).
     """
     return Chain(mutating=(ServiceAccountDefault(),),
-                 validating=(NodeRestriction(),
+                 validating=(NodeRestriction(), APIServerIdentity(),
                              PodSecurity(Policy.default(pod_security_default))))

@@ -22,12 +22,13 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import yaml
 
-from apimachinery.kinds import POD, SERVICE
+from apimachinery.kinds import ENDPOINTSLICE, POD, SERVICE
 from client.config import load_config
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
@@ -52,6 +53,10 @@ def writer_pod(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {
         "app": "writer"}}, "spec": {"terminationGracePeriodSeconds": 1, "containers": [
             {"name": "sleep", "image": "busybox", "command": ["sleep", "3600"]}]}}
+# mp-apiserver's defaults: --endpoint-lease-duration, --endpoint-reconcile-interval
+ENDPOINT_LEASE, ENDPOINT_INTERVAL = 15.0, 5.0
+KUBERNETES_SLICES = ("kubernetes.io/service-name=kubernetes,"
+                     "endpointslice.kubernetes.io/managed-by=kube-apiserver")
 
 
 def leading(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,6 +116,17 @@ def _failover(c: Any) -> None:
 
     c.apply_demo()
     api = Client(load_config(kubeconfig=c.state_dir / "kubeconfig"))
+
+    def kubernetes_endpoints() -> set[tuple[str, int]]:
+        """The kubernetes Service's (address, port)s: one slice per port."""
+        items = api.list(ENDPOINTSLICE, "default", label_selector=KUBERNETES_SLICES)["items"]
+        return {(a, s["ports"][0]["port"]) for s in items for e in s["endpoints"]
+                for a in e["addresses"]}
+
+    # every API server is an endpoint of the kubernetes Service (its identity Lease)
+    ports = [urlsplit(s).port for s in servers]
+    wait_until(lambda: kubernetes_endpoints() == {("10.250.0.1", p) for p in ports},
+               timeout=30, what="the three API servers in the kubernetes Service")
     leaders = wait_until(lambda: leading(record), timeout=30, what="a controller to lead")
     assert len(leaders) == 1
     old_leader = leaders[0]
@@ -164,6 +180,17 @@ def _failover(c: Any) -> None:
         takeover = time.time() - killed_at
         assert takeover <= LEASE_DURATION + 2 * RETRY_PERIOD + 5, takeover
         assert new[0]["name"] != old_leader["name"]
+        # the killed API server leaves the kubernetes Service when its Lease expires,
+        # and a pod reaches the API server through it
+        wait_until(lambda: kubernetes_endpoints() == {("10.250.0.1", p) for p in ports[1:]},
+                   timeout=max(0.0, killed_at + ENDPOINT_LEASE + ENDPOINT_INTERVAL + 10
+                               - time.time()),
+                   what="the killed API server to leave the kubernetes Service")
+        ca = c.state_dir / "pki" / "ca.crt"
+        for _ in range(6):  # the proxy balances at random over the two left
+            out = mpctl("exec", "client", "--", "curl", "-sS", "-m", "5", "--cacert",
+                        str(ca), "https://10.96.0.1/readyz")
+            assert out.stdout == "ok", out.stdout + out.stderr
 
         # a pod made Ready after the kills reaches the proxy rules
         solo = next(d for d in _demo_documents() if d["metadata"]["name"] == "web-1")

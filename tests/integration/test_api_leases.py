@@ -4,6 +4,7 @@ its own lock, a node only its own Lease in kube-node-lease, dnsd none."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -144,3 +145,34 @@ def test_controller_manager_holds_its_own_lock_and_dnsd_none(callers: Callers) -
         assert resp.status_code == 403, resp.text
     assert admin.get(f"{SYSTEM_LEASES}/dns").status_code == 404
     assert admin.get(f"{SYSTEM_LEASES}/other").status_code == 200
+
+
+def test_api_server_identity_lease_is_written_by_the_server_alone(
+        callers: Callers, apiserver: ApiServer) -> None:
+    """The Lease naming the server's address (the kubernetes Service's endpoints come
+    from such Leases): the controller-manager, which may create Leases, may neither
+    change it nor make a forged one (RBAC, then APIServerIdentity admission)."""
+    admin = callers.admin()
+    kcm = callers.certificate("system:kube-controller-manager")
+    identity = {"labelSelector": "apiserver.kubernetes.io/identity=kube-apiserver"}
+    [mine] = admin.get(SYSTEM_LEASES, params=identity).json()["items"]
+    name = mine["metadata"]["name"]
+    assert mine["metadata"]["annotations"] == {"miniplane.io/advertise-address": "127.0.0.1",
+                                               "miniplane.io/advertise-port": str(apiserver.port)}
+    forged = json.loads(json.dumps(mine))
+    forged["metadata"]["annotations"]["miniplane.io/advertise-address"] = "192.0.2.66"
+    fake = {**forged, "metadata": {**forged["metadata"], "name": "apiserver-fake"}}
+    del fake["metadata"]["resourceVersion"], fake["metadata"]["uid"]
+    for resp in (kcm.put(f"{SYSTEM_LEASES}/{name}", json=forged),
+                 kcm.patch(f"{SYSTEM_LEASES}/{name}",
+                           json={"metadata": {"annotations": {
+                               "miniplane.io/advertise-address": "192.0.2.66"}}},
+                           headers={"Content-Type": "application/merge-patch+json"}),
+                 kcm.delete(f"{SYSTEM_LEASES}/{name}")):
+        assert resp.status_code == 403, resp.text
+    resp = kcm.post(SYSTEM_LEASES, json=fake)
+    assert resp.status_code == 403, resp.text
+    assert "only system:masters may write a Lease labelled" in resp.json()["message"]
+    [still] = admin.get(SYSTEM_LEASES, params=identity).json()["items"]
+    assert still["metadata"]["name"] == name
+    assert still["metadata"]["annotations"] == mine["metadata"]["annotations"]

@@ -77,9 +77,9 @@ def test_default_cert_dir_is_beside_the_sqlite_file() -> None:
 
 
 def test_kubernetes_slice_is_left_alone_by_the_endpointslice_controller() -> None:
-    ours = kubernetes_endpoint_slice("10.250.0.1", 6443)
+    ours = kubernetes_endpoint_slice(["10.250.0.1"], 6443)
     assert ours["addressType"] == "IPv4"
-    assert kubernetes_endpoint_slice("fd00::1", 6443)["addressType"] == "IPv6"
+    assert kubernetes_endpoint_slice(["fd00::1"], 6443)["addressType"] == "IPv6"
     service = {"metadata": {"name": "kubernetes", "namespace": "default", "uid": "u1"},
                "spec": {"type": "ClusterIP", "ports": [{"name": "https", "port": 443,
                                                         "targetPort": 6443}]}}

@@ -10,6 +10,7 @@ import pytest
 
 from apiserver.main import build_parser as apiserver_parser
 from apiserver.main import config_from_args
+from apiserver.main import parse_args as apiserver_parse_args
 from componentbase import flags
 from componentbase.flags import HostPort
 from tests.flagcheck import flag_error
@@ -123,11 +124,16 @@ def test_parser_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     (["--request-timeout", "0"], "argument --request-timeout: must be more than 0"),
     (["--read-header-timeout", "soon"], "argument --read-header-timeout: 'soon' is not a"),
     (["--max-connections", "0"], "argument --max-connections: must be at least 1, got 0"),
+    (["--endpoint-lease-duration", "500ms"], "argument --endpoint-lease-duration: must be at "
+                                             "least 1 seconds"),
+    (["--endpoint-reconcile-interval", "15s"], "argument --endpoint-reconcile-interval: must "
+                                               "be less than --endpoint-lease-duration"),
+    (["--endpoint-lease-duration", "3s", "--endpoint-reconcile-interval", "3s"],
+     "argument --endpoint-reconcile-interval: must be less than --endpoint-lease-duration"),
 ])
 def test_apiserver_flags(argv: list[str], message: str,
                          capsys: pytest.CaptureFixture[str]) -> None:
-    assert message in flag_error(capsys, apiserver_parser().parse_args, argv,
-                                 prog="mp-apiserver")
+    assert message in flag_error(capsys, apiserver_parse_args, argv, prog="mp-apiserver")
 
 
 def test_apiserver_defaults_and_durations() -> None:

@@ -127,6 +127,7 @@ def test_postgres_is_reachable_by_the_api_servers_alone_and_by_password() -> Non
     mounting = {n for n, s in HA_SERVICES.items() if "postgres-credentials" in volume_names(s)}
     assert mounting == {"pki", "postgres", *apiservers(HA_SERVICES)}
     assert {n for n, s in HA_SERVICES.items() if "postgres" in volume_names(s)} == {"postgres"}
+    assert pg["depends_on"] == {"pki": {"condition": "service_completed_successfully"}}
     script = pg["entrypoint"][2]
     assert "trust" not in script
     hba = [line for line in script.splitlines() if "pg_hba.conf" in line]

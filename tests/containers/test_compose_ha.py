@@ -112,13 +112,14 @@ def check_shared_state(cluster: Cluster, ports: list[int]) -> None:
         cluster.api_port = port
         poll(cluster.ready, timeout=120, what=f"the API server on published port {port}")
     cluster.api_port = ports[1]
-    made = cluster.api("POST", "/api/v1/namespaces/default/configmaps", {
-        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "written-via-2"},
-        "data": {"k": "v"}})
+    made = cluster.api("POST", "/api/v1/namespaces/default/serviceaccounts", {
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "written-via-2", "labels": {"k": "v"}}})
     for port in (ports[2], ports[0]):
         cluster.api_port = port
-        got = cluster.api("GET", "/api/v1/namespaces/default/configmaps/written-via-2")
-        assert (got["metadata"]["uid"], got["data"]) == (made["metadata"]["uid"], {"k": "v"})
+        got = cluster.api("GET", "/api/v1/namespaces/default/serviceaccounts/written-via-2")
+        assert (got["metadata"]["uid"], got["metadata"]["labels"]) == \
+            (made["metadata"]["uid"], {"k": "v"})
     cluster.api_port = None
 
 

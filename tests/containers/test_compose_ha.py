@@ -15,10 +15,11 @@ capabilities on a network of its own, refuses a wrong password and its superuser
 ``pki`` one-shot or an API server of the plain file (SQLite) refuses to run on this
 deployment. ``down -v`` (with both files) leaves nothing.
 
-Run with compose v2 only: the suite already runs both flavours on docker-compose.yml,
-and what this file adds (services, an override of three, one more network and two
-volumes) is compose's ordinary merging; v1 checks the merged file with ``config``
-(a minute and a half saved). Doesn't depend on the `kubernetes` Service's
+Run with compose v2 only (``MINIPLANE_HA_COMPOSE=v1`` or ``v1,v2`` runs Debian's
+docker-compose 1.29 too): the suite already runs both flavours on docker-compose.yml,
+and what this file adds (services, overrides of three, one more network and two
+volumes) is compose's ordinary merging; the other flavour checks the merged files
+with ``config`` (two and a half minutes saved). Doesn't depend on the `kubernetes` Service's
 EndpointSlice, which each API server's reconcile overwrites with its own address.
 """
 
@@ -218,15 +219,17 @@ def check_failover(cluster: Cluster, ports: list[int], old_leader: str) -> float
     return takeover
 
 
-def test_compose_ha_cluster(engine: Engine, image: str, context: Path,
+@pytest.mark.parametrize("flavor", os.environ.get("MINIPLANE_HA_COMPOSE", "v2").split(","))
+def test_compose_ha_cluster(flavor: str, engine: Engine, image: str, context: Path,
                             tmp_path: Path) -> None:
-    argv = compose_command("v2", engine.env)
+    argv = compose_command(flavor, engine.env)
+    other_flavor = "v1" if flavor == "v2" else "v2"
     try:
-        v1: list[str] | None = compose_command("v1", engine.env)
+        other: list[str] | None = compose_command(other_flavor, engine.env)
     except pytest.skip.Exception:
-        v1 = None
+        other = None
     ports = distinct_ports(3)
-    cluster = Cluster(engine, argv, f"mpctha{os.getpid()}",
+    cluster = Cluster(engine, argv, f"mpctha{flavor}{os.getpid()}",
                       write_override(tmp_path / "override.yml", context), ports[0],
                       tmp_path / "admin.kubeconfig", files=FILES,
                       variables={"MINIPLANE_PORT_2": str(ports[1]),
@@ -234,15 +237,15 @@ def test_compose_ha_cluster(engine: Engine, image: str, context: Path,
     start = time.monotonic()
     before = host_snapshot(f"mp-{CLUSTER}-")
     try:
-        flavors = [cluster, *([] if v1 is None else [Cluster(
-            engine, v1, cluster.project, cluster.override, ports[0], cluster.kubeconfig,
+        flavors = [cluster, *([] if other is None else [Cluster(
+            engine, other, cluster.project, cluster.override, ports[0], cluster.kubeconfig,
             files=FILES, variables=cluster.variables)])]
         for flavor in flavors:  # both read the merged files alike
             services = flavor.compose("config", "--services").stdout.split()
             assert set(services) >= {*APISERVERS, *CONTROLLERS, "postgres"}, services
         cluster.compose("build", "apiserver", timeout=900)
         cluster.compose("up", "-d", "--no-build", timeout=400)
-        print(f"[ha] up after {elapsed_since(start)}", flush=True)
+        print(f"[ha {flavor}] up after {elapsed_since(start)}", flush=True)
         cluster.fetch_kubeconfig()
         assert cluster.config is not None
         assert cluster.config.servers == tuple(f"https://127.0.0.1:{p}" for p in ports)
@@ -256,10 +259,10 @@ def test_compose_ha_cluster(engine: Engine, image: str, context: Path,
         poll(lambda: is_ready(cluster.pod("client")), timeout=180, what="the client pod Ready")
         old_leader = check_one_leader(cluster)
         check_storage_private(Containers(cluster))
-        print(f"[ha] cluster working after {elapsed_since(start)}; {old_leader} leads",
+        print(f"[ha {flavor}] cluster working after {elapsed_since(start)}; {old_leader} leads",
               flush=True)
         takeover = check_failover(cluster, ports, old_leader)
-        print(f"\n[ha] after docker kill of apiserver and {old_leader}: the standby led "
+        print(f"\n[ha {flavor}] after docker kill of apiserver and {old_leader}: the standby led "
               f"{takeover:.1f} s later (lease {LEASE_DURATION:.0f} s, retry "
               f"{RETRY_PERIOD:.0f} s); checked after {elapsed_since(start)}", flush=True)
         check_refusals(cluster)
@@ -268,7 +271,7 @@ def test_compose_ha_cluster(engine: Engine, image: str, context: Path,
         cluster.compose("down", "-v", check=False, timeout=300)
         raise
     cluster.compose("down", "-v", timeout=300)
-    print(f"[ha] down after {elapsed_since(start)}", flush=True)
+    print(f"[ha {flavor}] down after {elapsed_since(start)}", flush=True)
     check_project_gone(cluster)
     assert left_behind(before, host_snapshot(f"mp-{CLUSTER}-")) == {}
 

@@ -178,6 +178,16 @@ def check_failover(cluster: Cluster, ports: list[int], old_leader: str) -> float
     cluster.engine.docker("kill", ctrs.by_service["apiserver"]["Id"],
                           ctrs.by_service[old_leader]["Id"])
     cluster.api_port = ports[1]
+    # the dead server's name fails at once in the standby's container (dns_opt), so its
+    # leader-election attempts move on to the next server within their deadline
+    def lookup_fails_fast() -> bool:
+        began = time.monotonic()
+        if ctrs.exec(standby, "getent", "hosts", "apiserver", check=False).returncode == 0:
+            return False  # not gone yet: docker kill returns before the container has
+        assert time.monotonic() - began < 4, elapsed_since(began)
+        return True
+
+    poll(lookup_fails_fast, timeout=10, interval=0.2, what="the name apiserver to fail")
     poll(lambda: leading(ctrs, (standby,)) == [standby] and holder(cluster) != old_holder,
          timeout=LEASE_DURATION + 3 * RETRY_PERIOD + 10, interval=0.2,
          what=f"{standby} to lead")
@@ -240,8 +250,8 @@ def test_compose_ha_cluster(flavor: str, engine: Engine, image: str, context: Pa
         flavors = [cluster, *([] if other is None else [Cluster(
             engine, other, cluster.project, cluster.override, ports[0], cluster.kubeconfig,
             files=FILES, variables=cluster.variables)])]
-        for flavor in flavors:  # both read the merged files alike
-            services = flavor.compose("config", "--services").stdout.split()
+        for each in flavors:  # both read the merged files alike
+            services = each.compose("config", "--services").stdout.split()
             assert set(services) >= {*APISERVERS, *CONTROLLERS, "postgres"}, services
         cluster.compose("build", "apiserver", timeout=900)
         cluster.compose("up", "-d", "--no-build", timeout=400)
@@ -268,6 +278,9 @@ def test_compose_ha_cluster(flavor: str, engine: Engine, image: str, context: Pa
         check_refusals(cluster)
     except BaseException:
         print(cluster.diagnostics())
+        logs = cluster.compose("logs", "--no-color", "--tail", "60", *CONTROLLERS,
+                               check=False, timeout=60)
+        print(f"{logs.stdout[-12000:]}{logs.stderr[-2000:]}")
         cluster.compose("down", "-v", check=False, timeout=300)
         raise
     cluster.compose("down", "-v", timeout=300)

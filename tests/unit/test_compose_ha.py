@@ -170,3 +170,10 @@ def test_an_api_server_of_another_storage_than_the_recorded_one_exits(
         line, = refused.stderr.splitlines()
         assert line.startswith(f"mp-apiserver: error: this deployment's API servers use "
                                f"{recorded or 'unknown'} storage"), line
+
+
+def test_clients_without_a_node_s_lack_of_route_resolve_a_dead_name_fast() -> None:
+    """A dead API server's name is forwarded to unreachable resolvers; the controllers'
+    and dnsd's lookups give up after a second, within a leader-election attempt."""
+    for name in ("controllers", "controllers-2", "dnsd"):
+        assert HA_SERVICES[name]["dns_opt"] == ["timeout:1", "attempts:1"], name

@@ -172,7 +172,7 @@ def test_an_api_server_of_another_storage_than_the_recorded_one_exits(
                                f"{recorded or 'unknown'} storage"), line
 
 
-def test_clients_without_a_node_s_lack_of_route_resolve_a_dead_name_fast() -> None:
+def test_controllers_and_dnsd_give_up_on_a_dead_name_within_a_second() -> None:
     """A dead API server's name is forwarded to unreachable resolvers; the controllers'
     and dnsd's lookups give up after a second, within a leader-election attempt."""
     for name in ("controllers", "controllers-2", "dnsd"):

@@ -152,10 +152,10 @@ def check_one_leader(cluster: Cluster) -> str:
     return leaders[0]
 
 
-def check_refusals(cluster: Cluster) -> None:
-    """The plain file's `pki` one-shot and SQLite API server refuse this deployment
-    (``run --no-deps``: nothing but the one container; the killed apiserver's address
-    is free)."""
+def check_refusals(cluster: Cluster, ports: list[int]) -> None:
+    """The plain file's `pki` one-shot and SQLite API server refuse this deployment:
+    alone (``run --no-deps``; the killed apiserver's address is free) and in a whole
+    ``up``."""
     plain = (COMPOSE_FILE,)
     pki = cluster.compose_with(plain, "run", "--rm", "--no-deps", "-T", "pki", check=False)
     assert pki.returncode != 0, (pki.stdout, pki.stderr)
@@ -166,6 +166,22 @@ def check_refusals(cluster: Cluster) -> None:
     assert api.returncode != 0, (api.stdout, api.stderr)
     assert "mp-apiserver: error: this deployment's API servers use postgresql storage" \
         in api.stderr, api.stderr
+
+    # the whole plain file, as someone who forgot docker-compose.ha.yml: `up` fails at
+    # the pki one-shot, no API server runs on SQLite, the other two serve on
+    up = cluster.compose_with(plain, "up", "-d", "--no-build", check=False, timeout=300)
+    assert up.returncode != 0, (up.stdout, up.stderr)
+    logs = cluster.compose_with(plain, "logs", "--no-color", "pki").stdout
+    assert "error: --storage sqlite: this deployment's API servers use postgresql" in logs, (
+        logs, up.stderr)
+    label = f"label=com.docker.compose.project={cluster.project}"
+    for cid in cluster.engine.docker("ps", "-q", "--filter", label).stdout.split():
+        top = cluster.engine.docker("top", cid, check=False).stdout
+        assert not [line for line in top.splitlines()
+                    if "bin/mp-apiserver" in line and "sqlite:" in line], top
+    for port in ports[1:]:
+        cluster.api_port = port
+        assert cluster.ready(), port
 
 
 def check_failover(cluster: Cluster, ports: list[int], old_leader: str) -> float:
@@ -275,7 +291,7 @@ def test_compose_ha_cluster(flavor: str, engine: Engine, image: str, context: Pa
         print(f"\n[ha {flavor}] after docker kill of apiserver and {old_leader}: the standby led "
               f"{takeover:.1f} s later (lease {LEASE_DURATION:.0f} s, retry "
               f"{RETRY_PERIOD:.0f} s); checked after {elapsed_since(start)}", flush=True)
-        check_refusals(cluster)
+        check_refusals(cluster, ports)
     except BaseException:
         print(cluster.diagnostics())
         logs = cluster.compose("logs", "--no-color", "--tail", "60", *CONTROLLERS,

@@ -32,7 +32,7 @@ from componentbase import ports, postgres
 from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
-from . import credentials, leader, network, plan, state, supervisor
+from . import credentials, leader, network, plan, state, storagerecord, supervisor
 from .progress import Progress
 
 STEP_TIMEOUT = 60.0  # generous: two cores shared with other jobs
@@ -86,6 +86,9 @@ def add_commands(sub: Any) -> None:
                    help="a node agent's credential, repeatable")
     p.add_argument("--cluster-name", default="miniplane",
                    help="the kubeconfigs' cluster, user and context name")
+    p.add_argument("--storage", default=None, metavar="sqlite|postgresql",
+                   help="record the API servers' storage in DIR/storage on the first run and "
+                        "refuse another one later (one deployment, one storage)")
 
 
 def resolve_target(args: argparse.Namespace, *, running: bool = True) -> tuple[str, Path]:
@@ -475,9 +478,12 @@ def cmd_pki(args: argparse.Namespace) -> int:
                         if args.admin_kubeconfig else None,
                         nodes=args.node, apiserver_names=args.apiserver_name,
                         apiserver_ips=args.apiserver_ip, cluster_name=args.cluster_name)
+    made = None if args.storage is None else storagerecord.claim(pki.dir, args.storage)
     outcome = credentials.ensure(pki)
     for path in outcome.created:
         print(f"created {path}")
     for path in outcome.kept:
         print(f"kept {path}")
+    if made is not None:
+        print(f"{'created' if made else 'kept'} {storagerecord.path(pki.dir)}")
     return 0

@@ -39,9 +39,10 @@ CACHE = ROOT / ".miniplane" / "cache" / "containers"
 HOST_PACKAGES = ("docker.io", "docker-compose", "debootstrap")
 SUITE = "bookworm"
 # What the base image needs: Python for the project (3.11, as the host's wheels), the
-# node agent's tools, and what pods (processes in the node containers) commonly run.
+# node agent's tools, what pods (processes in the node containers) commonly run, and
+# the PostgreSQL server of docker-compose.ha.yml.
 BASE_PACKAGES = ("python3", "python3-pip", "python3-venv", "iproute2", "iptables",
-                 "conntrack", "dnsutils", "curl", "procps")
+                 "conntrack", "dnsutils", "curl", "procps", "postgresql")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_IMAGE = "miniplane-base:test"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -158,7 +159,8 @@ def compose_v2_binary(cache: Path = CACHE) -> Path:
 
 
 def build_context(dest: Path) -> Path:
-    """The sources a user's build context holds, plus wheels/ of the project and its deps.
+    """The sources a user's build context holds, plus wheels/ of the project and its deps
+    (the ``postgres`` extra's too: the Dockerfile installs ``miniplane[postgres]``).
 
     Built from a copy, so setuptools' build/ never lands in the work tree.
     """
@@ -173,7 +175,7 @@ def build_context(dest: Path) -> Path:
             shutil.copy2(path, src / item)
     wheels = src / "wheels"
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-         str(src), "-w", str(wheels)],
+         f"{src}[postgres]", "-w", str(wheels)],
         timeout=600)
     for leftover in ("build", "miniplane.egg-info"):
         shutil.rmtree(src / leftover, ignore_errors=True)

@@ -33,7 +33,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,10 +121,13 @@ class Cluster:
     port: int
     kubeconfig: Path  # the admin's, copied out of its volume by ``fetch_kubeconfig``
     config: ClientConfig | None = None
+    files: tuple[Path, ...] = (COMPOSE_FILE,)  # the project's files, before ``override``
+    variables: dict[str, str] = field(default_factory=dict)  # more for interpolation
+    api_port: int | None = None  # where the test's requests go, if not to ``port``
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://127.0.0.1:{self.api_port or self.port}"
 
     def fetch_kubeconfig(self) -> str:
         """As the README says: ``docker compose exec apiserver cat`` the admin's file."""
@@ -141,10 +144,16 @@ class Cluster:
 
     def compose(self, *args: str, check: bool = True, timeout: float = 180
                 ) -> subprocess.CompletedProcess[str]:
-        env = {**self.engine.env, "MINIPLANE_IMAGE": IMAGE, "MINIPLANE_PORT": str(self.port)}
-        return run([*self.argv, "-p", self.project, "-f", str(COMPOSE_FILE),
-                    "-f", str(self.override), *args], env=env, check=check, timeout=timeout,
-                   cwd=ROOT)
+        return self.compose_with(self.files, *args, check=check, timeout=timeout)
+
+    def compose_with(self, files: tuple[Path, ...], *args: str, check: bool = True,
+                     timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """``compose`` with other files (the override still last)."""
+        env = {**self.engine.env, "MINIPLANE_IMAGE": IMAGE, "MINIPLANE_PORT": str(self.port),
+               **self.variables}
+        named = [arg for f in (*files, self.override) for arg in ("-f", str(f))]
+        return run([*self.argv, "-p", self.project, *named, *args], env=env, check=check,
+                   timeout=timeout, cwd=ROOT)
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None
             ) -> dict[str, Any]:

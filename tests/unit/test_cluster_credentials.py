@@ -142,3 +142,48 @@ def test_mpctl_cluster_pki_bad_node_is_one_line(tmp_path: Path, capsys) -> None:
     assert capsys.readouterr().err == \
         "error: --node: 'admin' is the name of another credential\n"
     assert not (tmp_path / "d").exists()
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+
+
+def test_mpctl_cluster_pki_records_the_storage_once_and_refuses_another(
+        tmp_path: Path, capsys) -> None:
+    """One deployment, one storage: API servers on SQLite beside ones on PostgreSQL
+    would be two clusters under one name (docker-compose.ha.yml switched on or off)."""
+    argv = ["cluster", "pki", "--dir", str(tmp_path), "--server", "https://apiserver:6443"]
+    assert mpctl([*argv, "--storage", "postgresql"]) == 0
+    assert (tmp_path / "storage").read_text() == "postgresql\n"
+    assert f"created {tmp_path / 'storage'}\n" in capsys.readouterr().out
+    assert mpctl([*argv, "--storage", "postgresql"]) == 0
+    assert f"kept {tmp_path / 'storage'}\n" in capsys.readouterr().out
+    before = tree(tmp_path)
+    assert mpctl([*argv, "--server", "https://127.0.0.1:1", "--storage", "sqlite"]) == 1
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith("error: --storage sqlite: this deployment's API servers use "
+                              "postgresql (recorded in "), out.err
+    assert out.err.count("\n") == 1 and "down -v" in out.err
+    assert tree(tmp_path) == before  # nothing changed, not even the kubeconfigs' server
+
+
+def test_a_pki_made_before_storage_records_was_made_for_sqlite(tmp_path: Path,
+                                                               capsys) -> None:
+    argv = ["cluster", "pki", "--dir", str(tmp_path), "--server", "https://apiserver:6443"]
+    assert mpctl(argv) == 0  # as the compose file ran it before --storage
+    assert not (tmp_path / "storage").exists()
+    before = tree(tmp_path)
+    assert mpctl([*argv, "--storage", "postgresql"]) == 1
+    assert "API servers use sqlite" in capsys.readouterr().err
+    assert tree(tmp_path) == before
+    assert mpctl([*argv, "--storage", "sqlite"]) == 0
+    assert (tmp_path / "storage").read_text() == "sqlite\n"
+
+
+def test_mpctl_cluster_pki_unknown_storage_is_one_line(tmp_path: Path, capsys) -> None:
+    assert mpctl(["cluster", "pki", "--dir", str(tmp_path / "d"), "--server", "https://a:1",
+                  "--storage", "etcd"]) == 1
+    assert capsys.readouterr().err == \
+        "error: --storage: 'etcd' is not one of sqlite, postgresql\n"
+    assert not (tmp_path / "d").exists()

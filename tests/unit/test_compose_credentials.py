@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mpctl.cluster import plan
+from mpctl.cluster import plan, storagerecord
 from tests.conftest import REPO
 
 SPEC = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -104,7 +104,8 @@ def test_the_api_server_serves_the_pki_services_files() -> None:
             continue
         assert flag(argv, name) == [value], name
         named.append(Path(value).name)
-    assert sorted(copied_to_apiserver()) == sorted(named)
+    # and the storage record its entrypoint checks --storage-url against
+    assert sorted(copied_to_apiserver()) == sorted([*named, storagerecord.FILE])
     assert pki.ca_key.name not in copied_to_apiserver()
     address = SERVICES["apiserver"]["networks"]["cluster"]["ipv4_address"]
     assert flag(argv, "--advertise-address") == [address]

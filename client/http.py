@@ -58,6 +58,19 @@ WATCH_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
 # this margin rather than the client's ordinary request timeout.
 WATCH_READ_MARGIN = 30.0
 
+# With several API servers, a connect (TCP and TLS) that hangs, to a server whose
+# host is gone or whose accept queue is full, must give up soon enough for the next
+# server to be tried within a caller's deadline (a leader renews within 10 s). Only
+# then: alone, a slow server is still the only one to wait for.
+FAILOVER_CONNECT_TIMEOUT = 3.0
+
+
+def request_timeout(timeout: float, servers: int, read: float | None = -1.0) -> httpx.Timeout:
+    """The httpx timeouts of a client of ``servers`` API servers (``read``: -1 keeps
+    ``timeout``; None waits without limit, as a watch does)."""
+    connect = min(timeout, FAILOVER_CONNECT_TIMEOUT) if servers > 1 else timeout
+    return httpx.Timeout(timeout, connect=connect, read=timeout if read == -1.0 else read)
+
 T = TypeVar("T")
 
 
@@ -354,9 +367,9 @@ def tls_verify(config: ClientConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _watch_timeout(timeout: float, timeout_seconds: int | None) -> httpx.Timeout:
+def _watch_timeout(timeout: float, timeout_seconds: int | None, servers: int) -> httpx.Timeout:
     read = None if timeout_seconds is None else timeout_seconds + WATCH_READ_MARGIN
-    return httpx.Timeout(timeout, read=read)
+    return request_timeout(timeout, servers, read)
 
 
 def _connection_failed(request: Request, base_url: str, exc: Exception) -> ConnectionFailed:
@@ -486,7 +499,8 @@ class Client:
         self.timeout = timeout
         self._build = RequestBuilder(self.config.namespace)
         self.servers = Servers(self.config.servers)
-        self._http = httpx.Client(base_url=self.config.server, timeout=timeout,
+        self._http = httpx.Client(base_url=self.config.server,
+                                  timeout=request_timeout(timeout, len(self.config.servers)),
                                   headers=_base_headers(self.config),
                                   verify=tls_verify(self.config), transport=transport)
 
@@ -594,7 +608,8 @@ class Client:
         while True:
             try:
                 with self._http.stream(req.method, attempt.url, params=req.params,
-                                       timeout=_watch_timeout(self.timeout, timeout_seconds)
+                                       timeout=_watch_timeout(self.timeout, timeout_seconds,
+                                                              len(self.config.servers))
                                        ) as response:
                     if response.status_code >= 400:
                         response.read()
@@ -634,7 +649,9 @@ class AsyncClient:
         self.timeout = timeout
         self._build = RequestBuilder(self.config.namespace)
         self.servers = Servers(self.config.servers)
-        self._http = httpx.AsyncClient(base_url=self.config.server, timeout=timeout,
+        self._http = httpx.AsyncClient(base_url=self.config.server,
+                                       timeout=request_timeout(timeout,
+                                                               len(self.config.servers)),
                                        headers=_base_headers(self.config),
                                        verify=tls_verify(self.config), transport=transport)
 
@@ -740,7 +757,8 @@ class AsyncClient:
             try:
                 async with self._http.stream(
                         req.method, attempt.url, params=req.params,
-                        timeout=_watch_timeout(self.timeout, timeout_seconds)) as response:
+                        timeout=_watch_timeout(self.timeout, timeout_seconds,
+                                               len(self.config.servers))) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         if attempt.unavailable(response):

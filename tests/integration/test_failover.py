@@ -12,6 +12,7 @@ connection dropped after the request arrived, a TLS handshake cut short, a 503.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ import pytest
 
 from apimachinery.kinds import NAMESPACE, SERVICE
 from client.errors import ConnectionFailed, NotFound, ServerError
-from client.http import Client
+from client.http import AsyncClient, Client
 from componentbase import pki
 from tests.conftest import BIN, ApiServer, admin_config, free_port, session_pki, wait_until
 from tests.integration.test_informer import Running, converged, service
@@ -176,6 +177,45 @@ def test_any_request_moves_on_when_nothing_was_sent(apiserver, fault):
     assert eof.requests == []
     with apiserver.client() as direct:
         direct.get(NAMESPACE, "never-sent-twice")
+
+
+class HangingServer:
+    """A port whose connects hang: a listener that never accepts, its queue full (the
+    kernel drops further SYNs), as a server whose host is gone looks to a client."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+        self.url = f"https://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.queued: list[socket.socket] = []
+        while True:  # fill the queue until a connect no longer completes
+            probe = socket.socket()
+            probe.settimeout(0.5)
+            try:
+                probe.connect(self.listener.getsockname())
+            except TimeoutError:
+                probe.close()
+                return
+            self.queued.append(probe)
+            assert len(self.queued) < 64, "the accept queue never filled"
+
+    def close(self) -> None:
+        for sock in (*self.queued, self.listener):
+            sock.close()
+
+
+def test_a_server_whose_connects_hang_is_left_within_a_leaders_renew_deadline(apiserver):
+    """A leader must renew within 10 s: a hung connect may not take all of it."""
+    hanging = HangingServer()
+    try:
+        async def renew_like() -> dict:
+            async with AsyncClient(admin_config(f"{hanging.url},{apiserver.url}")) as client:
+                async with asyncio.timeout(10):  # mp-controllers' --leader-elect-renew-deadline
+                    got = await client.get(NAMESPACE, "default")
+                assert client.servers.current == apiserver.url
+                return got
+        assert asyncio.run(renew_like())["metadata"]["name"] == "default"
+    finally:
+        hanging.close()
 
 
 def test_a_write_that_may_have_arrived_is_not_sent_again(apiserver, fault):

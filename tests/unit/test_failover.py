@@ -27,7 +27,7 @@ from client.config import (
 )
 from client.errors import ConnectionFailed, ServerError
 from client.failover import Failure, Servers, may_resend
-from client.http import answer_failure, transport_failure
+from client.http import FAILOVER_CONNECT_TIMEOUT, answer_failure, request_timeout, transport_failure
 from client.watch import Listed, Target, too_large_resource_version, watch_forever
 
 A, B, C = "https://a:6443", "https://b:6443", "https://c:6443"
@@ -325,3 +325,11 @@ def test_too_large_resource_version_is_recognised_by_its_cause():
     assert too_large_resource_version(TOO_LARGE)
     assert not too_large_resource_version(ServerError("timeout", code=504, reason="Timeout"))
     assert not too_large_resource_version(ConnectionFailed("refused"))
+
+
+def test_a_connect_gives_up_sooner_only_when_there_is_another_server() -> None:
+    alone, several = request_timeout(30, 1), request_timeout(30, 3)
+    assert (alone.connect, alone.read) == (30, 30)
+    assert (several.connect, several.read, several.write) == (FAILOVER_CONNECT_TIMEOUT, 30, 30)
+    assert request_timeout(30, 3, None).read is None  # a watch waits for events
+    assert request_timeout(1, 3).connect == 1  # never longer than asked

@@ -96,7 +96,8 @@ class EndpointReconciler:
             leases = await self._list(LEASES.key, peers.LEASE_NAMESPACE)
             await self.write_slices(peers.live_peers(leases, objects.now()))
         try:
-            await asyncio.wait_for(run(), WITHDRAW_TIMEOUT)
+            async with asyncio.timeout(WITHDRAW_TIMEOUT):
+                await run()
         except (APIError, TimeoutError) as exc:
             log.warning("could not withdraw this server's endpoint at stop: %s", exc)
 

@@ -333,7 +333,8 @@ on a client that does not read (a cut watch) ends its connection with it.
             self._lost = self.loop.create_future()
         self.abort()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._lost), DROP_WAIT)
+            async with asyncio.timeout(DROP_WAIT):
+                await asyncio.shield(self._lost)
 
     def start_reading_head(self, deadline: float) -> None:
         """Close the connection unless a request's headers are in by ``deadline``."""

@@ -219,7 +219,8 @@ class WatchHub:
         """Wait until events up to ``rv`` were published (a client ahead of us after a race)."""
         async with self._progress:
             try:
-                await asyncio.wait_for(self._progress.wait_for(lambda: self.last_rv >= rv), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._progress.wait_for(lambda: self.last_rv >= rv)
             except TimeoutError:
                 return False
         return True

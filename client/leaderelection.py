@@ -328,7 +328,8 @@ class LeaderElector:
         """client-go's ``tryAcquireOrRenew`` within ``limit`` seconds: True when we hold
         the Lease, Wait when another does, None on an error (logged)."""
         try:
-            return await asyncio.wait_for(self._try(), timeout=limit)
+            async with asyncio.timeout(limit):
+                return await self._try()
         except TimeoutError:
             log.warning("%s: lease %s/%s: no answer within %.1fs (will retry)", self.identity,
                         self.namespace, self.name, limit)
@@ -399,9 +400,9 @@ class LeaderElector:
             return
         spec = released(self._observed, self.clock.wall())
         try:
-            stored = await asyncio.wait_for(
-                self.client.replace(LEASE, {**self._lease, "spec": spec}, self.namespace),
-                timeout=self.timing.renew_deadline)
+            async with asyncio.timeout(self.timing.renew_deadline):
+                stored = await self.client.replace(LEASE, {**self._lease, "spec": spec},
+                                                   self.namespace)
         except (TimeoutError, ApiError) as exc:
             log.warning("%s: could not release lease %s/%s: %s", self.identity,
                         self.namespace, self.name, exc)

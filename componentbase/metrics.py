@@ -181,7 +181,8 @@ class StatusServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
             status, ctype, body = self.respond(
                 head[:MAX_REQUEST_HEAD],
                 from_loopback=is_loopback_peer(writer.get_extra_info("peername")))

@@ -140,7 +140,8 @@ class DnsServer:
         await cancel_and_wait(list(self._tasks))
         for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await server.wait_closed()
 
     def on_datagram(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport) -> None:
         """The UDP hot path: fast reply inline, anything else through ``answer``."""
@@ -203,16 +204,19 @@ class DnsServer:
         idle = limits.idle_timeout
         try:
             while True:
-                prefix = await asyncio.wait_for(reader.readexactly(2), idle)
+                async with asyncio.timeout(idle):
+                    prefix = await reader.readexactly(2)
                 (length,) = struct.unpack("!H", prefix)
-                data = await asyncio.wait_for(reader.readexactly(length), idle)
+                async with asyncio.timeout(idle):
+                    data = await reader.readexactly(length)
                 start = time.perf_counter()
                 self.metrics.requests["tcp"] += 1
                 reply, rcode = await self.answer(data, udp=False)
                 if reply is None:
                     continue
                 writer.write(struct.pack("!H", len(reply)) + reply)
-                await asyncio.wait_for(writer.drain(), idle)  # a client that never reads
+                async with asyncio.timeout(idle):  # a client that never reads
+                    await writer.drain()
                 self.metrics.responses[rcode] += 1
                 self.metrics.query_duration.observe(time.perf_counter() - start)
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):

@@ -68,9 +68,9 @@ class Upstream:
         failures = []
         for server in self.servers:
             try:
-                reply = await asyncio.wait_for(
-                    self._tcp(server, outgoing, qid) if tcp else self._udp(server, outgoing, qid),
-                    self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    reply = await (self._tcp(server, outgoing, qid) if tcp
+                                   else self._udp(server, outgoing, qid))
             except TimeoutError:
                 failures.append(f"{server}: timeout")
                 continue

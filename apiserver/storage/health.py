@@ -76,7 +76,8 @@ class CommitHealth:
             pending = self._pending
         try:
             # shield: a timed-out check must not cancel the queued probe under the writer
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(pending)), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await asyncio.shield(asyncio.wrap_future(pending))
         except TimeoutError:
             return f"no commit within {self._timeout:g}s"
         except Exception:  # noqa: BLE001, S110 - the writer recorded why

@@ -112,7 +112,8 @@ async def probe_once(probe: Mapping[str, Any], *, container: Mapping[str, Any],
                 env=ROOT_ENV if exec_argv else None,
                 start_new_session=True)
             try:
-                return await asyncio.wait_for(proc.wait(), timeout) == 0
+                async with asyncio.timeout(timeout):
+                    return await proc.wait() == 0
             except TimeoutError:
                 proc.kill()
                 await proc.wait()

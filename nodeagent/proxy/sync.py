@@ -340,7 +340,8 @@ class Proxier:
                                need_full=self.need_full, garbage=self.garbage)
             if step.action is Action.WAIT:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.tracker.wake.wait(), step.at - now)
+                    async with asyncio.timeout(step.at - now):
+                        await self.tracker.wake.wait()
             elif step.action is Action.CHECK:
                 schedule = schedule.checked(at=now)
                 await self._check_drift()

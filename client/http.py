@@ -27,6 +27,7 @@ for 410), so a consumer's loop sees only ADDED, MODIFIED, DELETED and BOOKMARK.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,26 @@ WATCH_READ_MARGIN = 30.0
 # server to be tried within a caller's deadline (a leader renews within 10 s). Only
 # then: alone, a slow server is still the only one to wait for.
 FAILOVER_CONNECT_TIMEOUT = 3.0
+
+
+# A server cut off by the network (not killed: nothing resets the connection) is
+# noticed by TCP itself, as client-go notices it with HTTP/2 pings: keepalive probes
+# on an idle connection (a quiet watch) after 15 s, 3 probes 5 s apart, and at most
+# 30 s for sent data to go unacknowledged. A watch then fails in about 30 s instead
+# of at its read timeout (minutes), and the client moves to the next server.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_PROBES = 15, 5, 3
+UNACKNOWLEDGED_LIMIT_MS = 30_000
+
+
+def socket_options() -> list[tuple[int, int, int]]:
+    """The options of every client connection (Linux names; only those this OS has)."""
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+                        ("TCP_USER_TIMEOUT", UNACKNOWLEDGED_LIMIT_MS)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 def request_timeout(timeout: float, servers: int, read: float | None = -1.0) -> httpx.Timeout:
@@ -499,10 +520,12 @@ class Client:
         self.timeout = timeout
         self._build = RequestBuilder(self.config.namespace)
         self.servers = Servers(self.config.servers)
+        verify = tls_verify(self.config)
         self._http = httpx.Client(base_url=self.config.server,
                                   timeout=request_timeout(timeout, len(self.config.servers)),
-                                  headers=_base_headers(self.config),
-                                  verify=tls_verify(self.config), transport=transport)
+                                  headers=_base_headers(self.config), verify=verify,
+                                  transport=transport or httpx.HTTPTransport(
+                                      verify=verify, socket_options=socket_options()))
 
     # plumbing
 
@@ -649,11 +672,13 @@ class AsyncClient:
         self.timeout = timeout
         self._build = RequestBuilder(self.config.namespace)
         self.servers = Servers(self.config.servers)
+        verify = tls_verify(self.config)
         self._http = httpx.AsyncClient(base_url=self.config.server,
                                        timeout=request_timeout(timeout,
                                                                len(self.config.servers)),
-                                       headers=_base_headers(self.config),
-                                       verify=tls_verify(self.config), transport=transport)
+                                       headers=_base_headers(self.config), verify=verify,
+                                       transport=transport or httpx.AsyncHTTPTransport(
+                                           verify=verify, socket_options=socket_options()))
 
     # plumbing
 

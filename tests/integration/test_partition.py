@@ -11,7 +11,6 @@ informer moves to another server.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,16 +25,6 @@ pytestmark = [pytest.mark.root,
               pytest.mark.skipif(have_root_tools() is not None, reason=have_root_tools() or "")]
 
 SRV_IP, CLI_IP = "10.254.1.1", "10.254.1.2"  # inside this test's namespaces only
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    lab = Lab()
-    try:
-        yield lab
-    finally:
-        lab.close()
-        assert lab.leftovers() == []
 
 
 def test_a_watch_on_a_server_cut_off_by_the_network_fails_within_a_minute(

@@ -61,6 +61,11 @@ SERVICEACCOUNT = Kind("", "v1", "ServiceAccount", "serviceaccounts", "serviceacc
                       ("sa",))
 # Leader election and node heartbeats (Kubernetes has no short name for it).
 LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases", "lease", True)
+ENDPOINTS = Kind("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",))
+REPLICASET = Kind("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
+                  ("all",), subresources=("status",))
+DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",),
+                  ("all",), subresources=("status",))
 # Reviews are asked, not stored: create is their only verb.
 SELFSUBJECTREVIEW = Kind("authentication.k8s.io", "v1", "SelfSubjectReview",
                          "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",))
@@ -89,7 +94,7 @@ REVIEWS = (SUBJECTACCESSREVIEW, SELFSUBJECTACCESSREVIEW, SELFSUBJECTRULESREVIEW,
            LOCALSUBJECTACCESSREVIEW)
 
 KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT, SERVICEACCOUNT,
-                           LEASE,
+                           LEASE, ENDPOINTS, REPLICASET, DEPLOYMENT,
                            SELFSUBJECTREVIEW, TOKENREVIEW,
                            ROLE, CLUSTERROLE, ROLEBINDING, CLUSTERROLEBINDING, *REVIEWS)
 

@@ -12,6 +12,8 @@ from apimachinery.kinds import Kind
 from apiserver.registry import (
     accessreview,
     authentication,
+    deployment,
+    endpoints,
     endpointslice,
     event,
     lease,
@@ -19,6 +21,7 @@ from apiserver.registry import (
     node,
     pod,
     rbac,
+    replicaset,
     service,
     serviceaccount,
 )
@@ -33,6 +36,9 @@ REGISTRY: tuple[Strategy, ...] = (
     event.STRATEGY,
     serviceaccount.STRATEGY,
     lease.STRATEGY,
+    endpoints.STRATEGY,
+    replicaset.STRATEGY,
+    deployment.STRATEGY,
     authentication.SELF_SUBJECT_REVIEWS,
     authentication.TOKEN_REVIEWS,
     rbac.ROLES,

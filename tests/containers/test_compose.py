@@ -65,7 +65,7 @@ pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CLUSTER = "compose"  # docker-compose.yml's --cluster-name: pods are mp-compose-pod-<uid8>
 NODES = ("node-1", "node-2")
-WEB_PODS = ("web-1", "web-2", "web-3")
+WEB_REPLICAS = 3  # the demo Deployment's
 MPCTL = Path(sys.executable).parent / "mpctl"
 ADMIN_KUBECONFIG = "/var/lib/miniplane/pki/admin/kubeconfig"  # in the apiserver container
 CREDENTIAL = "/etc/miniplane/credentials/kubeconfig"  # in every other component's
@@ -203,6 +203,21 @@ def heartbeat(cluster: Cluster, node: str) -> str:
     return str(lease["spec"].get("renewTime") or "")
 
 
+def web_pods(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """The demo Deployment's Ready pods by name (their names are generated)."""
+    items = cluster.api("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")
+    return {p["metadata"]["name"]: p for p in items["items"]
+            if is_ready(p) and not p["metadata"].get("deletionTimestamp")}
+
+
+def demo_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A bare Pod running the demo Deployment's web server (the template's spec)."""
+    deployment = next(d for d in yaml.safe_load_all((ROOT / "examples" / "web.yaml").read_text())
+                      if d["kind"] == "Deployment")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": deployment["spec"]["template"]["spec"]}
+
+
 def ready_endpoints(cluster: Cluster, service: str) -> set[str]:
     slices = cluster.api("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
                          f"?labelSelector=kubernetes.io/service-name={service}")["items"]
@@ -215,12 +230,12 @@ def check_cluster(cluster: Cluster) -> None:
     poll(lambda: cluster.ready(), timeout=120, what="the API server on the published port")
     poll(lambda: all(is_ready(cluster.api("GET", f"/api/v1/nodes/{n}")) for n in NODES),
          timeout=120, what="both nodes Ready")
-    pods = poll(lambda: (lambda p: p if all(is_ready(x) for x in p.values()) else None)(
-        {n: cluster.pod(n) for n in (*WEB_PODS, "client")}),
-        timeout=180, what="the demo's pods Ready")
-    web_nodes = {n: pods[n]["spec"]["nodeName"] for n in WEB_PODS}
+    pods = poll(lambda: (lambda p: p if len(p) == WEB_REPLICAS and
+                         is_ready(cluster.pod("client")) else None)(web_pods(cluster)),
+                timeout=180, what="the demo's pods Ready")
+    web_nodes = {n: pod["spec"]["nodeName"] for n, pod in pods.items()}
     assert set(web_nodes.values()) == set(NODES), f"web pods not on both nodes: {web_nodes}"
-    web_ips = {pods[n]["status"]["podIP"]: n for n in WEB_PODS}
+    web_ips = {pod["status"]["podIP"]: n for n, pod in pods.items()}
     poll(lambda: ready_endpoints(cluster, "web") == set(web_ips), timeout=60,
          what="web's EndpointSlice listing the three pods")
 
@@ -254,7 +269,7 @@ def check_discovery(cluster: Cluster) -> None:
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-direct"},
         "spec": {"clusterIP": "None", "selector": {"app": "web"},
                  "ports": [{"name": "http", "port": 8080}]}})
-    pod_ips = {cluster.pod(n)["status"]["podIP"] for n in WEB_PODS}
+    pod_ips = {pod["status"]["podIP"] for pod in web_pods(cluster).values()}
     poll(lambda: set(cluster.in_pod("client", "dig", "+short", "+search", "web-direct",
                                     check=False).stdout.split()) == pod_ips,
          timeout=30, what="the headless web-direct to resolve to the web pods' IPs")
@@ -265,11 +280,7 @@ def check_discovery(cluster: Cluster) -> None:
     poll(lambda: cluster.in_pod("client", "python3", "-c", CONNECT, "solo", "80",
                                 check=False).stdout.strip() == "refused",
          timeout=30, what="solo, without endpoints, to refuse connections")
-    web = next(d for d in yaml.safe_load_all((ROOT / "examples" / "web.yaml").read_text())
-               if d["metadata"]["name"] == "web-1")
-    web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
-    web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
-    cluster.api("POST", "/api/v1/namespaces/default/pods", web)
+    cluster.api("POST", "/api/v1/namespaces/default/pods", demo_pod("solo-1", {"app": "solo"}))
     poll(lambda: cluster.in_pod("client", "curl", "-s", "-m", "3", "solo",
                                 check=False).stdout.startswith("solo-1 "),
          timeout=60, what="solo to answer once its pod is ready")
@@ -453,6 +464,8 @@ def check_credentials(cluster: Cluster) -> None:
 def check_apiserver_restart(cluster: Cluster) -> None:
     """State survives a restart of the container; controllers, dnsd and agents reconnect."""
     web = cluster.api("GET", "/api/v1/namespaces/default/services/web")
+    pods = {p["metadata"]["name"] for p in cluster.api(
+        "GET", "/api/v1/namespaces/default/pods")["items"]}
     beats = {n: heartbeat(cluster, n) for n in NODES}
     cluster.compose("restart", "apiserver", timeout=120)
     poll(lambda: cluster.ready(), timeout=90, what="the restarted API server")
@@ -460,7 +473,7 @@ def check_apiserver_restart(cluster: Cluster) -> None:
     assert (again["metadata"]["uid"], again["spec"]["clusterIP"]) == \
         (web["metadata"]["uid"], web["spec"]["clusterIP"])
     assert {p["metadata"]["name"] for p in cluster.api(
-        "GET", "/api/v1/namespaces/default/pods")["items"]} == {*WEB_PODS, "client"}
+        "GET", "/api/v1/namespaces/default/pods")["items"]} == pods
 
     svc = cluster.api("POST", "/api/v1/namespaces/default/services", {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-again"},

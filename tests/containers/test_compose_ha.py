@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from client.config import read_kubeconfig
 from mpctl.cluster import leader
@@ -54,6 +53,7 @@ from tests.containers.test_compose import (
     Containers,
     check_project_gone,
     compose_command,
+    demo_pod,
     heartbeat,
     is_ready,
     write_override,
@@ -226,11 +226,7 @@ def check_failover(cluster: Cluster, ports: list[int], old_leader: str) -> float
 
     # a pod made after the kills, behind a new Service: the new leader's EndpointSlice,
     # the agents' proxy rules and dnsd, all through their failed-over watches
-    web = next(d for d in yaml.safe_load_all((ROOT / "examples" / "web.yaml").read_text())
-               if d["metadata"]["name"] == "web-1")
-    web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
-    web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
-    cluster.api("POST", "/api/v1/namespaces/default/pods", web)
+    cluster.api("POST", "/api/v1/namespaces/default/pods", demo_pod("solo-1", {"app": "solo"}))
     svc = cluster.api("POST", "/api/v1/namespaces/default/services", {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "solo"},
         "spec": {"selector": {"app": "solo"}, "ports": [{"port": 80, "targetPort": 8080}]}})

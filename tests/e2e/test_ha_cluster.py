@@ -36,7 +36,7 @@ from componentbase import postgres
 from componentbase.procs import same_process
 from mpctl.cluster import leader
 from tests.conftest import BIN, REPO, wait_until
-from tests.e2e.test_local_cluster import LOOP, REQUESTS, _demo_documents, running_cluster
+from tests.e2e.test_local_cluster import LOOP, REQUESTS, demo_pod, running_cluster
 from tests.netns import have_root_tools
 
 pytestmark = [pytest.mark.root,
@@ -193,10 +193,7 @@ def _failover(c: Any) -> None:
             assert out.stdout == "ok", out.stdout + out.stderr
 
         # a pod made Ready after the kills reaches the proxy rules
-        solo = next(d for d in _demo_documents() if d["metadata"]["name"] == "web-1")
-        solo["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
-        solo["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
-        api.create(POD, solo, "default")
+        api.create(POD, demo_pod("solo-1", {"app": "solo"}), "default")
         api.create(SERVICE, {"apiVersion": "v1", "kind": "Service",
                              "metadata": {"name": "solo"},
                              "spec": {"selector": {"app": "solo"},

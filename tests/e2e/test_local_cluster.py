@@ -1,6 +1,7 @@
 """End to end: a real 2-node cluster from ``mpctl cluster up``, driven as a user would.
 
-The demo of ``examples/`` (Service ``web`` over three HTTP pods, a ``client`` pod)
+The demo of ``examples/`` (Service ``web`` over a Deployment of three HTTP pods, a
+``client`` pod)
 runs on it; every check runs a command inside the client pod with ``mpctl exec``,
 so names resolve through the pod's resolv.conf and search path, and traffic goes
 through the nodes' real iptables rules. The cluster is named ``e<random>`` and
@@ -47,7 +48,7 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 EXAMPLES = REPO / "examples"
-BACKENDS = {"web-1", "web-2", "web-3"}
+REPLICAS = 3  # the demo Deployment's
 
 # Runs in the client pod: N requests to URL, each on a new connection; one JSON line.
 REQUESTS = """
@@ -145,9 +146,18 @@ class LocalCluster:
                       for p in pods}
             raise AssertionError(f"{exc}; pods now: {states}") from None
 
+    def wait_replicas(self, selector: str, count: int, timeout: float = 60
+                      ) -> dict[str, str]:
+        """name -> pod IP of ``count`` Ready pods matching ``selector``, once exactly
+        that many are (a Deployment's pods have generated names)."""
+        ready: dict[str, str] = wait_until(
+            lambda: len(p := self.ready_pods(selector)) == count and p,
+            timeout=timeout, what=f"{count} Ready pods for {selector}")
+        return ready
+
     def apply_demo(self) -> None:
         self.mpctl("apply", "-f", str(EXAMPLES), check=True)
-        self.wait_ready("app=web", BACKENDS)
+        self.wait_replicas("app=web", REPLICAS)
         wait_until(lambda: self.client.get(POD, "client", "default")["status"].get("phase")
                    == "Running", timeout=40, what="the client pod to run")
 
@@ -214,12 +224,13 @@ def test_pod_resolves_a_service_by_short_and_full_name(cluster: LocalCluster) ->
 
 
 def test_requests_to_the_service_reach_every_backend(cluster: LocalCluster) -> None:
+    backends = set(cluster.wait_replicas("app=web", REPLICAS))
     result = json.loads(cluster.python_in_client(REQUESTS, "http://web/", "60"))
     assert result["errors"] == []
     assert len(result["seen"]) == 60
-    assert set(result["seen"]) == BACKENDS
+    assert set(result["seen"]) == backends
     # spread over both nodes, so cross-node pod traffic is exercised too
-    nodes = {cluster.client.get(POD, n, "default")["spec"]["nodeName"] for n in BACKENDS}
+    nodes = {cluster.client.get(POD, n, "default")["spec"]["nodeName"] for n in backends}
     assert len(nodes) == 2
 
 
@@ -253,10 +264,7 @@ def test_scaling_from_zero_to_one_endpoint(cluster: LocalCluster) -> None:
                    what="solo without endpoints to refuse connections")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; answers: {seen}") from None
-    web = next(d for d in _demo_documents() if d["metadata"]["name"] == "web-1")
-    web["metadata"] = {"name": "solo-1", "labels": {"app": "solo"}}
-    web["spec"]["containers"][0]["env"] = [{"name": "POD_NAME", "value": "solo-1"}]
-    cluster.client.create(POD, web, "default")
+    cluster.client.create(POD, demo_pod("solo-1", {"app": "solo"}), "default")
     wait_until(lambda: cluster.python_in_client(REQUESTS, "http://solo/", "1")
                == json.dumps({"seen": ["solo-1"], "errors": []}), timeout=30,
                what="solo to answer once its pod is ready")
@@ -264,7 +272,8 @@ def test_scaling_from_zero_to_one_endpoint(cluster: LocalCluster) -> None:
 
 def test_deleted_backend_leaves_rotation_without_failed_requests(cluster: LocalCluster
                                                                   ) -> None:
-    cluster.wait_ready("app=web", BACKENDS)
+    backends = set(cluster.wait_replicas("app=web", REPLICAS))
+    victim = sorted(backends)[1]
     loop = subprocess.Popen([str(BIN / "mpctl"), "exec", "client", "--", "python3", "-c", LOOP,
                              "http://web/", "8"], stdout=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "KUBECONFIG": str(cluster.state_dir /
@@ -275,10 +284,10 @@ def test_deleted_backend_leaves_rotation_without_failed_requests(cluster: LocalC
     reader.start()
     try:
         # traffic before the deletion, as the reference: every backend answered
-        wait_until(lambda: {x.get("ok") for x in lines} >= BACKENDS, timeout=10,
+        wait_until(lambda: {x.get("ok") for x in lines} >= backends, timeout=10,
                    what="every backend to answer the loop")
         deleted_at = time.time()
-        cluster.client.delete(POD, "web-2", "default")
+        cluster.client.delete(POD, victim, "default")
         loop.wait(timeout=30)
         reader.join(timeout=10)
     finally:
@@ -287,21 +296,21 @@ def test_deleted_backend_leaves_rotation_without_failed_requests(cluster: LocalC
             loop.wait()
     before = [x for x in lines if x["t"] < deleted_at]
     after = [x for x in lines if x["t"] >= deleted_at + 2]
-    assert "web-2" in {x.get("ok") for x in before}
+    assert victim in {x.get("ok") for x in before}
     assert [x for x in lines if "error" in x] == []
-    assert after and all(x["ok"] in BACKENDS - {"web-2"} for x in after), \
-        "web-2 still got requests 2 s after its deletion"
-    # put it back for whatever runs next
+    assert after and all(x["ok"] != victim for x in after), \
+        f"{victim} still got requests 2 s after its deletion"
+    # the Deployment's ReplicaSet puts a new pod in its place for whatever runs next
     with contextlib.suppress(NotFound):
-        wait_until(lambda: _gone(cluster, "web-2"), timeout=40, what="web-2 to go")
-    cluster.mpctl("apply", "-f", str(EXAMPLES / "web.yaml"), check=True)
-    cluster.wait_ready("app=web", BACKENDS)
+        wait_until(lambda: _gone(cluster, victim), timeout=40, what=f"{victim} to go")
+    assert victim not in cluster.wait_replicas("app=web", REPLICAS)
 
 
 def test_logs_status_exec_exit_code_and_kubectl(cluster: LocalCluster) -> None:
-    logs = cluster.mpctl("logs", "web-1", check=True).stdout
-    assert logs.splitlines()[0] == "web-1 listening on :8080"
-    assert cluster.mpctl("logs", "web-1", "--tail", "1", check=True).stdout.count("\n") == 1
+    web = sorted(cluster.wait_replicas("app=web", REPLICAS))[0]
+    logs = cluster.mpctl("logs", web, check=True).stdout
+    assert logs.splitlines()[0] == f"{web} v1 listening on :8080"
+    assert cluster.mpctl("logs", web, "--tail", "1", check=True).stdout.count("\n") == 1
     assert cluster.mpctl("exec", "client", "--", "sh", "-c", "exit 3").returncode == 3
     status = cluster.mpctl("cluster", "status", "--name", cluster.name, "--state-dir",
                            str(cluster.state_dir))
@@ -509,6 +518,13 @@ def _gone(cluster: LocalCluster, name: str) -> bool:
 
 def _demo_documents() -> list[dict[str, Any]]:
     return list(yaml.safe_load_all((EXAMPLES / "web.yaml").read_text()))
+
+
+def demo_pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A bare Pod running the demo Deployment's web server (the template's spec)."""
+    deployment = next(d for d in _demo_documents() if d["kind"] == "Deployment")
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": deployment["spec"]["template"]["spec"]}
 
 
 def test_up_without_root_says_so(tmp_path: Path) -> None:

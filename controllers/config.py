@@ -30,7 +30,7 @@ from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
-CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc",
+CONTROLLERS = ("endpointslice", "endpoint", "scheduler", "nodeipam", "nodelifecycle", "podgc",
                "serviceaccount", "clusterrole-aggregation")
 
 

@@ -60,7 +60,7 @@ class LeaderElection:
 
 def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-controllers",
-                     description="miniplane controllers: EndpointSlices, scheduler, "
+                     description="miniplane controllers: EndpointSlices, Endpoints, scheduler, "
                                  "node IPAM, node lifecycle, pod GC")
     p.add_argument("--server", default=None, help=SERVER_HELP)
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")

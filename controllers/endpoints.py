@@ -7,9 +7,10 @@ Pods the EndpointSlices are (``controllers.backends``). The computation is
 caches and writes:
 
 - a Service event queues it; a Pod event queues every Service selecting the Pod's
-  old or new labels (``controllers.servicepods``); an Endpoints update of a Service
-  the controller keeps, or any Endpoints delete, queues that key (a hand edit is
-  put back, a deleted object recreated);
+  old or new labels (``controllers.servicepods``); an Endpoints added or updated
+  for a Service the controller keeps, or any Endpoints deleted, queues that key (a
+  hand edit is put back, a deleted object recreated, the echo of our own write
+  ends a wait for the cache);
 - at start, every cached Endpoints is queued once, so ones left by a Service
   deleted while the controller was away are deleted (Kubernetes'
   ``checkLeftoverEndpoints``; leader-election records are skipped);
@@ -74,7 +75,8 @@ class EndpointsController(Controller):
         self.services.add_handler(self._service_event, self._service_updated,
                                   self._service_event)
         self.pods.add_handler(self._pod_event, self._pod_updated, self._pod_event)
-        self.endpoints.add_handler(None, self._endpoints_updated, self._endpoints_deleted)
+        self.endpoints.add_handler(self._endpoints_added, self._endpoints_updated,
+                                   self._endpoints_deleted)
 
     # -- handlers: objects → service keys ----------------------------------------------
 
@@ -95,11 +97,14 @@ class EndpointsController(Controller):
         for key in keys:
             self.queue.add(key)
 
-    def _endpoints_updated(self, old: Object, new: Object) -> None:
-        key = object_key(new)
+    def _endpoints_added(self, endpoints: Object) -> None:
+        key = object_key(endpoints)
         service = self.services.store.get(key)
         if service is not None and manages(service):
             self.queue.add(key)
+
+    def _endpoints_updated(self, old: Object, new: Object) -> None:
+        self._endpoints_added(new)
 
     def _endpoints_deleted(self, endpoints: Object) -> None:
         self.queue.add(object_key(endpoints))

@@ -211,6 +211,9 @@ def test_a_quiet_world_is_not_rewritten_even_across_a_controller_restart(cluster
     edited["subsets"][0]["addresses"] = edited["subsets"][0]["addresses"][:1]
     cluster.client.replace(ENDPOINTS, edited, NS)
     wait_addresses(cluster, "calm", ["10.244.3.1", "10.244.3.2"])
+    # and a deleted one made again
+    cluster.client.delete(ENDPOINTS, "calm", NS)
+    wait_addresses(cluster, "calm", ["10.244.3.1", "10.244.3.2"])
 
 
 def test_selectorless_services_keep_their_own_endpoints(cluster: Cluster):

@@ -1,10 +1,10 @@
 """The lease endpoint reconciler: this server's identity Lease and the ``kubernetes``
-Service's EndpointSlices (the I/O around ``apiserver.peers``).
+Service's EndpointSlices and v1 Endpoints (the I/O around ``apiserver.peers``).
 
 Every ``interval`` each server renews its own Lease in ``kube-system``, then writes
-the slices from every live Lease (only when they differ), then deletes Leases whose
+the slices and the Endpoints object from every live Lease (only when they differ), then deletes Leases whose
 server is long gone. At a graceful stop it deletes its own Lease and rewrites the
-slices at once, as kube-apiserver's ``RemoveEndpoints`` does. The writes go through
+slices and Endpoints at once, as kube-apiserver's ``RemoveEndpoints`` does. The writes go through
 the ordinary write path (validation, admission, optimistic concurrency), so two
 servers reconciling at once settle by a Conflict and the next round; SQLite (one
 server) and PostgreSQL (several) run the same code.
@@ -23,6 +23,7 @@ import orjson
 
 from apiserver import objects, peers
 from apiserver.errors import AlreadyExists, APIError, Conflict, NotFound
+from apiserver.registry.endpoints import STRATEGY as ENDPOINTS
 from apiserver.registry.endpointslice import STRATEGY as SLICES
 from apiserver.registry.lease import STRATEGY as LEASES
 from apiserver.storage.backend import Backend
@@ -59,7 +60,9 @@ class EndpointReconciler:
             return
         leases = await self._list(LEASES.key, peers.LEASE_NAMESPACE)
         now = objects.now()
-        await self.write_slices(peers.live_peers(leases, now))
+        live = peers.live_peers(leases, now)
+        await self.write_slices(live)
+        await self.write_endpoints(live)
         for lease in peers.garbage(leases, now):
             meta = lease["metadata"]
             if await self._submit(self.writes.delete(
@@ -94,7 +97,9 @@ class EndpointReconciler:
             await self._submit(self.writes.delete(
                 LEASES, peers.LEASE_NAMESPACE, self.identity.lease_name, {}))
             leases = await self._list(LEASES.key, peers.LEASE_NAMESPACE)
-            await self.write_slices(peers.live_peers(leases, objects.now()))
+            live = peers.live_peers(leases, objects.now())
+            await self.write_slices(live)
+            await self.write_endpoints(live)
         try:
             async with asyncio.timeout(WITHDRAW_TIMEOUT):
                 await run()
@@ -117,6 +122,24 @@ class EndpointReconciler:
         if writes and all(done):
             log.info("the kubernetes Service's endpoints are now %s",
                      ", ".join(f"{p.address}:{p.port}" for p in live))
+
+    async def write_endpoints(self, live: list[peers.Peer]) -> None:
+        """The stored ``default/kubernetes`` Endpoints made to name ``live`` (no write
+        when it does): what Endpoints readers (older tools) see of the API servers."""
+        try:
+            raw = await anyio.to_thread.run_sync(
+                self.store.get, ENDPOINTS.key, peers.SLICE_NAMESPACE, peers.SERVICE_NAME)
+        except CorruptObject:
+            return  # logged at start; --check-storage names it
+        stored = orjson.loads(raw) if raw is not None else None
+        body = peers.plan_endpoints(live, stored)
+        if body is None:
+            return
+        if stored is None:
+            await self._submit(self.writes.create(ENDPOINTS, peers.SLICE_NAMESPACE, body))
+        else:
+            await self._submit(self.writes.update(ENDPOINTS, peers.SLICE_NAMESPACE,
+                                                  peers.SERVICE_NAME, body))
 
     async def _list(self, resource: str, namespace: str) -> list[dict[str, Any]]:
         page = await anyio.to_thread.run_sync(self.store.list, resource, namespace)

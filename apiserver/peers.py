@@ -16,7 +16,8 @@ carries the advertise address and port in ``miniplane.io/`` annotations and a sh
 ``leaseDurationSeconds``; expiry is judged by the reader, from ``renewTime``.
 
 ``State`` (``apiserver/app.py``) does the I/O: renew its own Lease, list the
-Leases and the managed slices, write what ``plan`` says.
+Leases and the managed slices, write what ``plan`` says, and the v1 Endpoints
+object what ``plan_endpoints`` says.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apimachinery import names
+from apimachinery.endpoints import repack_subsets
 from apimachinery.timestamps import format_micro_time, parse_micro_time
 from apiserver.services import KUBERNETES_SLICE_MANAGER, kubernetes_endpoint_slice
 
@@ -223,3 +225,39 @@ def plan(desired: list[dict[str, Any]], stored: Iterable[Mapping[str, Any]]) -> 
     delete = sorted(name for name, s in by_name.items()
                     if desired and name not in wanted and is_managed_slice(s))
     return Plan(create, update, delete)
+
+
+# -- the v1 Endpoints object (kube-apiserver writes both it and the slices) ---------------
+
+SKIP_MIRROR_LABEL = "endpointslice.kubernetes.io/skip-mirror"
+
+
+def desired_endpoints_subsets(peers: Iterable[Peer]) -> list[dict[str, Any]]:
+    """The ``kubernetes`` Endpoints' subsets: every live server's address on its port
+    (named ``https``), packed as every Endpoints writer packs them."""
+    return repack_subsets(({"ip": p.address}, True,
+                           [{"name": "https", "port": p.port, "protocol": "TCP"}])
+                          for p in peers)
+
+
+def plan_endpoints(peers: Iterable[Peer], stored: Mapping[str, Any] | None
+                   ) -> dict[str, Any] | None:
+    """The ``default/kubernetes`` Endpoints to write (a create when ``stored`` is None,
+    else the stored object updated, resourceVersion kept), or None when it already
+    names ``peers``, or when there are none (as with the slices, the last server
+    never erases every endpoint). Its label ``endpointslice.kubernetes.io/skip-mirror``
+    says no EndpointSlice is to be mirrored from it: the slices are written beside it."""
+    subsets = desired_endpoints_subsets(peers)
+    if not subsets:
+        return None
+    if stored is None:
+        return {"apiVersion": "v1", "kind": "Endpoints",
+                "metadata": {"name": SERVICE_NAME, "namespace": SLICE_NAMESPACE,
+                             "labels": {SKIP_MIRROR_LABEL: "true"}},
+                "subsets": subsets}
+    labels = (stored.get("metadata") or {}).get("labels") or {}
+    if stored.get("subsets") == subsets and labels.get(SKIP_MIRROR_LABEL) == "true":
+        return None
+    return {**stored, "subsets": subsets,
+            "metadata": {**(stored.get("metadata") or {}),
+                         "labels": {**labels, SKIP_MIRROR_LABEL: "true"}}}

@@ -30,7 +30,7 @@ from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
-CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc",
+CONTROLLERS = ("endpointslice", "endpoint", "scheduler", "nodeipam", "nodelifecycle", "podgc",
                "serviceaccount", "clusterrole-aggregation")
 
 
@@ -60,7 +60,7 @@ class LeaderElection:
 
 def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-controllers",
-                     description="miniplane controllers: EndpointSlices, scheduler, "
+                     description="miniplane controllers: EndpointSlices, Endpoints, scheduler, "
                                  "node IPAM, node lifecycle, pod GC")
     p.add_argument("--server", default=None, help=SERVER_HELP)
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")

@@ -4,8 +4,8 @@ The computation is ``controllers.slices.desired_slices``; this module only finds
 its inputs in the informer caches and sends its plan:
 
 - a Service event queues that Service; a Pod event queues every Service whose
-  selector matches the Pod's old or new labels (found through an index of
-  selector terms, so a Pod event doesn't scan every Service); a managed slice
+  selector matches the Pod's old or new labels (``controllers.servicepods``, so
+  a Pod event doesn't scan every Service); a managed slice
   event queues its Service, unless it is the echo of our own write;
 - ``sync`` plans from the caches and writes creates, then updates (optimistic
   PUT: a 409 means the cache is behind, so the key is retried), then deletes;
@@ -24,28 +24,25 @@ import time
 from collections.abc import Callable
 
 from apimachinery.keys import make_key, object_key
-from apimachinery.kinds import ENDPOINTSLICE, POD, SERVICE
+from apimachinery.kinds import ENDPOINTSLICE
 from client.errors import Forbidden, NotFound
 from client.http import AsyncClient
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics
 from controllers.objects import Object, format_time, labels_of, name_of, namespace_of
 from controllers.runtime import Controller
+from controllers.servicepods import ServicePods
 from controllers.slices import (
     SERVICE_NAME_LABEL,
     SlicePlan,
     desired_slices,
     is_managed,
-    selector_of,
-    selects,
     slices_to_delete_for_missing_service,
 )
 from controllers.slicetracker import SliceTracker
 
 log = logging.getLogger(__name__)
 
-POD_LABELS_INDEX = "labels"  # pods by "namespace/key=value" of each label
-SERVICE_SELECTOR_INDEX = "selector"  # services by "namespace/key=value" of each selector term
 SLICE_SERVICE_INDEX = "service"  # managed slices by their Service's key
 
 # Kubernetes runs 5 EndpointSlice workers by default (--concurrent-service-endpoint-syncs).
@@ -54,16 +51,6 @@ DEFAULT_WORKERS = 5
 # A sync that finds the cache behind its own writes looks again this soon, in case
 # the echo that would wake it is missed.
 STALE_RECHECK = 1.0
-
-
-def _pod_label_terms(pod: Object) -> list[str]:
-    ns = namespace_of(pod)
-    return [f"{ns}/{k}={v}" for k, v in labels_of(pod).items()]
-
-
-def _selector_terms(service: Object) -> list[str]:
-    ns = namespace_of(service)
-    return [f"{ns}/{k}={v}" for k, v in selector_of(service).items()]
 
 
 def _slice_service_key(slice_: Object) -> str | None:
@@ -89,11 +76,9 @@ class EndpointSliceController(Controller):
         self.tracker = SliceTracker(monotonic)
         self._pending: dict[str, float] = {}  # service key → earliest unreflected change
         self._blocked: set[str] = set()  # services waiting for the cache to show our writes
-        self.services = informers.get(SERVICE)
-        self.pods = informers.get(POD)
+        self.lookup = ServicePods(informers)
+        self.services, self.pods = self.lookup.services, self.lookup.pods
         self.slices = informers.get(ENDPOINTSLICE)
-        informers.index(POD, POD_LABELS_INDEX, _pod_label_terms)
-        informers.index(SERVICE, SERVICE_SELECTOR_INDEX, _selector_terms)
         informers.index(ENDPOINTSLICE, SLICE_SERVICE_INDEX, _slice_service_key)
         self.services.add_handler(self._service_changed, self._service_updated,
                                   self._service_changed)
@@ -126,12 +111,7 @@ class EndpointSliceController(Controller):
             self._changed(object_key(new))
 
     def services_selecting(self, pod: Object) -> set[str]:
-        """Keys of the Services whose selector matches ``pod``."""
-        store = self.services.store
-        keys: set[str] = set()
-        for term in _pod_label_terms(pod):
-            keys.update(store.index_keys(SERVICE_SELECTOR_INDEX, term))
-        return {k for k in keys if (s := store.get(k)) is not None and selects(s, pod)}
+        return self.lookup.services_selecting(pod)
 
     def _pod_added(self, pod: Object) -> None:
         for key in self.services_selecting(pod):
@@ -169,14 +149,7 @@ class EndpointSliceController(Controller):
         return lambda name: self.slices.store.get(make_key(namespace, name))
 
     def candidate_pods(self, service: Object) -> list[Object]:
-        """Pods that may match: those carrying the selector's rarest term."""
-        store = self.pods.store
-        best: list[str] | None = None
-        for term in _selector_terms(service):
-            keys = store.index_keys(POD_LABELS_INDEX, term)
-            if best is None or len(keys) < len(best):
-                best = keys
-        return [p for k in best or [] if (p := store.get(k)) is not None]
+        return self.lookup.candidate_pods(service)
 
     async def sync(self, key: str) -> float | None:
         namespace, _, name = key.rpartition("/")

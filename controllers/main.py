@@ -46,6 +46,7 @@ from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
 from controllers.clusterroleaggregation import ClusterRoleAggregationController
 from controllers.config import Config, LeaderElection, parse_args
+from controllers.endpoints import EndpointsController
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
@@ -79,6 +80,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(EndpointSliceController(
             client, informers, metrics, max_endpoints=config.max_endpoints_per_slice,
             workers=config.endpointslice_workers))
+    if "endpoint" in chosen:
+        controllers.append(EndpointsController(client, informers, metrics))
     if "scheduler" in chosen:
         controllers.append(Scheduler(client, informers, metrics, recorder=recorder))
     if "nodeipam" in chosen:

@@ -16,7 +16,8 @@ What a Service gets
     exposing different numbers (or none) get different port lists; endpoints are
     grouped into slices per port list. A Service with no endpoints keeps a single
     empty placeholder slice, so consumers can tell "no endpoints" from "not yet
-    reconciled".
+    reconciled". (Which Pods, and their ports: ``controllers.backends``, shared
+    with the v1 Endpoints controller.)
 
 Minimal churn (why the steps below are ordered as they are)
     Every slice write is sent to every proxy and DNS server, so the plan touches
@@ -45,24 +46,31 @@ Ownership
 from __future__ import annotations
 
 import copy
-import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from apimachinery import services
-from apimachinery.labels import matches_map
+from controllers.backends import (  # noqa: F401 - selector_of, selects, pod_ports re-exported
+    Backend,
+    PortKey,
+    PortTuple,
+    address_order,
+    backend_for,
+    backends,
+    manages,
+    pod_ipv4,
+    pod_ports,
+    publishes_not_ready,
+    selector_of,
+    selects,
+)
 from controllers.objects import (
-    is_deleting,
-    is_pod_ready,
-    is_pod_terminal,
     labels_of,
     meta,
     name_of,
     namespace_of,
-    node_name_of,
     spec,
-    status,
     uid_of,
 )
 
@@ -80,9 +88,6 @@ MAX_ENDPOINTS_LIMIT = 1000
 
 Object = Mapping[str, Any]
 Endpoint = dict[str, Any]
-# One slice port as a sortable value: (name, protocol, port, appProtocol or "").
-PortTuple = tuple[str, str, int, str]
-PortKey = tuple[PortTuple, ...]
 
 
 @dataclass(frozen=True)
@@ -107,127 +112,42 @@ class SlicePlan:
                 f"{len(self.deletes)} deleted")
 
 
-# -- which services and pods -------------------------------------------------------------
+# -- endpoints from backends (which pods: controllers.backends) ---------------------------
 
 
-def selector_of(service: Object) -> Mapping[str, str]:
-    """The Service's selector; empty means "none" (as Kubernetes stores it)."""
-    selector = spec(service).get("selector")
-    return selector if isinstance(selector, Mapping) else {}
-
-
-def manages(service: Object) -> bool:
-    """Does this controller keep slices for ``service``? (selector set, not ExternalName)"""
-    return bool(selector_of(service)) and not services.is_external_name(spec(service))
-
-
-def selects(service: Object, pod: Object) -> bool:
-    """The Service's selector matches the Pod, in the same namespace."""
-    selector = selector_of(service)
-    return (bool(selector) and namespace_of(pod) == namespace_of(service)
-            and matches_map(selector, labels_of(pod)))
-
-
-def pod_ipv4(pod: Object) -> str | None:
-    """The Pod's IPv4 address (``podIP``, else the first IPv4 of ``podIPs``), or None."""
-    st = status(pod)
-    candidates: list[Any] = [st.get("podIP")]
-    for entry in st.get("podIPs") or []:
-        if isinstance(entry, Mapping):
-            candidates.append(entry.get("ip"))
-    for ip in candidates:
-        if isinstance(ip, str) and ip:
-            try:
-                if isinstance(ipaddress.ip_address(ip), ipaddress.IPv4Address):
-                    return ip
-            except ValueError:
-                continue
-    return None
+def endpoint_of(backend: Backend, *, publish_not_ready: bool) -> Endpoint:
+    """The slice endpoint of one Backend."""
+    endpoint: Endpoint = {
+        "addresses": [backend.ip],
+        "conditions": {"ready": publish_not_ready or (backend.ready and not backend.terminating),
+                       "serving": backend.ready, "terminating": backend.terminating},
+    }
+    if backend.hostname:
+        endpoint["hostname"] = backend.hostname
+    if backend.node:
+        endpoint["nodeName"] = backend.node
+    endpoint["targetRef"] = backend.target_ref()
+    return endpoint
 
 
 def endpoint_for(service: Object, pod: Object) -> Endpoint | None:
     """The endpoint ``pod`` contributes to ``service``'s slices; None if it has none
     (no IPv4 address yet, or finished)."""
-    ip = pod_ipv4(pod)
-    if ip is None or is_pod_terminal(pod):
+    backend = backend_for(service, pod)
+    if backend is None:
         return None
-    serving = is_pod_ready(pod)
-    terminating = is_deleting(pod)
-    publish = spec(service).get("publishNotReadyAddresses") is True
-    endpoint: Endpoint = {
-        "addresses": [ip],
-        "conditions": {"ready": publish or (serving and not terminating),
-                       "serving": serving, "terminating": terminating},
-    }
-    pod_spec = spec(pod)
-    hostname = pod_spec.get("hostname")
-    if hostname and pod_spec.get("subdomain") == name_of(service):
-        endpoint["hostname"] = hostname
-    node = node_name_of(pod)
-    if node:
-        endpoint["nodeName"] = node
-    endpoint["targetRef"] = {"kind": "Pod", "namespace": namespace_of(pod),
-                             "name": name_of(pod), "uid": uid_of(pod)}
-    return endpoint
-
-
-def pod_ports(service: Object, pod: Object) -> PortKey:
-    """The Service's ports resolved for ``pod``, sorted by name.
-
-    A numeric ``targetPort`` is used as is (absent: the Service port). A named one
-    is looked up in the Pod's container ports with the same protocol; a Pod that
-    doesn't expose it gets no entry for that port, as in Kubernetes' ``FindPort``.
-    """
-    resolved: list[PortTuple] = []
-    for port in spec(service).get("ports") or []:
-        if not isinstance(port, Mapping):
-            continue
-        protocol = str(port.get("protocol") or "TCP")
-        target = port.get("targetPort", port.get("port"))
-        number = (target if isinstance(target, int) and not isinstance(target, bool)
-                  else _container_port(pod, str(target), protocol))
-        if number is None:
-            continue
-        resolved.append((str(port.get("name") or ""), protocol, number,
-                         str(port.get("appProtocol") or "")))
-    return tuple(sorted(resolved))
-
-
-def _container_port(pod: Object, name: str, protocol: str) -> int | None:
-    for container in spec(pod).get("containers") or []:
-        if not isinstance(container, Mapping):
-            continue
-        for port in container.get("ports") or []:
-            if (isinstance(port, Mapping) and port.get("name") == name
-                    and str(port.get("protocol") or "TCP") == protocol
-                    and isinstance(port.get("containerPort"), int)):
-                return int(port["containerPort"])
-    return None
+    return endpoint_of(backend, publish_not_ready=publishes_not_ready(service))
 
 
 def desired_endpoints(service: Object, pods: Iterable[Object]) -> dict[PortKey, dict[str, Endpoint]]:
     """Endpoints by port list, each keyed by address. Pods the selector doesn't match
-    are skipped, so callers may pass a superset. Two pods claiming one address (a
-    stale pod and its successor): the one not terminating wins, then the newer name."""
+    are skipped, so callers may pass a superset (``controllers.backends.backends``)."""
+    publish = publishes_not_ready(service)
     out: dict[PortKey, dict[str, Endpoint]] = {}
-    owner: dict[str, tuple[bool, str, PortKey]] = {}
-    for pod in pods:
-        if not selects(service, pod):
-            continue
-        endpoint = endpoint_for(service, pod)
-        if endpoint is None:
-            continue
-        address = endpoint["addresses"][0]
-        rank = (not is_deleting(pod), name_of(pod))
-        previous = owner.get(address)
-        if previous is not None:
-            if previous[:2] >= rank:
-                continue
-            del out[previous[2]][address]
-        key = pod_ports(service, pod)
-        owner[address] = (*rank, key)
-        out.setdefault(key, {})[address] = endpoint
-    return {k: v for k, v in out.items() if v}
+    for backend in backends(service, pods):
+        out.setdefault(backend.ports, {})[backend.ip] = endpoint_of(
+            backend, publish_not_ready=publish)
+    return out
 
 
 # -- the slices ------------------------------------------------------------------------
@@ -356,10 +276,7 @@ def _is_for(slice_: Object, service: Object) -> bool:
 
 
 def _address_order(item: tuple[str, Endpoint]) -> tuple[int, str]:
-    try:
-        return int(ipaddress.IPv4Address(item[0])), item[0]
-    except ValueError:
-        return -1, item[0]
+    return address_order(item[0])
 
 
 def _keep_wanted(draft: _Draft, owned: Sequence[Object], wanted: dict[PortKey, dict[str, Endpoint]],

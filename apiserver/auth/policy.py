@@ -16,7 +16,7 @@ roles list exactly what they call:
   grants ``get`` and ``create serviceaccounts/token`` only for the ServiceAccounts
   of pods bound to the node, and the node's own Lease in ``kube-node-lease``
   (``apiserver/auth/node.py``).
-- ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices, scheduler
+- ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices and v1 Endpoints, scheduler
   with ``pods/binding``, node IPAM and lifecycle, pod GC, ServiceAccounts, events,
   its leader-election Lease — ``create`` any, ``get``/``update`` the one named
   ``kube-controller-manager``, as Kubernetes grants —, ClusterRole aggregation, which needs ``escalate``).
@@ -144,6 +144,7 @@ _CONTROLLER_RULES = [
     r(READ + ["patch", "update"], ["nodes"]),
     r(["patch", "update"], ["nodes/status"]),
     r(READ + ["create", "update", "patch", "delete"], ["endpointslices"], ("discovery.k8s.io",)),
+    r(READ + ["create", "update", "delete"], ["endpoints"]),
     r(["create", "patch", "update"], ["events"]),
     r(READ + ["create", "update"], ["serviceaccounts"]),
     r(["create"], ["leases"], ("coordination.k8s.io",)),

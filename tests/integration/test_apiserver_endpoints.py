@@ -23,6 +23,7 @@ from tests.conftest import ApiServer, wait_until
 from tests.unit.test_storage import postgresql_server  # noqa: F401
 
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+ENDPOINTS = "/api/v1/namespaces/default/endpoints"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases"
 MANAGED = {"labelSelector": "kubernetes.io/service-name=kubernetes,"
                             "endpointslice.kubernetes.io/managed-by=kube-apiserver"}
@@ -58,14 +59,25 @@ def endpoints(api: httpx.Client) -> set[tuple[str, int]]:
             for a in e["addresses"]}
 
 
+def v1_endpoints(api: httpx.Client) -> set[tuple[str, int]]:
+    """(address, port) of every address in the kubernetes Service's v1 Endpoints."""
+    resp = api.get(f"{ENDPOINTS}/kubernetes")
+    if resp.status_code == 404:
+        return set()
+    return {(a["ip"], p["port"]) for s in resp.json().get("subsets") or []
+            for a in s.get("addresses") or [] for p in s.get("ports") or []}
+
+
 def identity_leases(api: httpx.Client) -> dict[str, dict]:
     items = api.get(LEASES, params=IDENTITY).json()["items"]
     return {i["metadata"]["annotations"]["miniplane.io/advertise-address"]: i for i in items}
 
 
-def slice_events(api: httpx.Client, since: str, seconds: int) -> list[dict]:
-    """Every change to the default namespace's slices after ``since``, for ``seconds``."""
-    with api.stream("GET", SLICES, params={"watch": "true", "resourceVersion": since,
+def slice_events(api: httpx.Client, since: str, seconds: int, path: str = SLICES
+                 ) -> list[dict]:
+    """Every change to the default namespace's slices (or ``path``) after ``since``,
+    for ``seconds``."""
+    with api.stream("GET", path, params={"watch": "true", "resourceVersion": since,
                                            "timeoutSeconds": str(seconds),
                                            "allowWatchBookmarks": "false"}) as resp:
         assert resp.status_code == 200
@@ -78,6 +90,7 @@ def test_both_servers_keep_the_kubernetes_endpoints_and_agree(
     both = {("192.0.2.11", a.port), ("192.0.2.12", b.port)}
     with a.http(timeout=30) as api:
         wait_until(lambda: endpoints(api) == both, timeout=20, what=f"endpoints {both}")
+        wait_until(lambda: v1_endpoints(api) == both, timeout=20, what=f"v1 endpoints {both}")
         leases = identity_leases(api)
         assert set(leases) == {"192.0.2.11", "192.0.2.12"}
         for address, server in (("192.0.2.11", a), ("192.0.2.12", b)):
@@ -93,6 +106,8 @@ def test_both_servers_keep_the_kubernetes_endpoints_and_agree(
         # converged: over several rounds of both servers renewing, no slice is written
         since = api.get(SLICES).json()["metadata"]["resourceVersion"]
         assert slice_events(api, since, seconds=3) == []
+        since = api.get(ENDPOINTS).json()["metadata"]["resourceVersion"]
+        assert slice_events(api, since, seconds=2, path=ENDPOINTS) == []
         renewed = identity_leases(api)
         assert all(renewed[k]["metadata"]["resourceVersion"]
                    != leases[k]["metadata"]["resourceVersion"] for k in leases)
@@ -109,6 +124,8 @@ def test_a_killed_server_leaves_when_its_lease_expires_a_stopped_one_at_once(
         b.kill()  # SIGKILL: no withdrawal, its Lease just stops being renewed
         wait_until(lambda: endpoints(api) == only_a, timeout=DURATION + 15,
                    what="the killed server's endpoint to leave")
+        wait_until(lambda: v1_endpoints(api) == only_a, timeout=5,
+                   what="the killed server's address to leave the v1 Endpoints")
         # and its Lease, unrenewed for twice its duration, is tidied away
         wait_until(lambda: set(identity_leases(api)) == {"192.0.2.11"}, timeout=2 * DURATION + 15,
                    what="the killed server's Lease to be deleted")
@@ -120,4 +137,6 @@ def test_a_killed_server_leaves_when_its_lease_expires_a_stopped_one_at_once(
         assert b.stop() == 0  # SIGTERM: it deletes its Lease and rewrites the slices
         wait_until(lambda: endpoints(api) == only_a, timeout=5,
                    what="the stopped server's endpoint to leave")
+        wait_until(lambda: v1_endpoints(api) == only_a, timeout=5,
+                   what="the stopped server's address to leave the v1 Endpoints")
         assert set(identity_leases(api)) == {"192.0.2.11"}

@@ -185,3 +185,30 @@ def test_with_no_live_server_nothing_is_erased() -> None:
     """As kube-apiserver: the last server to stop leaves its endpoints for the next."""
     last = stored(peers.desired_slices([Peer("192.0.2.1", 6443)])[0])
     assert not peers.plan(peers.desired_slices([]), [last])
+
+
+# -- the v1 Endpoints object ----------------------------------------------------------------
+
+
+def test_the_kubernetes_endpoints_name_every_live_server_and_are_written_only_on_change() -> None:
+    live = [Peer("192.0.2.1", 6443), Peer("192.0.2.2", 6443), Peer("192.0.2.2", 6444)]
+    created = peers.plan_endpoints(live, None)
+    assert created is not None
+    assert created["metadata"] == {"name": "kubernetes", "namespace": "default", "labels": {
+        "endpointslice.kubernetes.io/skip-mirror": "true"}}
+    assert created["subsets"] == [
+        {"addresses": [{"ip": "192.0.2.1"}, {"ip": "192.0.2.2"}],
+         "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]},
+        {"addresses": [{"ip": "192.0.2.2"}],
+         "ports": [{"name": "https", "port": 6444, "protocol": "TCP"}]}]
+    current = stored(created, rv="8")
+    assert peers.plan_endpoints(reversed(live), current) is None
+    current["metadata"]["labels"]["team"] = "kept"
+    updated = peers.plan_endpoints(live[:1], current)
+    assert updated is not None
+    assert updated["metadata"]["resourceVersion"] == "8"
+    assert updated["metadata"]["labels"]["team"] == "kept"
+    assert updated["subsets"] == [{"addresses": [{"ip": "192.0.2.1"}], "ports": [
+        {"name": "https", "port": 6443, "protocol": "TCP"}]}]
+    # as with the slices: with no live server, nothing is erased
+    assert peers.plan_endpoints([], current) is None

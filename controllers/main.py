@@ -48,6 +48,7 @@ from controllers.clusterroleaggregation import ClusterRoleAggregationController
 from controllers.config import Config, LeaderElection, parse_args
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
+from controllers.garbagecollector import GarbageCollector
 from controllers.informers import SharedInformers
 from controllers.ipam import CidrSet
 from controllers.metrics import Metrics, StatusServer
@@ -95,6 +96,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(ServiceAccountsController(client, informers, metrics))
     if "clusterrole-aggregation" in chosen:
         controllers.append(ClusterRoleAggregationController(client, informers, metrics))
+    if "garbagecollector" in chosen:
+        controllers.append(GarbageCollector(client, informers, metrics))
     return controllers
 
 

@@ -23,6 +23,8 @@ roles list exactly what they call:
 - ``system:miniplane-dnsd``: what ``dnsd/`` watches.
 - ``system:miniplane-node-lifecycle``, bound to the controller-manager too: list
   and watch Leases (the node lifecycle controller's node Lease informer).
+- ``system:controller:generic-garbage-collector``, bound to the controller-manager
+  too: read, patch, update and delete everything (the garbage collector).
 """
 
 from __future__ import annotations
@@ -157,6 +159,14 @@ _CONTROLLER_RULES = [
 NODE_LIFECYCLE = "system:miniplane-node-lifecycle"
 _NODE_LIFECYCLE_RULES = [r(["list", "watch"], ["leases"], ("coordination.k8s.io",))]
 
+# The garbage collector (``controllers/garbagecollector.py``) watches every kind that
+# can own or be owned, patches ownerReferences and finalizers, and deletes dependents:
+# Kubernetes' system:controller:generic-garbage-collector rule, bound to the
+# controller-manager here (mp-controllers runs every controller as one identity).
+GARBAGE_COLLECTOR = "system:controller:generic-garbage-collector"
+_GARBAGE_COLLECTOR_RULES = [r(["get", "list", "watch", "patch", "update", "delete"], ["*"],
+                              ("*",))]
+
 _DNSD_RULES = [
     r(READ, ["services", "pods", "namespaces"]),
     r(READ, ["endpointslices"], ("discovery.k8s.io",)),
@@ -193,6 +203,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role(CONTROLLER_MANAGER, _CONTROLLER_RULES),
         _role(DNSD, _DNSD_RULES),
         _role(NODE_LIFECYCLE, _NODE_LIFECYCLE_RULES),
+        _role(GARBAGE_COLLECTOR, _GARBAGE_COLLECTOR_RULES),
     ]
     fill_aggregated(roles)
     return roles
@@ -220,6 +231,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         _binding(CONTROLLER_MANAGER, CONTROLLER_MANAGER, [("User", CONTROLLER_MANAGER)]),
         _binding(DNSD, DNSD, [("User", DNSD)]),
         _binding(NODE_LIFECYCLE, NODE_LIFECYCLE, [("User", CONTROLLER_MANAGER)]),
+        _binding(GARBAGE_COLLECTOR, GARBAGE_COLLECTOR, [("User", CONTROLLER_MANAGER)]),
     ]
 
 

@@ -145,7 +145,7 @@ class GarbageCollector(Controller):
         except (NotFound, Conflict):
             return  # gone already, or its name holds a new object now
         self.metrics.wrote(self.name, "delete", kind.plural)
-        log.info("%s: deleted (propagation %s): its owners are gone", _describe(node), policy)
+        log.info("%s: deleted (propagation %s): no owner holds it", _describe(node), policy)
 
     async def _remove_finalizer(self, node: Node, finalizer: str) -> None:
         obj = self._cached(node)

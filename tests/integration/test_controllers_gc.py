@@ -18,10 +18,12 @@ from apimachinery.kinds import DEPLOYMENT, ENDPOINTS, POD, REPLICASET, SERVICE, 
 from client.errors import Invalid, NotFound
 from tests.compat.conftest import KUBECTL, Kubectl
 from tests.conftest import ApiServer, wait_until
+from tests.integration.callers import Callers, token_file
 from tests.integration.test_controllers_harness import ControllerProcess
 from tests.integration.test_node_lease import component_kubeconfig
 
 NS = "default"
+OLIVE = "olive-token-5b7d9e1f"  # an ordinary user (--token-auth-file)
 
 
 class Gc:
@@ -68,7 +70,9 @@ def ref(owner: dict, block: bool = False) -> dict:
 @pytest.fixture(scope="module")
 def gc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gc]:
     tmp = tmp_path_factory.mktemp("gc")
-    api = ApiServer(db_path=tmp / "state.db", log_path=tmp / "apiserver.log")
+    api = ApiServer(db_path=tmp / "state.db", log_path=tmp / "apiserver.log",
+                    extra_args=["--token-auth-file",
+                                str(token_file(tmp / "tokens.csv", {"olive": OLIVE}))])
     api.start()
     controllers = ControllerProcess(
         api.url, tmp / "controllers.log", ["--controllers", "garbagecollector"],
@@ -244,3 +248,59 @@ def test_kubectl_delete_cascade_foreground(gc: Gc, tmp_path: Path):
     gc.client.patch(POD, "k-fg-pod", {"metadata": {"finalizers": None}}, namespace=NS)
     kubectl.out("wait", "--for=delete", "deployment/k-fg", "-n", NS, "--timeout=30s")
     assert not gc.exists(POD, "k-fg-pod")
+
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+
+
+def grant(gc: Gc, name: str, rules: list[dict]) -> None:
+    """A Role with ``rules`` in ``default``, bound to olive."""
+    admin = gc.client
+    admin.request("POST", f"{RBAC}/roles", json={"metadata": {"name": name}, "rules": rules})
+    admin.request("POST", f"{RBAC}/rolebindings", json={
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "olive"}]})
+
+
+def test_an_owner_reference_lends_no_power_its_writer_lacks(gc: Gc):
+    """OwnerReferencesPermissionEnforcement: the collector deletes as itself, so setting
+    references needs delete on the object, and blockOwnerDeletion needs update on the
+    owner's finalizers."""
+    grant(gc, "olive-pods", [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "get", "delete"]},
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "update", "patch"]}])
+    guarded = gc.owner(SERVICE, "guarded")
+    sa = gc.owner(SERVICEACCOUNT, "perm-owner")
+    pods = f"/api/v1/namespaces/{NS}/pods"
+    body = {"metadata": {"name": "perm-pod", "ownerReferences": [ref(sa)]},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    callers = Callers(gc.api)
+    try:
+        olive = callers.token(OLIVE)
+        wait_until(lambda: olive.get(f"{pods}/none").status_code == 404, timeout=10,
+                   what="olive's Role in effect")
+        # olive may update the Service but not delete it: no reference that would have
+        # the collector delete it for her
+        made = olive.patch(f"/api/v1/namespaces/{NS}/services/guarded", json={
+            "metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "ServiceAccount",
+                                              "name": "gone", "uid": "no-such-uid"}]}},
+            headers={"Content-Type": "application/merge-patch+json"})
+        assert made.status_code == 403, made.text
+        assert "cannot set an ownerRef on a resource you can't delete" in made.json()["message"]
+        stored = gc.client.get(SERVICE, "guarded", NS)
+        assert stored["metadata"]["resourceVersion"] == guarded["metadata"]["resourceVersion"]
+        # references on her own pods are fine; blocking the owner's deletion is not
+        assert olive.post(pods, json=body).status_code == 201
+        blocking = {**body, "metadata": {"name": "perm-block",
+                                         "ownerReferences": [ref(sa, block=True)]}}
+        refused = olive.post(pods, json=blocking)
+        assert refused.status_code == 403, refused.text
+        assert "can't set finalizers on" in refused.json()["message"]
+        assert not gc.exists(POD, "perm-block")
+        grant(gc, "olive-finalizers", [{"apiGroups": [""], "verbs": ["update"],
+                                        "resources": ["serviceaccounts/finalizers"]}])
+        wait_until(lambda: olive.post(pods, json=blocking).status_code == 201, timeout=10,
+                   what="blockOwnerDeletion allowed with update on the owner's finalizers")
+    finally:
+        callers.close()

@@ -24,7 +24,7 @@ roles list exactly what they call:
 - ``system:miniplane-node-lifecycle``, bound to the controller-manager too: list
   and watch Leases (the node lifecycle controller's node Lease informer).
 - ``system:controller:generic-garbage-collector``, bound to the controller-manager
-  too: read, patch, update and delete everything (the garbage collector).
+  too: read, patch and delete everything (the garbage collector).
 """
 
 from __future__ import annotations
@@ -151,6 +151,9 @@ _CONTROLLER_RULES = [
     r(["create"], ["leases"], ("coordination.k8s.io",)),
     r(["get", "update"], ["leases"], ("coordination.k8s.io",), [CONTROLLER_LEASE]),
     r(READ + ["update", "patch", "escalate"], ["clusterroles"], ("rbac.authorization.k8s.io",)),
+    # blockOwnerDeletion on what the controllers make (EndpointSlices → Services, Pods →
+    # ReplicaSets …) asks for this (apiserver/admission/ownerreferences.py)
+    r(["update"], ["*/finalizers"], ("*",)),
 ]
 
 # The node lifecycle controller's informer on node Leases (kube-node-lease), bound to
@@ -164,8 +167,8 @@ _NODE_LIFECYCLE_RULES = [r(["list", "watch"], ["leases"], ("coordination.k8s.io"
 # Kubernetes' system:controller:generic-garbage-collector rule, bound to the
 # controller-manager here (mp-controllers runs every controller as one identity).
 GARBAGE_COLLECTOR = "system:controller:generic-garbage-collector"
-_GARBAGE_COLLECTOR_RULES = [r(["get", "list", "watch", "patch", "update", "delete"], ["*"],
-                              ("*",))]
+# Kubernetes grants ``update`` too; this collector only patches, so it is left out.
+_GARBAGE_COLLECTOR_RULES = [r(["get", "list", "watch", "patch", "delete"], ["*"], ("*",))]
 
 _DNSD_RULES = [
     r(READ, ["services", "pods", "namespaces"]),

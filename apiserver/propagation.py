@@ -42,8 +42,10 @@ def check_options(options: dict[str, Any]) -> None:
         raise Invalid("DeleteOptions", "", errors, "meta.k8s.io")
 
 
-def _orphans(finalizers: list[str], options: dict[str, Any], default_orphan: bool) -> bool:
-    """shouldOrphanDependents: option, then the object's finalizer, then the default."""
+def _orphans(finalizers: list[str], options: dict[str, Any]) -> bool:
+    """shouldOrphanDependents: option, then the object's finalizer, then the kind's
+    default, which is "don't" for every kind served here (only the pre-apps/v1
+    versions of ReplicaSet and Deployment defaulted to Orphan)."""
     if options.get("orphanDependents") is not None:
         return bool(options["orphanDependents"])
     policy = options.get("propagationPolicy")
@@ -52,7 +54,7 @@ def _orphans(finalizers: list[str], options: dict[str, Any], default_orphan: boo
     for f in finalizers:
         if f in (ORPHAN, FOREGROUND):
             return f == ORPHAN
-    return default_orphan
+    return False
 
 
 def _foreground(finalizers: list[str], options: dict[str, Any]) -> bool:
@@ -65,12 +67,12 @@ def _foreground(finalizers: list[str], options: dict[str, Any]) -> bool:
     return FOREGROUND in finalizers
 
 
-def finalizers_after_delete(current: list[str] | None, options: dict[str, Any],
-                            default_orphan: bool = False) -> list[str] | None:
+def finalizers_after_delete(current: list[str] | None, options: dict[str, Any]
+                            ) -> list[str] | None:
     """The object's finalizers once this DELETE is applied; None when unchanged."""
     have = [f for f in (current or []) if isinstance(f, str)]
     kept = [f for f in have if f not in (ORPHAN, FOREGROUND)]
-    if _orphans(have, options, default_orphan):
+    if _orphans(have, options):
         kept.append(ORPHAN)
     if _foreground(have, options):
         kept.append(FOREGROUND)

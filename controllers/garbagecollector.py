@@ -21,6 +21,7 @@ and a rate-limited retry, never a lost update.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,11 @@ from controllers.runtime import Controller
 
 log = logging.getLogger(__name__)
 
+# Owners confirmed absent, kept so that the dependents of one deleted owner cost one
+# GET, not one each (Kubernetes' absentOwnerCache holds 500). A uid is never reused,
+# so an entry can't go stale; the bound is only on memory.
+ABSENT_OWNERS_KEPT = 500
+
 # Stored kinds a client may delete; Events are left out, as Kubernetes' collector does.
 GC_KINDS: tuple[Kind, ...] = tuple(
     k for k in KINDS if {"watch", "delete", "patch"} <= set(k.verbs) and k is not EVENT)
@@ -59,6 +65,7 @@ class GarbageCollector(Controller):
         super().__init__(metrics, workers=workers)
         self.client = client
         self.graph = Graph()
+        self._absent: OrderedDict[tuple[str, ...], None] = OrderedDict()
         self._kinds = {(k.group, k.kind): k for k in KINDS if k.verbs != ("create",)}
         self._informers: dict[tuple[str, str], Informer] = {}
         for kind in kinds:
@@ -99,6 +106,18 @@ class GarbageCollector(Controller):
         owner = self.graph.vouched_owner(ref, dependent)
         if owner is not None:
             return owner_state(owner.uid, ref, owner.finalizers, owner.deleting)
+        # as Kubernetes, by where it was looked for: another namespace may hold that uid
+        key = (ref.uid, ref.group, ref.kind, ref.name, dependent.namespace)
+        if key in self._absent:
+            return OwnerState.DANGLING
+        state = await self._look_up(ref, dependent)
+        if state is OwnerState.DANGLING:
+            self._absent[key] = None
+            if len(self._absent) > ABSENT_OWNERS_KEPT:
+                self._absent.popitem(last=False)
+        return state
+
+    async def _look_up(self, ref: OwnerRef, dependent: Node) -> OwnerState:
         kind = self._kinds.get((ref.group, ref.kind))
         if kind is None:
             log.warning("%s: owner %s/%s %s is of a kind this server does not serve; kept",

@@ -147,6 +147,20 @@ def test_orphan_leaves_dependents_without_the_reference(gc: Gc):
     assert [r["name"] for r in refs] == ["orph-other"]
 
 
+def test_delete_collection_propagates_too(gc: Gc):
+    owners = [gc.owner(SERVICEACCOUNT, f"coll-{i}") for i in range(2)]
+    for i, owner in enumerate(owners):
+        gc.client.patch(SERVICEACCOUNT, f"coll-{i}", {"metadata": {"labels": {"gc": "coll"}}},
+                        namespace=NS)
+        gc.pod(f"coll-pod-{i}", owner)
+    with gc.api.client(timeout=10) as c:
+        c.request("DELETE", f"/api/v1/namespaces/{NS}/serviceaccounts",
+                  params={"labelSelector": "gc=coll"}, json={"propagationPolicy": "Orphan"})
+    gc.wait_gone(SERVICEACCOUNT, "coll-0", "coll-1")
+    for i in range(2):
+        assert not gc.client.get(POD, f"coll-pod-{i}", NS)["metadata"].get("ownerReferences")
+
+
 def test_legacy_orphan_dependents_query_is_honoured(gc: Gc):
     gc.owner(SERVICEACCOUNT, "legacy")
     with gc.api.client(timeout=10) as c:

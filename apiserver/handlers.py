@@ -366,7 +366,8 @@ class Api:
         who = caller(request)
         result = await self._commit(self.writes.delete(rt, ns, name, options, who),
                                     dry_run(request))
-        return with_warnings(json_response(result), who.warnings)
+        code = propagation.delete_status(options, result)
+        return with_warnings(json_response(result, code), who.warnings)
 
     async def delete_collection(self, rt: Strategy, namespace: str | None,
                                 request: Request) -> Response:

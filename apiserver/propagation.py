@@ -77,3 +77,12 @@ def finalizers_after_delete(current: list[str] | None, options: dict[str, Any]
     if _foreground(have, options):
         kept.append(FOREGROUND)
     return None if set(kept) == set(have) else kept
+
+
+def delete_status(options: dict[str, Any], result: dict[str, Any]) -> int:
+    """200, or 202 when the object stays (marked for deletion) and the caller asked for
+    cascading with the legacy ``orphanDependents: false``, as Kubernetes answers (only
+    then, not to break older clients)."""
+    stays = result.get("kind") != "Status" and bool(
+        (result.get("metadata") or {}).get("deletionTimestamp"))
+    return 202 if stays and options.get("orphanDependents") is False else 200

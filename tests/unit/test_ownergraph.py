@@ -64,6 +64,14 @@ def test_delete_options_are_checked_with_the_field_at_fault():
     propagation.check_options({"propagationPolicy": "Foreground"})
 
 
+def test_only_legacy_cascading_on_an_object_that_stays_is_202():
+    staying = {"kind": "Pod", "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"}}
+    gone = {"kind": "Status", "status": "Success"}
+    assert propagation.delete_status({"orphanDependents": False}, staying) == 202
+    assert propagation.delete_status({"orphanDependents": False}, gone) == 200
+    assert propagation.delete_status({"propagationPolicy": "Foreground"}, staying) == 200
+
+
 # -- owner states and dependents ---------------------------------------------------------
 
 def test_an_owner_is_dangling_when_absent_or_its_name_holds_another_uid():

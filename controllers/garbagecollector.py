@@ -72,7 +72,7 @@ class GarbageCollector(Controller):
             informer = informers.get(kind)
             self._informers[(kind.group, kind.kind)] = informer
             seen = self._seen_of(kind)
-            informer.add_handler(seen, _updated(seen), self._gone)
+            informer.add_handler(seen, self._updated_of(seen), self._gone)
 
     # -- graph changes (informer callbacks: fast, no I/O) ------------------------------
 
@@ -82,6 +82,14 @@ class GarbageCollector(Controller):
                 self.queue.add(uid)
 
         return seen
+
+    def _updated_of(self, seen: Callable[[Object], None]) -> Callable[[Object, Object], None]:
+        def updated(old: Object, new: Object) -> None:
+            if uid_of(old) != uid_of(new):  # replaced under its name between two lists
+                self._gone(old)
+            seen(new)
+
+        return updated
 
     def _gone(self, obj: Object) -> None:
         for uid in self.graph.forget(uid_of(obj)):
@@ -203,10 +211,6 @@ class GarbageCollector(Controller):
 
     def _kind_of(self, node: Node) -> Kind:
         return self._kinds[(node.group, node.kind)]
-
-
-def _updated(seen: Callable[[Object], None]) -> Callable[[Object, Object], None]:
-    return lambda _old, new: seen(new)
 
 
 def _describe(node: Node) -> str:

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from apimachinery.kinds import DEPLOYMENT, ENDPOINTS, POD, REPLICASET, SERVICE, SERVICEACCOUNT
+from apimachinery.kinds import (
+    DEPLOYMENT,
+    ENDPOINTS,
+    EVENT,
+    POD,
+    REPLICASET,
+    SERVICE,
+    SERVICEACCOUNT,
+)
 from client.errors import Invalid, NotFound
 from tests.compat.conftest import KUBECTL, Kubectl
 from tests.conftest import ApiServer, wait_until
@@ -189,6 +197,31 @@ def test_a_dependent_with_a_live_owner_survives_losing_the_other(gc: Gc):
     wait_until(lambda: [r["name"] for r in gc.client.get(POD, "multi", NS)["metadata"][
         "ownerReferences"]] == ["multi-b"], timeout=15, what="multi-a's reference removed")
     assert gc.exists(POD, "multi")
+
+
+def test_an_owner_the_collector_does_not_watch_is_looked_up_not_presumed_gone(gc: Gc):
+    """Events are not in the collector's graph (as in Kubernetes): an Event owner is
+    a cache miss every time, and only the live GET keeps its dependent alive."""
+    event = gc.client.create(EVENT, {"metadata": {"name": "ev-owner"},
+                                     "involvedObject": {"kind": "Pod", "name": "x"},
+                                     "reason": "Test", "message": "owner"}, NS)
+    gone = gc.owner(SERVICEACCOUNT, "ev-gone")
+    gc.client.delete(SERVICEACCOUNT, "ev-gone", NS)
+    gc.pod("ev-dep", event, gone)
+    wait_until(lambda: [r["name"] for r in gc.client.get(POD, "ev-dep", NS)["metadata"][
+        "ownerReferences"]] == ["ev-owner"], timeout=15, what="ev-gone's reference removed")
+
+
+def test_owners_deleted_while_the_collector_was_down_are_noticed_at_start(gc: Gc):
+    sa = gc.owner(SERVICEACCOUNT, "down")
+    gc.pod("down-dep", sa)
+    gc.controllers.stop()
+    try:
+        gc.client.delete(SERVICEACCOUNT, "down", NS)
+        assert gc.exists(POD, "down-dep")  # nobody collects while it is down
+    finally:
+        gc.controllers.start()
+    gc.wait_gone(POD, "down-dep")
 
 
 def test_bad_delete_options_and_owner_references_are_422_and_change_nothing(gc: Gc):

@@ -169,6 +169,26 @@ def test_delete_collection_propagates_too(gc: Gc):
         assert not gc.client.get(POD, f"coll-pod-{i}", NS)["metadata"].get("ownerReferences")
 
 
+def test_a_second_delete_may_switch_the_policy_of_an_object_already_going(gc: Gc):
+    gc.client.create(SERVICEACCOUNT, {"metadata": {"name": "switch",
+                                                   "finalizers": ["example.com/hold"]}}, NS)
+
+    def finalizers() -> list[str]:
+        return gc.client.get(SERVICEACCOUNT, "switch", NS)["metadata"].get("finalizers")
+
+    first = gc.client.delete(SERVICEACCOUNT, "switch", NS, propagation_policy="Orphan")
+    assert first["metadata"]["finalizers"] == ["example.com/hold", "orphan"]
+    wait_until(lambda: finalizers() == ["example.com/hold"], timeout=15, what="orphan done")
+    second = gc.client.delete(SERVICEACCOUNT, "switch", NS, propagation_policy="Foreground")
+    assert second["metadata"]["finalizers"] == ["example.com/hold", "foregroundDeletion"]
+    assert second["metadata"]["deletionTimestamp"] == first["metadata"]["deletionTimestamp"]
+    wait_until(lambda: finalizers() == ["example.com/hold"], timeout=15,
+               what="foreground done")
+    gc.client.patch(SERVICEACCOUNT, "switch", {"metadata": {"finalizers": None}},
+                    namespace=NS)
+    gc.wait_gone(SERVICEACCOUNT, "switch")
+
+
 def test_legacy_orphan_dependents_query_is_honoured(gc: Gc):
     gc.owner(SERVICEACCOUNT, "legacy")
     with gc.api.client(timeout=10) as c:

@@ -170,23 +170,29 @@ def test_delete_collection_propagates_too(gc: Gc):
 
 
 def test_a_second_delete_may_switch_the_policy_of_an_object_already_going(gc: Gc):
-    gc.client.create(SERVICEACCOUNT, {"metadata": {"name": "switch",
-                                                   "finalizers": ["example.com/hold"]}}, NS)
+    sa = gc.client.create(SERVICEACCOUNT, {"metadata": {"name": "switch",
+                                                        "finalizers": ["example.com/hold"]}},
+                          NS)
+    gc.pod("switch-dep", sa, block=True, finalizers=["example.com/hold"])
 
     def finalizers() -> list[str]:
         return gc.client.get(SERVICEACCOUNT, "switch", NS)["metadata"].get("finalizers")
 
-    first = gc.client.delete(SERVICEACCOUNT, "switch", NS, propagation_policy="Orphan")
-    assert first["metadata"]["finalizers"] == ["example.com/hold", "orphan"]
-    wait_until(lambda: finalizers() == ["example.com/hold"], timeout=15, what="orphan done")
-    second = gc.client.delete(SERVICEACCOUNT, "switch", NS, propagation_policy="Foreground")
-    assert second["metadata"]["finalizers"] == ["example.com/hold", "foregroundDeletion"]
+    first = gc.client.delete(SERVICEACCOUNT, "switch", NS, propagation_policy="Foreground")
+    assert first["metadata"]["finalizers"] == ["example.com/hold", "foregroundDeletion"]
+    # the held dependent is marked for deletion and keeps the owner waiting
+    wait_until(lambda: gc.client.get(POD, "switch-dep", NS)["metadata"].get(
+        "deletionTimestamp"), timeout=15, what="switch-dep marked for deletion")
+    assert finalizers() == ["example.com/hold", "foregroundDeletion"]
+    second = gc.client.delete(SERVICEACCOUNT, "switch", NS, propagation_policy="Orphan")
+    assert second["metadata"]["finalizers"] == ["example.com/hold", "orphan"]
     assert second["metadata"]["deletionTimestamp"] == first["metadata"]["deletionTimestamp"]
-    wait_until(lambda: finalizers() == ["example.com/hold"], timeout=15,
-               what="foreground done")
-    gc.client.patch(SERVICEACCOUNT, "switch", {"metadata": {"finalizers": None}},
-                    namespace=NS)
-    gc.wait_gone(SERVICEACCOUNT, "switch")
+    # stored: the collector orphans the dependent and takes its finalizer off
+    wait_until(lambda: finalizers() == ["example.com/hold"], timeout=15, what="orphan done")
+    assert not gc.client.get(POD, "switch-dep", NS)["metadata"].get("ownerReferences")
+    for kind, name in ((SERVICEACCOUNT, "switch"), (POD, "switch-dep")):
+        gc.client.patch(kind, name, {"metadata": {"finalizers": None}}, namespace=NS)
+        gc.wait_gone(kind, name)
 
 
 def test_legacy_orphan_dependents_query_is_honoured(gc: Gc):

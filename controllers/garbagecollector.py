@@ -47,6 +47,9 @@ from controllers.runtime import Controller
 
 log = logging.getLogger(__name__)
 
+# An owner reference → its replacement, or None to drop it.
+RefChange = Callable[[dict[str, Any]], dict[str, Any] | None]
+
 # Owners confirmed absent, kept so that the dependents of one deleted owner cost one
 # GET, not one each (Kubernetes' absentOwnerCache holds 500). A uid is never reused,
 # so an entry can't go stale; the bound is only on memory.
@@ -182,7 +185,7 @@ class GarbageCollector(Controller):
         await self._patch(node, obj, {"finalizers": kept})
         log.info("%s: finalizer %s removed", _describe(node), finalizer)
 
-    async def _patch_owner_refs(self, node: Node, change: Any) -> None:
+    async def _patch_owner_refs(self, node: Node, change: RefChange) -> None:
         """Rewrite the cached object's ownerReferences through ``change`` (a reference
         → the new one, or None to drop it), guarded by its resourceVersion."""
         obj = self._cached(node)

@@ -3,8 +3,9 @@ only the garbage collector as ``system:kube-controller-manager`` (so its RBAC is
 what is granted), and the real kubectl for ``delete --cascade``.
 
 Owners are objects of any served kind (ServiceAccounts, Services, Deployments,
-ReplicaSets); dependents are unbound Pods (deleted at once, no node agent) and
-Endpoints. Every wait polls the API with a deadline.
+ReplicaSets, an Event); dependents are unbound Pods (deleted at once, no node agent)
+and Endpoints. ``olive``, an ordinary user by static token, tries what owner
+references must not let her do. Every wait polls the API with a deadline.
 """
 
 from __future__ import annotations

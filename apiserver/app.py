@@ -91,7 +91,7 @@ class State:
                                     after=after)
         self.metrics = Metrics()
         self.writes = Writes(self.allocations, authenticator.issuer, default_chain(
-            pod_security_default=config.pod_security_default))
+            pod_security_default=config.pod_security_default, authorize=self.authz.authorize))
         self.api = Api(self.store, self.hub, self.writes, self.metrics, authenticator,
                        self.authz, self.list_cache)
         self.endpoints = EndpointReconciler(self.store, self.writes, peers.Identity(

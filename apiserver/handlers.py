@@ -21,7 +21,16 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from apiserver import decoding, listcache, managedfields, objects, openapi, protobuf, tables
+from apiserver import (
+    decoding,
+    listcache,
+    managedfields,
+    objects,
+    openapi,
+    propagation,
+    protobuf,
+    tables,
+)
 from apiserver import patch as patches
 from apiserver.auth.authn import Authenticator
 from apiserver.auth.filters import Authorization
@@ -357,7 +366,8 @@ class Api:
         who = caller(request)
         result = await self._commit(self.writes.delete(rt, ns, name, options, who),
                                     dry_run(request))
-        return with_warnings(json_response(result), who.warnings)
+        code = propagation.delete_status(options, result)
+        return with_warnings(json_response(result, code), who.warnings)
 
     async def delete_collection(self, rt: Strategy, namespace: str | None,
                                 request: Request) -> Response:
@@ -567,11 +577,19 @@ async def delete_options(request: Request) -> dict[str, Any]:
             raise BadRequest("gracePeriodSeconds must be an integer") from None
     if "propagationPolicy" in q:
         options["propagationPolicy"] = q["propagationPolicy"]
+    if "orphanDependents" in q:
+        options["orphanDependents"] = _query_bool("orphanDependents", q["orphanDependents"])
     grace = options.get("gracePeriodSeconds")
     if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
         raise BadRequest("gracePeriodSeconds must be an integer")
-    policy = options.get("propagationPolicy")
-    if policy is not None and policy not in ("Orphan", "Background", "Foreground"):
-        raise BadRequest(f'propagationPolicy "{policy}" is not supported: use Orphan, '
-                         "Background or Foreground")
+    propagation.check_options(options)
     return options
+
+
+def _query_bool(name: str, value: str) -> bool:
+    """A boolean query parameter as Go's strconv.ParseBool reads it."""
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise BadRequest(f'{name} must be a boolean, got "{value}"')

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apimachinery import status
-from apiserver import managedfields, objects
+from apiserver import managedfields, objects, propagation
 from apiserver.admission import CREATE, DELETE, SYSTEM_USER, UPDATE, Attributes, Chain
 from apiserver.auth.authn import TokenIssuer
 from apiserver.auth.user import UserInfo
@@ -299,6 +299,7 @@ class Writes:
                 raise NotFound.of(rt.kind.plural, name, rt.kind.group)
             _check_preconditions(rt, obj, options.get("preconditions"))
             self.admission.validate(_attributes(rt, who, DELETE, namespace, name, None, obj), txn)
+            obj = _propagate(txn, rt, namespace, obj, options)
             result = rt.delete(_Context(self, txn, who.user), namespace, obj,
                                options.get("gracePeriodSeconds"))
             if result is None:
@@ -425,6 +426,24 @@ def _check_preconditions(rt: Strategy, obj: dict, pre: Any) -> None:
         raise Conflict(f"{prefix}Precondition failed: ResourceVersion in precondition: {rv}, "
                        f"ResourceVersion in object meta: {m.get('resourceVersion')}",
                        details=details)
+
+
+def _propagate(txn: Txn, rt: Strategy, namespace: str, obj: dict,
+               options: dict[str, Any]) -> dict:
+    """``obj`` with the garbage collector's finalizers this DELETE asks for
+    (``apiserver.propagation``). On an object already marked for deletion the change
+    is written here: the kind's delete writes nothing when only finalizers moved."""
+    finalizers = propagation.finalizers_after_delete(meta(obj).get("finalizers"), options)
+    if finalizers is None:
+        return obj
+    new = objects.deep_copy(obj)
+    if finalizers:
+        meta(new)["finalizers"] = finalizers
+    else:
+        meta(new).pop("finalizers", None)
+    if meta(new).get("deletionTimestamp") is None:
+        return new
+    return _put(txn, rt.key, _ns(rt, namespace), meta(new)["name"], new, obj)
 
 
 def _put(txn: Txn, resource: str, namespace: str, name: str, obj: dict, prev: dict | None) -> dict:

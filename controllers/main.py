@@ -49,6 +49,7 @@ from controllers.config import Config, LeaderElection, parse_args
 from controllers.endpoints import EndpointsController
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
+from controllers.garbagecollector import GarbageCollector
 from controllers.informers import SharedInformers
 from controllers.ipam import CidrSet
 from controllers.metrics import Metrics, StatusServer
@@ -98,6 +99,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(ServiceAccountsController(client, informers, metrics))
     if "clusterrole-aggregation" in chosen:
         controllers.append(ClusterRoleAggregationController(client, informers, metrics))
+    if "garbagecollector" in chosen:
+        controllers.append(GarbageCollector(client, informers, metrics))
     return controllers
 
 

@@ -23,6 +23,8 @@ roles list exactly what they call:
 - ``system:miniplane-dnsd``: what ``dnsd/`` watches.
 - ``system:miniplane-node-lifecycle``, bound to the controller-manager too: list
   and watch Leases (the node lifecycle controller's node Lease informer).
+- ``system:controller:generic-garbage-collector``, bound to the controller-manager
+  too: read, patch and delete everything (the garbage collector).
 """
 
 from __future__ import annotations
@@ -150,6 +152,9 @@ _CONTROLLER_RULES = [
     r(["create"], ["leases"], ("coordination.k8s.io",)),
     r(["get", "update"], ["leases"], ("coordination.k8s.io",), [CONTROLLER_LEASE]),
     r(READ + ["update", "patch", "escalate"], ["clusterroles"], ("rbac.authorization.k8s.io",)),
+    # blockOwnerDeletion on what the controllers make (EndpointSlices → Services, Pods →
+    # ReplicaSets …) asks for this (apiserver/admission/ownerreferences.py)
+    r(["update"], ["*/finalizers"], ("*",)),
 ]
 
 # The node lifecycle controller's informer on node Leases (kube-node-lease), bound to
@@ -157,6 +162,14 @@ _CONTROLLER_RULES = [
 # on everything for its shared informers, this grants them on Leases only.
 NODE_LIFECYCLE = "system:miniplane-node-lifecycle"
 _NODE_LIFECYCLE_RULES = [r(["list", "watch"], ["leases"], ("coordination.k8s.io",))]
+
+# The garbage collector (``controllers/garbagecollector.py``) watches every kind that
+# can own or be owned, patches ownerReferences and finalizers, and deletes dependents:
+# Kubernetes' system:controller:generic-garbage-collector rule, bound to the
+# controller-manager here (mp-controllers runs every controller as one identity).
+GARBAGE_COLLECTOR = "system:controller:generic-garbage-collector"
+# Kubernetes grants ``update`` too; this collector only patches, so it is left out.
+_GARBAGE_COLLECTOR_RULES = [r(["get", "list", "watch", "patch", "delete"], ["*"], ("*",))]
 
 _DNSD_RULES = [
     r(READ, ["services", "pods", "namespaces"]),
@@ -194,6 +207,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role(CONTROLLER_MANAGER, _CONTROLLER_RULES),
         _role(DNSD, _DNSD_RULES),
         _role(NODE_LIFECYCLE, _NODE_LIFECYCLE_RULES),
+        _role(GARBAGE_COLLECTOR, _GARBAGE_COLLECTOR_RULES),
     ]
     fill_aggregated(roles)
     return roles
@@ -221,6 +235,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         _binding(CONTROLLER_MANAGER, CONTROLLER_MANAGER, [("User", CONTROLLER_MANAGER)]),
         _binding(DNSD, DNSD, [("User", DNSD)]),
         _binding(NODE_LIFECYCLE, NODE_LIFECYCLE, [("User", CONTROLLER_MANAGER)]),
+        _binding(GARBAGE_COLLECTOR, GARBAGE_COLLECTOR, [("User", CONTROLLER_MANAGER)]),
     ]
 
 

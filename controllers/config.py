@@ -31,7 +31,7 @@ from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
 CONTROLLERS = ("endpointslice", "scheduler", "nodeipam", "nodelifecycle", "podgc",
-               "serviceaccount", "clusterrole-aggregation")
+               "serviceaccount", "clusterrole-aggregation", "replicaset", "deployment")
 
 
 @dataclass(frozen=True)

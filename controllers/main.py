@@ -46,6 +46,7 @@ from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
 from controllers.clusterroleaggregation import ClusterRoleAggregationController
 from controllers.config import Config, LeaderElection, parse_args
+from controllers.deployment import DeploymentController
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
 from controllers.informers import SharedInformers
@@ -54,6 +55,7 @@ from controllers.metrics import Metrics, StatusServer
 from controllers.nodeipam import NodeIpamController
 from controllers.nodelifecycle import NodeLifecycleController
 from controllers.podgc import PodGcController
+from controllers.replicaset import ReplicaSetController
 from controllers.runtime import Controller
 from controllers.scheduler import Scheduler
 from controllers.serviceaccount import ServiceAccountsController
@@ -95,6 +97,10 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(ServiceAccountsController(client, informers, metrics))
     if "clusterrole-aggregation" in chosen:
         controllers.append(ClusterRoleAggregationController(client, informers, metrics))
+    if "replicaset" in chosen:
+        controllers.append(ReplicaSetController(client, informers, metrics, recorder=recorder))
+    if "deployment" in chosen:
+        controllers.append(DeploymentController(client, informers, metrics, recorder=recorder))
     return controllers
 
 

@@ -22,6 +22,7 @@ from apimachinery.kinds import DEPLOYMENT, EVENT, POD, REPLICASET
 from client.errors import Forbidden
 from client.http import Client
 from controllers.objects import format_time
+from controllers.revisions import template_hash
 from tests.compat.conftest import KUBECTL, Kubectl
 from tests.conftest import ApiServer, admin_config, wait_until
 from tests.integration.test_controllers_harness import ControllerProcess
@@ -485,6 +486,36 @@ def test_scaling_mid_rollout_is_proportional(world: World):
                if rs["spec"]["template"]["metadata"]["labels"]["version"] == "v1")
     assert old["spec"]["replicas"] == 14
     assert old["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "20"
+
+
+def test_a_name_taken_by_another_template_raises_the_collision_count(world: World):
+    world.client.create(DEPLOYMENT, deployment("collide", 1, paused=True), NS)  # no RS yet
+    stored = world.client.get(DEPLOYMENT, "collide", NS)
+    taken = f"collide-{template_hash(stored['spec']['template'], None)}"
+    squatter = replica_set(taken, 0)
+    squatter["spec"]["selector"] = {"matchLabels": {"app": "squatter"}}
+    squatter["spec"]["template"]["metadata"]["labels"] = {"app": "squatter"}
+    world.client.create(REPLICASET, squatter, NS)
+    world.client.patch(DEPLOYMENT, "collide", {"spec": {"paused": False}}, namespace=NS)
+    world.wait(rollout_done(world, "collide", 1, ready="app=collide"), "the rollout")
+    d = world.client.get(DEPLOYMENT, "collide", NS)
+    assert d["status"]["collisionCount"] == 1
+    [rs] = world.replica_sets("app=collide")
+    assert rs["metadata"]["name"] == f"collide-{template_hash(stored['spec']['template'], 1)}"
+    assert owner_uid(world.client.get(REPLICASET, taken, NS)) is None  # left alone
+
+
+def test_a_stalled_rollout_exceeds_its_progress_deadline(world: World):
+    world.client.create(DEPLOYMENT, deployment("stall", 1, progressDeadlineSeconds=1), NS)
+    # no pod ever becomes ready: no progress after the new ReplicaSet appeared
+    world.wait(lambda: condition(world.client.get(DEPLOYMENT, "stall", NS), "Progressing")
+               ["reason"] == "ProgressDeadlineExceeded", "the progress deadline", timeout=15)
+    cond = condition(world.client.get(DEPLOYMENT, "stall", NS), "Progressing")
+    assert cond["status"] == "False"
+    proc = world.kubectl.run("rollout", "status", "deployment/stall", "--timeout=20s",
+                             check=False)
+    assert proc.returncode != 0
+    assert 'deployment "stall" exceeded its progress deadline' in proc.stderr
 
 
 # -- kubectl rollout -----------------------------------------------------------------------

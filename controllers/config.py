@@ -61,7 +61,8 @@ class LeaderElection:
 def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-controllers",
                      description="miniplane controllers: EndpointSlices, scheduler, "
-                                 "node IPAM, node lifecycle, pod GC")
+                                 "node IPAM, node lifecycle, pod GC, ReplicaSets, "
+                                 "Deployments")
     p.add_argument("--server", default=None, help=SERVER_HELP)
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",

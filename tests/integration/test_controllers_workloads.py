@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -232,6 +233,19 @@ def test_replicaset_adopts_matching_orphans_and_releases_relabelled_pods(world: 
                .get("replicas") == 3, "status replicas 3")
     assert owner_uid(world.client.get(POD, "owned-elsewhere", NS)) == "someone-else"
     assert len([p for p in world.pods("app=adopt") if owner_uid(p) == uid]) == 3
+
+
+def test_replicaset_replaces_a_failed_pod_and_leaves_it_be(world: World):
+    world.client.create(REPLICASET, replica_set("failed", 2), NS)
+    world.wait(lambda: len(world.pods("app=failed")) == 2, "2 pods")
+    victim = world.pods("app=failed")[0]["metadata"]["name"]
+    world.client.patch(POD, victim, {"status": {"phase": "Failed"}}, namespace=NS,
+                       patch_type="strategic", subresource="status")
+    world.wait(lambda: len(world.pods("app=failed")) == 3, "a replacement beside the failed pod")
+    phases = sorted(p["status"]["phase"] for p in world.pods("app=failed"))
+    assert phases == ["Failed", "Pending", "Pending"]
+    world.wait(lambda: (world.client.get(REPLICASET, "failed", NS).get("status") or {})
+               .get("replicas") == 2, "status replicas 2 (the failed pod not counted)")
 
 
 def test_replicaset_scales_down_not_ready_pods_first(world: World):
@@ -488,6 +502,21 @@ def test_scaling_mid_rollout_is_proportional(world: World):
     assert old["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "20"
 
 
+def test_deployment_adopts_an_existing_replicaset_of_its_template(world: World):
+    existing = replica_set("adoptee", 2)
+    existing["metadata"]["labels"] = {"app": "adoptee"}
+    existing["spec"]["template"] = template("adoptee")
+    rs = world.client.create(REPLICASET, existing, NS)
+    world.wait(lambda: len(world.pods("app=adoptee")) == 2, "the ReplicaSet's own 2 pods")
+    d = world.client.create(DEPLOYMENT, deployment("adoptee", 2), NS)
+    world.wait(rollout_done(world, "adoptee", 2, ready="app=adoptee"), "the rollout")
+    [only] = world.replica_sets("app=adoptee")
+    assert only["metadata"]["uid"] == rs["metadata"]["uid"]  # adopted, not duplicated
+    assert owner_uid(only) == d["metadata"]["uid"]
+    assert only["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert len(world.pods("app=adoptee")) == 2
+
+
 def test_a_name_taken_by_another_template_raises_the_collision_count(world: World):
     world.client.create(DEPLOYMENT, deployment("collide", 1, paused=True), NS)  # no RS yet
     stored = world.client.get(DEPLOYMENT, "collide", NS)
@@ -526,51 +555,69 @@ def image_patch(version: str) -> str:
         {"name": "main", "image": f"busybox:{version}", "command": ["sleep", "3600"]}]}}}})
 
 
-def test_kubectl_rollout_status_history_undo_restart_pause_resume(world: World):
-    k = world.kubectl
-    spec = deployment("kctl", 2)
+SYSTEM_KUBECTL = Path("/usr/bin/kubectl")
+
+
+@dataclass
+class KubectlAt(Kubectl):
+    """``Kubectl`` with another binary: the test extras' and the machine's (v1.32)."""
+
+    binary: Path = KUBECTL
+
+    def args(self, *args: str, server: bool = True) -> list[str]:
+        return [str(self.binary), *super().args(*args, server=server)[1:]]
+
+
+@pytest.mark.parametrize("binary", [KUBECTL, SYSTEM_KUBECTL], ids=["extras", "system"])
+def test_kubectl_rollout_status_history_undo_restart_pause_resume(world: World, binary: Path):
+    if not binary.exists():
+        pytest.skip(f"{binary} is not installed")
+    base = world.kubectl
+    k = KubectlAt(base.server, base.home, base.kubeconfig, binary)
+    name = "kctl" if binary == KUBECTL else "kctl-system"
+    spec = deployment(name, 2)
     spec["metadata"]["annotations"] = {"kubernetes.io/change-cause": "first"}
     world.client.create(DEPLOYMENT, spec, NS)
-    readiness = AutoReady(world.agent, "app=kctl")
+    readiness = AutoReady(world.agent, f"app={name}")
     try:
-        out = k.out("rollout", "status", "deployment/kctl", "--timeout=60s")
-        assert 'deployment "kctl" successfully rolled out' in out
+        out = k.out("rollout", "status", f"deployment/{name}", "--timeout=60s")
+        assert f'deployment "{name}" successfully rolled out' in out
         # (``kubectl set image`` needs the Deployment's strategic-merge schema: apps-api's)
-        k.out("patch", "deployment/kctl", "--type=merge", "-p", image_patch("v2"))
-        k.out("annotate", "deployment/kctl", "kubernetes.io/change-cause=second", "--overwrite")
-        assert "successfully rolled out" in k.out("rollout", "status", "deployment/kctl",
+        k.out("patch", f"deployment/{name}", "--type=merge", "-p", image_patch("v2"))
+        k.out("annotate", f"deployment/{name}", "kubernetes.io/change-cause=second", "--overwrite")
+        assert "successfully rolled out" in k.out("rollout", "status", f"deployment/{name}",
                                                   "--timeout=60s")
-        history = k.out("rollout", "history", "deployment/kctl")
+        history = k.out("rollout", "history", f"deployment/{name}")
         lines = [line.split() for line in history.splitlines()]
         assert ["1", "first"] in lines and ["2", "second"] in lines, history
 
-        assert "rolled back" in k.out("rollout", "undo", "deployment/kctl")
-        assert "successfully rolled out" in k.out("rollout", "status", "deployment/kctl",
+        assert "rolled back" in k.out("rollout", "undo", f"deployment/{name}")
+        assert "successfully rolled out" in k.out("rollout", "status", f"deployment/{name}",
                                                   "--timeout=60s")
-        d = world.client.get(DEPLOYMENT, "kctl", NS)
+        d = world.client.get(DEPLOYMENT, name, NS)
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:v1"
         assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
         # the v1 ReplicaSet came back as revision 3 (kubectl sent its template back with
         # Go's empty fields added, ``resources: {}``: still the same template)
-        assert len(world.replica_sets("app=kctl")) == 2
-        history = k.out("rollout", "history", "deployment/kctl")
+        assert len(world.replica_sets(f"app={name}")) == 2
+        history = k.out("rollout", "history", f"deployment/{name}")
         revisions = [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
         assert revisions == ["2", "3"], history
 
-        assert "restarted" in k.out("rollout", "restart", "deployment/kctl")
-        assert "successfully rolled out" in k.out("rollout", "status", "deployment/kctl",
+        assert "restarted" in k.out("rollout", "restart", f"deployment/{name}")
+        assert "successfully rolled out" in k.out("rollout", "status", f"deployment/{name}",
                                                   "--timeout=60s")
-        assert len(world.replica_sets("app=kctl")) == 3
+        assert len(world.replica_sets(f"app={name}")) == 3
 
-        assert "paused" in k.out("rollout", "pause", "deployment/kctl")
-        k.out("patch", "deployment/kctl", "--type=merge", "-p", image_patch("v4"))
-        world.wait(lambda: condition(world.client.get(DEPLOYMENT, "kctl", NS), "Progressing")
+        assert "paused" in k.out("rollout", "pause", f"deployment/{name}")
+        k.out("patch", f"deployment/{name}", "--type=merge", "-p", image_patch("v4"))
+        world.wait(lambda: condition(world.client.get(DEPLOYMENT, name, NS), "Progressing")
                    ["reason"] == "DeploymentPaused", "the paused condition")
-        assert len(world.replica_sets("app=kctl")) == 3
-        assert "resumed" in k.out("rollout", "resume", "deployment/kctl")
-        assert "successfully rolled out" in k.out("rollout", "status", "deployment/kctl",
+        assert len(world.replica_sets(f"app={name}")) == 3
+        assert "resumed" in k.out("rollout", "resume", f"deployment/{name}")
+        assert "successfully rolled out" in k.out("rollout", "status", f"deployment/{name}",
                                                   "--timeout=60s")
-        assert len(world.replica_sets("app=kctl")) == 4
+        assert len(world.replica_sets(f"app={name}")) == 4
     finally:
         readiness.close()
 

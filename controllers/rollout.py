@@ -213,8 +213,13 @@ def rolling_step(plan: Plan, new: Object, old: Sequence[Object]) -> Sizes:
     sizes: Sizes = {}
     _scale_down_unhealthy(plan, old_active, sizes, budget)
     _scale_down_available(plan, [*old_active, new], old_active, sizes)
-    return {n: v for n, v in sizes.items()
-            if v != next(rs_replicas(rs) for rs in old_active if name_of(rs) == n)}
+    return _changes(sizes, old_active)
+
+
+def _changes(sizes: Mapping[str, int], replica_sets: Iterable[Object]) -> Sizes:
+    """``sizes`` without the entries that leave a ReplicaSet as it is."""
+    current = {name_of(rs): rs_replicas(rs) for rs in replica_sets}
+    return {n: v for n, v in sizes.items() if current.get(n) != v}
 
 
 # -- recreate --------------------------------------------------------------------------
@@ -305,8 +310,7 @@ def proportional_scale(plan: Plan, new: Object | None, old: Sequence[Object], *,
     if to_add != 0 and ordered:
         first = name_of(ordered[0])
         sizes[first] = max(sizes[first] + to_add - added, 0)
-    return {n: v for n, v in sizes.items()
-            if v != next(rs_replicas(rs) for rs in actives if name_of(rs) == n)}
+    return _changes(sizes, actives)
 
 
 def rs_size_changes(replica_sets: Iterable[Object], sizes: Mapping[str, int]

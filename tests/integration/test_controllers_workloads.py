@@ -618,6 +618,8 @@ def test_kubectl_rollout_status_history_undo_restart_pause_resume(world: World, 
         assert "successfully rolled out" in k.out("rollout", "status", f"deployment/{name}",
                                                   "--timeout=60s")
         assert len(world.replica_sets(f"app={name}")) == 4
+        described = k.out("describe", "deployment", name)
+        assert "NewReplicaSet:" in described and "ScalingReplicaSet" in described, described
     finally:
         readiness.close()
 

@@ -204,6 +204,16 @@ def test_replicaset_keeps_its_pods_and_replaces_a_deleted_one(world: World):
     assert ("SuccessfulCreate", f"Created pod: {pods[1]['metadata']['name']}") in reasons
 
 
+def test_a_burst_of_creates_is_not_repeated_before_the_cache_sees_it(world: World):
+    world.client.create(REPLICASET, replica_set("burst", 25), NS)
+    world.wait(lambda: (world.client.get(REPLICASET, "burst", NS).get("status") or {})
+               .get("replicas") == 25, "25 pods counted")
+    assert len(world.pods("app=burst")) == 25
+    world.wait(lambda: sum(1 for r, _ in world.events("burst") if r == "SuccessfulCreate")
+               == 25, "25 creation events")
+    assert not [r for r, _ in world.events("burst") if r == "SuccessfulDelete"]
+
+
 def test_replicaset_adopts_matching_orphans_and_releases_relabelled_pods(world: World):
     for name in ("orphan-a", "orphan-b"):
         world.client.create(POD, {"metadata": {"name": name, "labels": {"app": "adopt"}},
@@ -545,6 +555,21 @@ def test_a_stalled_rollout_exceeds_its_progress_deadline(world: World):
                              check=False)
     assert proc.returncode != 0
     assert 'deployment "stall" exceeded its progress deadline' in proc.stderr
+
+
+def test_a_restarted_controllers_process_picks_up_where_the_world_is(world: World):
+    world.client.create(DEPLOYMENT, deployment("restart", 3), NS)
+    world.wait(rollout_done(world, "restart", 3, ready="app=restart"), "the first rollout")
+    world.controllers.stop()
+    try:
+        victim = world.pods("app=restart")[0]["metadata"]["name"]
+        world.client.delete(POD, victim, NS)
+        set_version(world, "restart", "v2")
+    finally:
+        world.controllers.start()
+    world.wait(rollout_done(world, "restart", 3, ready="app=restart"), "the rollout to v2",
+               timeout=30)
+    assert {p["metadata"]["labels"]["version"] for p in world.pods("app=restart")} == {"v2"}
 
 
 # -- kubectl rollout -----------------------------------------------------------------------

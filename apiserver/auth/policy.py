@@ -152,9 +152,8 @@ _CONTROLLER_RULES = [
     r(["get", "update"], ["leases"], ("coordination.k8s.io",), [CONTROLLER_LEASE]),
     r(READ + ["update", "patch", "escalate"], ["clusterroles"], ("rbac.authorization.k8s.io",)),
     # the ReplicaSet and Deployment controllers
-    r(READ + ["update"], ["deployments", "replicasets"], ("apps",)),
-    r(["create", "patch", "delete"], ["replicasets"], ("apps",)),
-    r(["patch"], ["deployments"], ("apps",)),
+    r(READ + ["create", "update", "patch", "delete"], ["replicasets"], ("apps",)),
+    r(READ + ["patch"], ["deployments"], ("apps",)),
     r(["update"], ["deployments/status", "replicasets/status"], ("apps",)),
 ]
 

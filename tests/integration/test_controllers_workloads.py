@@ -649,16 +649,22 @@ def test_kubectl_rollout_status_history_undo_restart_pause_resume(world: World, 
         readiness.close()
 
 
-def test_the_controllers_identity_may_not_delete_deployments(world: World, tmp_path: Path):
-    """RBAC grants the controllers what they do, not more: no deleting Deployments."""
+def test_the_controllers_identity_may_not_delete_or_rewrite_deployments(world: World):
+    """RBAC grants the controllers what they do, not more: they read Deployments, patch
+    their revision annotation and write their status, but may not delete or replace
+    them (every other test here runs the controllers as this identity)."""
     from tests.integration.callers import client_cert
 
     cert, key = client_cert("system:kube-controller-manager")
     config = admin_config(world.api.url)
     config = type(config)(server=world.api.url, ca_file=config.ca_file, client_cert=cert,
                           client_key=key)
-    world.client.create(DEPLOYMENT, deployment("rbac", 0), NS)
+    created = world.client.create(DEPLOYMENT, deployment("rbac", 0), NS)
     with Client(config, timeout=10) as as_controllers:
         with pytest.raises(Forbidden):
             as_controllers.delete(DEPLOYMENT, "rbac", NS)
+        with pytest.raises(Forbidden):
+            as_controllers.replace(DEPLOYMENT, created, NS)
+        with pytest.raises(Forbidden):
+            as_controllers.create(DEPLOYMENT, deployment("rbac2", 0), NS)
         as_controllers.get(DEPLOYMENT, "rbac", NS)

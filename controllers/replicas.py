@@ -186,12 +186,16 @@ def pod_from_template(rs: Object, owner_ref: Mapping[str, Any]) -> dict[str, Any
             "spec": copy.deepcopy(dict(template.get("spec") or {}))}
 
 
-def _template_matches(rs: Object, pod: Object) -> bool:
+def template_labels(rs: Object) -> Mapping[str, str]:
     template = spec(rs).get("template")
     tmeta = template.get("metadata") if isinstance(template, Mapping) else None
-    want = tmeta.get("labels") if isinstance(tmeta, Mapping) else None
+    labels = tmeta.get("labels") if isinstance(tmeta, Mapping) else None
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _template_matches(rs: Object, pod: Object) -> bool:
     have = labels_of(pod)
-    return all(have.get(k) == v for k, v in (want or {}).items())
+    return all(have.get(k) == v for k, v in template_labels(rs).items())
 
 
 def replica_set_status(rs: Object, pods: Sequence[Object], *, error: str | None,

@@ -58,6 +58,7 @@ from controllers.replicas import (
     selector_of,
     slow_start_batches,
     status_changed,
+    template_labels,
 )
 from controllers.runtime import Controller
 
@@ -182,6 +183,12 @@ class ReplicaSetController(Controller):
         selector = selector_of(rs)
         if selector is None:
             log.info("replicaset %s: no usable selector; nothing to do", key)
+            return None
+        if not selector.matches(template_labels(rs)):
+            # its own pods would never count: creating more would never end (the API
+            # server's validation refuses such a ReplicaSet; this is the last line)
+            log.warning("replicaset %s: selector does not match template labels; "
+                        "not creating pods", key)
             return None
         needs_sync = self.expectations.satisfied(key)
         candidates = [p for p in self.pods.store.by_index(NAMESPACE_INDEX, namespace_of(rs))

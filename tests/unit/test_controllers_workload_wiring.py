@@ -137,3 +137,15 @@ def test_a_new_deployment_creates_its_first_replicaset(api):
                          ("replace", "deployments/status"), ("replace", "deployments/status")]
 
     run(main())
+
+
+def test_a_selector_that_misses_its_own_template_creates_nothing(api):
+    async def main():
+        controller, informers, _ = make_rs(api)
+        broken = replica_set(2)
+        broken["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+        deliver(informers.get(REPLICASET), "ADDED", broken)
+        await controller.sync("default/web")
+        assert pod_calls(api, "create") == []  # its pods would never count: no end
+
+    run(main())

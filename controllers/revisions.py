@@ -62,13 +62,15 @@ def _fnv1a(data: bytes) -> int:
 
 
 def semantic(value: Any) -> Any:
-    """``value`` with every empty field dropped (null, {}, [], "", false, 0), as Go's
-    typed objects make them indistinguishable from absent: kubectl decodes a
-    ReplicaSet's template and sends it back with ``resources: {}`` added, and that
-    must still be the same template."""
+    """``value`` with every empty field dropped (null, {}, [], ""), as Go's typed
+    objects make them indistinguishable from absent: kubectl decodes a ReplicaSet's
+    template and sends it back with ``resources: {}`` and ``creationTimestamp:
+    null`` added, and that must still be the same template. ``0`` and ``false``
+    stay: for pointer fields (``runAsUser: 0``) they differ from absent."""
     if isinstance(value, Mapping):
         out = {k: semantic(v) for k, v in value.items()}
-        return {k: v for k, v in out.items() if v not in (None, {}, [], "", False, 0)}
+        return {k: v for k, v in out.items()
+                if v is not None and not (isinstance(v, (dict, list, str)) and not v)}
     if isinstance(value, list):
         return [semantic(v) for v in value]
     return value

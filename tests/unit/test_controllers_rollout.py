@@ -245,6 +245,8 @@ def test_templates_equal_ignoring_the_hash_label_and_empty_fields():
     assert equal_ignore_hash(a, b)
     c = {**b, "spec": {"containers": [{"name": "c", "image": "v2"}]}}
     assert not equal_ignore_hash(a, c)
+    root = {**b, "spec": {**b["spec"], "securityContext": {"runAsUser": 0}}}
+    assert not equal_ignore_hash(a, root)  # 0 is not "absent"
 
 
 def test_the_oldest_replicaset_of_the_current_template_is_the_new_one():

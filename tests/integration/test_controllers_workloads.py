@@ -615,6 +615,8 @@ def test_kubectl_rollout_status_history_undo_restart_pause_resume(world: World, 
         history = k.out("rollout", "history", f"deployment/{name}")
         lines = [line.split() for line in history.splitlines()]
         assert ["1", "first"] in lines and ["2", "second"] in lines, history
+        detail = k.out("rollout", "history", f"deployment/{name}", "--revision=2")
+        assert "busybox:v2" in detail and "second" in detail, detail
 
         assert "rolled back" in k.out("rollout", "undo", f"deployment/{name}")
         assert "successfully rolled out" in k.out("rollout", "status", f"deployment/{name}",

@@ -278,7 +278,7 @@ class DeploymentController(Controller):
         if is_deleting(d):
             await self._sync_status(d, plan, replica_sets, find_new(d, replica_sets), now)
             return None
-        conditions = paused_conditions(d, plan, now)
+        conditions = paused_conditions(d, plan, now=now)
         if conditions is not None:
             d = await self._write_status(d, {**status(d), "conditions": conditions})
         if plan.paused or is_scaling_event(plan, replica_sets):
@@ -426,13 +426,13 @@ class DeploymentController(Controller):
     async def _sync_status(self, d: Object, plan: Plan, replica_sets: list[Object],
                            new: Object | None, now: float) -> None:
         """Counts and Available only (``syncDeploymentStatus``)."""
-        new_status = calculate_status(d, plan, replica_sets, new, now)
+        new_status = calculate_status(d, plan, replica_sets, new, now=now)
         if not same_status(status(d), new_status):
             await self._write_status(d, new_status)
 
     async def _rollout_status(self, d: Object, plan: Plan, replica_sets: list[Object],
                               new: Object | None, now: float) -> float | None:
-        new_status, again = rollout_status(d, plan, replica_sets, new, now)
+        new_status, again = rollout_status(d, plan, replica_sets, new, now=now)
         if not same_status(status(d), new_status):
             await self._write_status(d, new_status)
         return again

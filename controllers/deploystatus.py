@@ -89,7 +89,7 @@ def _count(obj: Object, field: str) -> int:
 
 
 def calculate_status(deployment: Object, plan: Plan, all_rs: Sequence[Object],
-                     new: Object | None, now: float) -> dict[str, Any]:
+                     new: Object | None, *, now: float) -> dict[str, Any]:
     """Counts, ``observedGeneration``, ``collisionCount`` and ``Available``; the other
     conditions carried over (``calculateStatus``)."""
     available = sum(_count(rs, "availableReplicas") for rs in all_rs)
@@ -153,12 +153,12 @@ def deadline_left(plan: Plan, conditions: Sequence[Mapping[str, Any]], now: floa
 
 
 def rollout_status(deployment: Object, plan: Plan, all_rs: Sequence[Object],
-                   new: Object | None, now: float) -> tuple[dict[str, Any], float | None]:
+                   new: Object | None, *, now: float) -> tuple[dict[str, Any], float | None]:
     """The status after a rollout step and when to look again for the progress
     deadline (``syncRolloutStatus`` with ``requeueStuckDeployment``)."""
     old = status(deployment)
     generation = int(meta(deployment).get("generation") or 0)
-    result = calculate_status(deployment, plan, all_rs, new, now)
+    result = calculate_status(deployment, plan, all_rs, new, now=now)
     conditions: Conditions = result["conditions"]
     if plan.progress_deadline is None:
         conditions = remove_condition(conditions, PROGRESSING)
@@ -208,7 +208,7 @@ def rollout_status(deployment: Object, plan: Plan, all_rs: Sequence[Object],
     return result, again
 
 
-def paused_conditions(deployment: Object, plan: Plan, now: float) -> Conditions | None:
+def paused_conditions(deployment: Object, plan: Plan, *, now: float) -> Conditions | None:
     """The conditions after a pause or resume, or None when unchanged
     (``checkPausedConditions``). A reported timeout is not overwritten."""
     if plan.progress_deadline is None:

@@ -309,7 +309,7 @@ def progressing(reason: str, status: str = "True", at: float = NOW - 10) -> dict
 def test_status_counts_and_available():
     d = deploy(4, surge=1, unavailable=1)
     new, old = rs("new", 2, available=1), rs("old", 2)
-    status, _ = rollout_status(d, plan_of(d), [old, new], new, NOW)
+    status, _ = rollout_status(d, plan_of(d), [old, new], new, now=NOW)
     assert {k: status.get(k) for k in ("replicas", "updatedReplicas", "readyReplicas",
                                        "availableReplicas", "unavailableReplicas",
                                        "observedGeneration")} == {
@@ -317,7 +317,7 @@ def test_status_counts_and_available():
         "unavailableReplicas": 1, "observedGeneration": 1}
     available = get_condition(status["conditions"], "Available")
     assert available is not None and available["reason"] == "MinimumReplicasAvailable"
-    low, _ = rollout_status(d, plan_of(d), [rs("new", 4, available=2)], None, NOW)
+    low, _ = rollout_status(d, plan_of(d), [rs("new", 4, available=2)], None, now=NOW)
     assert get_condition(low["conditions"], "Available")["status"] == "False"
 
 
@@ -325,14 +325,14 @@ def test_progress_then_complete_then_nothing_more():
     d = deploy(2, status={"replicas": 2, "updatedReplicas": 1,
                           "conditions": [progressing("NewReplicaSetCreated")]})
     new = rs("new", 2, available=1)
-    moving, again = rollout_status(d, plan_of(d), [new], new, NOW)
+    moving, again = rollout_status(d, plan_of(d), [new], new, now=NOW)
     cond = get_condition(moving["conditions"], "Progressing")
     assert cond["reason"] == RS_UPDATED and cond["message"] == 'ReplicaSet "new" is progressing.'
     assert cond["lastUpdateTime"] == format_time(NOW)
     assert cond["lastTransitionTime"] == format_time(NOW - 10)  # still True: kept
     assert again == pytest.approx(601.0)
     done, again = rollout_status({**d, "status": moving}, plan_of(d), [rs("new", 2)],
-                                 rs("new", 2), NOW + 1)
+                                 rs("new", 2), now=NOW + 1)
     assert get_condition(done["conditions"], "Progressing")["reason"] == NEW_RS_AVAILABLE
     assert again is None
 
@@ -342,34 +342,34 @@ def test_no_progress_past_the_deadline_times_out():
              "conditions": [progressing(RS_UPDATED, at=NOW - 601)]}
     d = deploy(2, status=stuck)
     new = rs("new", 1, available=0)
-    status, _ = rollout_status(d, plan_of(d), [new, rs("old", 1)], new, NOW)
+    status, _ = rollout_status(d, plan_of(d), [new, rs("old", 1)], new, now=NOW)
     cond = get_condition(status["conditions"], "Progressing")
     assert (cond["status"], cond["reason"]) == ("False", TIMED_OUT)
     assert cond["message"] == 'ReplicaSet "new" has timed out progressing.'
     early, again = rollout_status(deploy(2, status={
         **stuck, "conditions": [progressing(RS_UPDATED, at=NOW - 100)]}),
-        plan_of(d), [new, rs("old", 1)], new, NOW)
+        plan_of(d), [new, rs("old", 1)], new, now=NOW)
     assert get_condition(early["conditions"], "Progressing")["reason"] == RS_UPDATED
     assert again == pytest.approx(501.0)
 
 
 def test_no_deadline_no_progressing_condition():
     d = deploy(1, deadline=2**31 - 1, status={"conditions": [progressing(RS_UPDATED)]})
-    status, again = rollout_status(d, plan_of(d), [rs("new", 1)], rs("new", 1), NOW)
+    status, again = rollout_status(d, plan_of(d), [rs("new", 1)], rs("new", 1), now=NOW)
     assert get_condition(status["conditions"], "Progressing") is None and again is None
 
 
 def test_pause_and_resume_conditions():
     d = deploy(1, paused=True, status={"conditions": [progressing(RS_UPDATED)]})
-    paused = paused_conditions(d, plan_of(d), NOW)
+    paused = paused_conditions(d, plan_of(d), now=NOW)
     assert paused is not None
     cond = get_condition(paused, "Progressing")
     assert (cond["status"], cond["reason"], cond["message"]) == (
         "Unknown", PAUSED, "Deployment is paused")
     assert paused_conditions(deploy(1, paused=True, status={"conditions": paused}),
-                             plan_of(d), NOW) is None
+                             plan_of(d), now=NOW) is None
     resumed_d = deploy(1, status={"conditions": paused})
-    resumed = paused_conditions(resumed_d, plan_of(resumed_d), NOW)
+    resumed = paused_conditions(resumed_d, plan_of(resumed_d), now=NOW)
     assert resumed is not None and get_condition(resumed, "Progressing")["reason"] == RESUMED
     timed_out = deploy(1, paused=True, status={"conditions": [progressing(TIMED_OUT, "False")]})
-    assert paused_conditions(timed_out, plan_of(timed_out), NOW) is None
+    assert paused_conditions(timed_out, plan_of(timed_out), now=NOW) is None

@@ -442,6 +442,32 @@ def test_deployment_max_unavailable_lets_old_pods_go_first(world: World):
     assert min(ready for _, ready, _ in recorder.seen) >= 2
 
 
+def test_old_pods_wait_for_new_ones_to_be_ready_for_min_ready_seconds(world: World):
+    world.client.create(DEPLOYMENT, deployment("minready-d", 1, minReadySeconds=2, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}), NS)
+    world.wait(rollout_done(world, "minready-d", 1, ready="app=minready-d"),
+               "the first rollout", timeout=15)
+    set_version(world, "minready-d", "v2")
+    world.wait(lambda: new_rs_of(world, "minready-d", "v2") is not None
+               and len(world.pods("app=minready-d,version=v2")) == 1, "the surge pod")
+    new = new_rs_of(world, "minready-d", "v2")
+    assert new["spec"]["minReadySeconds"] == 2
+    ready_at = time.time()
+    world.agent.set_ready(world.pods("app=minready-d,version=v2")[0]["metadata"]["name"])
+    seen: list[tuple[int, int]] = []  # (old replicas, new available)
+
+    def old_gone() -> bool:
+        sizes = {rs["spec"]["template"]["metadata"]["labels"]["version"]:
+                 (rs["spec"]["replicas"], (rs.get("status") or {}).get("availableReplicas", 0))
+                 for rs in world.replica_sets("app=minready-d")}
+        seen.append((sizes["v1"][0], sizes["v2"][1]))
+        return sizes["v1"][0] == 0
+    world.wait(old_gone, "the old pod scaled away", timeout=15)
+    assert time.time() - ready_at >= 2
+    assert all(available == 1 for old, available in seen if old == 0)
+    assert seen[0] == (1, 0)  # the old pod stayed while the new one was not yet available
+
+
 def test_recreate_stops_every_old_pod_before_a_new_one_starts(world: World):
     world.client.create(DEPLOYMENT, deployment("recreate", 3, strategy={"type": "Recreate"}),
                         NS)

@@ -11,6 +11,11 @@ pure                wiring             job
 ``ipam``            ``nodeipam``       a pod CIDR per Node
 ``lifecycle``       ``nodelifecycle``  silent nodes → Unknown, their pods → not Ready
 ``lifecycle``       ``podgc``          finish terminating pods no node will finish
+``replicas``        ``replicaset``     keep a ReplicaSet's pods (claims: ``owners``,
+                                       burst control: ``expectations``)
+``rollout``,        ``deployment``     roll a Deployment out through ReplicaSets
+``revisions``,
+``deploystatus``
 ==================  =================  ==========================================
 
 Shared machinery: ``runtime`` (queue + workers + metrics), ``informers`` (one

@@ -31,7 +31,8 @@ from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
 CONTROLLERS = ("endpointslice", "endpoint", "scheduler", "nodeipam", "nodelifecycle", "podgc",
-               "serviceaccount", "clusterrole-aggregation", "garbagecollector")
+               "serviceaccount", "clusterrole-aggregation", "garbagecollector", "replicaset",
+               "deployment")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class LeaderElection:
 def build_parser() -> argparse.ArgumentParser:
     p = flags.Parser(prog="mp-controllers",
                      description="miniplane controllers: EndpointSlices, Endpoints, scheduler, "
-                                 "node IPAM, node lifecycle, pod GC")
+                                 "node IPAM, node lifecycle, pod GC, garbage collector, "
+                                 "ReplicaSets, Deployments")
     p.add_argument("--server", default=None, help=SERVER_HELP)
     p.add_argument("--kubeconfig", default=None, help="kubeconfig for credentials and server")
     p.add_argument("--cluster-cidr", default="10.244.0.0/16",

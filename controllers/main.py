@@ -46,6 +46,7 @@ from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
 from controllers.clusterroleaggregation import ClusterRoleAggregationController
 from controllers.config import Config, LeaderElection, parse_args
+from controllers.deployment import DeploymentController
 from controllers.endpoints import EndpointsController
 from controllers.endpointslice import EndpointSliceController
 from controllers.events import Recorder
@@ -56,6 +57,7 @@ from controllers.metrics import Metrics, StatusServer
 from controllers.nodeipam import NodeIpamController
 from controllers.nodelifecycle import NodeLifecycleController
 from controllers.podgc import PodGcController
+from controllers.replicaset import ReplicaSetController
 from controllers.runtime import Controller
 from controllers.scheduler import Scheduler
 from controllers.serviceaccount import ServiceAccountsController
@@ -101,6 +103,10 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(ClusterRoleAggregationController(client, informers, metrics))
     if "garbagecollector" in chosen:
         controllers.append(GarbageCollector(client, informers, metrics))
+    if "replicaset" in chosen:
+        controllers.append(ReplicaSetController(client, informers, metrics, recorder=recorder))
+    if "deployment" in chosen:
+        controllers.append(DeploymentController(client, informers, metrics, recorder=recorder))
     return controllers
 
 

@@ -19,7 +19,9 @@ roles list exactly what they call:
 - ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices and v1 Endpoints, scheduler
   with ``pods/binding``, node IPAM and lifecycle, pod GC, ServiceAccounts, events,
   its leader-election Lease — ``create`` any, ``get``/``update`` the one named
-  ``kube-controller-manager``, as Kubernetes grants —, ClusterRole aggregation, which needs ``escalate``).
+  ``kube-controller-manager``, as Kubernetes grants —, ClusterRole aggregation, which needs ``escalate``,
+  ReplicaSets (pods: create, adopt, delete) and Deployments (ReplicaSets: create,
+  resize, adopt, delete old history; the revision annotation; both kinds' status)).
 - ``system:miniplane-dnsd``: what ``dnsd/`` watches.
 - ``system:miniplane-node-lifecycle``, bound to the controller-manager too: list
   and watch Leases (the node lifecycle controller's node Lease informer).
@@ -140,7 +142,7 @@ _NODE_RULES = [
 
 _CONTROLLER_RULES = [
     r(READ, ["services", "namespaces"]),
-    r(READ + ["patch", "delete"], ["pods"]),
+    r(READ + ["create", "patch", "delete"], ["pods"]),
     r(["create"], ["pods/binding"]),
     r(["patch", "update"], ["pods/status"]),
     r(READ + ["patch", "update"], ["nodes"]),
@@ -155,6 +157,10 @@ _CONTROLLER_RULES = [
     # blockOwnerDeletion on what the controllers make (EndpointSlices → Services, Pods →
     # ReplicaSets …) asks for this (apiserver/admission/ownerreferences.py)
     r(["update"], ["*/finalizers"], ("*",)),
+    # the ReplicaSet and Deployment controllers
+    r(READ + ["create", "update", "patch", "delete"], ["replicasets"], ("apps",)),
+    r(READ + ["patch"], ["deployments"], ("apps",)),
+    r(["update"], ["deployments/status", "replicasets/status"], ("apps",)),
 ]
 
 # The node lifecycle controller's informer on node Leases (kube-node-lease), bound to

@@ -314,10 +314,11 @@ class Api:
         body = decoded.document
         warnings = check_fields(rt, body, field_validation(request), decoded.duplicates,
                                 model=scale.OPENAPI_ROOT)
+        manager = field_manager(rt, request, body, "Update", scale.SUBRESOURCE)
         who = caller(request)
         written: Written = await self._commit(
             self.writes.patch(rt, ns, name, lambda old: scale.scaled(old, body, name),
-                              scale.SUBRESOURCE, None, None, who), dry_run(request))
+                              scale.SUBRESOURCE, None, manager, who), dry_run(request))
         return with_warnings(json_response(scale.scale_of(written.obj)),
                              warnings + who.warnings)
 

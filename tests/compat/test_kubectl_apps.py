@@ -127,3 +127,20 @@ def test_scale_and_rollout_verbs(kubectl: Kubectl) -> None:
     scale = next(r for r in listed if r["name"] == "deployments/scale")
     assert (scale["group"], scale["version"], scale["kind"]) == ("autoscaling", "v1", "Scale")
     assert ["replicasets", "rs"] in [r[:2] for r in table(kubectl.out("api-resources"))]
+
+
+def test_create_deployment_imperatively(kubectl: Kubectl) -> None:
+    """``kubectl create deployment`` posts protobuf (``apiserver/protobuf.py`` reads it)."""
+    out = kubectl.out("create", "deployment", "hello", "--image=nginx:1.27", "--replicas=3",
+                      "--port=8080", "--", "sleep", "3600")
+    assert out.strip() == "deployment.apps/hello created"
+    d = get_json(kubectl, "deploy", "hello")
+    assert d["spec"]["replicas"] == 3 and d["spec"]["selector"] == {
+        "matchLabels": {"app": "hello"}}
+    assert d["spec"]["strategy"]["type"] == "RollingUpdate"
+    [container] = d["spec"]["template"]["spec"]["containers"]
+    assert (container["image"], container["command"], container["ports"]) == (
+        "nginx:1.27", ["sleep", "3600"], [{"containerPort": 8080, "protocol": "TCP"}])
+    taken = kubectl.run("create", "deployment", "hello", "--image=nginx", check=False)
+    assert taken.returncode != 0 and "already exists" in taken.stderr
+

@@ -259,3 +259,27 @@ def test_controller_manager_may_keep_workloads(callers: Callers, admin: httpx.Cl
     assert kcm.patch(DEPLOY.format(ns=ns) + "/web/status", headers=MERGE,
                      json={"status": {"observedGeneration": 1}}).status_code == 200
     assert kcm.delete(DEPLOY.format(ns=ns) + "/web").status_code == 200, d
+
+
+def test_pod_security_warns_on_templates_and_enforces_on_pods_only(admin: httpx.Client) -> None:
+    """Kubernetes judges a pod controller's template at warn and audit, never enforce:
+    the Deployment is stored (with a warning) and its pods meet enforcement."""
+    ns = f"apps-psa-{next(_names)}"
+    labels = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/warn": "restricted"}
+    made = admin.post("/api/v1/namespaces", json={"metadata": {"name": ns, "labels": labels}})
+    assert made.status_code == 201, made.text
+    created = admin.post(DEPLOY.format(ns=ns), json=workload("Deployment"))
+    assert created.status_code == 201, created.text
+    warning = created.headers.get("warning", "").replace('\\"', '"')
+    assert warning.startswith('299 - "would violate PodSecurity "restricted:latest": '
+                              'allowPrivilegeEscalation != false'), warning
+    scaled = admin.patch(DEPLOY.format(ns=ns) + "/web/scale", json={"spec": {"replicas": 2}},
+                         headers=MERGE)
+    assert scaled.status_code == 200 and "warning" not in scaled.headers
+    relabelled = admin.patch(DEPLOY.format(ns=ns) + "/web", headers=MERGE,
+                             json={"metadata": {"labels": {"team": "a"}}})
+    assert relabelled.status_code == 200 and "warning" not in relabelled.headers
+    pod = {"metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}
+    assert admin.post(f"/api/v1/namespaces/{ns}/pods", json=pod).status_code == 403

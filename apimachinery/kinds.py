@@ -62,10 +62,11 @@ SERVICEACCOUNT = Kind("", "v1", "ServiceAccount", "serviceaccounts", "serviceacc
 # Leader election and node heartbeats (Kubernetes has no short name for it).
 LEASE = Kind("coordination.k8s.io", "v1", "Lease", "leases", "lease", True)
 ENDPOINTS = Kind("", "v1", "Endpoints", "endpoints", "endpoints", True, ("ep",))
+# Workloads: /scale is their replica count as an autoscaling/v1 Scale (apiserver/scale.py).
 REPLICASET = Kind("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",),
-                  ("all",), subresources=("status",))
+                  ("all",), subresources=("status", "scale"))
 DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",),
-                  ("all",), subresources=("status",))
+                  ("all",), subresources=("status", "scale"))
 # Reviews are asked, not stored: create is their only verb.
 SELFSUBJECTREVIEW = Kind("authentication.k8s.io", "v1", "SelfSubjectReview",
                          "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",))

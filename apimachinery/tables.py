@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apimachinery import kinds, services
+from apimachinery import kinds, labels, services
 from apimachinery.kinds import Kind
 
 NONE = "<none>"
@@ -484,6 +484,93 @@ def role_binding_row(binding: Mapping[str, Any], now: datetime, wide: bool) -> l
             names("User"), names("Group"), sas]
 
 
+# --------------------------------------------------------------------------- workloads
+
+def _count(value: object) -> int:
+    """A replica count as kubectl prints it: absent (or odd) is 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def container_cells(pod_spec: Mapping[str, Any] | None) -> tuple[str, str]:
+    """``layoutContainerCells``: container names and images, each comma-joined."""
+    containers = [c for c in dig(pod_spec, "containers", default=[]) or []
+                  if isinstance(c, Mapping)]
+    return (",".join(str(c.get("name") or "") for c in containers),
+            ",".join(str(c.get("image") or "") for c in containers))
+
+
+def selector_text(selector: object) -> str:
+    """``metav1.LabelSelectorAsSelector(...).String()``: ``app=web,tier in (a,b)``, keys
+    sorted; "" for none (or one that does not parse: validation keeps those out)."""
+    if not isinstance(selector, Mapping):
+        return ""
+    try:
+        return str(labels.selector_from_label_selector_object(selector))
+    except labels.SelectorError:
+        return ""
+
+
+def _workload_wide(obj: Mapping[str, Any]) -> list[str]:
+    names, images = container_cells(dig(obj, "spec", "template", "spec"))
+    return [names, images, selector_text(dig(obj, "spec", "selector"))]
+
+
+def deployment_row(d: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    """kubectl's printDeployment: NAME, READY (ready/desired), UP-TO-DATE, AVAILABLE, AGE."""
+    status = d.get("status") or {}
+    row = [name_of(d),
+           f"{_count(status.get('readyReplicas'))}/{_count(dig(d, 'spec', 'replicas'))}",
+           str(_count(status.get("updatedReplicas"))),
+           str(_count(status.get("availableReplicas"))),
+           age(dig(d, "metadata", "creationTimestamp"), now)]
+    return row + _workload_wide(d) if wide else row
+
+
+def replicaset_row(rs: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    """kubectl's printReplicaSet: NAME, DESIRED, CURRENT, READY, AGE."""
+    status = rs.get("status") or {}
+    row = [name_of(rs), str(_count(dig(rs, "spec", "replicas"))),
+           str(_count(status.get("replicas"))), str(_count(status.get("readyReplicas"))),
+           age(dig(rs, "metadata", "creationTimestamp"), now)]
+    return row + _workload_wide(rs) if wide else row
+
+
+def _host_port(ip: str, port: object) -> str:
+    """``net.JoinHostPort``: IPv6 addresses in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def endpoints_addresses(subsets: Iterable[Mapping[str, Any]] | None) -> str:
+    """kubectl's ``formatEndpoints``: up to 3 ready ``ip:port`` (just ``ip`` in a subset
+    without ports), then ``+ N more...``; ``<none>`` without subsets."""
+    subsets = [s for s in subsets or [] if isinstance(s, Mapping)]
+    if not subsets:
+        return NONE
+    items: list[str] = []
+    more, count, maximum = False, 0, 3
+    for subset in subsets:
+        addresses = [str(a.get("ip") or "") for a in subset.get("addresses") or []
+                     if isinstance(a, Mapping)]
+        ports = [p for p in subset.get("ports") or [] if isinstance(p, Mapping)]
+        # a headless Service's subset may have no ports: its addresses stand alone
+        cells = [[_host_port(ip, p.get("port")) for ip in addresses] for p in ports] \
+            if ports else [addresses]
+        for per_port in cells:
+            count += len(per_port)
+            for cell in per_port:
+                if len(items) == maximum:
+                    more = True
+                    break
+                items.append(cell)
+    text = ",".join(items)
+    return f"{text} + {count - maximum} more..." if more else text
+
+
+def endpoints_row(ep: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    return [name_of(ep), endpoints_addresses(ep.get("subsets")),
+            age(dig(ep, "metadata", "creationTimestamp"), now)]
+
+
 RowFn = Callable[[Mapping[str, Any], datetime, bool], list[str]]
 
 
@@ -510,6 +597,12 @@ EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), ()
 SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
 LEASE_TABLE = TableSpec(("NAME", "HOLDER", "AGE"), (), lease_row)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
+WORKLOAD_WIDE = ("CONTAINERS", "IMAGES", "SELECTOR")
+DEPLOYMENT_TABLE = TableSpec(("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"), WORKLOAD_WIDE,
+                             deployment_row)
+REPLICASET_TABLE = TableSpec(("NAME", "DESIRED", "CURRENT", "READY", "AGE"), WORKLOAD_WIDE,
+                             replicaset_row)
+ENDPOINTS_TABLE = TableSpec(("NAME", "ENDPOINTS", "AGE"), (), endpoints_row)
 ROLE_TABLE = TableSpec(("NAME", "CREATED AT"), (), role_row)
 ROLE_BINDING_TABLE = TableSpec(("NAME", "ROLE", "AGE"), ("USERS", "GROUPS", "SERVICEACCOUNTS"),
                                role_binding_row)
@@ -529,6 +622,9 @@ TABLES: dict[Kind, TableSpec] = {
     kinds.CLUSTERROLE: ROLE_TABLE,
     kinds.ROLEBINDING: ROLE_BINDING_TABLE,
     kinds.CLUSTERROLEBINDING: ROLE_BINDING_TABLE,
+    kinds.DEPLOYMENT: DEPLOYMENT_TABLE,
+    kinds.REPLICASET: REPLICASET_TABLE,
+    kinds.ENDPOINTS: ENDPOINTS_TABLE,
 }
 
 

@@ -30,7 +30,8 @@ from apimachinery.services import (
 )
 from apiserver.validation.fields import is_int
 
-__all__ = ["default_endpoint_slice", "default_namespace", "default_node", "default_pod",
+__all__ = ["default_deployment", "default_endpoint_slice", "default_endpoints",
+           "default_namespace", "default_node", "default_pod", "default_replicaset",
            "default_service", "drop_type_dependent_fields"]
 
 DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800  # three hours, Kubernetes' DefaultClientIPServiceAffinitySeconds
@@ -42,6 +43,11 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PROBE_DEFAULTS = (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
                   ("failureThreshold", 3))
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+# apps/v1 SetDefaults_Deployment: a quarter of the replicas may be missing or extra
+# during a rollout; ten old ReplicaSets kept for rollback; ten minutes to progress.
+DEFAULT_MAX_SURGE = DEFAULT_MAX_UNAVAILABLE = "25%"
+DEFAULT_REVISION_HISTORY_LIMIT = 10
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 
 
 def drop_type_dependent_fields(obj: dict, old: dict) -> None:
@@ -209,7 +215,52 @@ def _pull_policy(image: Any) -> str:
     return "Always" if tag == "latest" else "IfNotPresent"
 
 
+# ---------------------------------------------------------------------------- apps/v1
+
+
+def _replicaset(obj: dict) -> None:
+    """SetDefaults_ReplicaSet: one replica; the template gets a Pod's defaults."""
+    spec = _child(obj, "spec")
+    if spec is None:
+        return
+    if spec.get("replicas") is None:  # a pointer in Go: 0 is a choice, not a gap
+        spec["replicas"] = 1
+    template = spec.get("template")
+    if isinstance(template, dict):
+        _pod(template)  # a template is shaped as a Pod: metadata and spec
+
+
+def _deployment(obj: dict) -> None:
+    """SetDefaults_Deployment: a ReplicaSet's, plus RollingUpdate 25%/25%, ten old
+    ReplicaSets and a 600 s progress deadline."""
+    _replicaset(obj)
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    strategy = _child(spec, "strategy")
+    if strategy is not None:
+        _fill(strategy, "type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = _child(strategy, "rollingUpdate")
+            if rolling is not None:
+                for key, value in (("maxUnavailable", DEFAULT_MAX_UNAVAILABLE),
+                                   ("maxSurge", DEFAULT_MAX_SURGE)):
+                    if rolling.get(key) is None:
+                        rolling[key] = value
+    for key, limit in (("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT),
+                       ("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS)):
+        if spec.get(key) is None:
+            spec[key] = limit
+
+
 # ---------------------------------------------------------------------------- others
+
+
+def _endpoints(obj: dict) -> None:
+    """SetDefaults_EndpointPort: a port without a protocol is TCP."""
+    for subset in _dicts(obj.get("subsets")):
+        for port in _dicts(subset.get("ports")):
+            _fill(port, "protocol", "TCP")
 
 
 def _endpoint_slice(obj: dict) -> None:
@@ -257,3 +308,6 @@ default_pod = _on_objects(_pod)
 default_endpoint_slice = _on_objects(_endpoint_slice)
 default_namespace = _on_objects(_namespace)
 default_node = _on_objects(_node)
+default_replicaset = _on_objects(_replicaset)
+default_deployment = _on_objects(_deployment)
+default_endpoints = _on_objects(_endpoints)

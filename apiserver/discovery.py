@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apiserver import scale
 from apiserver.registry.strategy import Strategy
 from apiserver.resources import group_versions, in_group_version
 
@@ -24,7 +25,12 @@ SERVER_VERSION = {
     "platform": "linux/amd64",
 }
 
-_SUB_VERBS = {"status": ["get", "patch", "update"], "finalize": ["update"]}
+_SUB_VERBS = {"status": ["get", "patch", "update"], "finalize": ["update"],
+              scale.SUBRESOURCE: list(scale.VERBS)}
+# Subresources whose body is another group's kind: kubectl's scale client reads the
+# Scale's group and version from here (without them it would ask for an apps/v1 Scale).
+_SUB_KINDS = {scale.SUBRESOURCE: {"group": scale.GROUP, "version": scale.VERSION,
+                                  "kind": scale.KIND}}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -55,7 +61,7 @@ def _resource_entries(rt: Strategy) -> list[dict[str, Any]]:
     for sub in k.subresources:
         entries.append({"name": f"{k.plural}/{sub}", "singularName": "",
                         "namespaced": k.namespaced, "kind": k.kind,
-                        "verbs": _SUB_VERBS.get(sub, ["get"])})
+                        "verbs": _SUB_VERBS.get(sub, ["get"]), **_SUB_KINDS.get(sub, {})})
     for sub, action in rt.actions.items():
         entries.append({"name": f"{k.plural}/{sub}", "singularName": "",
                         "namespaced": k.namespaced, "kind": action.kind, "verbs": ["create"]})

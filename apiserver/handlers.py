@@ -29,6 +29,7 @@ from apiserver import (
     openapi,
     propagation,
     protobuf,
+    scale,
     tables,
 )
 from apiserver import patch as patches
@@ -186,6 +187,12 @@ class Api:
                                                                           request)
         else:
             name, sub = t.name, t.subresource
+            if sub == scale.SUBRESOURCE and method in ("GET", "PUT", "PATCH"):
+                if method == "GET":
+                    return "get", lambda: self.get_scale(rt, ns, name)
+                if method == "PUT":
+                    return "update", lambda: self.update_scale(rt, ns, name, request)
+                return "patch", lambda: self.patch(rt, ns, name, request, sub)
             if method == "GET" and sub in ("", "status"):
                 return "get", lambda: self.get(rt, ns, name, as_table)
             if method == "PUT" and sub in ("", "status", "finalize"):
@@ -213,6 +220,14 @@ class Api:
                 rt.kind, [obj], objects.now(),
                 resource_version=obj.get("metadata", {}).get("resourceVersion", "")))
         return json_response(data.encode())
+
+    async def get_scale(self, rt: Strategy, ns: str, name: str) -> Response:
+        """``GET <kind>/<name>/scale``: the owner's replica count as a Scale."""
+        data = await anyio.to_thread.run_sync(self.store.get, rt.key,
+                                              ns if rt.kind.namespaced else "", name)
+        if data is None:
+            raise NotFound.of(rt.kind.plural, name, rt.kind.group)
+        return json_response(scale.scale_of(orjson.loads(data)))
 
     async def list(self, rt: Strategy, namespace: str | None, opts: ListOptions,
                    as_table: bool = False) -> Response:
@@ -302,6 +317,21 @@ class Api:
         return with_warnings(json_response(written.obj, 201 if written.created else 200),
                              warnings + who.warnings)
 
+    async def update_scale(self, rt: Strategy, ns: str, name: str,
+                           request: Request) -> Response:
+        """``PUT <kind>/<name>/scale``: the Scale's replicas become the owner's."""
+        decoded = await read_object(request, scale.KIND)
+        body = decoded.document
+        warnings = check_fields(rt, body, field_validation(request), decoded.duplicates,
+                                model=scale.OPENAPI_ROOT)
+        manager = field_manager(rt, request, body, "Update", scale.SUBRESOURCE)
+        who = caller(request)
+        written: Written = await self._commit(
+            self.writes.patch(rt, ns, name, lambda old: scale.scaled(old, body, name),
+                              scale.SUBRESOURCE, None, manager, who), dry_run(request))
+        return with_warnings(json_response(scale.scale_of(written.obj)),
+                             warnings + who.warnings)
+
     async def patch(self, rt: Strategy, ns: str, name: str, request: Request,
                     subresource: str) -> Response:
         flavour = PATCH_TYPES.get(media_type(request))
@@ -325,12 +355,16 @@ class Api:
         else:
             decoded = await decode_body(JSON, raw)
             document = decoded.document
+        # A Scale is patched as a Scale (a view of its owner) and written to the owner.
+        view = subresource == scale.SUBRESOURCE
+        model = scale.OPENAPI_ROOT if view else None
         if create_body is not None:
-            warnings = check_fields(rt, create_body, mode, decoded.duplicates)
+            warnings = check_fields(rt, create_body, mode, decoded.duplicates, model=model)
         else:  # the patch's own repeated keys; the patched object is checked below
-            warnings = check_fields(rt, None, mode, decoded.duplicates)
+            warnings = check_fields(rt, None, mode, decoded.duplicates, model=model)
 
-        def apply_patch(old: dict) -> dict:
+        def apply_patch(stored: dict) -> dict:
+            old = scale.scale_of(stored) if view else stored
             try:
                 if flavour == "json":
                     if not isinstance(document, list):
@@ -348,8 +382,8 @@ class Api:
                 if exc.malformed:
                     raise BadRequest(str(exc)) from None
                 raise Unprocessable(str(exc)) from None
-            warnings.extend(check_fields(rt, patched, mode))
-            return patched
+            warnings.extend(check_fields(rt, patched, mode, model=model))
+            return scale.scaled(stored, patched, name) if view else patched
 
         fields_doc = document if isinstance(document, dict) else {}
         manager = field_manager(rt, request, fields_doc,
@@ -358,7 +392,8 @@ class Api:
         written: Written = await self._commit(
             self.writes.patch(rt, ns, name, apply_patch, subresource, create_body, manager, who),
             dry_run(request))
-        return with_warnings(json_response(written.obj, 201 if written.created else 200),
+        answer = scale.scale_of(written.obj) if view else written.obj
+        return with_warnings(json_response(answer, 201 if written.created else 200),
                              warnings + who.warnings)
 
     async def delete(self, rt: Strategy, ns: str, name: str, request: Request) -> Response:
@@ -453,7 +488,8 @@ async def decode_body(content_type: str, raw: bytes, kind: str | None = None,
     (no text/plain, no forms), so a web page cannot make a user's browser write.
     Protobuf is read only where ``kind`` (what the endpoint takes) is one kubectl
     sends no other way (``protobuf.KINDS``: the access reviews, TokenRequest, and the
-    kinds of kubectl's imperative ``create``: Namespace, ServiceAccount, the RBAC four).
+    kinds of kubectl's imperative ``create``: Namespace, ServiceAccount, the RBAC four,
+    Deployment).
     """
     if content_type == JSON:
         decode, offload = decoding.decode_json, decoding.OFFLOAD_BYTES
@@ -520,10 +556,12 @@ def field_validation(request: Request) -> str:
     return mode
 
 
-def check_fields(rt: Strategy, obj: Any, mode: str, duplicates: Sequence[str] = ()) -> list[str]:
-    """Drop fields the kind does not have; Strict rejects them and keys the body repeats
-    (``duplicates``), Warn reports both, Ignore neither (the last of a repeat wins)."""
-    unknown = openapi.unknown_fields(rt.openapi_root, obj, prune=True)
+def check_fields(rt: Strategy, obj: Any, mode: str, duplicates: Sequence[str] = (), *,
+                 model: str | None = None) -> list[str]:
+    """Drop fields the kind (or ``model``, a subresource's body: Scale) does not have;
+    Strict rejects them and keys the body repeats (``duplicates``), Warn reports both,
+    Ignore neither (the last of a repeat wins)."""
+    unknown = openapi.unknown_fields(model or rt.openapi_root, obj, prune=True)
     if not (unknown or duplicates) or mode == "Ignore":
         return []
     problems = [f'duplicate field "{path}"' for path in duplicates]

@@ -3,7 +3,7 @@
 kubectl's typed requests go out as ``application/vnd.kubernetes.protobuf``: ``auth can-i``
 posts a SelfSubjectAccessReview / SelfSubjectRulesReview, ``create token`` a TokenRequest,
 and the imperative ``create namespace|serviceaccount|role|clusterrole|rolebinding|
-clusterrolebinding`` their kind. Everything else a user writes (``apply -f``, ``create
+clusterrolebinding|deployment`` their kind. Everything else a user writes (``apply -f``, ``create
 -f``) is JSON, and every other protobuf body (``create service …`` among them) stays a
 415. So this is not a protobuf library: it decodes the Kubernetes
 envelope and, inside it, exactly the messages of ``KINDS`` into the dict the same object
@@ -15,7 +15,7 @@ Wire format (k8s.io/apimachinery runtime/serializer/protobuf): the 4 bytes ``k8s
 then a ``runtime.Unknown`` {typeMeta = 1 {apiVersion = 1, kind = 2}, raw = 2,
 contentEncoding = 3, contentType = 4} whose ``raw`` is the object's message. Field
 numbers are those of the generated.proto files of k8s.io/api authorization/v1,
-authentication/v1, core/v1 and rbac/v1 and of apimachinery's meta/v1 (ObjectMeta,
+authentication/v1, core/v1, rbac/v1 and apps/v1 and of apimachinery's meta/v1 (ObjectMeta,
 LabelSelector).
 """
 
@@ -137,6 +137,26 @@ _ROLE_REF = Message({1: ("apiGroup", STRING), 2: ("kind", STRING), 3: ("name", S
 _BINDING = Message({1: ("metadata", OBJECT_META), 2: ("subjects", Repeated(_SUBJECT)),
                     3: ("roleRef", _ROLE_REF)})
 
+# apps/v1 and the core/v1 pod template: `kubectl create deployment NAME --image=… [--replicas]
+# [--port] [-- COMMAND…]`. Only the fields that command sets (and their neighbours kubectl
+# sends empty) are read; a pod spec is otherwise written as YAML, which is JSON's path.
+_CONTAINER_PORT = Message({1: ("name", STRING), 3: ("containerPort", INT64),
+                           4: ("protocol", STRING)})
+_CONTAINER = Message({1: ("name", STRING), 2: ("image", STRING), 3: ("command", STRINGS),
+                      4: ("args", STRINGS), 5: ("workingDir", STRING),
+                      6: ("ports", Repeated(_CONTAINER_PORT)),
+                      7: ("env", Repeated(Message({1: ("name", STRING), 2: ("value", STRING)}))),
+                      14: ("imagePullPolicy", STRING)})
+_POD_SPEC = Message({2: ("containers", Repeated(_CONTAINER)), 3: ("restartPolicy", STRING),
+                     6: ("dnsPolicy", STRING), 7: ("nodeSelector", MapOf(STRING)),
+                     8: ("serviceAccountName", STRING), 10: ("nodeName", STRING)})
+_POD_TEMPLATE = Message({1: ("metadata", OBJECT_META), 2: ("spec", _POD_SPEC)})
+_DEPLOYMENT_SPEC = Message({1: ("replicas", INT64), 2: ("selector", _LABEL_SELECTOR),
+                            3: ("template", _POD_TEMPLATE),
+                            4: ("strategy", Message({1: ("type", STRING)})),
+                            5: ("minReadySeconds", INT64), 6: ("revisionHistoryLimit", INT64),
+                            7: ("paused", BOOL), 9: ("progressDeadlineSeconds", INT64)})
+
 AUTHORIZATION = "authorization.k8s.io/v1"
 AUTHENTICATION = "authentication.k8s.io/v1"
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -154,6 +174,7 @@ KINDS: Mapping[str, tuple[str, Message]] = {
     "ClusterRole": (RBAC, _CLUSTER_ROLE),
     "RoleBinding": (RBAC, _BINDING),
     "ClusterRoleBinding": (RBAC, _BINDING),
+    "Deployment": ("apps/v1", _object(_DEPLOYMENT_SPEC)),
 }
 
 _TYPE_META = Message({1: ("apiVersion", STRING), 2: ("kind", STRING)})

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import kubernetes.client as models
 
+from apiserver import scale
 from apiserver.resources import REGISTRY
 
 OUT = Path(__file__).resolve().parent.parent / "apiserver" / "openapi" / "schemas.json"
@@ -59,6 +60,8 @@ def roots() -> dict[str, tuple[str, str, str]]:
         for action in strategy.actions.values():
             if action.openapi_root:
                 out[action.openapi_root] = (k.group, k.version, action.kind)
+        if scale.SUBRESOURCE in k.subresources:
+            out[scale.OPENAPI_ROOT] = (scale.GROUP, scale.VERSION, scale.KIND)
     return out
 
 

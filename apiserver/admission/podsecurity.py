@@ -13,6 +13,9 @@ unparseable enforce level counts as restricted (fail closed), warn and audit as
 privileged (fail open), exactly as ``PolicyToEvaluate`` does; a Namespace write
 with a bad label is refused as Invalid.
 
+Pod controllers (Deployments, ReplicaSets) have their pod template judged at the
+warn and audit levels only, as Kubernetes does: the pods they create meet enforce.
+
 The checks are pure functions of the pod (``evaluate``), worded as
 k8s.io/pod-security-admission words them, in its order: the baseline checks,
 then either baseline's overlapping checks or the restricted ones. Only the
@@ -492,6 +495,9 @@ def forbidden_reasons(violations: list[Violation]) -> str:
 
 # ---------------------------------------------------------------------------- plugin
 
+# (group, resource) of the kinds whose pod template is judged (warn and audit only).
+POD_CONTROLLERS = frozenset({("apps", "deployments"), ("apps", "replicasets")})
+
 
 @dataclass(frozen=True)
 class PodSecurity:
@@ -500,6 +506,9 @@ class PodSecurity:
     default: Policy
 
     def validate(self, attrs: Attributes, txn: Txn) -> None:
+        if (attrs.group, attrs.resource) in POD_CONTROLLERS and not attrs.subresource:
+            self._pod_controller(attrs, txn)
+            return
         if attrs.group:
             return
         if attrs.resource == "namespaces" and not attrs.subresource:
@@ -526,18 +535,40 @@ class PodSecurity:
                 attrs.warnings.extend(existing_pod_warnings(
                     attrs.name, policy.enforce, txn.list("pods", attrs.name)))
 
-    def _pod(self, attrs: Attributes, txn: Txn) -> None:
-        pod = attrs.obj
-        if attrs.operation not in (CREATE, UPDATE) or pod is None:
-            return
-        if attrs.operation == UPDATE and not is_significant_update(pod, attrs.old or {}):
-            return
+    def _policy(self, attrs: Attributes, txn: Txn) -> Policy:
         namespace = txn.get("namespaces", "", attrs.namespace) or {}
         policy, problems = policy_for(_dict(_dict(namespace.get("metadata")).get("labels")),
                                       self.default)
         if problems:
             log.warning("namespace %s has invalid PodSecurity labels; enforcing %s",
                         attrs.namespace, policy.enforce)
+        return policy
+
+    def _pod_controller(self, attrs: Attributes, txn: Txn) -> None:
+        """``ValidatePodController``: the template at warn and audit, when it changed."""
+        if attrs.operation not in (CREATE, UPDATE) or attrs.obj is None:
+            return
+        template = _dict(_dict(attrs.obj.get("spec")).get("template"))
+        if attrs.operation == UPDATE and \
+                template == _dict(_dict(_dict(attrs.old).get("spec")).get("template")):
+            return
+        policy = self._policy(attrs, txn)
+        audited = evaluate(policy.audit.level, template)
+        if audited:
+            log.info("audit: %s %s/%s would violate PodSecurity %s: %s", attrs.resource,
+                     attrs.namespace, attrs.name, policy.audit, forbidden_detail(audited))
+        warned = evaluate(policy.warn.level, template)
+        if warned:
+            attrs.warnings.append(f'would violate PodSecurity "{policy.warn}": '
+                                  f"{forbidden_detail(warned)}")
+
+    def _pod(self, attrs: Attributes, txn: Txn) -> None:
+        pod = attrs.obj
+        if attrs.operation not in (CREATE, UPDATE) or pod is None:
+            return
+        if attrs.operation == UPDATE and not is_significant_update(pod, attrs.old or {}):
+            return
+        policy = self._policy(attrs, txn)
         results: dict[LevelVersion, list[Violation]] = {}
 
         def judged(lv: LevelVersion) -> list[Violation]:

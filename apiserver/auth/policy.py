@@ -16,7 +16,8 @@ roles list exactly what they call:
   grants ``get`` and ``create serviceaccounts/token`` only for the ServiceAccounts
   of pods bound to the node, and the node's own Lease in ``kube-node-lease``
   (``apiserver/auth/node.py``).
-- ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices and v1 Endpoints, scheduler
+- ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices, Endpoints,
+  ReplicaSets (creating and deleting pods) and Deployments with their status, scheduler
   with ``pods/binding``, node IPAM and lifecycle, pod GC, ServiceAccounts, events,
   its leader-election Lease — ``create`` any, ``get``/``update`` the one named
   ``kube-controller-manager``, as Kubernetes grants —, ClusterRole aggregation, which needs ``escalate``,
@@ -107,13 +108,16 @@ _EDIT_PARTS = [
     r(["impersonate"], ["serviceaccounts"]),
     r(WRITE, ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy"]),
     r(["create"], ["pods/eviction"]),
+    # no endpoints: Kubernetes 1.22 took their write from edit (CVE-2021-25740)
     r(WRITE, ["configmaps", "events", "persistentvolumeclaims", "secrets", "serviceaccounts",
-              "services", "services/proxy", "endpoints"]),
+              "services", "services/proxy"]),
     r(["create"], ["serviceaccounts/token"]),
     r(READ, ["pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "secrets",
              "services/proxy"]),
     r(WRITE, ["endpointslices"], ("discovery.k8s.io",)),
     r(WRITE, ["leases"], ("coordination.k8s.io",)),
+    r(WRITE, ["deployments", "deployments/scale", "deployments/rollback", "replicasets",
+              "replicasets/scale"], ("apps",)),
 ]
 _VIEW_PARTS = [
     r(READ, ["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status",
@@ -125,6 +129,8 @@ _VIEW_PARTS = [
     r(READ, ["namespaces"]),
     r(READ, ["endpointslices"], ("discovery.k8s.io",)),
     r(READ, ["leases"], ("coordination.k8s.io",)),
+    r(READ, ["deployments", "deployments/status", "deployments/scale", "replicasets",
+             "replicasets/status", "replicasets/scale"], ("apps",)),
 ]
 
 _NODE_RULES = [
@@ -142,7 +148,7 @@ _NODE_RULES = [
 
 _CONTROLLER_RULES = [
     r(READ, ["services", "namespaces"]),
-    r(READ + ["create", "patch", "delete"], ["pods"]),
+    r(READ + ["create", "patch", "update", "delete"], ["pods"]),
     r(["create"], ["pods/binding"]),
     r(["patch", "update"], ["pods/status"]),
     r(READ + ["patch", "update"], ["nodes"]),

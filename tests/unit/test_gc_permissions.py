@@ -40,7 +40,7 @@ def authz(*extra_roles: dict, bindings: tuple[dict, ...] = ()) -> Authorization:
     (res("watch", "clusterrolebindings", "rbac.authorization.k8s.io", ns="", name=""), True),
     (res("update", "services", sub="finalizers"), True),  # blockOwnerDeletion on slices
     (res("update", "services"), False),  # patch yes, update no: the collector only patches
-    (res("create", "pods"), False),
+    (res("create", "services"), False),  # the collector creates nothing
 ])
 def test_the_controller_manager_can_collect_garbage(info: RequestInfo, allowed: bool):
     assert authz().authorize(CM, info).allowed is allowed

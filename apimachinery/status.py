@@ -61,6 +61,11 @@ def is_status(data: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(data, dict) and data.get("kind") == "Status"
 
 
+# The cause a create in a deleting namespace is refused with: controllers ignore that
+# refusal (the objects would go with the namespace) and report every other one.
+NAMESPACE_TERMINATING = "NamespaceTerminating"
+
+
 def object_details(plural: str, name: str, group: str = "") -> dict[str, Any]:
     """``details`` naming one object: its name, its resource as ``kind``, and any group."""
     details: dict[str, Any] = {"name": name, "kind": plural}

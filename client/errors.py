@@ -155,6 +155,16 @@ _BY_CODE: dict[int, type[ApiError]] = {cls.default_code: cls for cls in (
     UnsupportedMediaType, Invalid, TooManyRequests)}
 
 
+def namespace_terminating(error: object) -> bool:
+    """A create refused because its namespace is being deleted (Kubernetes' status
+    cause), as opposed to any other 403 (RBAC, Pod Security, quota)."""
+    if not isinstance(error, Forbidden):
+        return False
+    causes = (error.status.get("details") or {}).get("causes") or []
+    return any(c.get("type") == api_status.NAMESPACE_TERMINATING for c in causes
+               if isinstance(c, dict))
+
+
 def error_class(code: int, reason: str) -> type[ApiError]:
     """The most specific class for an HTTP code and a Status reason."""
     if code == 409 and reason == "AlreadyExists":

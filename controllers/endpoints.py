@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 from apimachinery.keys import object_key
 from apimachinery.kinds import ENDPOINTS
-from client.errors import Forbidden, NotFound
+from client.errors import Forbidden, NotFound, namespace_terminating
 from client.http import AsyncClient
 from controllers.backends import manages
 from controllers.endpointsubsets import TriggerTimes, desired_endpoints
@@ -159,7 +159,9 @@ class EndpointsController(Controller):
         if current is None:
             try:
                 written = await self.client.create(ENDPOINTS, body, namespace)
-            except Forbidden as exc:  # the namespace is terminating
+            except Forbidden as exc:
+                if not namespace_terminating(exc):
+                    raise
                 log.info("service %s: not creating endpoints: %s", key, exc.message)
                 return None
             verb = "create"

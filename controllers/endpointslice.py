@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from apimachinery.keys import make_key, object_key
 from apimachinery.kinds import ENDPOINTSLICE
-from client.errors import Forbidden, NotFound
+from client.errors import Forbidden, NotFound, namespace_terminating
 from client.http import AsyncClient
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics
@@ -184,7 +184,9 @@ class EndpointSliceController(Controller):
         for body in plan.creates:
             try:
                 created = await self.client.create(ENDPOINTSLICE, body, namespace)
-            except Forbidden as exc:  # the namespace is terminating
+            except Forbidden as exc:
+                if not namespace_terminating(exc):
+                    raise
                 log.info("service %s: not creating a slice: %s", key, exc.message)
                 return
             self.metrics.wrote(self.name, "create", ENDPOINTSLICE.plural)

@@ -30,7 +30,7 @@ from typing import Any
 
 from apimachinery.keys import make_key, object_key
 from apimachinery.kinds import POD, REPLICASET
-from client.errors import ApiError, Forbidden, NotFound
+from client.errors import ApiError, NotFound, namespace_terminating
 from client.http import AsyncClient
 from controllers.events import Recorder
 from controllers.expectations import Expectations
@@ -279,7 +279,7 @@ class ReplicaSetController(Controller):
                 return_exceptions=True)
             errors: list[ApiError] = []
             for result in results:
-                if isinstance(result, Forbidden):  # the namespace is terminating
+                if namespace_terminating(result):
                     self.expectations.creation_observed(key)
                 elif isinstance(result, ApiError):
                     errors.append(result)

@@ -75,8 +75,12 @@ class NamespaceStrategy(Strategy):
         if ns is None:
             raise NotFound.of("namespaces", name)
         if meta(ns).get("deletionTimestamp"):
-            raise Forbidden(f"unable to create new content in namespace {name} because it is "
-                            "being terminated", details=status.object_details(self.kind.plural, name))
+            message = (f"unable to create new content in namespace {name} because it is "
+                       "being terminated")
+            raise Forbidden(message, details={
+                **status.object_details(self.kind.plural, name),
+                "causes": [{"type": status.NAMESPACE_TERMINATING, "message": message,
+                            "field": "metadata.namespace"}]})
 
     def child_removed(self, ctx: WriteContext, name: str) -> None:
         """A Terminating namespace goes with its last object."""

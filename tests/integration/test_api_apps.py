@@ -255,7 +255,10 @@ def test_controller_manager_may_keep_workloads(callers: Callers, admin: httpx.Cl
     assert kcm.post(f"/api/v1/namespaces/{ns}/pods", json=pod).status_code == 201
     ep = create(kcm, EP.format(ns=ns), {"metadata": {"name": "web"}, "subsets": []})
     assert kcm.put(EP.format(ns=ns) + "/web", json=ep).status_code == 200
-    d = create(kcm, DEPLOY.format(ns=ns), workload("Deployment"))
+    # Deployments are the user's: the controllers roll them out (status, annotations)
+    # and the garbage collector may delete them, but never create one
+    assert kcm.post(DEPLOY.format(ns=ns), json=workload("Deployment")).status_code == 403
+    d = create(admin, DEPLOY.format(ns=ns), workload("Deployment"))
     assert kcm.patch(DEPLOY.format(ns=ns) + "/web/status", headers=MERGE,
                      json={"status": {"observedGeneration": 1}}).status_code == 200
     assert kcm.delete(DEPLOY.format(ns=ns) + "/web").status_code == 200, d

@@ -35,6 +35,7 @@ from client.errors import (
     UnsupportedMediaType,
     error_from_response,
     is_retriable,
+    namespace_terminating,
 )
 from client.http import AsyncClient, Client, RequestBuilder, decode_event, tls_verify
 from tests.conftest import admin_config, free_port, wait_until
@@ -441,6 +442,9 @@ def test_forbidden_in_a_terminating_namespace(api):
     with pytest.raises(Forbidden) as err:
         api.create(SERVICE, service("late"), name)
     assert err.value.code == 403
+    # the cause controllers tell from other refusals (RBAC, Pod Security)
+    assert namespace_terminating(err.value)
+    assert err.value.status["details"]["causes"][0]["field"] == "metadata.namespace"
     api.patch(SERVICE, "keep", {"metadata": {"finalizers": None}}, namespace=name)
 
 

@@ -46,6 +46,8 @@ class Gc:
         obj: dict = {"metadata": {"name": name}, **body}
         if kind is SERVICE:
             obj["spec"] = {"ports": [{"port": 80}], "selector": {"app": name}}
+        if kind in (DEPLOYMENT, REPLICASET):
+            obj["spec"] = workload_spec(name)
         return self.client.create(kind, obj, NS)
 
     def pod(self, name: str, *owners: dict, block: bool = False,
@@ -66,6 +68,13 @@ class Gc:
     def wait_gone(self, kind, *names: str, timeout: float = 15.0) -> None:
         wait_until(lambda: not any(self.exists(kind, n) for n in names), timeout=timeout,
                    what=f"{kind.plural} {', '.join(names)} collected")
+
+
+def workload_spec(name: str) -> dict:
+    """A valid Deployment/ReplicaSet spec with no replicas: only the collector runs here."""
+    return {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
 
 
 def ref(owner: dict, block: bool = False) -> dict:
@@ -113,7 +122,8 @@ def test_background_delete_collects_dependents_of_any_kind(gc: Gc):
 def test_chains_are_collected_down_to_grandchildren(gc: Gc):
     deploy = gc.owner(DEPLOYMENT, "chain")
     rs = gc.client.create(REPLICASET, {"metadata": {"name": "chain-rs",
-                                                    "ownerReferences": [ref(deploy)]}}, NS)
+                                                    "ownerReferences": [ref(deploy)]},
+                                       "spec": workload_spec("chain-rs")}, NS)
     gc.pod("chain-1", rs)
     gc.client.delete(DEPLOYMENT, "chain", NS)
     gc.wait_gone(REPLICASET, "chain-rs")
@@ -271,7 +281,8 @@ def test_bad_delete_options_and_owner_references_are_422_and_change_nothing(gc: 
 def test_foreground_chain_waits_level_by_level(gc: Gc):
     deploy = gc.owner(DEPLOYMENT, "fchain")
     rs = gc.client.create(REPLICASET, {"metadata": {
-        "name": "fchain-rs", "ownerReferences": [ref(deploy, block=True)]}}, NS)
+        "name": "fchain-rs", "ownerReferences": [ref(deploy, block=True)]},
+        "spec": workload_spec("fchain-rs")}, NS)
     gc.pod("fchain-pod", rs, block=True, finalizers=["example.com/hold"])
     gc.client.delete(DEPLOYMENT, "fchain", NS, propagation_policy="Foreground")
     # the ReplicaSet has a dependent of its own: it is deleted in the foreground too

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from apimachinery import status as api_status
 from apimachinery.kinds import ENDPOINTSLICE, LEASE, NODE, POD, SERVICE, Kind
 from client.errors import Conflict, Forbidden, NotFound
 from client.informer import Informer
@@ -250,8 +251,23 @@ def test_terminating_namespace_is_not_retried(api):
     async def main():
         controller, informers = make_slices(api, Clock(), Clock())
         deliver(informers.get(SERVICE), "ADDED", service())
-        api.fail["create"] = Forbidden("namespace default is being terminated")
+        message = "namespace default is being terminated"
+        api.fail["create"] = Forbidden(message, status=api_status.failure(
+            403, "Forbidden", message, details={"causes": [
+                {"type": api_status.NAMESPACE_TERMINATING, "message": message}]}))
         assert await controller.sync("default/web") is None
+
+    run(main())
+
+
+def test_other_refusals_of_a_slice_are_retried(api):
+    """A 403 for any other reason (RBAC, admission) is an error the queue retries."""
+    async def main():
+        controller, informers = make_slices(api, Clock(), Clock())
+        deliver(informers.get(SERVICE), "ADDED", service())
+        api.fail["create"] = Forbidden("endpointslices is forbidden")
+        with pytest.raises(Forbidden):
+            await controller.sync("default/web")
 
     run(main())
 

@@ -433,13 +433,31 @@ def endpointslice_row(eps: Mapping[str, Any], now: datetime, wide: bool) -> list
 
 
 def event_row(ev: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
-    last = (ev.get("lastTimestamp") or ev.get("eventTime")
-            or dig(ev, "series", "lastObservedTime") or ev.get("firstTimestamp")
-            or dig(ev, "metadata", "creationTimestamp"))
+    """kubectl's printEvent: FIRST SEEN from ``firstTimestamp`` (``eventTime`` when
+    unset), LAST SEEN from ``lastTimestamp`` (FIRST SEEN when unset), both and COUNT
+    from ``series`` when an events.k8s.io recorder wrote one; COUNT 1 when unset.
+    The wide columns come last here (kubectl puts SUBOBJECT and SOURCE before MESSAGE)."""
+    first_at = ev.get("firstTimestamp") or ev.get("eventTime")
+    first = age(first_at, now)
+    last = age(ev.get("lastTimestamp"), now) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 1
+    series = ev.get("series")
+    if isinstance(series, Mapping):
+        last = age(series.get("lastObservedTime"), now)
+        count = series.get("count") or count
     involved = ev.get("involvedObject") or {}
-    obj = f"{str(involved.get('kind') or '').lower()}/{involved.get('name') or ''}"
-    return [age(last, now), str(ev.get("type") or ""), str(ev.get("reason") or ""), obj,
-            str(ev.get("message") or "").strip()]
+    kind = str(involved.get("kind") or "").lower()
+    obj = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    cells = [last, str(ev.get("type") or ""), str(ev.get("reason") or ""), obj,
+             str(ev.get("message") or "").strip()]
+    if not wide:
+        return cells
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent") or ""
+    host = source.get("host") or ev.get("reportingInstance") or ""
+    return cells + [str(involved.get("fieldPath") or ""),
+                    f"{component}, {host}" if host else str(component), first, str(count),
+                    name_of(ev)]
 
 
 def serviceaccount_row(sa: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
@@ -505,7 +523,8 @@ NODE_TABLE = TableSpec(("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
 NAMESPACE_TABLE = TableSpec(("NAME", "STATUS", "AGE"), (), namespace_row)
 ENDPOINTSLICE_TABLE = TableSpec(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (),
                                 endpointslice_row)
-EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), (), event_row,
+EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
+                        ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME"), event_row,
                         name_column=-1)
 SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
 LEASE_TABLE = TableSpec(("NAME", "HOLDER", "AGE"), (), lease_row)

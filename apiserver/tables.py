@@ -42,18 +42,14 @@ def _title(header: str) -> str:
 
 
 def column_definitions(spec: tables.TableSpec) -> list[dict[str, Any]]:
-    columns = []
-    for priority, names in ((0, spec.columns), (1, spec.wide_columns)):
-        for name in names:
-            column: dict[str, Any] = {
-                "name": _title(name),
-                "type": "string",  # RESTARTS too: "3 (5m ago)", as Kubernetes sends it
-                "format": "name" if name == "NAME" else "",
-                "description": _DESCRIPTIONS.get(name, ""),
-                "priority": priority,
-            }
-            columns.append(column)
-    return columns
+    """Every column in the ``-o wide`` order (the order of each row's cells); kubectl
+    leaves out the priority-1 ones without ``-o wide``."""
+    return [{"name": _title(name),
+             "type": "string",  # RESTARTS too: "3 (5m ago)", as Kubernetes sends it
+             "format": "name" if name == "NAME" else "",
+             "description": _DESCRIPTIONS.get(name, ""),
+             "priority": 0 if name in spec.columns else 1}
+            for name in spec.header(wide=True)]
 
 
 def row(spec: tables.TableSpec, obj: dict, now: datetime) -> dict[str, Any]:

@@ -117,6 +117,20 @@ def event_name(object_name: str, now: float) -> str:
     return f"{object_name}.{int(now * 1e9):x}"
 
 
+class EventNamer:
+    """``event_name`` made unique within a process: two events in the same nanosecond
+    (or under a coarse or fake clock) get successive numbers instead of one name,
+    which would make the second write patch the first event."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self, object_name: str, now: float) -> str:
+        nanos = max(int(now * 1e9), self._last + 1)
+        self._last = nanos
+        return f"{object_name}.{nanos:x}"
+
+
 def stamp(now: float) -> str:
     """metav1.Time: whole seconds."""
     return format_time(float(int(now)))
@@ -152,8 +166,10 @@ class EventCorrelator:
 
     def __init__(self, *, clock: Callable[[], float], lru_size: int = LRU_SIZE,
                  max_similar: int = MAX_SIMILAR, aggregate_interval: float = AGGREGATE_INTERVAL,
-                 burst: int = SPAM_BURST, refill: float = SPAM_REFILL) -> None:
+                 burst: int = SPAM_BURST, refill: float = SPAM_REFILL,
+                 namer: Callable[[str, float], str] | None = None) -> None:
         self._clock = clock
+        self.namer = namer or EventNamer()
         self._max_similar = max_similar
         self._interval = aggregate_interval
         self._burst, self._refill = burst, refill
@@ -188,7 +204,7 @@ class EventCorrelator:
         involved = event.get("involvedObject") or {}
         combined = {**event, "message": COMBINED_PREFIX + str(event.get("message") or ""),
                     "metadata": {**(event.get("metadata") or {}),
-                                 "name": event_name(str(involved.get("name") or ""), now)},
+                                 "name": self.namer(str(involved.get("name") or ""), now)},
                     "firstTimestamp": stamp(now), "lastTimestamp": stamp(now), "count": 1}
         return combined, agg
 

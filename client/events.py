@@ -83,9 +83,11 @@ class Recorder:
 
     def record(self, obj: Mapping[str, Any], *, kind: str, type_: str, reason: str,
                message: str, api_version: str = "v1", field_path: str = "") -> None:
+        now = self._wall()
         body = event_body(obj, kind=kind, api_version=api_version, type_=type_,
                           reason=reason, message=message, component=self.component,
-                          now=self._wall(), host=self.host, field_path=field_path)
+                          now=now, host=self.host, field_path=field_path)
+        body["metadata"]["name"] = self.correlator.namer(body["involvedObject"]["name"], now)
         write = self.correlator.correlate(body)
         if write is None:
             log.debug("event %s about %s %s dropped by the spam filter", reason, kind,

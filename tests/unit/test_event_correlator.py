@@ -10,6 +10,7 @@ from typing import Any
 from client.correlator import (
     COMBINED_PREFIX,
     EventCorrelator,
+    EventNamer,
     Lru,
     TokenBucket,
     event_key,
@@ -179,3 +180,20 @@ def test_event_key_ignores_time_and_name() -> None:
     a = ev(clock)
     clock.now += 5
     assert event_key(a) == event_key(ev(clock))
+
+
+def test_events_in_the_same_nanosecond_get_distinct_names() -> None:
+    """Otherwise the second one's create fails and its repeats patch the first."""
+    namer = EventNamer()
+    assert namer("web", 1.0) == f"web.{10**9:x}"
+    assert namer("web", 1.0) == f"web.{10**9 + 1:x}"
+    assert namer("db", 0.5) == f"db.{10**9 + 2:x}"  # never backwards either
+    clock = Clock()
+    c = EventCorrelator(clock=clock)
+    first = c.correlate({**ev(clock), "metadata": {"name": c.namer("web", clock()),
+                                                   "namespace": "default"}})
+    for i in range(9):
+        w = c.correlate(ev(clock, message=f"m{i}"))
+    assert first is not None and w is not None
+    assert w.body["message"].startswith(COMBINED_PREFIX)
+    assert w.body["metadata"]["name"] != first.body["metadata"]["name"]

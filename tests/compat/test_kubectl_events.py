@@ -58,6 +58,13 @@ def test_get_describe_and_events_show_counts(kubectl: Kubectl, apiserver: ApiSer
     assert seconds(by_reason["Unhealthy"][0]) in range(10, 20)
     assert seconds(by_reason["Started"][0]) in range(100, 110)
 
+    # --sort-by asks for the whole objects in the rows (includeObject=Object)
+    ordered = table(kubectl.out("get", "events", "--sort-by", ".lastTimestamp"))
+    assert [r[2] for r in ordered[1:]] == ["Started", "Unhealthy"]
+    newest_first = table(kubectl.out("get", "events", "--sort-by", ".firstTimestamp",
+                                     "-o", "wide"))
+    assert [r[-2] for r in newest_first[1:]] == ["1", "3"]
+
     wide = table(kubectl.out("get", "events", "-o", "wide", "--field-selector",
                              "reason=Unhealthy"))
     assert wide[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE",

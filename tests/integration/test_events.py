@@ -117,3 +117,26 @@ def test_field_selectors_kubectl_sends(apiserver: ApiServer) -> None:
     wait_until(lambda: len(client.list(EVENT, NS, field_selector="type=Warning,"
                                        "involvedObject.name!=web-3")["items"]) == 1)
     client.close()
+
+
+def test_table_rows_carry_what_include_object_asks_for(apiserver: ApiServer) -> None:
+    """kubectl get --sort-by asks for Object (it sorts on the rows' objects)."""
+    client = Client(admin_config(apiserver.url))
+    make_pod(client, "web-5")
+    accept = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    with apiserver.http(headers=accept) as http:
+        def rows(**params: str) -> list[dict[str, Any]]:
+            resp = http.get("/api/v1/namespaces/default/pods", params=params)
+            assert resp.status_code == 200, resp.text
+            return resp.json()["rows"]
+
+        assert rows()[0]["object"]["kind"] == "PartialObjectMetadata"
+        assert rows(includeObject="Metadata")[0]["object"]["kind"] == "PartialObjectMetadata"
+        full = rows(includeObject="Object")[0]["object"]
+        assert full["kind"] == "Pod" and full["spec"]["containers"][0]["name"] == "c"
+        assert "object" not in rows(includeObject="None")[0]
+        resp = http.get("/api/v1/namespaces/default/pods", params={"includeObject": "All"})
+        assert resp.status_code == 400
+        assert resp.json()["message"] == ('invalid includeObject "All": must be one of None, '
+                                          "Metadata, Object")
+    client.close()

@@ -15,6 +15,7 @@ import pytest
 from apimachinery.kinds import EVENT
 from tests.compat.conftest import KUBECTL, Kubectl, table
 from tests.conftest import admin_kubeconfig, wait_until
+from tests.integration.test_mpctl import ok
 from tests.integration.test_nodeagent import (  # noqa: F401 - the module's cluster fixture
     NS,
     Cluster,
@@ -78,6 +79,10 @@ def test_failing_readiness_probe_is_one_unhealthy_event_with_its_output_and_a_co
                      f"Readiness probe failed: {NOT_READY_OUTPUT}", described), described
     assert re.search(r"Normal\s+Started\s+\S+\s+kubelet\s+spec\.containers\{web\}: "
                      "Started container web", described), described
+    mp = ok(cluster.agents["node-a"].api, "describe", "pod", "unready")
+    assert re.search(r"Warning\s+Unhealthy\s+\S+ \(x\d+ over \S+\)\s+kubelet\s+"
+                     r"spec\.containers\{web\}: "
+                     f"Readiness probe failed: {NOT_READY_OUTPUT}", mp), mp
     rows = table(k.out("get", "events", "--field-selector",
                        "reason=Unhealthy,involvedObject.name=unready"))
     assert rows[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]

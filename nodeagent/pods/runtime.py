@@ -11,7 +11,8 @@ root, no token yet) waits with ``CreateContainerConfigError`` and is retried. Ea
 in ``<state>/pods/<uid>/pod.json`` so a restarted agent adopts the process instead
 of starting another. On ``deletionTimestamp`` it sends SIGTERM, waits the grace
 period, sends SIGKILL, removes the namespace, releases the IP and deletes the Pod
-with grace 0.
+with grace 0. What it does and sees (started, killed, unhealthy, backing off,
+failed) it reports as kubelet's events (``events``).
 """
 
 from __future__ import annotations

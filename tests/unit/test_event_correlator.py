@@ -5,6 +5,7 @@ A fake clock moves time; no I/O.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from client.correlator import (
@@ -15,7 +16,7 @@ from client.correlator import (
     TokenBucket,
     event_key,
 )
-from client.events import event_body
+from client.events import MAX_QUEUED, Recorder, event_body
 
 POD = {"metadata": {"name": "web", "namespace": "default", "uid": "u-1"}}
 OTHER = {"metadata": {"name": "db", "namespace": "default", "uid": "u-2"}}
@@ -197,3 +198,62 @@ def test_events_in_the_same_nanosecond_get_distinct_names() -> None:
     assert first is not None and w is not None
     assert w.body["message"].startswith(COMBINED_PREFIX)
     assert w.body["metadata"]["name"] != first.body["metadata"]["name"]
+
+
+# -- the recorder's writer, against an API server that stalls (a fault a real one
+# -- does not produce on demand)
+
+
+class StalledApi:
+    """Holds every create until ``release``; records what was sent."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.sent: list[tuple[str, str]] = []
+
+    async def create(self, kind: Any, body: dict[str, Any], namespace: str) -> dict[str, Any]:
+        self.sent.append(("create", body["reason"]))
+        await self.release.wait()
+        return body
+
+    async def patch(self, kind: Any, name: str, patch: Any, *, namespace: str
+                    ) -> dict[str, Any]:
+        self.sent.append(("patch", name))
+        return {"metadata": {"name": name}, "count": patch["count"]}
+
+
+def test_recorder_never_waits_and_sheds_events_beyond_its_queue() -> None:
+    async def main() -> None:
+        api = StalledApi()
+        clock = Clock()
+        recorder = Recorder(api, "kubelet", wall=clock, host="node-a",  # type: ignore[arg-type]
+                            correlator=EventCorrelator(clock=clock, burst=10_000))
+        for i in range(MAX_QUEUED + 50):
+            recorder.record(POD, kind="Pod", type_="Normal", reason=f"R{i}", message="m")
+        await asyncio.sleep(0.01)
+        assert api.sent == [("create", "R0")]  # one in flight, in order, the rest queued
+        api.release.set()
+        await recorder.flush(5.0)
+        # record() ran 250 times before the writer first ran: the first MAX_QUEUED
+        # were queued, the rest dropped
+        assert len(api.sent) == MAX_QUEUED
+        assert api.sent[-1] == ("create", f"R{MAX_QUEUED - 1}")
+        await recorder.close()
+
+    asyncio.run(main())
+
+
+def test_recorder_patches_a_repeat_after_its_create() -> None:
+    async def main() -> None:
+        api = StalledApi()
+        api.release.set()
+        clock = Clock()
+        recorder = Recorder(api, "kubelet", wall=clock)  # type: ignore[arg-type]
+        for _ in range(3):
+            recorder.record(POD, kind="Pod", type_="Warning", reason="BackOff", message="m")
+        await recorder.flush(5.0)
+        name = f"web.{int(clock() * 1e9):x}"
+        assert api.sent == [("create", "BackOff"), ("patch", name), ("patch", name)]
+        await recorder.close()
+
+    asyncio.run(main())

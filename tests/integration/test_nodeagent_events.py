@@ -73,7 +73,7 @@ def test_failing_readiness_probe_is_one_unhealthy_event_with_its_output_and_a_co
 
     k = kubectl(cluster, tmp_path)
     described = k.out("describe", "pod", "unready")
-    # kubectl 1.32 puts the container's fieldPath before the message, as for kubelet's
+    # kubectl 1.37 (the test extras') puts the container's fieldPath before the message
     assert re.search(r"Warning\s+Unhealthy\s+\S+ \(x\d+ over \S+\)\s+kubelet\s+"
                      r"spec\.containers\{web\}: "
                      f"Readiness probe failed: {NOT_READY_OUTPUT}", described), described

@@ -239,8 +239,9 @@ def test_long_and_multiline_annotations() -> None:
 
 
 def test_describe_events_name_the_container_and_fall_back_to_the_reporting_component() -> None:
-    """As kubectl 1.32: a container's event (``involvedObject.fieldPath``) starts with
-    the field path; without ``source`` the From column is ``reportingComponent``."""
+    """As kubectl 1.37 (the tested one): a container's event (``involvedObject.fieldPath``)
+    starts with the field path; without ``source`` the From column is
+    ``reportingComponent``."""
     events = [
         {"type": "Warning", "reason": "Unhealthy",
          "source": {"component": "kubelet", "host": "node-1"},

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -67,19 +68,64 @@ def event_body(obj: Mapping[str, Any], *, kind: str, api_version: str, type_: st
     }
 
 
+class _Writer:
+    """The one queue and task that send a process's event writes, in order."""
+
+    def __init__(self, client: AsyncClient, correlator: EventCorrelator) -> None:
+        self.client = client
+        self.correlator = correlator
+        self.queue: asyncio.Queue[Write] = asyncio.Queue(MAX_QUEUED)
+        self.task: asyncio.Task[None] | None = None
+
+    def put(self, write: Write) -> bool:
+        try:
+            self.queue.put_nowait(write)
+        except asyncio.QueueFull:
+            return False
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._loop(), name="event-writer")
+        return True
+
+    async def _loop(self) -> None:
+        while True:
+            write = await self.queue.get()
+            try:
+                written = await self._send(write)
+            except ApiError as exc:
+                log.debug("event %s not written: %s", write.body["reason"], exc.message)
+            else:
+                self.correlator.update_state(write.key, written)
+            finally:
+                self.queue.task_done()
+
+    async def _send(self, write: Write) -> dict[str, Any]:
+        ns = write.body["metadata"]["namespace"]
+        if write.patch is not None:
+            with contextlib.suppress(NotFound):
+                return await self.client.patch(EVENT, write.body["metadata"]["name"],
+                                               write.patch, namespace=ns)
+        return await self.client.create(EVENT, write.body, ns)
+
+
 class Recorder:
     """Writes one component's events in the background (see the module docstring)."""
 
     def __init__(self, client: AsyncClient, component: str, *,
                  wall: Callable[[], float], host: str = "",
                  correlator: EventCorrelator | None = None) -> None:
-        self.client = client
         self.component = component
         self.host = host
         self._wall = wall
         self.correlator = correlator or EventCorrelator(clock=wall)
-        self._queue: asyncio.Queue[Write] = asyncio.Queue(MAX_QUEUED)
-        self._writer: asyncio.Task[None] | None = None
+        self._writer = _Writer(client, self.correlator)
+
+    def for_component(self, component: str) -> Recorder:
+        """The same recorder (queue, writer, correlator) reporting as ``component``,
+        as kube-controller-manager's controllers each name themselves
+        (``default-scheduler``, ``node-controller``) on one event broadcaster."""
+        view = copy.copy(self)
+        view.component = component
+        return view
 
     def record(self, obj: Mapping[str, Any], *, kind: str, type_: str, reason: str,
                message: str, api_version: str = "v1", field_path: str = "") -> None:
@@ -92,41 +138,16 @@ class Recorder:
         if write is None:
             log.debug("event %s about %s %s dropped by the spam filter", reason, kind,
                       body["involvedObject"]["name"])
-            return
-        try:
-            self._queue.put_nowait(write)
-        except asyncio.QueueFull:
+        elif not self._writer.put(write):
             log.debug("event %s about %s dropped: %d writes waiting", reason, kind, MAX_QUEUED)
-            return
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_loop(), name="event-writer")
-
-    async def _write_loop(self) -> None:
-        while True:
-            write = await self._queue.get()
-            try:
-                written = await self._send(write)
-            except ApiError as exc:
-                log.debug("event %s not written: %s", write.body["reason"], exc.message)
-            else:
-                self.correlator.update_state(write.key, written)
-            finally:
-                self._queue.task_done()
-
-    async def _send(self, write: Write) -> dict[str, Any]:
-        ns = write.body["metadata"]["namespace"]
-        if write.patch is not None:
-            with contextlib.suppress(NotFound):
-                return await self.client.patch(EVENT, write.body["metadata"]["name"],
-                                               write.patch, namespace=ns)
-        return await self.client.create(EVENT, write.body, ns)
 
     async def flush(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for queued writes (before a clean stop)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._queue.join()
+                await self._writer.queue.join()
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await cancel_and_wait([self._writer])
+        """Stop the writer (of every ``for_component`` view too)."""
+        if self._writer.task is not None:
+            await cancel_and_wait([self._writer.task])

@@ -210,9 +210,11 @@ class StalledApi:
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.sent: list[tuple[str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
 
     async def create(self, kind: Any, body: dict[str, Any], namespace: str) -> dict[str, Any]:
         self.sent.append(("create", body["reason"]))
+        self.bodies.append(body)
         await self.release.wait()
         return body
 
@@ -255,5 +257,25 @@ def test_recorder_patches_a_repeat_after_its_create() -> None:
         name = f"web.{int(clock() * 1e9):x}"
         assert api.sent == [("create", "BackOff"), ("patch", name), ("patch", name)]
         await recorder.close()
+
+    asyncio.run(main())
+
+
+def test_component_views_share_one_writer_and_name_themselves() -> None:
+    async def main() -> None:
+        api = StalledApi()
+        api.release.set()
+        clock = Clock()
+        recorder = Recorder(api, "mp-controllers", wall=clock)  # type: ignore[arg-type]
+        scheduler = recorder.for_component("default-scheduler")
+        scheduler.record(POD, kind="Pod", type_="Normal", reason="Scheduled", message="m")
+        recorder.record(POD, kind="Pod", type_="Normal", reason="Other", message="m")
+        assert scheduler._writer is recorder._writer
+        await recorder.flush(5.0)
+        assert [reason for _, reason in api.sent] == ["Scheduled", "Other"]
+        assert [b["source"]["component"] for b in api.bodies] == ["default-scheduler",
+                                                                 "mp-controllers"]
+        await recorder.close()
+        assert scheduler._writer.task is not None and scheduler._writer.task.done()
 
     asyncio.run(main())

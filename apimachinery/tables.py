@@ -433,13 +433,29 @@ def endpointslice_row(eps: Mapping[str, Any], now: datetime, wide: bool) -> list
 
 
 def event_row(ev: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
-    last = (ev.get("lastTimestamp") or ev.get("eventTime")
-            or dig(ev, "series", "lastObservedTime") or ev.get("firstTimestamp")
-            or dig(ev, "metadata", "creationTimestamp"))
+    """kubectl's printEvent: FIRST SEEN from ``firstTimestamp`` (``eventTime`` when
+    unset), LAST SEEN from ``lastTimestamp`` (FIRST SEEN when unset), both and COUNT
+    from ``series`` when an events.k8s.io recorder wrote one; COUNT 1 when unset."""
+    first = age(ev.get("firstTimestamp") or ev.get("eventTime"), now)
+    last = age(ev.get("lastTimestamp"), now) if ev.get("lastTimestamp") else first
+    count = ev.get("count") or 1
+    series = ev.get("series")
+    if isinstance(series, Mapping):
+        last = age(series.get("lastObservedTime"), now)
+        count = series.get("count") or count
     involved = ev.get("involvedObject") or {}
-    obj = f"{str(involved.get('kind') or '').lower()}/{involved.get('name') or ''}"
-    return [age(last, now), str(ev.get("type") or ""), str(ev.get("reason") or ""), obj,
-            str(ev.get("message") or "").strip()]
+    kind = str(involved.get("kind") or "").lower()
+    obj = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    kind_cells = [last, str(ev.get("type") or ""), str(ev.get("reason") or ""), obj]
+    message = str(ev.get("message") or "").strip()
+    if not wide:
+        return [*kind_cells, message]
+    source = ev.get("source") or {}
+    component = source.get("component") or ev.get("reportingComponent") or ""
+    host = source.get("host") or ev.get("reportingInstance") or ""
+    return [*kind_cells, str(involved.get("fieldPath") or ""),
+            f"{component}, {host}" if host else str(component), message, first, str(count),
+            name_of(ev)]
 
 
 def serviceaccount_row(sa: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
@@ -580,6 +596,15 @@ class TableSpec:
     wide_columns: tuple[str, ...]
     row: RowFn
     name_column: int = 0
+    # Where the wide columns go when they are not all last (kubectl's event table puts
+    # SUBOBJECT and SOURCE before MESSAGE): every column, in the -o wide order, which
+    # is the order the row function returns its wide cells in.
+    wide_layout: tuple[str, ...] = ()
+
+    def header(self, wide: bool) -> list[str]:
+        if not wide:
+            return list(self.columns)
+        return list(self.wide_layout or self.columns + self.wide_columns)
 
 
 SERVICE_TABLE = TableSpec(("NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"),
@@ -592,8 +617,11 @@ NODE_TABLE = TableSpec(("NAME", "STATUS", "ROLES", "AGE", "VERSION"),
 NAMESPACE_TABLE = TableSpec(("NAME", "STATUS", "AGE"), (), namespace_row)
 ENDPOINTSLICE_TABLE = TableSpec(("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"), (),
                                 endpointslice_row)
-EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"), (), event_row,
-                        name_column=-1)
+EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
+                        ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME"), event_row,
+                        name_column=-1,
+                        wide_layout=("LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT",
+                                     "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"))
 SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
 LEASE_TABLE = TableSpec(("NAME", "HOLDER", "AGE"), (), lease_row)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
@@ -636,7 +664,7 @@ def table_spec(kind: Kind) -> TableSpec:
 def table_header(kind: Kind, *, wide: bool = False, all_namespaces: bool = False,
                  show_labels: bool = False) -> list[str]:
     spec = table_spec(kind)
-    header = list(spec.columns) + (list(spec.wide_columns) if wide else [])
+    header = spec.header(wide)
     if all_namespaces and kind.namespaced:
         header.insert(0, "NAMESPACE")
     if show_labels:

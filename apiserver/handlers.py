@@ -169,7 +169,8 @@ class Api:
             raise MethodNotAllowed(f'{method} is not supported on resources of kind '
                                    f'"{rt.kind.kind}": it is create-only')
         q = query(request)
-        as_table = method == "GET" and tables.wants_table(request.headers.get("accept", ""))
+        as_table = tables.table_request(request.headers.get("accept", ""), q) \
+            if method == "GET" else None
         if t.name is None:
             if method == "GET":
                 opts = parse_list_options(q, rt)
@@ -209,7 +210,8 @@ class Api:
 
     # ------------------------------------------------------------------ reads
 
-    async def get(self, rt: Strategy, ns: str, name: str, as_table: bool) -> Response:
+    async def get(self, rt: Strategy, ns: str, name: str,
+                  as_table: tables.TableRequest | None) -> Response:
         data = await anyio.to_thread.run_sync(self.store.get, rt.key,
                                               ns if rt.kind.namespaced else "", name)
         if data is None:
@@ -218,7 +220,8 @@ class Api:
             obj = orjson.loads(data)
             return table_response(tables.table(
                 rt.kind, [obj], objects.now(),
-                resource_version=obj.get("metadata", {}).get("resourceVersion", "")))
+                resource_version=obj.get("metadata", {}).get("resourceVersion", ""),
+                request=as_table))
         return json_response(data.encode())
 
     async def get_scale(self, rt: Strategy, ns: str, name: str) -> Response:
@@ -230,7 +233,7 @@ class Api:
         return json_response(scale.scale_of(orjson.loads(data)))
 
     async def list(self, rt: Strategy, namespace: str | None, opts: ListOptions,
-                   as_table: bool = False) -> Response:
+                   as_table: tables.TableRequest | None = None) -> Response:
         if self.cache is not None and listcache.serves(opts):
             return await self._list_cached(self.cache, rt, namespace, opts, as_table)
         revision, after = await self._list_revision(opts)
@@ -249,11 +252,13 @@ class Api:
         if as_table:
             return table_response(tables.table(
                 rt.kind, [orjson.loads(d) for d in page.items], objects.now(),
-                resource_version=meta["resourceVersion"], continue_token=meta.get("continue", "")))
+                resource_version=meta["resourceVersion"], continue_token=meta.get("continue", ""),
+                request=as_table))
         return list_response(rt, meta, ",".join(page.items).encode())
 
     async def _list_cached(self, cache: ListCache, rt: Strategy, namespace: str | None,
-                           opts: ListOptions, as_table: bool) -> Response:
+                           opts: ListOptions, as_table: tables.TableRequest | None
+                           ) -> Response:
         """A list any recent state satisfies, from the watch cache (no limit, no continue)."""
         if opts.resource_version != "0":
             await require_revision(self.hub, int(opts.resource_version or 0))
@@ -265,7 +270,7 @@ class Api:
         if as_table:
             return table_response(tables.table(
                 rt.kind, [orjson.loads(d) for d in page.items], objects.now(),
-                resource_version=str(page.revision)))
+                resource_version=str(page.revision), request=as_table))
         return list_response(rt, {"resourceVersion": str(page.revision)},
                              ",".join(page.items).encode())
 
@@ -283,7 +288,7 @@ class Api:
         return (wanted if exact else None), None
 
     async def watch(self, rt: Strategy, namespace: str | None, opts: ListOptions,
-                    as_table: bool = False) -> Response:
+                    as_table: tables.TableRequest | None = None) -> Response:
         req = WatchRequest(rt, namespace, opts, as_table)
         await self.watcher.prepare(req)
         self.metrics.watchers_started += 1

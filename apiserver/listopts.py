@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from apimachinery.labels import (
+    FieldRequirement,
     FieldSelector,
     LabelSelector,
     SelectorError,
@@ -61,6 +62,15 @@ class ListOptions:
         return keep
 
 
+def _resolve_aliases(fields: FieldSelector, aliases: Mapping[str, str]) -> FieldSelector:
+    """A selectable field whose name is not its path (an Event's ``source`` is
+    ``source.component``) → its path, which is what objects are matched on."""
+    if not aliases or not any(r.field in aliases for r in fields.requirements):
+        return fields
+    return FieldSelector(tuple(FieldRequirement(aliases.get(r.field, r.field), r.op, r.value)
+                               for r in fields.requirements))
+
+
 def _flag(params: Mapping[str, str], name: str) -> bool | None:
     value = params.get(name)
     if value is None:
@@ -95,7 +105,9 @@ def _int(params: Mapping[str, str], name: str) -> int | None:
 def parse_list_options(params: Mapping[str, str], rt: Strategy) -> ListOptions:
     try:
         labels = parse_label_selector(params.get("labelSelector"))
-        fields = parse_field_selector(params.get("fieldSelector"), rt.field_selectors)
+        fields = _resolve_aliases(
+            parse_field_selector(params.get("fieldSelector"), rt.field_selectors),
+            rt.field_aliases)
     except SelectorError as exc:
         raise BadRequest(str(exc)) from None
     watch = watch_requested(params)

@@ -117,12 +117,13 @@ class WatchRequest:
     rt: Strategy
     namespace: str | None
     opts: ListOptions
-    as_table: bool = False  # kubectl get -w: every object is a one-row Table
+    as_table: tables.TableRequest | None = None  # kubectl get -w: one-row Tables
 
     def line(self, kind: str, data: str) -> bytes:
         if not self.as_table:
             return event_line(kind, data)
-        obj = tables.table(self.rt.kind, [orjson.loads(data)], objects.now())
+        obj = tables.table(self.rt.kind, [orjson.loads(data)], objects.now(),
+                           request=self.as_table)
         return b'{"type":"' + kind.encode() + b'","object":' + orjson.dumps(obj) + b"}\n"
 
     def batch_lines(self, batches: Iterable[Batch], after: int,

@@ -72,6 +72,11 @@ RESYNC_PERIOD = 600.0
 # Four watches from one process are no load for a restarting API server, and the
 # cap bounds how long the world stays unreconciled after it is back.
 WATCH_BACKOFF = Backoff(base=0.2, cap=5.0)
+# The event sources kube-scheduler and kube-controller-manager's node lifecycle
+# controller report as (kubectl describe's From column); the rest report as
+# "mp-controllers".
+SCHEDULER_COMPONENT = "default-scheduler"
+NODE_LIFECYCLE_COMPONENT = "node-controller"
 
 
 def build_controllers(config: Config, client: AsyncClient, informers: SharedInformers,
@@ -86,7 +91,8 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
     if "endpoint" in chosen:
         controllers.append(EndpointsController(client, informers, metrics))
     if "scheduler" in chosen:
-        controllers.append(Scheduler(client, informers, metrics, recorder=recorder))
+        controllers.append(Scheduler(client, informers, metrics,
+                                     recorder=recorder.for_component(SCHEDULER_COMPONENT)))
     if "nodeipam" in chosen:
         controllers.append(NodeIpamController(
             client, informers, metrics,
@@ -94,7 +100,7 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
     if "nodelifecycle" in chosen:
         controllers.append(NodeLifecycleController(
             client, informers, metrics, grace_period=config.node_monitor_grace_period,
-            recorder=recorder))
+            recorder=recorder.for_component(NODE_LIFECYCLE_COMPONENT)))
     if "podgc" in chosen:
         controllers.append(PodGcController(client, informers, metrics))
     if "serviceaccount" in chosen:

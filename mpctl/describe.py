@@ -122,9 +122,14 @@ def _events(w: _Writer, events: Sequence[Obj] | None, now: datetime) -> None:
             interval = f"{age(e.get('lastTimestamp'), now)} (x{count} over {first})"
         else:
             interval = first
-        source = dig(e, "source", "component") or e.get("reportingController") or ""
+        # reportingController is reportingComponent on the wire
+        source = dig(e, "source", "component") or e.get("reportingComponent") or ""
+        message = str(e.get("message") or "").strip()
+        field_path = dig(e, "involvedObject", "fieldPath")
+        if field_path:  # a container's event: named first, as kubectl 1.37 does (1.32 not)
+            message = f"{field_path}: {message}"
         w.write(1, f"{e.get('type') or ''}\t{e.get('reason') or ''}\t{interval}\t{source}\t"
-                   f"{str(e.get('message') or '').strip()}\n")
+                   f"{message}\n")
 
 
 # --------------------------------------------------------------------------- Service

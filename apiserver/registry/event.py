@@ -14,6 +14,8 @@ class EventStrategy(Strategy):
         "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
         "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
         "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type")
+    # Kubernetes' EventToSelectableFields: ``source`` is the reporting component.
+    field_aliases = {"source": "source.component"}
     table = tables.EVENT_TABLE
     openapi_root = "CoreV1Event"
 

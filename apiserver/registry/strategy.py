@@ -117,6 +117,8 @@ class Strategy:
     rules: ClassVar[validation.Rules] = validation.Rules()
     # Field selectors beyond metadata.name / metadata.namespace.
     extra_fields: ClassVar[tuple[str, ...]] = ()
+    # Selectable fields named apart from their path, e.g. an Event's ``source``.
+    field_aliases: ClassVar[Mapping[str, str]] = {}
     # PUT of a missing object creates it (Services do; most kinds answer 404).
     create_on_update: ClassVar[bool] = False
     # DELETE answers with the deleted object instead of a Status.

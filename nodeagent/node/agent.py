@@ -24,12 +24,14 @@ from apimachinery.kinds import NODE
 from apimachinery.nodelease import duration_for
 from client.backoff import Backoff
 from client.errors import AlreadyExists, ApiError, NotFound
+from client.events import Recorder
 from client.http import AsyncClient
 from client.informer import Informer
 from componentbase.tasks import cancel_and_wait
 from nodeagent.node import network
 from nodeagent.node.lease import NodeLease
 from nodeagent.node.report import report_due
+from nodeagent.pods import events as pod_events
 from nodeagent.pods.manager import PodManager
 from nodeagent.pods.runtime import RuntimeConfig
 from nodeagent.pods.status import format_time
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF = Backoff(base=0.1, cap=5.0)
 VERSION = "v1.30.0-miniplane"
+EVENT_FLUSH = 2.0  # seconds a stopping agent gives its last events to reach the API
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,11 @@ class NodeAgent:
         self.nodes.add_handler(lambda _n: self._nodes_changed(),
                                lambda _o, _n: self._nodes_changed(),
                                lambda _n: self._nodes_changed())
-        self.pods = PodManager(self.client, cfg.runtime, node=cfg.node)
+        # kubelet's events (source kubelet, host <node>): see nodeagent.pods.events
+        self.recorder = Recorder(self.client, pod_events.COMPONENT, wall=time.time,
+                                 host=cfg.node)
+        self.pods = PodManager(self.client, cfg.runtime, node=cfg.node,
+                               recorder=self.recorder)
         self.pods.before_writes = self._ensure_ready
         self.lease = NodeLease(self.client, cfg.node,
                                duration=duration_for(cfg.heartbeat_interval))
@@ -119,6 +126,8 @@ class NodeAgent:
             await self._stop.wait()
         finally:
             await cancel_and_wait(tasks)
+            await self.recorder.flush(EVENT_FLUSH)
+            await self.recorder.close()
             await self.client.aclose()
 
     async def _register(self) -> None:

@@ -28,6 +28,7 @@ from client.informer import Informer
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
+from nodeagent.pods.events import EventRecorder
 from nodeagent.pods.ipam import Ipam
 from nodeagent.pods.runtime import PodWorker, RuntimeConfig
 from nodeagent.pods.serviceaccount import ClusterAccess
@@ -44,8 +45,10 @@ def _comparable(status: dict[str, Any]) -> str:
 
 
 class PodManager:
-    def __init__(self, client: AsyncClient, cfg: RuntimeConfig, *, node: str) -> None:
+    def __init__(self, client: AsyncClient, cfg: RuntimeConfig, *, node: str,
+                 recorder: EventRecorder | None = None) -> None:
         self.client = client
+        self.recorder = recorder
         self.cfg = cfg
         self.node = node
         self.informer = Informer(client, POD, field_selector=f"spec.nodeName={node}")
@@ -86,7 +89,7 @@ class PodManager:
             return
         w = PodWorker(self.cfg, pod, pod_cidr=self.pod_cidr or "", ipam=self.ipam,
                       host_ip=self.host_ip, changed=self._mark, deleted=self._finished,
-                      access=self.access)
+                      access=self.access, recorder=self.recorder)
         self.workers[uid] = w
         if pod["metadata"].get("deletionTimestamp"):
             w.terminating.set()

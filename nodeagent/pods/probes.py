@@ -3,12 +3,15 @@
 ``ProbeCounter`` is the pure threshold logic (successThreshold/failureThreshold).
 ``probe_once`` runs one check: TCP and HTTP open their socket inside the node
 namespace (``netns.socket_in``) like a kubelet on that node; exec runs the command
-inside the pod's namespace with ``ip netns exec``. An unknown handler fails.
+inside the pod's namespace with ``ip netns exec``. An unknown handler fails. Each
+attempt says what it saw as kubelet's prober words it (the exec command's output,
+the HTTP status, the dial error): the runtime's ``Unhealthy`` events carry it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,20 +58,63 @@ def resolve_port(port: Any, container: Mapping[str, Any]) -> int:
     raise ValueError(f"port {port!r} not found in the container")
 
 
-def _tcp(node_ns: str | None, ip: str, port: int, timeout: float) -> bool:
+# kubelet reads up to 10 KiB of an exec probe's output; an event message carries
+# its first KiB (more would not help a reader of ``kubectl describe``).
+MAX_OUTPUT = 10 * 1024
+MAX_MESSAGE = 1024
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One attempt: passed or not, and what kubelet's prober would report about it."""
+
+    ok: bool
+    output: str = ""
+
+
+def socket_error(exc: OSError) -> str:
+    """An ``OSError`` as Go's net package words it (``connect: connection refused``)."""
+    if isinstance(exc, TimeoutError) or exc.errno == errno.ETIMEDOUT:
+        return "i/o timeout"
+    words = {errno.ECONNREFUSED: "connect: connection refused",
+             errno.EHOSTUNREACH: "connect: no route to host",
+             errno.ENETUNREACH: "connect: network is unreachable",
+             errno.ECONNRESET: "read: connection reset by peer"}
+    if exc.errno in words:
+        return words[exc.errno]
+    return (exc.strerror or str(exc)).lower()
+
+
+def http_failure(status: int | None) -> str | None:
+    """kubelet's HTTP verdict: 200-399 pass; otherwise the status it failed with."""
+    if status is not None and 200 <= status < 400:
+        return None
+    if status is None:
+        return "HTTP probe failed: malformed response"
+    return f"HTTP probe failed with statuscode: {status}"
+
+
+def output_text(raw: bytes) -> str:
+    """An exec probe's output for an event: decoded, trimmed, at most MAX_MESSAGE."""
+    text = raw.decode("utf-8", "replace").strip()
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "…"
+
+
+def _tcp(node_ns: str | None, ip: str, port: int, timeout: float) -> ProbeResult:
     sock = socket_in(node_ns)
     try:
         sock.settimeout(timeout)
         sock.connect((ip, port))
-        return True
-    except OSError:
-        return False
+        return ProbeResult(True)
+    except OSError as exc:
+        return ProbeResult(False, f"dial tcp {ip}:{port}: {socket_error(exc)}")
     finally:
         close_quietly(sock)
 
 
 def _http(node_ns: str | None, ip: str, port: int, path: str, host: str | None,
-          timeout: float) -> bool:
+          timeout: float) -> ProbeResult:
+    url = f"http://{ip}:{port}{path}"
     sock = socket_in(node_ns)
     try:
         sock.settimeout(timeout)
@@ -76,19 +122,54 @@ def _http(node_ns: str | None, ip: str, port: int, path: str, host: str | None,
         sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host or ip}:{port}\r\n"
                      "User-Agent: mp-nodeagent-probe\r\n\r\n".encode())
         head = sock.makefile("rb").readline().decode("latin-1").split()
-        return len(head) >= 2 and head[1].isdigit() and 200 <= int(head[1]) < 400
-    except (TimeoutError, OSError, UnicodeError):
-        return False
+        status = int(head[1]) if len(head) >= 2 and head[1].isdigit() else None
+        failure = http_failure(status)
+        return ProbeResult(failure is None, failure or "")
+    except TimeoutError:
+        return ProbeResult(False, f'Get "{url}": context deadline exceeded '
+                                  "(Client.Timeout exceeded while awaiting headers)")
+    except OSError as exc:
+        return ProbeResult(False, f'Get "{url}": dial tcp {ip}:{port}: {socket_error(exc)}')
+    except UnicodeError:
+        return ProbeResult(False, http_failure(None) or "")
     finally:
         close_quietly(sock)
 
 
+async def _read_capped(stream: asyncio.StreamReader) -> bytes:
+    """The first MAX_OUTPUT bytes; the rest is read and dropped so the probe never
+    blocks on a full pipe."""
+    kept = b""
+    while chunk := await stream.read(65536):
+        if len(kept) < MAX_OUTPUT:
+            kept += chunk[:MAX_OUTPUT - len(kept)]
+    return kept
+
+
+async def _exec(argv: list[str], command: list[str], *, timeout: float, root_env: bool
+                ) -> ProbeResult:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env=ROOT_ENV if root_env else None, start_new_session=True)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(timeout):
+            output = await _read_capped(proc.stdout)
+            code = await proc.wait()
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return ProbeResult(False, f'command "{" ".join(command)}" timed out')
+    return ProbeResult(code == 0, output_text(output))
+
+
 async def probe_once(probe: Mapping[str, Any], *, container: Mapping[str, Any],
                      node_ns: str | None, pod_ns: str, pod_ip: str,
-                     exec_argv: Callable[[list[str]], list[str]] | None = None) -> bool:
-    """One probe attempt; True on success. ``exec_argv`` turns an exec probe's
-    command into the argv that runs it as the container (default: plain
-    ``ip netns exec``); a ``ValueError`` from it fails the probe."""
+                     exec_argv: Callable[[list[str]], list[str]] | None = None) -> ProbeResult:
+    """One probe attempt. ``exec_argv`` turns an exec probe's command into the argv
+    that runs it as the container (default: plain ``ip netns exec``); a
+    ``ValueError`` from it fails the probe with its message."""
     _, _, timeout = probe_timing(probe)
     try:
         if "tcpSocket" in probe:
@@ -102,22 +183,13 @@ async def probe_once(probe: Mapping[str, Any], *, container: Mapping[str, Any],
             return await asyncio.to_thread(_http, node_ns, h.get("host") or pod_ip, port,
                                            h.get("path") or "/", None, timeout)
         if "exec" in probe:
-            cmd = list(probe["exec"].get("command") or [])
+            cmd = [str(a) for a in probe["exec"].get("command") or []]
             if not cmd:
-                return False
+                return ProbeResult(False, "missing probe command")
             argv = exec_argv(cmd) if exec_argv else ["ip", "netns", "exec", pod_ns, *cmd]
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                env=ROOT_ENV if exec_argv else None,
-                start_new_session=True)
-            try:
-                async with asyncio.timeout(timeout):
-                    return await proc.wait() == 0
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-                return False
-    except ValueError:
-        return False
-    return False
+            return await _exec(argv, cmd, timeout=timeout, root_env=exec_argv is not None)
+    except ValueError as exc:
+        return ProbeResult(False, str(exc))
+    except OSError as exc:  # the command could not be started at all
+        return ProbeResult(False, str(exc))
+    return ProbeResult(False, "missing probe handler")

@@ -11,7 +11,8 @@ root, no token yet) waits with ``CreateContainerConfigError`` and is retried. Ea
 in ``<state>/pods/<uid>/pod.json`` so a restarted agent adopts the process instead
 of starting another. On ``deletionTimestamp`` it sends SIGTERM, waits the grace
 period, sends SIGKILL, removes the namespace, releases the IP and deletes the Pod
-with grace 0.
+with grace 0. What it does and sees (started, killed, unhealthy, backing off,
+failed) it reports as kubelet's events (``events``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from client.backoff import Backoff
 from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
-from nodeagent.pods import netns
+from nodeagent.pods import events, netns
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.security import (
     DEFAULT_PATH,
@@ -60,6 +61,7 @@ ADOPTED_POLL = 0.5  # seconds between liveness checks of a process we did not st
 DEFAULT_GRACE = 30
 FINISHED = ("Succeeded", "Failed")
 TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried this often
+TOKEN_WAIT = "waiting for the ServiceAccount token"
 
 
 def primary_gid(uid: int) -> int | None:
@@ -97,8 +99,8 @@ class PodWorker:
 
     def __init__(self, cfg: RuntimeConfig, pod: dict[str, Any], *, pod_cidr: str,
                  ipam: Any, host_ip: str | None, changed: Callable[[PodWorker], None],
-                 deleted: Callable[[PodWorker], Any], access: ClusterAccess | None = None
-                 ) -> None:
+                 deleted: Callable[[PodWorker], Any], access: ClusterAccess | None = None,
+                 recorder: events.EventRecorder | None = None) -> None:
         self.cfg = cfg
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
@@ -122,6 +124,7 @@ class PodWorker:
         self.token_error: str | None = None
         self.config_changed = asyncio.Event()  # wakes containers waiting on config
         self.kube_env: dict[str, str] | None = None
+        self.events = events.PodEvents(recorder)
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -246,6 +249,8 @@ class PodWorker:
             c.record.state = {"waiting": {"reason": "CrashLoopBackOff",
                                           "message": f"back-off {delay:g}s restarting failed "
                                           f"container={c.record.name} pod={self.key}"}}
+            self.events.warning(self.pod, c.record.name, events.BACK_OFF,
+                                events.back_off(c.record.name, self.pod))
             self._save()
             self.notify()
             await self._sleep(delay)
@@ -331,7 +336,7 @@ class PodWorker:
         except ConfigError as exc:
             return None, str(exc)
         if self.token_dir is not None and self.token is None:
-            return None, self.token_error or "waiting for the ServiceAccount token"
+            return None, self.token_error or TOKEN_WAIT
         return sec, None
 
     def launch(self, sec: Security, command: list[str], env: dict[str, str]) -> list[str]:
@@ -368,6 +373,9 @@ class PodWorker:
             (log.debug if c.start_failures else log.warning)(
                 "pod %s: container %s not configured: %s", self.key, c.record.name,
                 config_problem)
+            if config_problem != TOKEN_WAIT:  # the first token on its way is no failure
+                self.events.warning(self.pod, c.record.name, events.FAILED,
+                                    events.failed(str(config_problem)))
             self.notify()
             return False
         cwd = spec.get("workingDir") or "/"
@@ -385,8 +393,11 @@ class PodWorker:
             c.record.state = {"waiting": {"reason": "CreateContainerError", "message": problem}}
             (log.debug if c.start_failures else log.warning)("pod %s: container %s cannot start: %s", self.key, c.record.name,
                         problem)
+            self.events.warning(self.pod, c.record.name, events.FAILED, events.failed(problem))
             self.notify()
             return False
+        self.events.normal(self.pod, c.record.name, events.PULLED,
+                           events.pulled(c.record.image))
         log_path = self.dir / f"{c.record.name}.log"
         with open(log_path, "ab") as out:
             # the root part of the launch sees only PATH: the pod's env is set last
@@ -394,6 +405,8 @@ class PodWorker:
                 *self.launch(sec, argv, env), stdin=asyncio.subprocess.DEVNULL,
                 stdout=out, stderr=out, env=ROOT_ENV, cwd=cwd,
                 start_new_session=True)
+        self.events.normal(self.pod, c.record.name, events.CREATED,
+                           events.created(c.record.name))
         c.pid = c.proc.pid
         c.pid_start = proc_start_time(c.pid)
         c.liveness_failed = False
@@ -402,6 +415,8 @@ class PodWorker:
         c.record.ready = not spec.get("readinessProbe")
         self._save()
         log.info("pod %s: started container %s (pid %d)", self.key, c.record.name, c.pid)
+        self.events.normal(self.pod, c.record.name, events.STARTED,
+                           events.started(c.record.name))
         self.notify()
         return True
 
@@ -448,14 +463,20 @@ class PodWorker:
                                int(probe.get("failureThreshold") or 3))
         await asyncio.sleep(delay)
         while True:
-            ok = await probe_once(probe, container=c.spec, node_ns=self.cfg.node_ns,
-                                  pod_ns=self.ns, pod_ip=self.ip or "",
-                                  exec_argv=lambda cmd: self._probe_argv(c, cmd))
-            verdict = counter.record(ok)
+            result = await probe_once(probe, container=c.spec, node_ns=self.cfg.node_ns,
+                                      pod_ns=self.ns, pod_ip=self.ip or "",
+                                      exec_argv=lambda cmd: self._probe_argv(c, cmd))
+            if not result.ok:
+                self.events.warning(self.pod, c.record.name, events.UNHEALTHY,
+                                    events.probe_failed("Liveness" if liveness else "Readiness",
+                                                        result.output))
+            verdict = counter.record(result.ok)
             if liveness:
                 if verdict is False and c.pid is not None:
                     log.info("pod %s: liveness probe of %s failed; killing it", self.key,
                              c.record.name)
+                    self.events.normal(self.pod, c.record.name, events.KILLING,
+                                       events.liveness_kill(c.record.name))
                     c.liveness_failed = True
                     kill_group(c.pid, signal.SIGKILL)
                     return
@@ -479,6 +500,8 @@ class PodWorker:
         running = [c for c in self.containers if c.pid is not None]
         for c in running:
             self._stop_probes(c)
+            self.events.normal(self.pod, c.record.name, events.KILLING,
+                               events.stopping(c.record.name))
             kill_group(c.pid, signal.SIGTERM)  # type: ignore[arg-type]
         deadline = time.monotonic() + self.grace_seconds()
         while any(self._alive(c) for c in running) and time.monotonic() < deadline:

@@ -31,7 +31,7 @@ import psycopg
 import pytest
 import yaml
 
-from apimachinery.kinds import LEASE, NODE, POD, SERVICE
+from apimachinery.kinds import EVENT, LEASE, NODE, POD, SERVICE
 from apimachinery.nodelease import NODE_LEASE_NAMESPACE
 from client.config import load_config
 from client.errors import NotFound
@@ -577,3 +577,29 @@ def _check_postgresql_cluster(root: Path) -> None:
         # nothing listens on TCP for it
         listeners = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
         assert f"pid={db['pid']}," not in listeners
+
+
+def test_node_agents_and_scheduler_write_events_as_themselves(cluster: LocalCluster) -> None:
+    """Events of the client pod, written with each component's own credential: the
+    scheduler's as default-scheduler, the node agent's (system:node:<node>) as kubelet
+    on its node; `kubectl get events` lists them."""
+    pod = cluster.client.get(POD, "client", "default")
+    node = pod["spec"]["nodeName"]
+
+    def sources() -> dict[str, dict[str, str]]:
+        return {e["reason"]: e["source"] for e in cluster.client.list(
+            EVENT, "default", field_selector="involvedObject.name=client,"
+            f"involvedObject.uid={pod['metadata']['uid']}")["items"]}
+
+    found = wait_until(lambda: (s := sources()).keys() >= {"Scheduled", "Started"} and s,
+                       timeout=20, interval=0.25, what="the client pod's events")
+    assert found["Scheduled"] == {"component": "default-scheduler"}
+    assert found["Started"] == {"component": "kubelet", "host": node}
+    assert found["Pulled"] == found["Created"] == found["Started"]
+    out = subprocess.run([str(BIN / "kubectl"), "--kubeconfig",
+                          str(cluster.state_dir / "kubeconfig"), "get", "events",
+                          "--field-selector", "involvedObject.name=client,reason=Started"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1].split()[1:5] == ["Normal", "Started", "pod/client",
+                                                       "Started"]

@@ -148,3 +148,32 @@ def test_other_users_are_not_restricted(cluster) -> None:
         {"key": "k", "effect": "NoSchedule"}]}}, headers=MERGE)
     assert resp.status_code == 200, resp.text
     assert admin.get("/api/v1/nodes/node-2").json()["spec"]["taints"][0]["key"] == "k"
+
+
+def test_node_writes_events_but_reads_or_deletes_none(cluster) -> None:
+    """system:node may create and patch Events (kubelet's recorder de-duplicates by
+    patching ``count``), in any namespace its pods live in; it may not list, watch,
+    read or delete them, nor patch what its role does not name (a pod's spec)."""
+    admin, node1 = cluster
+    events = "/api/v1/namespaces/default/events"
+    body = {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": "mine.17a0", "namespace": "default"},
+            "involvedObject": {"kind": "Pod", "name": "mine", "namespace": "default"},
+            "type": "Warning", "reason": "Unhealthy", "message": "Readiness probe failed: x",
+            "source": {"component": "kubelet", "host": "node-1"}, "count": 1}
+    resp = node1.post(events, json=body)
+    assert resp.status_code == 201, resp.text
+    resp = node1.patch(f"{events}/mine.17a0", json={"count": 2}, headers=MERGE)
+    assert resp.status_code == 200, resp.text
+    assert admin.get(f"{events}/mine.17a0").json()["count"] == 2
+
+    for method, path in (("GET", events), ("GET", f"{events}/mine.17a0"),
+                         ("DELETE", f"{events}/mine.17a0")):
+        resp = node1.request(method, path)
+        assert resp.status_code == 403, (method, path, resp.text)
+    assert node1.get(events, params={"watch": "1"}).status_code == 403
+    assert admin.get(f"{events}/mine.17a0").status_code == 200  # not deleted
+    resp = node1.patch(f"{PODS}/mine", json={"metadata": {"labels": {"x": "y"}}},
+                       headers=MERGE)
+    assert resp.status_code == 403, resp.text
+    assert "labels" not in admin.get(f"{PODS}/mine").json()["metadata"]

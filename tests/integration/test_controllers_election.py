@@ -15,7 +15,7 @@ import httpx
 from apimachinery.kinds import EVENT, LEASE, POD
 from apimachinery.timestamps import format_micro_time
 from client.http import Client
-from controllers.main import WATCH_BACKOFF
+from controllers.main import NODE_LIFECYCLE_COMPONENT, SCHEDULER_COMPONENT, WATCH_BACKOFF
 from mpctl.cluster.leader import leader_line
 from mpctl.cluster.state import ProcessRecord
 from tests.conftest import BIN, ApiServer, wait_until
@@ -131,9 +131,12 @@ def acted(cluster: Cluster, events_before: set[str]) -> list[str]:
     return done
 
 
+CONTROLLER_COMPONENTS = ("mp-controllers", SCHEDULER_COMPONENT, NODE_LIFECYCLE_COMPONENT)
+
+
 def their_events(cluster: Cluster) -> set[str]:
     return {e["metadata"]["name"] for e in cluster.client.list(EVENT, NS)["items"]
-            if e.get("reportingComponent") == "mp-controllers"}
+            if e.get("reportingComponent") in CONTROLLER_COMPONENTS}
 
 
 def test_a_leader_that_lost_its_api_server_stands_by_then_leads_again(tmp_path: Path) -> None:

@@ -156,3 +156,7 @@ def test_scheduler_spreads_honours_selectors_and_explains_why_not(make_cluster):
 
     wait_until(lambda: reasons() >= {"FailedScheduling", "Scheduled"}, timeout=10,
                what="scheduling events")
+    # From kube-scheduler's name, as `kubectl describe pod` shows it
+    assert {e["source"]["component"] for e in cluster.client.list(
+        EVENT, "default", field_selector="involvedObject.name=picky")["items"]} == {
+        "default-scheduler"}

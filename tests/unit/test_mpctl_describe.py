@@ -236,3 +236,28 @@ def test_long_and_multiline_annotations() -> None:
     assert "Annotations:       long:\n                     " + "x" * 138 + "...\n" in text
     assert "                   multi:\n                     one\n                     two\n" \
         in text
+
+
+def test_describe_events_name_the_container_and_fall_back_to_the_reporting_component() -> None:
+    """As kubectl 1.37 (the tested one): a container's event (``involvedObject.fieldPath``)
+    starts with the field path; without ``source`` the From column is
+    ``reportingComponent``."""
+    events = [
+        {"type": "Warning", "reason": "Unhealthy",
+         "source": {"component": "kubelet", "host": "node-1"},
+         "involvedObject": {"kind": "Pod", "name": "web-1",
+                            "fieldPath": "spec.containers{web}"},
+         "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+         "firstTimestamp": "2024-01-01T11:50:00Z", "lastTimestamp": "2024-01-01T11:59:00Z",
+         "count": 5},
+        {"type": "Normal", "reason": "Scaled", "reportingComponent": "some-controller",
+         "message": "done", "eventTime": "2024-01-01T11:59:30.000000Z"},
+    ]
+    text = d.describe(POD, POD_OBJ, NOW, events=events)
+    assert text.endswith(
+        "Events:\n"
+        "  Type     Reason     Age                From             Message\n"
+        "  ----     ------     ----               ----             -------\n"
+        "  Warning  Unhealthy  60s (x5 over 10m)  kubelet          spec.containers{web}: "
+        "Readiness probe failed: HTTP probe failed with statuscode: 503\n"
+        "  Normal   Scaled     30s                some-controller  done\n")

@@ -77,6 +77,8 @@ WATCH_BACKOFF = Backoff(base=0.2, cap=5.0)
 # "mp-controllers".
 SCHEDULER_COMPONENT = "default-scheduler"
 NODE_LIFECYCLE_COMPONENT = "node-controller"
+REPLICASET_COMPONENT = "replicaset-controller"
+DEPLOYMENT_COMPONENT = "deployment-controller"
 
 
 def build_controllers(config: Config, client: AsyncClient, informers: SharedInformers,
@@ -110,9 +112,13 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
     if "garbagecollector" in chosen:
         controllers.append(GarbageCollector(client, informers, metrics))
     if "replicaset" in chosen:
-        controllers.append(ReplicaSetController(client, informers, metrics, recorder=recorder))
+        controllers.append(ReplicaSetController(
+            client, informers, metrics,
+            recorder=recorder.for_component(REPLICASET_COMPONENT)))
     if "deployment" in chosen:
-        controllers.append(DeploymentController(client, informers, metrics, recorder=recorder))
+        controllers.append(DeploymentController(
+            client, informers, metrics,
+            recorder=recorder.for_component(DEPLOYMENT_COMPONENT)))
     return controllers
 
 

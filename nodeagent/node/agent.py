@@ -63,7 +63,7 @@ def node_status(*, ip: str | None, ready_since: str, now: str,
         mem_kib = 0
     capacity = {"cpu": cpus, "memory": f"{mem_kib}Ki", "pods": "110"}
     uname = platform.uname()
-    return {
+    status: dict[str, Any] = {
         "addresses": ([{"type": "InternalIP", "address": ip}] if ip else []),
         "capacity": capacity,
         "allocatable": capacity,
@@ -75,9 +75,10 @@ def node_status(*, ip: str | None, ready_since: str, now: str,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "mp-nodeagent is posting ready status",
                         "lastHeartbeatTime": now, "lastTransitionTime": ready_since}],
-        # where the API server reaches the agent's API (nodeagent.api)
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": api_port or 0}},
     }
+    if api_port:  # where the API server reaches the agent's API (nodeagent.api)
+        status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": api_port}}
+    return status
 
 
 class NodeAgent:

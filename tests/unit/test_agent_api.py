@@ -242,6 +242,9 @@ def test_agent_api_flags_reach_the_node_status() -> None:
 
 
 def test_the_node_status_publishes_the_agent_port_only_when_served() -> None:
-    served = node_status(ip="10.250.0.2", ready_since=T0, now=T0, api_port=10250)
+    served = node_status(ip="10.250.0.2", ready_since=T0, now=T0, api_port=10250,
+                         hostname="node-1")
     assert served["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
+    assert served["addresses"] == [{"type": "InternalIP", "address": "10.250.0.2"},
+                                   {"type": "Hostname", "address": "node-1"}]
     assert "daemonEndpoints" not in node_status(ip=None, ready_since=T0, now=T0)

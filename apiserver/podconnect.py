@@ -28,6 +28,7 @@ import orjson
 from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 
+from apimachinery import remotecommand
 from apiserver import nodeproxy
 from apiserver.auth.authorizer import forbidden
 from apiserver.auth.filters import Authorization
@@ -69,7 +70,14 @@ def discovery_entries(plural: str) -> list[dict[str, Any]]:
             for (p, sub), c in CONNECT.items() if p == plural]
 
 
+_NAMES = frozenset(sub for _, sub in CONNECT)
+
+
 def connect_target(path: str) -> tuple[Target, Connect] | None:
+    """The agent-served subresource ``path`` addresses, if any (cheap for any other
+    path: every request asks)."""
+    if path.rstrip("/").rsplit("/", 1)[-1] not in _NAMES:
+        return None
     t = parse_path(path)
     if t is None or not t.name or t.namespace is None or t.group:
         return None
@@ -232,7 +240,8 @@ class PodConnector:
             await self._locate(t, c, q)  # the usual errors first
             upgrade = _header(scope, b"upgrade").lower()
             raise BadRequest(
-                f"{t.subresource} is served over WebSocket only ({', '.join(PROTOCOLS)}); "
+                f"{t.subresource} is served over WebSocket only "
+                f"({', '.join(remotecommand.PROTOCOLS)}); "
                 + ("SPDY is not supported" if "spdy" in upgrade else "Upgrade request required"))
         if method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{method} is not supported on pods/log")
@@ -246,9 +255,6 @@ class PodConnector:
             raise BadRequest(f"pods/{t.subresource} is not served over WebSocket")
         host, port, path = await self._locate(t, c, q)
         await nodeproxy.proxy_websocket(self.kubelet, host, port, path, scope, receive, send)
-
-
-PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -108,8 +108,8 @@ async def stream(path: Path, c: Container, *, tail: int | None, since: float | N
             chunk = await asyncio.to_thread(f.read, CHUNK)
             if chunk:
                 entries, rest = crilog.parse(rest + chunk)
-                out = b"".join(e.render(timestamps=timestamps) for e in entries
-                               if since is None or crilog.select([e], tail=None, since=since))
+                out = b"".join(e.render(timestamps=timestamps)
+                               for e in crilog.select(entries, tail=None, since=since))
                 if out:
                     yield out
                 continue

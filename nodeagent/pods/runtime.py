@@ -92,7 +92,6 @@ class Container:
         self.probe_tasks: list[asyncio.Task] = []
         self.stdin: int | None = None  # the agent's end of its stdin (``attach``)
         self.tty = False
-        self.stdin_claimed = False  # stdinOnce: an attach has had it
         self.exited = asyncio.Event()  # set when the running instance exits
 
 
@@ -418,7 +417,6 @@ class PodWorker:
             raise
         io.started()
         c.stdin, c.tty = io.stdin, io.tty
-        c.stdin_claimed = False
         self._reap(shim)
         c.pid = c.proc.pid
         c.pid_start = proc_start_time(c.pid)

@@ -33,14 +33,14 @@ class Stdio:
     shim: list[tuple[int, str]]  # (descriptor, stream) the log shim reads
     stdin: int | None = None  # the agent's writing end (the pty master with a tty)
     tty: bool = False
-    _close_after_start: list[int] = field(default_factory=list)
+    close_after_start: list[int] = field(default_factory=list)
 
     def started(self) -> None:
         """The container and the shim have their copies: close the agent's."""
-        for fd in self._close_after_start:
+        for fd in self.close_after_start:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        self._close_after_start = []
+        self.close_after_start = []
 
 
 def open_stdio(*, stdin: bool, tty: bool) -> Stdio:
@@ -48,7 +48,7 @@ def open_stdio(*, stdin: bool, tty: bool) -> Stdio:
         master, slave = pty.openpty()
         keep = os.dup(master) if stdin else None
         return Stdio(child=(slave, slave, slave), shim=[(master, "stdout")], stdin=keep,
-                     tty=True, _close_after_start=[slave, master])
+                     tty=True, close_after_start=[slave, master])
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     close = [out_w, err_w, out_r, err_r]
@@ -57,7 +57,7 @@ def open_stdio(*, stdin: bool, tty: bool) -> Stdio:
         child_in, keep = os.pipe()
         close.append(child_in)
     return Stdio(child=(child_in, out_w, err_w), shim=[(out_r, "stdout"), (err_r, "stderr")],
-                 stdin=keep, _close_after_start=close)
+                 stdin=keep, close_after_start=close)
 
 
 async def start_shim(stdio: Stdio, log_path: Path) -> asyncio.subprocess.Process:

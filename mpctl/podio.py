@@ -99,19 +99,29 @@ def log_params(container: str, *, follow: bool, tail: int, timestamps: bool = Fa
 
 def stream_logs(config: ClientConfig, namespace: str, name: str, params: dict[str, str],
                 write: Callable[[bytes], None]) -> None:
-    """Copy the log to ``write`` as it arrives; an API refusal raises its ``ApiError``."""
-    url = config.server.rstrip("/") + pod_path(namespace, name, "log")
+    """Copy the log to ``write`` as it arrives; an API refusal raises its ``ApiError``.
+    An API server that can't be reached is passed over for the next one, as the
+    client does."""
     timeout = httpx.Timeout(CONNECT_TIMEOUT, read=None)
-    try:
-        with httpx.Client(verify=tls_verify(config), headers=_headers(config),
-                          timeout=timeout) as http, \
-                http.stream("GET", url, params=params) as response:
-            if response.status_code != 200:
-                raise error_from_response(response.status_code, response.read())
-            for chunk in response.iter_raw():
-                write(chunk)
-    except httpx.HTTPError as exc:
-        raise ConnectionFailed(f"GET {url}: {exc}", attempts=((url, str(exc)),)) from None
+    attempts: list[tuple[str, str]] = []
+    with httpx.Client(verify=tls_verify(config), headers=_headers(config),
+                      timeout=timeout) as http:
+        for server in config.servers:
+            url = server.rstrip("/") + pod_path(namespace, name, "log")
+            try:
+                with http.stream("GET", url, params=params) as response:
+                    if response.status_code != 200:
+                        raise error_from_response(response.status_code, response.read())
+                    for chunk in response.iter_raw():
+                        write(chunk)
+                return
+            except httpx.ConnectError as exc:
+                attempts.append((url, str(exc)))
+            except httpx.HTTPError as exc:
+                raise ConnectionFailed(f"GET {url}: {exc}", attempts=((url, str(exc)),)
+                                       ) from None
+    raise ConnectionFailed(f"GET {attempts[-1][0]}: {attempts[-1][1]}",
+                           attempts=tuple(attempts))
 
 
 # --------------------------------------------------------------------------- exec
@@ -143,6 +153,18 @@ def open_stream(config: ClientConfig, url: str) -> ClientConnection:
         raise ConnectionFailed(f"{url}: {exc}", attempts=((url, str(exc)),)) from None
 
 
+def open_first(config: ClientConfig, urls: list[str]) -> ClientConnection:
+    """The first of ``urls`` (one per API server) that connects."""
+    failed: ConnectionFailed | None = None
+    for url in urls:
+        try:
+            return open_stream(config, url)
+        except ConnectionFailed as exc:
+            failed = exc
+    assert failed is not None
+    raise failed
+
+
 @contextlib.contextmanager
 def raw_terminal(fd: int) -> Iterator[None]:
     """The local terminal in raw mode (keys go to the pod as typed), restored after."""
@@ -163,8 +185,9 @@ def terminal_size_frame() -> bytes:
 def run_exec(config: ClientConfig, namespace: str, name: str, *, container: str,
              command: list[str], stdin: bool, tty: bool) -> int:
     """Run ``command`` in the pod; its exit code (1 with a message for an error)."""
-    ws = open_stream(config, exec_url(config.server, namespace, name, container=container,
-                                      command=command, stdin=stdin, tty=tty))
+    ws = open_first(config, [exec_url(server, namespace, name, container=container,
+                                      command=command, stdin=stdin, tty=tty)
+                             for server in config.servers])
     use_tty = tty and stdin and os.isatty(0)
     with ws, (raw_terminal(0) if use_tty else contextlib.nullcontext()):
         if stdin:

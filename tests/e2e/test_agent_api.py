@@ -28,12 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from apimachinery.kinds import NODE, POD
 from apimachinery.kubeconfig import kubeconfig
 from client.errors import NotFound
+from client.http import tls_verify
 from componentbase import pki
 from tests.conftest import BIN, wait_until
 from tests.e2e.test_local_cluster import LocalCluster, running_cluster
@@ -391,3 +393,18 @@ def test_discovery_lists_the_subresources(cluster: Cluster) -> None:
     assert verbs["pods/log"] == ["get"]
     assert sorted(verbs["pods/exec"]) == ["create", "get"]
     assert sorted(verbs["pods/attach"]) == ["create", "get"]
+
+
+def test_exec_without_a_websocket_is_refused_clearly(cluster: Cluster) -> None:
+    """kubectl's SPDY fallback, and a plain GET, get a 400 saying what is served."""
+    config = cluster.c.client.config
+    path = "/api/v1/namespaces/default/pods/talker/exec?command=true&stdout=true"
+    with httpx.Client(base_url=config.server, verify=tls_verify(config), timeout=10) as http:
+        spdy = http.post(path, headers={"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
+                                        "X-Stream-Protocol-Version": "v4.channel.k8s.io"})
+        plain = http.get(path)
+    assert spdy.status_code == 400
+    assert spdy.json()["message"] == ("exec is served over WebSocket only (v5.channel.k8s.io, "
+                                      "v4.channel.k8s.io); SPDY is not supported")
+    assert plain.status_code == 400 and plain.json()["message"].endswith(
+        "Upgrade request required")

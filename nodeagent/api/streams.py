@@ -154,7 +154,8 @@ async def run_exec(session: Session, worker: PodWorker, c: Container) -> dict[st
     except ValueError as exc:
         raise NotServed(500, f"cannot run in container {c.record.name}: {exc}") from None
     if tty:
-        return await _exec_tty(session, argv, command, stdin=want_in)
+        return await _exec_tty(session, argv, command, stdin=want_in,
+                               ending=worker.terminating)
     pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=pipe if want_in else null, stdout=pipe if want_out else null,
@@ -182,11 +183,11 @@ async def run_exec(session: Session, worker: PodWorker, c: Container) -> dict[st
                                               resize=lambda w, h: None))
     pumps = asyncio.gather(pump(proc.stdout, channels.STDOUT),
                            pump(proc.stderr, channels.STDERR))
-    return await _until_exit(proc, reader, pumps, command)
+    return await _until_exit(proc, reader, pumps, command, worker.terminating)
 
 
 async def _exec_tty(session: Session, argv: list[str], command: list[str], *,
-                    stdin: bool) -> dict[str, Any]:
+                    stdin: bool, ending: asyncio.Event) -> dict[str, Any]:
     master, slave = pty.openpty()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -221,17 +222,25 @@ async def _exec_tty(session: Session, argv: list[str], command: list[str], *,
     reader = asyncio.create_task(session.read(stdin=to_stdin, end_stdin=end_stdin,
                                               resize=resize))
     try:
-        return await _until_exit(proc, reader, asyncio.ensure_future(pump()), command)
+        return await _until_exit(proc, reader, asyncio.ensure_future(pump()), command,
+                                 ending)
     finally:
         os.close(master)
 
 
 async def _until_exit(proc: asyncio.subprocess.Process, reader: asyncio.Task[None],
-                      output: asyncio.Future[Any], command: list[str]) -> dict[str, Any]:
-    """Wait for the command; a client that goes away first ends it (SIGKILL to its
-    session). Its output is sent before its status."""
+                      output: asyncio.Future[Any], command: list[str],
+                      ending: asyncio.Event) -> dict[str, Any]:
+    """Wait for the command; a client that goes away first, or the pod's termination,
+    ends it (SIGKILL to its session), as a container's end takes its exec'd processes.
+    Its output is sent before its status."""
     waiter = asyncio.ensure_future(proc.wait())
-    done, _ = await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    stopping = asyncio.ensure_future(ending.wait())
+    try:
+        done, _ = await asyncio.wait({waiter, reader, stopping},
+                                     return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
     if waiter not in done:
         kill_group(proc.pid, signal.SIGKILL)
     code = await waiter

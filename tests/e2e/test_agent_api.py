@@ -182,6 +182,14 @@ def test_logs_follow_prints_new_lines_as_they_come(cluster: Cluster) -> None:
         proc.wait()
 
 
+def test_logs_follow_ends_when_the_container_does(cluster: Cluster) -> None:
+    cluster.run_pod("brief", {"name": "c", "image": "busybox", "command": [
+        "sh", "-c", "echo first; sleep 2; echo last"]}, restartPolicy="Never")
+    followed = cluster.kubectl("logs", "-f", "brief", timeout=30)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "first\nlast\n"
+
+
 def test_logs_of_the_previous_instance(cluster: Cluster) -> None:
     cluster.c.client.create(POD, {"apiVersion": "v1", "kind": "Pod",
                                   "metadata": {"name": "crasher"},
@@ -238,6 +246,28 @@ def test_exec_passes_the_exit_code_and_the_streams(cluster: Cluster) -> None:
     assert zero.returncode == 0 and zero.stderr == ""
     missing = cluster.kubectl("exec", "talker", "--", "/no/such/program")
     assert missing.returncode != 0
+
+
+def test_deleting_the_pod_ends_an_exec_session(cluster: Cluster) -> None:
+    cluster.run_pod("doomed", {"name": "c", "image": "busybox", "command": ["sleep", "3600"]},
+                    terminationGracePeriodSeconds=1)
+    marker = f"sleep {3600 + secrets.randbelow(1000)}.5"  # pods are host processes
+
+    def exec_running() -> bool:
+        return subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True
+                              ).returncode == 0
+
+    session = subprocess.Popen([KUBECTL, f"--kubeconfig={cluster.kubeconfig('admin')}",
+                                "exec", "doomed", "--", *marker.split()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(exec_running, timeout=20, what="the exec'd command to run")
+        cluster.c.client.delete(POD, "doomed", "default")
+        session.wait(timeout=20)
+        assert not exec_running()
+    finally:
+        session.kill()
+        session.wait()
 
 
 def test_exec_runs_in_the_pod_network_namespace_with_stdin(cluster: Cluster) -> None:

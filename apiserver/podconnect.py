@@ -12,8 +12,9 @@ GET, ``create`` as well, as Kubernetes 1.34+ checks (an exec is a write into the
 pod, whatever the HTTP method that opens it). The bootstrap roles give
 ``pods/exec`` and ``pods/attach`` to admin and edit; view has only ``pods/log``.
 
-``CONNECT`` is the table; a new agent-served subresource is one more row (and a
-``route`` function below).
+``CONNECT`` is the table; a new agent-served subresource (``pods/portforward``…)
+is one more row: its discovery facts and a function from the pod and the query to
+the agent's path (doing that subresource's own checks).
 """
 
 from __future__ import annotations
@@ -46,21 +47,47 @@ from apiserver.nodeproxy import KubeletClientConfig
 from apiserver.paths import Target, parse_path
 from apiserver.storage.backend import Backend
 
+# (the pod, the request's query) -> the agent's path and query, or an APIError: a
+# row's own checks (options, container defaulting)
+AgentPath = Callable[[Mapping[str, Any], QueryParams], str]
+
 
 @dataclass(frozen=True)
 class Connect:
-    """A subresource the agent serves, as discovery lists it."""
+    """A subresource the agent serves: as discovery lists it, and where it goes."""
 
     kind: str
     verbs: tuple[str, ...]
     websocket: bool  # exec and attach: an upgraded connection
-    agent_path: str  # kubelet's path prefix
+    agent_path: AgentPath
 
 
-CONNECT: Mapping[tuple[str, str], Connect] = {
-    ("pods", "log"): Connect("Pod", ("get",), False, "/containerLogs"),
-    ("pods", "exec"): Connect("PodExecOptions", ("create", "get"), True, "/exec"),
-    ("pods", "attach"): Connect("PodAttachOptions", ("create", "get"), True, "/attach"),
+def _container_path(prefix: str, pod: Mapping[str, Any], q: QueryParams) -> str:
+    """kubelet's ``<prefix>/<namespace>/<pod>/<container>``."""
+    meta = pod["metadata"]
+    container = pick_container(pod, q.get("container") or None)
+    return f"{prefix}/{meta.get('namespace', 'default')}/{meta['name']}/{container}"
+
+
+def log_path(pod: Mapping[str, Any], q: QueryParams) -> str:
+    path = _container_path("/containerLogs", pod, q)
+    return path + nodeproxy.query_string(log_query(pod["metadata"]["name"], q))
+
+
+def exec_path(pod: Mapping[str, Any], q: QueryParams) -> str:
+    path = _container_path("/exec", pod, q)
+    return path + nodeproxy.query_string(stream_query(pod, q, exec_=True))
+
+
+def attach_path(pod: Mapping[str, Any], q: QueryParams) -> str:
+    path = _container_path("/attach", pod, q)
+    return path + nodeproxy.query_string(stream_query(pod, q, exec_=False))
+
+
+CONNECT: dict[tuple[str, str], Connect] = {
+    ("pods", "log"): Connect("Pod", ("get",), False, log_path),
+    ("pods", "exec"): Connect("PodExecOptions", ("create", "get"), True, exec_path),
+    ("pods", "attach"): Connect("PodAttachOptions", ("create", "get"), True, attach_path),
 }
 
 
@@ -202,11 +229,7 @@ class PodConnector:
         """(host, port, agent path with query) for the request, or an ``APIError``."""
         assert t.name is not None and t.namespace is not None
         pod = await self._get("pods", t.namespace, t.name)
-        container = pick_container(pod, q.get("container") or None)
-        if t.subresource == "log":
-            query = log_query(t.name, q)
-        else:
-            query = stream_query(pod, q, exec_=t.subresource == "exec")
+        path = c.agent_path(pod, q)
         node_name = node_of(pod)
         if not self.kubelet.configured:
             raise nodeproxy.ServiceUnavailable(
@@ -218,8 +241,7 @@ class PodConnector:
             raise nodeproxy.ServiceUnavailable(f"node {node_name!r} of pod {t.name} does "
                                                "not exist") from None
         host, port = nodeproxy.agent_location(node, self.kubelet)
-        path = f"{c.agent_path}/{t.namespace}/{t.name}/{container}"
-        return host, port, path + nodeproxy.query_string(query)
+        return host, port, path
 
     def check_create(self, scope: Scope, info: RequestInfo) -> None:
         """An exec/attach opened with GET must also be allowed to ``create``."""

@@ -179,9 +179,20 @@ def test_exec_and_attach_options() -> None:
                                 exec_=False)
 
 
+def test_agent_paths_are_kubelets() -> None:
+    pod = {**_pod("a", "b"), "metadata": {"name": "p", "namespace": "ns"}}
+    q = QueryParams("container=b&command=ls&command=-l&stdin=1&stdout=1&tty=1")
+    assert podconnect.exec_path(pod, q) == ("/exec/ns/p/b?command=ls&command=-l&stdin=true"
+                                            "&stdout=true&tty=true")
+    assert podconnect.attach_path(pod, q) == "/attach/ns/p/b?stdin=true&stdout=true&tty=true"
+    assert podconnect.log_path(pod, QueryParams("container=a&follow=true")) == \
+        "/containerLogs/ns/p/a?follow=true"
+
+
 def test_connect_targets_are_only_the_agent_served_subresources() -> None:
     hit = podconnect.connect_target("/api/v1/namespaces/ns/pods/p/exec")
-    assert hit is not None and hit[0].name == "p" and hit[1].agent_path == "/exec"
+    assert hit is not None and hit[0].name == "p" and hit[1] is podconnect.CONNECT[
+        ("pods", "exec")]
     assert podconnect.connect_target("/api/v1/namespaces/ns/pods/p/status") is None
     assert podconnect.connect_target("/api/v1/namespaces/ns/pods/p") is None
     assert podconnect.connect_target("/api/v1/nodes/n/log") is None

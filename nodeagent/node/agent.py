@@ -53,10 +53,16 @@ class NodeConfig:
     runtime: RuntimeConfig
     # kubelet's nodeStatusReportFrequency: an unchanged status is posted this often
     status_report_interval: float = 300.0
+    api_port: int | None = None  # the agent API's, for status.daemonEndpoints
 
 
-def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]:
-    """The status the agent posts: addresses, capacity, nodeInfo, the Ready condition."""
+def node_status(*, ip: str | None, ready_since: str, now: str,
+                api_port: int | None = None, hostname: str | None = None) -> dict[str, Any]:
+    """The status the agent posts: addresses, capacity, nodeInfo, the Ready condition.
+
+    ``hostname``: the node's name as its ``Hostname`` address (kubelet's with
+    ``--hostname-override``), which the API server dials first by default
+    (``--kubelet-preferred-address-types``): in compose the node container's name."""
     cpus = str(os.cpu_count() or 1)
     try:
         mem_kib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
@@ -64,8 +70,9 @@ def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]
         mem_kib = 0
     capacity = {"cpu": cpus, "memory": f"{mem_kib}Ki", "pods": "110"}
     uname = platform.uname()
-    return {
-        "addresses": ([{"type": "InternalIP", "address": ip}] if ip else []),
+    status: dict[str, Any] = {
+        "addresses": ([{"type": "InternalIP", "address": ip}] if ip else [])
+        + ([{"type": "Hostname", "address": hostname}] if hostname else []),
         "capacity": capacity,
         "allocatable": capacity,
         "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
@@ -77,6 +84,9 @@ def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]
                         "message": "mp-nodeagent is posting ready status",
                         "lastHeartbeatTime": now, "lastTransitionTime": ready_since}],
     }
+    if api_port:  # where the API server reaches the agent's API (nodeagent.api)
+        status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": api_port}}
+    return status
 
 
 class NodeAgent:
@@ -164,7 +174,8 @@ class NodeAgent:
         """The status to post now; a NotReady → Ready transition moves ``ready_since``."""
         if self.nodes.has_synced and self._ready_in_cache() != "True":
             self.ready_since = format_time(time.time())
-        return node_status(ip=self.ip, ready_since=self.ready_since,
+        return node_status(ip=self.ip, ready_since=self.ready_since, api_port=self.cfg.api_port,
+                           hostname=self.cfg.node,
                            now=format_time(time.time()))
 
     async def _post_status(self, status: dict[str, Any] | None = None) -> None:

@@ -35,6 +35,7 @@ from client.http import Client
 from componentbase import postgres
 from componentbase.procs import same_process
 from mpctl.cluster import leader
+from nodeagent.pods.status import pod_netns
 from tests.conftest import BIN, REPO, wait_until
 from tests.e2e.test_local_cluster import LOOP, REQUESTS, demo_pod, running_cluster
 from tests.netns import have_root_tools
@@ -131,9 +132,11 @@ def _failover(c: Any) -> None:
     assert len(leaders) == 1
     old_leader = leaders[0]
 
-    # a pod calls the Service back to back for the whole test
-    loop = subprocess.Popen([str(BIN / "mpctl"), "--kubeconfig",
-                             kubeconfig, "exec", "client", "--", "python3", "-c", LOOP,
+    # a pod calls the Service back to back for the whole test: started in the pod's
+    # namespace directly, since an exec session (mpctl's or kubectl's) lives on one API
+    # server's connection, which the kill below ends
+    client_ns = pod_netns(c.name, api.get(POD, "client", "default")["metadata"]["uid"])
+    loop = subprocess.Popen(["ip", "netns", "exec", client_ns, "python3", "-c", LOOP,
                              "http://web/", "40"], stdout=subprocess.PIPE, text=True, cwd=REPO)
     lines: list[dict[str, Any]] = []
     reader = threading.Thread(target=lambda: lines.extend(

@@ -38,10 +38,28 @@ def test_first_run_makes_everything_private_and_each_kubeconfig_says_who(tmp_pat
                                                                          ) -> None:
     p = make_plan(tmp_path)
     outcome = credentials.ensure(p)
-    assert outcome.kept == () and len(outcome.created) == 3 + len(p.credentials)
+    nodes = [c.name for c in p.credentials if c.groups == (plan.NODE_GROUP,)]
+    # the CA, serving cert, SA key, the API server's kubelet client cert, the
+    # kubeconfigs, and each node agent's API serving cert and CA copy
+    assert outcome.kept == () and len(outcome.created) == 4 + len(p.credentials) + \
+        2 * len(nodes)
     assert stat.S_IMODE(p.dir.stat().st_mode) == 0o700
-    for private in (p.ca_key, p.serving_key, p.sa_key, *(c.kubeconfig for c in p.credentials)):
+    for private in (p.ca_key, p.serving_key, p.sa_key, p.kubelet_client_key,
+                    *(c.kubeconfig for c in p.credentials),
+                    *(p.agent_files(n)[1] for n in nodes)):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    ca = certs.load(p.ca_cert, p.ca_key)
+    assert certs.subject(certs.load(p.kubelet_client_cert, p.kubelet_client_key).cert) == \
+        ("kube-apiserver-kubelet-client", ())
+    for node in nodes:
+        cert, key, ca_copy = p.agent_files(node)
+        serving = certs.load(cert, key).cert
+        serving.verify_directly_issued_by(ca.cert)
+        assert certs.subject(serving) == (f"system:node:{node}", ())
+        names = serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert node in names.get_values_for_type(x509.DNSName)
+        assert [str(i) for i in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        assert ca_copy.read_bytes() == ca.cert_pem
     for cred in p.credentials:
         config = read_kubeconfig(cred.kubeconfig)
         assert config.server == "https://127.0.0.1:6443"
@@ -125,14 +143,16 @@ def test_mpctl_cluster_pki_makes_the_compose_layout(tmp_path: Path, capsys) -> N
             "--node", "node-1"]
     assert mpctl(argv) == 0
     assert sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*") if f.is_file()) \
-        == ["admin/kubeconfig", "apiserver.crt", "apiserver.key", "ca.crt", "ca.key",
-            "controllers/kubeconfig", "dnsd/kubeconfig", "node-1/kubeconfig", "sa.key"]
+        == ["admin/kubeconfig", "apiserver-kubelet-client.crt", "apiserver-kubelet-client.key",
+            "apiserver.crt", "apiserver.key", "ca.crt", "ca.key", "controllers/kubeconfig",
+            "dnsd/kubeconfig", "node-1/ca.crt", "node-1/kubeconfig", "node-1/kubelet.crt",
+            "node-1/kubelet.key", "sa.key"]
     assert read_kubeconfig(tmp_path / "admin/kubeconfig").server == "https://127.0.0.1:6443"
     assert read_kubeconfig(tmp_path / "node-1/kubeconfig").server == "https://apiserver:6443"
     first = capsys.readouterr().out
     assert mpctl(argv) == 0
     again = capsys.readouterr().out
-    assert first.count("created ") == 7 and again.count("kept ") == 7, (first, again)
+    assert first.count("created ") == 10 and again.count("kept ") == 10, (first, again)
 
 
 def test_mpctl_cluster_pki_bad_node_is_one_line(tmp_path: Path, capsys) -> None:

@@ -105,7 +105,8 @@ def test_the_api_server_serves_the_pki_services_files() -> None:
         assert flag(argv, name) == [value], name
         named.append(Path(value).name)
     # and the storage record its entrypoint checks --storage-url against
-    assert sorted(copied_to_apiserver()) == sorted([*named, storagerecord.FILE])
+    # (the CA once: it is both the client CA and the node agents' CA)
+    assert sorted(copied_to_apiserver()) == sorted([*dict.fromkeys(named), storagerecord.FILE])
     assert pki.ca_key.name not in copied_to_apiserver()
     address = SERVICES["apiserver"]["networks"]["cluster"]["ipv4_address"]
     assert flag(argv, "--advertise-address") == [address]
@@ -118,3 +119,16 @@ def test_metrics_stay_on_loopback_in_every_container() -> None:
     for name, svc in SERVICES.items():
         for value in flag(svc.get("command") or [], "--metrics-listen"):
             assert value.startswith("127.0.0.1:"), (name, value)
+
+
+@pytest.mark.parametrize("service", node_services())
+def test_each_node_agent_serves_its_api_with_the_files_pki_made_for_it(service: str) -> None:
+    """The agent API's serving pair and CA are the ones the `pki` one-shot writes into
+    the node's own credential volume (``plan.agent_files``), at the path it mounts."""
+    argv = SERVICES[service]["command"]
+    pki = plan.pki_plan(Path("/pki"), server="https://apiserver:6443", nodes=[service])
+    here = mounts(service)[f"{service}-credentials"]
+    cert, key, ca = (f"{here}/{f.name}" for f in pki.agent_files(service))
+    assert flag(argv, "--api-listen") == ["0.0.0.0:10250"]
+    assert (flag(argv, "--tls-cert-file"), flag(argv, "--tls-private-key-file"),
+            flag(argv, "--client-ca-file")) == ([cert], [key], [ca])

@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ from client.config import SERVER_HELP, ClientConfig, ConfigError, load_config
 from componentbase import flags
 from componentbase.flags import HostPort
 from componentbase.startup import fail, setup_logging
+from nodeagent.api.auth import DEFAULT_CLIENT
+from nodeagent.api.routes import routes
+from nodeagent.api.server import DEFAULT_PORT as DEFAULT_API_PORT
+from nodeagent.api.server import AgentServer, serving_context
 from nodeagent.node import privileges
 from nodeagent.node.agent import NodeAgent, NodeConfig
 from nodeagent.pods.manager import default_state_dir
@@ -59,6 +64,18 @@ class Options:
     log_level: str
     node_cfg: NodeConfig | None = None
     no_pods: bool = False
+    api: ApiOptions | None = None
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """The agent's HTTPS API (``nodeagent.api``): where, and with which files."""
+
+    listen: HostPort
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+    authorized: tuple[str, ...]
 
 
 def netns_name(text: str) -> str:
@@ -122,6 +139,20 @@ def parse_args(argv: Sequence[str] | None) -> Options:
                    "a host's own network is never changed")
     p.add_argument("--cleanup", action="store_true",
                    help="remove every rule the proxy owns, then exit")
+    p.add_argument("--api-listen", type=flags.host_port(default_host="0.0.0.0"), default=None,
+                   metavar="[HOST]:PORT",
+                   help="serve the agent's API for the API server (logs, exec, attach) "
+                   f"over HTTPS here, kubelet's port being {DEFAULT_API_PORT} (default: off); "
+                   "the port is published in the Node's status.daemonEndpoints")
+    p.add_argument("--tls-cert-file", default=None, metavar="PATH",
+                   help="the API's serving certificate (signed by the cluster CA)")
+    p.add_argument("--tls-private-key-file", default=None, metavar="PATH",
+                   help="its key")
+    p.add_argument("--client-ca-file", default=None, metavar="PATH",
+                   help="the CA a caller's client certificate must be signed by")
+    p.add_argument("--authorized-client", action="append", default=None, metavar="USER",
+                   help="the certificate CN allowed to call the API (repeatable; default "
+                   f"{DEFAULT_CLIENT}, the API server's --kubelet-client-certificate)")
     p.add_argument("--log-level", default="info",
                    choices=("debug", "info", "warning", "error"))
     args = p.parse_args(argv)
@@ -137,6 +168,17 @@ def parse_args(argv: Sequence[str] | None) -> Options:
                 "--heartbeat-interval")
     if args.min_sync_period > args.sync_period:
         p.error("argument --min-sync-period: must not exceed --sync-period")
+    api = None
+    if args.api_listen is not None:
+        missing = [f for f, v in (("--tls-cert-file", args.tls_cert_file),
+                                  ("--tls-private-key-file", args.tls_private_key_file),
+                                  ("--client-ca-file", args.client_ca_file)) if not v]
+        if missing:
+            p.error(f"argument --api-listen: needs {', '.join(missing)}")
+        if args.api_listen[1] == 0:
+            p.error("argument --api-listen: give a port (the API server must know it)")
+        api = ApiOptions(args.api_listen, args.tls_cert_file, args.tls_private_key_file,
+                         args.client_ca_file, tuple(args.authorized_client or (DEFAULT_CLIENT,)))
     cluster = args.cluster_name or cluster_from_netns(args.netns)
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,30}", cluster):
         p.error(f"argument --cluster-name: {cluster!r} is not a short DNS label")
@@ -145,6 +187,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         node=node, netns=args.netns, cluster_cidr=args.cluster_cidr or "10.244.0.0/16",
         service_cidr=args.service_cidr or None, heartbeat_interval=args.heartbeat_interval,
         status_report_interval=args.node_status_report_frequency,
+        api_port=api.listen[1] if api is not None else None,
         runtime=RuntimeConfig(
             node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),
@@ -152,7 +195,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     return Options(
         server=args.server, kubeconfig=args.kubeconfig, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
         backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,
-        node_cfg=node_cfg, no_pods=args.no_pods,
+        node_cfg=node_cfg, no_pods=args.no_pods, api=api,
         proxy=ProxyConfig(node_name=node, cluster_cidr=cidr,
                           min_sync_period=args.min_sync_period, sync_period=args.sync_period,
                           full_sync_period=args.full_sync_period, sctp=kernel_has_sctp()))
@@ -205,7 +248,8 @@ def cleanup(opts: Options) -> int:
     return status
 
 
-async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | None) -> None:
+async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | None,
+                api_server: tuple[socket.socket, ssl.SSLContext] | None = None) -> None:
     """Run the proxy and the node/pod runtime side by side until SIGTERM/SIGINT."""
     other = next(k for k in BACKENDS if k != opts.backend)
     metrics = Metrics()
@@ -226,6 +270,15 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
         loop.add_signal_handler(sig, stop)
     if metrics_sock is not None:
         await status.start(metrics_sock)
+    agent_api = None
+    if api_server is not None and opts.api is not None:
+        pods = node.pods if node is not None else None
+        agent_api = AgentServer(api_server[0], api_server[1], routes(
+            lambda: list(pods.workers.values()) if pods is not None else []),
+            allowed=opts.api.authorized)
+        agent_api.start()
+        log.info("agent API on %s:%d (HTTPS; callers: %s)", *opts.api.listen,
+                 ", ".join(opts.api.authorized))
     log.info("node %s: proxying Services in %s with the %s backend; API server %s%s",
              opts.node, f"namespace {opts.netns}" if opts.netns else "this namespace",
              opts.backend, ", ".join(api.servers),
@@ -243,6 +296,8 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await node_task
         await status.stop()
+        if agent_api is not None:
+            await agent_api.stop()
         log.info("stopped; rules and pods left in place")
 
 
@@ -266,13 +321,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:
             return fail("mp-nodeagent", f"cannot listen on {host}:{port}: "
                         f"{exc.strerror or exc}", 1)
+    api_server = None
+    if opts.api is not None:
+        host, port = opts.api.listen
+        try:
+            context = serving_context(opts.api.cert_file, opts.api.key_file,
+                                      opts.api.client_ca_file)
+            api_server = (socket.create_server((host, port), reuse_port=False), context)
+        except (OSError, ssl.SSLError) as exc:
+            if metrics_sock is not None:
+                metrics_sock.close()
+            return fail("mp-nodeagent", f"agent API on {host}:{port}: "
+                        f"{getattr(exc, 'strerror', None) or exc}", 1)
     try:
-        asyncio.run(serve(opts, api, metrics_sock))
+        asyncio.run(serve(opts, api, metrics_sock, api_server))
     except KeyboardInterrupt:
         pass
     finally:
         if metrics_sock is not None:
             metrics_sock.close()
+        if api_server is not None:
+            api_server[0].close()
     return 0
 
 

@@ -50,9 +50,11 @@ class NodeConfig:
     runtime: RuntimeConfig
     # kubelet's nodeStatusReportFrequency: an unchanged status is posted this often
     status_report_interval: float = 300.0
+    api_port: int | None = None  # the agent API's, for status.daemonEndpoints
 
 
-def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]:
+def node_status(*, ip: str | None, ready_since: str, now: str,
+                api_port: int | None = None) -> dict[str, Any]:
     """The status the agent posts: addresses, capacity, nodeInfo, the Ready condition."""
     cpus = str(os.cpu_count() or 1)
     try:
@@ -73,6 +75,8 @@ def node_status(*, ip: str | None, ready_since: str, now: str) -> dict[str, Any]
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "mp-nodeagent is posting ready status",
                         "lastHeartbeatTime": now, "lastTransitionTime": ready_since}],
+        # where the API server reaches the agent's API (nodeagent.api)
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": api_port or 0}},
     }
 
 
@@ -155,7 +159,7 @@ class NodeAgent:
         """The status to post now; a NotReady → Ready transition moves ``ready_since``."""
         if self.nodes.has_synced and self._ready_in_cache() != "True":
             self.ready_since = format_time(time.time())
-        return node_status(ip=self.ip, ready_since=self.ready_since,
+        return node_status(ip=self.ip, ready_since=self.ready_since, api_port=self.cfg.api_port,
                            now=format_time(time.time()))
 
     async def _post_status(self, status: dict[str, Any] | None = None) -> None:

@@ -35,7 +35,7 @@ from client.backoff import Backoff
 from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
-from nodeagent.pods import netns
+from nodeagent.pods import netns, stdio
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.security import (
     DEFAULT_PATH,
@@ -90,6 +90,10 @@ class Container:
         self.liveness_failed = False
         self.start_failures = 0
         self.probe_tasks: list[asyncio.Task] = []
+        self.stdin: int | None = None  # the agent's end of its stdin (``attach``)
+        self.tty = False
+        self.stdin_claimed = False  # stdinOnce: an attach has had it
+        self.exited = asyncio.Event()  # set when the running instance exits
 
 
 class PodWorker:
@@ -122,6 +126,7 @@ class PodWorker:
         self.token_error: str | None = None
         self.config_changed = asyncio.Event()  # wakes containers waiting on config
         self.kube_env: dict[str, str] | None = None
+        self._shims: set[asyncio.Task] = set()
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -220,7 +225,10 @@ class PodWorker:
                 continue
             c.start_failures = 0
             self._start_probes(c)
+            c.exited.clear()
             code = await self._wait_exit(c)
+            c.exited.set()
+            self.close_stdin(c)
             self._stop_probes(c)
             c.pid = c.proc = c.pid_start = None
             c.record.ready = False
@@ -387,13 +395,29 @@ class PodWorker:
                         problem)
             self.notify()
             return False
-        log_path = self.dir / f"{c.record.name}.log"
-        with open(log_path, "ab") as out:
+        log_path = self.log_path(c.record.name)
+        if log_path.exists():  # the last instance's log is what ``previous`` reads
+            os.replace(log_path, self.log_path(c.record.name, previous=True))
+        self.close_stdin(c)
+        io = stdio.open_stdio(stdin=bool(spec.get("stdin")), tty=bool(spec.get("tty")))
+        try:
+            shim = await stdio.start_shim(io, log_path)
+            child_in, child_out, child_err = io.child
             # the root part of the launch sees only PATH: the pod's env is set last
             c.proc = await asyncio.create_subprocess_exec(
-                *self.launch(sec, argv, env), stdin=asyncio.subprocess.DEVNULL,
-                stdout=out, stderr=out, env=ROOT_ENV, cwd=cwd,
-                start_new_session=True)
+                *self.launch(sec, argv, env),
+                stdin=child_in if child_in is not None else asyncio.subprocess.DEVNULL,
+                stdout=child_out, stderr=child_err, env=ROOT_ENV, cwd=cwd,
+                start_new_session=True, preexec_fn=stdio.take_terminal if io.tty else None)
+        except BaseException:
+            io.started()
+            if io.stdin is not None:
+                os.close(io.stdin)
+            raise
+        io.started()
+        c.stdin, c.tty = io.stdin, io.tty
+        c.stdin_claimed = False
+        self._reap(shim)
         c.pid = c.proc.pid
         c.pid_start = proc_start_time(c.pid)
         c.liveness_failed = False
@@ -404,6 +428,31 @@ class PodWorker:
         log.info("pod %s: started container %s (pid %d)", self.key, c.record.name, c.pid)
         self.notify()
         return True
+
+    def log_path(self, container: str, *, previous: bool = False) -> Path:
+        """The container's CRI log (``crilog``); the one of its last instance if
+        ``previous``."""
+        return self.dir / (f"{container}.previous.log" if previous else f"{container}.log")
+
+    def close_stdin(self, c: Container) -> None:
+        """End the container's stdin (its exit, or ``stdinOnce`` after an attach)."""
+        if c.stdin is not None:
+            with contextlib.suppress(OSError):
+                os.close(c.stdin)
+            c.stdin = None
+
+    def _reap(self, proc: asyncio.subprocess.Process) -> None:
+        task = asyncio.create_task(proc.wait())
+        self._shims.add(task)
+        task.add_done_callback(self._shims.discard)
+
+    def find_container(self, name: str) -> Container | None:
+        return next((c for c in self.containers if c.record.name == name), None)
+
+    def exec_argv(self, c: Container, command: list[str]) -> list[str]:
+        """The argv running ``command`` as the container runs (``kubectl exec``, exec
+        probes). Raises ``ValueError`` while the container can't be configured."""
+        return self._probe_argv(c, command)
 
     async def _wait_exit(self, c: Container) -> int:
         if c.proc is not None:

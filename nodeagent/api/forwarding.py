@@ -3,10 +3,14 @@
 kubectl 1.31+ opens a WebSocket with the subprotocol ``SPDY/3.1+portforward.k8s.io``
 and runs SPDY inside its binary messages; the API server relays the messages
 here unchanged, and ``portforward.PortForwardSession`` serves the SPDY streams,
-dialing the pod's ports inside its network namespace. A WebSocket without that
-subprotocol, or for a pod this agent does not run, is refused with an HTTP
-answer before the upgrade (kubelet's status codes, plain text), which the API
-server turns into a ``Status`` for the client.
+dialing the pod's ports inside its network namespace. A WebSocket offering other
+subprotocols only, or for a pod this agent does not run, is refused with an
+HTTP answer before the upgrade (kubelet's status codes, plain text), which the
+API server turns into a ``Status`` for the client.
+
+One offering none is taken as the tunnel too: the route has no other protocol,
+and the API server's WebSocket client (``websockets``) cannot offer this one,
+whose "/" is not an RFC 7230 token character (Go's client does not check).
 
 The plain ``Upgrade: SPDY/3.1`` form is kubectl's fallback for servers without
 the WebSocket tunnel; nothing on the way here needs it, and an ASGI server
@@ -65,7 +69,8 @@ def routes(workers: Workers) -> list[WebSocketRoute]:
 
 async def serve(ws: WebSocket, workers: Workers) -> None:
     namespace, pod = ws.path_params["namespace"], ws.path_params["pod"]
-    if TUNNEL_PROTOCOL not in (ws.scope.get("subprotocols") or []):
+    offered = ws.scope.get("subprotocols") or []
+    if offered and TUNNEL_PROTOCOL not in offered:
         await ws.send_denial_response(PlainTextResponse(
             f"port-forward is served over a WebSocket with the subprotocol "
             f"{TUNNEL_PROTOCOL}\n", status_code=400))
@@ -75,7 +80,7 @@ async def serve(ws: WebSocket, workers: Workers) -> None:
     except NotServed as exc:
         await ws.send_denial_response(exc.response())
         return
-    await ws.accept(subprotocol=TUNNEL_PROTOCOL)
+    await ws.accept(subprotocol=TUNNEL_PROTOCOL if offered else None)
     log.info("port-forward to pod %s: opened", worker.key)
     try:
         await portforward.serve(WebSocketChannel(ws), portforward.dial_in_netns(worker.ns),

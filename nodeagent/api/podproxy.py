@@ -172,6 +172,15 @@ async def forward(request: Request, *, netns: str | None, scheme: str, host: str
     return streamed
 
 
+def _raw_tail(request: Request) -> str:
+    """The path after the target as the caller encoded it (``%2F`` stays itself)."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes):  # /podProxy/<ns>/<pod>/<target>/<tail>
+        parts = raw.decode("latin-1").split("/", 5)
+        return parts[5] if len(parts) > 5 else ""
+    return str(request.path_params["path"])
+
+
 def routes(workers: Workers) -> list[Route]:
     async def endpoint(request: Request) -> Response:
         p = request.path_params
@@ -183,7 +192,7 @@ def routes(workers: Workers) -> list[Route]:
         if not worker.ip:
             return agent_error(503, f'pod "{p["pod"]}" has no IP address yet')
         return await forward(request, netns=worker.ns, scheme=scheme, host=worker.ip,
-                             port=port, path=p["path"])
+                             port=port, path=_raw_tail(request))
 
     return [Route("/podProxy/{namespace}/{pod}/{target}/{path:path}", endpoint,
                   methods=METHODS)]

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from apiserver import discovery, health, openapi, peers
+from apiserver import discovery, health, nodeproxy, openapi, peers, podconnect
 from apiserver.admission.plugins import default_chain
 from apiserver.auth import policy
 from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
@@ -30,6 +30,8 @@ from apiserver.handlers import Api, error_response, json_response
 from apiserver.inflight import InFlight
 from apiserver.listcache import ListCache
 from apiserver.metrics import Metrics
+from apiserver.nodeproxy import KubeletClientConfig, ServiceUnavailable
+from apiserver.podconnect import PodConnector
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from apiserver.registry.service import STRATEGY as SERVICES
@@ -69,6 +71,8 @@ class Config:
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200
     request_timeout: float = 60.0
+    # how to reach node agents (pods/log, exec, attach): apiserver/nodeproxy.py
+    kubelet: KubeletClientConfig = KubeletClientConfig()
 
 
 class State:
@@ -98,6 +102,7 @@ class State:
             socket.gethostname(), config.advertise_address, config.port),
             duration=config.endpoint_lease_duration,
             interval=config.endpoint_reconcile_interval)
+        self.connector = PodConnector(self.store, config.kubelet, lambda: self.authz)
         self.ready = False
 
     def start(self) -> None:
@@ -347,6 +352,9 @@ class ResourceFastPath:
             end()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -360,13 +368,22 @@ class ResourceFastPath:
                 raise unauthorized()
             scope[USER_KEY] = user
             # 2. impersonation (which may replace scope[USER_KEY]), then authorization
-            check_request(scope, state.authz if state is not None else _NOBODY)
+            info = check_request(scope, state.authz if state is not None else _NOBODY)
+            connect = podconnect.connect_target(scope["path"]) if state is not None else None
+            if connect is not None and state is not None and connect[1].websocket:
+                state.connector.check_create(scope, info)
             # 3. load shedding (429), kube-apiserver's max-in-flight filter
             slot = self.inflight.admit(scope, scope[USER_KEY])
         except APIError as err:
             await error_response(err)(scope, receive, send)
             return
         try:
+            if connect is not None and state is not None:  # served by the node's agent
+                try:
+                    await state.connector.serve_http(scope, receive, send, *connect)
+                except APIError as err:
+                    await error_response(err)(scope, receive, send)
+                return
             if state is not None and _is_resource_path(scope["path"]):
                 api = state.api
                 try:
@@ -379,6 +396,28 @@ class ResourceFastPath:
             await self.app(scope, receive, send)
         finally:
             slot.release()
+
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket: authenticated and authorized as a GET of its path; only the
+        agent-served subresources (``podconnect``) accept one."""
+        state = self.state_box.get("state")
+        try:
+            if state is None:
+                raise ServiceUnavailable("the server is starting")
+            user = await self.authenticator.authenticate(scope, state.store)
+            if user.is_anonymous:
+                raise unauthorized()
+            scope[USER_KEY] = user
+            info = check_request(scope, state.authz)
+            connect = podconnect.connect_target(scope["path"])
+            if connect is None:
+                raise NotFound("the server could not find the requested resource")
+            if connect[1].websocket:
+                state.connector.check_create(scope, info)
+            await state.connector.serve_websocket(scope, receive, send, *connect)
+        except APIError as err:
+            await nodeproxy.deny_websocket(send, err)
 
 
 # Before the server has state (startup), only system:masters pass.

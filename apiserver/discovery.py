@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apiserver import podconnect
 from apiserver.registry.strategy import Strategy
 from apiserver.resources import group_versions, in_group_version
 
@@ -59,6 +60,8 @@ def _resource_entries(rt: Strategy) -> list[dict[str, Any]]:
     for sub, action in rt.actions.items():
         entries.append({"name": f"{k.plural}/{sub}", "singularName": "",
                         "namespaced": k.namespaced, "kind": action.kind, "verbs": ["create"]})
+    if not k.group:
+        entries += podconnect.discovery_entries(k.plural)  # log, exec, attach…
     return entries
 
 

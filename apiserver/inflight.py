@@ -35,6 +35,7 @@ import anyio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.datastructures import QueryParams
 
+from apiserver import podconnect
 from apiserver.auth.user import MASTERS, UserInfo
 from apiserver.errors import BadRequest, Timeout, TooManyRequests
 from apiserver.listopts import watch_requested
@@ -59,8 +60,10 @@ def is_long_running(scope: MutableMapping[str, Any]) -> bool:
     """A watch: it lasts as long as the client wants, so neither the in-flight limits
     nor the request timeout apply. It is what the handler serves as one: a GET of a
     collection whose ``?watch`` (read by ``listopts.watch_requested``, as the handler
-    reads it) is true. miniplane serves no exec, attach, log or proxy subresources,
-    kube-apiserver's other long-running requests."""
+    reads it) is true; and the subresources a node agent serves (``podconnect``: a
+    followed log, an exec session), kube-apiserver's other long-running requests."""
+    if podconnect.connect_target(scope.get("path", "")) is not None:
+        return True
     if scope.get("method") != "GET":
         return False
     query: bytes = scope.get("query_string") or b""

@@ -15,7 +15,7 @@ from types import FrameType
 
 import uvicorn
 
-from apiserver import connections, serving
+from apiserver import connections, nodeproxy, serving
 from apiserver.admission.podsecurity import LEVELS
 from apiserver.allocators import AllocationError, IPAllocator
 from apiserver.app import Config, ResourceFastPath, create_app
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serving_limit_flags(p)
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
+    add_kubelet_flags(p)
     # health slice (issue 15)
     p.add_argument("--check-storage", action="store_true",
                    help="check the --storage-url database (SQLite integrity_check, every "
@@ -108,6 +109,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 DEFAULT_LISTEN = "127.0.0.1:6443"
+
+
+def add_kubelet_flags(p: argparse.ArgumentParser) -> None:
+    """How to reach node agents for pods/log, exec and attach (``nodeproxy``)."""
+    p.add_argument("--kubelet-client-certificate", metavar="PATH",
+                   help="client certificate presented to node agents (the identity they "
+                        "accept: kube-apiserver-kubelet-client); without it pods/log, exec "
+                        "and attach answer 503")
+    p.add_argument("--kubelet-client-key", metavar="PATH", help="its key")
+    p.add_argument("--kubelet-certificate-authority", metavar="PATH",
+                   help="CA that signed the agents' serving certificates (without it they "
+                        "are not verified, as kube-apiserver)")
+    p.add_argument("--kubelet-preferred-address-types", type=address_types,
+                   default=",".join(nodeproxy.DEFAULT_ADDRESS_TYPES), metavar="TYPES",
+                   help="which of a Node's status.addresses to dial, in order (default "
+                        f"{','.join(nodeproxy.DEFAULT_ADDRESS_TYPES)})")
+    p.add_argument("--kubelet-dial-host", metavar="HOST", default=None,
+                   help="dial every node agent at this host instead (its port from the "
+                        "Node's status.daemonEndpoints): a local cluster, whose agents all "
+                        "listen on the host's 127.0.0.1 while the nodes' addresses are "
+                        "cluster addresses the host must not connect to")
+
+
+def address_types(text: str) -> tuple[str, ...]:
+    types = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in types if t not in nodeproxy.DEFAULT_ADDRESS_TYPES]
+    if bad or not types:
+        raise argparse.ArgumentTypeError(
+            f"{bad[0] if bad else text!r}: use {', '.join(nodeproxy.DEFAULT_ADDRESS_TYPES)}")
+    return types
 
 
 def add_serving_limit_flags(p: argparse.ArgumentParser) -> None:
@@ -189,7 +220,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   authorization_modes=args.authorization_mode,
                   max_requests_inflight=args.max_requests_inflight,
                   max_mutating_requests_inflight=args.max_mutating_requests_inflight,
-                  request_timeout=args.request_timeout)
+                  request_timeout=args.request_timeout,
+                  kubelet=nodeproxy.KubeletClientConfig(
+                      cert_file=args.kubelet_client_certificate,
+                      key_file=args.kubelet_client_key,
+                      ca_file=args.kubelet_certificate_authority,
+                      preferred_address_types=args.kubelet_preferred_address_types,
+                      dial_host=args.kubelet_dial_host))
 
 
 def cert_dir(args: argparse.Namespace) -> str | None:
@@ -240,6 +277,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The flags, each judged alone by its type, then together (exit 2 with one line)."""
     p = build_parser()
     args = p.parse_args(argv)
+    if bool(args.kubelet_client_certificate) != bool(args.kubelet_client_key):
+        p.error("argument --kubelet-client-certificate: give it with --kubelet-client-key")
     if args.endpoint_reconcile_interval >= args.endpoint_lease_duration:
         p.error("argument --endpoint-reconcile-interval: must be less than "
                 "--endpoint-lease-duration, or the Lease expires between renewals")
@@ -298,6 +337,12 @@ def prepare(args: argparse.Namespace, config: Config) -> Prepared | int:
         limits = connection_limits(args)
     except ValueError as exc:
         return fail("mp-apiserver", exc, 2)
+    try:
+        config.kubelet.context  # noqa: B018 - read the kubelet client files now
+    except (OSError, ssl.SSLError) as exc:
+        return fail("mp-apiserver", f"--kubelet-client-certificate/--kubelet-client-key/"
+                                    f"--kubelet-certificate-authority: "
+                                    f"{getattr(exc, 'strerror', None) or exc}", 2)
     return Prepared(context, authenticator, limits)
 
 
@@ -317,7 +362,8 @@ def serve(args: argparse.Namespace, config: Config, store: Store, prepared: Prep
     server = Server(uvicorn.Config(
         create_app(config, authenticator, store, (limits.collect,)), log_level="warning",
         access_log=False,
-        loop="uvloop", http=serving.ClientCertProtocol, timeout_graceful_shutdown=5,
+        loop="uvloop", http=serving.ClientCertProtocol, ws=serving.ClientCertWebSocketProtocol,
+        timeout_graceful_shutdown=5,
         lifespan="on", proxy_headers=False, ssl_context_factory=lambda _c, _d: context,
         timeout_keep_alive=args.idle_timeout), limits)
     log.info("mp-apiserver listening on %s (HTTPS), advertising %s, certificates in %s",

@@ -68,13 +68,13 @@ class KubeletClientConfig:
 
     @functools.cached_property
     def context(self) -> ssl.SSLContext:
-        """TLS toward agents: their serving certificate checked against the CA (any
-        name it carries: nodes are found by their Node, not by a DNS name), ours
-        presented."""
+        """TLS toward agents: their serving certificate checked against the CA and the
+        address dialled (as kube-apiserver with ``--kubelet-certificate-authority``),
+        ours presented."""
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
-        ctx.check_hostname = False  # a node's certificate names the node, not 127.0.0.1
-        if self.ca_file is None:
-            ctx.verify_mode = ssl.CERT_NONE  # kube-apiserver's default, without the CA flag
+        if self.ca_file is None:  # kube-apiserver's default without the CA flag
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         if self.cert_file and self.key_file:
             ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx

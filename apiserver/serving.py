@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from apimachinery.kubeconfig import kubeconfig
 from apiserver.auth.user import CLIENT_CERT_KEY, MASTERS
@@ -416,6 +417,20 @@ on a client that does not read (a cut watch) ends its connection with it.
             self.transport.abort()
         else:
             super().shutdown()
+
+
+class ClientCertWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol (``websockets``, sans-I/O), adding the verified client
+    certificate to the scope as ``ClientCertProtocol`` does for HTTP: kubectl's exec
+    and attach authenticate with it."""
+
+    async def run_asgi(self) -> None:
+        ssl_object: Any = self.transport.get_extra_info("ssl_object") \
+            if self.transport is not None else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+        if der:
+            self.scope[CLIENT_CERT_KEY] = der  # type: ignore[literal-required]
+        await super().run_asgi()
 
 
 class Http10Cycle(RequestResponseCycle):

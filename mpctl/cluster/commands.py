@@ -158,13 +158,15 @@ class Up:
         controllers = ["controllers", "controllers-2"] if apiservers > 1 else ["controllers"]
         ports = {c: port() for c in (*controllers, "dnsd")}
         ports |= {f"node-{i}": port() for i in range(1, nodes + 1)}
+        agent_ports = {f"node-{i}": port() for i in range(1, nodes + 1)}
         # an API server's "status socket" is its HTTPS port (cluster status probes /readyz)
         ports |= {plan.numbered("apiserver", i): p for i, p in enumerate(api_ports, start=1)}
         self.spec = plan.ClusterSpec(name=name, nodes=nodes, state_dir=state_dir,
                                      api_port=api_ports[0],
                                      dns_port=port(plan.PREFERRED_DNS_PORT, udp=True),
                                      metrics_ports=ports, storage=storage,
-                                     more_api_ports=tuple(api_ports[1:]))
+                                     more_api_ports=tuple(api_ports[1:]),
+                                     agent_ports=agent_ports)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,

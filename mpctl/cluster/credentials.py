@@ -24,7 +24,7 @@ from apimachinery.kubeconfig import kubeconfig
 from client.config import FALLBACK_EXTENSION
 from componentbase import files, pki
 
-from .plan import Credential, PKIPlan
+from .plan import KUBELET_CLIENT, NODE_GROUP, Credential, PKIPlan, agent_serving_identity
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,10 @@ def ensure(plan: PKIPlan) -> Outcome:
     before = _read(plan.sa_key)
     pki.ensure_signing_key(plan.sa_key)
     note(plan.sa_key, before)
+    before = _read(plan.kubelet_client_cert)
+    pki.ensure_cert(plan.dir, plan.kubelet_client_cert.stem, ca,
+                    pki.client_identity(KUBELET_CLIENT))
+    note(plan.kubelet_client_cert, before)
     for cred in plan.credentials:
         if cred.kubeconfig.parent.parent == plan.dir:  # its own directory: private
             cred.kubeconfig.parent.mkdir(exist_ok=True)
@@ -64,6 +68,15 @@ def ensure(plan: PKIPlan) -> Outcome:
         before = _read(cred.kubeconfig)
         ensure_kubeconfig(cred, ca, plan.cluster_name)
         note(cred.kubeconfig, before)
+        if cred.groups == (NODE_GROUP,):  # a node: its agent's API files beside it
+            cert, _key, ca_copy = plan.agent_files(cred.name)
+            before = _read(cert)
+            pki.ensure_cert(cert.parent, cert.stem, ca, agent_serving_identity(cred.name))
+            note(cert, before)
+            before = _read(ca_copy)
+            if before != ca.cert_pem:
+                files.write_atomic(ca_copy, ca.cert_pem, 0o644)
+            note(ca_copy, before)
     return Outcome(tuple(created), tuple(kept))
 
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from apimachinery import names
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
+from componentbase import pki as pki_lib
 from componentbase import postgres
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
@@ -142,6 +143,8 @@ class ClusterSpec:
     storage: str = "sqlite"  # or "postgresql": a private server of the cluster's own
     # the second and later API servers' ports (``api_port`` is the first's)
     more_api_ports: tuple[int, ...] = ()
+    # node name -> the port of its agent's API on the host's loopback (nodeagent/api)
+    agent_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def server(self) -> str:
@@ -267,6 +270,11 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     def kubeconfig(name: str) -> list[str]:
         return ["--kubeconfig", str(pki.credential(name).kubeconfig)]
 
+    def agent_api(name: str) -> list[str]:
+        port = spec.agent_ports.get(name)
+        return [] if port is None else [
+            "--api-listen", f"127.0.0.1:{port}", *agent_pki_flags(pki, name)]
+
     cmds = [Command("postgres", postgres.server_argv(spec.postgres_dir), spec.log_path("postgres"),
                     as_postgres=spec.postgres_dir)] if spec.storage == "postgresql" else []
     # With several API servers every client gets the whole list (client/failover.py)
@@ -280,6 +288,8 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
                                    "--storage-url", spec.storage_url(),
                                    "--service-cluster-ip-range", SERVICE_CIDR,
                                    *apiserver_pki_flags(pki),
+                                   # every agent is on this host's loopback (nodeproxy.py)
+                                   "--kubelet-dial-host", "127.0.0.1",
                                    "--pod-security-default", POD_SECURITY_DEFAULT],
                             spec.log_path(name)))
     for i in range(1, spec.controller_count + 1):
@@ -298,7 +308,8 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
             "--netns", node.namespace, "--cluster-name", spec.name,
             "--state-dir", str(node.state_dir.resolve()), "--cluster-dns", DNS_CLUSTER_IP,
             "--service-cidr", SERVICE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
-            "--heartbeat-interval", "5s", *metrics(node.name)], spec.log_path(node.name)))
+            "--heartbeat-interval", "5s", *metrics(node.name), *agent_api(node.name)],
+            spec.log_path(node.name)))
     return cmds
 
 
@@ -371,6 +382,21 @@ class PKIPlan:
     def sa_key(self) -> Path:
         return self.dir / "sa.key"
 
+    @property
+    def kubelet_client_cert(self) -> Path:
+        """The API server's client certificate toward node agents (kubeadm's name)."""
+        return self.dir / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.dir / "apiserver-kubelet-client.key"
+
+    def agent_files(self, node: str) -> tuple[Path, Path, Path]:
+        """A node agent's API serving pair and the CA it checks callers with, in the
+        node's own directory (beside its kubeconfig)."""
+        d = self.credential(node).kubeconfig.parent
+        return d / "kubelet.crt", d / "kubelet.key", d / "ca.crt"
+
     def credential(self, name: str) -> Credential:
         for cred in self.credentials:
             if cred.name == name:
@@ -424,7 +450,29 @@ def apiserver_pki_flags(pki: PKIPlan) -> list[str]:
     return ["--cert-dir", str(pki.dir), "--client-ca-file", str(pki.ca_cert),
             "--tls-cert-file", str(pki.serving_cert),
             "--tls-private-key-file", str(pki.serving_key),
-            "--service-account-signing-key-file", str(pki.sa_key)]
+            "--service-account-signing-key-file", str(pki.sa_key),
+            "--kubelet-client-certificate", str(pki.kubelet_client_cert),
+            "--kubelet-client-key", str(pki.kubelet_client_key),
+            "--kubelet-certificate-authority", str(pki.ca_cert)]
+
+
+def agent_pki_flags(pki: PKIPlan, node: str) -> list[str]:
+    """A node agent's API flags naming the plan's files."""
+    cert, key, ca = pki.agent_files(node)
+    return ["--tls-cert-file", str(cert), "--tls-private-key-file", str(key),
+            "--client-ca-file", str(ca)]
+
+
+# The API server's identity toward node agents: a dedicated user with no groups, so
+# the certificate opens nothing on the API server itself (kubeadm's
+# apiserver-kubelet-client is in system:masters).
+KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+
+
+def agent_serving_identity(node: str) -> pki_lib.Identity:
+    """What a node agent's serving certificate names: the node, and loopback (a local
+    cluster's API server dials 127.0.0.1)."""
+    return pki_lib.server_identity(f"system:node:{node}", (node, "localhost"), ("127.0.0.1",))
 
 
 # --------------------------------------------------------------------------- kube-dns

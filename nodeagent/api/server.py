@@ -88,7 +88,7 @@ class AgentServer:
         self.sock = sock
         app = Starlette(routes=list(routes))
         self.server = _Server(uvicorn.Config(
-            app, http=make_protocol(allowed), ws="websockets", lifespan="off",
+            app, http=make_protocol(allowed), ws="websockets-sansio", lifespan="off",
             log_level="warning", access_log=False, proxy_headers=False,
             ssl_context_factory=lambda _c, _d: context, timeout_graceful_shutdown=2))
         self.task: asyncio.Task[None] | None = None

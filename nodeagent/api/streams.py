@@ -304,7 +304,10 @@ async def run_attach(session: Session, worker: PodWorker, c: Container) -> dict[
                                               resize=resize))
     follower = asyncio.create_task(follow())
     try:
-        await asyncio.wait({reader, follower}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({reader, follower}, return_when=asyncio.FIRST_COMPLETED)
+        failed = follower.exception() if follower in done else None
+        if failed is not None:
+            raise failed
     finally:
         for t in (reader, follower):
             t.cancel()

@@ -399,6 +399,8 @@ class PodWorker:
         if log_path.exists():  # the last instance's log is what ``previous`` reads
             os.replace(log_path, self.log_path(c.record.name, previous=True))
         self.close_stdin(c)
+        # there before the container runs: an attach right after the start follows it
+        os.close(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         io = stdio.open_stdio(stdin=bool(spec.get("stdin")), tty=bool(spec.get("tty")))
         try:
             shim = await stdio.start_shim(io, log_path)

@@ -1,16 +1,20 @@
-"""Pod subresources served by the node agent: ``pods/log``, ``pods/exec``, ``pods/attach``.
+"""Pod subresources served by the node agent: ``pods/log``, ``pods/exec``, ``pods/attach``,
+``pods/portforward``.
 
 Kubernetes calls these "connect" subresources: the API server checks the request
 (the pod exists and is on a node, the container name, the options), then hands
 the connection to the pod's node agent (``nodeproxy``): ``log`` as a streamed
 GET, ``exec`` and ``attach`` as a WebSocket (``v5``/``v4.channel.k8s.io``; SPDY,
-kubectl's fallback, is answered with a clear 400).
+kubectl's fallback, is answered with a clear 400), ``portforward`` as a WebSocket
+carrying SPDY (``SPDY/3.1+portforward.k8s.io``, relayed as it is).
 
 Authorization: the request's own verb first, as for any request (``get`` for a
 WebSocket GET, ``create`` for a POST); then, for ``exec``/``attach`` opened with
 GET, ``create`` as well, as Kubernetes 1.34+ checks (an exec is a write into the
-pod, whatever the HTTP method that opens it). The bootstrap roles give
-``pods/exec`` and ``pods/attach`` to admin and edit; view has only ``pods/log``.
+pod, whatever the HTTP method that opens it); ``portforward`` likewise (a
+connection into the pod's network). The bootstrap roles give ``pods/exec``,
+``pods/attach`` and ``pods/portforward`` to admin and edit; view has only
+``pods/log``.
 
 ``CONNECT`` is the table; a new agent-served subresource is one more row (and a
 ``route`` function below).
@@ -60,6 +64,8 @@ CONNECT: Mapping[tuple[str, str], Connect] = {
     ("pods", "log"): Connect("Pod", ("get",), False, "/containerLogs"),
     ("pods", "exec"): Connect("PodExecOptions", ("create", "get"), True, "/exec"),
     ("pods", "attach"): Connect("PodAttachOptions", ("create", "get"), True, "/attach"),
+    ("pods", "portforward"): Connect("PodPortForwardOptions", ("create", "get"), True,
+                                     "/portForward"),
 }
 
 
@@ -194,11 +200,14 @@ class PodConnector:
         """(host, port, agent path with query) for the request, or an ``APIError``."""
         assert t.name is not None and t.namespace is not None
         pod = await self._get("pods", t.namespace, t.name)
-        container = pick_container(pod, q.get("container") or None)
-        if t.subresource == "log":
-            query = log_query(t.name, q)
+        if t.subresource == "portforward":  # the pod's ports, no container (agent_portforward)
+            container, query = "", []
         else:
-            query = stream_query(pod, q, exec_=t.subresource == "exec")
+            container = pick_container(pod, q.get("container") or None)
+            if t.subresource == "log":
+                query = log_query(t.name, q)
+            else:
+                query = stream_query(pod, q, exec_=t.subresource == "exec")
         node_name = node_of(pod)
         if not self.kubelet.configured:
             raise nodeproxy.ServiceUnavailable(
@@ -210,7 +219,7 @@ class PodConnector:
             raise nodeproxy.ServiceUnavailable(f"node {node_name!r} of pod {t.name} does "
                                                "not exist") from None
         host, port = nodeproxy.agent_location(node, self.kubelet)
-        path = f"{c.agent_path}/{t.namespace}/{t.name}/{container}"
+        path = f"{c.agent_path}/{t.namespace}/{t.name}" + (f"/{container}" if container else "")
         return host, port, path + nodeproxy.query_string(query)
 
     def check_create(self, scope: Scope, info: RequestInfo) -> None:
@@ -231,8 +240,9 @@ class PodConnector:
         if c.websocket:
             await self._locate(t, c, q)  # the usual errors first
             upgrade = _header(scope, b"upgrade").lower()
+            protocols = (PORTFORWARD_PROTOCOL,) if t.subresource == "portforward" else PROTOCOLS
             raise BadRequest(
-                f"{t.subresource} is served over WebSocket only ({', '.join(PROTOCOLS)}); "
+                f"{t.subresource} is served over WebSocket only ({', '.join(protocols)}); "
                 + ("SPDY is not supported" if "spdy" in upgrade else "Upgrade request required"))
         if method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{method} is not supported on pods/log")
@@ -244,11 +254,18 @@ class PodConnector:
         q = QueryParams(scope.get("query_string", b""))
         if not c.websocket:
             raise BadRequest(f"pods/{t.subresource} is not served over WebSocket")
+        if t.subresource == "portforward" and (offered := nodeproxy.offered_subprotocols(
+                scope)) and PORTFORWARD_PROTOCOL not in offered:
+            raise BadRequest(f"port-forward is served over WebSocket with the subprotocol "
+                             f"{PORTFORWARD_PROTOCOL} (kubectl 1.31+); offered: {offered}")
         host, port, path = await self._locate(t, c, q)
-        await nodeproxy.proxy_websocket(self.kubelet, host, port, path, scope, receive, send)
+        await nodeproxy.proxy_websocket(self.kubelet, host, port, path, scope, receive, send,
+                                        implied=PORTFORWARD_PROTOCOL)
 
 
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+# kubectl port-forward's SPDY tunnelled in WebSocket messages (nodeagent/api/forwarding.py)
+PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 
 
 def _header(scope: Scope, name: bytes) -> str:

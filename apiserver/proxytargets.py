@@ -80,6 +80,26 @@ def proxy_path(path: str) -> ProxyPath | None:
     return ProxyPath(parts[4], parts[5], scheme, name, port, rest)
 
 
+def is_proxy_path(path: str) -> bool:
+    """Whether ``path`` is a proxy request (even one whose id is malformed)."""
+    try:
+        return proxy_path(path) is not None
+    except BadRequest:
+        return True
+
+
+# What discovery lists (kube-apiserver's: every verb an HTTP method maps to).
+PROXY_VERBS = ("create", "delete", "get", "patch", "update")
+PROXY_KINDS = {"pods": "PodProxyOptions", "services": "ServiceProxyOptions"}
+
+
+def discovery_entries(plural: str) -> list[dict[str, Any]]:
+    kind = PROXY_KINDS.get(plural)
+    return [] if kind is None else [{"name": f"{plural}/proxy", "singularName": "",
+                                     "namespaced": True, "kind": kind,
+                                     "verbs": list(PROXY_VERBS)}]
+
+
 def _port_number(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
 

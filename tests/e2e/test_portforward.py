@@ -19,6 +19,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -34,21 +35,32 @@ pytestmark = [pytest.mark.root,
 
 SYSTEM_KUBECTL = Path("/usr/bin/kubectl")
 KUBECTL = SYSTEM_KUBECTL if SYSTEM_KUBECTL.exists() else BIN / "kubectl"
-VIEWER = "pf-viewer"
+VIEWER, EDITOR, GETTER = "pf-viewer", "pf-editor", "pf-getter"
+
+
+def binding(user: str, role: str) -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": user},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": user}]}
+
+
+# May read pods and open pods/portforward with GET, but not "create" it.
+GET_ONLY = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": GETTER},
+            "rules": [{"apiGroups": [""], "resources": ["pods", "pods/portforward"],
+                       "verbs": ["get", "list"]}]}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster"), "p") as c:
         c.apply_demo()
-        binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                   "metadata": {"name": VIEWER},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                               "name": "view"},
-                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                                 "name": VIEWER}]}
-        path = c.state_dir / "viewer-binding.yaml"
-        path.write_text(yaml.safe_dump(binding))
+        path = c.state_dir / "users.yaml"
+        path.write_text(yaml.safe_dump_all([binding(VIEWER, "view"), binding(EDITOR, "edit"),
+                                            GET_ONLY, binding(GETTER, GETTER)]))
         kubectl(c, "apply", "-f", str(path), check=True)
         yield c
 
@@ -189,20 +201,33 @@ def test_services_and_pods_proxy_return_the_page(cluster: LocalCluster) -> None:
     assert 'no service port "81" found for service "web"' in missing.stderr
 
 
-def test_a_view_only_user_may_neither_port_forward_nor_proxy(cluster: LocalCluster) -> None:
+def test_port_forward_and_proxy_need_the_edit_role(cluster: LocalCluster) -> None:
+    """``create`` on pods/portforward (the WebSocket opens with GET, and ``get``
+    alone is not enough, as Kubernetes 1.34+ checks), ``get`` on the proxies:
+    the bootstrap ``edit`` role has them, ``view`` has neither."""
     port = free_port()
-    refused = kubectl(cluster, "--as", VIEWER, "port-forward", "pod/web-1", f"{port}:8080",
-                      timeout=30)
-    assert refused.returncode != 0
-    assert (f'User "{VIEWER}" cannot create resource "pods/portforward"' in refused.stderr
-            or f'User "{VIEWER}" cannot get resource "pods/portforward"' in refused.stderr), \
-        refused.stderr
-    for path, resource in (("/api/v1/namespaces/default/services/web:80/proxy/",
-                            "services/proxy"),
-                           ("/api/v1/namespaces/default/pods/web-1:8080/proxy/", "pods/proxy")):
+    for user in (VIEWER, GETTER):
+        refused = kubectl(cluster, "--as", user, "port-forward", "pod/web-1", f"{port}:8080",
+                          timeout=30)
+        assert refused.returncode != 0
+        # kubectl falls back to SPDY (a POST) after the refused WebSocket: "create" again
+        assert f'User "{user}" cannot create resource "pods/portforward"' in refused.stderr, \
+            refused.stderr
+    paths = {"services/proxy": "/api/v1/namespaces/default/services/web:80/proxy/",
+             "pods/proxy": "/api/v1/namespaces/default/pods/web-1:8080/proxy/"}
+    for resource, path in paths.items():
         denied = kubectl(cluster, "--as", VIEWER, "get", "--raw", path)
         assert denied.returncode != 0
         assert f'User "{VIEWER}" cannot get resource "{resource}"' in denied.stderr, denied.stderr
-    # the same user may read the pod itself: the refusal is about the subresources
+    # the viewer may read the pod itself: the refusal is about the subresources
     kubectl(cluster, "--as", VIEWER, "get", "pod", "web-1", check=True)
-
+    # and an editor may do all of it
+    for path in paths.values():
+        assert kubectl(cluster, "--as", EDITOR, "get", "--raw", path,
+                       check=True).stdout.split()[0] in BACKENDS
+    forward = Forward(cluster, "--as", EDITOR, "pod/web-1", f"{port}:8080")
+    try:
+        forward.wait_listening(port)
+        assert body(http_get(port)) == "web-1 127.0.0.1\n"
+    finally:
+        forward.stop()

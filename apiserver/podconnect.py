@@ -254,8 +254,8 @@ class PodConnector:
         q = QueryParams(scope.get("query_string", b""))
         if not c.websocket:
             raise BadRequest(f"pods/{t.subresource} is not served over WebSocket")
-        if t.subresource == "portforward" and (offered := nodeproxy.offered_subprotocols(
-                scope)) and PORTFORWARD_PROTOCOL not in offered:
+        offered = [p for p in nodeproxy.offered_subprotocols(scope) if p]
+        if t.subresource == "portforward" and offered and PORTFORWARD_PROTOCOL not in offered:
             raise BadRequest(f"port-forward is served over WebSocket with the subprotocol "
                              f"{PORTFORWARD_PROTOCOL} (kubectl 1.31+); offered: {offered}")
         host, port, path = await self._locate(t, c, q)

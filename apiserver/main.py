@@ -287,7 +287,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    setup_logging(args.log_level, quiet=())
+    setup_logging(args.log_level)  # httpx (nodeproxy) would log every log request
     if args.check_storage:
         return check_storage(args.storage_url)
     try:

@@ -46,6 +46,7 @@ from apimachinery.kinds import (
 from client.config import SERVER_HELP, ConfigError, ServerFlagError, load_config
 from client.errors import ApiError, ConnectionFailed, NotFound
 from client.http import Client
+from componentbase import flags
 from componentbase.pki import PKIError
 
 from . import describe as describing
@@ -226,18 +227,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="container (default: the only one)")
         return p
 
-    p = pod_command("exec", "Run a command in a pod's network namespace (on this host)")
+    p = pod_command("exec", "Run a command in a container (through the API server)")
     p.add_argument("-i", "--stdin", action="store_true",
-                   help="accepted for kubectl compatibility: stdin is always passed")
+                   help="pass stdin to the container")
     p.add_argument("-t", "--tty", action="store_true",
-                   help="accepted for kubectl compatibility: the terminal is always passed")
+                   help="stdin is a TTY (with -i: the local terminal, raw, resized)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
 
-    p = pod_command("logs", "Print a container's log (pods of a local cluster on this host)")
+    p = pod_command("logs", "Print a container's log (through the API server)")
     p.add_argument("-f", "--follow", action="store_true",
-                   help="keep printing as the log grows, until the pod is gone")
+                   help="keep printing as the log grows, until the container stops")
     p.add_argument("--tail", type=int, default=-1, metavar="N",
                    help="only the last N lines (default: all)")
+    p.add_argument("--timestamps", action="store_true",
+                   help="each line with its RFC 3339 time")
+    p.add_argument("-p", "--previous", action="store_true",
+                   help="the log of the container's previous instance")
+    p.add_argument("--since", type=flags.duration(), default=None, metavar="DURATION",
+                   help="only lines newer than this (5s, 2m, 3h)")
+    p.add_argument("--limit-bytes", type=int, default=None, metavar="N",
+                   help="at most N bytes")
 
     p = command("cluster", "Run a local cluster: up, down, status, pki")
     cluster_sub = p.add_subparsers(dest="cluster_command", metavar="up|down|status|pki")
@@ -746,29 +755,33 @@ def _pod(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 
 def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    podio.exec_in_pod(_pod(args, ctx), args.container, command)
-    return 1  # not reached: exec_in_pod replaces this process or raises
+    if not command:
+        raise PodIOError("you must specify at least one command for the container")
+    pod = _pod(args, ctx)
+    container = podio.container_name(pod, args.container)
+    phase = pod.get("status", {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise PodIOError(f"cannot exec into a container in a completed pod; current phase "
+                         f"is {phase}")
+    return podio.run_exec(ctx.client.config, ctx.namespace, pod["metadata"]["name"],
+                          container=container, command=command, stdin=args.stdin,
+                          tty=args.tty)
 
 
 def cmd_logs(args: argparse.Namespace, ctx: Context) -> int:
     pod = _pod(args, ctx)
     container = podio.container_name(pod, args.container)
-    path = podio.log_file(pod, container, ctx.server, podio.cluster_states(args.kubeconfig))
-    uid = pod["metadata"]["uid"]
-
-    def still_there() -> bool:
-        try:
-            return ctx.client.get(POD, pod["metadata"]["name"], ctx.namespace)[
-                "metadata"]["uid"] == uid
-        except NotFound:
-            return False
 
     def write(data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
 
-    podio.copy_log(path, tail=args.tail, follow=args.follow, still_there=still_there,
-                   write=write)
+    params = podio.log_params(
+        container, follow=args.follow, tail=args.tail, timestamps=args.timestamps,
+        previous=args.previous, limit_bytes=args.limit_bytes,
+        since_seconds=max(1, int(args.since)) if args.since is not None else None)
+    podio.stream_logs(ctx.client.config, ctx.namespace, pod["metadata"]["name"], params,
+                      write)
     return 0
 
 

@@ -1,29 +1,42 @@
-"""``mpctl exec`` and ``mpctl logs``: a pod's network namespace and its log files, on this host.
+"""``mpctl exec`` and ``mpctl logs``: through the API server, as kubectl's.
 
-miniplane's pods are host processes, so neither goes through the API server as
-kubectl's do: ``exec`` finds the pod's namespace (``mp-<cluster>-pod-<uid8>``, the
-node agent's naming) and replaces itself with ``ip netns exec`` there, so the
-command gets the pod's resolv.conf, the terminal and its exit status; ``logs``
-reads ``<agent state dir>/pods/<uid>/<container>.log``, finding the agent's state
-dir in the ``cluster.json`` of the cluster whose API server is in use.
+``logs`` streams ``GET pods/<name>/log`` (``container``, ``follow``, ``tailLines``…);
+``exec`` opens ``pods/<name>/exec`` as a WebSocket speaking ``v5.channel.k8s.io``
+(``apimachinery.remotecommand``): stdin (with ``-i``) goes out on channel 0, the
+command's stdout and stderr come back on 1 and 2, and its exit status on 3, which
+becomes mpctl's exit code. With ``-t`` the local terminal is put in raw mode and
+its size sent on channel 4 (again on every SIGWINCH). Both work from any host
+that reaches the API server, with the credentials of the kubeconfig in use, and
+are authorized as ``get pods/log`` and ``create pods/exec``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-import subprocess
+import shutil
+import signal
+import ssl
 import sys
-import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
+import termios
+import threading
+import tty
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
-from client.config import KUBECONFIG_ENV
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
-from .cluster import network, state
+from apimachinery import remotecommand as rc
+from client.config import ClientConfig
+from client.errors import ConnectionFailed, error_from_response
+from client.http import USER_AGENT, tls_verify
 
-FOLLOW_POLL = 0.2  # seconds between looks at a followed log file
-GONE_CHECK = 2.0  # seconds between checks that a followed pod still exists
+CONNECT_TIMEOUT = 10.0
 
 
 class PodIOError(Exception):
@@ -31,134 +44,184 @@ class PodIOError(Exception):
 
 
 def container_name(pod: dict[str, Any], wanted: str | None) -> str:
-    """The container a command is about: ``-c``, else the only one (kubectl's rule)."""
+    """The container a command is about: ``-c``, else the default-container
+    annotation, else the only one (kubectl's rule)."""
     names = [c["name"] for c in pod.get("spec", {}).get("containers") or []]
     name = pod["metadata"]["name"]
     if wanted is not None:
         if wanted not in names:
             raise PodIOError(f"container {wanted} is not valid for pod {name}")
         return wanted
+    default = (pod["metadata"].get("annotations") or {}).get(
+        "kubectl.kubernetes.io/default-container")
+    if default in names:
+        return str(default)
     if len(names) == 1:
         return names[0]
     raise PodIOError(f"a container name must be specified for pod {name}, choose one of: "
                      f"[{' '.join(names)}]")
 
 
-def pod_namespace_suffix(pod: dict[str, Any]) -> str:
-    return "-pod-" + pod["metadata"]["uid"].replace("-", "")[:8]
+def pod_path(namespace: str, name: str, subresource: str) -> str:
+    return f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}/" \
+           f"{subresource}"
 
 
-def find_pod_netns(pod: dict[str, Any], namespaces: Iterable[str]) -> str | None:
-    suffix = pod_namespace_suffix(pod)
-    found = [ns for ns in namespaces if ns.startswith("mp-") and ns.endswith(suffix)]
-    return found[0] if len(found) == 1 else None
-
-
-def host_namespaces() -> list[str]:
-    try:
-        return network.namespaces()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise PodIOError(f"cannot list network namespaces: {exc}") from None
-
-
-def exec_in_pod(pod: dict[str, Any], container: str | None, command: list[str]) -> None:
-    """Replace this process with ``command`` inside the pod's namespace (never returns)."""
-    container_name(pod, container)  # validates -c like kubectl does
-    name = pod["metadata"]["name"]
-    if not command:
-        raise PodIOError("you must specify at least one command for the container")
-    phase = pod.get("status", {}).get("phase")
-    if phase in ("Succeeded", "Failed"):
-        raise PodIOError(f"cannot exec into a container in a completed pod; current phase "
-                         f"is {phase}")
-    if os.geteuid() != 0:
-        raise PodIOError("mpctl exec needs root (it enters the pod's network namespace)")
-    ns = find_pod_netns(pod, host_namespaces())
-    if ns is None:
-        node = pod.get("spec", {}).get("nodeName") or "<not scheduled>"
-        raise PodIOError(f"pod {name} has no network namespace on this host "
-                         f"(node {node}, phase {phase or 'Pending'})")
-    sys.stdout.flush()
-    try:
-        os.execvp("ip", ["ip", "netns", "exec", ns, *command])
-    except OSError as exc:
-        raise PodIOError(f"cannot run ip netns exec: {exc.strerror}") from None
+def _headers(config: ClientConfig) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT}
+    if config.token:
+        headers["Authorization"] = f"Bearer {config.token}"
+    return headers
 
 
 # --------------------------------------------------------------------------- logs
 
-def cluster_states(kubeconfig: str | None) -> list[state.ClusterState]:
-    """Every local cluster's record this mpctl could be talking to.
 
-    The one beside the kubeconfig in use first (``cluster up`` writes both into its
-    state dir), then those under ``./.miniplane``.
-    """
-    dirs: list[Path] = []
-    configs = [kubeconfig] if kubeconfig else \
-        [p for p in os.environ.get(KUBECONFIG_ENV, "").split(os.pathsep) if p]
-    dirs += [Path(c).expanduser().parent for c in configs]
-    base = Path(".miniplane")
-    if base.is_dir():
-        dirs += sorted(d for d in base.iterdir() if d.is_dir())
-    found = []
-    for d in dirs:
-        try:
-            st = state.load(d)
-        except ValueError:
-            continue
-        if st is not None:
-            found.append(st)
-    return found
+def log_params(container: str, *, follow: bool, tail: int, timestamps: bool = False,
+               since_seconds: int | None = None, previous: bool = False,
+               limit_bytes: int | None = None) -> dict[str, str]:
+    """kubectl's query for ``pods/log`` (a negative ``tail``: every line)."""
+    params = {"container": container}
+    if follow:
+        params["follow"] = "true"
+    if tail >= 0:
+        params["tailLines"] = str(tail)
+    if timestamps:
+        params["timestamps"] = "true"
+    if since_seconds is not None:
+        params["sinceSeconds"] = str(since_seconds)
+    if previous:
+        params["previous"] = "true"
+    if limit_bytes is not None:
+        params["limitBytes"] = str(limit_bytes)
+    return params
 
 
-def log_file(pod: dict[str, Any], container: str, server: str,
-             states: list[state.ClusterState]) -> Path:
-    node = pod.get("spec", {}).get("nodeName")
-    name = pod["metadata"]["name"]
-    if not node:
-        raise PodIOError(f"pod {name} is not scheduled to a node yet")
-    for st in states:
-        rec = st.node(node)
-        if server.rstrip("/") in {s.rstrip("/") for s in st.server.split(",")} \
-                and rec is not None:
-            path = Path(rec.state_dir) / "pods" / pod["metadata"]["uid"] / f"{container}.log"
-            if path.exists():
-                return path
-            raise PodIOError(f'container "{container}" in pod "{name}" has not started yet '
-                             f"(no {path})")
-    raise PodIOError(f"the log of pod {name} is kept by node {node}'s agent, which is not "
-                     "part of a local cluster started here (mpctl cluster up)")
-
-
-def tail_lines(data: bytes, n: int) -> bytes:
-    if n < 0:
-        return data
-    if n == 0:
-        return b""
-    lines = data.splitlines(keepends=True)
-    return b"".join(lines[-n:])
-
-
-def copy_log(path: Path, *, tail: int, follow: bool, still_there: Callable[[], bool],
-             write: Callable[[bytes], None]) -> None:
-    """Print the log (its last ``tail`` lines, all if negative), then follow it if asked.
-
-    Following ends when the pod is gone (``still_there``) or on Ctrl-C. A restarted
-    container appends to the same file, so following carries on across restarts.
-    """
-    with open(path, "rb") as f:
-        write(tail_lines(f.read(), tail))
-        if not follow:
-            return
-        next_check = time.monotonic() + GONE_CHECK
-        while True:
-            chunk = f.read()
-            if chunk:
+def stream_logs(config: ClientConfig, namespace: str, name: str, params: dict[str, str],
+                write: Callable[[bytes], None]) -> None:
+    """Copy the log to ``write`` as it arrives; an API refusal raises its ``ApiError``."""
+    url = config.server.rstrip("/") + pod_path(namespace, name, "log")
+    timeout = httpx.Timeout(CONNECT_TIMEOUT, read=None)
+    try:
+        with httpx.Client(verify=tls_verify(config), headers=_headers(config),
+                          timeout=timeout) as http, \
+                http.stream("GET", url, params=params) as response:
+            if response.status_code != 200:
+                raise error_from_response(response.status_code, response.read())
+            for chunk in response.iter_raw():
                 write(chunk)
+    except httpx.HTTPError as exc:
+        raise ConnectionFailed(f"GET {url}: {exc}", attempts=((url, str(exc)),)) from None
+
+
+# --------------------------------------------------------------------------- exec
+
+
+def exec_url(server: str, namespace: str, name: str, *, container: str,
+             command: list[str], stdin: bool, tty: bool) -> str:
+    query = [("container", container)] + [("command", c) for c in command]
+    query += [("stdin", "true")] if stdin else []
+    query += [("stdout", "true")]
+    query += [("tty", "true")] if tty else [("stderr", "true")]
+    base = server.rstrip("/").replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return base + pod_path(namespace, name, "exec") + "?" + urlencode(query)
+
+
+def open_stream(config: ClientConfig, url: str) -> ClientConnection:
+    """The WebSocket to the API server; its refusal raises the ``ApiError`` it carries."""
+    verify = tls_verify(config)
+    context = verify if isinstance(verify, ssl.SSLContext) else None
+    try:
+        return connect(url, ssl=context if url.startswith("wss://") else None,
+                       subprotocols=[Subprotocol(p) for p in rc.PROTOCOLS],
+                       additional_headers=_headers(config), open_timeout=CONNECT_TIMEOUT,
+                       max_size=None, compression=None)
+    except InvalidStatus as exc:
+        raise error_from_response(exc.response.status_code,
+                                  bytes(exc.response.body or b"")) from None
+    except (OSError, InvalidHandshake, TimeoutError) as exc:
+        raise ConnectionFailed(f"{url}: {exc}", attempts=((url, str(exc)),)) from None
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    """The local terminal in raw mode (keys go to the pod as typed), restored after."""
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def terminal_size_frame() -> bytes:
+    size = shutil.get_terminal_size()
+    return rc.frame(rc.RESIZE, json.dumps({"Width": size.columns,
+                                           "Height": size.lines}).encode())
+
+
+def run_exec(config: ClientConfig, namespace: str, name: str, *, container: str,
+             command: list[str], stdin: bool, tty: bool) -> int:
+    """Run ``command`` in the pod; its exit code (1 with a message for an error)."""
+    ws = open_stream(config, exec_url(config.server, namespace, name, container=container,
+                                      command=command, stdin=stdin, tty=tty))
+    use_tty = tty and stdin and os.isatty(0)
+    with ws, (raw_terminal(0) if use_tty else contextlib.nullcontext()):
+        if stdin:
+            threading.Thread(target=_send_stdin, args=(ws,), daemon=True).start()
+        if use_tty:
+            with contextlib.suppress(ConnectionClosed):
+                ws.send(terminal_size_frame())
+            signal.signal(signal.SIGWINCH, lambda *_: _send_quietly(ws, terminal_size_frame()))
+        status = _copy_output(ws)
+    if status is None:
+        raise PodIOError("the connection ended without the command's exit status")
+    code, error = rc.exit_code(status)
+    if error is not None:
+        raise PodIOError(error)
+    return code
+
+
+def _send_quietly(ws: ClientConnection, data: bytes) -> None:
+    with contextlib.suppress(ConnectionClosed, RuntimeError):
+        ws.send(data)
+
+
+def _send_stdin(ws: ClientConnection) -> None:
+    """Local stdin to channel 0; at its end, v5's close signal for stdin."""
+    while True:
+        try:
+            data = os.read(0, 32768)
+        except OSError:
+            data = b""
+        if not data:
+            if ws.subprotocol == rc.V5:
+                _send_quietly(ws, rc.frame(rc.CLOSE, bytes((rc.STDIN,))))
+            return
+        try:
+            ws.send(rc.frame(rc.STDIN, data))
+        except (ConnectionClosed, RuntimeError):
+            return
+
+
+def _copy_output(ws: ClientConnection) -> dict[str, Any] | None:
+    status: dict[str, Any] | None = None
+    with contextlib.suppress(ConnectionClosed):
+        for message in ws:
+            data = message if isinstance(message, bytes) else message.encode()
+            if not data:
                 continue
-            if time.monotonic() >= next_check:
-                if not still_there():
-                    write(f.read())
-                    return
-                next_check = time.monotonic() + GONE_CHECK
-            time.sleep(FOLLOW_POLL)
+            channel, payload = rc.parse(data)
+            if channel == rc.STDOUT:
+                _write(sys.stdout.buffer, payload)
+            elif channel == rc.STDERR:
+                _write(sys.stderr.buffer, payload)
+            elif channel == rc.ERROR and payload:
+                with contextlib.suppress(ValueError):
+                    status = json.loads(payload)
+    return status
+
+
+def _write(out: Any, data: bytes) -> None:
+    out.write(data)
+    out.flush()

@@ -25,8 +25,8 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from apimachinery import remotecommand as channels
 from componentbase.procs import kill_group
-from nodeagent.api import channels
 from nodeagent.api.pods import NotServed, Workers, find
 from nodeagent.pods import crilog, stdio
 from nodeagent.pods.runtime import Container, PodWorker

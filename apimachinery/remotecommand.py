@@ -1,4 +1,5 @@
-"""The ``channel.k8s.io`` WebSocket framing of exec and attach, as pure functions.
+"""The ``channel.k8s.io`` WebSocket framing of exec and attach (Kubernetes' remotecommand),
+as pure functions: the node agent serves it, mpctl speaks it.
 
 Every binary message is one byte of channel, then data: 0 stdin (client → agent),
 1 stdout, 2 stderr, 3 the error channel (one ``metav1.Status`` JSON at the end: a
@@ -71,3 +72,21 @@ def terminal_size(data: bytes) -> tuple[int, int] | None:
     except (ValueError, KeyError, TypeError):
         return None
     return (width, height) if 0 <= width < 65536 and 0 <= height < 65536 else None
+
+
+def exit_code(status: dict[str, Any]) -> tuple[int, str | None]:
+    """What a client makes of the error channel's ``Status``: (exit code, error).
+
+    ``Success`` is (0, None); a ``NonZeroExitCode`` failure is its code and no error
+    (the command ran and failed, which is no error of the connection); any other
+    failure is (1, its message)."""
+    if status.get("status") == "Success":
+        return 0, None
+    if status.get("reason") == "NonZeroExitCode":
+        for cause in (status.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == "ExitCode":
+                try:
+                    return int(cause.get("message")), None
+                except (TypeError, ValueError):
+                    break
+    return 1, str(status.get("message") or "the command failed")

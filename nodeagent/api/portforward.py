@@ -165,6 +165,7 @@ class _Stream:
     remote_closed: bool = False  # the client sent FIN or RST
     local_closed: bool = False  # we sent FIN or RST
     reset: bool = False
+    unread: bool = False  # nothing takes what the client sends any more: it is dropped
 
 
 @dataclass
@@ -234,7 +235,7 @@ class PortForwardSession:
             stream = self._streams.get(frame.stream_id)
             if stream is None or stream.remote_closed:
                 return  # late data for a stream already over: nothing to deliver it to
-            if frame.data and stream.kind == TYPE_DATA:
+            if frame.data and stream.kind == TYPE_DATA and not stream.unread:
                 await stream.inbound.put(frame.data)
             if frame.fin:
                 await self._client_fin(stream)
@@ -276,6 +277,7 @@ class PortForwardSession:
         if getattr(pair, slot) is not None:
             await self._write_error(pair, f"error processing stream for request {rid}: "
                                           f"{slot} stream already assigned")
+            self._stop_reading(stream)
             await self._finish(stream)
             return
         setattr(pair, slot, stream)
@@ -291,6 +293,14 @@ class PortForwardSession:
         stream.remote_closed = True
         await stream.inbound.put(None)
         self._forget_if_done(stream)
+
+    def _stop_reading(self, stream: _Stream) -> None:
+        """Nothing will take ``stream``'s data any more (the pod connection is gone, or
+        never came): drop what is queued and what follows, so the read loop, which
+        waits on a full queue, never waits for it."""
+        stream.unread = True
+        while not stream.inbound.empty():
+            stream.inbound.get_nowait()
 
     def _client_reset(self, stream: _Stream) -> None:
         """``stream`` is over both ways: drop what was queued, wake its forward."""
@@ -331,6 +341,7 @@ class PortForwardSession:
                     await writer.wait_closed()
         finally:
             self._pairs.pop(pair.request_id, None)
+            self._stop_reading(data)
             await self._finish(data)
             await self._finish(error)
 
@@ -348,7 +359,8 @@ class PortForwardSession:
                 writer.write(chunk)
                 await writer.drain()
             except OSError:
-                return  # the pod closed: its EOF ends the other direction
+                self._stop_reading(data)  # the pod closed: its EOF ends the other direction
+                return
 
     async def _pod_to_client(self, data: _Stream, reader: asyncio.StreamReader) -> None:
         while True:
@@ -375,6 +387,7 @@ class PortForwardSession:
                                       "timed out waiting for streams")
         for stream in (pair.error, pair.data):
             if stream is not None:
+                self._stop_reading(stream)
                 await self._finish(stream)
 
     async def _finish(self, stream: _Stream) -> None:

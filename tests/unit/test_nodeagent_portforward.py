@@ -334,3 +334,29 @@ def test_the_client_going_away_closes_the_pod_connections() -> None:
                 await pod_saw_eof.wait()
 
     run(scenario())
+
+
+def test_a_pod_that_stops_reading_does_not_stall_the_other_connections() -> None:
+    async def close_on_request(reader: asyncio.StreamReader,
+                               writer: asyncio.StreamWriter) -> None:
+        line = await reader.readline()
+        if line != b"close\n":
+            writer.write(b"echo:" + line)
+            await writer.drain()
+        writer.close()  # with data still coming for "close"
+
+    async def scenario() -> None:
+        async with harness(close_on_request) as h:
+            error, data = h.client.forward(h.pod_port, "0")
+            h.client.send(spdy.DataFrame(data, b"close\n"))
+            await h.client.until(lambda: h.client.streams[data].fin, "the pod's FIN")
+            # far more than a stream's queue holds, for a connection nobody reads
+            for _ in range(portforward.QUEUE_FRAMES * 4):
+                h.client.send(spdy.DataFrame(data, b"x" * 1024))
+            other = h.client.forward(h.pod_port, "1")
+            h.client.send(spdy.DataFrame(other[1], b"still here\n"))
+            assert await h.client.finish(*other) == ""
+            assert h.client.streams[other[1]].data == b"echo:still here\n"
+            assert await h.client.finish(error, data) == ""
+
+    run(scenario())

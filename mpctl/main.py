@@ -755,9 +755,9 @@ def _pod(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
 
 def cmd_exec(args: argparse.Namespace, ctx: Context) -> int:
     command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    pod = _pod(args, ctx)
     if not command:
         raise PodIOError("you must specify at least one command for the container")
-    pod = _pod(args, ctx)
     container = podio.container_name(pod, args.container)
     phase = pod.get("status", {}).get("phase")
     if phase in ("Succeeded", "Failed"):

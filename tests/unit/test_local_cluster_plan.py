@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import ipaddress
-import threading
 from pathlib import Path
 
 import pytest
@@ -236,62 +235,29 @@ def test_container_name_follows_kubectl() -> None:
         podio.container_name(pod(["a"]), "c")
 
 
-def test_pod_namespace_is_found_by_uid_only_when_unique() -> None:
-    p = pod(["a"])
-    assert podio.find_pod_netns(p, ["mp-x-node-1", "mp-x-pod-0123abcd"]) == "mp-x-pod-0123abcd"
-    assert podio.find_pod_netns(p, ["mp-x-pod-99999999"]) is None
-    assert podio.find_pod_netns(p, ["other-pod-0123abcd"]) is None
-    assert podio.find_pod_netns(p, ["mp-x-pod-0123abcd", "mp-y-pod-0123abcd"]) is None
+def test_container_name_takes_the_default_container_annotation() -> None:
+    p = pod(["a", "b"])
+    p["metadata"]["annotations"] = {"kubectl.kubernetes.io/default-container": "b"}
+    assert podio.container_name(p, None) == "b"
 
 
-def test_log_file_comes_from_the_matching_clusters_node(tmp_path: Path) -> None:
-    p = pod(["web"])
-    log = tmp_path / "n1" / "pods" / p["metadata"]["uid"] / "web.log"
-    log.parent.mkdir(parents=True)
-    log.write_text("hi\n")
-    mine = state.ClusterState(name="a", state_dir="/a", server="http://127.0.0.1:1/", dns="",
-                              fabric="", dns_fabric_address="",
-                              nodes=[state.NodeRecord("node-1", "", "", str(tmp_path / "n1"))])
-    other = state.ClusterState(name="b", state_dir="/b", server="http://127.0.0.1:2", dns="",
-                               fabric="", dns_fabric_address="",
-                               nodes=[state.NodeRecord("node-1", "", "", "/nowhere")])
-    assert podio.log_file(p, "web", "http://127.0.0.1:1", [other, mine]) == log
-    with pytest.raises(podio.PodIOError, match="not part of a local cluster"):
-        podio.log_file(p, "web", "http://127.0.0.1:3", [other, mine])
-    with pytest.raises(podio.PodIOError, match='container "x" in pod "p" has not started'):
-        podio.log_file(p, "x", "http://127.0.0.1:1", [mine])
+def test_log_params_are_kubectls() -> None:
+    assert podio.log_params("c", follow=False, tail=-1) == {"container": "c"}
+    assert podio.log_params("c", follow=True, tail=0, timestamps=True, since_seconds=5,
+                            previous=True, limit_bytes=10) == {
+        "container": "c", "follow": "true", "tailLines": "0", "timestamps": "true",
+        "sinceSeconds": "5", "previous": "true", "limitBytes": "10"}
 
 
-@pytest.mark.parametrize(("n", "expected"), [(-1, b"a\nb\nc"), (0, b""), (1, b"c"),
-                                             (2, b"b\nc"), (9, b"a\nb\nc")])
-def test_tail_lines(n: int, expected: bytes) -> None:
-    assert podio.tail_lines(b"a\nb\nc", n) == expected
-
-
-def test_follow_prints_what_is_appended_until_the_pod_is_gone(tmp_path: Path,
-                                                              monkeypatch) -> None:
-    monkeypatch.setattr(podio, "FOLLOW_POLL", 0.01)
-    monkeypatch.setattr(podio, "GONE_CHECK", 0.01)
-    log = tmp_path / "c.log"
-    log.write_bytes(b"one\n")
-    written: list[bytes] = []
-    appended = threading.Event()
-    pod_deleted = threading.Event()
-
-    def write(data: bytes) -> None:
-        written.append(data)
-        if b"two" in b"".join(written):
-            pod_deleted.set()
-
-    def writer() -> None:
-        with open(log, "ab") as f:
-            f.write(b"two\n")
-        appended.set()
-
-    threading.Thread(target=writer).start()
-    podio.copy_log(log, tail=-1, follow=True, write=write,
-                   still_there=lambda: not (appended.is_set() and pod_deleted.is_set()))
-    assert b"".join(written) == b"one\ntwo\n"
+def test_exec_url_is_a_websocket_to_the_pods_exec() -> None:
+    url = podio.exec_url("https://127.0.0.1:6443/", "ns", "p", container="c",
+                         command=["sh", "-c", "echo a b"], stdin=True, tty=False)
+    assert url == ("wss://127.0.0.1:6443/api/v1/namespaces/ns/pods/p/exec?container=c"
+                   "&command=sh&command=-c&command=echo+a+b&stdin=true&stdout=true"
+                   "&stderr=true")
+    tty = podio.exec_url("http://h:1", "ns", "p", container="c", command=["sh"], stdin=True,
+                         tty=True)
+    assert tty.startswith("ws://h:1/") and "tty=true" in tty and "stderr" not in tty
 
 
 @pytest.mark.parametrize(("text", "parsed"), [("condition=Ready", ("Ready", "true")),

@@ -66,6 +66,8 @@ def proxy_path(path: str) -> ProxyPath | None:
 
     ``/api/v1/namespaces/<ns>/(pods|services)/<id>/proxy[/<rest>]``; an id that
     does not split is a ``BadRequest``."""
+    if "/proxy" not in path:  # every request asks: the common answer without a split
+        return None
     parts = path.split("/")
     # "", "api", "v1", "namespaces", ns, plural, id, "proxy", rest...
     if (len(parts) < 8 or parts[:4] != ["", "api", "v1", "namespaces"] or not parts[4]

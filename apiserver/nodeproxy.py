@@ -154,7 +154,7 @@ def offered_subprotocols(scope: Scope) -> list[str]:
 
 
 async def proxy_websocket(cfg: KubeletClientConfig, host: str, port: int, path_query: str,
-                          scope: Scope, receive: Receive, send: Send,
+                          scope: Scope, receive: Receive, send: Send, *,
                           implied: str | None = None) -> None:
     """Relay the client's WebSocket to the agent's ``path_query``.
 

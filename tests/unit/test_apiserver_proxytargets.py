@@ -154,3 +154,14 @@ def test_hop_by_hop_headers_are_not_relayed() -> None:
                ("Authorization", "Bearer t"), ("Content-Type", "text/plain")]
     assert relayed_headers(headers, drop=("authorization",)) == [
         ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Type", "text/plain")]
+
+
+def test_the_callers_credentials_never_reach_the_pod() -> None:
+    from apiserver.proxies import _request_headers
+
+    scope = {"headers": [(b"authorization", b"Bearer secret"), (b"impersonate-user", b"root"),
+                         (b"impersonate-group", b"system:masters"), (b"host", b"api:6443"),
+                         (b"connection", b"keep-alive"), (b"accept", b"text/html"),
+                         (b"x-forwarded-for", b"1.2.3.4")]}
+    assert _request_headers(scope) == [("accept", "text/html"),
+                                       ("x-forwarded-for", "1.2.3.4")]

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -149,6 +150,9 @@ async def deny_websocket(send: Send, err: APIError) -> None:
     await send({"type": "websocket.http.response.body", "body": body})
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 7230 section 3.2.6
+
+
 def offered_subprotocols(scope: Scope) -> list[str]:
     return list(scope.get("subprotocols") or [])
 
@@ -163,7 +167,8 @@ async def proxy_websocket(cfg: KubeletClientConfig, host: str, port: int, path_q
     how ``SPDY/3.1+portforward.k8s.io`` passes: its "/" is not an RFC 7230 token
     character, so this WebSocket client refuses to send it."""
     offered = offered_subprotocols(scope)
-    to_agent = [p for p in offered if p != implied]
+    # what this client can send: RFC 7230 tokens (any other would raise here)
+    to_agent = [p for p in offered if p != implied and _TOKEN.fullmatch(p)]
     try:
         agent = await connect(_url("wss", host, port, path_query), ssl=cfg.context,
                               subprotocols=[Subprotocol(p) for p in to_agent] or None,

@@ -149,3 +149,30 @@ def test_a_port_forward_websocket_to_an_unreachable_agent_is_a_503(
                                    [])
     assert code == 503, text
     assert "cannot reach the node agent" in text
+
+
+def raw_handshake(server: ApiServer, path: str, protocols: str) -> tuple[int, str]:
+    """A WebSocket handshake sent by hand (a client library refuses non-token
+    subprotocols); the status code and body of the answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw, \
+            server.tls().wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      f"Sec-WebSocket-Protocol: {protocols}\r\n\r\n").encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_a_subprotocol_that_is_no_token_is_not_offered_to_the_agent(
+        server: ApiServer, admin: httpx.Client) -> None:
+    # "/" is not an RFC 7230 token character: kubectl's port-forward protocol has one,
+    # and any client may send others; the relay offers the agent only what it can send
+    code, text = raw_handshake(
+        server, f"/api/v1/namespaces/{NS}/pods/web-1/exec?command=true&stdout=true",
+        "bad/proto, v5.channel.k8s.io")
+    assert code == 503, text
+    assert "cannot reach the node agent" in text

@@ -103,6 +103,9 @@ def dial_in_netns(netns: str | None, *, host: str = "127.0.0.1") -> Dial:
         except asyncio.CancelledError:  # the thread finishes anyway: close what it makes
             made.add_done_callback(_close_made_socket)
             raise
+        except OSError as exc:  # the namespace is gone (the pod went) or can't be entered
+            raise OSError(exc.errno, f"cannot enter the pod's network namespace {netns}: "
+                                     f"{exc.strerror or exc}") from exc
         try:
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (host, port))

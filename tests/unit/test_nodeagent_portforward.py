@@ -360,3 +360,27 @@ def test_a_pod_that_stops_reading_does_not_stall_the_other_connections() -> None
             assert await h.client.finish(error, data) == ""
 
     run(scenario())
+
+
+def test_a_namespace_that_is_gone_is_reported_on_the_error_stream() -> None:
+    async def scenario() -> None:
+        channel_ends = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=channel_ends[0])
+        c_reader, c_writer = await asyncio.open_connection(sock=channel_ends[1])
+        # no such namespace: entering it fails before any socket is made (root or not)
+        session = asyncio.ensure_future(portforward.serve(
+            portforward.StreamChannel(reader, writer),
+            portforward.dial_in_netns("mp-pf-test-no-such-ns"), pod="web", uid="u-1"))
+        client = Client(c_reader, c_writer)
+        error, data = client.forward(8080, "0")
+        message = await client.finish(error, data)
+        assert message == ("error forwarding port 8080 to pod web, uid u-1: cannot enter the "
+                           "pod's network namespace mp-pf-test-no-such-ns: No such file or "
+                           "directory")
+        c_writer.close()
+        async with asyncio.timeout(TIMEOUT):
+            await session
+        client.pump.cancel()
+        writer.close()
+
+    run(scenario())

@@ -78,8 +78,9 @@ def serve(request: Request, worker: PodWorker, c: Container) -> Response:
         if previous:
             raise NotServed(400, f'previous terminated container "{c.record.name}" in pod '
                             f'"{pod}" not found')
+        waiting = ((c.record.state or {}).get("waiting") or {}).get("reason")
         raise NotServed(400, f'container "{c.record.name}" in pod "{pod}" is waiting to '
-                        "start: ContainerCreating")
+                        f"start: {waiting or 'ContainerCreating'}")
     tail = _int(request, "tailLines", minimum=0)
     limit = _int(request, "limitBytes", minimum=1)
     start = since(request, time.time())

@@ -54,8 +54,12 @@ class NodeConfig:
 
 
 def node_status(*, ip: str | None, ready_since: str, now: str,
-                api_port: int | None = None) -> dict[str, Any]:
-    """The status the agent posts: addresses, capacity, nodeInfo, the Ready condition."""
+                api_port: int | None = None, hostname: str | None = None) -> dict[str, Any]:
+    """The status the agent posts: addresses, capacity, nodeInfo, the Ready condition.
+
+    ``hostname``: the node's name as its ``Hostname`` address (kubelet's with
+    ``--hostname-override``), which the API server dials first by default
+    (``--kubelet-preferred-address-types``): in compose the node container's name."""
     cpus = str(os.cpu_count() or 1)
     try:
         mem_kib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
@@ -63,8 +67,9 @@ def node_status(*, ip: str | None, ready_since: str, now: str,
         mem_kib = 0
     capacity = {"cpu": cpus, "memory": f"{mem_kib}Ki", "pods": "110"}
     uname = platform.uname()
-    return {
-        "addresses": ([{"type": "InternalIP", "address": ip}] if ip else []),
+    status: dict[str, Any] = {
+        "addresses": ([{"type": "InternalIP", "address": ip}] if ip else [])
+        + ([{"type": "Hostname", "address": hostname}] if hostname else []),
         "capacity": capacity,
         "allocatable": capacity,
         "nodeInfo": {"kubeletVersion": VERSION, "kubeProxyVersion": VERSION,
@@ -75,9 +80,10 @@ def node_status(*, ip: str | None, ready_since: str, now: str,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                         "message": "mp-nodeagent is posting ready status",
                         "lastHeartbeatTime": now, "lastTransitionTime": ready_since}],
-        # where the API server reaches the agent's API (nodeagent.api)
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": api_port or 0}},
     }
+    if api_port:  # where the API server reaches the agent's API (nodeagent.api)
+        status["daemonEndpoints"] = {"kubeletEndpoint": {"Port": api_port}}
+    return status
 
 
 class NodeAgent:
@@ -160,6 +166,7 @@ class NodeAgent:
         if self.nodes.has_synced and self._ready_in_cache() != "True":
             self.ready_since = format_time(time.time())
         return node_status(ip=self.ip, ready_since=self.ready_since, api_port=self.cfg.api_port,
+                           hostname=self.cfg.node,
                            now=format_time(time.time()))
 
     async def _post_status(self, status: dict[str, Any] | None = None) -> None:

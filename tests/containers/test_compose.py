@@ -175,14 +175,14 @@ class Cluster:
 
     def in_pod(self, name: str, *cmd: str, check: bool = True, timeout: float = 30
                ) -> subprocess.CompletedProcess[str]:
-        """Run ``cmd`` in pod ``name`` with ``mpctl exec`` inside its node's container.
+        """Run ``cmd`` in pod ``name`` with ``mpctl exec`` on the host, as the admin.
 
-        As the README tells users: pods are processes of the node container, so that
-        is the "host" on which ``mpctl exec`` finds the pod's namespace.
+        As the README tells users: ``mpctl exec`` (like ``kubectl exec``) goes through
+        the API server's published port to the pod's node agent.
         """
-        node = self.pod(name)["spec"]["nodeName"]
-        return self.compose("exec", "-T", node, "mpctl", "--kubeconfig", CREDENTIAL,
-                            "exec", name, "--", *cmd, check=check, timeout=timeout)
+        env = {k: v for k, v in os.environ.items() if k != "MINIPLANE_SERVER"}
+        return run([str(MPCTL), "--kubeconfig", str(self.kubeconfig), "exec", name, "--",
+                    *cmd], env=env, check=check, timeout=timeout)
 
     def diagnostics(self) -> str:
         ps = self.compose("ps", check=False, timeout=60)
@@ -434,12 +434,19 @@ def check_confinement(cluster: Cluster) -> None:
 
 
 def check_credentials(cluster: Cluster) -> None:
-    """Each node container holds its own credential (system:node:<node>) and no other;
-    a second run of the ``pki`` one-shot reuses every file."""
+    """Each node container holds its own credential (system:node:<node>), its agent
+    API's serving pair and the CA, and no other; a second run of the ``pki`` one-shot
+    reuses every file."""
     for node in NODES:
         listing = cluster.compose("exec", "-T", node, "find", "/etc/miniplane", "-type",
                                   "f").stdout.split()
-        assert listing == [CREDENTIAL], (node, listing)
+        here = CREDENTIAL.rsplit("/", 1)[0]
+        assert sorted(listing) == [f"{here}/{f}" for f in ("ca.crt", "kubeconfig",
+                                                            "kubelet.crt", "kubelet.key")], \
+            (node, listing)
+        serving = x509.load_pem_x509_certificate(cluster.compose(
+            "exec", "-T", node, "cat", f"{here}/kubelet.crt").stdout.encode())
+        assert certs.subject(serving) == (f"system:node:{node}", ())
         doc = yaml.safe_load(cluster.compose("exec", "-T", node, "cat", CREDENTIAL).stdout)
         cert = x509.load_pem_x509_certificate(base64.b64decode(
             doc["users"][0]["user"]["client-certificate-data"]))

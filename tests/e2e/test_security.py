@@ -253,7 +253,9 @@ def test_run_as_non_root_without_a_user_does_not_start(
                                 f'(pod: "nonroot_{ns}({uid})", container: c)')
     assert cluster.client.get(POD, "nonroot", ns)["status"]["phase"] == "Pending"
     never = cluster.mpctl("logs", "-n", ns, "nonroot")
-    assert never.returncode == 1 and "has not started yet" in never.stderr
+    assert never.returncode == 1
+    assert never.stderr == ('Error from server (BadRequest): container "c" in pod "nonroot" '
+                            "is waiting to start: CreateContainerConfigError\n")
 
 
 # ------------------------------------------------------------------ Pod Security admission

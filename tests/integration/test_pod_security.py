@@ -21,6 +21,7 @@ import pytest
 
 from apimachinery.kinds import POD, SERVICE
 from client.errors import NotFound
+from nodeagent.pods import crilog
 from nodeagent.pods.security import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 from tests.conftest import wait_until
 from tests.integration.test_nodeagent import NS, Cluster, cluster  # noqa: F401 - fixture
@@ -53,8 +54,11 @@ def run_to_end(c: Cluster, name: str, containers: list[dict[str, Any]], **spec: 
 
 
 def log(c: Cluster, pod: dict[str, Any], container: str) -> str:
+    """What the container printed (its CRI log file, as kubelet reads it)."""
     state = c.agents[NODE].state
-    return (state / "pods" / pod["metadata"]["uid"] / f"{container}.log").read_text()
+    raw = (state / "pods" / pod["metadata"]["uid"] / f"{container}.log").read_bytes()
+    entries, _ = crilog.parse(raw)
+    return b"".join(e.render(timestamps=False) for e in entries).decode()
 
 
 def test_run_as_user_is_that_user_and_cannot_write_root_files(cluster: Cluster,  # noqa: F811

@@ -16,6 +16,7 @@ from apiserver.main import parse_args as apiserver_parse_args
 from apiserver.nodeproxy import KubeletClientConfig, ServiceUnavailable, agent_location
 from nodeagent.api.auth import refusal
 from nodeagent.main import parse_args as agent_parse_args
+from nodeagent.node.agent import node_status
 from nodeagent.pods import crilog
 from tests.flagcheck import flag_error
 
@@ -238,3 +239,12 @@ def test_agent_api_flags_reach_the_node_status() -> None:
     assert opts.api is not None and opts.api.listen == ("0.0.0.0", 10250)
     assert opts.api.authorized == ("kube-apiserver-kubelet-client",)
     assert opts.node_cfg is not None and opts.node_cfg.api_port == 10250
+
+
+def test_the_node_status_publishes_the_agent_port_only_when_served() -> None:
+    served = node_status(ip="10.250.0.2", ready_since=T0, now=T0, api_port=10250,
+                         hostname="node-1")
+    assert served["daemonEndpoints"] == {"kubeletEndpoint": {"Port": 10250}}
+    assert served["addresses"] == [{"type": "InternalIP", "address": "10.250.0.2"},
+                                   {"type": "Hostname", "address": "node-1"}]
+    assert "daemonEndpoints" not in node_status(ip=None, ready_since=T0, now=T0)

@@ -144,7 +144,8 @@ def body(answer: str) -> str:
 KUBECTLS = [k for k in dict.fromkeys((KUBECTL, BIN / "kubectl")) if k.exists()]
 
 
-@pytest.mark.parametrize("which", KUBECTLS, ids=lambda k: "system" if k == SYSTEM_KUBECTL else "venv")
+@pytest.mark.parametrize("which", KUBECTLS,
+                         ids=lambda k: "system" if k == SYSTEM_KUBECTL else "venv")
 def test_port_forward_to_a_pod_answers_on_the_hosts_loopback(cluster: LocalCluster,
                                                             which: Path) -> None:
     port = free_port()

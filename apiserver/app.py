@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from apiserver import discovery, health, nodeproxy, openapi, peers, podconnect
+from apiserver import discovery, health, nodeproxy, openapi, peers, podconnect, proxytargets
 from apiserver.admission.plugins import default_chain
 from apiserver.auth import policy
 from apiserver.auth.authn import Authenticator, is_public_path, unauthorized
@@ -32,6 +32,7 @@ from apiserver.listcache import ListCache
 from apiserver.metrics import Metrics
 from apiserver.nodeproxy import KubeletClientConfig, ServiceUnavailable
 from apiserver.podconnect import PodConnector
+from apiserver.proxies import Proxier
 from apiserver.registry.namespace import STRATEGY as NAMESPACES
 from apiserver.registry.rbac import CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES
 from apiserver.registry.service import STRATEGY as SERVICES
@@ -103,6 +104,7 @@ class State:
             duration=config.endpoint_lease_duration,
             interval=config.endpoint_reconcile_interval)
         self.connector = PodConnector(self.store, config.kubelet, lambda: self.authz)
+        self.proxier = Proxier(self.store, config.kubelet)
         self.ready = False
 
     def start(self) -> None:
@@ -372,6 +374,7 @@ class ResourceFastPath:
             connect = podconnect.connect_target(scope["path"]) if state is not None else None
             if connect is not None and state is not None and connect[1].websocket:
                 state.connector.check_create(scope, info)
+            proxied = proxytargets.proxy_path(scope["path"]) if state is not None else None
             # 3. load shedding (429), kube-apiserver's max-in-flight filter
             slot = self.inflight.admit(scope, scope[USER_KEY])
         except APIError as err:
@@ -381,6 +384,12 @@ class ResourceFastPath:
             if connect is not None and state is not None:  # served by the node's agent
                 try:
                     await state.connector.serve_http(scope, receive, send, *connect)
+                except APIError as err:
+                    await error_response(err)(scope, receive, send)
+                return
+            if proxied is not None and state is not None:  # pods/proxy, services/proxy
+                try:
+                    await state.proxier.serve(scope, receive, send, proxied)
                 except APIError as err:
                     await error_response(err)(scope, receive, send)
                 return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apiserver import podconnect, scale
+from apiserver import podconnect, proxytargets, scale
 from apiserver.registry.strategy import Strategy
 from apiserver.resources import group_versions, in_group_version
 
@@ -67,6 +67,7 @@ def _resource_entries(rt: Strategy) -> list[dict[str, Any]]:
                         "namespaced": k.namespaced, "kind": action.kind, "verbs": ["create"]})
     if not k.group:
         entries += podconnect.discovery_entries(k.plural)  # log, exec, attach…
+        entries += proxytargets.discovery_entries(k.plural)  # pods/proxy, services/proxy
     return entries
 
 

@@ -35,7 +35,7 @@ import anyio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from starlette.datastructures import QueryParams
 
-from apiserver import podconnect
+from apiserver import podconnect, proxytargets
 from apiserver.auth.user import MASTERS, UserInfo
 from apiserver.errors import BadRequest, Timeout, TooManyRequests
 from apiserver.listopts import watch_requested
@@ -61,8 +61,11 @@ def is_long_running(scope: MutableMapping[str, Any]) -> bool:
     nor the request timeout apply. It is what the handler serves as one: a GET of a
     collection whose ``?watch`` (read by ``listopts.watch_requested``, as the handler
     reads it) is true; and the subresources a node agent serves (``podconnect``: a
-    followed log, an exec session), kube-apiserver's other long-running requests."""
+    followed log, an exec session, a port-forward; ``pods/proxy`` and
+    ``services/proxy``), kube-apiserver's other long-running requests."""
     if podconnect.connect_target(scope.get("path", "")) is not None:
+        return True
+    if proxytargets.is_proxy_path(scope.get("path", "")):  # a proxied answer may stream
         return True
     if scope.get("method") != "GET":
         return False

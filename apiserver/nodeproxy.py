@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -149,17 +150,28 @@ async def deny_websocket(send: Send, err: APIError) -> None:
     await send({"type": "websocket.http.response.body", "body": body})
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 7230 section 3.2.6
+
+
 def offered_subprotocols(scope: Scope) -> list[str]:
     return list(scope.get("subprotocols") or [])
 
 
 async def proxy_websocket(cfg: KubeletClientConfig, host: str, port: int, path_query: str,
-                          scope: Scope, receive: Receive, send: Send) -> None:
-    """Relay the client's WebSocket to the agent's ``path_query``."""
+                          scope: Scope, receive: Receive, send: Send, *,
+                          implied: str | None = None) -> None:
+    """Relay the client's WebSocket to the agent's ``path_query``.
+
+    ``implied``: a subprotocol the agent's route stands for, which is not offered
+    to the agent but, if the client offered it, is the one the client gets. It is
+    how ``SPDY/3.1+portforward.k8s.io`` passes: its "/" is not an RFC 7230 token
+    character, so this WebSocket client refuses to send it."""
     offered = offered_subprotocols(scope)
+    # what this client can send: RFC 7230 tokens (any other would raise here)
+    to_agent = [p for p in offered if p != implied and _TOKEN.fullmatch(p)]
     try:
         agent = await connect(_url("wss", host, port, path_query), ssl=cfg.context,
-                              subprotocols=[Subprotocol(p) for p in offered] or None,
+                              subprotocols=[Subprotocol(p) for p in to_agent] or None,
                               open_timeout=CONNECT_TIMEOUT, max_size=None,
                               ping_interval=None)
     except InvalidStatus as exc:
@@ -175,7 +187,8 @@ async def proxy_websocket(cfg: KubeletClientConfig, host: str, port: int, path_q
         message = await receive()
         if message["type"] != "websocket.connect":
             return
-        await send({"type": "websocket.accept", "subprotocol": agent.subprotocol})
+        chosen = agent.subprotocol or (implied if implied in offered else None)
+        await send({"type": "websocket.accept", "subprotocol": chosen})
         await relay(agent, receive, send)
     finally:
         await agent.close()

@@ -1,16 +1,20 @@
-"""Pod subresources served by the node agent: ``pods/log``, ``pods/exec``, ``pods/attach``.
+"""Pod subresources served by the node agent: ``pods/log``, ``pods/exec``, ``pods/attach``,
+``pods/portforward``.
 
 Kubernetes calls these "connect" subresources: the API server checks the request
 (the pod exists and is on a node, the container name, the options), then hands
 the connection to the pod's node agent (``nodeproxy``): ``log`` as a streamed
 GET, ``exec`` and ``attach`` as a WebSocket (``v5``/``v4.channel.k8s.io``; SPDY,
-kubectl's fallback, is answered with a clear 400).
+kubectl's fallback, is answered with a clear 400), ``portforward`` as a WebSocket
+carrying SPDY (``SPDY/3.1+portforward.k8s.io``, relayed as it is).
 
 Authorization: the request's own verb first, as for any request (``get`` for a
 WebSocket GET, ``create`` for a POST); then, for ``exec``/``attach`` opened with
 GET, ``create`` as well, as Kubernetes 1.34+ checks (an exec is a write into the
-pod, whatever the HTTP method that opens it). The bootstrap roles give
-``pods/exec`` and ``pods/attach`` to admin and edit; view has only ``pods/log``.
+pod, whatever the HTTP method that opens it); ``portforward`` likewise (a
+connection into the pod's network). The bootstrap roles give ``pods/exec``,
+``pods/attach`` and ``pods/portforward`` to admin and edit; view has only
+``pods/log``.
 
 ``CONNECT`` is the table; a new agent-served subresource (``pods/portforward``…)
 is one more row: its discovery facts and a function from the pod and the query to
@@ -84,10 +88,18 @@ def attach_path(pod: Mapping[str, Any], q: QueryParams) -> str:
     return path + nodeproxy.query_string(stream_query(pod, q, exec_=False))
 
 
+def portforward_path(pod: Mapping[str, Any], q: QueryParams) -> str:
+    """kubelet's ``/portForward/<namespace>/<pod>``: the pod's ports, no container."""
+    meta = pod["metadata"]
+    return f"/portForward/{meta.get('namespace', 'default')}/{meta['name']}"
+
+
 CONNECT: dict[tuple[str, str], Connect] = {
     ("pods", "log"): Connect("Pod", ("get",), False, log_path),
     ("pods", "exec"): Connect("PodExecOptions", ("create", "get"), True, exec_path),
     ("pods", "attach"): Connect("PodAttachOptions", ("create", "get"), True, attach_path),
+    ("pods", "portforward"): Connect("PodPortForwardOptions", ("create", "get"), True,
+                                     portforward_path),
 }
 
 
@@ -261,9 +273,10 @@ class PodConnector:
         if c.websocket:
             await self._locate(t, c, q)  # the usual errors first
             upgrade = _header(scope, b"upgrade").lower()
+            protocols = ((PORTFORWARD_PROTOCOL,) if t.subresource == "portforward"
+                         else remotecommand.PROTOCOLS)
             raise BadRequest(
-                f"{t.subresource} is served over WebSocket only "
-                f"({', '.join(remotecommand.PROTOCOLS)}); "
+                f"{t.subresource} is served over WebSocket only ({', '.join(protocols)}); "
                 + ("SPDY is not supported" if "spdy" in upgrade else "Upgrade request required"))
         if method not in ("GET", "HEAD"):
             raise MethodNotAllowed(f"{method} is not supported on pods/log")
@@ -275,8 +288,17 @@ class PodConnector:
         q = QueryParams(scope.get("query_string", b""))
         if not c.websocket:
             raise BadRequest(f"pods/{t.subresource} is not served over WebSocket")
+        offered = [p for p in nodeproxy.offered_subprotocols(scope) if p]
+        if t.subresource == "portforward" and offered and PORTFORWARD_PROTOCOL not in offered:
+            raise BadRequest(f"port-forward is served over WebSocket with the subprotocol "
+                             f"{PORTFORWARD_PROTOCOL} (kubectl 1.31+); offered: {offered}")
         host, port, path = await self._locate(t, c, q)
-        await nodeproxy.proxy_websocket(self.kubelet, host, port, path, scope, receive, send)
+        await nodeproxy.proxy_websocket(self.kubelet, host, port, path, scope, receive, send,
+                                        implied=PORTFORWARD_PROTOCOL)
+
+
+# kubectl port-forward's SPDY tunnelled in WebSocket messages (nodeagent/api/forwarding.py)
+PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 
 
 def _header(scope: Scope, name: bytes) -> str:

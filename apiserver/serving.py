@@ -419,10 +419,23 @@ on a client that does not read (a cut watch) ends its connection with it.
             super().shutdown()
 
 
+def _no_subprotocol(_headers: Any) -> None:
+    """``websockets``' subprotocol step, skipped (``ClientCertWebSocketProtocol``)."""
+    return None
+
+
 class ClientCertWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol (``websockets``, sans-I/O), adding the verified client
     certificate to the scope as ``ClientCertProtocol`` does for HTTP: kubectl's exec
-    and attach authenticate with it."""
+    and attach authenticate with it.
+
+    The offered subprotocols are not parsed as RFC 7230 tokens: kubectl port-forward
+    offers ``SPDY/3.1+portforward.k8s.io`` (a "/"), which ``websockets`` refuses with
+    a 400. uvicorn lists them for the app and answers with the one it accepts."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn.process_subprotocol = _no_subprotocol  # type: ignore[method-assign,assignment]
 
     async def run_asgi(self) -> None:
         ssl_object: Any = self.transport.get_extra_info("ssl_object") \

@@ -27,14 +27,18 @@ class NotServed(Exception):
         return PlainTextResponse(str(self) + "\n", status_code=self.code)
 
 
-def find(workers: Workers, namespace: str, pod: str, container: str
-         ) -> tuple[PodWorker, Container]:
+def find_worker(workers: Workers, namespace: str, pod: str) -> PodWorker:
     key = f"{namespace}/{pod}"
     live = [w for w in workers() if w.key == key]
     live.sort(key=lambda w: w.terminating.is_set())  # a replacement before one going away
     if not live:
         raise NotServed(404, f'pod "{pod}" in namespace "{namespace}" is not on this node')
-    worker = live[0]
+    return live[0]
+
+
+def find(workers: Workers, namespace: str, pod: str, container: str
+         ) -> tuple[PodWorker, Container]:
+    worker = find_worker(workers, namespace, pod)
     found = worker.find_container(container)
     if found is None:
         raise NotServed(404, f'container "{container}" not found in pod "{pod}"')

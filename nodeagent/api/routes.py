@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from nodeagent.api import logs, streams
+from nodeagent.api import forwarding, logs, podproxy, streams
 from nodeagent.api.pods import Workers
 
 
@@ -22,4 +22,6 @@ async def healthz(_request: Request) -> Response:
 def routes(workers: Workers) -> list[BaseRoute]:
     return [Route("/healthz", healthz, methods=["GET"]),
             *logs.routes(workers),
-            *streams.routes(workers)]
+            *streams.routes(workers),
+            *forwarding.routes(workers),
+            *podproxy.routes(workers)]

@@ -39,12 +39,14 @@ up: venv debs
 	$(MPCTL) get pods -o wide && \
 	echo && echo "The demo is running. In this shell:" && echo && \
 	echo "  export PATH=$$PWD/$(VENV)/bin:\$$PATH KUBECONFIG=$$PWD/.miniplane/$(CLUSTER)/kubeconfig" && \
-	echo "  mpctl exec client -- curl -s web          # again: another pod answers" && \
-	echo "  mpctl exec client -- getent hosts web     # the search path finds web.default.svc" && \
-	echo "  mpctl exec client -- dig +search +short web" && \
-	echo "  mpctl exec client -- dig +short SRV _http._tcp.web.default.svc.cluster.local" && \
+	echo "  kubectl get deploy,rs,pods,ep -o wide" && \
+	echo "  kubectl exec client -- curl -s web        # again: another pod answers" && \
+	echo "  kubectl exec client -- getent hosts web   # the search path finds web.default.svc" && \
+	echo "  kubectl exec client -- dig +short SRV _http._tcp.web.default.svc.cluster.local" && \
+	echo "  kubectl scale deploy/web --replicas=5; kubectl set env deploy/web VERSION=v2" && \
+	echo "  kubectl port-forward svc/web 8080:80 & curl -s 127.0.0.1:8080" && \
 	echo "  dig @127.0.0.1 -p $$(python3 -c 'import json;print(json.load(open(".miniplane/$(CLUSTER)/cluster.json"))["dns"].split(":")[1])') +short web.default.svc.cluster.local" && \
-	echo "  mpctl logs web-1; mpctl get endpointslices; mpctl cluster status" && \
+	echo "  kubectl logs deploy/web; kubectl get events; mpctl cluster status" && \
 	echo && echo "Stop it with: make down"
 
 down: venv

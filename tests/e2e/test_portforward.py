@@ -1,7 +1,7 @@
 """End to end: ``kubectl port-forward`` and the proxy subresources on a real cluster.
 
 One 2-node cluster from ``mpctl cluster up`` for the module, with the demo
-(``examples/``: Service ``web`` over ``web-1..3``, each answering
+(``examples/``: Service ``web`` over a Deployment's three pods, each answering
 "<name> <local address>"), driven by the real kubectl at /usr/bin/kubectl
 (v1.32, as a user has it). What is checked is what a user sees: a local port on
 the host's 127.0.0.1 that answers as the pod does, through kubectl's WebSocket
@@ -26,7 +26,7 @@ import yaml
 
 from componentbase.ports import free_port
 from tests.conftest import BIN, wait_until
-from tests.e2e.test_local_cluster import BACKENDS, LocalCluster, running_cluster
+from tests.e2e.test_local_cluster import REPLICAS, LocalCluster, running_cluster
 from tests.netns import have_root_tools
 
 pytestmark = [pytest.mark.root,
@@ -63,6 +63,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
                                             GET_ONLY, binding(GETTER, GETTER)]))
         kubectl(c, "apply", "-f", str(path), check=True)
         yield c
+
+
+@pytest.fixture
+def web(cluster: LocalCluster) -> list[str]:
+    """The demo Deployment's Ready pods, by name (generated names, sorted)."""
+    return sorted(cluster.wait_replicas("app=web", REPLICAS))
 
 
 def kubectl(cluster: LocalCluster, *args: str, check: bool = False, timeout: float = 60,
@@ -146,19 +152,20 @@ KUBECTLS = [k for k in dict.fromkeys((KUBECTL, BIN / "kubectl")) if k.exists()]
 
 @pytest.mark.parametrize("which", KUBECTLS,
                          ids=lambda k: "system" if k == SYSTEM_KUBECTL else "venv")
-def test_port_forward_to_a_pod_answers_on_the_hosts_loopback(cluster: LocalCluster,
-                                                            which: Path) -> None:
+def test_port_forward_to_a_pod_answers_on_the_hosts_loopback(
+        cluster: LocalCluster, web: list[str], which: Path) -> None:
     port = free_port()
-    with forwarding(cluster, "pod/web-1", f"{port}:8080", kubectl=which) as forward:
+    with forwarding(cluster, f"pod/{web[0]}", f"{port}:8080", kubectl=which) as forward:
         forward.wait_listening(port)
         # the pod sees the connection on its own loopback: it was made inside its namespace
-        assert body(http_get(port)) == "web-1 127.0.0.1\n"
-        assert body(http_get(port, "/again")) == "web-1 127.0.0.1\n"
+        assert body(http_get(port)) == f"{web[0]} 127.0.0.1 v1\n"
+        assert body(http_get(port, "/again")) == f"{web[0]} 127.0.0.1 v1\n"
         assert forward.proc.poll() is None
         assert f"Handling connection for {port}" in forward.output
 
 
-def test_port_forward_to_a_service_with_two_connections_at_once(cluster: LocalCluster) -> None:
+def test_port_forward_to_a_service_with_two_connections_at_once(
+        cluster: LocalCluster, web: list[str]) -> None:
     port = free_port()
     with forwarding(cluster, "svc/web", f"{port}:80") as forward:
         forward.wait_listening(port)
@@ -171,13 +178,14 @@ def test_port_forward_to_a_service_with_two_connections_at_once(cluster: LocalCl
             one.sendall(request)
             answers = [body(read_to_end(two)), body(read_to_end(one))]
         names = {a.split()[0] for a in answers}
-        assert len(names) == 1 and names <= BACKENDS, answers  # one pod serves the forward
+        assert len(names) == 1 and names <= set(web), answers  # one pod serves the forward
         assert all(a.split()[1] == "127.0.0.1" for a in answers)
 
 
-def test_port_forward_to_a_closed_port_reports_the_pods_refusal(cluster: LocalCluster) -> None:
+def test_port_forward_to_a_closed_port_reports_the_pods_refusal(
+        cluster: LocalCluster, web: list[str]) -> None:
     port = free_port()
-    with forwarding(cluster, "pod/web-2", f"{port}:9999") as forward:
+    with forwarding(cluster, f"pod/{web[1]}", f"{port}:9999") as forward:
         forward.wait_listening(port)
         with contextlib.suppress(OSError):
             http_get(port)
@@ -185,23 +193,24 @@ def test_port_forward_to_a_closed_port_reports_the_pods_refusal(cluster: LocalCl
         wait_until(lambda: forward.proc.poll() is not None, timeout=30,
                    what="kubectl to end the forward")
         assert forward.proc.returncode != 0
-        assert "error forwarding port 9999 to pod web-2" in forward.output
+        assert f"error forwarding port 9999 to pod {web[1]}" in forward.output
         assert "connect: connection refused" in forward.output
 
 
-def test_services_and_pods_proxy_return_the_page(cluster: LocalCluster) -> None:
+def test_services_and_pods_proxy_return_the_page(
+        cluster: LocalCluster, web: list[str]) -> None:
     page = kubectl(cluster, "get", "--raw", "/api/v1/namespaces/default/services/web:80/proxy/",
                    check=True).stdout
-    name, address = page.split()
+    name, address, _version = page.split()
     pods = cluster.ready_pods("app=web")
-    assert name in BACKENDS and pods[name] == address  # it reached the pod at its IP
+    assert name in web and pods[name] == address  # it reached the pod at its IP
     named = kubectl(cluster, "get", "--raw",
                     "/api/v1/namespaces/default/services/http:web:http/proxy/some/path",
                     check=True).stdout
-    assert named.split()[0] in BACKENDS
+    assert named.split()[0] in web
     direct = kubectl(cluster, "get", "--raw",
-                     "/api/v1/namespaces/default/pods/web-3:8080/proxy/", check=True).stdout
-    assert direct.split() == ["web-3", pods["web-3"]]
+                     f"/api/v1/namespaces/default/pods/{web[2]}:8080/proxy/", check=True).stdout
+    assert direct.split() == [web[2], pods[web[2]], "v1"]
     # no such service port: kube-apiserver's 503
     missing = kubectl(cluster, "get", "--raw",
                       "/api/v1/namespaces/default/services/web:81/proxy/")
@@ -209,33 +218,34 @@ def test_services_and_pods_proxy_return_the_page(cluster: LocalCluster) -> None:
     assert 'no service port "81" found for service "web"' in missing.stderr
 
 
-def test_port_forward_and_proxy_need_the_edit_role(cluster: LocalCluster) -> None:
+def test_port_forward_and_proxy_need_the_edit_role(
+        cluster: LocalCluster, web: list[str]) -> None:
     """``create`` on pods/portforward (the WebSocket opens with GET, and ``get``
     alone is not enough, as Kubernetes 1.34+ checks), ``get`` on the proxies:
     the bootstrap ``edit`` role has them, ``view`` has neither."""
     port = free_port()
     for user in (VIEWER, GETTER):
-        refused = kubectl(cluster, "--as", user, "port-forward", "pod/web-1", f"{port}:8080",
+        refused = kubectl(cluster, "--as", user, "port-forward", f"pod/{web[0]}", f"{port}:8080",
                           timeout=30)
         assert refused.returncode != 0
         # kubectl falls back to SPDY (a POST) after the refused WebSocket: "create" again
         assert f'User "{user}" cannot create resource "pods/portforward"' in refused.stderr, \
             refused.stderr
     paths = {"services/proxy": "/api/v1/namespaces/default/services/web:80/proxy/",
-             "pods/proxy": "/api/v1/namespaces/default/pods/web-1:8080/proxy/"}
+             "pods/proxy": f"/api/v1/namespaces/default/pods/{web[0]}:8080/proxy/"}
     for resource, path in paths.items():
         denied = kubectl(cluster, "--as", VIEWER, "get", "--raw", path)
         assert denied.returncode != 0
         assert f'User "{VIEWER}" cannot get resource "{resource}"' in denied.stderr, denied.stderr
     # the viewer may read the pod itself: the refusal is about the subresources
-    kubectl(cluster, "--as", VIEWER, "get", "pod", "web-1", check=True)
+    kubectl(cluster, "--as", VIEWER, "get", "pod", web[0], check=True)
     # and an editor may do all of it
     for path in paths.values():
         assert kubectl(cluster, "--as", EDITOR, "get", "--raw", path,
-                       check=True).stdout.split()[0] in BACKENDS
-    forward = Forward(cluster, "--as", EDITOR, "pod/web-1", f"{port}:8080")
+                       check=True).stdout.split()[0] in web
+    forward = Forward(cluster, "--as", EDITOR, f"pod/{web[0]}", f"{port}:8080")
     try:
         forward.wait_listening(port)
-        assert body(http_get(port)) == "web-1 127.0.0.1\n"
+        assert body(http_get(port)) == f"{web[0]} 127.0.0.1 v1\n"
     finally:
         forward.stop()

@@ -24,7 +24,7 @@ import pytest
 
 from apimachinery.kinds import EVENT
 from tests.compat.conftest import Kubectl, table
-from tests.conftest import ApiServer
+from tests.conftest import USER_KUBECTL, ApiServer
 from tests.integration.test_events import make_pod, record_all
 
 
@@ -34,7 +34,7 @@ def unhealthy(pod: dict[str, Any], message: str = "Readiness probe failed: db do
             "message": message, "field_path": "spec.containers{web}"}
 
 
-SYSTEM_KUBECTL = "/usr/bin/kubectl"
+SYSTEM_KUBECTL = str(USER_KUBECTL)
 
 
 @dataclasses.dataclass

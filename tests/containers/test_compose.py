@@ -32,6 +32,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ from cryptography import x509
 from client.config import ClientConfig, read_kubeconfig
 from client.http import tls_verify
 from componentbase import pki as certs
-from tests.conftest import free_port
+from tests.conftest import USER_KUBECTL, free_port
 from tests.containers.harness import (
     BASE_IMAGE,
     IMAGE,
@@ -59,6 +60,7 @@ from tests.containers.harness import (
     run,
 )
 from tests.podscripts import CONNECT, REACH
+from tests.terminal import drive
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
 
@@ -365,6 +367,64 @@ class Containers:
         return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
+def kubectl(cluster: Cluster, *args: str, check: bool = True, timeout: float = 60
+            ) -> subprocess.CompletedProcess[str]:
+    return run([str(USER_KUBECTL), "--kubeconfig", str(cluster.kubeconfig), *args],
+               check=check, timeout=timeout)
+
+
+def check_kubectl_workflows(cluster: Cluster) -> None:
+    """The daily loop from the host with the admin kubeconfig, through the published
+    port, the API server and each node container's agent API: logs (-f), exec (exit
+    code, -it), port-forward (curl on the host's loopback), run --rm -it."""
+    web = sorted(web_pods(cluster))[0]
+    follow = subprocess.Popen([str(USER_KUBECTL), "--kubeconfig", str(cluster.kubeconfig),
+                               "logs", "-f", web], stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(follow.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        poll(lambda: any("listening on :8080" in line for line in lines), timeout=30,
+             what=f"kubectl logs -f {web} to print the start line")
+        # a request to that pod (the pods proxy) is a new line in the followed log
+        kubectl(cluster, "get", "--raw", f"/api/v1/namespaces/default/pods/{web}:8080/proxy/x")
+        poll(lambda: any('"GET /x HTTP/1.1" 200' in line for line in lines), timeout=30,
+             what="the request's line in the followed log")
+    finally:
+        follow.kill()
+        follow.wait()
+    assert kubectl(cluster, "exec", "client", "--", "sh", "-c", "exit 3",
+                   check=False).returncode == 3
+    code, out = drive([str(USER_KUBECTL), f"--kubeconfig={cluster.kubeconfig}", "exec", "-it",
+                       "client", "--", "sh"],
+                      [("#", b"echo marker-$((6*7))\r"), ("marker-42", b"exit 5\r")])
+    assert code == 5, out
+
+    port = free_port()
+    forward = subprocess.Popen([str(USER_KUBECTL), "--kubeconfig", str(cluster.kubeconfig),
+                                "port-forward", "svc/web", f"{port}:80"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def answer() -> str | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/", timeout=3).text
+            except httpx.HTTPError:
+                return None
+        text = poll(answer, timeout=30, what="port-forward svc/web to answer on the host")
+        assert text.split()[0] in web_pods(cluster), text
+    finally:
+        forward.kill()
+        forward.wait()
+
+    code, out = drive([str(USER_KUBECTL), f"--kubeconfig={cluster.kubeconfig}", "run", "tmp",
+                       "--rm", "-it", "--image=busybox", "--restart=Never", "--command", "--",
+                       "sh"],
+                      [("If you don't see a command prompt", b"echo marker-$((6*7))\r"),
+                       ("marker-42", b"exit\r")], timeout=90)
+    assert code == 0, out
+    assert b'pod "tmp" deleted' in out
+
+
 def check_volumes(ctrs: Containers) -> None:
     """Each container mounts only the volumes its job needs; the CA key is in none
     that runs."""
@@ -524,6 +584,9 @@ def test_compose_cluster(flavor: str, engine: Engine, image: str, context: Path,
         check_cluster(cluster)
         print(f"[{flavor}] cluster working after {elapsed_since(start)}", flush=True)
         check_host_access(cluster)
+        check_kubectl_workflows(cluster)
+        print(f"[{flavor}] kubectl logs/exec/port-forward/run checked after "
+              f"{elapsed_since(start)}", flush=True)
         check_confinement(cluster)
         print(f"[{flavor}] confinement checked after {elapsed_since(start)}", flush=True)
         check_credentials(cluster)

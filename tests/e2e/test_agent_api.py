@@ -11,18 +11,13 @@ server's client certificate opens it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import pty
 import re
 import secrets
-import select
-import signal
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,17 +32,16 @@ from apimachinery.kubeconfig import kubeconfig
 from client.errors import NotFound
 from client.http import tls_verify
 from componentbase import pki
-from tests.conftest import BIN, wait_until
+from tests.conftest import BIN, USER_KUBECTL, wait_until
 from tests.e2e.test_local_cluster import LocalCluster, running_cluster
 from tests.netns import have_root_tools
+from tests.terminal import drive
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(have_root_tools() is not None,
-                                 reason=have_root_tools() or ""),
-              pytest.mark.skipif(not Path("/usr/bin/kubectl").exists(),
-                                 reason="the real kubectl (/usr/bin/kubectl) is not installed")]
+                                 reason=have_root_tools() or "")]
 
-KUBECTL = "/usr/bin/kubectl"
+KUBECTL = str(USER_KUBECTL)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z ")
 # prints "line N" to stdout and "err N" to stderr every 0.2 s
 TALKER = ("i=0; while true; do echo line $i; echo err $i >&2; i=$((i+1)); "
@@ -94,54 +88,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         cl = Cluster(c)
         cl.run_pod("talker", {"name": "c", "image": "busybox", "command": ["sh", "-c", TALKER]})
         yield cl
-
-
-def drive(argv: list[str], steps: list[tuple[str, bytes]], *, timeout: float = 30
-          ) -> tuple[int, bytes]:
-    """Run ``argv`` on a new pty; for each (expected text, keys) wait for the text in
-    the output, then type the keys. Returns the exit code and all the output."""
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: kubectl on the pty as its terminal
-        os.execv(argv[0], argv)
-    out = b""
-    deadline = time.monotonic() + timeout
-    try:
-        def read_until(done: Any) -> bool:
-            nonlocal out
-            while not done():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                ready, _, _ = select.select([fd], [], [], min(left, 0.2))
-                if ready:
-                    try:
-                        chunk = os.read(fd, 4096)
-                    except OSError:
-                        return done()
-                    if not chunk:
-                        return done()
-                    out += chunk
-            return True
-
-        for expected, keys in steps:
-            assert read_until(lambda e=expected: e.encode() in out), \
-                f"{expected!r} never appeared in {out!r}"
-            os.write(fd, keys)
-        read_until(lambda: False)  # the rest of the output, until the pty closes
-
-        def exited() -> int | None:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            return os.waitstatus_to_exitcode(status) if done else None
-
-        code = wait_until(lambda: (c := exited()) is not None and (c,),
-                          timeout=max(1.0, deadline - time.monotonic()),
-                          what=f"{argv} to exit; output {out!r}")[0]
-        return code, out
-    finally:
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- logs

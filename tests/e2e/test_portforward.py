@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from componentbase.ports import free_port
-from tests.conftest import BIN, wait_until
+from tests.conftest import BIN, USER_KUBECTL, wait_until
 from tests.e2e.test_local_cluster import REPLICAS, LocalCluster, running_cluster
 from tests.netns import have_root_tools
 
@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 SYSTEM_KUBECTL = Path("/usr/bin/kubectl")
-KUBECTL = SYSTEM_KUBECTL if SYSTEM_KUBECTL.exists() else BIN / "kubectl"
+KUBECTL = USER_KUBECTL
 VIEWER, EDITOR, GETTER = "pf-viewer", "pf-editor", "pf-getter"
 
 

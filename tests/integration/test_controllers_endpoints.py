@@ -25,7 +25,14 @@ from client.http import Client
 from componentbase import files, pki
 from controllers.endpointsubsets import TRIGGER_TIME_ANNOTATION
 from controllers.objects import parse_time
-from tests.conftest import ApiServer, admin_config, admin_kubeconfig, session_pki, wait_until
+from tests.conftest import (
+    USER_KUBECTL,
+    ApiServer,
+    admin_config,
+    admin_kubeconfig,
+    session_pki,
+    wait_until,
+)
 from tests.integration.callers import Callers, token_file
 from tests.integration.test_controllers_harness import (
     READY,
@@ -38,7 +45,7 @@ from tests.integration.test_controllers_harness import (
 NS = "default"
 ADVERTISE = "192.0.2.21"
 TOKENS = {"eve": "eve-token-5b7c9d1f", "vic": "vic-token-3e5a7c9b"}
-KUBECTL = "/usr/bin/kubectl"
+KUBECTL = str(USER_KUBECTL)
 SYNCS = 'miniplane_reconcile_total{controller="endpoint",result="success"}'
 
 

@@ -25,7 +25,7 @@ from client.http import Client
 from controllers.objects import format_time
 from controllers.revisions import template_hash
 from tests.compat.conftest import KUBECTL, Kubectl
-from tests.conftest import ApiServer, admin_config, wait_until
+from tests.conftest import USER_KUBECTL, ApiServer, admin_config, wait_until
 from tests.integration.test_controllers_harness import ControllerProcess
 from tests.integration.test_node_lease import component_kubeconfig
 
@@ -612,7 +612,7 @@ def image_patch(version: str) -> str:
         {"name": "main", "image": f"busybox:{version}", "command": ["sleep", "3600"]}]}}}})
 
 
-SYSTEM_KUBECTL = Path("/usr/bin/kubectl")
+SYSTEM_KUBECTL = USER_KUBECTL
 
 
 @dataclass

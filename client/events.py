@@ -31,7 +31,6 @@ from apimachinery.kinds import EVENT
 from client.correlator import EventCorrelator, Write, event_name, stamp
 from client.errors import ApiError, NotFound
 from client.http import AsyncClient
-from componentbase.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -149,5 +148,7 @@ class Recorder:
 
     async def close(self) -> None:
         """Stop the writer (of every ``for_component`` view too)."""
-        if self._writer.task is not None:
-            await cancel_and_wait([self._writer.task])
+        task = self._writer.task
+        if task is not None:  # (componentbase's cancel_and_wait: a layer above client/)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -184,10 +184,18 @@ class EventCorrelator:
         return write if self._allowed(write.body, now) else None
 
     def update_state(self, key: str, written: Mapping[str, Any]) -> None:
-        """Remember what the server holds after a successful write."""
+        """Remember what the server holds after a successful write.
+
+        Writes are sent after ``correlate`` returns (client-go writes each event
+        before correlating the next), so repeats counted while this write waited
+        must not be forgotten: the count never goes back for the same Event."""
         meta = written.get("metadata") or {}
-        self._seen.put(key, Observation(name=str(meta.get("name") or ""),
-                                        count=int(written.get("count") or 1),
+        name = str(meta.get("name") or "")
+        count = int(written.get("count") or 1)
+        current = self._seen.get(key)
+        if current is not None and current.name == name:
+            count = max(count, current.count)
+        self._seen.put(key, Observation(name=name, count=count,
                                         first_timestamp=str(written.get("firstTimestamp") or "")))
 
     def _aggregate(self, event: Mapping[str, Any], now: float) -> tuple[dict[str, Any], str]:

@@ -57,13 +57,19 @@ from controllers.metrics import Metrics
 from controllers.objects import (
     Object,
     is_deleting,
-    labels_of,
     meta,
     name_of,
     namespace_of,
     spec,
     status,
     uid_of,
+)
+from controllers.ownerlookup import (
+    CONTROLLER_INDEX,
+    NAMESPACE_INDEX,
+    CachedOwners,
+    by_controller,
+    by_namespace,
 )
 from controllers.owners import (
     Claim,
@@ -74,7 +80,6 @@ from controllers.owners import (
     release_patch,
 )
 from controllers.replicas import selector_of
-from controllers.replicaset import CONTROLLER_INDEX, NAMESPACE_INDEX, by_controller, by_namespace
 from controllers.revisions import (
     REVISION,
     annotations_of,
@@ -127,6 +132,7 @@ class DeploymentController(Controller):
         self.deployments = informers.get(DEPLOYMENT)
         self.replicasets = informers.get(REPLICASET)
         self.pods = informers.get(POD)
+        self.owners = CachedOwners(KIND, self.deployments.store)
         informers.index(DEPLOYMENT, NAMESPACE_INDEX, by_namespace)
         for kind in (POD, REPLICASET):
             informers.index(kind, NAMESPACE_INDEX, by_namespace)
@@ -143,50 +149,22 @@ class DeploymentController(Controller):
     def _deployment_updated(self, old: Object, new: Object) -> None:
         self.queue.add(object_key(new))
 
-    def _owner_key(self, obj: Object, ref: Mapping[str, Any] | None) -> str | None:
-        """The key of the cached Deployment ``ref`` names, if it is one."""
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        key = make_key(namespace_of(obj), str(ref.get("name") or ""))
-        d = self.deployments.store.get(key)
-        return key if d is not None and uid_of(d) == ref.get("uid") else None
-
-    def _queue_matching(self, rs: Object) -> None:
-        for d in self.deployments.store.by_index(NAMESPACE_INDEX, namespace_of(rs)):
-            selector = selector_of(d)
-            if selector is not None and selector.matches(labels_of(rs)):
-                self.queue.add(object_key(d))
-
     def _rs_added(self, rs: Object) -> None:
         if is_deleting(rs):
             self._rs_deleted(rs)
             return
-        ref = controller_ref(rs)
-        if ref is not None:
-            key = self._owner_key(rs, ref)
-            if key is not None:
-                self.queue.add(key)
-            return
-        self._queue_matching(rs)
+        owner, adopters = self.owners.for_added(rs)
+        for key in ([owner] if owner is not None else adopters):
+            self.queue.add(key)
 
     def _rs_updated(self, old: Object, new: Object) -> None:
         if old is new:
             return  # a resync: the Deployments' own resync covers it
-        old_ref, new_ref = controller_ref(old), controller_ref(new)
-        if old_ref != new_ref and old_ref is not None:
-            key = self._owner_key(old, old_ref)
-            if key is not None:
-                self.queue.add(key)
-        if new_ref is not None:
-            key = self._owner_key(new, new_ref)
-            if key is not None:
-                self.queue.add(key)
-            return
-        if labels_of(old) != labels_of(new) or old_ref != new_ref:
-            self._queue_matching(new)
+        for key in self.owners.for_updated(old, new):
+            self.queue.add(key)
 
     def _rs_deleted(self, rs: Object) -> None:
-        key = self._owner_key(rs, controller_ref(rs))
+        key = self.owners.key(rs, controller_ref(rs))
         if key is not None:
             self.queue.add(key)
 
@@ -199,7 +177,7 @@ class DeploymentController(Controller):
         rs = self.replicasets.store.get(make_key(namespace_of(pod), str(ref.get("name") or "")))
         if rs is None:
             return
-        key = self._owner_key(rs, controller_ref(rs))
+        key = self.owners.key(rs, controller_ref(rs))
         d = self.deployments.store.get(key) if key is not None else None
         if key is not None and d is not None and plan_of(d).recreate:
             self.queue.add(key)

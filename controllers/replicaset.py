@@ -26,9 +26,8 @@ import copy
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
-from apimachinery.keys import make_key, object_key
+from apimachinery.keys import object_key
 from apimachinery.kinds import POD, REPLICASET
 from client.errors import ApiError, NotFound, namespace_terminating
 from client.http import AsyncClient
@@ -37,6 +36,13 @@ from controllers.expectations import Expectations
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics
 from controllers.objects import Object, is_deleting, labels_of, name_of, namespace_of, uid_of
+from controllers.ownerlookup import (
+    CONTROLLER_INDEX,
+    NAMESPACE_INDEX,
+    CachedOwners,
+    by_controller,
+    by_namespace,
+)
 from controllers.owners import (
     Claim,
     adopt_patch,
@@ -64,22 +70,11 @@ from controllers.runtime import Controller
 
 log = logging.getLogger(__name__)
 
-NAMESPACE_INDEX = "namespace"  # pods and ReplicaSets by namespace (orphans' candidates)
-CONTROLLER_INDEX = "controller-uid"  # pods and ReplicaSets by their controller's uid
-
 # kube-controller-manager's --concurrent-replicaset-syncs default.
 DEFAULT_WORKERS = 5
 
 RS_KIND = "ReplicaSet"
 RS_API_VERSION = "apps/v1"
-
-
-def by_namespace(obj: Object) -> str | None:
-    return namespace_of(obj) or None
-
-
-def by_controller(obj: Object) -> str | None:
-    return controller_uid(obj) or None
 
 
 class ReplicaSetController(Controller):
@@ -98,6 +93,7 @@ class ReplicaSetController(Controller):
         self.expectations = Expectations(monotonic)
         self.replicasets = informers.get(REPLICASET)
         self.pods = informers.get(POD)
+        self.owners = CachedOwners(RS_KIND, self.replicasets.store)
         for kind in (POD, REPLICASET):
             informers.index(kind, NAMESPACE_INDEX, by_namespace)
             informers.index(kind, CONTROLLER_INDEX, by_controller)
@@ -117,33 +113,16 @@ class ReplicaSetController(Controller):
         self.expectations.forget(key)
         self.queue.add(key)
 
-    def _owner_key(self, pod: Object, ref: Mapping[str, Any] | None) -> str | None:
-        """The key of the cached ReplicaSet ``ref`` names, if it is one."""
-        if ref is None or ref.get("kind") != RS_KIND:
-            return None
-        key = make_key(namespace_of(pod), str(ref.get("name") or ""))
-        rs = self.replicasets.store.get(key)
-        return key if rs is not None and uid_of(rs) == ref.get("uid") else None
-
-    def _queue_matching(self, pod: Object) -> None:
-        """An orphan: queue every ReplicaSet of its namespace that selects it."""
-        for rs in self.replicasets.store.by_index(NAMESPACE_INDEX, namespace_of(pod)):
-            selector = selector_of(rs)
-            if selector is not None and selector.matches(labels_of(pod)):
-                self.queue.add(object_key(rs))
-
     def _pod_added(self, pod: Object) -> None:
         if is_deleting(pod):  # seen first already terminating (after a restart)
             self._pod_deleted(pod)
             return
-        ref = controller_ref(pod)
-        if ref is not None:
-            key = self._owner_key(pod, ref)
-            if key is not None:
-                self.expectations.creation_observed(key)
-                self.queue.add(key)
-            return
-        self._queue_matching(pod)
+        owner, adopters = self.owners.for_added(pod)
+        if owner is not None:
+            self.expectations.creation_observed(owner)
+            self.queue.add(owner)
+        for key in adopters:
+            self.queue.add(key)
 
     def _pod_updated(self, old: Object, new: Object) -> None:
         if old is new:
@@ -154,21 +133,11 @@ class ReplicaSetController(Controller):
             if relabelled:
                 self._pod_deleted(old)
             return
-        old_ref, new_ref = controller_ref(old), controller_ref(new)
-        if old_ref != new_ref and old_ref is not None:
-            key = self._owner_key(old, old_ref)
-            if key is not None:
-                self.queue.add(key)
-        if new_ref is not None:
-            key = self._owner_key(new, new_ref)
-            if key is not None:
-                self.queue.add(key)
-            return
-        if relabelled or old_ref != new_ref:
-            self._queue_matching(new)
+        for key in self.owners.for_updated(old, new):
+            self.queue.add(key)
 
     def _pod_deleted(self, pod: Object) -> None:
-        key = self._owner_key(pod, controller_ref(pod))
+        key = self.owners.key(pod, controller_ref(pod))
         if key is not None:
             self.expectations.deletion_observed(key, object_key(pod))
             self.queue.add(key)

@@ -98,6 +98,20 @@ def test_server_state_wins_after_a_write() -> None:
     assert nxt.patch["count"] == 8 and nxt.body["metadata"]["name"] == "served"
 
 
+def test_repeats_counted_while_a_write_waited_are_not_forgotten() -> None:
+    """The writer answers after later repeats were counted: the create's response
+    (count 1) must not set the count back, or the Event ends short of the truth."""
+    clock = Clock()
+    c = EventCorrelator(clock=clock)
+    first = c.correlate(ev(clock))
+    assert first is not None
+    for _ in range(4):  # counted while the create is still queued
+        c.correlate(ev(clock))
+    c.update_state(first.key, first.body)  # the create's answer arrives: count 1
+    nxt = c.correlate(ev(clock))
+    assert nxt is not None and nxt.patch is not None and nxt.patch["count"] == 6
+
+
 def test_similar_events_are_combined_from_the_tenth_message_on() -> None:
     clock = Clock()
     c = EventCorrelator(clock=clock)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 import httpx
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -39,6 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.typing import Subprotocol
 
 from apiserver.errors import APIError, BadRequest, Forbidden, InternalError, NotFound
+from apiserver.storage.backend import Backend
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,16 @@ class KubeletClientConfig:
         if self.cert_file and self.key_file:
             ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx
+
+
+async def stored(store: Backend, plural: str, namespace: str, name: str) -> dict[str, Any]:
+    """An object from storage (off the event loop), or NotFound: a pod subresource or
+    proxy reads its pod, Service and Node this way."""
+    raw = await anyio.to_thread.run_sync(store.get, plural, namespace, name)
+    if raw is None:
+        raise NotFound.of(plural, name)
+    doc: dict[str, Any] = orjson.loads(raw)
+    return doc
 
 
 def agent_location(node: dict[str, Any], cfg: KubeletClientConfig) -> tuple[str, int]:

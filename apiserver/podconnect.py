@@ -28,8 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import orjson
 from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 
@@ -231,11 +229,7 @@ class PodConnector:
         self.authz = authz
 
     async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        raw = await anyio.to_thread.run_sync(self.store.get, plural, namespace, name)
-        if raw is None:
-            raise NotFound.of(plural, name)
-        doc: dict[str, Any] = orjson.loads(raw)
-        return doc
+        return await nodeproxy.stored(self.store, plural, namespace, name)
 
     async def _locate(self, t: Target, c: Connect, q: QueryParams) -> tuple[str, int, str]:
         """(host, port, agent path with query) for the request, or an ``APIError``."""

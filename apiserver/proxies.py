@@ -74,11 +74,7 @@ class Proxier:
         self.kubelet = kubelet
 
     async def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        raw = await anyio.to_thread.run_sync(self.store.get, plural, namespace, name)
-        if raw is None:
-            raise NotFound.of(plural, name)
-        doc: dict[str, Any] = orjson.loads(raw)
-        return doc
+        return await nodeproxy.stored(self.store, plural, namespace, name)
 
     async def _slices(self, namespace: str, service: str) -> list[dict[str, Any]]:
         def owned(obj: dict[str, Any]) -> bool:

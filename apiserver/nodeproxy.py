@@ -143,8 +143,12 @@ async def proxy_http(cfg: KubeletClientConfig, host: str, port: int, path_query:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", content_type.encode()),
                                     (b"cache-control", b"no-cache")]})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk,
+                                "more_body": True})
+            except httpx.HTTPError as exc:  # the agent went away mid-answer (it stopped)
+                log.info("node agent at %s:%d ended its answer early: %s", host, port, exc)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()

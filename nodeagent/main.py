@@ -273,9 +273,10 @@ async def serve(opts: Options, api: ClientConfig, metrics_sock: socket.socket | 
     agent_api = None
     if api_server is not None and opts.api is not None:
         pods = node.pods if node is not None else None
+        closing = asyncio.Event()
         agent_api = AgentServer(api_server[0], api_server[1], routes(
-            lambda: list(pods.workers.values()) if pods is not None else []),
-            allowed=opts.api.authorized)
+            lambda: list(pods.workers.values()) if pods is not None else [], closing),
+            allowed=opts.api.authorized, closing=closing)
         agent_api.start()
         log.info("agent API on %s:%d (HTTPS; callers: %s)", *opts.api.listen,
                  ", ".join(opts.api.authorized))

@@ -57,12 +57,12 @@ def since(request: Request, now: float) -> float | None:
     return None
 
 
-def routes(workers: Workers) -> list[Route]:
+def routes(workers: Workers, closing: asyncio.Event) -> list[Route]:
     async def container_logs(request: Request) -> Response:
         p = request.path_params
         try:
             worker, c = find(workers, p["namespace"], p["pod"], p["container"])
-            return serve(request, worker, c)
+            return serve(request, worker, c, closing)
         except NotServed as exc:
             return exc.response()
 
@@ -70,7 +70,8 @@ def routes(workers: Workers) -> list[Route]:
                   methods=["GET"])]
 
 
-def serve(request: Request, worker: PodWorker, c: Container) -> Response:
+def serve(request: Request, worker: PodWorker, c: Container, closing: asyncio.Event
+          ) -> Response:
     previous = _flag(request, "previous")
     path = worker.log_path(c.record.name, previous=previous)
     pod = worker.key.split("/", 1)[1]
@@ -86,14 +87,18 @@ def serve(request: Request, worker: PodWorker, c: Container) -> Response:
     start = since(request, time.time())
     follow = _flag(request, "follow") and not previous
     timestamps = _flag(request, "timestamps")
-    body = stream(path, c, tail=tail, since=start, follow=follow, timestamps=timestamps)
+    body = stream(path, c, tail=tail, since=start, follow=follow, timestamps=timestamps,
+                  closing=closing)
     if limit is not None:
         body = limited(body, limit)
     return StreamingResponse(body, media_type="text/plain")
 
 
 async def stream(path: Path, c: Container, *, tail: int | None, since: float | None,
-                 follow: bool, timestamps: bool) -> AsyncIterator[bytes]:
+                 follow: bool, timestamps: bool,
+                 closing: asyncio.Event | None = None) -> AsyncIterator[bytes]:
+    """The log's entries; with ``follow``, new ones until that instance of the
+    container has exited and its last output is read, or the agent stops."""
     with open(path, "rb") as f:
         entries, rest = crilog.parse(await asyncio.to_thread(f.read))
         first = b"".join(e.render(timestamps=timestamps)
@@ -113,6 +118,8 @@ async def stream(path: Path, c: Container, *, tail: int | None, since: float | N
                 if out:
                     yield out
                 continue
+            if closing is not None and closing.is_set():  # the agent stops: end cleanly
+                return
             if c.pid is None or c.pid_start != instance:  # that instance exited
                 drain_until = drain_until or time.monotonic() + DRAIN
                 if time.monotonic() >= drain_until or not path.exists():

@@ -7,6 +7,8 @@ server, TLS and the caller check (``server``) apply to every route alike.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -19,9 +21,10 @@ async def healthz(_request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
-def routes(workers: Workers) -> list[BaseRoute]:
+def routes(workers: Workers, closing: asyncio.Event) -> list[BaseRoute]:
+    """Every endpoint; ``closing`` is set when the agent stops (followed logs end)."""
     return [Route("/healthz", healthz, methods=["GET"]),
-            *logs.routes(workers),
+            *logs.routes(workers, closing),
             *streams.routes(workers),
             *forwarding.routes(workers),
             *podproxy.routes(workers)]

@@ -84,8 +84,12 @@ class AgentServer:
     """The API on an already bound socket, serving ``routes``."""
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext,
-                 routes: Sequence[BaseRoute], *, allowed: Sequence[str]) -> None:
+                 routes: Sequence[BaseRoute], *, allowed: Sequence[str],
+                 closing: asyncio.Event | None = None) -> None:
         self.sock = sock
+        # set on stop, before uvicorn's graceful wait: long answers (followed logs)
+        # end by themselves instead of being cancelled mid-stream
+        self.closing = closing or asyncio.Event()
         app = Starlette(routes=list(routes))
         self.server = _Server(uvicorn.Config(
             app, http=make_protocol(allowed), ws="websockets-sansio", lifespan="off",
@@ -104,6 +108,7 @@ class AgentServer:
     async def stop(self) -> None:
         if self.task is None:
             return
+        self.closing.set()
         self.server.should_exit = True
         with contextlib.suppress(Exception, asyncio.CancelledError):
             async with asyncio.timeout(5):

@@ -58,6 +58,8 @@ from nodeagent.pods.status import ContainerRecord, format_time, restart_delay, s
 log = logging.getLogger(__name__)
 
 ADOPTED_POLL = 0.5  # seconds between liveness checks of a process we did not start
+# seconds an exited container waits for its log writer to read the last output
+LOG_DRAIN = 2.0
 DEFAULT_GRACE = 30
 FINISHED = ("Succeeded", "Failed")
 TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried this often
@@ -89,6 +91,7 @@ class Container:
         self.pid: int | None = None
         self.pid_start: str | None = None
         self.proc: asyncio.subprocess.Process | None = None
+        self.shim: asyncio.subprocess.Process | None = None  # its log writer
         self.liveness_failed = False
         self.start_failures = 0
         self.probe_tasks: list[asyncio.Task] = []
@@ -428,6 +431,7 @@ class PodWorker:
             raise
         io.started()
         c.stdin, c.tty = io.stdin, io.tty
+        c.shim = shim
         self._reap(shim)
         self.events.normal(self.pod, c.record.name, events.CREATED,
                            events.created(c.record.name))
@@ -469,9 +473,21 @@ class PodWorker:
         probes). Raises ``ValueError`` while the container can't be configured."""
         return self._probe_argv(c, command)
 
+    async def _log_drained(self, c: Container) -> None:
+        """As containerd reports an exit only once the output is copied: wait for the
+        log writer to read the last of it, so ``kubectl logs`` of a finished container
+        shows everything. Bounded: a process the container left behind may hold the
+        pipe open."""
+        shim = c.shim
+        if shim is not None and shim.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOG_DRAIN):
+                    await shim.wait()
+
     async def _wait_exit(self, c: Container) -> int:
         if c.proc is not None:
             code = await c.proc.wait()
+            await self._log_drained(c)
             return 128 - code if code < 0 else code  # killed by a signal: 128+N
         while c.pid is not None and proc_start_time(c.pid) == c.pid_start:
             await asyncio.sleep(ADOPTED_POLL)

@@ -243,3 +243,14 @@ def test_a_token_that_cannot_be_had_keeps_the_container_waiting(
     assert cluster.get("tokenless")["status"]["phase"] == "Pending"
     with contextlib.suppress(NotFound):
         cluster.client.delete(POD, "tokenless", NS, grace_period_seconds=0)
+
+
+def test_a_finished_containers_log_holds_all_it_printed(cluster: Cluster) -> None:  # noqa: F811
+    """The pod is reported finished only once the log writer has read the last of its
+    output (as containerd copies a task's output before reporting its exit)."""
+    pod = run_to_end(cluster, "chatty", [{"name": "c", "image": "x",
+                                          "command": ["seq", "1", "300000"]}])
+    assert pod["status"]["phase"] == "Succeeded"
+    lines = log(cluster, pod, "c").splitlines()
+    assert (len(lines), lines[-1]) == (300000, "300000")
+    cluster.delete_and_wait("chatty")

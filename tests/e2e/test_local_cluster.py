@@ -156,10 +156,17 @@ class LocalCluster:
         return ready
 
     def apply_demo(self) -> None:
+        """The demo applied, its pods Ready, and ``web`` answering the client pod: Ready
+        in the API comes a few milliseconds before the client's node has the rules."""
         self.mpctl("apply", "-f", str(EXAMPLES), check=True)
-        self.wait_replicas("app=web", REPLICAS)
+        ips = set(self.wait_replicas("app=web", REPLICAS).values())
         wait_until(lambda: self.client.get(POD, "client", "default")["status"].get("phase")
                    == "Running", timeout=40, what="the client pod to run")
+        script = ("import urllib.request\n"
+                  "print(urllib.request.urlopen('http://web/', timeout=2).read().decode())")
+        wait_until(lambda: (out := self.in_client("python3", "-c", script, check=False))
+                   .returncode == 0 and out.stdout.split()[1] in ips, timeout=30,
+                   what="web to answer the client pod")
 
 
 def assert_gone(name: str, record: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ from client.http import Client
 from componentbase import pki as certs
 from componentbase.procs import same_process
 from mpctl.cluster import plan
-from tests.conftest import BIN, REPO, wait_until
+from tests.conftest import BIN, REPO, USER_KUBECTL, wait_until
 from tests.netns import have_root_tools, sweep
 from tests.podscripts import CONNECT
 
@@ -155,10 +155,16 @@ class LocalCluster:
             timeout=timeout, what=f"{count} Ready pods for {selector}")
         return ready
 
-    def apply_demo(self) -> None:
-        """The demo applied, its pods Ready, and ``web`` answering the client pod: Ready
-        in the API comes a few milliseconds before the client's node has the rules."""
-        self.mpctl("apply", "-f", str(EXAMPLES), check=True)
+    def apply_demo(self, *, kubectl: bool = False) -> None:
+        """The demo applied (by mpctl, or the real kubectl), its pods Ready, and ``web``
+        answering the client pod: Ready in the API comes a few milliseconds before the
+        client's node has the rules."""
+        if kubectl:
+            subprocess.run([str(USER_KUBECTL), "--kubeconfig", str(self.state_dir / "kubeconfig"),
+                            "apply", "-f", str(EXAMPLES)], check=True, capture_output=True,
+                           timeout=60)
+        else:
+            self.mpctl("apply", "-f", str(EXAMPLES), check=True)
         ips = set(self.wait_replicas("app=web", REPLICAS).values())
         wait_until(lambda: self.client.get(POD, "client", "default")["status"].get("phase")
                    == "Running", timeout=40, what="the client pod to run")

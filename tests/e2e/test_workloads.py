@@ -50,7 +50,7 @@ while time.time() < deadline:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with running_cluster(tmp_path_factory.mktemp("workloads"), "w") as c:
-        c.apply_demo()
+        c.apply_demo(kubectl=True)  # the Service and the Deployment, as a user applies them
         yield c
 
 

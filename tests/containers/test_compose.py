@@ -245,7 +245,7 @@ def check_cluster(cluster: Cluster) -> None:
 
     def both_nodes_answered() -> bool:
         out = cluster.in_pod("client", "curl", "-s", "-m", "3", "web", check=False).stdout
-        name, _, ip = out.strip().partition(" ")
+        name, ip = (out.split() + ["", ""])[:2]  # "<pod> <pod IP> <version>"
         if name in web_nodes:
             assert web_ips.get(ip) == name, f"answer {out!r} doesn't match pod IPs {web_ips}"
             answered[name] = web_nodes[name]

@@ -317,8 +317,9 @@ VOLUMES = {
     "demo": {"admin-credentials"},
 }
 # What answers on a container's cluster address (TCP): the rest listens on loopback.
-PUBLIC_TCP = {"apiserver": {6443}, "dnsd": {53}, "controllers": set(), "node-1": set(),
-              "node-2": set()}
+# the node agents' API (kubelet's port) answers TLS only with the API server's certificate
+PUBLIC_TCP = {"apiserver": {6443}, "dnsd": {53}, "controllers": set(), "node-1": {10250},
+              "node-2": {10250}}
 # uid of pid 1 in the confined long-running containers (the pki one-shot hands the
 # latter two their credentials).
 USERS = {"apiserver": 0, "controllers": 10257, "dnsd": 10053}
@@ -455,8 +456,9 @@ def check_no_route_out(ctrs: Containers, cluster: Cluster) -> None:
 
 def check_listeners(ctrs: Containers, cluster: Cluster) -> None:
     """From a pod, of every TCP port the containers listen on (loopback too), only the
-    API server's 6443 and dnsd's 53 answer; the API server says 401/403 without
-    credentials (ClusterIP and address alike)."""
+    API server's 6443, dnsd's 53 and the agents' 10250 answer; the API server says
+    401/403 without credentials (ClusterIP and address alike), an agent completes no
+    TLS handshake without the API server's client certificate."""
     cluster_net = f"{ctrs.prefix}cluster"
     targets: dict[str, str] = {}
     for svc, ports in PUBLIC_TCP.items():
@@ -476,6 +478,11 @@ def check_listeners(ctrs: Containers, cluster: Cluster) -> None:
                            *(arg for url in urls for arg in ("-o", "/dev/null", url)),
                            check=False).stdout.split()
     assert len(codes) == len(urls) and set(codes) <= {"401", "403"}, codes
+    agent = ctrs.networks("node-1")[cluster_net]["IPAddress"]
+    refused = cluster.in_pod("client", "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+                             f"https://{agent}:10250/containerLogs/default/client/client",
+                             check=False)
+    assert (refused.returncode != 0, refused.stdout) == (True, "000"), refused
 
 
 def check_privileges(ctrs: Containers) -> None:

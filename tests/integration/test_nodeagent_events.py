@@ -49,9 +49,10 @@ def kubectl(c: Cluster, tmp: Any) -> Kubectl:
 
 def test_failing_readiness_probe_is_one_unhealthy_event_with_its_output_and_a_count(
         cluster: Cluster, tmp_path: Any) -> None:  # noqa: F811
-    probe = {"exec": {"command": [sys.executable, "-c",
-                                  f"print({NOT_READY_OUTPUT!r}); exit(1)"]},
-             "periodSeconds": 1}
+    # a generous timeout: the event under test is the probe's failure, not a timeout
+    # (starting a command in the pod takes most of the default 1 s on a busy machine)
+    probe = {"exec": {"command": ["sh", "-c", f"echo '{NOT_READY_OUTPUT}'; exit 1"]},
+             "periodSeconds": 1, "timeoutSeconds": 10}
     cluster.pod("unready", "node-a", [server("unready", cluster.tmp, readinessProbe=probe)])
     first = wait_until(lambda: one_event(cluster, "unready", "Unhealthy", min_count=2),
                        timeout=30, interval=0.25, what="a repeated Unhealthy event")

@@ -67,6 +67,9 @@ REPLICASET = Kind("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True,
                   ("all",), subresources=("status", "scale"))
 DEPLOYMENT = Kind("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",),
                   ("all",), subresources=("status", "scale"))
+# Configuration consumed by pods as environment and files (the node agent reads them).
+CONFIGMAP = Kind("", "v1", "ConfigMap", "configmaps", "configmap", True, ("cm",))
+SECRET = Kind("", "v1", "Secret", "secrets", "secret", True)
 # Reviews are asked, not stored: create is their only verb.
 SELFSUBJECTREVIEW = Kind("authentication.k8s.io", "v1", "SelfSubjectReview",
                          "selfsubjectreviews", "selfsubjectreview", False, verbs=("create",))
@@ -95,7 +98,7 @@ REVIEWS = (SUBJECTACCESSREVIEW, SELFSUBJECTACCESSREVIEW, SELFSUBJECTRULESREVIEW,
            LOCALSUBJECTACCESSREVIEW)
 
 KINDS: tuple[Kind, ...] = (NAMESPACE, NODE, POD, SERVICE, ENDPOINTSLICE, EVENT, SERVICEACCOUNT,
-                           LEASE, ENDPOINTS, REPLICASET, DEPLOYMENT,
+                           LEASE, ENDPOINTS, REPLICASET, DEPLOYMENT, CONFIGMAP, SECRET,
                            SELFSUBJECTREVIEW, TOKENREVIEW,
                            ROLE, CLUSTERROLE, ROLEBINDING, CLUSTERROLEBINDING, *REVIEWS)
 

@@ -12,6 +12,7 @@ from apimachinery.kinds import Kind
 from apiserver.registry import (
     accessreview,
     authentication,
+    configmap,
     deployment,
     endpoints,
     endpointslice,
@@ -22,6 +23,7 @@ from apiserver.registry import (
     pod,
     rbac,
     replicaset,
+    secret,
     service,
     serviceaccount,
 )
@@ -39,6 +41,8 @@ REGISTRY: tuple[Strategy, ...] = (
     endpoints.STRATEGY,
     replicaset.STRATEGY,
     deployment.STRATEGY,
+    configmap.STRATEGY,
+    secret.STRATEGY,
     authentication.SELF_SUBJECT_REVIEWS,
     authentication.TOKEN_REVIEWS,
     rbac.ROLES,

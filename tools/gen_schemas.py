@@ -43,6 +43,7 @@ def _ref(type_name: str, queue: list[str]) -> dict:
                  "bool": {"type": "boolean"}, "float": {"type": "number"},
                  "datetime": {"type": "string", "format": "date-time"},
                  "date": {"type": "string", "format": "date"},
+                 "bytes": {"type": "string", "format": "byte"},
                  "object": {"x-kubernetes-int-or-string": True}}
     if type_name in primitive:
         return dict(primitive[type_name])

@@ -201,10 +201,10 @@ def test_bad_input_is_one_clear_line(kubectl: Kubectl, api_url: str):
         "error: failed to create ClusterIP service: protobuf request bodies are not "
         "supported by miniplane; send JSON (kubectl apply -f / kubectl create -f do)")
     # and a kind the server does not serve at all
-    configmap = kubectl.run("create", "configmap", "x", "--from-literal=a=b", check=False)
-    assert configmap.returncode != 0
-    assert configmap.stderr.strip() == (
-        "error: failed to create configmap: the server could not find the requested resource")
+    quota = kubectl.run("create", "quota", "x", "--hard=pods=1", check=False)
+    assert quota.returncode != 0
+    assert quota.stderr.strip() == (
+        "error: failed to create quota: the server could not find the requested resource")
 
     strict = kubectl.run("apply", "-f", "-", check=False,
                          stdin=SVC.replace("  selector:", "  bogus: 1\n  selector:"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from client.http import AsyncClient
 from client.informer import Informer
 from componentbase.tasks import cancel_and_wait
 from nodeagent.node import network
+from nodeagent.node.capacity import capacity as node_capacity
 from nodeagent.node.lease import NodeLease
 from nodeagent.node.report import report_due
 from nodeagent.pods import events as pod_events
@@ -63,12 +63,7 @@ def node_status(*, ip: str | None, ready_since: str, now: str,
     ``hostname``: the node's name as its ``Hostname`` address (kubelet's with
     ``--hostname-override``), which the API server dials first by default
     (``--kubelet-preferred-address-types``): in compose the node container's name."""
-    cpus = str(os.cpu_count() or 1)
-    try:
-        mem_kib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
-    except (ValueError, OSError):
-        mem_kib = 0
-    capacity = {"cpu": cpus, "memory": f"{mem_kib}Ki", "pods": "110"}
+    capacity = node_capacity()
     uname = platform.uname()
     status: dict[str, Any] = {
         "addresses": ([{"type": "InternalIP", "address": ip}] if ip else [])

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from apimachinery.kinds import POD
+from apimachinery.kinds import POD, SERVICE
 from client.backoff import Backoff
 from client.errors import ApiError, Conflict, NotFound
 from client.http import AsyncClient
@@ -28,6 +28,7 @@ from client.informer import Informer
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import netns
+from nodeagent.pods.envsource import EnvSource
 from nodeagent.pods.events import EventRecorder
 from nodeagent.pods.ipam import Ipam
 from nodeagent.pods.runtime import PodWorker, RuntimeConfig
@@ -54,6 +55,10 @@ class PodManager:
         self.informer = Informer(client, POD, field_selector=f"spec.nodeName={node}")
         self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
         self.access = ClusterAccess(client)
+        # every Service, as kubelet's informer: containers get the variables of those
+        # that exist when they start (envvars)
+        self.services = Informer(client, SERVICE)
+        self.env_source = EnvSource(client, self.services.store.list)
         self.workers: dict[str, PodWorker] = {}
         self.dirty: set[str] = set()
         self.wake = asyncio.Event()
@@ -89,7 +94,8 @@ class PodManager:
             return
         w = PodWorker(self.cfg, pod, pod_cidr=self.pod_cidr or "", ipam=self.ipam,
                       host_ip=self.host_ip, changed=self._mark, deleted=self._finished,
-                      access=self.access, recorder=self.recorder)
+                      access=self.access, recorder=self.recorder,
+                      env_source=self.env_source)
         self.workers[uid] = w
         if pod["metadata"].get("deletionTimestamp"):
             w.terminating.set()
@@ -136,15 +142,17 @@ class PodManager:
         self.ipam = Ipam(self.cfg.state_dir / "ipam.json", pod_cidr)
         informer = asyncio.create_task(self.informer.run(), name="informer-pods")
         writer = asyncio.create_task(self._status_loop(), name="pod-status")
+        services = asyncio.create_task(self.services.run(), name="informer-services")
         try:
             await self.informer.wait_synced()
+            await self.services.wait_synced()  # kubelet too starts none before
             await self._clean_orphans()
             self._started = True
             for pod in self.informer.store.list():
                 self._sync(pod)
             await asyncio.Event().wait()
         finally:
-            await cancel_and_wait((informer, writer))
+            await cancel_and_wait((informer, writer, services))
 
     async def _clean_orphans(self) -> None:
         """Kill processes and remove namespaces of pods this node no longer has.

@@ -37,6 +37,8 @@ from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import events, netns, stdio
+from nodeagent.pods.envsource import EnvSource
+from nodeagent.pods.envvars import EnvError, expand_command
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.security import (
     DEFAULT_PATH,
@@ -98,6 +100,7 @@ class Container:
         self.stdin: int | None = None  # the agent's end of its stdin (``attach``)
         self.tty = False
         self.exited = asyncio.Event()  # set when the running instance exits
+        self.env: dict[str, str] | None = None  # what the running instance was given
 
 
 class PodWorker:
@@ -106,7 +109,8 @@ class PodWorker:
     def __init__(self, cfg: RuntimeConfig, pod: dict[str, Any], *, pod_cidr: str,
                  ipam: Any, host_ip: str | None, changed: Callable[[PodWorker], None],
                  deleted: Callable[[PodWorker], Any], access: ClusterAccess | None = None,
-                 recorder: events.EventRecorder | None = None) -> None:
+                 recorder: events.EventRecorder | None = None,
+                 env_source: EnvSource | None = None) -> None:
         self.cfg = cfg
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
@@ -129,7 +133,7 @@ class PodWorker:
         self.token: Token | None = None
         self.token_error: str | None = None
         self.config_changed = asyncio.Event()  # wakes containers waiting on config
-        self.kube_env: dict[str, str] | None = None
+        self.env_source = env_source or EnvSource(None, list)
         self.events = events.PodEvents(recorder)
         self._shims: set[asyncio.Task] = set()
 
@@ -220,6 +224,11 @@ class PodWorker:
 
     async def _container_loop(self, c: Container) -> None:
         policy = self.pod["spec"].get("restartPolicy") or "Always"
+        if c.pid is not None and c.env is None:  # adopted: what it was given, for exec
+            with contextlib.suppress(EnvError):
+                built = await self.env_source.build(self.pod, c.spec, pod_ip=self.ip,
+                                                    host_ip=self.host_ip)
+                c.env = {**self._base_env(), **built.env}
         while not self.terminating.is_set():
             if c.pid is None and not await self._start(c):
                 c.start_failures += 1
@@ -355,28 +364,29 @@ class PodWorker:
                            token_dir=str(self.token_dir) if self.token_dir else None,
                            python=sys.executable)
 
-    async def _environment(self, spec: dict[str, Any]) -> dict[str, str]:
-        """PATH, HOSTNAME, the ``kubernetes`` Service's variables, then the container's
-        own ``env`` (which wins, as in Kubernetes). Raises ``ApiError``."""
-        if self.kube_env is None:
-            self.kube_env = await self.access.kubernetes_env() if self.access else {}
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"],
-               **self.kube_env}
-        for e in spec.get("env") or []:
-            if "name" in e and "value" in e:
-                env[e["name"]] = str(e["value"])
-        return env
+    def _base_env(self) -> dict[str, str]:
+        """What the image and runtime would give: PATH and HOSTNAME."""
+        return {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"]}
+
+    async def _environment(self, c: Container) -> dict[str, str]:
+        """PATH, HOSTNAME, then what kubelet sets (``envvars``: Service variables, then
+        the container's ``envFrom`` and ``env``, which win). Raises ``EnvError``."""
+        built = await self.env_source.build(self.pod, c.spec, pod_ip=self.ip,
+                                            host_ip=self.host_ip)
+        for reason, message in built.warnings:
+            self.events.warning(self.pod, c.record.name, reason, message)
+        return {**self._base_env(), **built.env}
 
     async def _start(self, c: Container) -> bool:
         spec = c.spec
-        argv = list(spec.get("command") or []) + [str(a) for a in spec.get("args") or []]
         sec, config_problem = self._config_problem(c)
         env: dict[str, str] = {}
         if config_problem is None:
             try:
-                env = await self._environment(spec)
-            except ApiError as exc:
-                config_problem = f"cannot read the kubernetes Service: {exc}"
+                env = await self._environment(c)
+            except EnvError as exc:
+                config_problem = str(exc)
+        argv = expand_command(spec, env)
         if config_problem is not None or sec is None:
             c.record.state = {"waiting": {"reason": "CreateContainerConfigError",
                                           "message": config_problem}}
@@ -437,6 +447,7 @@ class PodWorker:
                            events.created(c.record.name))
         c.pid = c.proc.pid
         c.pid_start = proc_start_time(c.pid)
+        c.env = env
         c.liveness_failed = False
         c.record.started = True
         c.record.state = {"running": {"startedAt": format_time(time.time())}}
@@ -511,11 +522,7 @@ class PodWorker:
         sec, problem = self._config_problem(c)
         if sec is None:
             raise ValueError(problem)
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"],
-               **(self.kube_env or {})}
-        env.update({e["name"]: str(e["value"]) for e in c.spec.get("env") or []
-                    if "name" in e and "value" in e})
-        return self.launch(sec, command, env)
+        return self.launch(sec, command, c.env if c.env is not None else self._base_env())
 
     def _stop_probes(self, c: Container) -> None:
         for t in c.probe_tasks:

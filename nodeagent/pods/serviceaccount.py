@@ -21,8 +21,8 @@ token, and a log line; one with them and a failing TokenRequest keeps the pod's
 containers waiting (``CreateContainerConfigError``) until a retry succeeds.
 
 The environment of every container also gets the ``kubernetes`` Service's address
-(``KUBERNETES_SERVICE_HOST`` and the rest, as the kubelet injects them), so
-``load_incluster_config()`` finds the API server.
+(``KUBERNETES_SERVICE_HOST`` and the rest, as the kubelet injects them: see
+``envvars.services_env``), so ``load_incluster_config()`` finds the API server.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from client.errors import ApiError, NotFound
+from client.errors import ApiError
 from client.http import AsyncClient
 from nodeagent.pods.security import Security
 
@@ -122,29 +122,6 @@ def token_dir_owner(securities: Sequence[Security], fs_group: int | None
     return uid, 0, 0o755
 
 
-def service_env(service: Mapping[str, Any]) -> dict[str, str]:
-    """The kubelet's variables for one Service (``KUBERNETES_SERVICE_HOST``…)."""
-    meta, spec = service.get("metadata") or {}, service.get("spec") or {}
-    ip = spec.get("clusterIP")
-    ports = spec.get("ports") or []
-    if not ip or ip == "None" or not ports:
-        return {}
-    prefix = str(meta.get("name", "")).upper().replace("-", "_")
-    env = {f"{prefix}_SERVICE_HOST": ip, f"{prefix}_SERVICE_PORT": str(ports[0]["port"]),
-           f"{prefix}_PORT": f"{ports[0].get('protocol', 'TCP').lower()}://{ip}:"
-                             f"{ports[0]['port']}"}
-    for p in ports:
-        proto, port = p.get("protocol", "TCP"), p["port"]
-        if p.get("name"):
-            env[f"{prefix}_SERVICE_PORT_{p['name'].upper().replace('-', '_')}"] = str(port)
-        base = f"{prefix}_PORT_{port}_{proto.upper()}"
-        env[base] = f"{proto.lower()}://{ip}:{port}"
-        env[f"{base}_PROTO"] = proto.lower()
-        env[f"{base}_PORT"] = str(port)
-        env[f"{base}_ADDR"] = ip
-    return env
-
-
 # -- the files ---------------------------------------------------------------------------
 
 
@@ -187,8 +164,8 @@ def write_projection(directory: Path, files: Mapping[str, bytes], *, uid: int, g
 
 
 class ClusterAccess:
-    """What a pod's launch needs from the API server: its token, the ``kubernetes``
-    Service, whether ServiceAccounts exist. Raises ``ApiError`` on failures."""
+    """What a pod's launch needs from the API server: its token, whether
+    ServiceAccounts exist. Raises ``ApiError`` on failures."""
 
     def __init__(self, client: AsyncClient) -> None:
         self.client = client
@@ -234,12 +211,3 @@ class ClusterAccess:
             return token_from_status(answer, now=time.time())
         except ValueError as exc:
             raise ApiError(str(exc)) from exc
-
-    async def kubernetes_env(self) -> dict[str, str]:
-        """The ``kubernetes`` Service's variables; none if it does not exist."""
-        try:
-            svc = (await self.client.request(
-                "GET", "/api/v1/namespaces/default/services/kubernetes")).json()
-        except NotFound:
-            return {}
-        return service_env(svc)

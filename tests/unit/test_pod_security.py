@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from nodeagent.pods.envvars import service_env
 from nodeagent.pods.launch import LaunchError, parse
 from nodeagent.pods.security import (
     ALL_CAPABILITIES,
@@ -35,7 +36,6 @@ from nodeagent.pods.serviceaccount import (
     parse_time,
     refresh_delay,
     service_account_name,
-    service_env,
     token_dir_owner,
     token_from_status,
     token_request,

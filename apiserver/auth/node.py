@@ -2,17 +2,19 @@
 
 Kubernetes' Node authorizer keeps a graph of pods and what they reference and lets
 ``system:node:<name>`` (in ``system:nodes``) reach an object only through a pod
-bound to that node. miniplane's nodes need one such thing: a ServiceAccount token
+bound to that node. miniplane's nodes need two such things: a ServiceAccount token
 for a pod (``create serviceaccounts/token``), allowed only for ServiceAccounts of
-pods whose ``spec.nodeName`` is that node. It also grants, as Kubernetes' does,
+pods whose ``spec.nodeName`` is that node; and reading (get, or a list/watch of one
+name) the ConfigMaps and Secrets those pods reference (``apimachinery.podrefs``:
+environment, volumes, imagePullSecrets). It also grants, as Kubernetes' does,
 the node's own heartbeat Lease in ``kube-node-lease`` (get, create, update, patch,
 delete; a create's name is NodeRestriction's to check). Everything else a node may
 do is the ``system:node`` ClusterRole's (RBAC), and which Node and Pods it may
 write is NodeRestriction admission's.
 
-``PodIndex`` is the graph's miniplane-sized part: pod → (node, ServiceAccount),
-counted per (namespace, ServiceAccount, node); it is fed from the committed log
-like the RBAC index.
+``PodIndex`` is the graph's miniplane-sized part: pod → (node, what it references:
+its ServiceAccount, ConfigMaps, Secrets), counted per (namespace, resource, name,
+node); it is fed from the committed log like the RBAC index.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery.podrefs import CONFIGMAPS, SECRETS, pod_refs
 from apiserver.auth.authorizer import Decision, Verdict
 from apiserver.auth.requestinfo import RequestInfo
 from apiserver.auth.user import UserInfo, node_name
@@ -29,6 +32,8 @@ from apiserver.auth.user import UserInfo, node_name
 PODS = "pods"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 LEASE_VERBS = ("get", "create", "update", "patch", "delete")
+READ_VERBS = ("get", "list", "watch")
+SERVICEACCOUNTS = "serviceaccounts"
 DEFAULT_SERVICE_ACCOUNT = "default"
 
 
@@ -44,12 +49,22 @@ def pod_edge(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     return node, str(sa)
 
 
+def pod_edges(pod: Mapping[str, Any]) -> tuple[str, frozenset[tuple[str, str]]] | None:
+    """(node, {(resource, name)}) of a bound pod: its ServiceAccount and the ConfigMaps
+    and Secrets it references; None while it is unscheduled."""
+    edge = pod_edge(pod)
+    if edge is None:
+        return None
+    return edge[0], frozenset({(SERVICEACCOUNTS, edge[1]), *pod_refs(pod)})
+
+
 class PodIndex:
-    """Which ServiceAccounts the pods on each node use."""
+    """What the pods on each node use: ServiceAccounts, ConfigMaps, Secrets."""
 
     def __init__(self) -> None:
-        self._pods: dict[tuple[str, str], tuple[str, str]] = {}
-        self._edges: Counter[tuple[str, str, str]] = Counter()  # (ns, sa, node)
+        self._pods: dict[tuple[str, str], tuple[str, frozenset[tuple[str, str]]]] = {}
+        # (namespace, resource, name, node) → how many pods
+        self._edges: Counter[tuple[str, str, str, str]] = Counter()
 
     def replace(self, pods: Iterable[Mapping[str, Any]]) -> None:
         self._pods, self._edges = {}, Counter()
@@ -61,17 +76,23 @@ class PodIndex:
         key = (namespace, name)
         old = self._pods.pop(key, None)
         if old is not None:
-            edge = (namespace, old[1], old[0])
-            self._edges[edge] -= 1
-            if self._edges[edge] <= 0:
-                del self._edges[edge]
-        new = pod_edge(pod) if pod is not None else None
+            for resource, name in old[1]:
+                edge = (namespace, resource, name, old[0])
+                self._edges[edge] -= 1
+                if self._edges[edge] <= 0:
+                    del self._edges[edge]
+        new = pod_edges(pod) if pod is not None else None
         if new is not None:
             self._pods[key] = new
-            self._edges[(namespace, new[1], new[0])] += 1
+            for resource, name in new[1]:
+                self._edges[(namespace, resource, name, new[0])] += 1
+
+    def node_references(self, node: str, namespace: str, resource: str, name: str) -> bool:
+        """Whether a pod bound to ``node`` references that object."""
+        return self._edges.get((namespace, resource, name, node), 0) > 0
 
     def node_runs_service_account(self, node: str, namespace: str, sa: str) -> bool:
-        return self._edges.get((namespace, sa, node), 0) > 0
+        return self.node_references(node, namespace, SERVICEACCOUNTS, sa)
 
 
 @dataclass
@@ -86,7 +107,25 @@ class NodeAuthorizer:
             return self._service_account(node, info)
         if info.api_group == "coordination.k8s.io" and info.resource == "leases":
             return self._lease(node, info)
+        if info.api_group == "" and info.resource in (CONFIGMAPS, SECRETS):
+            return self._referenced(node, info)
         return Verdict(Decision.NO_OPINION)
+
+    def _referenced(self, node: str, info: RequestInfo) -> Verdict:
+        """Read one ConfigMap or Secret a pod bound to the node references (Kubernetes'
+        ``authorizeReadNamespacedObject``): get, or list/watch by name."""
+        if info.verb not in READ_VERBS:
+            return Verdict(Decision.NO_OPINION, "can only read resources of this type")
+        if info.subresource:
+            return Verdict(Decision.NO_OPINION, "cannot read subresource")
+        if not info.namespace:
+            return Verdict(Decision.NO_OPINION, "can only read namespaced object of this type")
+        if not info.name:
+            return Verdict(Decision.NO_OPINION, "No Object name found")
+        if self.pods.node_references(node, info.namespace, info.resource, info.name):
+            return Verdict(Decision.ALLOW)
+        return Verdict(Decision.NO_OPINION,
+                       f"no relationship found between node '{node}' and this object")
 
     @staticmethod
     def _lease(node: str, info: RequestInfo) -> Verdict:

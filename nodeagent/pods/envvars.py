@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
+from apimachinery.podrefs import CONFIGMAPS, SECRETS, container_refs
 from apimachinery.quantities import QuantityError, parse_quantity
 
 MASTER_NAMESPACE = "default"
@@ -365,16 +366,5 @@ def _value_from(source: Mapping[str, Any], pod: Mapping[str, Any],
 
 def referenced(container: Mapping[str, Any]) -> tuple[set[str], set[str]]:
     """(ConfigMap names, Secret names) a container's environment reads."""
-    cms, secs = set(), set()
-    for source in container.get("envFrom") or []:
-        if (source.get("configMapRef") or {}).get("name"):
-            cms.add(str(source["configMapRef"]["name"]))
-        if (source.get("secretRef") or {}).get("name"):
-            secs.add(str(source["secretRef"]["name"]))
-    for var in container.get("env") or []:
-        src = var.get("valueFrom") or {}
-        if (src.get("configMapKeyRef") or {}).get("name"):
-            cms.add(str(src["configMapKeyRef"]["name"]))
-        if (src.get("secretKeyRef") or {}).get("name"):
-            secs.add(str(src["secretKeyRef"]["name"]))
-    return cms, secs
+    refs = container_refs(container)
+    return ({n for r, n in refs if r == CONFIGMAPS}, {n for r, n in refs if r == SECRETS})

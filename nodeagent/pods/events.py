@@ -45,6 +45,10 @@ def liveness_kill(container: str) -> str:
     return f"Container {container} failed liveness probe, will be restarted"
 
 
+def startup_kill(container: str) -> str:
+    return f"Container {container} failed startup probe, will be restarted"
+
+
 def probe_failed(probe_type: str, output: str) -> str:
     """``probe_type`` is Readiness, Liveness or Startup."""
     return f"{probe_type} probe failed: {output}"

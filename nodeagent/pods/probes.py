@@ -1,21 +1,31 @@
-"""Readiness and liveness probes (httpGet, tcpSocket, exec), run from the node namespace.
+"""Startup, readiness and liveness probes (httpGet, tcpSocket, exec), run from the node namespace.
 
 ``ProbeCounter`` is the pure threshold logic (successThreshold/failureThreshold).
 ``probe_once`` runs one check: TCP and HTTP open their socket inside the node
-namespace (``netns.socket_in``) like a kubelet on that node; exec runs the command
-inside the pod's namespace with ``ip netns exec``. An unknown handler fails. Each
-attempt says what it saw as kubelet's prober words it (the exec command's output,
-the HTTP status, the dial error): the runtime's ``Unhealthy`` events carry it.
+namespace (``netns.socket_in``) like a kubelet on that node; ``httpGet`` sends
+kubelet's request (``User-Agent: kube-probe/…``, ``Accept: */*``, the probe's
+``httpHeaders``, a ``Host`` among them replacing the default), over TLS without
+verifying the certificate for ``scheme: HTTPS``, to ``host`` or the pod IP, the
+port by number or by the container's port name. exec runs the command as the
+container (or with ``ip netns exec``) and, past ``timeoutSeconds``, fails and kills
+its whole process group. ``grpc`` probes are not supported: they fail, saying so.
+Each attempt says what it saw as kubelet's prober words it (the exec command's
+output, the HTTP status, the dial error): the runtime's ``Unhealthy`` events carry it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-from collections.abc import Callable, Mapping
+import ipaddress
+import signal
+import socket
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from componentbase.procs import kill_group
 from nodeagent.pods.netns import close_quietly, socket_in
 from nodeagent.pods.security import ROOT_ENV
 
@@ -57,6 +67,9 @@ def resolve_port(port: Any, container: Mapping[str, Any]) -> int:
             return int(p["containerPort"])
     raise ValueError(f"port {port!r} not found in the container")
 
+
+USER_AGENT = "kube-probe/1.30"  # kubelet's, with the version the node reports
+GRPC_UNSUPPORTED = "grpc probes are not supported by this node agent (use exec, httpGet or tcpSocket)"
 
 # kubelet reads up to 10 KiB of an exec probe's output; an event message carries
 # its first KiB (more would not help a reader of ``kubectl describe``).
@@ -112,15 +125,46 @@ def _tcp(node_ns: str | None, ip: str, port: int, timeout: float) -> ProbeResult
         close_quietly(sock)
 
 
-def _http(node_ns: str | None, ip: str, port: int, path: str, host: str | None,
-          timeout: float) -> ProbeResult:
-    url = f"http://{ip}:{port}{path}"
+def http_request(path: str, authority: str, headers: Sequence[Mapping[str, Any]]) -> bytes:
+    """kubelet's probe request: its default headers, each replaced by a probe header of
+    the same name (``Host`` too); the connection closes after one answer."""
+    own = [(str(h.get("name") or ""), str(h.get("value") or "")) for h in headers
+           if h.get("name")]
+    names = {n.lower() for n, _ in own}
+    lines = [f"GET {path if path.startswith('/') else '/' + path} HTTP/1.1"]
+    if "host" not in names:
+        lines.append(f"Host: {authority}")
+    lines += [f"{n}: {v}" for n, v in (("User-Agent", USER_AGENT), ("Accept", "*/*"))
+              if n.lower() not in names]
+    lines += [f"{n}: {v}" for n, v in own if "\r" not in n + v and "\n" not in n + v]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+
+
+def _tls(sock: socket.socket, host: str) -> socket.socket:
+    """TLS as kubelet's prober does it: no certificate verification."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        ipaddress.ip_address(host)
+        name = None
+    except ValueError:
+        name = host
+    return ctx.wrap_socket(sock, server_hostname=name)
+
+
+def _http(node_ns: str | None, ip: str, port: int, path: str, headers: Sequence[
+          Mapping[str, Any]], timeout: float, *, https: bool = False) -> ProbeResult:
+    scheme = "https" if https else "http"
+    url = f"{scheme}://{ip}:{port}{path}"
     sock = socket_in(node_ns)
     try:
         sock.settimeout(timeout)
         sock.connect((ip, port))
-        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host or ip}:{port}\r\n"
-                     "User-Agent: mp-nodeagent-probe\r\n\r\n".encode())
+        if https:
+            sock = _tls(sock, ip)
+        sock.sendall(http_request(path, f"{ip}:{port}", headers))
         head = sock.makefile("rb").readline().decode("latin-1").split()
         status = int(head[1]) if len(head) >= 2 and head[1].isdigit() else None
         failure = http_failure(status)
@@ -157,8 +201,8 @@ async def _exec(argv: list[str], command: list[str], *, timeout: float, root_env
         async with asyncio.timeout(timeout):
             output = await _read_capped(proc.stdout)
             code = await proc.wait()
-    except TimeoutError:
-        proc.kill()
+    except TimeoutError:  # the command and whatever it started
+        kill_group(proc.pid, signal.SIGKILL)
         await proc.wait()
         return ProbeResult(False, f'command "{" ".join(command)}" timed out')
     return ProbeResult(code == 0, output_text(output))
@@ -180,14 +224,18 @@ async def probe_once(probe: Mapping[str, Any], *, container: Mapping[str, Any],
         if "httpGet" in probe:
             h = probe["httpGet"]
             port = resolve_port(h.get("port"), container)
-            return await asyncio.to_thread(_http, node_ns, h.get("host") or pod_ip, port,
-                                           h.get("path") or "/", None, timeout)
+            return await asyncio.to_thread(
+                _http, node_ns, h.get("host") or pod_ip, port, h.get("path") or "/",
+                h.get("httpHeaders") or [], timeout,
+                https=str(h.get("scheme") or "HTTP").upper() == "HTTPS")
         if "exec" in probe:
             cmd = [str(a) for a in probe["exec"].get("command") or []]
             if not cmd:
                 return ProbeResult(False, "missing probe command")
             argv = exec_argv(cmd) if exec_argv else ["ip", "netns", "exec", pod_ns, *cmd]
             return await _exec(argv, cmd, timeout=timeout, root_env=exec_argv is not None)
+        if "grpc" in probe:
+            return ProbeResult(False, GRPC_UNSUPPORTED)
     except ValueError as exc:
         return ProbeResult(False, str(exc))
     except OSError as exc:  # the command could not be started at all

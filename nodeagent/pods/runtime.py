@@ -66,6 +66,7 @@ DEFAULT_GRACE = 30
 FINISHED = ("Succeeded", "Failed")
 TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried this often
 TOKEN_WAIT = "waiting for the ServiceAccount token"
+STARTUP, READINESS, LIVENESS = "Startup", "Readiness", "Liveness"  # probe kinds, as events say
 
 
 def primary_gid(uid: int) -> int | None:
@@ -199,6 +200,8 @@ class PodWorker:
                 reported = {x.get("name"): x for x in
                             (self.pod.get("status") or {}).get("containerStatuses") or []}
                 c.record.ready = bool(reported.get(c.record.name, {}).get("ready"))
+                c.record.startup_pending = bool(c.spec.get("startupProbe")) and not \
+                    reported.get(c.record.name, {}).get("started")
                 c.record.last_state = reported.get(c.record.name, {}).get("lastState") or None
                 log.info("pod %s: adopted container %s (pid %d)", self.key, c.record.name, pid)
         finished = (self.pod.get("status") or {}).get("phase") in FINISHED
@@ -451,7 +454,8 @@ class PodWorker:
         c.liveness_failed = False
         c.record.started = True
         c.record.state = {"running": {"startedAt": format_time(time.time())}}
-        c.record.ready = not spec.get("readinessProbe")
+        c.record.startup_pending = bool(spec.get("startupProbe"))
+        c.record.ready = not spec.get("readinessProbe") and not c.record.startup_pending
         self._save()
         log.info("pod %s: started container %s (pid %d)", self.key, c.record.name, c.pid)
         self.events.normal(self.pod, c.record.name, events.STARTED,
@@ -507,15 +511,24 @@ class PodWorker:
     # -- probes ------------------------------------------------------------------------------
 
     def _start_probes(self, c: Container) -> None:
+        """The startup probe first, if any; readiness and liveness once it succeeded
+        (kubelet's workers skip them until then)."""
+        if c.spec.get("startupProbe") and c.record.startup_pending:
+            c.probe_tasks.append(asyncio.create_task(
+                self._probe_loop(c, c.spec["startupProbe"], kind=STARTUP)))
+        else:
+            self._after_startup(c)
+
+    def _after_startup(self, c: Container) -> None:
         if c.spec.get("readinessProbe"):
             c.probe_tasks.append(asyncio.create_task(
-                self._probe_loop(c, c.spec["readinessProbe"], liveness=False)))
+                self._probe_loop(c, c.spec["readinessProbe"], kind=READINESS)))
         elif not c.record.ready:
             c.record.ready = True
             self.notify()
         if c.spec.get("livenessProbe"):
             c.probe_tasks.append(asyncio.create_task(
-                self._probe_loop(c, c.spec["livenessProbe"], liveness=True)))
+                self._probe_loop(c, c.spec["livenessProbe"], kind=LIVENESS)))
 
     def _probe_argv(self, c: Container, command: list[str]) -> list[str]:
         """An exec probe runs as its container does (user, capabilities, mounts)."""
@@ -529,7 +542,10 @@ class PodWorker:
             t.cancel()
         c.probe_tasks.clear()
 
-    async def _probe_loop(self, c: Container, probe: dict[str, Any], *, liveness: bool) -> None:
+    async def _probe_loop(self, c: Container, probe: dict[str, Any], *, kind: str) -> None:
+        """``kind``: Startup, Readiness or Liveness. A failed startup or liveness verdict
+        kills the container (its restart policy decides the rest); a startup success
+        starts the others."""
         delay, period, _ = probe_timing(probe)
         counter = ProbeCounter(int(probe.get("successThreshold") or 1),
                                int(probe.get("failureThreshold") or 3))
@@ -540,15 +556,22 @@ class PodWorker:
                                       exec_argv=lambda cmd: self._probe_argv(c, cmd))
             if not result.ok:
                 self.events.warning(self.pod, c.record.name, events.UNHEALTHY,
-                                    events.probe_failed("Liveness" if liveness else "Readiness",
-                                                        result.output))
+                                    events.probe_failed(kind, result.output))
             verdict = counter.record(result.ok)
-            if liveness:
+            if kind == STARTUP and verdict is True:
+                log.info("pod %s: container %s started (startup probe)", self.key,
+                         c.record.name)
+                c.record.startup_pending = False
+                self.notify()
+                self._after_startup(c)
+                return
+            if kind != READINESS:
                 if verdict is False and c.pid is not None:
-                    log.info("pod %s: liveness probe of %s failed; killing it", self.key,
-                             c.record.name)
+                    log.info("pod %s: %s probe of %s failed; killing it", self.key,
+                             kind.lower(), c.record.name)
                     self.events.normal(self.pod, c.record.name, events.KILLING,
-                                       events.liveness_kill(c.record.name))
+                                       events.startup_kill(c.record.name) if kind == STARTUP
+                                       else events.liveness_kill(c.record.name))
                     c.liveness_failed = True
                     kill_group(c.pid, signal.SIGKILL)
                     return

@@ -58,6 +58,7 @@ class ContainerRecord:
     ready: bool = False
     started: bool = False
     finished: bool = False  # exited and will not restart
+    startup_pending: bool = False  # a startupProbe has not succeeded yet
 
 
 def _condition(kind: str, ok: bool, old: Mapping[str, Mapping], now: str,
@@ -100,7 +101,8 @@ def pod_status(*, old_status: Mapping[str, Any], containers: Sequence[ContainerR
         "startTime": start_time,
         "containerStatuses": [
             {"name": c.name, "image": c.image, "imageID": "", "ready": c.ready,
-             "started": c.started, "restartCount": c.restart_count,
+             "started": c.started and not c.startup_pending,
+             "restartCount": c.restart_count,
              "state": c.state or {"waiting": {"reason": "ContainerCreating"}},
              "lastState": c.last_state or {}}
             for c in containers],

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 
 from apimachinery.kinds import CONFIGMAP, NAMESPACE, POD, SECRET, SERVICE, SERVICEACCOUNT
-from client.errors import ApiError, NotFound
+from client.config import load_config
+from client.errors import ApiError, Forbidden, NotFound
+from client.http import Client
 from tests.conftest import wait_until
 from tests.e2e.test_local_cluster import LocalCluster, running_cluster
 from tests.netns import have_root_tools
@@ -77,6 +79,11 @@ def _exists(cluster: LocalCluster, kind: Any, name: str, namespace: str) -> bool
     return True
 
 
+def node_client(cluster: LocalCluster, node: str) -> Client:
+    """As the node agent: the kubeconfig ``up`` made for it."""
+    return Client(load_config(kubeconfig=cluster.state_dir / "pki" / node / "kubeconfig"))
+
+
 def pod(name: str, container: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"containers": [{"name": "c", "image": "x", **container}], **spec}}
@@ -128,6 +135,16 @@ def test_config_map_secret_and_pod_fields_as_variables(cluster: LocalCluster, ns
     assert lines == ["MODE=fast", "PASSWORD=s3cret", "APP_level=3", "POD_NAME=reader",
                      f"POD_NS={ns}", f"NODE={got['spec']['nodeName']}",
                      f"POD_IP={got['status']['podIP']}", "fast unset"]
+    # the node read them as itself; the other node, whose pods reference neither, may not
+    node = got["spec"]["nodeName"]
+    other = "node-2" if node == "node-1" else "node-1"
+    with node_client(cluster, node) as mine:
+        assert mine.get(SECRET, "creds", ns)["metadata"]["name"] == "creds"
+    with node_client(cluster, other) as theirs:
+        for kind, name in ((CONFIGMAP, "app"), (SECRET, "creds")):
+            with pytest.raises(Forbidden) as refused:
+                theirs.get(kind, name, ns)
+            assert f"no relationship found between node '{other}'" in refused.value.message
 
 
 def test_a_missing_config_map_keeps_the_container_waiting_until_it_exists(

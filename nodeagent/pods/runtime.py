@@ -6,8 +6,11 @@ whole group) with its securityContext applied (``security``: user, groups,
 capabilities, no_new_privs, a read-only root, the ServiceAccount token mounted by
 ``serviceaccount``), applies the restart policy with back-off, runs probes (exec
 probes the same way as the container), and asks for a status write whenever
-anything it reports changes. A container that can't be configured (runAsNonRoot as
-root, no token yet) waits with ``CreateContainerConfigError`` and is retried. Each container's pid is kept
+anything it reports changes. Each container's environment is kubelet's
+(``envvars``, fed by ``envsource``: Service variables, ``env``/``envFrom`` with
+ConfigMaps, Secrets, pod fields and resources, ``$(VAR)`` in command and args). A
+container that can't be configured (runAsNonRoot as root, no token yet, a missing
+ConfigMap, Secret or key) waits with ``CreateContainerConfigError`` and is retried. Each container's pid is kept
 in ``<state>/pods/<uid>/pod.json`` so a restarted agent adopts the process instead
 of starting another. On ``deletionTimestamp`` it sends SIGTERM, waits the grace
 period, sends SIGKILL, removes the namespace, releases the IP and deletes the Pod

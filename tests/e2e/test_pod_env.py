@@ -207,3 +207,19 @@ def test_startup_probe_gates_readiness_then_a_header_makes_it_ready(
     wait_until(lambda: status().get("started") and status().get("ready"), timeout=30,
                what="started, then ready")
     assert status()["restartCount"] == 0
+
+
+def test_a_startup_probe_that_never_passes_restarts_the_container(
+        cluster: LocalCluster, ns: str) -> None:
+    cluster.client.create(POD, pod("never", {
+        "command": ["sleep", "600"],
+        "startupProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1,
+                         "failureThreshold": 2}}), ns)
+
+    def restarted() -> dict[str, Any] | None:
+        statuses = cluster.client.get(POD, "never", ns)["status"].get("containerStatuses")
+        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
+
+    status = wait_until(restarted, timeout=30, what="a restart after failureThreshold")
+    assert status["ready"] is False and status["started"] is False
+    assert status["lastState"]["terminated"]["exitCode"] == 137

@@ -107,3 +107,18 @@ def test_nothing_else_about_configmaps_and_secrets(
 def test_the_grant_ends_with_the_pod(configs: NodeAuthorizer) -> None:
     configs.pods.apply("a", "p1", None)
     assert not configs.authorize(NODE1, obj("configmaps")).allowed
+
+
+def test_every_place_a_pod_names_a_configmap_or_secret() -> None:
+    from apimachinery.podrefs import pod_refs
+    spec = {"initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "init"}}]}],
+            "ephemeralContainers": [{"name": "e", "env": [{"name": "X", "valueFrom": {
+                "secretKeyRef": {"name": "debug", "key": "k"}}}]}],
+            "imagePullSecrets": [{"name": "registry"}],
+            "volumes": [{"name": "v", "configMap": {"name": "vol"}},
+                        {"name": "w", "projected": {"sources": [
+                            {"secret": {"name": "proj"}}, {"serviceAccountToken": {}}]}},
+                        {"name": "bad", "secret": "not a mapping"}]}
+    assert pod_refs({"spec": spec}) == {("configmaps", "init"), ("secrets", "debug"),
+                                        ("secrets", "registry"), ("configmaps", "vol"),
+                                        ("secrets", "proj")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from apimachinery.podrefs import pod_refs
 from apiserver.auth.authorizer import Decision
 from apiserver.auth.node import NodeAuthorizer, PodIndex
 from apiserver.auth.requestinfo import RequestInfo
@@ -110,7 +111,6 @@ def test_the_grant_ends_with_the_pod(configs: NodeAuthorizer) -> None:
 
 
 def test_every_place_a_pod_names_a_configmap_or_secret() -> None:
-    from apimachinery.podrefs import pod_refs
     spec = {"initContainers": [{"name": "i", "envFrom": [{"configMapRef": {"name": "init"}}]}],
             "ephemeralContainers": [{"name": "e", "env": [{"name": "X", "valueFrom": {
                 "secretKeyRef": {"name": "debug", "key": "k"}}}]}],

@@ -54,7 +54,9 @@ def zones_hinted(endpoints: dict[str, dict[str, Any]]) -> dict[str, list[str] | 
      "PreferClose", Mode.SAME_ZONE),
 ])
 def test_hint_mode(annotations: dict[str, str], distribution: str | None, mode: Mode) -> None:
-    service = svc(**({"trafficDistribution": distribution} if distribution else {}))
+    service = svc()
+    if distribution:
+        service["spec"]["trafficDistribution"] = distribution
     service["metadata"]["annotations"] = annotations
     assert hint_mode(service) is mode
 

@@ -66,8 +66,9 @@ class Mode(enum.Enum):
     AUTO = "Auto"  # the topology annotation
 
 
-TRAFFIC_DISTRIBUTIONS = {"PreferClose": Mode.SAME_ZONE, "PreferSameZone": Mode.SAME_ZONE,
-                         "PreferSameNode": Mode.SAME_NODE}
+# Every value the API accepts (apimachinery.services.TRAFFIC_DISTRIBUTIONS) → its mode.
+MODES = {"PreferClose": Mode.SAME_ZONE, "PreferSameZone": Mode.SAME_ZONE,
+         "PreferSameNode": Mode.SAME_NODE}
 
 
 def auto_enabled(service: Object) -> bool:
@@ -83,7 +84,7 @@ def hint_mode(service: Object) -> Mode:
     if auto_enabled(service):
         return Mode.AUTO
     distribution = spec(service).get("trafficDistribution")
-    return TRAFFIC_DISTRIBUTIONS.get(distribution, Mode.NONE) \
+    return MODES.get(distribution, Mode.NONE) \
         if isinstance(distribution, str) else Mode.NONE
 
 

@@ -10,7 +10,9 @@ import pytest
 from controllers import hints
 from controllers.hints import Capacity, Mode, allocations, apply_hints, hint_mode, zone_capacity
 from controllers.slices import desired_slices
+from tests.unit.kindhooks import validate
 from tests.unit.test_slices import pod, svc
+from tests.unit.test_validation import found, valid_service
 
 
 def node(name: str, zone: str | None, *, cpu: str = "4", ready: bool = True,
@@ -213,3 +215,12 @@ def test_auto_through_desired_slices_says_why_it_gave_no_hints() -> None:
     plan = desired_slices(service, pods[:1], [], nodes=NODES)
     assert "insufficient number of endpoints" in plan.no_hints
     assert "hints" not in plan.creates[0]["endpoints"][0]
+
+
+@pytest.mark.parametrize(("value", "errors"), [
+    ("PreferClose", []), ("PreferSameZone", []), ("PreferSameNode", []),
+    ("Elsewhere", [("spec.trafficDistribution", "FieldValueNotSupported")]),
+])
+def test_the_api_accepts_only_known_traffic_distributions(value: object,
+                                                          errors: list[tuple[str, str]]) -> None:
+    assert found(validate("Service", valid_service(trafficDistribution=value))) == errors

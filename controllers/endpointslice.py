@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from apimachinery.keys import make_key, object_key
 from apimachinery.kinds import ENDPOINTSLICE, NODE, POD
 from client.errors import Forbidden, NotFound, namespace_terminating
 from client.http import AsyncClient
+from client.store import Store
 from controllers import hints
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics
@@ -71,6 +72,25 @@ def _topology(node: Object) -> tuple[str, str | None, object]:
     allocatable = status(node).get("allocatable")
     return (hints.node_zone(node), condition_status(node, "Ready"),
             allocatable.get("cpu") if isinstance(allocatable, dict) else None)
+
+
+class NodesByName(Mapping[str, Object]):
+    """The Node cache as a read-only mapping, without copying it for every sync."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getitem__(self, name: str) -> Object:
+        node = self._store.get(name)
+        if node is None:
+            raise KeyError(name)
+        return node
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store.keys())
+
+    def __len__(self) -> int:
+        return len(self._store)
 
 
 def _slice_service_key(slice_: Object) -> str | None:
@@ -201,7 +221,7 @@ class EndpointSliceController(Controller):
         else:
             plan = desired_slices(service, self.candidate_pods(service), existing,
                                   max_endpoints=self.max_endpoints, trigger_time=trigger,
-                                  nodes=self.nodes.store.list())
+                                  nodes=NodesByName(self.nodes.store))
         if plan.empty:
             if service is None:
                 self.tracker.forget(key)

@@ -144,28 +144,30 @@ def endpoint_for(service: Object, pod: Object) -> Endpoint | None:
 
 
 def desired_endpoints(service: Object, pods: Iterable[Object],
-                      zones: Mapping[str, str] | None = None) -> dict[PortKey, dict[str, Endpoint]]:
+                      nodes: Mapping[str, Object] | None = None
+                      ) -> dict[PortKey, dict[str, Endpoint]]:
     """Endpoints by port list, each keyed by address. Pods the selector doesn't match
     are skipped, so callers may pass a superset (``controllers.backends.backends``).
-    ``zones`` (node name → zone) fills each endpoint's ``zone``; no hints here."""
+    ``nodes`` (by name) give each endpoint its ``zone``; no hints here."""
     publish = publishes_not_ready(service)
-    zones = zones or {}
+    nodes = nodes or {}
     out: dict[PortKey, dict[str, Endpoint]] = {}
     for backend in backends(service, pods):
+        node = nodes.get(backend.node) if backend.node else None
         out.setdefault(backend.ports, {})[backend.ip] = endpoint_of(
-            backend, publish_not_ready=publish, zone=zones.get(backend.node, ""))
+            backend, publish_not_ready=publish, zone=hints.node_zone(node) if node else "")
     return out
 
 
-def hinted_endpoints(service: Object, pods: Iterable[Object], nodes: Iterable[Object]
+def hinted_endpoints(service: Object, pods: Iterable[Object], nodes: Mapping[str, Object]
                      ) -> tuple[dict[PortKey, dict[str, Endpoint]], str]:
-    """``desired_endpoints`` with zones from ``nodes`` and the hints the Service asks
-    for (``controllers.hints``: over all its endpoints at once, as Kubernetes hints
-    per address type); the second value says why Auto gave no hints ("" otherwise)."""
-    nodes = list(nodes)
-    wanted = desired_endpoints(service, pods, hints.node_zones(nodes))
+    """``desired_endpoints`` with the hints the Service asks for (``controllers.hints``:
+    over all its endpoints at once, as Kubernetes hints per address type); the second
+    value says why Auto gave no hints ("" otherwise)."""
+    wanted = desired_endpoints(service, pods, nodes)
     mode = hints.hint_mode(service)
-    capacity = hints.zone_capacity(nodes) if mode is hints.Mode.AUTO else hints.Capacity({})
+    capacity = hints.zone_capacity(nodes.values()) if mode is hints.Mode.AUTO \
+        else hints.Capacity({})
     flat = {address: e for endpoints in wanted.values() for address, e in endpoints.items()}
     hinted, why = hints.apply_hints(mode, flat, capacity)
     return {key: {address: hinted[address] for address in endpoints}
@@ -250,15 +252,15 @@ class _Draft:
 def desired_slices(service: Object, pods: Iterable[Object], existing: Iterable[Object], *,
                    max_endpoints: int = DEFAULT_MAX_ENDPOINTS,
                    trigger_time: str | None = None,
-                   nodes: Iterable[Object] = ()) -> SlicePlan:
+                   nodes: Mapping[str, Object] | None = None) -> SlicePlan:
     """The writes that make ``service``'s slices list exactly its endpoints.
 
     ``pods`` may be any superset of the Service's Pods (non-matching ones are
     ignored); ``existing`` any set of slices (only managed slices labelled with this
     Service's name, in its namespace, are considered). Written slices carry
     ``trigger_time`` in the last-change-trigger-time annotation when given.
-    ``nodes`` give endpoints their ``zone`` and the Service's topology hints
-    (``controllers.hints``).
+    ``nodes`` (by name) give endpoints their ``zone`` and the Service's topology
+    hints (``controllers.hints``).
     """
     if max_endpoints < 1:
         raise ValueError(f"max_endpoints must be at least 1, got {max_endpoints}")
@@ -272,7 +274,7 @@ def desired_slices(service: Object, pods: Iterable[Object], existing: Iterable[O
     owned_names = {name_of(s) for s in owned}
     foreign = sorted(name_of(s) for s in ours if name_of(s) not in owned_names)
     labels, owner = desired_labels(service), owner_reference(service)
-    wanted, no_hints = hinted_endpoints(service, pods, nodes)
+    wanted, no_hints = hinted_endpoints(service, pods, nodes or {})
     any_endpoints = bool(wanted)  # before the steps below claim from it
     draft = _Draft(max_endpoints)
     _keep_wanted(draft, owned, wanted, labels, owner)

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
+from apimachinery.kinds import NODE, POD, SERVICE
 from controllers import hints
 from controllers.hints import Capacity, Mode, allocations, apply_hints, hint_mode, zone_capacity
 from controllers.slices import desired_slices
+from tests.unit import test_controllers_wiring as wiring
 from tests.unit.kindhooks import validate
 from tests.unit.test_slices import pod, svc
 from tests.unit.test_validation import found, valid_service
@@ -159,7 +161,7 @@ def test_auto_is_all_or_nothing(zones: list[str | None], capacity: Capacity, why
 
 # -- through desired_slices ----------------------------------------------------------------
 
-NODES = [node("n1", "a"), node("n2", "b")]
+NODES = {"n1": node("n1", "a"), "n2": node("n2", "b")}
 
 
 def _endpoints(plan_body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -199,7 +201,7 @@ def test_a_node_zone_change_reaches_the_slice() -> None:
     pods = [pod("p1", "10.244.0.1", node="n1")]
     (body,) = desired_slices(service, pods, [], nodes=NODES).creates
     body["metadata"]["name"] = "web-1"
-    (updated,) = desired_slices(service, pods, [body], nodes=[node("n1", "c")]).updates
+    (updated,) = desired_slices(service, pods, [body], nodes={"n1": node("n1", "c")}).updates
     assert updated["endpoints"][0]["zone"] == "c"
     assert updated["endpoints"][0]["hints"] == {"forZones": [{"name": "c"}]}
 
@@ -224,3 +226,34 @@ def test_auto_through_desired_slices_says_why_it_gave_no_hints() -> None:
 def test_the_api_accepts_only_known_traffic_distributions(value: object,
                                                           errors: list[tuple[str, str]]) -> None:
     assert found(validate("Service", valid_service(trafficDistribution=value))) == errors
+
+
+# -- the controller's reaction to Node changes ---------------------------------------------
+
+
+def test_node_topology_changes_queue_the_services_that_depend_on_them() -> None:
+    api = wiring.FakeApi()
+    controller, informers = wiring.make_slices(api, wiring.Clock(), wiring.Clock())
+    auto = wiring.service("auto")
+    auto["metadata"]["annotations"] = {hints.TOPOLOGY_MODE_ANNOTATION: "Auto"}
+    for svc_ in (wiring.service("web"), wiring.service("db"), auto):
+        wiring.deliver(informers.get(SERVICE), "ADDED", svc_)
+    wiring.deliver(informers.get(POD), "ADDED", wiring.pod("w1", app="web", node="n1"))
+    wiring.deliver(informers.get(POD), "ADDED", wiring.pod("d1", app="db", node="n2"))
+    n1 = wiring.node("n1")
+    wiring.deliver(informers.get(NODE), "ADDED", n1)
+    wiring.run(wiring._drain(controller.queue))
+
+    heartbeat = wiring.versioned(n1)
+    heartbeat["status"]["conditions"][0]["lastHeartbeatTime"] = "hb-2"
+    wiring.deliver(informers.get(NODE), "MODIFIED", heartbeat)
+    assert wiring.run(wiring._drain(controller.queue)) == []
+
+    zoned = wiring.versioned(heartbeat)
+    zoned["metadata"]["labels"] = {hints.ZONE_LABEL: "a"}
+    wiring.deliver(informers.get(NODE), "MODIFIED", zoned)
+    assert sorted(wiring.run(wiring._drain(controller.queue))) == ["default/auto",
+                                                                   "default/web"]
+    wiring.run(controller.sync("default/web"))
+    (body,) = api.bodies
+    assert body["endpoints"][0]["zone"] == "a"

@@ -1,12 +1,11 @@
 """End to end: topology-aware routing on a real 2-node cluster whose nodes are in two zones.
 
-The zones are set as on a real cluster: node A's own agent credential labels its
-Node (as a kubelet with ``--node-labels`` does; NodeRestriction allows a node its
-own ``topology.kubernetes.io/zone``, and nothing on another node), the admin
-labels node B with the real kubectl. Labels arrive after the Service and its Pods
-exist, so the EndpointSlice controller and both proxies must react to the Node
-changes. Then a ``trafficDistribution: PreferClose`` Service seen from the client
-pod on node A reaches only zone A's Pods, and zone B's once zone A has none.
+``cluster up --zones a,b``: each agent labels its own Node at registration, as a
+kubelet with ``--node-labels`` does (NodeRestriction lets a node set its own
+``topology.kubernetes.io/zone``, and nothing on another node). A
+``trafficDistribution: PreferClose`` Service seen from the client pod (on node A)
+then reaches only zone A's Pods; it follows a zone label changed by the admin
+with the real kubectl; and it falls back to zone B's Pods once zone A has none.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ def kubectl(kubeconfig: Path, *args: str, check: bool = True,
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("topology"), "t") as c:
+    with running_cluster(tmp_path_factory.mktemp("topology"), "t", "--zones", "a,b") as c:
         kubectl(c.state_dir / "kubeconfig", "apply", "-f", str(EXAMPLES / "client.yaml"))
         wait_until(lambda: c.client.get(POD, "client", "default")["status"].get("phase")
                    == "Running", timeout=40, what="the client pod to run")
@@ -82,40 +81,46 @@ def answers(cluster: LocalCluster, n: int) -> dict[str, Any]:
 
 def test_prefer_close_stays_in_the_zone_then_falls_back(cluster: LocalCluster) -> None:
     admin = cluster.state_dir / "kubeconfig"
+    zone_of = {n["metadata"]["name"]: n["metadata"]["labels"].get(ZONE)
+               for n in cluster.client.list(NODE)["items"]}
+    assert zone_of == {"node-1": "a", "node-2": "b"}, "set by each agent from --zones"
     here = cluster.client.get(POD, "client", "default")["spec"]["nodeName"]
-    there = next(n["metadata"]["name"] for n in cluster.client.list(NODE)["items"]
-                 if n["metadata"]["name"] != here)
-    zone_of = {here: "a", there: "b"}
+    there = next(name for name in zone_of if name != here)
+    # A node may label itself (so it could register its zone); never another node.
+    denied = kubectl(cluster.state_dir / "pki" / here / "kubeconfig", "label", "node", there,
+                     f"{ZONE}={zone_of[here]}", "--overwrite", check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
+
     docs = [near_service(), pinned_pod("near-a1", here), pinned_pod("near-a2", here),
             pinned_pod("near-b1", there)]
     kubectl(admin, "apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
     cluster.wait_ready("app=near", {"near-a1", "near-a2", "near-b1"})
 
-    # Who may set the zone: a node on itself, as a kubelet does; not on another node.
-    own = cluster.state_dir / "pki" / here / "kubeconfig"
-    denied = kubectl(own, "label", "node", there, f"{ZONE}=a", check=False)
-    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower(), denied.stderr
-    kubectl(own, "label", "node", here, f"{ZONE}=a")
-    kubectl(admin, "label", "node", there, f"{ZONE}=b")
+    def wait_slice(zones: dict[str, str]) -> None:
+        want = {name: (zone, {"forZones": [{"name": zone}]}) for name, zone in zones.items()}
+        wait_until(lambda: {e["targetRef"]["name"]: (e.get("zone"), e.get("hints"))
+                            for e in slice_endpoints(cluster)} == want, timeout=30,
+                   what=f"the EndpointSlice to carry zones and hints {zones}")
 
-    def zones_and_hints() -> dict[str, tuple[str | None, Any]]:
-        return {e["targetRef"]["name"]: (e.get("zone"), e.get("hints"))
-                for e in slice_endpoints(cluster)}
+    def wait_only(names: set[str]) -> None:
+        """Until the client's proxy has the rules, then: every request, only ``names``."""
+        wait_until(lambda: set((r := answers(cluster, 20))["seen"]) <= names
+                   and not r["errors"], timeout=30, what=f"requests to reach only {names}")
+        result = answers(cluster, 50)
+        assert result["errors"] == [] and set(result["seen"]) == names, result
 
-    want = {name: (zone_of[node], {"forZones": [{"name": zone_of[node]}]})
-            for name, node in (("near-a1", here), ("near-a2", here), ("near-b1", there))}
-    wait_until(lambda: zones_and_hints() == want, timeout=30,
-               what="the EndpointSlice to carry each endpoint's zone and hint")
+    wait_slice({"near-a1": zone_of[here], "near-a2": zone_of[here], "near-b1": zone_of[there]})
+    wait_only({"near-a1", "near-a2"})
 
-    # The client's proxy has taken its node's zone and the hints: zone A only, every time.
-    wait_until(lambda: set((r := answers(cluster, 20))["seen"]) <= {"near-a1", "near-a2"}
-               and not r["errors"], timeout=30, what="requests to stay in zone a")
-    result = answers(cluster, 60)
-    assert result["errors"] == [] and len(result["seen"]) == 60
-    assert set(result["seen"]) == {"near-a1", "near-a2"}, result["seen"]
+    # The client's node moves to a zone of its own: its endpoints follow it (the
+    # controller), and so does the proxy's own zone; a proxy still reading hints
+    # against the old zone would find none for it and use all three.
+    kubectl(admin, "label", "node", here, f"{ZONE}=c", "--overwrite")
+    wait_slice({"near-a1": "c", "near-a2": "c", "near-b1": zone_of[there]})
+    wait_only({"near-a1", "near-a2"})
 
-    # Zone A's endpoints go away: the hints no longer cover zone A, so all endpoints
-    # (zone B's) are used.
+    # Zone c's endpoints go away: no hint is for zone c any more, so all endpoints
+    # (zone b's) are used.
     kubectl(admin, "delete", "pod", "near-a1", "near-a2", "--wait=false")
     wait_until(lambda: answers(cluster, 10)["seen"] == ["near-b1"] * 10,
                timeout=30, what="requests to fall back to zone b")

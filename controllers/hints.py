@@ -29,7 +29,9 @@ endpoints changed, so a correct hint costs nothing on later syncs.
 Differences from Kubernetes: Auto's donations are chosen over all endpoints in
 address order, where Kubernetes prefers endpoints of slices it is writing anyway
 (same counts per zone, possibly other endpoints); no Events are recorded
-(``TopologyAwareHintsEnabled``/``Disabled``), the reason is logged instead.
+(``TopologyAwareHintsEnabled``/``Disabled``), the reason is logged instead; a
+Node's zone change rewrites the zones of its endpoints at once (Kubernetes only
+requeues Auto Services then, others wait for their next Pod or Service change).
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ address order, where Kubernetes prefers endpoints of slices it is writing anyway
 (same counts per zone, possibly other endpoints); no Events are recorded
 (``TopologyAwareHintsEnabled``/``Disabled``), the reason is logged instead; a
 Node's zone change rewrites the zones of its endpoints at once (Kubernetes only
-requeues Auto Services then, others wait for their next Pod or Service change).
+requeues the Auto Services it now overloads; others wait for their next Pod or
+Service change).
 """
 
 from __future__ import annotations

@@ -172,3 +172,9 @@ def _node_ports(spec: Spec) -> list[Any] | None:
     if not isinstance(ports, list):
         return None
     return [p.get("nodePort") if isinstance(p, dict) else None for p in ports]
+
+
+# spec.trafficDistribution values: PreferClose (1.31), and its clearer name
+# PreferSameZone plus PreferSameNode (1.33, PreferSameTrafficDistribution, on by
+# default from 1.34). Anything else is refused, as a 1.34 API server does.
+TRAFFIC_DISTRIBUTIONS = ("PreferClose", "PreferSameNode", "PreferSameZone")

@@ -9,6 +9,9 @@ its inputs in the informer caches and sends its plan:
   event queues its Service, unless it is the echo of our own write;
 - ``sync`` plans from the caches and writes creates, then updates (optimistic
   PUT: a 409 means the cache is behind, so the key is retried), then deletes;
+- a Node event that changes its zone label, readiness or allocatable CPU queues
+  the Services with Pods on it (their endpoints' ``zone``) and every Service
+  with ``topology-mode: Auto`` (its allocation by zone CPU, ``controllers.hints``);
 - the ``last-change-trigger-time`` of a write is the wall-clock time the
   controller received the earliest Pod or Service change not yet reflected in
   the Service's slices (after a restart, the time of the initial list).
@@ -21,16 +24,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from apimachinery.keys import make_key, object_key
-from apimachinery.kinds import ENDPOINTSLICE
+from apimachinery.kinds import ENDPOINTSLICE, NODE, POD
 from client.errors import Forbidden, NotFound, namespace_terminating
 from client.http import AsyncClient
+from client.store import Store
+from controllers import hints
 from controllers.informers import SharedInformers
 from controllers.metrics import Metrics
-from controllers.objects import Object, format_time, labels_of, name_of, namespace_of
+from controllers.objects import (
+    Object,
+    condition_status,
+    format_time,
+    labels_of,
+    name_of,
+    namespace_of,
+    status,
+)
 from controllers.runtime import Controller
+from controllers.scheduler import POD_NODE_INDEX, pod_node
 from controllers.servicepods import ServicePods
 from controllers.slices import (
     SERVICE_NAME_LABEL,
@@ -51,6 +65,32 @@ DEFAULT_WORKERS = 5
 # A sync that finds the cache behind its own writes looks again this soon, in case
 # the echo that would wake it is missed.
 STALE_RECHECK = 1.0
+
+
+def _topology(node: Object) -> tuple[str, str | None, object]:
+    """What of a Node the slices depend on: zone, readiness, allocatable CPU."""
+    allocatable = status(node).get("allocatable")
+    return (hints.node_zone(node), condition_status(node, "Ready"),
+            allocatable.get("cpu") if isinstance(allocatable, dict) else None)
+
+
+class NodesByName(Mapping[str, Object]):
+    """The Node cache as a read-only mapping, without copying it for every sync."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getitem__(self, name: str) -> Object:
+        node = self._store.get(name)
+        if node is None:
+            raise KeyError(name)
+        return node
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store.keys())
+
+    def __len__(self) -> int:
+        return len(self._store)
 
 
 def _slice_service_key(slice_: Object) -> str | None:
@@ -84,6 +124,9 @@ class EndpointSliceController(Controller):
                                   self._service_changed)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_added)
         self.slices.add_handler(self._slice_added, self._slice_updated, self._slice_deleted)
+        self.nodes = informers.get(NODE)
+        informers.index(POD, POD_NODE_INDEX, pod_node)
+        self.nodes.add_handler(self._node_changed, self._node_updated, self._node_changed)
         metrics.gauge("miniplane_endpointslices_managed",
                       "EndpointSlices in the cache that this controller manages.",
                       self.managed_slices)
@@ -126,6 +169,18 @@ class EndpointSliceController(Controller):
         for key in keys | self.services_selecting(old):
             self._changed(key)
 
+    def _node_changed(self, node: Object) -> None:
+        keys = {key for pod in self.pods.store.by_index(POD_NODE_INDEX, name_of(node))
+                for key in self.services_selecting(pod)}
+        keys.update(object_key(service) for service in self.services.store.list()
+                    if hints.auto_enabled(service))
+        for key in keys:
+            self._changed(key)
+
+    def _node_updated(self, old: Object, new: Object) -> None:
+        if _topology(old) != _topology(new):
+            self._node_changed(new)
+
     def _slice_added(self, slice_: Object) -> None:
         self._slice_event(slice_, deleted=False)
 
@@ -165,7 +220,8 @@ class EndpointSliceController(Controller):
             plan = slices_to_delete_for_missing_service(namespace, name, existing)
         else:
             plan = desired_slices(service, self.candidate_pods(service), existing,
-                                  max_endpoints=self.max_endpoints, trigger_time=trigger)
+                                  max_endpoints=self.max_endpoints, trigger_time=trigger,
+                                  nodes=NodesByName(self.nodes.store))
         if plan.empty:
             if service is None:
                 self.tracker.forget(key)
@@ -176,8 +232,9 @@ class EndpointSliceController(Controller):
             if changed_at is not None:  # the change is still unreflected
                 self._pending[key] = min(self._pending.get(key, changed_at), changed_at)
             raise
-        log.info("service %s: endpointslices %s%s", key, plan.summary(),
-                 "" if service is not None else " (service deleted)")
+        log.info("service %s: endpointslices %s%s%s", key, plan.summary(),
+                 "" if service is not None else " (service deleted)",
+                 f" (topology hints off: {plan.no_hints})" if plan.no_hints else "")
         return None
 
     async def _apply(self, key: str, namespace: str, plan: SlicePlan) -> None:

@@ -47,10 +47,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from apimachinery import services
+from controllers import hints
 from controllers.backends import (  # noqa: F401 - selector_of, selects, pod_ports re-exported
     Backend,
     PortKey,
@@ -102,6 +103,7 @@ class SlicePlan:
     creates: tuple[dict[str, Any], ...] = ()
     updates: tuple[dict[str, Any], ...] = ()
     deletes: tuple[str, ...] = ()
+    no_hints: str = ""  # why topology-mode Auto gave no hints ("" when it did, or not Auto)
 
     @property
     def empty(self) -> bool:
@@ -115,8 +117,8 @@ class SlicePlan:
 # -- endpoints from backends (which pods: controllers.backends) ---------------------------
 
 
-def endpoint_of(backend: Backend, *, publish_not_ready: bool) -> Endpoint:
-    """The slice endpoint of one Backend."""
+def endpoint_of(backend: Backend, *, publish_not_ready: bool, zone: str = "") -> Endpoint:
+    """The slice endpoint of one Backend (``zone``: its node's, "" if unknown)."""
     endpoint: Endpoint = {
         "addresses": [backend.ip],
         "conditions": {"ready": publish_not_ready or (backend.ready and not backend.terminating),
@@ -126,6 +128,8 @@ def endpoint_of(backend: Backend, *, publish_not_ready: bool) -> Endpoint:
         endpoint["hostname"] = backend.hostname
     if backend.node:
         endpoint["nodeName"] = backend.node
+    if zone:
+        endpoint["zone"] = zone
     endpoint["targetRef"] = backend.target_ref()
     return endpoint
 
@@ -139,15 +143,35 @@ def endpoint_for(service: Object, pod: Object) -> Endpoint | None:
     return endpoint_of(backend, publish_not_ready=publishes_not_ready(service))
 
 
-def desired_endpoints(service: Object, pods: Iterable[Object]) -> dict[PortKey, dict[str, Endpoint]]:
+def desired_endpoints(service: Object, pods: Iterable[Object],
+                      nodes: Mapping[str, Object] | None = None
+                      ) -> dict[PortKey, dict[str, Endpoint]]:
     """Endpoints by port list, each keyed by address. Pods the selector doesn't match
-    are skipped, so callers may pass a superset (``controllers.backends.backends``)."""
+    are skipped, so callers may pass a superset (``controllers.backends.backends``).
+    ``nodes`` (by name) give each endpoint its ``zone``; no hints here."""
     publish = publishes_not_ready(service)
+    nodes = nodes or {}
     out: dict[PortKey, dict[str, Endpoint]] = {}
     for backend in backends(service, pods):
+        node = nodes.get(backend.node) if backend.node else None
         out.setdefault(backend.ports, {})[backend.ip] = endpoint_of(
-            backend, publish_not_ready=publish)
+            backend, publish_not_ready=publish, zone=hints.node_zone(node) if node else "")
     return out
+
+
+def hinted_endpoints(service: Object, pods: Iterable[Object], nodes: Mapping[str, Object]
+                     ) -> tuple[dict[PortKey, dict[str, Endpoint]], str]:
+    """``desired_endpoints`` with the hints the Service asks for (``controllers.hints``:
+    over all its endpoints at once, as Kubernetes hints per address type); the second
+    value says why Auto gave no hints ("" otherwise)."""
+    wanted = desired_endpoints(service, pods, nodes)
+    mode = hints.hint_mode(service)
+    capacity = hints.zone_capacity(nodes.values()) if mode is hints.Mode.AUTO \
+        else hints.Capacity({})
+    flat = {address: e for endpoints in wanted.values() for address, e in endpoints.items()}
+    hinted, why = hints.apply_hints(mode, flat, capacity)
+    return {key: {address: hinted[address] for address in endpoints}
+            for key, endpoints in wanted.items()}, why
 
 
 # -- the slices ------------------------------------------------------------------------
@@ -227,13 +251,16 @@ class _Draft:
 
 def desired_slices(service: Object, pods: Iterable[Object], existing: Iterable[Object], *,
                    max_endpoints: int = DEFAULT_MAX_ENDPOINTS,
-                   trigger_time: str | None = None) -> SlicePlan:
+                   trigger_time: str | None = None,
+                   nodes: Mapping[str, Object] | None = None) -> SlicePlan:
     """The writes that make ``service``'s slices list exactly its endpoints.
 
     ``pods`` may be any superset of the Service's Pods (non-matching ones are
     ignored); ``existing`` any set of slices (only managed slices labelled with this
     Service's name, in its namespace, are considered). Written slices carry
     ``trigger_time`` in the last-change-trigger-time annotation when given.
+    ``nodes`` (by name) give endpoints their ``zone`` and the Service's topology
+    hints (``controllers.hints``).
     """
     if max_endpoints < 1:
         raise ValueError(f"max_endpoints must be at least 1, got {max_endpoints}")
@@ -247,7 +274,7 @@ def desired_slices(service: Object, pods: Iterable[Object], existing: Iterable[O
     owned_names = {name_of(s) for s in owned}
     foreign = sorted(name_of(s) for s in ours if name_of(s) not in owned_names)
     labels, owner = desired_labels(service), owner_reference(service)
-    wanted = desired_endpoints(service, pods)
+    wanted, no_hints = hinted_endpoints(service, pods, nodes or {})
     any_endpoints = bool(wanted)  # before the steps below claim from it
     draft = _Draft(max_endpoints)
     _keep_wanted(draft, owned, wanted, labels, owner)
@@ -256,7 +283,8 @@ def desired_slices(service: Object, pods: Iterable[Object], existing: Iterable[O
     _reuse_deleted(draft)
     if not any_endpoints:
         _keep_placeholder(draft)
-    return _finish(draft, service, labels, owner, trigger_time, foreign)
+    plan = _finish(draft, service, labels, owner, trigger_time, foreign)
+    return replace(plan, no_hints=no_hints) if no_hints else plan
 
 
 def slices_to_delete_for_missing_service(namespace: str, service_name: str,

@@ -33,7 +33,7 @@ from nodeagent.api.routes import routes
 from nodeagent.api.server import DEFAULT_PORT as DEFAULT_API_PORT
 from nodeagent.api.server import AgentServer, serving_context
 from nodeagent.node import privileges
-from nodeagent.node.agent import NodeAgent, NodeConfig
+from nodeagent.node.agent import NodeAgent, NodeConfig, node_labels
 from nodeagent.pods.manager import default_state_dir
 from nodeagent.pods.runtime import RuntimeConfig
 from nodeagent.proxy.agent import ProxyAgent
@@ -131,6 +131,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
                    help="first container restart delay, doubling per restart (10s)")
     p.add_argument("--max-restart-backoff", type=flags.duration(), default=300.0,
                    metavar="DURATION", help="cap of the container restart delay (5m)")
+    p.add_argument("--node-labels", type=flags.typed(node_labels, "labels"), default=(),
+                   metavar="KEY=VALUE,...",
+                   help="labels the Node carries (kubelet's flag), e.g. "
+                   "topology.kubernetes.io/zone=a; the API server's NodeRestriction "
+                   "admits only those a node may set on itself")
     p.add_argument("--no-pods", action="store_true",
                    help="run only the proxy (no node registration or pods)")
     p.add_argument("--own-netns", action="store_true",
@@ -187,7 +192,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         node=node, netns=args.netns, cluster_cidr=args.cluster_cidr or "10.244.0.0/16",
         service_cidr=args.service_cidr or None, heartbeat_interval=args.heartbeat_interval,
         status_report_interval=args.node_status_report_frequency,
-        api_port=api.listen[1] if api is not None else None,
+        api_port=api.listen[1] if api is not None else None, labels=args.node_labels,
         runtime=RuntimeConfig(
             node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apimachinery import names
+from apimachinery import names, services
 from apimachinery.services import (
     CLUSTER_IP,
     CLUSTER_IP_FIELDS,
@@ -263,7 +263,8 @@ def _check_external_fields(errs: FieldErrors, spec: dict, kind: str | None) -> N
     if lb_class is not None and kind == LOAD_BALANCER:
         errs.check(lb_class, path, names.is_qualified_name)
     errs.text(spec.get("loadBalancerIP"), "spec.loadBalancerIP")
-    errs.text(spec.get("trafficDistribution"), "spec.trafficDistribution")
+    errs.enum(spec.get("trafficDistribution"), "spec.trafficDistribution",
+              services.TRAFFIC_DISTRIBUTIONS)
 
 
 def _check_update(errs: FieldErrors, spec: dict, old_spec: dict) -> None:

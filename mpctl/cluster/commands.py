@@ -54,6 +54,9 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("up", help="create a local cluster in network namespaces")
     target(p)
     p.add_argument("--nodes", type=int, default=2, metavar="K", help="number of nodes (2)")
+    p.add_argument("--zones", default=None, metavar="A,B,...",
+                   help="put the nodes in these zones, round robin (each agent labels its "
+                        "Node topology.kubernetes.io/zone); default: no zones")
     p.add_argument("--storage", default="sqlite", metavar="sqlite|postgresql",
                    help="the API server's database: a SQLite file (default) or a private "
                         "PostgreSQL server in the state dir (Debian's `postgresql`)")
@@ -143,7 +146,8 @@ class Up:
     """One run of ``cluster up``: builds, records and (on failure) tears down."""
 
     def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress,
-                 storage: str = "sqlite", apiservers: int = 1) -> None:
+                 storage: str = "sqlite", apiservers: int = 1,
+                 zones: tuple[str, ...] = ()) -> None:
         self.progress = progress
         taken: set[int] = set()
 
@@ -166,7 +170,7 @@ class Up:
                                      dns_port=port(plan.PREFERRED_DNS_PORT, udp=True),
                                      metrics_ports=ports, storage=storage,
                                      more_api_ports=tuple(api_ports[1:]),
-                                     agent_ports=agent_ports)
+                                     agent_ports=agent_ports, zones=zones)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
@@ -311,6 +315,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     nodes = plan.check_nodes(args.nodes)
     storage = plan.check_storage(args.storage)
     apiservers = plan.check_apiservers(args.apiservers, storage)
+    zones = plan.check_zones(args.zones)
     registered = state.registered_dir(name)
     for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
         with contextlib.suppress(ValueError):
@@ -329,7 +334,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing is not None:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
-    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers)
+    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers, zones)
     try:
         up.run()
     except BaseException as exc:

@@ -52,6 +52,7 @@ KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc"
                     f"kubernetes.default.svc.{CLUSTER_DOMAIN}")
 # Namespaces without a pod-security.kubernetes.io/enforce label get this level.
 POD_SECURITY_DEFAULT = "baseline"
+ZONE_LABEL = "topology.kubernetes.io/zone"  # what --zones sets on each Node
 
 
 class SpecError(ValueError):
@@ -99,6 +100,17 @@ def check_nodes(count: int) -> int:
     return count
 
 
+def check_zones(text: str | None) -> tuple[str, ...]:
+    """``--zones a,b``: zone names (label values), each once."""
+    zones = tuple(z.strip() for z in (text or "").split(",") if z.strip())
+    for zone in zones:
+        if names.is_valid_label_value(zone):
+            raise SpecError(f"--zones: {zone!r} is not a valid label value")
+    if len(set(zones)) != len(zones):
+        raise SpecError("--zones: a zone is named twice")
+    return zones
+
+
 def default_state_dir(name: str) -> Path:
     return Path(".miniplane") / name
 
@@ -129,6 +141,7 @@ class NodePlan:
     ip: str
     veth: str  # the fabric end of the node's eth0
     state_dir: Path
+    zone: str = ""  # its topology.kubernetes.io/zone label ("" for none)
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,8 @@ class ClusterSpec:
     more_api_ports: tuple[int, ...] = ()
     # node name -> the port of its agent's API on the host's loopback (nodeagent/api)
     agent_ports: dict[str, int] = field(default_factory=dict)
+    # --zones: node-1 in the first, node-2 in the second, … round robin
+    zones: tuple[str, ...] = ()
 
     @property
     def server(self) -> str:
@@ -184,7 +199,8 @@ class ClusterSpec:
     def node_plans(self) -> list[NodePlan]:
         return [NodePlan(index=i, name=f"node-{i}", namespace=node_ns(self.name, i),
                          ip=str(NODE_NETWORK.network_address + 1 + i), veth=f"n{i}",
-                         state_dir=self.state_dir / "nodes" / f"node-{i}")
+                         state_dir=self.state_dir / "nodes" / f"node-{i}",
+                         zone=self.zones[(i - 1) % len(self.zones)] if self.zones else "")
                 for i in range(1, self.nodes + 1)]
 
     def log_path(self, component: str) -> Path:
@@ -308,7 +324,8 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
             "--netns", node.namespace, "--cluster-name", spec.name,
             "--state-dir", str(node.state_dir.resolve()), "--cluster-dns", DNS_CLUSTER_IP,
             "--service-cidr", SERVICE_CIDR, "--cluster-cidr", CLUSTER_CIDR,
-            "--heartbeat-interval", "5s", *metrics(node.name), *agent_api(node.name)],
+            "--heartbeat-interval", "5s", *metrics(node.name), *agent_api(node.name),
+            *(["--node-labels", f"{ZONE_LABEL}={node.zone}"] if node.zone else [])],
             spec.log_path(node.name)))
     return cmds
 

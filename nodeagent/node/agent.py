@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from apimachinery import names
 from apimachinery.kinds import NODE
 from apimachinery.nodelease import duration_for
 from client.backoff import Backoff
@@ -54,6 +55,23 @@ class NodeConfig:
     # kubelet's nodeStatusReportFrequency: an unchanged status is posted this often
     status_report_interval: float = 300.0
     api_port: int | None = None  # the agent API's, for status.daemonEndpoints
+    # kubelet's --node-labels: set at registration, and put back if they differ on
+    # an existing Node (kubelet does so for its default labels, the zone among them)
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def node_labels(text: str) -> tuple[tuple[str, str], ...]:
+    """``--node-labels``: ``k=v,k2=v2`` → sorted pairs; each key must be a qualified
+    name and each value a label value (ValueError, which argparse reports)."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        problems = ([] if sep else ["expected KEY=VALUE"]) + names.is_qualified_name(key) \
+            + names.is_valid_label_value(value)
+        if problems:
+            raise ValueError(f"{item!r}: {'; '.join(problems)}")
+        pairs[key] = value
+    return tuple(sorted(pairs.items()))
 
 
 def node_status(*, ip: str | None, ready_since: str, now: str,
@@ -144,11 +162,17 @@ class NodeAgent:
                     "apiVersion": "v1", "kind": "Node",
                     "metadata": {"name": self.cfg.node,
                                  "labels": {"kubernetes.io/hostname": self.cfg.node,
-                                            "kubernetes.io/os": "linux"}},
+                                            "kubernetes.io/os": "linux",
+                                            **dict(self.cfg.labels)}},
                     "spec": {}})
                 log.info("registered node %s (%s)", self.cfg.node, self.ip)
             except AlreadyExists:
                 node = await self.client.get(NODE, self.cfg.node)
+        have = (node.get("metadata") or {}).get("labels") or {}
+        stale = {k: v for k, v in self.cfg.labels if have.get(k) != v}
+        if stale:
+            node = await self.client.patch(NODE, self.cfg.node, {"metadata": {"labels": stale}})
+            log.info("node %s: labels %s set", self.cfg.node, stale)
         self.node_uid = (node.get("metadata") or {}).get("uid") or None
 
     def _ready_in_cache(self) -> str | None:

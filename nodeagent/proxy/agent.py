@@ -1,7 +1,8 @@
 """The proxy part of ``mp-nodeagent``, wired: informers → tracker → sync loop, plus status.
 
-Two informers (Services and EndpointSlices, all namespaces) feed ``Proxier.tracker``;
-the sync loop starts once both have listed. ``run`` returns when ``stop`` is called
+Three informers (Services and EndpointSlices in all namespaces, and this node's
+own Node, for its zone label) feed ``Proxier.tracker``; the sync loop starts once
+all have listed. ``run`` returns when ``stop`` is called
 (SIGTERM); the rules stay in the kernel, as kube-proxy leaves them, so traffic
 keeps flowing while the agent restarts.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from apimachinery.kinds import ENDPOINTSLICE, SERVICE
+from apimachinery.kinds import ENDPOINTSLICE, NODE, SERVICE
 from client.backoff import Backoff
 from client.config import ClientConfig
 from client.http import AsyncClient
@@ -34,18 +35,22 @@ class ProxyAgent:
         self.client = AsyncClient(api, timeout=REQUEST_TIMEOUT)
         self.services = Informer(self.client, SERVICE, backoff=BACKOFF)
         self.slices = Informer(self.client, ENDPOINTSLICE, backoff=BACKOFF)
+        self.node = Informer(self.client, NODE, backoff=BACKOFF,
+                             field_selector=f"metadata.name={proxier.config.node_name}")
         t = proxier.tracker
         self.services.add_handler(t.service_added, t.service_updated, t.service_deleted)
         self.slices.add_handler(t.slice_added, t.slice_updated, t.slice_deleted)
+        self.node.add_handler(t.node_added, t.node_updated, t.node_deleted)
 
     async def _wait_synced(self) -> None:
-        await asyncio.gather(self.services.wait_synced(), self.slices.wait_synced())
+        await asyncio.gather(self.services.wait_synced(), self.slices.wait_synced(),
+                             self.node.wait_synced())
         log.info("informers synced: %d Services, %d EndpointSlices",
                  len(self.services.store), len(self.slices.store))
 
     async def run(self) -> None:
         informers = [asyncio.create_task(i.run(), name=f"informer-{i.kind.plural}")
-                     for i in (self.services, self.slices)]
+                     for i in (self.services, self.slices, self.node)]
         try:
             await self.proxier.run(self._wait_synced)
         finally:

@@ -12,6 +12,10 @@ resourceVersion for a status or label edit, a slice rewritten in another order,
 or a change and its undo between two syncs — costs no sync at all. A Service
 never handed out yet is always pending: when unsure, sync.
 
+The node's own zone (its ``topology.kubernetes.io/zone`` label, from an informer
+on its Node) is tracked the same way: a new zone is pending until a ``take``, and
+the sync then rebuilds every Service, since topology hints are read against it.
+
 Handlers only parse and compare, so they stay fast; ``take`` hands the pending
 inputs to the sync loop.
 """
@@ -39,6 +43,7 @@ from nodeagent.proxy.model import (
 log = logging.getLogger(__name__)
 
 Object = Mapping[str, Any]
+ZONE_LABEL = "topology.kubernetes.io/zone"
 ServiceName = tuple[str, str]  # (namespace, name); also (namespace, slice name)
 SliceEndpoints = dict[tuple[str, str], list[Endpoint]]  # (port name, protocol) → endpoints
 # What one Service's rules are built from: each port with its endpoints. () means
@@ -86,11 +91,13 @@ class Tracker:
         self.triggers: dict[ServiceName, float] = {}  # slice → earliest unsynced trigger
         self.retried: list[float] = []  # trigger times of changes whose sync failed
         self.first_queued = 0.0  # wall time of the oldest pending change; 0: none
+        self.zone = ""  # this node's zone label as the cache holds it
+        self.synced_zone = ""  # as last handed to a sync
         self.wake = asyncio.Event()
 
     @property
     def pending(self) -> bool:
-        return bool(self.changed)
+        return bool(self.changed) or self.zone != self.synced_zone
 
     def current(self, name: ServiceName) -> ServiceInputs:
         """The inputs of Service ``name`` as the cache holds them now."""
@@ -134,6 +141,24 @@ class Tracker:
         self.ports.pop(name, None)
         self.metrics.service_changes += 1
         self._touch(name)
+
+    # Node handlers (the informer watches this node only)
+    def node_added(self, obj: Object) -> None:
+        labels = _meta(obj).get("labels")
+        zone = labels.get(ZONE_LABEL) if isinstance(labels, Mapping) else None
+        self._set_zone(zone if isinstance(zone, str) else "")
+
+    def node_updated(self, old: Object, new: Object) -> None:
+        self.node_added(new)
+
+    def node_deleted(self, obj: Object) -> None:
+        self._set_zone("")
+
+    def _set_zone(self, zone: str) -> None:
+        if zone != self.zone:
+            log.info("node zone is now %r", zone)
+            self.zone = zone
+            self.wake.set()
 
     # EndpointSlice handlers
     def slice_added(self, obj: Object) -> None:
@@ -184,9 +209,11 @@ class Tracker:
     def take(self) -> tuple[dict[ServiceName, ServiceInputs], list[float]]:
         """The pending Services' inputs and the pending trigger times; resets both.
 
-        From here on, those inputs count as synced: a sync that fails still built
-        its rules from them, and the next (full) sync writes those rules."""
+        From here on, those inputs (and ``zone``, now ``synced_zone``) count as
+        synced: a sync that fails still built its rules from them, and the next
+        (full) sync writes those rules."""
         changes, self.changed = self.changed, {}
+        self.synced_zone = self.zone
         triggers = [*self.retried, *self.triggers.values()]
         self.triggers = {}
         self.retried = []

@@ -43,11 +43,12 @@ class UdpPort:
     endpoints: frozenset[str]  # endpoint IPs traffic may be sent to
 
 
-def udp_port(sp: ServicePort, endpoints: Sequence[Endpoint], node_name: str) -> UdpPort | None:
+def udp_port(sp: ServicePort, endpoints: Sequence[Endpoint], node_name: str, *,
+             zone: str = "") -> UdpPort | None:
     """The UDP facts of ``sp``; None for other protocols."""
     if sp.protocol != "UDP":
         return None
-    cluster, local = usable_endpoints(endpoints, node_name)
+    cluster, local = usable_endpoints(endpoints, node_name, zone=zone)
     return UdpPort(cluster_ip=sp.cluster_ip, port=sp.port, node_port=sp.node_port,
                    endpoints=frozenset(e.ip for e in (*cluster, *local)))
 

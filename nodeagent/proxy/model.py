@@ -89,6 +89,8 @@ class Endpoint(NamedTuple):
     ready: bool = True
     serving: bool = True
     terminating: bool = False
+    zone_hints: frozenset[str] = frozenset()  # hints.forZones names
+    node_hints: frozenset[str] = frozenset()  # hints.forNodes names
 
     @property
     def address(self) -> str:
@@ -231,7 +233,8 @@ def slice_endpoints(endpoint_slice: Object) -> dict[tuple[str, str], list[Endpoi
 
     Conditions follow the API's defaults: a missing ``ready`` means ready, a missing
     ``serving`` means the value of ``ready``, a missing ``terminating`` means not
-    terminating. Only the first address counts, as in kube-proxy. Raises
+    terminating. Only the first address counts, as in kube-proxy. Topology hints
+    are kept for ``ruleset.usable_endpoints``. Raises
     ``InvalidObject`` for malformed addresses, ports or node names.
     """
     if endpoint_slice.get("addressType") != "IPv4":
@@ -246,7 +249,7 @@ def slice_endpoints(endpoint_slice: Object) -> dict[tuple[str, str], list[Endpoi
         if port.get("port") is None:
             continue  # "all ports": meaningless for a Service port mapping
         ports.append((name, protocol, check_port(port.get("port"), f"ports[{i}].port")))
-    endpoints: list[tuple[str, str, bool, bool, bool]] = []
+    endpoints: list[tuple[str, str, bool, bool, bool, frozenset[str], frozenset[str]]] = []
     for i, raw in enumerate(_list(endpoint_slice.get("endpoints"))):
         endpoint = _mapping(raw)
         addresses = _list(endpoint.get("addresses"))
@@ -260,13 +263,23 @@ def slice_endpoints(endpoint_slice: Object) -> dict[tuple[str, str], list[Endpoi
         ready = cond.get("ready") is not False
         serving = ready if cond.get("serving") is None else cond.get("serving") is True
         terminating = cond.get("terminating") is True
-        endpoints.append((ip, node, ready, serving, terminating))
+        hints = _mapping(endpoint.get("hints"))
+        endpoints.append((ip, node, ready, serving, terminating,
+                          _hint_names(hints.get("forZones")), _hint_names(hints.get("forNodes"))))
     out: dict[tuple[str, str], list[Endpoint]] = {}
     for name, protocol, number in ports:
-        out[(name, protocol)] = [Endpoint(ip=ip, port=number, node_name=node, ready=ready,
-                                          serving=serving, terminating=terminating)
-                                 for ip, node, ready, serving, terminating in endpoints]
+        out[(name, protocol)] = [Endpoint(ip, number, node, ready, serving, terminating,
+                                          zones, nodes)
+                                 for ip, node, ready, serving, terminating, zones, nodes
+                                 in endpoints]
     return out
+
+
+def _hint_names(value: Any) -> frozenset[str]:
+    """The names of a ``forZones``/``forNodes`` list. They are only compared with the
+    node's own zone and name, never written into a rule, so they need no checking."""
+    return frozenset(h["name"] for h in _list(value)
+                     if isinstance(h, Mapping) and isinstance(h.get("name"), str))
 
 
 def merge_endpoints(per_slice: Iterable[Mapping[tuple[str, str], list[Endpoint]]]

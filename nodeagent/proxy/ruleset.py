@@ -91,6 +91,7 @@ class Context:
     cluster_cidr: str | None = "10.244.0.0/16"  # traffic from outside it is masqueraded
     large_cluster: bool = False  # leave out per-endpoint comments
     sctp: bool = True  # the kernel has SCTP; without it SCTP ports get no rules
+    zone: str = ""  # the node's topology.kubernetes.io/zone label (topology hints)
 
 
 class Chain(NamedTuple):
@@ -168,13 +169,34 @@ def probability(n: int) -> str:
 # -- endpoints -------------------------------------------------------------------------
 
 
-def usable_endpoints(endpoints: Sequence[Endpoint], node_name: str
+def topology_mode(endpoints: Sequence[Endpoint], node_name: str, zone: str) -> str:
+    """Which hints to follow: "node", "zone" or "" (all endpoints), as kube-proxy's
+    ``topologyModeFromHints``: a kind of hint is used only when every ready endpoint
+    has one and at least one is for this node (zone); node hints first."""
+    ready = [e for e in endpoints if e.ready]
+    if not ready:
+        return ""
+    if all(e.node_hints for e in ready) and any(node_name in e.node_hints for e in ready):
+        return "node"
+    if all(e.zone_hints for e in ready) and any(zone in e.zone_hints for e in ready):
+        return "zone"
+    return ""
+
+
+def usable_endpoints(endpoints: Sequence[Endpoint], node_name: str, *, zone: str = ""
                      ) -> tuple[tuple[Endpoint, ...], tuple[Endpoint, ...]]:
-    """(cluster, local) endpoint sets, KEP-1669 style: the ready ones, or, when none
-    is ready, the serving-and-terminating ones; decided separately for each set."""
+    """(cluster, local) endpoint sets, kube-proxy's ``CategorizeEndpoints``.
+
+    Cluster: the ready endpoints the topology hints leave for this node (all of them
+    unless ``topology_mode`` says otherwise), or, when none is ready anywhere, the
+    serving-and-terminating ones. Local (for the Local traffic policies, which ignore
+    hints): this node's ready endpoints, else its serving-and-terminating ones."""
+    mode = topology_mode(endpoints, node_name, zone)
     ready = [e for e in endpoints if e.ready]
     fallback = [e for e in endpoints if e.serving and e.terminating]
-    cluster = ready or fallback
+    near = [e for e in ready if mode == "" or (node_name in e.node_hints if mode == "node"
+                                               else zone in e.zone_hints)]
+    cluster = near or fallback
     local = [e for e in ready if e.node_name == node_name] or \
         [e for e in fallback if e.node_name == node_name]
     return tuple(cluster), tuple(local)
@@ -190,7 +212,7 @@ def build_fragment(sp: ServicePort, endpoints: Sequence[Endpoint], ctx: Context)
     spn, proto = sp.service_port_name, sp.protocol.lower()
     h = ch.port_hash(spn, proto)  # all of a port's chains share it
     svc, svl, ext = "KUBE-SVC-" + h, "KUBE-SVL-" + h, "KUBE-EXT-" + h
-    cluster, local = usable_endpoints(endpoints, ctx.node_name)
+    cluster, local = usable_endpoints(endpoints, ctx.node_name, zone=ctx.zone)
     internal_chain, internal_eps = (svl, local) if sp.internal_local else (svc, cluster)
     external_chain, external_eps = (svl, local) if sp.external_local else (svc, cluster)
     has_internal = bool(internal_eps)

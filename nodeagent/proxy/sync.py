@@ -125,10 +125,11 @@ class Proxier:
 
     # -- building ------------------------------------------------------------------------
 
-    def update(self, changes: Mapping[ServiceName, ServiceInputs]) -> set[str]:
+    def update(self, changes: Mapping[ServiceName, ServiceInputs], *,
+               zone: str | None = None) -> set[str]:
         """Rebuild the changed Services' fragments (all of them if the node-wide
-        context changed, e.g. on entering large-cluster mode). Returns the keys of
-        fragments that were rebuilt or removed."""
+        context changed, e.g. on entering large-cluster mode, or a new ``zone``;
+        None keeps the zone). Returns the keys of fragments rebuilt or removed."""
         for name, ports in changes.items():
             if ports:
                 self.inputs[name] = ports
@@ -140,12 +141,16 @@ class Proxier:
         # Entering rewrites every chain; so does leaving. Leave only well below the
         # threshold, so a cluster hovering at it does not rewrite everything per change.
         threshold = LARGE_CLUSTER_ENDPOINTS * (0.9 if self.ctx.large_cluster else 1.0)
-        ctx = replace(self.ctx, large_cluster=total > threshold)
+        ctx = replace(self.ctx, large_cluster=total > threshold,
+                      zone=self.ctx.zone if zone is None else zone)
         rebuild = set(changes)
         if ctx != self.ctx:
-            log.info("%s large-cluster mode (per-endpoint comments %s)",
-                     "entering" if ctx.large_cluster else "leaving",
-                     "left out" if ctx.large_cluster else "written")
+            if ctx.large_cluster != self.ctx.large_cluster:
+                log.info("%s large-cluster mode (per-endpoint comments %s)",
+                         "entering" if ctx.large_cluster else "leaving",
+                         "left out" if ctx.large_cluster else "written")
+            if ctx.zone != self.ctx.zone:
+                log.info("zone %r: topology hints are read against it", ctx.zone)
             self.ctx = ctx
             rebuild |= set(self.keys_of) | set(self.inputs)
         touched: set[str] = set()
@@ -158,7 +163,7 @@ class Proxier:
             for sp, eps in self.inputs.get(name, ()):
                 fragment = self.fragments[sp.key] = build_fragment(sp, eps, ctx)
                 self._count_no_local(fragment, +1)
-                facts = udp_port(sp, eps, ctx.node_name)
+                facts = udp_port(sp, eps, ctx.node_name, zone=ctx.zone)
                 if facts is not None:
                     self.udp[sp.key] = facts
                 keys.append(sp.key)
@@ -173,12 +178,14 @@ class Proxier:
 
     # -- syncing -------------------------------------------------------------------------
 
-    def sync(self, changes: Mapping[ServiceName, ServiceInputs]) -> SyncReport:
-        """Bring the kernel to the desired state after ``changes``. Blocking.
+    def sync(self, changes: Mapping[ServiceName, ServiceInputs], *,
+             zone: str | None = None) -> SyncReport:
+        """Bring the kernel to the desired state after ``changes`` (and the node's
+        ``zone``, None: unchanged). Blocking.
 
         Raises ``SyncFailed`` (after which the next sync is full)."""
         started = time.perf_counter()
-        touched = self.update(changes)
+        touched = self.update(changes, zone=zone)
         full = self.need_full or self.ruleset is None
         try:
             if full:
@@ -353,7 +360,7 @@ class Proxier:
                 changes, triggers = (self.tracker.everything(), []) if first \
                     else self.tracker.take()
                 first = False
-                ok = await self._sync_in_thread(changes, triggers)
+                ok = await self._sync_in_thread(changes, triggers, self.tracker.synced_zone)
                 schedule = schedule.synced(started=now, finished=loop.time(), full=full) \
                     if ok else schedule.failed(started=now, finished=loop.time(), timing=timing)
         if self.garbage:
@@ -361,10 +368,10 @@ class Proxier:
             await asyncio.to_thread(self.collect)
 
     async def _sync_in_thread(self, changes: Mapping[ServiceName, ServiceInputs],
-                              triggers: list[float]) -> bool:
+                              triggers: list[float], zone: str) -> bool:
         """``sync`` on a worker thread, with its metrics and health; False if it failed."""
         try:
-            await asyncio.to_thread(self.sync, changes)
+            await asyncio.to_thread(self.sync, changes, zone=zone)
         except SyncFailed:
             # not programmed yet: measured when a later sync succeeds
             self.tracker.requeue_triggers(triggers)

@@ -88,6 +88,9 @@ def _show(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        # Go's %#v of a []string, as Kubernetes prints e.g. spec.clusterIPs
+        return "[]string{" + ", ".join(f'"{v}"' for v in value) + "}"
     return str(value)
 
 

@@ -29,6 +29,7 @@ from apiserver.allocators import (
     PortAllocator,
 )
 from apiserver.errors import FieldError, Invalid, invalid
+from apiserver.ipfamilies import ip_family_fields
 from apiserver.storage.store import Txn
 
 # The DNS Service's conventional address: the 10th of the range, kept for kube-dns.
@@ -125,8 +126,9 @@ class ServiceAllocations:
         old_spec = (old or {}).get("spec") or {}
         owner = owner_of(svc)
         errors: list[FieldError] = []
-        self._assign_ip(txn, owner, spec, old_spec, errors)
-        self._assign_node_ports(txn, owner, spec, old_spec, errors)
+        self._assign_ip(txn, owner, spec, old_spec if old is not None else None, errors)
+        if not errors:  # as Kubernetes: no ports are looked at once the address failed
+            self._assign_node_ports(txn, owner, spec, old_spec, errors)
         if errors:
             meta = svc.get("metadata") or {}
             raise Invalid("Service", meta.get("name", ""), errors)
@@ -185,22 +187,29 @@ class ServiceAllocations:
             txn.on_rollback(partial(_release, hint, value))
         return value
 
-    def _assign_ip(self, txn: Txn, owner: str, spec: dict, old_spec: dict,
+    def _assign_ip(self, txn: Txn, owner: str, spec: dict, old_spec: dict | None,
                    errors: list[FieldError]) -> None:
-        old_ips = facts.cluster_ips(old_spec)
+        """The family fields first (``apiserver.ipfamilies``: what this cluster cannot
+        serve is refused before anything is taken), then the address of the one family
+        a ClusterIP needs; a headless Service gets none."""
+        old_ips = facts.cluster_ips(old_spec or {})
         if not facts.has_cluster_ip(spec):
             for ip in old_ips:
                 self._free_ip(txn, owner, ip)
             for k in facts.CLUSTER_IP_FIELDS:
                 spec.pop(k, None)
             return
-        wanted = spec.get("clusterIP") or ""
+        decided = ip_family_fields(spec, old_spec, configured=(self.ips.family,))
+        if isinstance(decided, list):
+            errors.extend(decided)
+            return
+        spec["ipFamilyPolicy"] = decided.policy
+        spec["ipFamilies"] = list(decided.families)
         if facts.is_headless(spec):  # also when only clusterIPs: [None] was written
             spec["clusterIP"] = facts.HEADLESS
             spec["clusterIPs"] = [facts.HEADLESS]
-            spec.setdefault("ipFamilies", ["IPv4"])
-            spec.setdefault("ipFamilyPolicy", "SingleStack")
             return
+        wanted = decided.cluster_ips[0] if decided.cluster_ips else ""
         if wanted and wanted in old_ips:
             ip = wanted
         else:
@@ -214,8 +223,6 @@ class ServiceAllocations:
                 self._free_ip(txn, owner, gone)
         spec["clusterIP"] = ip
         spec["clusterIPs"] = [ip]
-        spec["ipFamilies"] = [self.ips.family]
-        spec.setdefault("ipFamilyPolicy", "SingleStack")
 
     def _assign_node_ports(self, txn: Txn, owner: str, spec: dict, old_spec: dict,
                            errors: list[FieldError]) -> None:

@@ -265,6 +265,35 @@ def test_headless_service_resolves_to_the_pod_ips(cluster: LocalCluster) -> None
                what="web-direct to resolve to every web pod")
 
 
+def test_single_stack_cluster_refuses_ipv6_and_serves_prefer_dual_stack_over_ipv4(
+        cluster: LocalCluster, tmp_path: Path) -> None:
+    """As a single-stack IPv4 Kubernetes cluster: an IPv6 Service is a 422 naming
+    ``spec.ipFamilies[0]`` (nothing stored); PreferDualStack gets one IPv4 address and
+    carries traffic."""
+    manifest = tmp_path / "v6.yaml"
+    manifest.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-v6"},
+        "spec": {"ipFamilies": ["IPv6"], "selector": {"app": "web"},
+                 "ports": [{"port": 80, "targetPort": "http"}]}}))
+    refused = subprocess.run([str(USER_KUBECTL), "--kubeconfig",
+                              str(cluster.state_dir / "kubeconfig"), "apply", "-f",
+                              str(manifest)], capture_output=True, text=True, timeout=60)
+    assert (refused.returncode, refused.stderr) == (1, (
+        'The Service "web-v6" is invalid: spec.ipFamilies[0]: Invalid value: "IPv6": '
+        "not configured on this cluster\n"))
+    with pytest.raises(NotFound):
+        cluster.client.get(SERVICE, "web-v6", "default")
+    made = cluster.client.create(SERVICE, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-prefer"},
+        "spec": {"ipFamilyPolicy": "PreferDualStack", "selector": {"app": "web"},
+                 "ports": [{"port": 80, "targetPort": "http"}]}}, "default")["spec"]
+    assert (made["ipFamilyPolicy"], made["ipFamilies"]) == ("PreferDualStack", ["IPv4"])
+    script = ("import urllib.request\n"
+              "print(urllib.request.urlopen('http://web-prefer/', timeout=2).read().decode())")
+    wait_until(lambda: cluster.in_client("python3", "-c", script, check=False).returncode
+               == 0, timeout=20, what="web-prefer to answer the client pod")
+
+
 def test_scaling_from_zero_to_one_endpoint(cluster: LocalCluster) -> None:
     cluster.client.create(SERVICE, {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": "solo"},

@@ -33,6 +33,7 @@ from nodeagent.pods.ipam import Ipam
 from nodeagent.pods.runtime import PodWorker, RuntimeConfig
 from nodeagent.pods.serviceaccount import ClusterAccess
 from nodeagent.pods.status import format_time, pod_status
+from nodeagent.pods.volumemanager import ObjectWatches
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class PodManager:
         self.informer = Informer(client, POD, field_selector=f"spec.nodeName={node}")
         self.informer.add_handler(self._on_add, self._on_update, self._on_delete)
         self.access = ClusterAccess(client)
+        self.watches = ObjectWatches(client)  # the ConfigMaps and Secrets of its volumes
         self.workers: dict[str, PodWorker] = {}
         self.dirty: set[str] = set()
         self.wake = asyncio.Event()
@@ -89,7 +91,7 @@ class PodManager:
             return
         w = PodWorker(self.cfg, pod, pod_cidr=self.pod_cidr or "", ipam=self.ipam,
                       host_ip=self.host_ip, changed=self._mark, deleted=self._finished,
-                      access=self.access, recorder=self.recorder)
+                      access=self.access, recorder=self.recorder, watches=self.watches)
         self.workers[uid] = w
         if pod["metadata"].get("deletionTimestamp"):
             w.terminating.set()

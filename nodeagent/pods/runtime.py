@@ -37,6 +37,7 @@ from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import events, netns, stdio
+from nodeagent.pods.atomicwriter import FileProjection, write_projection
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.security import (
     DEFAULT_PATH,
@@ -51,9 +52,10 @@ from nodeagent.pods.serviceaccount import (
     Token,
     refresh_delay,
     token_dir_owner,
-    write_projection,
 )
 from nodeagent.pods.status import ContainerRecord, format_time, restart_delay, should_restart
+from nodeagent.pods.volumemanager import ObjectWatches, PodVolumes
+from nodeagent.pods.volumes import VolumeError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,8 @@ class PodWorker:
     def __init__(self, cfg: RuntimeConfig, pod: dict[str, Any], *, pod_cidr: str,
                  ipam: Any, host_ip: str | None, changed: Callable[[PodWorker], None],
                  deleted: Callable[[PodWorker], Any], access: ClusterAccess | None = None,
-                 recorder: events.EventRecorder | None = None) -> None:
+                 recorder: events.EventRecorder | None = None,
+                 watches: ObjectWatches | None = None) -> None:
         self.cfg = cfg
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
@@ -132,6 +135,8 @@ class PodWorker:
         self.kube_env: dict[str, str] | None = None
         self.events = events.PodEvents(recorder)
         self._shims: set[asyncio.Task] = set()
+        self.volumes = PodVolumes(pod, self.dir / "volumes", watches=watches, access=access,
+                                  pod_events=self.events)
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -158,6 +163,7 @@ class PodWorker:
 
     def update(self, pod: dict[str, Any]) -> None:
         self.pod = pod
+        self.volumes.update(pod)
         if pod["metadata"].get("deletionTimestamp") and not self.terminating.is_set():
             log.info("pod %s: deletion requested", self.key)
             self.terminating.set()
@@ -211,8 +217,8 @@ class PodWorker:
         token_task = None
         if not finished and self.access is not None:
             token_task = await self._start_token()
-        loops = [] if finished else [asyncio.create_task(self._container_loop(c))
-                                     for c in self.containers]
+        loops = [] if finished else [asyncio.create_task(self.volumes.run())] + [
+            asyncio.create_task(self._container_loop(c)) for c in self.containers]
         await self.terminating.wait()
         await self._terminate()
         await cancel_and_wait(loops + ([token_task] if token_task else []))
@@ -221,6 +227,11 @@ class PodWorker:
     async def _container_loop(self, c: Container) -> None:
         policy = self.pod["spec"].get("restartPolicy") or "Always"
         while not self.terminating.is_set():
+            if c.pid is None and not self.volumes.ready.is_set():
+                c.record.state = {"waiting": {"reason": "ContainerCreating"}}
+                self.notify()
+                await self._sleep(3600, wake=self.volumes.ready)
+                continue
             if c.pid is None and not await self._start(c):
                 c.start_failures += 1
                 self.config_changed.clear()
@@ -315,8 +326,9 @@ class PodWorker:
             fs_group = ((self.pod["spec"].get("securityContext") or {}).get("fsGroup"))
             uid, gid, mode = token_dir_owner(self._securities(),
                                              fs_group if isinstance(fs_group, int) else None)
-            await asyncio.to_thread(write_projection, self.token_dir, files, uid=uid, gid=gid,
-                                    mode=mode, now=time.time())
+            await asyncio.to_thread(write_projection, self.token_dir,
+                                    {k: FileProjection(v) for k, v in files.items()},
+                                    uid=uid, gid=gid, mode=mode, now=time.time())
         except (ApiError, OSError) as exc:
             self.token_error = f"failed to fetch token: {exc}"
             log.warning("pod %s: %s", self.key, self.token_error)
@@ -347,13 +359,25 @@ class PodWorker:
             return None, str(exc)
         if self.token_dir is not None and self.token is None:
             return None, self.token_error or TOKEN_WAIT
+        try:
+            self._mounts(c)
+        except ValueError as exc:
+            return None, str(exc)
         return sec, None
 
-    def launch(self, sec: Security, command: list[str], env: dict[str, str]) -> list[str]:
+    def _mounts(self, c: Container) -> list[tuple[str, str]]:
+        """The container's volume mounts (``ValueError`` for a bad ``subPath``)."""
+        try:
+            return self.volumes.mounts(c.spec)
+        except VolumeError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def launch(self, sec: Security, command: list[str], env: dict[str, str], *,
+               volumes: list[tuple[str, str]] | None = None) -> list[str]:
         """The argv that runs ``command`` as the container (for it and exec probes)."""
         return launch_argv(netns=self.ns, sec=sec, command=command, env=env,
                            token_dir=str(self.token_dir) if self.token_dir else None,
-                           python=sys.executable)
+                           python=sys.executable, volumes=volumes or [])
 
     async def _environment(self, spec: dict[str, Any]) -> dict[str, str]:
         """PATH, HOSTNAME, the ``kubernetes`` Service's variables, then the container's
@@ -420,7 +444,7 @@ class PodWorker:
             child_in, child_out, child_err = io.child
             # the root part of the launch sees only PATH: the pod's env is set last
             c.proc = await asyncio.create_subprocess_exec(
-                *self.launch(sec, argv, env),
+                *self.launch(sec, argv, env, volumes=self._mounts(c)),
                 stdin=child_in if child_in is not None else asyncio.subprocess.DEVNULL,
                 stdout=child_out, stderr=child_err, env=ROOT_ENV, cwd=cwd,
                 start_new_session=True, preexec_fn=stdio.take_terminal if io.tty else None)
@@ -515,7 +539,7 @@ class PodWorker:
                **(self.kube_env or {})}
         env.update({e["name"]: str(e["value"]) for e in c.spec.get("env") or []
                     if "name" in e and "value" in e})
-        return self.launch(sec, command, env)
+        return self.launch(sec, command, env, volumes=self._mounts(c))
 
     def _stop_probes(self, c: Container) -> None:
         for t in c.probe_tasks:

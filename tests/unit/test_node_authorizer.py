@@ -50,3 +50,32 @@ def test_nothing_else_about_service_accounts(node: NodeAuthorizer, request_info:
                                              reason: str) -> None:
     verdict = node.authorize(NODE1, request_info)
     assert (verdict.decision, verdict.reason) == (Decision.NO_OPINION, reason)
+
+
+def ref(resource: str, verb: str = "get", *, name: str = "app", ns: str = "a",
+        sub: str = "") -> RequestInfo:
+    return RequestInfo(verb, is_resource_request=True, api_group="", resource=resource,
+                       subresource=sub, name=name, namespace=ns)
+
+
+def test_a_node_reads_only_the_config_maps_and_secrets_its_pods_refer_to() -> None:
+    pods = PodIndex()
+    pods.replace([
+        {"metadata": {"namespace": "a", "name": "p1"},
+         "spec": {"nodeName": "node-1", "volumes": [
+             {"name": "v", "configMap": {"name": "app"}},
+             {"name": "s", "projected": {"sources": [{"secret": {"name": "creds"}}]}}]}},
+        {"metadata": {"namespace": "a", "name": "p2"},
+         "spec": {"nodeName": "node-2", "volumes": [
+             {"name": "s", "secret": {"secretName": "other"}}]}}])
+    node = NodeAuthorizer(pods)
+    for verb in ("get", "list", "watch"):
+        assert node.authorize(NODE1, ref("configmaps", verb)).allowed
+        assert node.authorize(NODE1, ref("secrets", verb, name="creds")).allowed
+    for info in (ref("secrets", name="other"), ref("configmaps", ns="b"),
+                 ref("configmaps", name="creds"), ref("secrets", "update", name="creds"),
+                 ref("secrets", "list", name="")):
+        assert not node.authorize(NODE1, info).allowed
+    assert node.authorize(NODE1, ref("secrets", name="other")).reason == NOBODY
+    pods.apply("a", "p1", None)  # the pod went: so does the permission
+    assert not node.authorize(NODE1, ref("configmaps")).allowed

@@ -1,0 +1,80 @@
+"""Which ConfigMaps and Secrets a Pod refers to, as Kubernetes' ``podutil`` visits them.
+
+Pure. The API server's Node authorizer asks it which objects a node may read (those
+of pods bound to it); the node agent asks the volume part of it which objects to
+watch. The references are the ones Kubernetes' ``VisitPodConfigmapNames`` and
+``VisitPodSecretNames`` follow for what miniplane runs: ``configMap``/``secret``
+volumes, ``projected`` sources, ``env[].valueFrom`` key refs, ``envFrom`` and
+``imagePullSecrets``, in every kind of container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+CONFIGMAPS = "configmaps"
+SECRETS = "secrets"
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def _dicts(value: Any) -> Iterator[Mapping[str, Any]]:
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, Mapping):
+            yield item
+
+
+def _name(ref: Any, field: str = "name") -> str | None:
+    if isinstance(ref, Mapping) and isinstance(ref.get(field), str) and ref[field]:
+        return str(ref[field])
+    return None
+
+
+def volume_references(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(resource, name) of every ConfigMap and Secret the pod's volumes project."""
+    out: set[tuple[str, str]] = set()
+    for volume in _dicts(spec.get("volumes")):
+        if (name := _name(volume.get("configMap"))) is not None:
+            out.add((CONFIGMAPS, name))
+        if (name := _name(volume.get("secret"), "secretName")) is not None:
+            out.add((SECRETS, name))
+        projected = volume.get("projected")
+        for source in _dicts(projected.get("sources") if isinstance(projected, Mapping)
+                             else None):
+            if (name := _name(source.get("configMap"))) is not None:
+                out.add((CONFIGMAPS, name))
+            if (name := _name(source.get("secret"))) is not None:
+                out.add((SECRETS, name))
+    return out
+
+
+def _env_references(container: Mapping[str, Any]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for env in _dicts(container.get("env")):
+        source = env.get("valueFrom")
+        if isinstance(source, Mapping):
+            if (name := _name(source.get("configMapKeyRef"))) is not None:
+                out.add((CONFIGMAPS, name))
+            if (name := _name(source.get("secretKeyRef"))) is not None:
+                out.add((SECRETS, name))
+    for env_from in _dicts(container.get("envFrom")):
+        if (name := _name(env_from.get("configMapRef"))) is not None:
+            out.add((CONFIGMAPS, name))
+        if (name := _name(env_from.get("secretRef"))) is not None:
+            out.add((SECRETS, name))
+    return out
+
+
+def pod_references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(resource, name) of every ConfigMap and Secret the pod refers to."""
+    spec = pod.get("spec")
+    if not isinstance(spec, Mapping):
+        return set()
+    out = volume_references(spec)
+    for field in CONTAINER_LISTS:
+        for container in _dicts(spec.get(field)):
+            out |= _env_references(container)
+    for secret in _dicts(spec.get("imagePullSecrets")):
+        if (name := _name(secret)) is not None:
+            out.add((SECRETS, name))
+    return out

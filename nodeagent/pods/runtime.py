@@ -365,6 +365,12 @@ class PodWorker:
             return None, str(exc)
         return sec, None
 
+    def _from_volume(self, c: Container, path: str) -> bool:
+        """A program in one of the container's volumes is only there once mounted:
+        whether it runs is for the launch to find out."""
+        return any(path == target or path.startswith(target.rstrip("/") + "/")
+                   for _source, target in self._mounts(c))
+
     def _mounts(self, c: Container) -> list[tuple[str, str]]:
         """The container's volume mounts (``ValueError`` for a bad ``subPath``)."""
         try:
@@ -416,7 +422,8 @@ class PodWorker:
         problem = None
         if not argv:
             problem = "no command given (images are not run; set command)"
-        elif not (os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
+        elif not (os.path.isabs(argv[0]) and (os.access(argv[0], os.X_OK)
+                                              or self._from_volume(c, argv[0]))
                   or shutil.which(argv[0], path=env["PATH"])):
             problem = f'exec: "{argv[0]}": executable file not found in $PATH'
         elif "=" in argv[0]:  # env(1) would take it for a variable

@@ -19,6 +19,7 @@ from nodeagent.pods.atomicwriter import (
     read_payload,
     write_projection,
 )
+from nodeagent.pods.volumemanager import resolve_sub_path
 from nodeagent.pods.volumes import (
     MissingObject,
     Mount,
@@ -29,7 +30,6 @@ from nodeagent.pods.volumes import (
     token_sources,
     volume_files,
 )
-from nodeagent.pods.volumemanager import resolve_sub_path
 
 
 def b64(text: str) -> str:

@@ -431,6 +431,16 @@ def test_a_secret_file_changes_after_the_secret_is_updated_but_a_sub_path_does_n
     wait_until(lambda: logs(cluster, ns, "reader").endswith("two one\n"), timeout=30,
                interval=0.5, what="the updated secret in the pod")
     assert logs(cluster, ns, "reader") == "one one\ntwo one\n"
+    # the Node authorizer: only the node that runs a pod using the secret may read it
+    mine = cluster.client.get(POD, "reader", ns)["spec"]["nodeName"]
+    other = "node-2" if mine == "node-1" else "node-1"
+    with component_client(cluster, mine) as node:
+        assert node.get(SECRET, "creds", ns)["data"]["password"] == "dHdv"
+    with component_client(cluster, other) as node:
+        assert forbidden(lambda: node.get(SECRET, "creds", ns)) == (
+            f'secrets "creds" is forbidden: User "system:node:{other}" cannot get resource '
+            f'"secrets" in API group "" in the namespace "{ns}": no relationship found '
+            f"between node '{other}' and this object")
 
 
 def test_a_config_map_volume_with_items_modes_and_an_fs_group(

@@ -405,6 +405,18 @@ for p in sys.argv[1:]:
         print(os.path.basename(p), oct(stat.S_IMODE(s.st_mode)), s.st_gid, open(p).read().splitlines()[0])
 """
 
+# A projected volume in argv[1]: its names, then the pod name, the token's audience,
+# the token file's mode and the ConfigMap's file.
+SHOW_TOKEN = """
+import base64, json, os, stat, sys
+d = sys.argv[1]
+print(sorted(n for n in os.listdir(d) if not n.startswith("..")))
+claims = open(d + "/token").read().split(".")[1]
+aud = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["aud"]
+mode = oct(stat.S_IMODE(os.stat(d + "/token").st_mode))
+print(open(d + "/name").read(), aud, mode, open(d + "/app.conf").read().strip())
+"""
+
 
 def secret(name: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
@@ -456,16 +468,26 @@ def test_a_config_map_volume_with_items_modes_and_an_fs_group(
             PY, "-c", SHOW_FILES, cfg, f"{cfg}/conf", f"{cfg}/conf/app.conf", f"{cfg}/run.sh"],
          "volumeMounts": [{"name": "cfg", "mountPath": cfg}]},
         {"name": "run", "image": "x", "command": [f"{cfg}/run.sh"],
-         "volumeMounts": [{"name": "cfg", "mountPath": cfg, "readOnly": True}]}],
+         "volumeMounts": [{"name": "cfg", "mountPath": cfg, "readOnly": True}]},
+        {"name": "projected", "image": "x", "command": [PY, "-c", SHOW_TOKEN, f"{host_dir}/all"],
+         "volumeMounts": [{"name": "all", "mountPath": f"{host_dir}/all"}]}],
         securityContext={"runAsUser": 1000, "fsGroup": 2000},
         volumes=[{"name": "cfg", "configMap": {"name": "app", "defaultMode": 0o400, "items": [
             {"key": "app.conf", "path": "conf/app.conf"},
-            {"key": "run.sh", "path": "run.sh", "mode": 0o755}]}}]))
+            {"key": "run.sh", "path": "run.sh", "mode": 0o755}]}},
+                 {"name": "all", "projected": {"sources": [
+                     {"serviceAccountToken": {"audience": "vault", "path": "token"}},
+                     {"downwardAPI": {"items": [{"path": "name", "fieldRef": {
+                         "fieldPath": "metadata.name"}}]}},
+                     {"configMap": {"name": "app", "items": [
+                         {"key": "app.conf", "path": "app.conf"}]}}]}}]))
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert logs(cluster, ns, "app", "show").splitlines() == [
         "['conf', 'run.sh']", "['app.conf']", "app.conf 0o440 2000 port=80",
         "run.sh 0o755 2000 #!/bin/sh"]
     assert logs(cluster, ns, "app", "run") == "ran as 1000\n"
+    assert logs(cluster, ns, "app", "projected").splitlines() == [
+        "['app.conf', 'name', 'token']", "app ['vault'] 0o640 port=80"]
 
 
 def test_a_missing_optional_config_map_is_empty_and_a_missing_secret_waits_for_it(

@@ -105,6 +105,11 @@ class ObjectWatches:
             if w.task is not None:
                 await cancel_and_wait([w.task])
 
+    def watched(self) -> set[Ref]:
+        """The objects being watched now (not those frozen as immutable)."""
+        return {ref for ref, w in self._watches.items()
+                if w.task is not None and not w.task.done()}
+
     def get(self, ref: Ref) -> dict[str, Any] | None:
         """The object, None if it does not exist; ``NotSynced`` before the first list."""
         w = self._watches.get(ref)
@@ -213,8 +218,10 @@ class PodVolumes:
                 raise VolumeError(f"failed to fetch token: {exc}") from exc
 
     async def sync(self) -> bool:
-        """Write every volume whose content changed; True if all are set up."""
+        """Write every volume whose content changed. False when one failed for a
+        reason worth retrying later (not just an object's first list pending)."""
         problems: list[str] = []
+        unlisted = 0  # problems that only wait for a first list: no retry needed
         fs_group = ((self.pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
         fs_group = fs_group if isinstance(fs_group, int) else None
         for volume in self.volumes:
@@ -231,6 +238,7 @@ class PodVolumes:
                 message = str(exc)
                 if name not in self.done:
                     problems.append(message)
+                    unlisted += isinstance(exc, NotSynced)
                     (log.debug if isinstance(exc, NotSynced) else log.warning)(
                         "pod %s: volume %s: %s", self.key, name, message)
                     if not isinstance(exc, NotSynced):
@@ -247,7 +255,7 @@ class PodVolumes:
         self.problem = problems[0] if problems else None
         if self.problem is None:
             self.ready.set()
-        return not problems or all(p.endswith("not listed yet") for p in problems)
+        return len(problems) == unlisted
 
     def mounts(self, container: Mapping[str, Any]) -> list[tuple[str, str]]:
         """(source, target) bind mounts for the container; a ``subPath`` is resolved to

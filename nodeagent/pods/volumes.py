@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,7 +256,3 @@ def container_mounts(container: Mapping[str, Any], volume_dirs: Mapping[str, str
         out.append(Mount(volume=name, source=source, target=str(m.get("mountPath", "")),
                          sub_path=sub))
     return sorted(out, key=lambda mt: (mt.target.rstrip("/").count("/"), mt.target))
-
-
-def mount_pairs(mounts: Sequence[Mount]) -> list[tuple[str, str]]:
-    return [(m.source, m.target) for m in mounts]

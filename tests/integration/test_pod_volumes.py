@@ -56,9 +56,8 @@ def test_volumes_follow_their_objects_and_an_immutable_one_is_read_once(
                 frozen = tmp_path / "a" / "frozen" / "value"
                 assert [f.read_text() for f in live] == ["one", "one"]
                 assert frozen.read_text() == "one"
-                assert len(watches._watches) == 2  # one per object, not per pod
-                await until(lambda: watches._watches[("configmaps", "default", "frozen")]
-                            .task.done(), "the immutable object's watch to stop")
+                await until(lambda: watches.watched() == {("configmaps", "default", "live")},
+                            "one watch per object, none for the immutable one")
                 await asyncio.to_thread(admin.delete, CONFIGMAP, "frozen", "default")
                 await asyncio.to_thread(admin.create, CONFIGMAP,
                                         config_map("frozen", "two", immutable=True), "default")
@@ -71,7 +70,7 @@ def test_volumes_follow_their_objects_and_an_immutable_one_is_read_once(
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-            assert watches._watches == {}  # the last pod gone, its watches stop
+            assert watches.watched() == set()  # the last pod gone, its watches stop
 
     try:
         asyncio.run(main())

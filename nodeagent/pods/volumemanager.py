@@ -186,11 +186,11 @@ class PodVolumes:
             while True:
                 self.wake.clear()
                 failures = 0 if await self.sync() else failures + 1
-                delays = [refresh_delay(t, now=time.time()) for t in self.tokens.values()]
-                if failures:
-                    delays.append(RETRY.next(failures))
+                delay = next_sync_delay(
+                    [refresh_delay(t, now=time.time()) for t in self.tokens.values()],
+                    retry=RETRY.next(failures) if failures else None)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(delays) if delays else None):
+                    async with asyncio.timeout(delay):
                         await self.wake.wait()
         finally:
             for ref in self.refs:
@@ -265,6 +265,16 @@ class PodVolumes:
                 for v in self.volumes}
         return [(resolve_sub_path(m), m.target) if m.sub_path else (m.source, m.target)
                 for m in container_mounts(container, dirs)]
+
+
+def next_sync_delay(token_delays: list[float], *, retry: float | None) -> float | None:
+    """Seconds until the next sync unless woken: when the first token is due, or the
+    retry after a failure (never sooner: a token that can't be had is not asked for
+    in a busy loop); None to wait for a change only."""
+    due = min(token_delays, default=None)
+    if retry is None:
+        return due
+    return retry if due is None or due <= 0 else min(due, retry)
 
 
 def resolve_sub_path(m: Mount) -> str:

@@ -19,7 +19,7 @@ from nodeagent.pods.atomicwriter import (
     read_payload,
     write_projection,
 )
-from nodeagent.pods.volumemanager import resolve_sub_path
+from nodeagent.pods.volumemanager import next_sync_delay, resolve_sub_path
 from nodeagent.pods.volumes import (
     MissingObject,
     Mount,
@@ -214,3 +214,15 @@ def test_nested_paths_modes_groups_and_names_that_go_away(tmp_path: Path) -> Non
         write_projection(d, {"/etc/passwd": FileProjection(b"x")}, uid=0, gid=0, mode=0o755,
                          now=2)
     assert (d / "b").read_bytes() == b"b2"
+
+
+@pytest.mark.parametrize(("tokens", "retry", "delay"), [
+    ([], None, None),          # nothing timed: wait for a change
+    ([300.0, 50.0], None, 50.0),  # the first token due
+    ([], 4.0, 4.0),            # a failure's retry
+    ([0.0], 4.0, 4.0),         # a token due but failing: retried, not in a busy loop
+    ([2.0], 4.0, 2.0),
+])
+def test_when_volumes_sync_again(tokens: list[float], retry: float | None,
+                                 delay: float | None) -> None:
+    assert next_sync_delay(tokens, retry=retry) == delay

@@ -4,7 +4,8 @@ A ``PodWorker`` builds the pod's network (``netns``), runs each container as a
 host process inside it (``ip netns exec``, its own session so a signal reaches the
 whole group) with its securityContext applied (``security``: user, groups,
 capabilities, no_new_privs, a read-only root, the ServiceAccount token mounted by
-``serviceaccount``), applies the restart policy with back-off, runs probes (exec
+``serviceaccount``, ConfigMap/Secret/projected volumes by ``volumemanager``; until
+those are set up its containers wait in ``ContainerCreating``), applies the restart policy with back-off, runs probes (exec
 probes the same way as the container), and asks for a status write whenever
 anything it reports changes. A container that can't be configured (runAsNonRoot as
 root, no token yet) waits with ``CreateContainerConfigError`` and is retried. Each container's pid is kept

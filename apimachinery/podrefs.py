@@ -1,8 +1,12 @@
-"""Which ConfigMaps and Secrets a Pod references (``VisitPodConfigmapNames``/``…SecretNames``).
+"""Which ConfigMaps and Secrets a Pod refers to, as Kubernetes' ``podutil`` visits them.
 
-One answer for the API server's Node authorizer (a node may read only what pods
-bound to it reference) and for the node agent (what a container's environment
-reads). Pure code; malformed parts of a spec are skipped (validation reports them).
+Pure. One answer for the API server's Node authorizer (a node may read only what
+pods bound to it refer to) and for the node agent (what a container's environment
+reads, which objects its volumes watch). The references are the ones Kubernetes'
+``VisitPodConfigmapNames`` and ``VisitPodSecretNames`` follow for what miniplane
+runs: ``configMap``/``secret`` volumes, ``projected`` sources, ``env[].valueFrom``
+key refs, ``envFrom`` and ``imagePullSecrets``, in every kind of container.
+Malformed parts of a spec are skipped (validation reports them).
 """
 
 from __future__ import annotations
@@ -12,62 +16,67 @@ from typing import Any
 
 CONFIGMAPS = "configmaps"
 SECRETS = "secrets"
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def _dicts(value: Any) -> Iterator[Mapping[str, Any]]:
     for item in value if isinstance(value, list) else []:
-        if isinstance(item, dict):
+        if isinstance(item, Mapping):
             yield item
 
 
-def _name(ref: Any, key: str = "name") -> str | None:
-    if isinstance(ref, dict) and isinstance(ref.get(key), str) and ref[key]:
-        return str(ref[key])
+def _name(ref: Any, field: str = "name") -> str | None:
+    if isinstance(ref, Mapping) and isinstance(ref.get(field), str) and ref[field]:
+        return str(ref[field])
     return None
+
+
+def volume_references(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(resource, name) of every ConfigMap and Secret the pod's volumes project."""
+    out: set[tuple[str, str]] = set()
+    for volume in _dicts(spec.get("volumes")):
+        if (name := _name(volume.get("configMap"))) is not None:
+            out.add((CONFIGMAPS, name))
+        if (name := _name(volume.get("secret"), "secretName")) is not None:
+            out.add((SECRETS, name))
+        projected = volume.get("projected")
+        for source in _dicts(projected.get("sources") if isinstance(projected, Mapping)
+                             else None):
+            if (name := _name(source.get("configMap"))) is not None:
+                out.add((CONFIGMAPS, name))
+            if (name := _name(source.get("secret"))) is not None:
+                out.add((SECRETS, name))
+    return out
 
 
 def container_refs(container: Mapping[str, Any]) -> set[tuple[str, str]]:
     """(resource, name) of what a container's ``envFrom`` and ``env`` read."""
-    refs: set[tuple[str, str]] = set()
-    for source in _dicts(container.get("envFrom")):
-        if (n := _name(source.get("configMapRef"))) is not None:
-            refs.add((CONFIGMAPS, n))
-        if (n := _name(source.get("secretRef"))) is not None:
-            refs.add((SECRETS, n))
-    for var in _dicts(container.get("env")):
-        src = var.get("valueFrom")
-        if not isinstance(src, dict):
-            continue
-        if (n := _name(src.get("configMapKeyRef"))) is not None:
-            refs.add((CONFIGMAPS, n))
-        if (n := _name(src.get("secretKeyRef"))) is not None:
-            refs.add((SECRETS, n))
-    return refs
+    out: set[tuple[str, str]] = set()
+    for env_from in _dicts(container.get("envFrom")):
+        if (name := _name(env_from.get("configMapRef"))) is not None:
+            out.add((CONFIGMAPS, name))
+        if (name := _name(env_from.get("secretRef"))) is not None:
+            out.add((SECRETS, name))
+    for env in _dicts(container.get("env")):
+        source = env.get("valueFrom")
+        if isinstance(source, Mapping):
+            if (name := _name(source.get("configMapKeyRef"))) is not None:
+                out.add((CONFIGMAPS, name))
+            if (name := _name(source.get("secretKeyRef"))) is not None:
+                out.add((SECRETS, name))
+    return out
 
 
-def pod_refs(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """(resource, name) of every ConfigMap and Secret the pod references: its
-    containers' (init and ephemeral too) environment, its volumes (``configMap``,
-    ``secret``, ``projected`` sources) and ``imagePullSecrets``."""
+def pod_references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(resource, name) of every ConfigMap and Secret the pod refers to."""
     spec = pod.get("spec")
-    if not isinstance(spec, dict):
+    if not isinstance(spec, Mapping):
         return set()
-    refs: set[tuple[str, str]] = set()
-    for key in ("containers", "initContainers", "ephemeralContainers"):
-        for c in _dicts(spec.get(key)):
-            refs |= container_refs(c)
-    for vol in _dicts(spec.get("volumes")):
-        if (n := _name(vol.get("configMap"))) is not None:
-            refs.add((CONFIGMAPS, n))
-        if (n := _name(vol.get("secret"), "secretName")) is not None:
-            refs.add((SECRETS, n))
-        projected = vol.get("projected")
-        for source in _dicts(projected.get("sources") if isinstance(projected, dict) else None):
-            if (n := _name(source.get("configMap"))) is not None:
-                refs.add((CONFIGMAPS, n))
-            if (n := _name(source.get("secret"))) is not None:
-                refs.add((SECRETS, n))
-    for ref in _dicts(spec.get("imagePullSecrets")):
-        if (n := _name(ref)) is not None:
-            refs.add((SECRETS, n))
-    return refs
+    out = volume_references(spec)
+    for field in CONTAINER_LISTS:
+        for container in _dicts(spec.get(field)):
+            out |= container_refs(container)
+    for secret in _dicts(spec.get("imagePullSecrets")):
+        if (name := _name(secret)) is not None:
+            out.add((SECRETS, name))
+    return out

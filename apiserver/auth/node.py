@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apimachinery.podrefs import CONFIGMAPS, SECRETS, pod_refs
+from apimachinery.podrefs import CONFIGMAPS, SECRETS, pod_references
 from apiserver.auth.authorizer import Decision, Verdict
 from apiserver.auth.requestinfo import RequestInfo
 from apiserver.auth.user import UserInfo, node_name
@@ -55,7 +55,7 @@ def pod_edges(pod: Mapping[str, Any]) -> tuple[str, frozenset[tuple[str, str]]] 
     edge = pod_edge(pod)
     if edge is None:
         return None
-    return edge[0], frozenset({(SERVICEACCOUNTS, edge[1]), *pod_refs(pod)})
+    return edge[0], frozenset({(SERVICEACCOUNTS, edge[1]), *pod_references(pod)})
 
 
 class PodIndex:

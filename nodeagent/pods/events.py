@@ -22,6 +22,7 @@ KILLING = "Killing"
 UNHEALTHY = "Unhealthy"
 BACK_OFF = "BackOff"
 FAILED = "Failed"
+FAILED_MOUNT = "FailedMount"
 
 
 def pulled(image: str) -> str:
@@ -65,6 +66,10 @@ def failed(error: str) -> str:
     return f"Error: {error}"
 
 
+def failed_mount(volume: str, error: str) -> str:
+    return f'MountVolume.SetUp failed for volume "{volume}" : {error}'
+
+
 def container_field_path(container: str) -> str:
     """``involvedObject.fieldPath`` of a container event (kubectl's SUBOBJECT)."""
     return f"spec.containers{{{container}}}"
@@ -89,8 +94,13 @@ class PodEvents:
                 ) -> None:
         self._record(pod, container, "Warning", reason, message)
 
+    def pod_warning(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
+        """About the pod as a whole (a volume), not one of its containers."""
+        self._record(pod, "", "Warning", reason, message)
+
     def _record(self, pod: Mapping[str, Any], container: str, type_: str, reason: str,
                 message: str) -> None:
         if self.recorder is not None:
             self.recorder.record(pod, kind="Pod", type_=type_, reason=reason, message=message,
-                                 field_path=container_field_path(container))
+                                 field_path=container_field_path(container) if container
+                                 else "")

@@ -5,11 +5,14 @@ Runs as root inside the container's own mount namespace (``unshare --mount
 applies the mounts, then execs the rest of its argv (``setpriv … -- env -i … --
 COMMAND``)::
 
-    launch [--bind-ro SRC DST]... [--read-only-root] -- PROGRAM ARGS...
+    launch [--bind-ro SRC DST]... [--bind-volume SRC DST]... [--read-only-root]
+           -- PROGRAM ARGS...
 
 ``--bind-ro`` bind-mounts SRC on DST read-only (nosuid, nodev, noexec), creating
 DST's directories if missing (on the host's filesystem: an empty mount point, as a
-kubelet's volume paths are). ``--read-only-root`` then remounts every mount
+kubelet's volume paths are). ``--bind-volume`` does the same for a volume
+(read-only, nosuid, nodev, but its files may be run, as a ConfigMap's scripts
+are); a SRC that is a file (a ``subPath``) gets an empty file as its mount point. ``--read-only-root`` then remounts every mount
 read-only as ``security.read_only_remounts`` decides. Any failure ends the launch
 with exit code 126 and one line on stderr (the container's log): a container that
 asked for a read-only root never runs with a writable one.
@@ -50,16 +53,21 @@ def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> No
         raise LaunchError(f"mount {target}: {os.strerror(err)}")
 
 
-def parse(argv: list[str]) -> tuple[list[tuple[str, str]], bool, list[str]]:
-    binds: list[tuple[str, str]] = []
+BIND_FLAGS = {"--bind-ro": MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "--bind-volume": MS_RDONLY | MS_NOSUID | MS_NODEV}
+
+
+def parse(argv: list[str]) -> tuple[list[tuple[str, str, int]], bool, list[str]]:
+    """(source, target, remount flags) of each bind, ``--read-only-root``, the program."""
+    binds: list[tuple[str, str, int]] = []
     read_only = False
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             return binds, read_only, argv[i + 1:]
-        if arg == "--bind-ro" and i + 2 < len(argv):
-            binds.append((argv[i + 1], argv[i + 2]))
+        if arg in BIND_FLAGS and i + 2 < len(argv):
+            binds.append((argv[i + 1], argv[i + 2], BIND_FLAGS[arg]))
             i += 3
         elif arg == "--read-only-root":
             read_only = True
@@ -75,14 +83,17 @@ def main(argv: list[str]) -> int:
         if not program:
             raise LaunchError("no program after --")
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        for source, target in binds:
+        for source, target, flags in binds:
             try:
-                os.makedirs(target, mode=0o755, exist_ok=True)
+                if os.path.isdir(source):
+                    os.makedirs(target, mode=0o755, exist_ok=True)
+                else:
+                    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
             except OSError as exc:
                 raise LaunchError(f"mount point {target}: {exc.strerror}") from exc
             _mount(libc, source, target, MS_BIND)
-            _mount(libc, None, target,
-                   MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            _mount(libc, None, target, MS_REMOUNT | MS_BIND | flags)
         if read_only:
             with open("/proc/self/mountinfo") as f:
                 remounts = read_only_remounts(f.read())

@@ -34,6 +34,7 @@ from nodeagent.pods.ipam import Ipam
 from nodeagent.pods.runtime import PodWorker, RuntimeConfig
 from nodeagent.pods.serviceaccount import ClusterAccess
 from nodeagent.pods.status import format_time, pod_status
+from nodeagent.pods.volumemanager import ObjectWatches
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class PodManager:
         # that exist when they start (envvars)
         self.services = Informer(client, SERVICE)
         self.env_source = EnvSource(client, self.services.store.list)
+        self.watches = ObjectWatches(client)  # the ConfigMaps and Secrets of its volumes
         self.workers: dict[str, PodWorker] = {}
         self.dirty: set[str] = set()
         self.wake = asyncio.Event()
@@ -95,7 +97,7 @@ class PodManager:
         w = PodWorker(self.cfg, pod, pod_cidr=self.pod_cidr or "", ipam=self.ipam,
                       host_ip=self.host_ip, changed=self._mark, deleted=self._finished,
                       access=self.access, recorder=self.recorder,
-                      env_source=self.env_source)
+                      env_source=self.env_source, watches=self.watches)
         self.workers[uid] = w
         if pod["metadata"].get("deletionTimestamp"):
             w.terminating.set()

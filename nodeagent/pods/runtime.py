@@ -4,7 +4,9 @@ A ``PodWorker`` builds the pod's network (``netns``), runs each container as a
 host process inside it (``ip netns exec``, its own session so a signal reaches the
 whole group) with its securityContext applied (``security``: user, groups,
 capabilities, no_new_privs, a read-only root, the ServiceAccount token mounted by
-``serviceaccount``), applies the restart policy with back-off, runs probes (exec
+``serviceaccount``, ConfigMap/Secret/projected volumes by ``volumemanager``; until
+those are set up its containers wait in ``ContainerCreating``), applies the
+restart policy with back-off, runs probes (exec
 probes the same way as the container), and asks for a status write whenever
 anything it reports changes. Each container's environment is kubelet's
 (``envvars``, fed by ``envsource``: Service variables, ``env``/``envFrom`` with
@@ -40,6 +42,7 @@ from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
 from nodeagent.pods import events, netns, stdio
+from nodeagent.pods.atomicwriter import FileProjection, write_projection
 from nodeagent.pods.envsource import EnvSource
 from nodeagent.pods.envvars import EnvError, expand_command
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
@@ -56,9 +59,10 @@ from nodeagent.pods.serviceaccount import (
     Token,
     refresh_delay,
     token_dir_owner,
-    write_projection,
 )
 from nodeagent.pods.status import ContainerRecord, format_time, restart_delay, should_restart
+from nodeagent.pods.volumemanager import ObjectWatches, PodVolumes
+from nodeagent.pods.volumes import VolumeError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +118,8 @@ class PodWorker:
                  ipam: Any, host_ip: str | None, changed: Callable[[PodWorker], None],
                  deleted: Callable[[PodWorker], Any], access: ClusterAccess | None = None,
                  recorder: events.EventRecorder | None = None,
-                 env_source: EnvSource | None = None) -> None:
+                 env_source: EnvSource | None = None,
+                 watches: ObjectWatches | None = None) -> None:
         self.cfg = cfg
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
@@ -140,6 +145,8 @@ class PodWorker:
         self.env_source = env_source or EnvSource(None, list)
         self.events = events.PodEvents(recorder)
         self._shims: set[asyncio.Task] = set()
+        self.volumes = PodVolumes(pod, self.dir / "volumes", watches=watches, access=access,
+                                  pod_events=self.events)
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -166,6 +173,7 @@ class PodWorker:
 
     def update(self, pod: dict[str, Any]) -> None:
         self.pod = pod
+        self.volumes.update(pod)
         if pod["metadata"].get("deletionTimestamp") and not self.terminating.is_set():
             log.info("pod %s: deletion requested", self.key)
             self.terminating.set()
@@ -221,8 +229,8 @@ class PodWorker:
         token_task = None
         if not finished and self.access is not None:
             token_task = await self._start_token()
-        loops = [] if finished else [asyncio.create_task(self._container_loop(c))
-                                     for c in self.containers]
+        loops = [] if finished else [asyncio.create_task(self.volumes.run())] + [
+            asyncio.create_task(self._container_loop(c)) for c in self.containers]
         await self.terminating.wait()
         await self._terminate()
         await cancel_and_wait(loops + ([token_task] if token_task else []))
@@ -236,6 +244,11 @@ class PodWorker:
                                                     host_ip=self.host_ip)
                 c.env = {**self._base_env(), **built.env}
         while not self.terminating.is_set():
+            if c.pid is None and not self.volumes.ready.is_set():
+                c.record.state = {"waiting": {"reason": "ContainerCreating"}}
+                self.notify()
+                await self._sleep(3600, wake=self.volumes.ready)
+                continue
             if c.pid is None and not await self._start(c):
                 c.start_failures += 1
                 self.config_changed.clear()
@@ -330,8 +343,9 @@ class PodWorker:
             fs_group = ((self.pod["spec"].get("securityContext") or {}).get("fsGroup"))
             uid, gid, mode = token_dir_owner(self._securities(),
                                              fs_group if isinstance(fs_group, int) else None)
-            await asyncio.to_thread(write_projection, self.token_dir, files, uid=uid, gid=gid,
-                                    mode=mode, now=time.time())
+            await asyncio.to_thread(write_projection, self.token_dir,
+                                    {k: FileProjection(v) for k, v in files.items()},
+                                    uid=uid, gid=gid, mode=mode, now=time.time())
         except (ApiError, OSError) as exc:
             self.token_error = f"failed to fetch token: {exc}"
             log.warning("pod %s: %s", self.key, self.token_error)
@@ -362,13 +376,31 @@ class PodWorker:
             return None, str(exc)
         if self.token_dir is not None and self.token is None:
             return None, self.token_error or TOKEN_WAIT
+        try:
+            self._mounts(c)
+        except ValueError as exc:
+            return None, str(exc)
         return sec, None
 
-    def launch(self, sec: Security, command: list[str], env: dict[str, str]) -> list[str]:
+    def _from_volume(self, c: Container, path: str) -> bool:
+        """A program in one of the container's volumes is only there once mounted:
+        whether it runs is for the launch to find out."""
+        return any(path == target or path.startswith(target.rstrip("/") + "/")
+                   for _source, target in self._mounts(c))
+
+    def _mounts(self, c: Container) -> list[tuple[str, str]]:
+        """The container's volume mounts (``ValueError`` for a bad ``subPath``)."""
+        try:
+            return self.volumes.mounts(c.spec)
+        except VolumeError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def launch(self, sec: Security, command: list[str], env: dict[str, str], *,
+               volumes: list[tuple[str, str]] | None = None) -> list[str]:
         """The argv that runs ``command`` as the container (for it and exec probes)."""
         return launch_argv(netns=self.ns, sec=sec, command=command, env=env,
                            token_dir=str(self.token_dir) if self.token_dir else None,
-                           python=sys.executable)
+                           python=sys.executable, volumes=volumes or [])
 
     def _base_env(self) -> dict[str, str]:
         """What the image and runtime would give: PATH and HOSTNAME."""
@@ -408,7 +440,8 @@ class PodWorker:
         problem = None
         if not argv:
             problem = "no command given (images are not run; set command)"
-        elif not (os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
+        elif not (os.path.isabs(argv[0]) and (os.access(argv[0], os.X_OK)
+                                              or self._from_volume(c, argv[0]))
                   or shutil.which(argv[0], path=env["PATH"])):
             problem = f'exec: "{argv[0]}": executable file not found in $PATH'
         elif "=" in argv[0]:  # env(1) would take it for a variable
@@ -436,7 +469,7 @@ class PodWorker:
             child_in, child_out, child_err = io.child
             # the root part of the launch sees only PATH: the pod's env is set last
             c.proc = await asyncio.create_subprocess_exec(
-                *self.launch(sec, argv, env),
+                *self.launch(sec, argv, env, volumes=self._mounts(c)),
                 stdin=child_in if child_in is not None else asyncio.subprocess.DEVNULL,
                 stdout=child_out, stderr=child_err, env=ROOT_ENV, cwd=cwd,
                 start_new_session=True, preexec_fn=stdio.take_terminal if io.tty else None)
@@ -538,7 +571,8 @@ class PodWorker:
         sec, problem = self._config_problem(c)
         if sec is None:
             raise ValueError(problem)
-        return self.launch(sec, command, c.env if c.env is not None else self._base_env())
+        return self.launch(sec, command, c.env if c.env is not None else self._base_env(),
+                           volumes=self._mounts(c))
 
     def _stop_probes(self, c: Container) -> None:
         for t in c.probe_tasks:

@@ -226,11 +226,15 @@ def setpriv_argv(sec: Security) -> list[str]:
     return argv
 
 
-def mount_args(sec: Security, *, token_dir: str | None) -> list[str]:
-    """The launch helper's options (empty: no helper, no extra mount namespace)."""
+def mount_args(sec: Security, *, token_dir: str | None,
+               volumes: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The launch helper's options (empty: no helper, no extra mount namespace).
+    ``volumes`` are (source, target) pairs of read-only volume mounts, in order."""
     args: list[str] = []
     if token_dir is not None:
         args += ["--bind-ro", token_dir, SERVICE_ACCOUNT_MOUNT]
+    for source, target in volumes:
+        args += ["--bind-volume", source, target]
     if sec.read_only_root:
         args.append("--read-only-root")
     return args
@@ -243,10 +247,11 @@ def env_argv(env: Mapping[str, str]) -> list[str]:
 
 
 def launch_argv(*, netns: str, sec: Security, command: Sequence[str], env: Mapping[str, str],
-                token_dir: str | None, python: str) -> list[str]:
+                token_dir: str | None, python: str,
+                volumes: Sequence[tuple[str, str]] = ()) -> list[str]:
     """The whole argv; see the module docstring for its shape."""
     argv = ["ip", "netns", "exec", netns]
-    mounts = mount_args(sec, token_dir=token_dir)
+    mounts = mount_args(sec, token_dir=token_dir, volumes=volumes)
     if mounts:
         argv += ["unshare", "--mount", "--propagation", "private", "--",
                  python, "-I", "-m", "nodeagent.pods.launch", *mounts, "--"]

@@ -6,9 +6,9 @@ to the pod (``POST …/serviceaccounts/<sa>/token``, a ``TokenRequest``), and ke
 ``token``, ``ca.crt`` (the cluster CA the agent itself trusts) and ``namespace`` in
 ``<state>/pods/<uid>/serviceaccount``, which the container sees read-only at
 ``/var/run/secrets/kubernetes.io/serviceaccount``. The token is refreshed once 80%
-of its lifetime has passed, by the kubelet's atomic swap: the files are links
-through ``..data``, a symlink to a timestamped directory that is replaced with one
-``rename``, so a reader sees the old set or the new one, never half of each.
+of its lifetime has passed, by the kubelet's atomic swap (``atomicwriter``, which
+the ConfigMap and Secret volumes use too), so a reader sees the old set or the new
+one, never half of each.
 
 Who can read it: ``<state>/pods/<uid>`` is root's alone (0700), so no host user
 reaches the token by its host path; inside the container's own mount the directory
@@ -28,8 +28,6 @@ The environment of every container also gets the ``kubernetes`` Service's addres
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,7 +46,6 @@ log = logging.getLogger(__name__)
 TOKEN_EXPIRATION = 3607
 REFRESH_FRACTION = 0.8  # refresh once this much of a token's lifetime has passed
 DISCOVERY_TTL = 60.0  # seconds to trust "this server has no ServiceAccounts"
-DATA = "..data"
 FILES = ("ca.crt", "namespace", "token")
 
 
@@ -73,15 +70,18 @@ def wants_token(pod: Mapping[str, Any], service_account: Mapping[str, Any] | Non
     return True if sa is None else bool(sa)
 
 
-def token_request(pod: Mapping[str, Any], *, expiration_seconds: int = TOKEN_EXPIRATION
-                  ) -> dict[str, Any]:
+def token_request(pod: Mapping[str, Any], *, expiration_seconds: int = TOKEN_EXPIRATION,
+                  audience: str = "") -> dict[str, Any]:
     """A TokenRequest bound to the pod (by name and uid): the token dies with it.
-    No audiences: the API server's own."""
+    Without an ``audience`` (a projected volume's), the API server's own."""
     meta = pod.get("metadata") or {}
-    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-            "spec": {"expirationSeconds": expiration_seconds,
-                     "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
-                                        "name": meta.get("name"), "uid": meta.get("uid")}}}
+    spec: dict[str, Any] = {"expirationSeconds": expiration_seconds,
+                            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                                               "name": meta.get("name"),
+                                               "uid": meta.get("uid")}}
+    if audience:
+        spec["audiences"] = [audience]
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
 
 
 def token_path(namespace: str, name: str) -> str:
@@ -122,42 +122,6 @@ def token_dir_owner(securities: Sequence[Security], fs_group: int | None
     return uid, 0, 0o755
 
 
-# -- the files ---------------------------------------------------------------------------
-
-
-def write_projection(directory: Path, files: Mapping[str, bytes], *, uid: int, gid: int,
-                     mode: int, now: float) -> None:
-    """Write ``files`` into ``directory`` as one atomic swap of ``..data``.
-
-    Old timestamped directories are removed after the swap; a reader that opened a
-    file before keeps reading the old content.
-    """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chown(directory, uid, gid)
-    os.chmod(directory, mode)
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y_%m_%d_%H_%M_%S")
-    data = directory / f"..{stamp}.{secrets.token_hex(4)}"
-    data.mkdir(mode=0o755)
-    for name, content in files.items():
-        path = data / name
-        path.write_bytes(content)
-        os.chmod(path, 0o644)
-    os.chmod(data, 0o755)
-    tmp = directory / "..data_tmp"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(data.name)
-    os.replace(tmp, directory / DATA)
-    for name in files:
-        link = directory / name
-        if not link.is_symlink():
-            link.symlink_to(f"{DATA}/{name}")
-    for old in directory.iterdir():
-        if old.name.startswith("..") and old.name not in (DATA, data.name) \
-                and old.is_dir() and not old.is_symlink():
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
 
 
 # -- the API -----------------------------------------------------------------------------
@@ -202,11 +166,13 @@ class ClusterAccess:
             sa = None
         return wants_token(pod, sa)
 
-    async def token(self, pod: Mapping[str, Any]) -> Token:
+    async def token(self, pod: Mapping[str, Any], *, audience: str = "",
+                    expiration_seconds: int = TOKEN_EXPIRATION) -> Token:
         ns = (pod.get("metadata") or {}).get("namespace", "default")
         answer = (await self.client.request(
             "POST", token_path(ns, service_account_name(pod)),
-            json=token_request(pod))).json()
+            json=token_request(pod, audience=audience,
+                               expiration_seconds=expiration_seconds))).json()
         try:
             return token_from_status(answer, now=time.time())
         except ValueError as exc:

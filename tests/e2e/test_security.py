@@ -15,6 +15,7 @@ a root-owned file on the host.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import secrets
@@ -24,7 +25,16 @@ from typing import Any
 
 import pytest
 
-from apimachinery.kinds import NAMESPACE, NODE, POD, SERVICE, SERVICEACCOUNT
+from apimachinery.kinds import (
+    CONFIGMAP,
+    EVENT,
+    NAMESPACE,
+    NODE,
+    POD,
+    SECRET,
+    SERVICE,
+    SERVICEACCOUNT,
+)
 from client.config import load_config
 from client.errors import ApiError, Forbidden, NotFound
 from client.http import Client
@@ -367,3 +377,148 @@ def test_dnsd_and_controllers_cannot_do_what_they_have_no_role_for(
             'services is forbidden: User "system:kube-controller-manager" cannot '
             f'create resource "services" in API group "" in the namespace "{ns}"')
     assert _exists(cluster.client, SERVICE, "target", ns)
+
+
+# ------------------------------------------------------------------ ConfigMaps and Secrets as files
+
+# Prints the contents of the files in argv, one line each time they change.
+FOLLOW_FILES = """
+import sys, time
+last = None
+while True:
+    now = " ".join(open(p).read() for p in sys.argv[1:])
+    if now != last:
+        print(now, flush=True)
+        last = now
+    time.sleep(0.1)
+"""
+
+# One line per path in argv: its name, mode, group and first line (or the names in
+# a directory).
+SHOW_FILES = """
+import os, stat, sys
+for p in sys.argv[1:]:
+    if os.path.isdir(p):
+        print(sorted(n for n in os.listdir(p) if not n.startswith("..")))
+    else:
+        s = os.stat(p)
+        print(os.path.basename(p), oct(stat.S_IMODE(s.st_mode)), s.st_gid, open(p).read().splitlines()[0])
+"""
+
+# A projected volume in argv[1]: its names, then the pod name, the token's audience,
+# the token file's mode and the ConfigMap's file.
+SHOW_TOKEN = """
+import base64, json, os, stat, sys
+d = sys.argv[1]
+print(sorted(n for n in os.listdir(d) if not n.startswith("..")))
+claims = open(d + "/token").read().split(".")[1]
+aud = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["aud"]
+mode = oct(stat.S_IMODE(os.stat(d + "/token").st_mode))
+print(open(d + "/name").read(), aud, mode, open(d + "/app.conf").read().strip())
+"""
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+def test_a_secret_file_changes_after_the_secret_is_updated_but_a_sub_path_does_not(
+        cluster: LocalCluster, namespace: Callable[..., str], host_dir: Path) -> None:
+    ns = namespace()
+    cluster.client.create(SECRET, secret("creds", password="one"), ns)
+    cluster.client.create(POD, pod("reader", [{
+        "name": "c", "image": "x",
+        "command": [PY, "-c", FOLLOW_FILES, f"{host_dir}/secret/password",
+                    f"{host_dir}/pinned"],
+        "volumeMounts": [{"name": "creds", "mountPath": f"{host_dir}/secret"},
+                         {"name": "creds", "mountPath": f"{host_dir}/pinned",
+                          "subPath": "password"}]}],
+        volumes=[{"name": "creds", "secret": {"secretName": "creds"}}],
+        terminationGracePeriodSeconds=1), ns)
+    wait_until(lambda: logs(cluster, ns, "reader") == "one one\n", timeout=60,
+               interval=0.5, what="the secret's file in the pod")
+    cluster.client.patch(SECRET, "creds", {"data": {"password": base64.b64encode(
+        b"two").decode()}}, namespace=ns)
+    wait_until(lambda: logs(cluster, ns, "reader").endswith("two one\n"), timeout=30,
+               interval=0.5, what="the updated secret in the pod")
+    assert logs(cluster, ns, "reader") == "one one\ntwo one\n"
+    # the Node authorizer: only the node that runs a pod using the secret may read it
+    mine = cluster.client.get(POD, "reader", ns)["spec"]["nodeName"]
+    other = "node-2" if mine == "node-1" else "node-1"
+    with component_client(cluster, mine) as node:
+        assert node.get(SECRET, "creds", ns)["data"]["password"] == "dHdv"
+    with component_client(cluster, other) as node:
+        assert forbidden(lambda: node.get(SECRET, "creds", ns)) == (
+            f'secrets "creds" is forbidden: User "system:node:{other}" cannot get resource '
+            f'"secrets" in API group "" in the namespace "{ns}": no relationship found '
+            f"between node '{other}' and this object")
+
+
+def test_a_config_map_volume_with_items_modes_and_an_fs_group(
+        cluster: LocalCluster, namespace: Callable[..., str], host_dir: Path) -> None:
+    ns = namespace()
+    cluster.client.create(CONFIGMAP, {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app"},
+        "data": {"app.conf": "port=80\n", "run.sh": "#!/bin/sh\necho ran as $(id -u)\n",
+                 "unused": "x"}}, ns)
+    cfg = f"{host_dir}/cfg"
+    done = run_to_end(cluster, ns, pod("app", [
+        {"name": "show", "image": "x", "command": [
+            PY, "-c", SHOW_FILES, cfg, f"{cfg}/conf", f"{cfg}/conf/app.conf", f"{cfg}/run.sh"],
+         "volumeMounts": [{"name": "cfg", "mountPath": cfg}]},
+        {"name": "run", "image": "x", "command": [f"{cfg}/run.sh"],
+         "volumeMounts": [{"name": "cfg", "mountPath": cfg, "readOnly": True}]},
+        {"name": "projected", "image": "x", "command": [PY, "-c", SHOW_TOKEN, f"{host_dir}/all"],
+         "volumeMounts": [{"name": "all", "mountPath": f"{host_dir}/all"}]}],
+        securityContext={"runAsUser": 1000, "fsGroup": 2000},
+        volumes=[{"name": "cfg", "configMap": {"name": "app", "defaultMode": 0o400, "items": [
+            {"key": "app.conf", "path": "conf/app.conf"},
+            {"key": "run.sh", "path": "run.sh", "mode": 0o755}]}},
+                 {"name": "all", "projected": {"sources": [
+                     {"serviceAccountToken": {"audience": "vault", "path": "token"}},
+                     {"downwardAPI": {"items": [{"path": "name", "fieldRef": {
+                         "fieldPath": "metadata.name"}}]}},
+                     {"configMap": {"name": "app", "items": [
+                         {"key": "app.conf", "path": "app.conf"}]}}]}}]))
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert logs(cluster, ns, "app", "show").splitlines() == [
+        "['conf', 'run.sh']", "['app.conf']", "app.conf 0o440 2000 port=80",
+        "run.sh 0o755 2000 #!/bin/sh"]
+    assert logs(cluster, ns, "app", "run") == "ran as 1000\n"
+    assert logs(cluster, ns, "app", "projected").splitlines() == [
+        "['app.conf', 'name', 'token']", "app ['vault'] 0o640 port=80"]
+
+
+def test_a_missing_optional_config_map_is_empty_and_a_missing_secret_waits_for_it(
+        cluster: LocalCluster, namespace: Callable[..., str], host_dir: Path) -> None:
+    ns = namespace()
+    done = run_to_end(cluster, ns, pod("optional", [{
+        "name": "c", "image": "x", "command": [PY, "-c", SHOW_FILES, f"{host_dir}/opt"],
+        "volumeMounts": [{"name": "opt", "mountPath": f"{host_dir}/opt"}]}],
+        volumes=[{"name": "opt", "configMap": {"name": "absent", "optional": True}}]))
+    assert done["status"]["phase"] == "Succeeded"
+    assert logs(cluster, ns, "optional") == "[]\n"
+
+    cluster.client.create(POD, pod("required", [{
+        "name": "c", "image": "x", "command": ["cat", f"{host_dir}/later/key"],
+        "volumeMounts": [{"name": "later", "mountPath": f"{host_dir}/later"}]}],
+        volumes=[{"name": "later", "secret": {"secretName": "later"}}],
+        restartPolicy="Never"), ns)
+
+    def failed_mount() -> list[str]:
+        return [e["message"] for e in cluster.client.list(
+            EVENT, ns, field_selector="involvedObject.name=required")["items"]
+            if e["reason"] == "FailedMount"]
+
+    messages = wait_until(failed_mount, timeout=40, interval=0.5,
+                          what="a FailedMount event for the missing secret")
+    assert messages[0] == 'MountVolume.SetUp failed for volume "later" : secret "later" not found'
+    status = cluster.client.get(POD, "required", ns)["status"]
+    assert status["phase"] == "Pending"
+    assert status["containerStatuses"][0]["state"] == {
+        "waiting": {"reason": "ContainerCreating"}}
+    cluster.client.create(SECRET, secret("later", key="at last"), ns)
+    wait_until(lambda: cluster.client.get(POD, "required", ns)["status"].get("phase")
+               == "Succeeded", timeout=30, interval=0.5, what="the pod once its secret exists")
+    assert logs(cluster, ns, "required") == "at last"

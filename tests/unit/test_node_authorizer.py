@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from apimachinery.podrefs import pod_refs
+from apimachinery.podrefs import pod_references
 from apiserver.auth.authorizer import Decision
 from apiserver.auth.node import NodeAuthorizer, PodIndex
 from apiserver.auth.requestinfo import RequestInfo
@@ -119,6 +119,6 @@ def test_every_place_a_pod_names_a_configmap_or_secret() -> None:
                         {"name": "w", "projected": {"sources": [
                             {"secret": {"name": "proj"}}, {"serviceAccountToken": {}}]}},
                         {"name": "bad", "secret": "not a mapping"}]}
-    assert pod_refs({"spec": spec}) == {("configmaps", "init"), ("secrets", "debug"),
-                                        ("secrets", "registry"), ("configmaps", "vol"),
-                                        ("secrets", "proj")}
+    assert pod_references({"spec": spec}) == {("configmaps", "init"), ("secrets", "debug"),
+                                              ("secrets", "registry"), ("configmaps", "vol"),
+                                              ("secrets", "proj")}

@@ -3,15 +3,12 @@ ServiceAccount token's pure parts and its atomic ``..data`` swap on real files."
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nodeagent.pods.envvars import service_env
-from nodeagent.pods.launch import LaunchError, parse
+from nodeagent.pods.launch import BIND_FLAGS, LaunchError, parse
 from nodeagent.pods.security import (
     ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -40,7 +37,6 @@ from nodeagent.pods.serviceaccount import (
     token_from_status,
     token_request,
     wants_token,
-    write_projection,
 )
 
 
@@ -173,8 +169,8 @@ def test_launch_argv_without_and_with_mounts() -> None:
     assert mounted[13:18] == ["--bind-ro", "/state/pods/u/serviceaccount",
                               SERVICE_ACCOUNT_MOUNT, "--read-only-root", "--"]
     assert mounted[18] == "setpriv"
-    assert parse(mounted[13:]) == ([("/state/pods/u/serviceaccount", SERVICE_ACCOUNT_MOUNT)],
-                                   True, mounted[18:])
+    assert parse(mounted[13:]) == ([("/state/pods/u/serviceaccount", SERVICE_ACCOUNT_MOUNT,
+                                     BIND_FLAGS["--bind-ro"])], True, mounted[18:])
     with pytest.raises(LaunchError):
         parse(["--read-only-root"])
 
@@ -261,23 +257,3 @@ def test_service_env_as_the_kubelet_injects_it() -> None:
         "KUBERNETES_PORT_443_TCP_PROTO": "tcp", "KUBERNETES_PORT_443_TCP_PORT": "443",
         "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1"}
     assert service_env({"metadata": {"name": "x"}, "spec": {"clusterIP": "None"}}) == {}
-
-
-def test_write_projection_swaps_data_atomically(tmp_path: Path) -> None:
-    d = tmp_path / "sa"
-    uid, gid = os.getuid(), os.getgid()
-    write_projection(d, {"token": b"one", "namespace": b"ns1"}, uid=uid, gid=gid, mode=0o750,
-                     now=0)
-    assert (d / "token").read_bytes() == b"one" and (d / "namespace").read_bytes() == b"ns1"
-    assert os.readlink(d / "token") == "..data/token"
-    first = os.readlink(d / "..data")
-    with open(d / "token", "rb") as held:  # a reader in the middle of a refresh
-        write_projection(d, {"token": b"two", "namespace": b"ns1"}, uid=uid, gid=gid,
-                         mode=0o750, now=100)
-        assert (d / "token").read_bytes() == b"two"
-        assert os.readlink(d / "..data") != first
-        assert held.read() == b"one"
-    entries = {p.name for p in d.iterdir()}  # the old data directory is gone
-    assert entries == {"..data", os.readlink(d / "..data"), "namespace", "token"}
-    assert stat.S_IMODE(d.stat().st_mode) == 0o750
-    assert stat.S_IMODE((d / "token").stat().st_mode) == 0o644

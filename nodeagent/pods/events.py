@@ -85,6 +85,12 @@ class PodEvents:
                 ) -> None:
         self._record(pod, container, "Warning", reason, message)
 
+    def pod_warning(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
+        """A warning about the pod as a whole (no container), e.g. DNSConfigForming."""
+        if self.recorder is not None:
+            self.recorder.record(pod, kind="Pod", type_="Warning", reason=reason,
+                                 message=message)
+
     def _record(self, pod: Mapping[str, Any], container: str, type_: str, reason: str,
                 message: str) -> None:
         if self.recorder is not None:

@@ -9,10 +9,11 @@ COMMAND``)::
 
 ``--bind-ro`` bind-mounts SRC on DST read-only (nosuid, nodev, noexec), creating
 DST's directories if missing (on the host's filesystem: an empty mount point, as a
-kubelet's volume paths are). ``--read-only-root`` then remounts every mount
-read-only as ``security.read_only_remounts`` decides. Any failure ends the launch
-with exit code 126 and one line on stderr (the container's log): a container that
-asked for a read-only root never runs with a writable one.
+kubelet's volume paths are); a file SRC (the pod's /etc/hosts…) goes on a file DST.
+``--read-only-root`` then remounts every mount read-only as
+``security.read_only_remounts`` decides. Any failure ends the launch with exit code
+126 and one line on stderr (the container's log): a container that asked for a
+read-only root never runs with a writable one.
 
 It is started with ``-I`` (no current directory on ``sys.path``, no ``PYTHON*``
 variables) and imports only the standard library and ``security``: a pod's working
@@ -50,6 +51,19 @@ def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> No
         raise LaunchError(f"mount {target}: {os.strerror(err)}")
 
 
+def _mount_point(source: str, target: str) -> None:
+    """A directory for a directory, a file for a file (``/etc/hosts`` and friends
+    exist on any host; a missing one is made empty, as a missing directory is)."""
+    try:
+        if os.path.isdir(source):
+            os.makedirs(target, mode=0o755, exist_ok=True)
+        elif not os.path.exists(target):
+            os.makedirs(os.path.dirname(target) or "/", mode=0o755, exist_ok=True)
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise LaunchError(f"mount point {target}: {exc.strerror}") from exc
+
+
 def parse(argv: list[str]) -> tuple[list[tuple[str, str]], bool, list[str]]:
     binds: list[tuple[str, str]] = []
     read_only = False
@@ -76,10 +90,7 @@ def main(argv: list[str]) -> int:
             raise LaunchError("no program after --")
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         for source, target in binds:
-            try:
-                os.makedirs(target, mode=0o755, exist_ok=True)
-            except OSError as exc:
-                raise LaunchError(f"mount point {target}: {exc.strerror}") from exc
+            _mount_point(source, target)
             _mount(libc, source, target, MS_BIND)
             _mount(libc, None, target,
                    MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)

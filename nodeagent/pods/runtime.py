@@ -36,7 +36,7 @@ from client.backoff import Backoff
 from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
-from nodeagent.pods import events, netns, stdio
+from nodeagent.pods import events, identity, netns, stdio
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.security import (
     DEFAULT_PATH,
@@ -66,6 +66,14 @@ TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried th
 TOKEN_WAIT = "waiting for the ServiceAccount token"
 
 
+def _read_text(path: Path) -> str:
+    """A node file the pod's files are made from; a missing one reads as empty."""
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
 def primary_gid(uid: int) -> int | None:
     """The host's passwd entry for ``uid`` (the host is the image here)."""
     try:
@@ -82,6 +90,10 @@ class RuntimeConfig:
     state_dir: Path
     backoff_base: float = 10.0
     backoff_cap: float = 300.0
+    cluster_domain: str = "cluster.local"
+    node_name: str = ""  # a hostNetwork pod's hostname
+    host_resolv: Path = Path("/etc/resolv.conf")  # kubelet's --resolv-conf
+    host_hosts: Path = Path("/etc/hosts")
 
 
 class Container:
@@ -111,7 +123,10 @@ class PodWorker:
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
         self.key = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
-        self.ns = netns.pod_ns_name(cfg.cluster, self.uid)
+        # a hostNetwork pod runs in the node's network namespace (None: the agent's own)
+        self.host_network = pod["spec"].get("hostNetwork") is True
+        self.ns: str | None = (cfg.node_ns if self.host_network
+                               else netns.pod_ns_name(cfg.cluster, self.uid))
         self.dir = cfg.state_dir / "pods" / self.uid
         self.pod_cidr = pod_cidr
         self.ipam = ipam
@@ -174,15 +189,18 @@ class PodWorker:
     async def run(self) -> None:
         saved = self._load()
         self.start_time = saved.get("startTime", self.start_time)
-        ip: str = await asyncio.to_thread(self.ipam.allocate, self.uid)
-        self.ip = ip
+        if self.host_network:
+            self.ip = self.host_ip  # the node's address; no pod IP is taken
+        else:
+            self.ip = await asyncio.to_thread(self.ipam.allocate, self.uid)
         if not saved:
             self._save()  # the record first: a restarted agent cleans up only what it recorded
-        await asyncio.to_thread(
-            netns.create_pod_network, node_ns=self.cfg.node_ns, pod_ns=self.ns, uid=self.uid,
-            ip=ip, pod_cidr=self.pod_cidr,
-            resolv=netns.resolv_for(self.cfg.dns_ip, self.pod["metadata"].get("namespace",
-                                                                              "default")))
+        files = await asyncio.to_thread(self._place_identity)
+        if not self.host_network:
+            assert self.ns is not None and self.ip is not None
+            await asyncio.to_thread(
+                netns.create_pod_network, node_ns=self.cfg.node_ns, pod_ns=self.ns,
+                uid=self.uid, ip=self.ip, pod_cidr=self.pod_cidr, resolv=files.resolv)
         for c in self.containers:
             old = saved.get("containers", {}).get(c.record.name) or {}
             c.record.restart_count = int(old.get("restartCount") or 0)
@@ -217,6 +235,21 @@ class PodWorker:
         await self._terminate()
         await cancel_and_wait(loops + ([token_task] if token_task else []))
         await self._cleanup()
+
+    def _place_identity(self) -> identity.PodFiles:
+        """Write the pod's resolv.conf, hosts and hostname and make its UTS namespace
+        (``identity``); what kubelet would warn about forming them becomes an event."""
+        node = identity.NodeDNS(
+            cluster_dns=(self.cfg.dns_ip,) if self.cfg.dns_ip else (),
+            cluster_domain=self.cfg.cluster_domain, node_name=self.cfg.node_name,
+            resolv_conf=_read_text(self.cfg.host_resolv),
+            hosts_file=_read_text(self.cfg.host_hosts))
+        files = identity.pod_files(self.pod, pod_ips=[self.ip] if self.ip else [], node=node)
+        identity.place(self.dir, files)
+        for reason, message in files.warnings:
+            log.warning("pod %s: %s: %s", self.key, reason, message)
+            self.events.pod_warning(self.pod, reason, message)
+        return files
 
     async def _container_loop(self, c: Container) -> None:
         policy = self.pod["spec"].get("restartPolicy") or "Always"
@@ -353,7 +386,8 @@ class PodWorker:
         """The argv that runs ``command`` as the container (for it and exec probes)."""
         return launch_argv(netns=self.ns, sec=sec, command=command, env=env,
                            token_dir=str(self.token_dir) if self.token_dir else None,
-                           python=sys.executable)
+                           python=sys.executable, binds=identity.binds(self.dir),
+                           uts=str(identity.uts_path(self.dir)))
 
     async def _environment(self, spec: dict[str, Any]) -> dict[str, str]:
         """PATH, HOSTNAME, the ``kubernetes`` Service's variables, then the container's
@@ -529,7 +563,7 @@ class PodWorker:
         await asyncio.sleep(delay)
         while True:
             result = await probe_once(probe, container=c.spec, node_ns=self.cfg.node_ns,
-                                      pod_ns=self.ns, pod_ip=self.ip or "",
+                                      pod_ns=self.ns or "", pod_ip=self.ip or "",
                                       exec_argv=lambda cmd: self._probe_argv(c, cmd))
             if not result.ok:
                 self.events.warning(self.pod, c.record.name, events.UNHEALTHY,
@@ -586,9 +620,12 @@ class PodWorker:
         return c.pid is not None and proc_start_time(c.pid) == c.pid_start
 
     async def _cleanup(self) -> None:
-        await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
-                                pod_ns=self.ns, uid=self.uid)
-        await asyncio.to_thread(self.ipam.release, self.uid)
+        if not self.host_network:  # never the node's own namespace
+            assert self.ns is not None
+            await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
+                                    pod_ns=self.ns, uid=self.uid)
+            await asyncio.to_thread(self.ipam.release, self.uid)
+        await asyncio.to_thread(identity.remove, self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         log.info("pod %s: stopped and cleaned up", self.key)
         await self._deleted(self)

@@ -19,7 +19,6 @@ go.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from componentbase import mounts
 from nodeagent.pods import hosts, resolvconf
 
 RESOLV, HOSTS, HOSTNAME, UTS = "resolv.conf", "etc-hosts", "hostname", "uts"
@@ -106,7 +106,4 @@ def place(pod_dir: Path, files: PodFiles) -> None:
 
 def remove(pod_dir: Path) -> None:
     """Unmount the pod's UTS namespace (the directory can't be removed before)."""
-    uts = uts_path(pod_dir)
-    if os.path.ismount(uts):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(["umount", "--lazy", str(uts)], capture_output=True, timeout=30)
+    mounts.unmount_under(uts_path(pod_dir))

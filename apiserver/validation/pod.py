@@ -63,7 +63,7 @@ def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
         errs.append(invalid("spec.activeDeadlineSeconds", deadline,
                             names.inclusive_range_error(1, MAX_INT32)))
     for key in ("hostNetwork", "hostPID", "hostIPC", "enableServiceLinks",
-                "automountServiceAccountToken", "shareProcessNamespace"):
+                "automountServiceAccountToken", "shareProcessNamespace", "setHostnameAsFQDN"):
         errs.boolean(spec.get(key), f"spec.{key}")
     errs.integer(spec.get("priority"), "spec.priority")
     check_pod_security_context(errs, spec.get("securityContext"), "spec.securityContext")

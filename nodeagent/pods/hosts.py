@@ -3,7 +3,8 @@
 ``hostname_and_domain`` is kubelet's ``GeneratePodHostNameAndDomain``: the hostname
 is ``spec.hostname`` or the pod's name, cut to 63 characters (and then of any
 trailing ``-`` or ``.``), and a pod with ``spec.subdomain`` lives in the domain
-``<subdomain>.<namespace>.svc.<cluster domain>``. A ``hostNetwork`` pod shares the
+``<subdomain>.<namespace>.svc.<cluster domain>``; with ``setHostnameAsFQDN`` the
+kernel's hostname is the FQDN (``kernel_hostname``). A ``hostNetwork`` pod shares the
 node's UTS namespace in Kubernetes, so its hostname is the node's name.
 
 ``managed_hosts`` is kubelet's managed hosts file (``managedHostsFileContent``):
@@ -18,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 HOSTNAME_MAX = 63  # the kernel's limit is 64 bytes with the terminating NUL
+KERNEL_HOSTNAME_MAX = 64  # kubelet lets a setHostnameAsFQDN name have all 64
 HEADER = "# Kubernetes-managed hosts file.\n"
 HOST_NETWORK_HEADER = "# Kubernetes-managed hosts file (host network).\n"
 LOCALHOST = ("127.0.0.1\tlocalhost\n"
@@ -52,6 +54,20 @@ def hostname_and_domain(pod: Mapping[str, Any], *, cluster_domain: str,
 
 def fqdn(hostname: str, domain: str) -> str:
     return f"{hostname}.{domain}" if domain else hostname
+
+
+def kernel_hostname(pod: Mapping[str, Any], hostname: str, domain: str) -> str:
+    """The UTS namespace's name: the FQDN with ``setHostnameAsFQDN`` and a domain
+    (kubelet's ``GetNodenameForKernel``), else the hostname. Raises ``ValueError``
+    when that FQDN is over the kernel's 64 characters."""
+    if (pod.get("spec") or {}).get("setHostnameAsFQDN") is not True or not domain:
+        return hostname
+    name = fqdn(hostname, domain)
+    if len(name) > KERNEL_HOSTNAME_MAX:
+        raise ValueError(f"failed to construct FQDN from pod hostname and cluster domain, "
+                         f"FQDN {name} is too long ({KERNEL_HOSTNAME_MAX} characters is the "
+                         f"max, {len(name)} characters requested)")
+    return name
 
 
 def managed_hosts(*, ips: Sequence[str], hostname: str, domain: str,

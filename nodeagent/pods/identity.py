@@ -58,7 +58,8 @@ class NodeDNS:
 
 
 def pod_files(pod: Mapping[str, Any], *, pod_ips: Sequence[str], node: NodeDNS) -> PodFiles:
-    """The pod's three files (kubelet's GetPodDNS, ensureHostsFile and hostname)."""
+    """The pod's three files (kubelet's GetPodDNS, ensureHostsFile and hostname).
+    Raises ``ValueError`` for a ``setHostnameAsFQDN`` name the kernel can't hold."""
     dns = resolvconf.pod_dns(pod, cluster_dns=node.cluster_dns,
                              cluster_domain=node.cluster_domain,
                              host=resolvconf.parse(node.resolv_conf))
@@ -71,7 +72,8 @@ def pod_files(pod: Mapping[str, Any], *, pod_ips: Sequence[str], node: NodeDNS) 
     else:
         hosts_text = hosts.managed_hosts(ips=pod_ips, hostname=hostname, domain=domain,
                                          aliases=aliases)
-    return PodFiles(resolvconf.render(dns.config), hosts_text, hostname, dns.warnings)
+    return PodFiles(resolvconf.render(dns.config), hosts_text,
+                    hosts.kernel_hostname(pod, hostname, domain), dns.warnings)
 
 
 def binds(pod_dir: Path) -> list[tuple[str, str]]:

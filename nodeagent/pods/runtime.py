@@ -36,7 +36,7 @@ from client.backoff import Backoff
 from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
-from nodeagent.pods import events, identity, netns, stdio
+from nodeagent.pods import events, hosts, identity, netns, stdio
 from nodeagent.pods.probes import ProbeCounter, probe_once, probe_timing
 from nodeagent.pods.security import (
     DEFAULT_PATH,
@@ -64,6 +64,7 @@ DEFAULT_GRACE = 30
 FINISHED = ("Succeeded", "Failed")
 TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried this often
 TOKEN_WAIT = "waiting for the ServiceAccount token"
+FAILED_SANDBOX = "FailedCreatePodSandBox"  # kubelet's reason when a pod can't be set up
 
 
 def _read_text(path: Path) -> str:
@@ -127,6 +128,9 @@ class PodWorker:
         self.host_network = pod["spec"].get("hostNetwork") is True
         self.ns: str | None = (cfg.node_ns if self.host_network
                                else netns.pod_ns_name(cfg.cluster, self.uid))
+        # what `hostname` prints in the pod, and its HOSTNAME, as a runtime sets it
+        self.hostname = hosts.hostname_and_domain(pod, cluster_domain=cfg.cluster_domain,
+                                                  node_name=cfg.node_name)[0]
         self.dir = cfg.state_dir / "pods" / self.uid
         self.pod_cidr = pod_cidr
         self.ipam = ipam
@@ -244,7 +248,13 @@ class PodWorker:
             cluster_domain=self.cfg.cluster_domain, node_name=self.cfg.node_name,
             resolv_conf=_read_text(self.cfg.host_resolv),
             hosts_file=_read_text(self.cfg.host_hosts))
-        files = identity.pod_files(self.pod, pod_ips=[self.ip] if self.ip else [], node=node)
+        try:
+            files = identity.pod_files(self.pod, pod_ips=[self.ip] if self.ip else [],
+                                       node=node)
+        except ValueError as exc:  # the worker retries; the pod says why it waits
+            self.events.pod_warning(self.pod, FAILED_SANDBOX, str(exc))
+            raise identity.IdentityError(str(exc)) from exc
+        self.hostname = files.hostname
         identity.place(self.dir, files)
         for reason, message in files.warnings:
             log.warning("pod %s: %s: %s", self.key, reason, message)
@@ -394,7 +404,7 @@ class PodWorker:
         own ``env`` (which wins, as in Kubernetes). Raises ``ApiError``."""
         if self.kube_env is None:
             self.kube_env = await self.access.kubernetes_env() if self.access else {}
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"],
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.hostname,
                **self.kube_env}
         for e in spec.get("env") or []:
             if "name" in e and "value" in e:
@@ -545,7 +555,7 @@ class PodWorker:
         sec, problem = self._config_problem(c)
         if sec is None:
             raise ValueError(problem)
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"],
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": self.hostname,
                **(self.kube_env or {})}
         env.update({e["name"]: str(e["value"]) for e in c.spec.get("env") or []
                     if "name" in e and "value" in e})

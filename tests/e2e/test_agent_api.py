@@ -416,6 +416,7 @@ def test_a_pod_sees_its_dns_config_hostname_fqdn_and_host_aliases(cluster: Clust
     assert exec_out(cluster, "ident", "hostname") == "db-0\n"
     assert exec_out(cluster, "ident", "hostname", "-f") == "db-0.sub.default.svc.cluster.local\n"
     assert exec_out(cluster, "ident", "cat", "/etc/hostname") == "db-0\n"
+    assert exec_out(cluster, "ident", "printenv", "HOSTNAME") == "db-0\n"
     ip = cluster.c.client.get(POD, "ident", "default")["status"]["podIP"]
     hosts = exec_out(cluster, "ident", "cat", "/etc/hosts")
     assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")

@@ -173,3 +173,15 @@ def test_pod_files_put_the_pieces_together() -> None:
     host = identity.pod_files(pod(hostNetwork=True), pod_ips=["10.250.0.2"], node=node)
     assert host.hostname == "node-1" and "nameserver 192.0.2.53\n" in host.resolv
     assert host.hosts.startswith(hosts.HOST_NETWORK_HEADER + "127.0.0.1 localhost\n")
+
+
+def test_set_hostname_as_fqdn_names_the_kernel_with_the_fqdn_up_to_64_characters() -> None:
+    domain = "sub.ns1.svc.cluster.local"
+    assert hosts.kernel_hostname(pod(setHostnameAsFQDN=True), "web-0", domain) == (
+        "web-0.sub.ns1.svc.cluster.local")
+    assert hosts.kernel_hostname(pod(setHostnameAsFQDN=True), "web-0", "") == "web-0"
+    assert hosts.kernel_hostname(pod(), "web-0", domain) == "web-0"
+    assert hosts.kernel_hostname(pod(setHostnameAsFQDN=True), "a" * 38, domain) == (
+        "a" * 38 + "." + domain)  # 64 characters: still fits
+    with pytest.raises(ValueError, match="FQDN a{39}.sub.* is too long"):
+        hosts.kernel_hostname(pod(setHostnameAsFQDN=True), "a" * 39, domain)

@@ -1,8 +1,9 @@
 """Pod workers: one per Pod bound to this node, from namespace to deletion.
 
-A ``PodWorker`` builds the pod's network (``netns``), runs each container as a
-host process inside it (``ip netns exec``, its own session so a signal reaches the
-whole group) with its securityContext applied (``security``: user, groups,
+A ``PodWorker`` builds the pod's network (``netns``; a ``hostNetwork`` pod uses the
+node's) and identity (``identity``: resolv.conf, /etc/hosts, hostname), runs each
+container as a host process inside it (``ip netns exec``, its own session so a
+signal reaches the whole group) with its securityContext applied (``security``: user, groups,
 capabilities, no_new_privs, a read-only root, the ServiceAccount token mounted by
 ``serviceaccount``), applies the restart policy with back-off, runs probes (exec
 probes the same way as the container), and asks for a status write whenever
@@ -199,7 +200,7 @@ class PodWorker:
             self.ip = await asyncio.to_thread(self.ipam.allocate, self.uid)
         if not saved:
             self._save()  # the record first: a restarted agent cleans up only what it recorded
-        files = await asyncio.to_thread(self._place_identity)
+        files = await self._place_identity()
         if not self.host_network:
             assert self.ns is not None and self.ip is not None
             await asyncio.to_thread(
@@ -240,7 +241,7 @@ class PodWorker:
         await cancel_and_wait(loops + ([token_task] if token_task else []))
         await self._cleanup()
 
-    def _place_identity(self) -> identity.PodFiles:
+    async def _place_identity(self) -> identity.PodFiles:
         """Write the pod's resolv.conf, hosts and hostname and make its UTS namespace
         (``identity``); what kubelet would warn about forming them becomes an event."""
         node = identity.NodeDNS(
@@ -255,7 +256,7 @@ class PodWorker:
             self.events.pod_warning(self.pod, FAILED_SANDBOX, str(exc))
             raise identity.IdentityError(str(exc)) from exc
         self.hostname = files.hostname
-        identity.place(self.dir, files)
+        await asyncio.to_thread(identity.place, self.dir, files)
         for reason, message in files.warnings:
             log.warning("pod %s: %s: %s", self.key, reason, message)
             self.events.pod_warning(self.pod, reason, message)

@@ -29,7 +29,7 @@ import httpx
 import pytest
 import yaml
 
-from apimachinery.kinds import NAMESPACE, NODE, POD
+from apimachinery.kinds import EVENT, NAMESPACE, NODE, POD
 from apimachinery.kubeconfig import kubeconfig
 from client.errors import Forbidden, NotFound
 from client.http import tls_verify
@@ -431,16 +431,23 @@ def test_a_pod_sees_its_dns_config_hostname_fqdn_and_host_aliases(cluster: Clust
 def test_dns_policy_none_and_default(cluster: Cluster) -> None:
     cluster.run_pod("dns-none", SLEEPER, dnsPolicy="None", terminationGracePeriodSeconds=1,
                     dnsConfig={"nameservers": ["192.0.2.1"], "searches": ["a.example"]})
+    extra = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]  # the node's own come first
     cluster.run_pod("dns-default", SLEEPER, dnsPolicy="Default",
-                    terminationGracePeriodSeconds=1)
+                    dnsConfig={"nameservers": extra}, terminationGracePeriodSeconds=1)
     assert exec_out(cluster, "dns-none", "cat", "/etc/resolv.conf") == (
         "search a.example\nnameserver 192.0.2.1\n")
     node = [line.split()[1] for line in Path("/etc/resolv.conf").read_text().splitlines()
-            if line.startswith("nameserver")][:3]
+            if line.startswith("nameserver")]
     pod = [line.split()[1] for line in exec_out(cluster, "dns-default", "cat",
                                                 "/etc/resolv.conf").splitlines()
            if line.startswith("nameserver")]
-    assert pod == node and "10.96.0.10" not in pod
+    assert pod == [*node, *extra][:3] and "10.96.0.10" not in pod
+    if node:  # past kubelet's three: the rest is dropped, and the pod is told
+        wait_until(lambda: any(
+            e.get("reason") == "DNSConfigForming" and e["involvedObject"]["name"]
+            == "dns-default" and " ".join(pod) in e.get("message", "")
+            for e in cluster.c.client.list(EVENT, "default")["items"]),
+            timeout=20, what="a DNSConfigForming event for dns-default")
     for name in ("dns-none", "dns-default"):
         cluster.c.client.delete(POD, name, "default")
 

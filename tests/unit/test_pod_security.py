@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nodeagent.pods.launch import LaunchError, parse
+from nodeagent.pods.launch import LaunchError, _mount_point, parse
 from nodeagent.pods.security import (
     ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -179,6 +179,21 @@ def test_launch_argv_without_and_with_mounts() -> None:
         parse(["--read-only-root"])
 
 
+def test_launch_argv_joins_the_pods_uts_namespace_and_binds_its_files() -> None:
+    binds = [("/state/pods/u/resolv.conf", "/etc/resolv.conf"),
+             ("/state/pods/u/etc-hosts", "/etc/hosts")]
+    argv = launch_argv(netns="n", sec=Security(), command=["hostname"], env={},
+                       token_dir=None, python="/py", binds=binds, uts="/state/pods/u/uts")
+    assert argv[:8] == ["ip", "netns", "exec", "n", "nsenter", "--uts=/state/pods/u/uts", "--",
+                        "unshare"]
+    i = argv.index("nodeagent.pods.launch") + 1
+    assert parse(argv[i:])[0] == binds
+    # a hostNetwork pod on an agent that runs in its node's namespace: no ip netns exec
+    host = launch_argv(netns=None, sec=Security(), command=["hostname"], env={},
+                       token_dir=None, python="/py", binds=binds, uts="/state/pods/u/uts")
+    assert host[:3] == ["nsenter", "--uts=/state/pods/u/uts", "--"]
+
+
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 23 22 0:5 / /proc rw,nosuid,nodev,noexec,relatime shared:2 - proc proc rw
@@ -281,3 +296,14 @@ def test_write_projection_swaps_data_atomically(tmp_path: Path) -> None:
     assert entries == {"..data", os.readlink(d / "..data"), "namespace", "token"}
     assert stat.S_IMODE(d.stat().st_mode) == 0o750
     assert stat.S_IMODE((d / "token").stat().st_mode) == 0o644
+
+
+def test_a_file_is_bound_on_a_file_and_a_directory_on_a_directory(tmp_path: Path) -> None:
+    src_file, src_dir = tmp_path / "etc-hosts", tmp_path / "token"
+    src_file.write_text("x")
+    src_dir.mkdir()
+    _mount_point(str(src_file), str(tmp_path / "etc" / "hosts"))
+    _mount_point(str(src_dir), str(tmp_path / "var" / "token"))
+    assert (tmp_path / "etc" / "hosts").is_file()
+    assert (tmp_path / "etc" / "hosts").read_text() == ""  # an empty mount point
+    assert (tmp_path / "var" / "token").is_dir()

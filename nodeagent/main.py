@@ -108,6 +108,10 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--cluster-domain", default="cluster.local", type=flags.typed(parse_cluster_domain, "domain"),
                    help="the cluster's DNS domain, for pods' search path and FQDN "
                    "(cluster.local)")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf", metavar="PATH",
+                   help="the node's resolver file: dnsPolicy Default pods get its "
+                   "nameservers, ClusterFirst pods its search domains (/etc/resolv.conf; "
+                   "as kubelet's, point it past a loopback stub such as systemd-resolved's)")
     p.add_argument("--state-dir", default=None, help="where node state is kept")
     p.add_argument("--metrics-listen", type=flags.host_port(default_host="127.0.0.1"), default=None,
                    metavar="[HOST]:PORT",
@@ -205,7 +209,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
             node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),
             backoff_base=args.restart_backoff, backoff_cap=args.max_restart_backoff,
-            cluster_domain=args.cluster_domain, node_name=node))
+            cluster_domain=args.cluster_domain, node_name=node,
+            host_resolv=Path(args.resolv_conf)))
     return Options(
         server=args.server, kubeconfig=args.kubeconfig, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
         backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,

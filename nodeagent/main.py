@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from apimachinery import names
 from client.config import SERVER_HELP, ClientConfig, ConfigError, load_config
 from componentbase import flags
 from componentbase.flags import HostPort
@@ -85,6 +86,15 @@ def netns_name(text: str) -> str:
     return text
 
 
+def parse_cluster_domain(text: str) -> str:
+    """A DNS subdomain, lower case, no trailing dot (kubelet's --cluster-domain)."""
+    domain = text.strip().rstrip(".").lower()
+    problems = names.is_dns1123_subdomain(domain)
+    if problems:
+        raise ValueError(f"{text!r}: {problems[0]}")
+    return domain
+
+
 def parse_args(argv: Sequence[str] | None) -> Options:
     p = flags.Parser(prog="mp-nodeagent", description="miniplane node agent")
     p.add_argument("--server", default=None, help=SERVER_HELP)
@@ -95,6 +105,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--netns", default=None, type=netns_name, help="network namespace to manage "
                    "(default: the one the agent runs in)")
     p.add_argument("--cluster-dns", default="10.96.0.10", help="DNS ClusterIP for pods")
+    p.add_argument("--cluster-domain", default="cluster.local", type=flags.typed(parse_cluster_domain, "domain"),
+                   help="the cluster's DNS domain, for pods' search path and FQDN "
+                   "(cluster.local)")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf", metavar="PATH",
+                   help="the node's resolver file: dnsPolicy Default pods get its "
+                   "nameservers, ClusterFirst pods its search domains (/etc/resolv.conf; "
+                   "as kubelet's, point it past a loopback stub such as systemd-resolved's)")
     p.add_argument("--state-dir", default=None, help="where node state is kept")
     p.add_argument("--metrics-listen", type=flags.host_port(default_host="127.0.0.1"), default=None,
                    metavar="[HOST]:PORT",
@@ -196,7 +213,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         runtime=RuntimeConfig(
             node_ns=args.netns, cluster=cluster, dns_ip=args.cluster_dns,
             state_dir=Path(args.state_dir) if args.state_dir else default_state_dir(node),
-            backoff_base=args.restart_backoff, backoff_cap=args.max_restart_backoff))
+            backoff_base=args.restart_backoff, backoff_cap=args.max_restart_backoff,
+            cluster_domain=args.cluster_domain, node_name=node,
+            host_resolv=Path(args.resolv_conf)))
     return Options(
         server=args.server, kubeconfig=args.kubeconfig, node=node, netns=args.netns, metrics_listen=args.metrics_listen,
         backend=args.iptables_backend, cleanup=args.cleanup, log_level=args.log_level,

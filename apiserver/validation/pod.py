@@ -25,6 +25,7 @@ TOLERATION_OPERATORS = ("Equal", "Exists")
 SYSTEM_CONDITIONS = ("PodScheduled", "Ready", "Initialized")
 MAX_INT32 = 2**31 - 1
 MAX_NAMESERVERS, MAX_SEARCHES = 3, 32
+MAX_SEARCH_CHARS = 2048  # the whole search line, spaces included (kubelet's limit)
 UPDATABLE_FIELDS = ("`spec.containers[*].image`", "`spec.initContainers[*].image`",
                     "`spec.activeDeadlineSeconds`",
                     "`spec.tolerations` (only additions to existing tolerations)",
@@ -62,7 +63,7 @@ def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
         errs.append(invalid("spec.activeDeadlineSeconds", deadline,
                             names.inclusive_range_error(1, MAX_INT32)))
     for key in ("hostNetwork", "hostPID", "hostIPC", "enableServiceLinks",
-                "automountServiceAccountToken", "shareProcessNamespace"):
+                "automountServiceAccountToken", "shareProcessNamespace", "setHostnameAsFQDN"):
         errs.boolean(spec.get(key), f"spec.{key}")
     errs.integer(spec.get("priority"), "spec.priority")
     check_pod_security_context(errs, spec.get("securityContext"), "spec.securityContext")
@@ -95,6 +96,11 @@ def _check_dns_config(errs: FieldErrors, value: Any, dns_policy: str | None) -> 
     if searches and len(searches) > MAX_SEARCHES:
         errs.append(invalid(f"{path}.searches", searches,
                             f"must not have more than {MAX_SEARCHES} search paths"))
+    texts = [s for s in searches or [] if isinstance(s, str)]
+    if len(" ".join(texts)) > MAX_SEARCH_CHARS:
+        errs.append(invalid(f"{path}.searches", searches,
+                            f"must not have more than {MAX_SEARCH_CHARS} characters "
+                            "(including spaces) in the search list"))
     for p, search in errs.strings(searches, f"{path}.searches"):
         errs.check(search.removesuffix("."), p, names.is_dns1123_subdomain)
     for p, option in errs.items(config.get("options"), f"{path}.options"):

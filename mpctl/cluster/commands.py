@@ -28,7 +28,7 @@ from apimachinery.kinds import NODE, SERVICE
 from client.config import ClientConfig, ConfigError, load_config
 from client.errors import AlreadyExists, ApiError, ConnectionFailed
 from client.http import Client
-from componentbase import ports, postgres
+from componentbase import mounts, ports, postgres
 from componentbase.procs import proc_start_time, same_process, wait_gone
 
 from ..tabwriter import format_table
@@ -384,6 +384,7 @@ def teardown(st: state.ClusterState) -> list[str]:
     supervisor.stop(agents)
     supervisor.stop(list(reversed(control)))
     removed = network.remove(st.name)
+    mounts.unmount_under(Path(st.state_dir))  # pods' UTS namespaces the agents left
     state.remove(st)
     return removed
 

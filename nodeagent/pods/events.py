@@ -95,7 +95,8 @@ class PodEvents:
         self._record(pod, container, "Warning", reason, message)
 
     def pod_warning(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
-        """About the pod as a whole (a volume), not one of its containers."""
+        """About the pod as a whole, not one of its containers (a volume,
+        DNSConfigForming)."""
         self._record(pod, "", "Warning", reason, message)
 
     def _record(self, pod: Mapping[str, Any], container: str, type_: str, reason: str,

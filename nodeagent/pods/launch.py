@@ -10,12 +10,13 @@ COMMAND``)::
 
 ``--bind-ro`` bind-mounts SRC on DST read-only (nosuid, nodev, noexec), creating
 DST's directories if missing (on the host's filesystem: an empty mount point, as a
-kubelet's volume paths are). ``--bind-volume`` does the same for a volume
-(read-only, nosuid, nodev, but its files may be run, as a ConfigMap's scripts
-are); a SRC that is a file (a ``subPath``) gets an empty file as its mount point. ``--read-only-root`` then remounts every mount
-read-only as ``security.read_only_remounts`` decides. Any failure ends the launch
-with exit code 126 and one line on stderr (the container's log): a container that
-asked for a read-only root never runs with a writable one.
+kubelet's volume paths are); a file SRC (the pod's /etc/hosts…, a volume's
+``subPath``) goes on a file DST, made empty if missing. ``--bind-volume`` does the
+same for a volume (read-only, nosuid, nodev, but its files may be run, as a
+ConfigMap's scripts are). ``--read-only-root`` then remounts every mount read-only
+as ``security.read_only_remounts`` decides. Any failure ends the launch with exit
+code 126 and one line on stderr (the container's log): a container that asked for a
+read-only root never runs with a writable one.
 
 It is started with ``-I`` (no current directory on ``sys.path``, no ``PYTHON*``
 variables) and imports only the standard library and ``security``: a pod's working
@@ -53,6 +54,19 @@ def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> No
         raise LaunchError(f"mount {target}: {os.strerror(err)}")
 
 
+def _mount_point(source: str, target: str) -> None:
+    """A directory for a directory, a file for a file (``/etc/hosts`` and friends
+    exist on any host; a missing one is made empty, as a missing directory is)."""
+    try:
+        if os.path.isdir(source):
+            os.makedirs(target, mode=0o755, exist_ok=True)
+        elif not os.path.exists(target):
+            os.makedirs(os.path.dirname(target) or "/", mode=0o755, exist_ok=True)
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise LaunchError(f"mount point {target}: {exc.strerror}") from exc
+
+
 BIND_FLAGS = {"--bind-ro": MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
               "--bind-volume": MS_RDONLY | MS_NOSUID | MS_NODEV}
 
@@ -84,14 +98,7 @@ def main(argv: list[str]) -> int:
             raise LaunchError("no program after --")
         libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
         for source, target, flags in binds:
-            try:
-                if os.path.isdir(source):
-                    os.makedirs(target, mode=0o755, exist_ok=True)
-                else:
-                    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
-            except OSError as exc:
-                raise LaunchError(f"mount point {target}: {exc.strerror}") from exc
+            _mount_point(source, target)
             _mount(libc, source, target, MS_BIND)
             _mount(libc, None, target, MS_REMOUNT | MS_BIND | flags)
         if read_only:

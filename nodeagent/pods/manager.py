@@ -27,7 +27,7 @@ from client.http import AsyncClient
 from client.informer import Informer
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
-from nodeagent.pods import netns
+from nodeagent.pods import identity, netns
 from nodeagent.pods.envsource import EnvSource
 from nodeagent.pods.events import EventRecorder
 from nodeagent.pods.ipam import Ipam
@@ -178,6 +178,7 @@ class PodManager:
             for c in (data.get("containers") or {}).values():
                 if c.get("pid") and proc_start_time(c["pid"]) == c.get("pidStart"):
                     kill_group(c["pid"], 9)
+            await asyncio.to_thread(identity.remove, d)
             await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
                                     pod_ns=netns.pod_ns_name(self.cfg.cluster, uid), uid=uid)
             self.ipam.release(uid)  # type: ignore[union-attr]

@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from componentbase.netns import run_in_netns
 from nodeagent.node.network import BRIDGE, gateway
-from nodeagent.pods.status import pod_netns, resolv_conf
+from nodeagent.pods.status import pod_netns
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -131,6 +131,3 @@ def close_quietly(sock: socket.socket) -> None:
 def pod_ns_name(cluster: str, uid: str) -> str:
     return pod_netns(cluster, uid)
 
-
-def resolv_for(dns_ip: str, namespace: str) -> str:
-    return resolv_conf(dns_ip=dns_ip, namespace=namespace)

@@ -1,8 +1,9 @@
 """Pod workers: one per Pod bound to this node, from namespace to deletion.
 
-A ``PodWorker`` builds the pod's network (``netns``), runs each container as a
-host process inside it (``ip netns exec``, its own session so a signal reaches the
-whole group) with its securityContext applied (``security``: user, groups,
+A ``PodWorker`` builds the pod's network (``netns``; a ``hostNetwork`` pod uses the
+node's) and identity (``identity``: resolv.conf, /etc/hosts, hostname), runs each
+container as a host process inside it (``ip netns exec``, its own session so a
+signal reaches the whole group) with its securityContext applied (``security``: user, groups,
 capabilities, no_new_privs, a read-only root, the ServiceAccount token mounted by
 ``serviceaccount``, ConfigMap/Secret/projected volumes by ``volumemanager``; until
 those are set up its containers wait in ``ContainerCreating``), applies the
@@ -41,7 +42,7 @@ from client.backoff import Backoff
 from client.errors import ApiError
 from componentbase.procs import kill_group, proc_start_time
 from componentbase.tasks import cancel_and_wait
-from nodeagent.pods import events, netns, stdio
+from nodeagent.pods import events, hosts, identity, netns, stdio
 from nodeagent.pods.atomicwriter import FileProjection, write_projection
 from nodeagent.pods.envsource import EnvSource
 from nodeagent.pods.envvars import EnvError, expand_command
@@ -74,6 +75,15 @@ FINISHED = ("Succeeded", "Failed")
 TOKEN_RETRY = Backoff(base=1.0, cap=60.0)  # a failed TokenRequest is retried this often
 TOKEN_WAIT = "waiting for the ServiceAccount token"
 STARTUP, READINESS, LIVENESS = "Startup", "Readiness", "Liveness"  # probe kinds, as events say
+FAILED_SANDBOX = "FailedCreatePodSandBox"  # kubelet's reason when a pod can't be set up
+
+
+def _read_text(path: Path) -> str:
+    """A node file the pod's files are made from; a missing one reads as empty."""
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def primary_gid(uid: int) -> int | None:
@@ -92,6 +102,10 @@ class RuntimeConfig:
     state_dir: Path
     backoff_base: float = 10.0
     backoff_cap: float = 300.0
+    cluster_domain: str = "cluster.local"
+    node_name: str = ""  # a hostNetwork pod's hostname
+    host_resolv: Path = Path("/etc/resolv.conf")  # kubelet's --resolv-conf
+    host_hosts: Path = Path("/etc/hosts")
 
 
 class Container:
@@ -124,7 +138,13 @@ class PodWorker:
         self.pod = pod
         self.uid: str = pod["metadata"]["uid"]
         self.key = f"{pod['metadata'].get('namespace', 'default')}/{pod['metadata']['name']}"
-        self.ns = netns.pod_ns_name(cfg.cluster, self.uid)
+        # a hostNetwork pod runs in the node's network namespace (None: the agent's own)
+        self.host_network = pod["spec"].get("hostNetwork") is True
+        self.ns: str | None = (cfg.node_ns if self.host_network
+                               else netns.pod_ns_name(cfg.cluster, self.uid))
+        # what `hostname` prints in the pod, and its HOSTNAME, as a runtime sets it
+        self.hostname = hosts.hostname_and_domain(pod, cluster_domain=cfg.cluster_domain,
+                                                  node_name=cfg.node_name)[0]
         self.dir = cfg.state_dir / "pods" / self.uid
         self.pod_cidr = pod_cidr
         self.ipam = ipam
@@ -190,15 +210,18 @@ class PodWorker:
     async def run(self) -> None:
         saved = self._load()
         self.start_time = saved.get("startTime", self.start_time)
-        ip: str = await asyncio.to_thread(self.ipam.allocate, self.uid)
-        self.ip = ip
+        if self.host_network:
+            self.ip = self.host_ip  # the node's address; no pod IP is taken
+        else:
+            self.ip = await asyncio.to_thread(self.ipam.allocate, self.uid)
         if not saved:
             self._save()  # the record first: a restarted agent cleans up only what it recorded
-        await asyncio.to_thread(
-            netns.create_pod_network, node_ns=self.cfg.node_ns, pod_ns=self.ns, uid=self.uid,
-            ip=ip, pod_cidr=self.pod_cidr,
-            resolv=netns.resolv_for(self.cfg.dns_ip, self.pod["metadata"].get("namespace",
-                                                                              "default")))
+        files = await self._place_identity()
+        if not self.host_network:
+            assert self.ns is not None and self.ip is not None
+            await asyncio.to_thread(
+                netns.create_pod_network, node_ns=self.cfg.node_ns, pod_ns=self.ns,
+                uid=self.uid, ip=self.ip, pod_cidr=self.pod_cidr, resolv=files.resolv)
         for c in self.containers:
             old = saved.get("containers", {}).get(c.record.name) or {}
             c.record.restart_count = int(old.get("restartCount") or 0)
@@ -235,6 +258,27 @@ class PodWorker:
         await self._terminate()
         await cancel_and_wait(loops + ([token_task] if token_task else []))
         await self._cleanup()
+
+    async def _place_identity(self) -> identity.PodFiles:
+        """Write the pod's resolv.conf, hosts and hostname and make its UTS namespace
+        (``identity``); what kubelet would warn about forming them becomes an event."""
+        node = identity.NodeDNS(
+            cluster_dns=(self.cfg.dns_ip,) if self.cfg.dns_ip else (),
+            cluster_domain=self.cfg.cluster_domain, node_name=self.cfg.node_name,
+            resolv_conf=_read_text(self.cfg.host_resolv),
+            hosts_file=_read_text(self.cfg.host_hosts))
+        try:
+            files = identity.pod_files(self.pod, pod_ips=[self.ip] if self.ip else [],
+                                       node=node)
+        except ValueError as exc:  # the worker retries; the pod says why it waits
+            self.events.pod_warning(self.pod, FAILED_SANDBOX, str(exc))
+            raise identity.IdentityError(str(exc)) from exc
+        self.hostname = files.hostname
+        await asyncio.to_thread(identity.place, self.dir, files)
+        for reason, message in files.warnings:
+            log.warning("pod %s: %s: %s", self.key, reason, message)
+            self.events.pod_warning(self.pod, reason, message)
+        return files
 
     async def _container_loop(self, c: Container) -> None:
         policy = self.pod["spec"].get("restartPolicy") or "Always"
@@ -400,11 +444,13 @@ class PodWorker:
         """The argv that runs ``command`` as the container (for it and exec probes)."""
         return launch_argv(netns=self.ns, sec=sec, command=command, env=env,
                            token_dir=str(self.token_dir) if self.token_dir else None,
-                           python=sys.executable, volumes=volumes or [])
+                           python=sys.executable, binds=identity.binds(self.dir),
+                           uts=str(identity.uts_path(self.dir)), volumes=volumes or [])
 
     def _base_env(self) -> dict[str, str]:
-        """What the image and runtime would give: PATH and HOSTNAME."""
-        return {"PATH": DEFAULT_PATH, "HOSTNAME": self.pod["metadata"]["name"]}
+        """What the image and runtime would give: PATH and HOSTNAME (the pod's
+        hostname, as its UTS namespace says)."""
+        return {"PATH": DEFAULT_PATH, "HOSTNAME": self.hostname}
 
     async def _environment(self, c: Container) -> dict[str, str]:
         """PATH, HOSTNAME, then what kubelet sets (``envvars``: Service variables, then
@@ -589,7 +635,7 @@ class PodWorker:
         await asyncio.sleep(delay)
         while True:
             result = await probe_once(probe, container=c.spec, node_ns=self.cfg.node_ns,
-                                      pod_ns=self.ns, pod_ip=self.ip or "",
+                                      pod_ns=self.ns or "", pod_ip=self.ip or "",
                                       exec_argv=lambda cmd: self._probe_argv(c, cmd))
             if not result.ok:
                 self.events.warning(self.pod, c.record.name, events.UNHEALTHY,
@@ -653,9 +699,12 @@ class PodWorker:
         return c.pid is not None and proc_start_time(c.pid) == c.pid_start
 
     async def _cleanup(self) -> None:
-        await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
-                                pod_ns=self.ns, uid=self.uid)
-        await asyncio.to_thread(self.ipam.release, self.uid)
+        if not self.host_network:  # never the node's own namespace
+            assert self.ns is not None
+            await asyncio.to_thread(netns.delete_pod_network, node_ns=self.cfg.node_ns,
+                                    pod_ns=self.ns, uid=self.uid)
+            await asyncio.to_thread(self.ipam.release, self.uid)
+        await asyncio.to_thread(identity.remove, self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
         log.info("pod %s: stopped and cleaned up", self.key)
         await self._deleted(self)

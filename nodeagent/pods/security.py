@@ -9,6 +9,7 @@ an unknown capability, or ``runAsNonRoot`` when the container would run as root.
 and no shell:
 
     ip netns exec NS                         the pod's network (and a mount namespace)
+      nsenter --uts=FILE                     the pod's hostname (its UTS namespace)
       unshare --mount --propagation private  only when there is something to mount:
         python -I -m nodeagent.pods.launch   the mounts (``mount_args``), then exec
       setpriv --reuid --regid --groups|--clear-groups --inh-caps -all
@@ -227,10 +228,14 @@ def setpriv_argv(sec: Security) -> list[str]:
 
 
 def mount_args(sec: Security, *, token_dir: str | None,
+               binds: Sequence[tuple[str, str]] = (),
                volumes: Sequence[tuple[str, str]] = ()) -> list[str]:
-    """The launch helper's options (empty: no helper, no extra mount namespace).
-    ``volumes`` are (source, target) pairs of read-only volume mounts, in order."""
+    """The launch helper's options (empty: no helper, no extra mount namespace);
+    ``binds`` are more read-only (source, target) mounts (the pod's /etc files),
+    ``volumes`` (source, target) pairs of read-only volume mounts, in order."""
     args: list[str] = []
+    for source, target in binds:
+        args += ["--bind-ro", source, target]
     if token_dir is not None:
         args += ["--bind-ro", token_dir, SERVICE_ACCOUNT_MOUNT]
     for source, target in volumes:
@@ -246,12 +251,16 @@ def env_argv(env: Mapping[str, str]) -> list[str]:
     return ["env", "-i", "--", *(f"{k}={v}" for k, v in env.items() if k and "=" not in k)]
 
 
-def launch_argv(*, netns: str, sec: Security, command: Sequence[str], env: Mapping[str, str],
-                token_dir: str | None, python: str,
+def launch_argv(*, netns: str | None, sec: Security, command: Sequence[str],
+                env: Mapping[str, str], token_dir: str | None, python: str,
+                binds: Sequence[tuple[str, str]] = (), uts: str | None = None,
                 volumes: Sequence[tuple[str, str]] = ()) -> list[str]:
-    """The whole argv; see the module docstring for its shape."""
-    argv = ["ip", "netns", "exec", netns]
-    mounts = mount_args(sec, token_dir=token_dir, volumes=volumes)
+    """The whole argv; see the module docstring for its shape. ``netns`` None: the
+    agent's own network namespace; ``uts``: the pod's UTS namespace file to join."""
+    argv = ["ip", "netns", "exec", netns] if netns else []
+    if uts is not None:
+        argv += ["nsenter", f"--uts={uts}", "--"]
+    mounts = mount_args(sec, token_dir=token_dir, binds=binds, volumes=volumes)
     if mounts:
         argv += ["unshare", "--mount", "--propagation", "private", "--",
                  python, "-I", "-m", "nodeagent.pods.launch", *mounts, "--"]

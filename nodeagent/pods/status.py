@@ -1,4 +1,4 @@
-"""Pure pieces of the pod runtime: names, resolv.conf, restart decisions, pod status.
+"""Pure pieces of the pod runtime: names, restart decisions, pod status.
 
 ``pod_status`` turns what the runtime knows (container records, the pod IP, the
 node's readiness) into the ``status`` the agent writes through ``pods/status``.
@@ -22,12 +22,6 @@ def pod_netns(cluster: str, uid: str) -> str:
     """``mp-<cluster>-pod-<short uid>``: the pod's network namespace."""
     short = uid.replace("-", "")[:8]
     return f"mp-{cluster}-pod-{short}"
-
-
-def resolv_conf(*, dns_ip: str, namespace: str, zone: str = "cluster.local") -> str:
-    return (f"nameserver {dns_ip}\n"
-            f"search {namespace}.svc.{zone} svc.{zone} {zone}\n"
-            "options ndots:5\n")
 
 
 def should_restart(policy: str, exit_code: int) -> bool:

@@ -5,7 +5,9 @@ One 2-node ``mpctl cluster up`` for the module. ``kubectl logs`` (``--tail``,
 ``-it`` on a pty this test drives), ``kubectl run --rm -it`` (attach, then the pod
 is deleted), ``mpctl logs``/``exec`` on the same path, RBAC on the subresources
 (view may read logs, not exec or attach), and the agent's own door: only the API
-server's client certificate opens it.
+server's client certificate opens it. Seen through exec: a pod's own resolv.conf
+(dnsPolicy, dnsConfig), /etc/hosts (FQDN, hostAliases) and hostname, and a
+hostNetwork pod on its node's network.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ import httpx
 import pytest
 import yaml
 
-from apimachinery.kinds import NODE, POD
+from apimachinery.kinds import EVENT, NAMESPACE, NODE, POD
 from apimachinery.kubeconfig import kubeconfig
-from client.errors import NotFound
+from client.errors import Forbidden, NotFound
 from client.http import tls_verify
 from componentbase import pki
+from nodeagent.pods.status import pod_netns
 from tests.conftest import BIN, USER_KUBECTL, wait_until
-from tests.e2e.test_local_cluster import LocalCluster, running_cluster
+from tests.e2e.test_local_cluster import LocalCluster, namespaces_of, running_cluster
 from tests.netns import have_root_tools
 from tests.terminal import drive
 
@@ -384,3 +387,109 @@ def test_exec_without_a_websocket_is_refused_clearly(cluster: Cluster) -> None:
                                       "v4.channel.k8s.io); SPDY is not supported")
     assert plain.status_code == 400 and plain.json()["message"].endswith(
         "Upgrade request required")
+
+
+# --------------------------------------------------------------------------- the pod's identity
+
+SLEEPER = {"name": "c", "image": "busybox", "command": ["sleep", "3600"]}
+
+
+def exec_out(cluster: Cluster, pod: str, *cmd: str, namespace: str = "default") -> str:
+    result = cluster.kubectl("exec", "-n", namespace, pod, "--", *cmd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_a_pod_sees_its_dns_config_hostname_fqdn_and_host_aliases(cluster: Cluster) -> None:
+    cluster.run_pod("ident", SLEEPER, hostname="db-0", subdomain="sub",
+                    dnsConfig={"nameservers": ["192.0.2.53"], "searches": ["extra.example"],
+                               "options": [{"name": "ndots", "value": "2"},
+                                           {"name": "edns0"}]},
+                    hostAliases=[{"ip": "192.0.2.7", "hostnames": ["foo.local", "bar.local"]}],
+                    terminationGracePeriodSeconds=1)
+    resolv = exec_out(cluster, "ident", "cat", "/etc/resolv.conf").splitlines()
+    # the host's own search domains, if it has any, come between the cluster's and ours
+    assert resolv[0].startswith("search default.svc.cluster.local svc.cluster.local "
+                                "cluster.local ") and resolv[0].endswith(" extra.example")
+    assert resolv[1:] == ["nameserver 10.96.0.10", "nameserver 192.0.2.53",
+                          "options ndots:2 edns0"]
+    assert exec_out(cluster, "ident", "hostname") == "db-0\n"
+    assert exec_out(cluster, "ident", "hostname", "-f") == "db-0.sub.default.svc.cluster.local\n"
+    assert exec_out(cluster, "ident", "cat", "/etc/hostname") == "db-0\n"
+    assert exec_out(cluster, "ident", "printenv", "HOSTNAME") == "db-0\n"
+    ip = cluster.c.client.get(POD, "ident", "default")["status"]["podIP"]
+    hosts = exec_out(cluster, "ident", "cat", "/etc/hosts")
+    assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
+    assert f"\n{ip}\tdb-0.sub.default.svc.cluster.local\tdb-0\n" in hosts
+    assert hosts.endswith("# Entries added by HostAliases.\n"
+                          "192.0.2.7\tfoo.local\tbar.local\n")
+    assert exec_out(cluster, "ident", "getent", "hosts", "bar.local").split() == [
+        "192.0.2.7", "foo.local", "bar.local"]
+    cluster.c.client.delete(POD, "ident", "default")
+
+
+def test_dns_policy_none_and_default(cluster: Cluster) -> None:
+    cluster.run_pod("dns-none", SLEEPER, dnsPolicy="None", terminationGracePeriodSeconds=1,
+                    dnsConfig={"nameservers": ["192.0.2.1"], "searches": ["a.example"]})
+    extra = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]  # the node's own come first
+    cluster.run_pod("dns-default", SLEEPER, dnsPolicy="Default",
+                    dnsConfig={"nameservers": extra}, terminationGracePeriodSeconds=1)
+    assert exec_out(cluster, "dns-none", "cat", "/etc/resolv.conf") == (
+        "search a.example\nnameserver 192.0.2.1\n")
+    node = [line.split()[1] for line in Path("/etc/resolv.conf").read_text().splitlines()
+            if line.startswith("nameserver")]
+    pod = [line.split()[1] for line in exec_out(cluster, "dns-default", "cat",
+                                                "/etc/resolv.conf").splitlines()
+           if line.startswith("nameserver")]
+    assert pod == [*node, *extra][:3] and "10.96.0.10" not in pod
+    if node:  # past kubelet's three: the rest is dropped, and the pod is told
+        wait_until(lambda: any(
+            e.get("reason") == "DNSConfigForming" and e["involvedObject"]["name"]
+            == "dns-default" and " ".join(pod) in e.get("message", "")
+            for e in cluster.c.client.list(EVENT, "default")["items"]),
+            timeout=20, what="a DNSConfigForming event for dns-default")
+    for name in ("dns-none", "dns-default"):
+        cluster.c.client.delete(POD, name, "default")
+
+
+def test_a_host_network_pod_is_on_its_nodes_network_with_the_nodes_ip_and_name(
+        cluster: Cluster) -> None:
+    body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hostnet"},
+            "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
+                     "terminationGracePeriodSeconds": 1, "containers": [SLEEPER]}}
+    # the cluster's default level is baseline, which forbids the host's network
+    with pytest.raises(Forbidden, match="hostNetwork"):
+        cluster.c.client.create(POD, body, "default")
+    cluster.c.client.create(NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "hostnet", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
+    def node_namespaces() -> set[str]:
+        return {ns for ns in namespaces_of(cluster.c.name) if "-node-" in ns}
+    before = node_namespaces()
+    cluster.c.client.create(POD, body, "hostnet")
+    pod = wait_until(lambda: (p := cluster.c.client.get(POD, "hostnet", "hostnet"))
+                     ["status"].get("phase") == "Running" and p, timeout=40,
+                     what="the hostNetwork pod to run")
+    node = cluster.c.client.get(NODE, pod["spec"]["nodeName"])
+    node_ip = next(a["address"] for a in node["status"]["addresses"]
+                   if a["type"] == "InternalIP")
+    assert pod["status"]["podIP"] == pod["status"]["hostIP"] == node_ip
+    assert pod["status"]["podIPs"] == [{"ip": node_ip}]
+    own = pod_netns(cluster.c.name, pod["metadata"]["uid"])
+    assert own not in namespaces_of(cluster.c.name)  # no namespace of its own
+    assert f"inet {node_ip}/" in exec_out(cluster, "hostnet", "ip", "-4", "-o", "addr",
+                                          namespace="hostnet")
+    assert exec_out(cluster, "hostnet", "hostname", namespace="hostnet") == (
+        pod["spec"]["nodeName"] + "\n")
+    assert "nameserver 10.96.0.10\n" in exec_out(cluster, "hostnet", "cat",
+                                                 "/etc/resolv.conf", namespace="hostnet")
+    cluster.c.client.delete(POD, "hostnet", "hostnet")
+
+    def gone() -> bool:
+        try:
+            cluster.c.client.get(POD, "hostnet", "hostnet")
+        except NotFound:
+            return True
+        return False
+    wait_until(gone, timeout=30, what="the hostNetwork pod to be deleted")
+    assert node_namespaces() == before  # the node's namespace stays
+    assert exec_out(cluster, "talker", "true") == ""

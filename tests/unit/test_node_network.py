@@ -104,6 +104,15 @@ def test_flags(capsys: pytest.CaptureFixture[str]) -> None:
         in flag_error(capsys, parse_args, ["--node", "n1", "--heartbeat-interval", "20s",
                                            "--node-status-report-frequency", "10s"],
                       prog="mp-nodeagent")
+    assert opts.node_cfg.runtime.cluster_domain == "cluster.local"
+    assert opts.node_cfg.runtime.node_name == "n1"  # a hostNetwork pod's hostname
+    runtime = parse_args(["--node", "n1", "--own-netns", "--cluster-domain", "Corp.Example.",
+                          "--resolv-conf", "/run/systemd/resolve/resolv.conf"]
+                         ).node_cfg.runtime
+    assert runtime.cluster_domain == "corp.example"
+    assert str(runtime.host_resolv) == "/run/systemd/resolve/resolv.conf"
+    assert "argument --cluster-domain: 'a_b': a lowercase RFC 1123 subdomain" in flag_error(
+        capsys, parse_args, ["--node", "n1", "--cluster-domain", "a_b"], prog="mp-nodeagent")
     assert parse_args(["--node", "n1", "--no-pods"]).node_cfg is None
     assert parse_args(["--node", "n1"]).node_cfg is None  # never the host's own network
     assert parse_args(["--node", "n1", "--own-netns"]).node_cfg is not None

@@ -3,12 +3,13 @@ ServiceAccount token's pure parts and its atomic ``..data`` swap on real files."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nodeagent.pods.envvars import service_env
-from nodeagent.pods.launch import BIND_FLAGS, LaunchError, parse
+from nodeagent.pods.launch import BIND_FLAGS, LaunchError, _mount_point, parse
 from nodeagent.pods.security import (
     ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -175,6 +176,21 @@ def test_launch_argv_without_and_with_mounts() -> None:
         parse(["--read-only-root"])
 
 
+def test_launch_argv_joins_the_pods_uts_namespace_and_binds_its_files() -> None:
+    binds = [("/state/pods/u/resolv.conf", "/etc/resolv.conf"),
+             ("/state/pods/u/etc-hosts", "/etc/hosts")]
+    argv = launch_argv(netns="n", sec=Security(), command=["hostname"], env={},
+                       token_dir=None, python="/py", binds=binds, uts="/state/pods/u/uts")
+    assert argv[:8] == ["ip", "netns", "exec", "n", "nsenter", "--uts=/state/pods/u/uts", "--",
+                        "unshare"]
+    i = argv.index("nodeagent.pods.launch") + 1
+    assert parse(argv[i:])[0] == [(s, t, BIND_FLAGS["--bind-ro"]) for s, t in binds]
+    # a hostNetwork pod on an agent that runs in its node's namespace: no ip netns exec
+    host = launch_argv(netns=None, sec=Security(), command=["hostname"], env={},
+                       token_dir=None, python="/py", binds=binds, uts="/state/pods/u/uts")
+    assert host[:3] == ["nsenter", "--uts=/state/pods/u/uts", "--"]
+
+
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 23 22 0:5 / /proc rw,nosuid,nodev,noexec,relatime shared:2 - proc proc rw
@@ -257,3 +273,14 @@ def test_service_env_as_the_kubelet_injects_it() -> None:
         "KUBERNETES_PORT_443_TCP_PROTO": "tcp", "KUBERNETES_PORT_443_TCP_PORT": "443",
         "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1"}
     assert service_env({"metadata": {"name": "x"}, "spec": {"clusterIP": "None"}}) == {}
+
+
+def test_a_file_is_bound_on_a_file_and_a_directory_on_a_directory(tmp_path: Path) -> None:
+    src_file, src_dir = tmp_path / "etc-hosts", tmp_path / "token"
+    src_file.write_text("x")
+    src_dir.mkdir()
+    _mount_point(str(src_file), str(tmp_path / "etc" / "hosts"))
+    _mount_point(str(src_dir), str(tmp_path / "var" / "token"))
+    assert (tmp_path / "etc" / "hosts").is_file()
+    assert (tmp_path / "etc" / "hosts").read_text() == ""  # an empty mount point
+    assert (tmp_path / "var" / "token").is_dir()

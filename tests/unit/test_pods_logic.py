@@ -16,7 +16,6 @@ from nodeagent.pods.status import (
     pod_netns,
     pod_phase,
     pod_status,
-    resolv_conf,
     restart_delay,
     should_restart,
 )
@@ -58,12 +57,8 @@ def test_ipam_persists_and_is_idempotent(tmp_path: Path) -> None:
     assert Ipam(tmp_path / "ipam.json", "10.244.1.0/24").allocate("uid-e") == a
 
 
-def test_names_and_resolv_conf() -> None:
+def test_names() -> None:
     assert pod_netns("t1", "0a1b2c3d-4e5f-aaaa-bbbb-cccccccccccc") == "mp-t1-pod-0a1b2c3d"
-    assert resolv_conf(dns_ip="10.96.0.10", namespace="web") == (
-        "nameserver 10.96.0.10\n"
-        "search web.svc.cluster.local svc.cluster.local cluster.local\n"
-        "options ndots:5\n")
 
 
 @pytest.mark.parametrize(("policy", "code", "restart"), [

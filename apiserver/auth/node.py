@@ -2,19 +2,27 @@
 
 Kubernetes' Node authorizer keeps a graph of pods and what they reference and lets
 ``system:node:<name>`` (in ``system:nodes``) reach an object only through a pod
-bound to that node. miniplane's nodes need one such thing: a ServiceAccount token
-for a pod (``create serviceaccounts/token``), allowed only for ServiceAccounts of
-pods whose ``spec.nodeName`` is that node. It also grants, as Kubernetes' does,
-the node's own heartbeat Lease in ``kube-node-lease`` (get, create, update, patch,
-delete; a create's name is NodeRestriction's to check). Everything else a node may
-do is the ``system:node`` ClusterRole's (RBAC), and which Node and Pods it may
-write is NodeRestriction admission's.
+bound to that node. miniplane's nodes reach three kinds that way:
 
-``PodIndex`` is the graph's miniplane-sized part: pod → (node, ServiceAccount),
-counted per (namespace, ServiceAccount, node); it is fed from the committed log
-like the RBAC index.
+- a ServiceAccount of a pod bound to the node: ``get`` it, ``create`` its ``token``;
+- a ConfigMap or Secret such a pod references (``pod_references``: env
+  ``configMapKeyRef``/``secretKeyRef``, ``envFrom``, ``configMap``/``secret``/
+  ``projected`` volumes, ``imagePullSecrets``): ``get`` it by name, or ``list``/``watch``
+  it narrowed to its name by ``fieldSelector=metadata.name=<name>`` (how kubelet
+  watches each one it uses); never a list of all of them, never a write. A node
+  agent reads ``GET /api/v1/namespaces/<ns>/secrets/<name>`` with its own credential.
+
+It also grants, as Kubernetes' does, the node's own heartbeat Lease in
+``kube-node-lease`` (get, create, update, patch, delete; a create's name is
+NodeRestriction's to check). Everything else a node may do is the ``system:node``
+ClusterRole's (RBAC, which grants no ConfigMap or Secret), and which Node and Pods it
+may write is NodeRestriction admission's.
+
+``PodIndex`` is the graph's miniplane-sized part: pod → (node, the objects it
+references), counted per (namespace, resource, name, node); it is fed from the
+committed log like the RBAC index, so a pod's references count from its binding on
+and stop with its deletion.
 """
-
 from __future__ import annotations
 
 from collections import Counter
@@ -27,29 +35,83 @@ from apiserver.auth.requestinfo import RequestInfo
 from apiserver.auth.user import UserInfo, node_name
 
 PODS = "pods"
+SERVICE_ACCOUNTS, CONFIGMAPS, SECRETS = "serviceaccounts", "configmaps", "secrets"
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 LEASE_VERBS = ("get", "create", "update", "patch", "delete")
+READ_VERBS = ("get", "list", "watch")
 DEFAULT_SERVICE_ACCOUNT = "default"
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# Volume sources that name a Secret, and where (podutil.VisitPodSecretNames): a volume
+# plugin's credentials are as much the pod's Secret as a ``secret`` volume.
+_VOLUME_SECRET_REFS = {"secret": ("secretName",), "azureFile": ("secretName",),
+                       "cephfs": ("secretRef", "name"), "cinder": ("secretRef", "name"),
+                       "flexVolume": ("secretRef", "name"), "iscsi": ("secretRef", "name"),
+                       "rbd": ("secretRef", "name"), "scaleIO": ("secretRef", "name"),
+                       "storageos": ("secretRef", "name"),
+                       "csi": ("nodePublishSecretRef", "name")}
+
+Ref = tuple[str, str]  # (resource, name) in the pod's namespace
 
 
-def pod_edge(pod: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(node, ServiceAccount) of a bound pod; None while it is unscheduled."""
+def _at(obj: Any, *path: str) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _name_at(obj: Any, *path: str) -> str:
+    found = _at(obj, *path)
+    return found if isinstance(found, str) else ""
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def pod_references(spec: Mapping[str, Any]) -> frozenset[Ref]:
+    """Pure: the ServiceAccount, ConfigMaps and Secrets a pod spec names, as Kubernetes'
+    graph populator adds its edges: the ServiceAccount, ``imagePullSecrets``, each
+    container's ``env`` ``configMapKeyRef``/``secretKeyRef`` and ``envFrom``, and the
+    ``configMap``, ``secret`` and ``projected`` volumes (and volume plugins' secrets)."""
+    refs = {(SERVICE_ACCOUNTS, str(spec.get("serviceAccountName") or spec.get("serviceAccount")
+                                   or DEFAULT_SERVICE_ACCOUNT))}
+    refs.update((SECRETS, _name_at(s, "name")) for s in _dicts(spec.get("imagePullSecrets")))
+    for field in CONTAINER_LISTS:
+        for container in _dicts(spec.get(field)):
+            for env in _dicts(container.get("env")):
+                refs.add((CONFIGMAPS, _name_at(env, "valueFrom", "configMapKeyRef", "name")))
+                refs.add((SECRETS, _name_at(env, "valueFrom", "secretKeyRef", "name")))
+            for source in _dicts(container.get("envFrom")):
+                refs.add((CONFIGMAPS, _name_at(source, "configMapRef", "name")))
+                refs.add((SECRETS, _name_at(source, "secretRef", "name")))
+    for volume in _dicts(spec.get("volumes")):
+        refs.add((CONFIGMAPS, _name_at(volume, "configMap", "name")))
+        for plugin, path in _VOLUME_SECRET_REFS.items():
+            refs.add((SECRETS, _name_at(volume, plugin, *path)))
+        for source in _dicts(_at(volume, "projected", "sources")):
+            refs.add((CONFIGMAPS, _name_at(source, "configMap", "name")))
+            refs.add((SECRETS, _name_at(source, "secret", "name")))
+    return frozenset(ref for ref in refs if ref[1])
+
+
+def pod_edge(pod: Mapping[str, Any]) -> tuple[str, frozenset[Ref]] | None:
+    """(node, what the pod references) of a bound pod; None while it is unscheduled."""
     spec = pod.get("spec")
     if not isinstance(spec, dict):
         return None
     node = spec.get("nodeName")
     if not isinstance(node, str) or not node:
         return None
-    sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT
-    return node, str(sa)
+    return node, pod_references(spec)
 
 
 class PodIndex:
-    """Which ServiceAccounts the pods on each node use."""
+    """What the pods on each node reference: counted per (namespace, resource, name, node),
+    so an object stays reachable while any pod of the node still names it."""
 
     def __init__(self) -> None:
-        self._pods: dict[tuple[str, str], tuple[str, str]] = {}
-        self._edges: Counter[tuple[str, str, str]] = Counter()  # (ns, sa, node)
+        self._pods: dict[tuple[str, str], tuple[str, frozenset[Ref]]] = {}
+        self._edges: Counter[tuple[str, str, str, str]] = Counter()  # (ns, resource, name, node)
 
     def replace(self, pods: Iterable[Mapping[str, Any]]) -> None:
         self._pods, self._edges = {}, Counter()
@@ -61,17 +123,23 @@ class PodIndex:
         key = (namespace, name)
         old = self._pods.pop(key, None)
         if old is not None:
-            edge = (namespace, old[1], old[0])
-            self._edges[edge] -= 1
-            if self._edges[edge] <= 0:
-                del self._edges[edge]
+            for resource, ref in old[1]:
+                edge = (namespace, resource, ref, old[0])
+                self._edges[edge] -= 1
+                if self._edges[edge] <= 0:
+                    del self._edges[edge]
         new = pod_edge(pod) if pod is not None else None
         if new is not None:
             self._pods[key] = new
-            self._edges[(namespace, new[1], new[0])] += 1
+            for resource, ref in new[1]:
+                self._edges[(namespace, resource, ref, new[0])] += 1
+
+    def node_references(self, node: str, namespace: str, resource: str, name: str) -> bool:
+        """True when a pod bound to ``node`` names ``resource``/``name`` in ``namespace``."""
+        return self._edges.get((namespace, resource, name, node), 0) > 0
 
     def node_runs_service_account(self, node: str, namespace: str, sa: str) -> bool:
-        return self._edges.get((namespace, sa, node), 0) > 0
+        return self.node_references(node, namespace, SERVICE_ACCOUNTS, sa)
 
 
 @dataclass
@@ -82,8 +150,10 @@ class NodeAuthorizer:
         node = node_name(user)
         if node is None or not info.is_resource_request:
             return Verdict(Decision.NO_OPINION)
-        if info.api_group == "" and info.resource == "serviceaccounts":
+        if info.api_group == "" and info.resource == SERVICE_ACCOUNTS:
             return self._service_account(node, info)
+        if info.api_group == "" and info.resource in (CONFIGMAPS, SECRETS):
+            return self._read_referenced(node, info)
         if info.api_group == "coordination.k8s.io" and info.resource == "leases":
             return self._lease(node, info)
         return Verdict(Decision.NO_OPINION)
@@ -101,6 +171,23 @@ class NodeAuthorizer:
             return Verdict(Decision.NO_OPINION,
                            "can only access node lease with the same name as the requesting node")
         return Verdict(Decision.ALLOW)
+
+    def _read_referenced(self, node: str, info: RequestInfo) -> Verdict:
+        """Kubernetes' ``authorizeReadNamespacedObject``: get, or list/watch narrowed to one
+        name by ``fieldSelector=metadata.name=<name>`` (as kubelet watches each one it
+        uses), of a ConfigMap or Secret a pod bound to the node references."""
+        if info.verb not in READ_VERBS:
+            return Verdict(Decision.NO_OPINION, "can only read resources of this type")
+        if info.subresource:
+            return Verdict(Decision.NO_OPINION, "cannot read subresource")
+        if not info.namespace:
+            return Verdict(Decision.NO_OPINION, "can only read namespaced object of this type")
+        if not info.name:
+            return Verdict(Decision.NO_OPINION, "No Object name found")
+        if self.pods.node_references(node, info.namespace, info.resource, info.name):
+            return Verdict(Decision.ALLOW)
+        return Verdict(Decision.NO_OPINION,
+                       f"no relationship found between node '{node}' and this object")
 
     def _service_account(self, node: str, info: RequestInfo) -> Verdict:
         """``get`` one ServiceAccount, or ``create`` its ``token``; nothing else (no

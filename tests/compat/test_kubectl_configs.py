@@ -73,6 +73,10 @@ def test_create_secrets_of_each_generator(kubectl: Kubectl, tmp_path: Path) -> N
                                         ["regcred", "kubernetes.io/dockerconfigjson", "1"],
                                         ["web-tls", "kubernetes.io/tls", "2"]]
 
+    typed = kubectl.out("get", "secrets", "--field-selector", "type=kubernetes.io/tls", "-o",
+                        "name")
+    assert typed.split() == ["secret/web-tls"]
+
     # a built-in type without its keys: Kubernetes' 422, each missing key named
     bad = kubectl.run("create", "secret", "generic", "half", "--type=kubernetes.io/tls",
                       "--from-literal=tls.crt=x", check=False)
@@ -83,3 +87,24 @@ def test_create_secrets_of_each_generator(kubectl: Kubectl, tmp_path: Path) -> N
     described = kubectl.out("describe", "secret", "creds")
     assert "s3cr3t" not in described and "admin" not in described
     assert "password:  7 bytes" in described and "Type:  Opaque" in described
+
+
+SECRET_YAML = """\
+apiVersion: v1
+kind: Secret
+metadata: {{name: app}}
+stringData: {{password: {password}}}
+"""
+
+
+def test_apply_a_secret_with_string_data_twice(kubectl: Kubectl) -> None:
+    """``apply`` posts, then patches (server-side apply too) ``stringData``: each lands in
+    ``data``, none is kept."""
+    for password in ("first", "second"):
+        kubectl.out("apply", "-f", "-", stdin=SECRET_YAML.format(password=password))
+        secret = get_json(kubectl, "secret", "app")
+        assert secret["data"] == {"password": b64(password)} and "stringData" not in secret
+    ssa = kubectl.run("apply", "--server-side", "-f", "-", check=False,
+                         stdin=SECRET_YAML.format(password="third"))
+    assert ssa.returncode == 0, ssa.stderr
+    assert get_json(kubectl, "secret", "app")["data"] == {"password": b64("third")}

@@ -63,7 +63,10 @@ def binary_map(errs: FieldErrors, value: Any, path: str, *, redact: bool) -> dic
     ``path[key]`` (shown as the redaction marker when ``redact``: a Secret's value is
     never echoed in an error)."""
     good: dict[str, bytes] = {}
-    for key, item in (errs.obj(value, path) or {}).items():
+    if value is not None and not isinstance(value, dict):
+        errs.append(invalid(path, REDACTED if redact else value, "must be an object"))
+        return good
+    for key, item in (value or {}).items():
         where = f"{path}[{key}]"
         if not isinstance(item, str):
             errs.append(invalid(where, REDACTED if redact else item, names.NOT_A_STRING))

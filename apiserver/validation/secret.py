@@ -19,7 +19,9 @@ Any other type (``Opaque``, the default, or one of the user's) has no required k
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from apimachinery import names
 from apiserver.errors import invalid, required
 from apiserver.validation.configmap import (
     REDACTED,
@@ -77,12 +79,22 @@ def check_type(errs: FieldErrors, kind: str, meta: dict, data: dict[str, bytes])
                     if key not in data)
 
 
+def _check_leftover_string_data(errs: FieldErrors, value: Any) -> None:
+    """``stringData`` the strategy could not merge: what is wrong with it, values redacted."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        errs.append(invalid("stringData", REDACTED, "must be an object"))
+        return
+    errs.extend(invalid(f"stringData[{key}]", REDACTED, names.NOT_A_STRING)
+                for key, item in value.items() if not isinstance(item, str))
+
+
 def validate_spec(errs: FieldErrors, obj: dict, old: dict | None) -> None:
     """A Secret's ``data``, ``type``, ``immutable`` (create and update); ``stringData``
     left over (not a map of strings, so the strategy could not merge it) is reported."""
     check_immutable(errs, obj, old, ("data",))
-    if "stringData" in obj:
-        errs.string_map(obj.get("stringData"), "stringData")
+    _check_leftover_string_data(errs, obj.get("stringData"))
     raw = obj.get("data")
     data = binary_map(errs, raw, "data", redact=True)
     check_keys(errs, list(raw) if isinstance(raw, dict) else [], "data")

@@ -122,7 +122,7 @@ def test_string_data_is_merged_into_data_and_never_kept() -> None:
     _, errors = create(SECRETS, {"stringData": {"a b": "x"}})
     assert fields(errors) == ["data[a b]"]
     _, errors = create(SECRETS, {"stringData": {"n": 1}})
-    assert fields(errors) == ["stringData"]
+    assert fields(errors) == ["stringData[n]"]
 
 
 def test_secret_data_is_base64_never_echoed() -> None:
@@ -132,6 +132,12 @@ def test_secret_data_is_base64_never_echoed() -> None:
     [error] = SECRETS.validate({"metadata": dict(META), "type": "Opaque",
                                 "data": {"password": "hunter2!"}})
     assert "hunter2" not in repr(error.value)
+    for body in ({"data": "hunter2"}, {"data": {"k": 7}}, {"stringData": "hunter2"},
+                 {"stringData": {"k": 7}}):
+        obj = {"metadata": dict(META), **body}
+        SECRETS.prepare_for_create(obj)
+        [error] = SECRETS.validate(obj)
+        assert error.value == "<secret contents redacted>", body
 
 
 def test_secret_size_counts_decoded_bytes() -> None:

@@ -29,7 +29,8 @@ _BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 def decode_base64(text: str) -> bytes:
     """Go's ``base64.StdEncoding`` as ``encoding/json`` reads ``[]byte``: padded, line breaks
-    ignored. Raises ValueError("illegal base64 data at input byte N") as Go words it."""
+    ignored. Raises ValueError("illegal base64 data at input byte N"), Go's words; N counts
+    without the line breaks."""
     compact = text.replace("\r", "").replace("\n", "")
     bad = _BASE64_CHARS.match(compact)
     end = bad.end() if bad else 0

@@ -18,11 +18,10 @@ class ConfigMapStrategy(Strategy):
     openapi_root = "V1ConfigMap"
 
     def default(self, obj: dict) -> None:
-        """``binaryData`` as Kubernetes writes the bytes back (base64 without line breaks)."""
-        binary = obj.get("binaryData")
-        if isinstance(binary, dict):
-            obj["binaryData"] = {k: configmap.canonical_base64(v) if isinstance(v, str) else v
-                                 for k, v in binary.items()}
+        """Null values are empty; ``binaryData`` as Kubernetes writes the bytes back."""
+        for field, binary in (("data", False), ("binaryData", True)):
+            if field in obj:
+                obj[field] = configmap.decoded_map(obj[field], binary=binary)
 
 
 STRATEGY = ConfigMapStrategy()

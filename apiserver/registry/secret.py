@@ -41,11 +41,11 @@ class SecretStrategy(Strategy):
     openapi_root = "V1Secret"
 
     def default(self, obj: dict) -> None:
+        if "stringData" in obj:
+            obj["stringData"] = configmap.decoded_map(obj["stringData"], binary=False)
         merge_string_data(obj)
-        data = obj.get("data")
-        if isinstance(data, dict):
-            obj["data"] = {k: configmap.canonical_base64(v) if isinstance(v, str) else v
-                           for k, v in data.items()}
+        if "data" in obj:
+            obj["data"] = configmap.decoded_map(obj["data"], binary=True)
         if not obj.get("type"):
             obj["type"] = secret.OPAQUE
 

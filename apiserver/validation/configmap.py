@@ -52,6 +52,16 @@ def canonical_base64(text: str) -> str:
         return text
 
 
+def decoded_map(values: Any, *, binary: bool) -> Any:
+    """A data map as Kubernetes' decoding leaves it, for the strategies to store: a null
+    value is empty (Go reads JSON null into "" and into empty bytes) and, when ``binary``,
+    base64 is written back canonical. Anything not a map is left for validation."""
+    if not isinstance(values, dict):
+        return values
+    return {k: "" if v is None else canonical_base64(v) if binary and isinstance(v, str) else v
+            for k, v in values.items()}
+
+
 def check_keys(errs: FieldErrors, keys: Any, path: str) -> None:
     """Each key of ``path`` is a config key, errors at ``path[key]``."""
     for key in keys:

@@ -85,6 +85,11 @@ def test_configmap_data_and_binary_data() -> None:
     assert errors[-1] == ("data[k]", "FieldValueInvalid", "duplicate of key present in binaryData")
     _, errors = create(CONFIGMAPS, {"data": {"n": 1}})
     assert fields(errors) == ["data"]
+    # JSON null is empty, as Go decodes it (``data: {a: }`` in YAML)
+    obj, errors = create(CONFIGMAPS, {"data": {"a": None}, "binaryData": {"b": None}})
+    assert (errors, obj["data"], obj["binaryData"]) == ([], {"a": ""}, {"b": ""})
+    obj, errors = create(SECRETS, {"data": {"a": None}, "stringData": {"b": None}})
+    assert (errors, obj["data"]) == ([], {"a": "", "b": ""})
 
 
 def test_configmap_is_at_most_one_mebibyte() -> None:

@@ -44,6 +44,8 @@ _LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanu
                     "'-', '_' or '.', and must start and end with an alphanumeric character")
 _HTTP_HEADER_FMT = "[-A-Za-z0-9]+"
 _HTTP_HEADER_MSG = "a valid HTTP header must consist of alphanumeric characters or '-'"
+_CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
+_CONFIG_KEY_MSG = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
 _ENV_VAR_MSG = ("a valid environment variable name must consist only of printable ASCII "
                 "characters other than '='")
 
@@ -53,6 +55,7 @@ _DNS1035_LABEL_RE = re.compile(_DNS1035_LABEL_FMT)
 _QUALIFIED_NAME_RE = re.compile(_QUALIFIED_NAME_FMT)
 _LABEL_VALUE_RE = re.compile(_LABEL_VALUE_FMT)
 _HTTP_HEADER_RE = re.compile(_HTTP_HEADER_FMT)
+_CONFIG_KEY_RE = re.compile(_CONFIG_KEY_FMT)
 _IANA_CHARSET_RE = re.compile("[-a-z0-9]+")
 _IANA_LETTER_RE = re.compile("[a-z]")
 # Go's parser takes up to three decimal digits per octet, leading zeros included.
@@ -197,6 +200,24 @@ def is_env_var_name(v: str) -> list[str]:
     if any(not (" " <= ch <= "~") or ch == "=" for ch in v):
         return [_ENV_VAR_MSG]
     return []
+
+
+def is_config_map_key(v: str) -> list[str]:
+    """A key of a ConfigMap's or Secret's data (and so a file name in a volume): ≤253,
+    alphanumerics, '-', '_' and '.', and never '.', '..' or '..'-prefixed."""
+    if not isinstance(v, str):
+        return [NOT_A_STRING]
+    errs = [max_len_error(DNS1123_SUBDOMAIN_MAX)] if len(v) > DNS1123_SUBDOMAIN_MAX else []
+    if not _CONFIG_KEY_RE.fullmatch(v):
+        errs.append(regex_error(_CONFIG_KEY_MSG, _CONFIG_KEY_FMT, "key.name", "KEY_NAME",
+                                "key-name"))
+    if v == ".":
+        errs.append("must not be '.'")
+    elif v == "..":
+        errs.append("must not be '..'")
+    elif v.startswith(".."):
+        errs.append("must not start with '..'")
+    return errs
 
 
 def is_http_header_name(v: str) -> list[str]:

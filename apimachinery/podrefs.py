@@ -17,6 +17,14 @@ from typing import Any
 CONFIGMAPS = "configmaps"
 SECRETS = "secrets"
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+# Volume plugins that name a Secret, and where (podutil.VisitPodSecretNames): their
+# credentials are as much the pod's Secret as a ``secret`` volume, though the node
+# agent mounts none of these plugins.
+_PLUGIN_SECRET_REFS = {"azureFile": ("secretName",), "cephfs": ("secretRef", "name"),
+                       "cinder": ("secretRef", "name"), "flexVolume": ("secretRef", "name"),
+                       "iscsi": ("secretRef", "name"), "rbd": ("secretRef", "name"),
+                       "scaleIO": ("secretRef", "name"), "storageos": ("secretRef", "name"),
+                       "csi": ("nodePublishSecretRef", "name")}
 
 
 def _dicts(value: Any) -> Iterator[Mapping[str, Any]]:
@@ -29,6 +37,18 @@ def _name(ref: Any, field: str = "name") -> str | None:
     if isinstance(ref, Mapping) and isinstance(ref.get(field), str) and ref[field]:
         return str(ref[field])
     return None
+
+
+def _plugin_secrets(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for volume in _dicts(spec.get("volumes")):
+        for plugin, (*path, field) in _PLUGIN_SECRET_REFS.items():
+            ref: Any = volume.get(plugin)
+            for key in path:
+                ref = ref.get(key) if isinstance(ref, Mapping) else None
+            if (name := _name(ref, field)) is not None:
+                out.add((SECRETS, name))
+    return out
 
 
 def volume_references(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -72,7 +92,7 @@ def pod_references(pod: Mapping[str, Any]) -> set[tuple[str, str]]:
     spec = pod.get("spec")
     if not isinstance(spec, Mapping):
         return set()
-    out = volume_references(spec)
+    out = volume_references(spec) | _plugin_secrets(spec)
     for field in CONTAINER_LISTS:
         for container in _dicts(spec.get(field)):
             out |= container_refs(container)

@@ -471,6 +471,23 @@ def lease_row(lease: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
             age(dig(lease, "metadata", "creationTimestamp"), now)]
 
 
+def _keys(value: Any) -> int:
+    return len(value) if isinstance(value, Mapping) else 0
+
+
+def configmap_row(cm: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    """kubectl's printConfigMap: DATA counts ``data`` and ``binaryData`` keys."""
+    return [name_of(cm), str(_keys(cm.get("data")) + _keys(cm.get("binaryData"))),
+            age(dig(cm, "metadata", "creationTimestamp"), now)]
+
+
+def secret_row(secret: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
+    """kubectl's printSecret: NAME, TYPE, DATA (keys, never values), AGE."""
+    kind = secret.get("type")
+    return [name_of(secret), kind if isinstance(kind, str) else "",
+            str(_keys(secret.get("data"))), age(dig(secret, "metadata", "creationTimestamp"), now)]
+
+
 def generic_row(obj: Mapping[str, Any], now: datetime, wide: bool) -> list[str]:
     return [name_of(obj), age(dig(obj, "metadata", "creationTimestamp"), now)]
 
@@ -624,6 +641,8 @@ EVENT_TABLE = TableSpec(("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
                                      "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"))
 SERVICEACCOUNT_TABLE = TableSpec(("NAME", "SECRETS", "AGE"), (), serviceaccount_row)
 LEASE_TABLE = TableSpec(("NAME", "HOLDER", "AGE"), (), lease_row)
+CONFIGMAP_TABLE = TableSpec(("NAME", "DATA", "AGE"), (), configmap_row)
+SECRET_TABLE = TableSpec(("NAME", "TYPE", "DATA", "AGE"), (), secret_row)
 GENERIC = TableSpec(("NAME", "AGE"), (), generic_row)
 WORKLOAD_WIDE = ("CONTAINERS", "IMAGES", "SELECTOR")
 DEPLOYMENT_TABLE = TableSpec(("NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"), WORKLOAD_WIDE,
@@ -653,6 +672,8 @@ TABLES: dict[Kind, TableSpec] = {
     kinds.DEPLOYMENT: DEPLOYMENT_TABLE,
     kinds.REPLICASET: REPLICASET_TABLE,
     kinds.ENDPOINTS: ENDPOINTS_TABLE,
+    kinds.CONFIGMAP: CONFIGMAP_TABLE,
+    kinds.SECRET: SECRET_TABLE,
 }
 
 

@@ -494,7 +494,7 @@ async def decode_body(content_type: str, raw: bytes, kind: str | None = None,
     Protobuf is read only where ``kind`` (what the endpoint takes) is one kubectl
     sends no other way (``protobuf.KINDS``: the access reviews, TokenRequest, and the
     kinds of kubectl's imperative ``create``: Namespace, ServiceAccount, the RBAC four,
-    Deployment).
+    Deployment, ConfigMap, Secret).
     """
     if content_type == JSON:
         decode, offload = decoding.decode_json, decoding.OFFLOAD_BYTES

@@ -3,7 +3,7 @@
 kubectl's typed requests go out as ``application/vnd.kubernetes.protobuf``: ``auth can-i``
 posts a SelfSubjectAccessReview / SelfSubjectRulesReview, ``create token`` a TokenRequest,
 and the imperative ``create namespace|serviceaccount|role|clusterrole|rolebinding|
-clusterrolebinding|deployment`` their kind. Everything else a user writes (``apply -f``, ``create
+clusterrolebinding|deployment|configmap|secret`` their kind. Everything else a user writes (``apply -f``, ``create
 -f``) is JSON, and every other protobuf body (``create service …`` among them) stays a
 415. So this is not a protobuf library: it decodes the Kubernetes
 envelope and, inside it, exactly the messages of ``KINDS`` into the dict the same object
@@ -21,6 +21,7 @@ LabelSelector).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,7 @@ class NotReadable(ValueError):
 
 @dataclass(frozen=True)
 class Scalar:
-    kind: str  # "string", "int64", "bool"
+    kind: str  # "string", "bytes" (base64 in JSON, as ``[]byte`` is), "int64", "bool"
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ class MapOf:
 
 FieldType = Scalar | Message | Repeated | MapOf
 
-STRING, INT64, BOOL = Scalar("string"), Scalar("int64"), Scalar("bool")
+STRING, BYTES = Scalar("string"), Scalar("bytes")
+INT64, BOOL = Scalar("int64"), Scalar("bool")
 STRINGS = Repeated(STRING)
 
 OBJECT_META = Message({1: ("name", STRING), 2: ("generateName", STRING),
@@ -157,6 +159,14 @@ _DEPLOYMENT_SPEC = Message({1: ("replicas", INT64), 2: ("selector", _LABEL_SELEC
                             5: ("minReadySeconds", INT64), 6: ("revisionHistoryLimit", INT64),
                             7: ("paused", BOOL), 9: ("progressDeadlineSeconds", INT64)})
 
+# core/v1: `kubectl create configmap NAME --from-literal|--from-file|--from-env-file` and
+# `kubectl create secret generic|tls|docker-registry NAME …`
+_CONFIG_MAP = Message({1: ("metadata", OBJECT_META), 2: ("data", MapOf(STRING)),
+                       3: ("binaryData", MapOf(BYTES)), 4: ("immutable", BOOL)})
+_SECRET = Message({1: ("metadata", OBJECT_META), 2: ("data", MapOf(BYTES)),
+                   3: ("type", STRING), 4: ("stringData", MapOf(STRING)),
+                   5: ("immutable", BOOL)})
+
 AUTHORIZATION = "authorization.k8s.io/v1"
 AUTHENTICATION = "authentication.k8s.io/v1"
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -175,6 +185,8 @@ KINDS: Mapping[str, tuple[str, Message]] = {
     "RoleBinding": (RBAC, _BINDING),
     "ClusterRoleBinding": (RBAC, _BINDING),
     "Deployment": ("apps/v1", _object(_DEPLOYMENT_SPEC)),
+    "ConfigMap": ("v1", _CONFIG_MAP),
+    "Secret": ("v1", _SECRET),
 }
 
 _TYPE_META = Message({1: ("apiVersion", STRING), 2: ("kind", STRING)})
@@ -226,6 +238,10 @@ def _scalar(ftype: Scalar | Message, wire: int, value: int | bytes, path: str) -
         if not isinstance(value, bytes):
             raise ProtobufError(path, "expected an embedded message")
         return decode_message(ftype, value, path)
+    if ftype.kind == "bytes":
+        if not isinstance(value, bytes):
+            raise ProtobufError(path, "expected bytes")
+        return base64.b64encode(value).decode("ascii")
     if ftype.kind == "string":
         if not isinstance(value, bytes):
             raise ProtobufError(path, "expected a string")

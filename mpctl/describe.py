@@ -8,11 +8,22 @@ padding 2), so neighbouring lines line up exactly as kubectl's do.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE, Kind
+from apimachinery.kinds import (
+    CONFIGMAP,
+    ENDPOINTSLICE,
+    NAMESPACE,
+    NODE,
+    POD,
+    SECRET,
+    SERVICE,
+    Kind,
+)
 from apimachinery.tables import (
     NONE,
     age,
@@ -543,6 +554,56 @@ def describe_endpointslice(eps: Obj, events: Sequence[Obj] | None, now: datetime
     return w.text()
 
 
+def _byte_size(encoded: Any) -> int:
+    """How many bytes a base64 value (a Secret's ``data``, ``binaryData``) stands for."""
+    try:
+        return len(base64.b64decode(str(encoded or "")))
+    except (binascii.Error, ValueError):
+        return 0
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _head(w: _Writer, meta: Obj) -> None:
+    w.write(0, f"Name:\t{meta.get('name', '')}\n")
+    w.write(0, f"Namespace:\t{meta.get('namespace', '')}\n")
+    _labels(w, "Labels", meta.get("labels"))
+    _annotations(w, "Annotations", meta.get("annotations"))
+
+
+def describe_configmap(cm: Obj, events: Sequence[Obj] | None, now: datetime) -> str:
+    """kubectl's ConfigMap describer: each ``data`` value in full (it is not secret),
+    ``binaryData`` as sizes."""
+    w = _Writer()
+    _head(w, cm.get("metadata") or {})
+    w.write(0, "\nData\n====\n")
+    data = _mapping(cm.get("data"))
+    for key in sorted(data):
+        w.write(0, f"{key}:\n----\n{data[key]}\n\n")
+    w.write(0, "\nBinaryData\n====\n")
+    binary = _mapping(cm.get("binaryData"))
+    for key in sorted(binary):
+        w.write(0, f"{key}: {_byte_size(binary[key])} bytes\n")
+    w.write(0, "\n")
+    _events(w, events, now)
+    return w.text()
+
+
+def describe_secret(secret: Obj) -> str:
+    """kubectl's Secret describer: the type and each key's size in bytes, never a value
+    (kubectl prints a service-account-token's ``token``; this does not either)."""
+    w = _Writer()
+    _head(w, secret.get("metadata") or {})
+    w.write(0, f"\nType:\t{secret.get('type') or ''}\n")
+    w.write(0, "\nData\n====\n")
+    data = _mapping(secret.get("data"))
+    for key in sorted(data):
+        w.write(0, f"{key}:\t{_byte_size(data[key])} bytes\n")
+    return w.text()
+
+
 def describe_generic(obj: Obj, events: Sequence[Obj] | None, now: datetime) -> str:
     w = _Writer()
     meta = obj.get("metadata") or {}
@@ -574,6 +635,8 @@ _DESCRIBERS: dict[Kind, Describer] = {
     NAMESPACE: lambda obj, now, events, slices, pods: describe_namespace(obj, events, now),
     ENDPOINTSLICE: lambda obj, now, events, slices, pods: describe_endpointslice(obj, events,
                                                                                 now),
+    CONFIGMAP: lambda obj, now, events, slices, pods: describe_configmap(obj, events, now),
+    SECRET: lambda obj, now, events, slices, pods: describe_secret(obj),
 }
 
 

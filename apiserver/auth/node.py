@@ -2,19 +2,26 @@
 
 Kubernetes' Node authorizer keeps a graph of pods and what they reference and lets
 ``system:node:<name>`` (in ``system:nodes``) reach an object only through a pod
-bound to that node. miniplane's nodes need two such things: a ServiceAccount token
-for a pod (``create serviceaccounts/token``), allowed only for ServiceAccounts of
-pods whose ``spec.nodeName`` is that node; and reading (get, or a list/watch of one
-name) the ConfigMaps and Secrets those pods reference (``apimachinery.podrefs``:
-environment, volumes, imagePullSecrets). It also grants, as Kubernetes' does,
-the node's own heartbeat Lease in ``kube-node-lease`` (get, create, update, patch,
-delete; a create's name is NodeRestriction's to check). Everything else a node may
-do is the ``system:node`` ClusterRole's (RBAC), and which Node and Pods it may
-write is NodeRestriction admission's.
+bound to that node. miniplane's nodes reach three kinds that way:
 
-``PodIndex`` is the graph's miniplane-sized part: pod → (node, what it references:
-its ServiceAccount, ConfigMaps, Secrets), counted per (namespace, resource, name,
-node); it is fed from the committed log like the RBAC index.
+- a ServiceAccount of a pod bound to the node: ``get`` it, ``create`` its ``token``;
+- a ConfigMap or Secret such a pod references (``apimachinery.podrefs``: env
+  ``configMapKeyRef``/``secretKeyRef``, ``envFrom``, ``configMap``/``secret``/
+  ``projected`` volumes, volume plugins' secrets, ``imagePullSecrets``): ``get`` it by
+  name, or ``list``/``watch`` it narrowed to its name by
+  ``fieldSelector=metadata.name=<name>`` (how kubelet watches each one it uses); never
+  a list of all of them, never a write.
+
+It also grants, as Kubernetes' does, the node's own heartbeat Lease in
+``kube-node-lease`` (get, create, update, patch, delete; a create's name is
+NodeRestriction's to check). Everything else a node may do is the ``system:node``
+ClusterRole's (RBAC, which grants no ConfigMap or Secret), and which Node and Pods it
+may write is NodeRestriction admission's.
+
+``PodIndex`` is the graph's miniplane-sized part: pod → (node, the objects it
+references), counted per (namespace, resource, name, node); it is fed from the
+committed log like the RBAC index, so a pod's references count from its binding on
+and stop with its deletion.
 """
 
 from __future__ import annotations

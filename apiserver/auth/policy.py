@@ -14,8 +14,11 @@ roles list exactly what they call:
   on it (read, status, delete), Services and EndpointSlices (proxy), Events.
   ServiceAccounts, their tokens and Leases are not here: the Node authorizer
   grants ``get`` and ``create serviceaccounts/token`` only for the ServiceAccounts
-  of pods bound to the node, and the node's own Lease in ``kube-node-lease``
+  of pods bound to the node, reads of the ConfigMaps and Secrets those pods
+  reference, and the node's own Lease in ``kube-node-lease``
   (``apiserver/auth/node.py``).
+- Secrets: ``edit`` (so ``admin``) reads and writes them, ``view`` does not read
+  them (it would read ServiceAccount tokens and so escalate), as in Kubernetes.
 - ``system:kube-controller-manager``: ``controllers/`` (EndpointSlices, Endpoints,
   ReplicaSets (creating and deleting pods) and Deployments with their status, scheduler
   with ``pods/binding``, node IPAM and lifecycle, pod GC, ServiceAccounts, events,

@@ -345,6 +345,42 @@ def test_a_node_writes_only_its_own_node_and_the_pods_bound_to_it(
     assert cluster.client.get(POD, "on-node-2", ns)["spec"]["nodeName"] == "node-2"
 
 
+def test_a_node_reads_only_the_secrets_and_configmaps_its_pods_use(
+        cluster: LocalCluster, namespace: Callable[..., str]) -> None:
+    """With the credential node-1's agent runs with: the Secret and ConfigMap a pod bound
+    to it uses, by name; not the Secret of node-2's pod, and no list of them all."""
+    ns = namespace()
+    for name in ("mine", "theirs"):
+        cluster.client.create(SECRET, {"apiVersion": "v1", "kind": "Secret",
+                                       "metadata": {"name": name},
+                                       "stringData": {"password": f"{name}-pw"}}, ns)
+    cluster.client.create(CONFIGMAP, {"apiVersion": "v1", "kind": "ConfigMap",
+                                      "metadata": {"name": "settings"}, "data": {"a": "1"}}, ns)
+    sleeper = {"name": "c", "image": "x", "command": ["sleep", "600"], "env": [
+        {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "mine", "key": "password"}}}]}
+    cluster.client.create(POD, pod("uses-mine", [sleeper], nodeName="node-1",
+                                   terminationGracePeriodSeconds=1, volumes=[
+                                       {"name": "v", "configMap": {"name": "settings"}}]), ns)
+    cluster.client.create(POD, pod("uses-theirs", [{**sleeper, "env": []}], nodeName="node-2",
+                                   terminationGracePeriodSeconds=1, volumes=[
+                                       {"name": "v", "secret": {"secretName": "theirs"}}]), ns)
+    with component_client(cluster, "node-1") as node1:
+        def readable() -> bool:  # once the Node authorizer has seen the pod
+            try:
+                return _exists(node1, SECRET, "mine", ns)
+            except Forbidden:
+                return False
+
+        wait_until(readable, timeout=20, what="node-1 to read the Secret of its pod")
+        assert node1.get(SECRET, "mine", ns)["data"] == {"password": "bWluZS1wdw=="}
+        assert node1.get(CONFIGMAP, "settings", ns)["data"] == {"a": "1"}
+        assert forbidden(lambda: node1.get(SECRET, "theirs", ns)) == (
+            f'secrets "theirs" is forbidden: User "system:node:node-1" cannot get resource '
+            f'"secrets" in API group "" in the namespace "{ns}": no relationship found '
+            "between node 'node-1' and this object")
+        forbidden(lambda: node1.list(SECRET, ns))
+
+
 def test_dnsd_and_controllers_cannot_do_what_they_have_no_role_for(
         cluster: LocalCluster, namespace: Callable[..., str]) -> None:
     ns = namespace()

@@ -247,6 +247,19 @@ def test_describe_service_with_endpoint_slice(api_url: str, tmp_path: Path,
     assert "last-applied-configuration" not in out
 
 
+def test_secret_tables_and_describe_without_values(api_url: str) -> None:
+    secret = ("apiVersion: v1\nkind: Secret\nmetadata: {name: db}\n"
+              "stringData: {password: s3cr3t!, user: admin}\n")
+    ok(api_url, "apply", "-f", "-", input=secret)
+    assert table(ok(api_url, "get", "secret", "db"))[0] == ["NAME", "TYPE", "DATA", "AGE"]
+    assert table(ok(api_url, "get", "secret", "db"))[1][:3] == ["db", "Opaque", "2"]
+    out = ok(api_url, "describe", "secret", "db")
+    assert "s3cr3t" not in out and "admin" not in out
+    assert re.search(r"^password: +7 bytes$", out, re.M)
+    assert yaml.safe_load(ok(api_url, "get", "secret", "db", "-o", "yaml"))["data"] == {
+        "password": "czNjcjN0IQ==", "user": "YWRtaW4="}
+
+
 # --------------------------------------------------------------------------- delete
 
 def test_delete_by_name_and_by_file(api_url: str, tmp_path: Path) -> None:

@@ -1,10 +1,20 @@
-"""mpctl describe: kubectl's describe layout for Services, Pods, Nodes, slices, as pure text."""
+"""mpctl describe: kubectl's describe layout for Services, Pods, Nodes, slices, ConfigMaps
+and Secrets, as pure text."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from apimachinery.kinds import ENDPOINTSLICE, EVENT, NAMESPACE, NODE, POD, SERVICE
+from apimachinery.kinds import (
+    CONFIGMAP,
+    ENDPOINTSLICE,
+    EVENT,
+    NAMESPACE,
+    NODE,
+    POD,
+    SECRET,
+    SERVICE,
+)
 from mpctl import describe as d
 from mpctl.apply import LAST_APPLIED
 
@@ -261,3 +271,29 @@ def test_describe_events_name_the_container_and_fall_back_to_the_reporting_compo
         "  Warning  Unhealthy  60s (x5 over 10m)  kubelet          spec.containers{web}: "
         "Readiness probe failed: HTTP probe failed with statuscode: 503\n"
         "  Normal   Scaled     30s                some-controller  done\n")
+
+
+def test_describe_configmap_as_kubectl_prints_it() -> None:
+    """Text captured from kubectl 1.32's ``describe cm`` of the same object."""
+    cm = {"metadata": {"name": "app", "namespace": "default", "labels": {"a": "b"}},
+          "data": {"mode": "fast", "app.conf": "line1\nline2\n", "z": ""},
+          "binaryData": {"blob": "AAH/Ymlu"}}
+    assert d.describe(CONFIGMAP, cm, NOW, events=[]) == (
+        "Name:         app\nNamespace:    default\nLabels:       a=b\nAnnotations:  <none>\n"
+        "\nData\n====\napp.conf:\n----\nline1\nline2\n\n\nmode:\n----\nfast\n\nz:\n----\n\n\n"
+        "\nBinaryData\n====\nblob: 6 bytes\n\nEvents:  <none>\n")
+
+
+def test_describe_secret_prints_sizes_never_values() -> None:
+    """kubectl 1.32's layout; a service-account-token's ``token`` is a size here too."""
+    secret = {"metadata": {"name": "creds", "namespace": "default"}, "type": "Opaque",
+              "data": {"username": "YWRtaW4=", "password": "czNjcjN0IQ==", "empty": ""}}
+    text = d.describe(SECRET, secret, NOW, events=[])
+    assert text == (
+        "Name:         creds\nNamespace:    default\nLabels:       <none>\n"
+        "Annotations:  <none>\n\nType:  Opaque\n\nData\n====\nempty:     0 bytes\n"
+        "password:  7 bytes\nusername:  5 bytes\n")
+    token = {"metadata": {"name": "t", "namespace": "default"},
+             "type": "kubernetes.io/service-account-token", "data": {"token": "YWJjLmRlZg=="}}
+    assert "token:  7 bytes\n" in d.describe(SECRET, token, NOW)
+    assert "abc.def" not in d.describe(SECRET, token, NOW)

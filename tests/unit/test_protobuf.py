@@ -197,7 +197,7 @@ def test_other_kinds_are_not_read() -> None:
     with pytest.raises(NotReadable):
         decode(service, "Service")
     with pytest.raises(NotReadable):
-        decode(service, "ConfigMap")
+        decode(service, "PersistentVolumeClaim")
     # the endpoint's kind decides: a TokenRequest posted where a review is taken is refused
     with pytest.raises(ProtobufError, match="do not match the expected authorization"):
         decode(KUBECTL_TOKEN, "SelfSubjectAccessReview")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from apimachinery import tables as t
-from apimachinery.kinds import ENDPOINTSLICE, NAMESPACE, NODE, POD, SERVICE
+from apimachinery.kinds import CONFIGMAP, ENDPOINTSLICE, NAMESPACE, NODE, POD, SECRET, SERVICE
 from mpctl import printers as p
 from mpctl.main import parse_duration, parse_targets
 from mpctl.tabwriter import TableWriter, format_table, tabwrite
@@ -439,3 +439,15 @@ def test_parse_duration_rejects_garbage() -> None:
     for bad in ("", "abc", "5x", "m"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_duration(bad)
+
+
+def test_configmap_and_secret_rows_count_keys_never_show_values() -> None:
+    """kubectl's printConfigMap (``data`` and ``binaryData`` keys) and printSecret."""
+    created = {"name": "app", "creationTimestamp": ts(timedelta(minutes=5))}
+    cm = {"metadata": created, "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}}
+    assert t.table_rows(CONFIGMAP, [cm, {"metadata": created}], NOW) == [
+        ["NAME", "DATA", "AGE"], ["app", "3", "5m"], ["app", "0", "5m"]]
+    secret = {"metadata": created, "type": "kubernetes.io/tls",
+              "data": {"tls.crt": "Yw==", "tls.key": "aw=="}}
+    assert t.table_rows(SECRET, [secret], NOW) == [
+        ["NAME", "TYPE", "DATA", "AGE"], ["app", "kubernetes.io/tls", "2", "5m"]]

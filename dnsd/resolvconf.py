@@ -4,19 +4,19 @@
 (the stock Kubernetes Corefile): names outside the cluster zone go where the host's
 own resolver sends them. Read once, at start, as CoreDNS does.
 
-Pure: ``upstreams(text, listen)`` parses the file's text (resolv.conf(5): a
-``nameserver ADDRESS`` per line, comments from ``#`` or ``;``; port 53 always) and
-drops the servers that are dnsd itself (``loops_back``): forwarding there would send
-each query round until it times out (CoreDNS's ``loop`` plugin exists for it).
+Pure: ``upstreams(text, listen)`` takes the file's nameservers
+(``componentbase.resolvconf``; port 53 always) and drops the servers that are dnsd
+itself (``loops_back``): forwarding there would send each query round until it
+times out (CoreDNS's ``loop`` plugin exists for it).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from componentbase.flags import Listen
+from componentbase.resolvconf import nameservers
 from dnsd.upstream import Server
 
 DNS_PORT = 53
@@ -48,22 +48,13 @@ def loops_back(server: Server, listen: Sequence[Listen], *, wildcard: bool) -> L
 def upstreams(text: str, listen: Sequence[Listen]) -> Found:
     """The file's nameservers in order, without duplicates and without dnsd's own
     addresses; what was left out and why."""
-    servers: dict[Server, None] = {}
-    skipped: list[str] = []
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(words) < 2 or words[0] != "nameserver":
-            continue
-        try:
-            # a scope (fe80::1%eth0) is kept: the socket layer needs it for link-local
-            address, _, scope = words[1].partition("%")
-            host = str(ipaddress.ip_address(address)) + (f"%{scope}" if scope else "")
-        except ValueError:
-            skipped.append(f"{words[1]}: not an IP address")
-            continue
-        server = Server(host, DNS_PORT)
+    parsed = nameservers(text)
+    servers: list[Server] = []
+    skipped = [f"{value}: not an IP address" for value in parsed.invalid]
+    for address in parsed.addresses:
+        server = Server(address, DNS_PORT)
         if (own := loops_back(server, listen, wildcard=False)) is not None:
-            skipped.append(f"{words[1]}: this server's own --listen {own} (a loop)")
-            continue
-        servers.setdefault(server)
+            skipped.append(f"{address}: this server's own --listen {own} (a loop)")
+        else:
+            servers.append(server)
     return Found(tuple(servers), tuple(skipped))

@@ -48,6 +48,9 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 EXAMPLES = REPO / "examples"
+# Tests never send DNS off the machine: every `cluster up` here forwards nowhere
+# unless the test names its own stub upstream (`mpctl` adds this to `cluster up`).
+NO_DNS_UPSTREAM = ("--dns-upstream", "none")
 REPLICAS = 3  # the demo Deployment's
 
 # Runs in the client pod: N requests to URL, each on a new connection; one JSON line.
@@ -80,6 +83,8 @@ while time.time() < until:
 
 def mpctl(*args: str, state_dir: Path | None = None, check: bool = False, timeout: float = 90,
           ) -> subprocess.CompletedProcess[str]:
+    if args[:2] == ("cluster", "up") and "--dns-upstream" not in args:
+        args = (*args, *NO_DNS_UPSTREAM)
     env = dict(os.environ)
     env.pop("MINIPLANE_SERVER", None)
     if state_dir is not None:
@@ -416,7 +421,8 @@ def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalClu
     name = f"f{secrets.token_hex(3)}"
     state_dir = tmp_path / name
     up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
-                           "1", "--state-dir", str(state_dir)], stdout=subprocess.PIPE,
+                           "1", "--state-dir", str(state_dir), *NO_DNS_UPSTREAM],
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, cwd=REPO)
     record: dict[str, Any] | None = None
     try:
@@ -450,7 +456,8 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
     name = f"k{secrets.token_hex(3)}"
     state_dir = tmp_path / name
     up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
-                           "1", "--state-dir", str(state_dir), "-q"], cwd=REPO)
+                           "1", "--state-dir", str(state_dir), "-q", *NO_DNS_UPSTREAM],
+                          cwd=REPO)
     record: dict[str, Any] | None = None
     try:
         wait_running(up, state_dir)
@@ -484,6 +491,9 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
     (["--storage", "mysql"], "error: --storage: 'mysql' is not one of sqlite, postgresql\n"),
     (["--name", "Bad_Name"], "error: --name: 'Bad_Name' must be 1-20 lowercase letters, "
                              "digits or '-', starting and ending with a letter or digit\n"),
+    (["--dns-upstream", "dns.example.com:53"],
+     "error: --dns-upstream: 'dns.example.com:53': 'dns.example.com' is not an IP address; "
+     "or 'none', or a resolv.conf's absolute path\n"),
 ])
 def test_bad_flags_change_nothing(args: list[str], message: str, tmp_path: Path) -> None:
     before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

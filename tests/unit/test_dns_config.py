@@ -124,8 +124,8 @@ options ndots:1
 def test_resolv_conf_servers_in_order_without_this_server_or_duplicates() -> None:
     found = resolvconf.upstreams(RESOLV_CONF, [Listen("127.0.0.1", 53)])
     assert found.servers == (Server("192.0.2.53", 53), Server("fe80::1%eth0", 53))
-    assert found.skipped == ("127.0.0.1: this server's own --listen 127.0.0.1:53 (a loop)",
-                             "not-an-address: not an IP address")
+    assert found.skipped == ("not-an-address: not an IP address",
+                             "127.0.0.1: this server's own --listen 127.0.0.1:53 (a loop)")
     # listening elsewhere (another port, or inside a namespace), 127.0.0.1:53 is another
     for listen in (Listen("127.0.0.1", 5353), Listen("127.0.0.1", 53, "mp-c1-fabric")):
         assert Server("127.0.0.1", 53) in resolvconf.upstreams(RESOLV_CONF, [listen]).servers
@@ -154,8 +154,8 @@ def test_cache_flags() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("search example.com\n", "no usable nameserver (no nameserver line)"),
     ("nameserver 127.0.0.1\nnameserver bogus\n",
-     "no usable nameserver (127.0.0.1: this server's own --listen 127.0.0.1:53 (a loop); "
-     "bogus: not an IP address)"),
+     "no usable nameserver (bogus: not an IP address; "
+     "127.0.0.1: this server's own --listen 127.0.0.1:53 (a loop))"),
 ])
 def test_resolv_conf_without_a_usable_nameserver(text: str, message: str, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,6 +62,7 @@ class Scan:
     answers: int
     ttls: tuple[tuple[int, int], ...]
     negative_ttl: int | None  # min(SOA TTL, MINIMUM) of the first SOA in authority
+    opt: tuple[int, int] | None = None  # where the OPT record is (start, end), if any
 
 
 def _skip_name(wire: bytes, off: int) -> int:
@@ -86,13 +87,17 @@ def scan(wire: bytes) -> Scan:
             off = _skip_name(wire, off) + 4
         ttls: list[tuple[int, int]] = []
         negative: int | None = None
+        opt: tuple[int, int] | None = None
+        rcode = flags & 0x0F
         for i in range(an + ns + ar):
-            off = _skip_name(wire, off)
+            start, off = off, _skip_name(wire, off)
             rtype, _, ttl, rdlen = struct.unpack_from("!HHIH", wire, off)
             end = off + 10 + rdlen
             if end > len(wire):
                 raise ValueError("record runs past the end")
-            if rtype != TYPE_OPT:
+            if rtype == TYPE_OPT:  # its "TTL" holds the upper bits of the rcode (BADVERS…)
+                opt, rcode = (start, end), rcode | (ttl >> 24) << 4
+            else:
                 ttls.append((off + 4, ttl))
             if rtype == TYPE_SOA and an <= i < an + ns and negative is None:
                 (minimum,) = struct.unpack_from("!I", wire, end - 4)
@@ -100,7 +105,7 @@ def scan(wire: bytes) -> Scan:
             off = end
     except (IndexError, struct.error) as exc:
         raise ValueError(f"malformed reply: {exc}") from None
-    return Scan(flags & 0x0F, bool(flags & 0x0200), an, tuple(ttls), negative)
+    return Scan(rcode, bool(flags & 0x0200), an, tuple(ttls), negative, opt)
 
 
 def lifetime(found: Scan, limits: Limits) -> int:
@@ -114,6 +119,23 @@ def lifetime(found: Scan, limits: Limits) -> int:
     if found.rcode in (NOERROR, NXDOMAIN) and found.negative_ttl is not None:
         return min(found.negative_ttl, limits.denial_ttl)
     return 0
+
+
+def without_opt(wire: bytes, found: Scan) -> bytes:
+    """``wire`` without its OPT record: what was the upstream's answer to one client's
+    EDNS is kept for every client, and each gets an OPT only if it sent one."""
+    if found.opt is None:
+        return wire
+    start, end = found.opt
+    (arcount,) = struct.unpack_from("!H", wire, 10)
+    return wire[:10] + struct.pack("!H", arcount - 1) + wire[12:start] + wire[end:]
+
+
+def with_opt(wire: bytes, opt: bytes) -> bytes:
+    """``wire`` with the OPT record ``opt`` added last (RFC 6891: an EDNS query's answer
+    carries one)."""
+    (arcount,) = struct.unpack_from("!H", wire, 10)
+    return wire[:10] + struct.pack("!H", arcount + 1) + wire[12:] + opt
 
 
 def aged(wire: bytes, ttls: tuple[tuple[int, int], ...], keep: int, age: int) -> bytes:
@@ -149,7 +171,8 @@ class ForwardCache:
         return len(self.entries)
 
     def get(self, key: bytes, now: float) -> bytes | None:
-        """The kept reply with its TTLs aged (its ID is the one it was stored with), or
+        """The kept reply with its TTLs aged (its ID is the one it was stored with, and
+        it has no OPT record: ``with_opt`` adds the asker's), or
         ``FAILED``, or None when nothing (live) is kept for ``key``."""
         entry = self.entries.get(key)
         if entry is None or entry.expired(now):
@@ -171,6 +194,9 @@ class ForwardCache:
             return 0
         keep = lifetime(found, self.limits)
         if keep > 0:
+            if found.opt is not None:
+                wire = without_opt(wire, found)
+                found = scan(wire)
             self._store(key, _Entry(wire, found.ttls, keep, now))
         return keep
 

@@ -56,7 +56,7 @@ import dns.rdatatype
 
 from componentbase.tasks import cancel_and_wait
 from dnsd import records
-from dnsd.cache import FAILED, ForwardCache, answers_question
+from dnsd.cache import FAILED, ForwardCache, answers_question, with_opt
 from dnsd.index import Index
 from dnsd.metrics import Metrics
 from dnsd.records import Answer, Record
@@ -316,9 +316,13 @@ class DnsServer:
         if self.cache is not None and (kept := self.cache.get(ckey, self.clock())) is not None:
             if kept == FAILED:
                 return self._error(query, dns.rcode.SERVFAIL)
-            # the asker's ID and question (its letter case: some resolvers check it)
-            return self._relay(data[:2] + kept[2:12] + echo + kept[12 + len(echo):], query,
-                               udp=udp)
+            # the asker's ID and question (its letter case: some resolvers check it), and
+            # an OPT if it sent one
+            reply = data[:2] + kept[2:12] + echo + kept[12 + len(echo):]
+            if query.edns >= 0:
+                reply = with_opt(reply, self.table.opt[1 if query.ednsflags & dns.flags.DO
+                                                       else 0])
+            return self._relay(reply, query, udp=udp)
         return self._forward_upstream(data, query, ckey, udp=udp)
 
     async def _forward_upstream(self, data: bytes, query: dns.message.Message, ckey: bytes,
@@ -429,10 +433,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 def _cache_flags(query: dns.message.Message) -> bytes:
-    """What, beside the question, changes an upstream's answer: whether the query had
-    EDNS (an OPT in the reply), DO (DNSSEC records) and CD (unvalidated data)."""
-    return bytes([(query.edns >= 0) | (bool(query.ednsflags & dns.flags.DO) << 1)
-                  | (bool(query.flags & dns.flags.CD) << 2)])
+    """What, beside the question, changes an upstream's answer: DO (DNSSEC records) and
+    CD (unvalidated data), as CoreDNS's cache key. EDNS itself does not: the OPT record
+    is not kept (``cache.without_opt``) but added for the asker."""
+    return bytes([bool(query.ednsflags & dns.flags.DO) | bool(query.flags & dns.flags.CD) << 1])
 
 
 def _header_only(data: bytes, rcode: int) -> Reply:

@@ -40,6 +40,7 @@ from componentbase import pki as certs
 from componentbase.procs import same_process
 from mpctl.cluster import plan
 from tests.conftest import BIN, REPO, USER_KUBECTL, wait_until
+from tests.dnsstub import SOA_TTL, StubDns
 from tests.netns import have_root_tools, sweep
 from tests.podscripts import CONNECT
 
@@ -226,9 +227,23 @@ def running_cluster(state_root: Path, prefix: str = "e", *args: str
             force_cleanup(name, record)
 
 
+# What the stub upstream (tests/dnsstub.py, on 127.0.0.1) knows: names outside the
+# cluster that only it can answer, so a pod resolving them went through dnsd's forwarding.
+UPSTREAM_RECORDS = {("www.upstream.test.", "A"): ["192.0.2.20"]}
+UPSTREAM_PTR = "ptr.upstream.test."
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+def upstream() -> Iterator[StubDns]:
+    with StubDns(UPSTREAM_RECORDS, ptr=UPSTREAM_PTR) as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, upstream: StubDns
+            ) -> Iterator[LocalCluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"), "e",
+                         "--dns-upstream", upstream.address) as c:
         c.apply_demo()
         yield c
 
@@ -410,6 +425,93 @@ def test_pods_reach_the_api_server_over_tls_through_the_kubernetes_service(
                 "https://10.96.0.1/readyz"):
         out = cluster.in_client("curl", "-sS", "-m", "5", "--cacert", str(ca), url)
         assert out.stdout == "ok", (url, out.stdout, out.stderr)
+
+
+# -- names outside the cluster: forwarded to the upstream, and cached (issue 18) ------
+
+
+def dig(cluster: LocalCluster, *args: str) -> tuple[str, list[list[str]], int]:
+    """``dig`` in the client pod at the DNS ClusterIP, one try: the status, the answer
+    and authority records (as fields) and the query time in milliseconds."""
+    out = cluster.in_client("dig", f"@{plan.DNS_CLUSTER_IP}", "+tries=1", "+time=5",
+                            "+noall", "+comments", "+answer", "+authority", "+stats",
+                            *args).stdout
+    status = out.split("status: ", 1)[1].split(",", 1)[0]
+    rows = [line.split() for line in out.splitlines() if line and not line.startswith(";")]
+    msec = int(out.split(";; Query time: ", 1)[1].split()[0])
+    return status, rows, msec
+
+
+def test_pod_resolves_a_name_outside_the_cluster_through_the_upstream(
+        cluster: LocalCluster, upstream: StubDns) -> None:
+    """Through the pod's resolv.conf (search path first, as glibc does), dnsd forwards
+    what isn't the cluster's to the upstream and keeps the answer: asked again, the
+    upstream is not, and the TTL counts down from the upstream's."""
+    out = cluster.in_client("getent", "hosts", "www.upstream.test").stdout.split()
+    assert out[:2] == ["192.0.2.20", "www.upstream.test"]
+    asked = upstream.count("www.upstream.test", "A")
+    assert asked >= 1
+    status, rows, _ = dig(cluster, "www.upstream.test", "A")
+    assert status == "NOERROR" and [r[4] for r in rows] == ["192.0.2.20"]
+    assert int(rows[0][1]) <= upstream.ttl
+    wait_until(lambda: int(dig(cluster, "www.upstream.test", "A")[1][0][1]) < upstream.ttl,
+               timeout=10, what="the cached answer's TTL to count down")
+    assert upstream.count("www.upstream.test", "A") == asked
+
+
+def test_nxdomain_from_the_upstream_is_cached(cluster: LocalCluster,
+                                              upstream: StubDns) -> None:
+    """RFC 2308: kept for min(SOA TTL, SOA MINIMUM), the SOA in the authority section."""
+    first = dig(cluster, "missing.upstream.test", "A")
+    again = dig(cluster, "missing.upstream.test", "A")
+    for status, rows, _ in (first, again):
+        assert status == "NXDOMAIN"
+        assert [(r[3], int(r[1]) <= SOA_TTL) for r in rows] == [("SOA", True)]
+    assert upstream.count("missing.upstream.test", "A") == 1
+
+
+def test_ptr_for_a_pod_ip_no_cluster_record_holds_is_forwarded(
+        cluster: LocalCluster, upstream: StubDns) -> None:
+    """CoreDNS's ``fallthrough in-addr.arpa ip6.arpa``: not REFUSED but asked upstream."""
+    ip = cluster.client.get(POD, "client", "default")["status"]["podIP"]
+    status, rows, _ = dig(cluster, "-x", ip)
+    assert status == "NOERROR" and [r[4] for r in rows] == [UPSTREAM_PTR]
+    # a ClusterIP's PTR is still the cluster's own
+    web = cluster.client.get(SERVICE, "web", "default")["spec"]["clusterIP"]
+    assert [r[4] for r in dig(cluster, "-x", web)[1]] == ["web.default.svc.cluster.local."]
+
+
+def test_external_name_outside_the_cluster_gives_the_pod_an_address(
+        cluster: LocalCluster) -> None:
+    """The CNAME plus the target's A, which dnsd asks the upstream for (CoreDNS does)."""
+    cluster.client.create(SERVICE, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "outside"},
+        "spec": {"type": "ExternalName", "externalName": "www.upstream.test"}}, "default")
+    try:
+        wait_until(lambda: cluster.in_client("getent", "hosts", "outside", check=False)
+                   .stdout.split()[:1] == ["192.0.2.20"], timeout=20,
+                   what="the ExternalName to resolve to the upstream's address")
+        status, rows, _ = dig(cluster, "outside.default.svc.cluster.local", "A")
+        assert status == "NOERROR"
+        assert [(r[3], r[4]) for r in rows] == [("CNAME", "www.upstream.test."),
+                                                ("A", "192.0.2.20")]
+    finally:
+        cluster.client.delete(SERVICE, "outside", "default")
+
+
+def test_servfail_at_once_when_the_upstream_is_down(cluster: LocalCluster,
+                                                    upstream: StubDns) -> None:
+    """No upstream answering is SERVFAIL, not a wait the pod's resolver gives up on; the
+    cluster's own names don't depend on the upstream."""
+    upstream.stop()
+    try:
+        for _ in range(2):  # the second one from the cache (5 s), the upstream untried
+            status, _, msec = dig(cluster, "gone.upstream.test", "A")
+            assert status == "SERVFAIL" and msec < 1000
+        status, rows, _ = dig(cluster, "web.default.svc.cluster.local", "A")
+        assert status == "NOERROR" and len(rows) == 1
+    finally:
+        upstream.start()
 
 
 def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalCluster,

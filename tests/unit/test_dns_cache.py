@@ -15,6 +15,7 @@ from dnsd.cache import (
     answers_question,
     lifetime,
     scan,
+    with_opt,
 )
 
 SOA = "ns.example.com. hostmaster.example.com. 1 7200 1800 86400 {minimum}"
@@ -137,3 +138,22 @@ def test_answers_question_ignores_case_only() -> None:
     assert not answers_question(query, reply("www.example.org."))
     assert not answers_question(query, reply("www.example.com.", "AAAA"))
     assert not answers_question(query, query[:12])
+
+
+def test_kept_without_the_upstreams_opt_and_given_the_askers() -> None:
+    """One entry serves EDNS and plain clients alike: the OPT is not kept, and the
+    server adds its own for a client that sent one."""
+    cache = ForwardCache()
+    cache.put(b"k", reply(answer=[(300, "192.0.2.1")], edns=True), 0.0)
+    kept = cache.get(b"k", 0.0) or b""
+    plain = dns.message.from_wire(kept)
+    assert plain.edns == -1 and [r.to_text() for r in plain.answer[0]] == ["192.0.2.1"]
+    opt = dns.message.make_query("x.", "A", use_edns=0, payload=1232).to_wire()[-11:]
+    ours = dns.message.from_wire(with_opt(kept, opt))
+    assert ours.edns == 0 and ours.payload == 1232 and ours.answer == plain.answer
+
+
+def test_an_extended_rcode_in_the_opt_is_not_taken_for_noerror() -> None:
+    msg = dns.message.from_wire(reply(soa=(60, 60), edns=True))
+    msg.set_rcode(dns.rcode.BADVERS)
+    assert lifetime(scan(msg.to_wire()), LIMITS) == 0

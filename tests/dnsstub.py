@@ -7,10 +7,15 @@ NXDOMAIN, both with the zone's SOA (so resolvers and dnsd may cache the denial,
 RFC 2308); a reverse (PTR) name gets ``ptr`` if set. It counts the questions it gets,
 so a test can tell an answer from dnsd's cache from one it asked for. ``stop`` and
 ``start`` again (same port) stand for an upstream going away and coming back.
+
+``port_53=True`` puts it where a resolv.conf can name it (resolv.conf has no port): a
+random address of 127/8 other than 127.0.0.1, port 53, so ``resolv_conf()`` is a file
+for dnsd's ``--upstream-resolv-conf`` (and ``cluster up --dns-upstream PATH``).
 """
 
 from __future__ import annotations
 
+import secrets
 import socketserver
 import threading
 from collections import Counter
@@ -33,19 +38,25 @@ class StubDns:
     """``records`` maps (name with trailing dot, type) to values, answered with ``ttl``."""
 
     def __init__(self, records: dict[tuple[str, str], list[str]], *, ttl: int = 300,
-                 ptr: str | None = None) -> None:
+                 ptr: str | None = None, port_53: bool = False) -> None:
         self.records = {(name.lower(), rtype): values for (name, rtype), values in records.items()}
         self.ttl = ttl
         self.ptr = ptr
+        self.port_53 = port_53
         self.host = "127.0.0.1"
-        self.port = ports.free_port(udp=True)
+        self.port = 53 if port_53 else ports.free_port(udp=True)
         self.asked: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self._servers: list[socketserver.BaseServer] = []
+        self._started_once = False
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    def resolv_conf(self) -> str:
+        assert self.port == 53, "a resolv.conf names port 53 only"
+        return f"# the test's stub upstream (tests/dnsstub.py)\nnameserver {self.host}\n"
 
     def count(self, name: str, rtype: str) -> int:
         with self._lock:
@@ -72,6 +83,18 @@ class StubDns:
         return response.to_wire()
 
     def start(self) -> StubDns:
+        """Serve; with ``port_53`` the first time, on a free random 127/8 address."""
+        if self.port_53 and not self._started_once:
+            for _ in range(20):
+                self.host = f"127.53.{secrets.randbelow(254) + 1}.{secrets.randbelow(254) + 1}"
+                try:
+                    return self._serve()
+                except OSError:
+                    continue
+            raise OSError("no free 127.53.x.y:53 for the stub upstream")
+        return self._serve()
+
+    def _serve(self) -> StubDns:
         stub = self
 
         class Udp(socketserver.BaseRequestHandler):
@@ -96,6 +119,7 @@ class StubDns:
             udp.server_close()
             raise
         self._servers = [udp, tcp]
+        self._started_once = True
         for server in self._servers:
             threading.Thread(target=server.serve_forever, daemon=True).start()
         return self

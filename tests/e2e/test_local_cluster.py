@@ -235,15 +235,18 @@ UPSTREAM_PTR = "ptr.upstream.test."
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[StubDns]:
-    with StubDns(UPSTREAM_RECORDS, ptr=UPSTREAM_PTR) as stub:
+    with StubDns(UPSTREAM_RECORDS, ptr=UPSTREAM_PTR, port_53=True) as stub:
         yield stub
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, upstream: StubDns
             ) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster"), "e",
-                         "--dns-upstream", upstream.address) as c:
+    """The demo on a cluster whose dnsd forwards to the stub, named by a resolv.conf as
+    the host's would be (``cluster up``'s default is the host's /etc/resolv.conf)."""
+    root = tmp_path_factory.mktemp("cluster")
+    (root / "resolv.conf").write_text(upstream.resolv_conf())
+    with running_cluster(root, "e", "--dns-upstream", str(root / "resolv.conf")) as c:
         c.apply_demo()
         yield c
 

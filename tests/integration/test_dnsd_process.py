@@ -225,6 +225,17 @@ def test_servfail_is_kept_so_a_dead_upstream_costs_one_wait(
     assert "dns_cache_hits_total 1.0" in metrics
 
 
+def test_a_dead_first_server_costs_its_timeout_once_not_per_query(
+        shared_api: ApiServer, black_hole: int, upstream: int, start_dnsd) -> None:
+    dnsd = start_dnsd(shared_api.url, "--upstream", f"127.0.0.1:{black_hole}",
+                      "--upstream", f"127.0.0.1:{upstream}", "--upstream-timeout", "1")
+    assert data(dnsd.query("example.com.", "A", timeout=5)) == ["192.0.2.1"]
+    started = time.monotonic()  # another name: not from the cache, from the live server
+    assert data(dnsd.query("www.example.com.", "A", timeout=5)) == ["192.0.2.2"]
+    assert time.monotonic() - started < 0.9
+    assert 'dns_forward_requests_total{result="ok"} 2.0' in dnsd.metrics()
+
+
 # -- the API server going away ---------------------------------------------------------
 
 

@@ -86,6 +86,7 @@ LOG_EVERY = 10.0  # seconds between repeated warnings of one kind (upstream down
 # beyond this (a flood of external names at a dead upstream), SERVFAIL at once
 # rather than run out of file descriptors.
 MAX_FORWARDS = 1000
+AA_BIT, RD_BIT = 0x04, 0x01  # in a message's third byte
 REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 # Meta types that are never a valid question (RFC 6895): OPT, TKEY, TSIG.
 INVALID_QTYPES = frozenset({dns.rdatatype.OPT, dns.rdatatype.TKEY, dns.rdatatype.TSIG})
@@ -316,9 +317,11 @@ class DnsServer:
         if self.cache is not None and (kept := self.cache.get(ckey, self.clock())) is not None:
             if kept == FAILED:
                 return self._error(query, dns.rcode.SERVFAIL)
-            # the asker's ID and question (its letter case: some resolvers check it), and
-            # an OPT if it sent one
-            reply = data[:2] + kept[2:12] + echo + kept[12 + len(echo):]
+            # the asker's ID, RD bit and question (its letter case: some resolvers check
+            # it), AA off (an answer from a cache is not authoritative), and an OPT if it
+            # sent one
+            flags = bytes([kept[2] & ~(AA_BIT | RD_BIT) | data[2] & RD_BIT])
+            reply = data[:2] + flags + kept[3:12] + echo + kept[12 + len(echo):]
             if query.edns >= 0:
                 reply = with_opt(reply, self.table.opt[1 if query.ednsflags & dns.flags.DO
                                                        else 0])

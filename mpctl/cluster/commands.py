@@ -62,8 +62,8 @@ def add_commands(sub: Any) -> None:
                         "postgresql; then two controller processes, one leading)")
     p.add_argument("--dns-upstream", default=None, metavar="PATH|HOST:PORT|none",
                    help="where dnsd forwards names outside the cluster: a resolv.conf's "
-                        f"nameservers (default {plan.HOST_RESOLV_CONF}, the host's), one "
-                        "server, or none (answer REFUSED)")
+                        f"nameservers (default {plan.HOST_RESOLV_CONF}, the host's; none "
+                        "if it has no nameserver), one server, or none (answer REFUSED)")
     p.add_argument("--detach", action="store_true",
                    help="return once the cluster is up and leave it running")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")

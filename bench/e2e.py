@@ -306,7 +306,7 @@ def cluster_up(name: str, state_dir: Path) -> float:
     """Seconds ``mpctl cluster up --detach`` took; raises with its last error line."""
     started = time.perf_counter()
     done = mpctl("cluster", "up", "--name", name, "--nodes", "2", "--state-dir",
-                 str(state_dir), "--detach", "-q")
+                 str(state_dir), "--detach", "-q", "--dns-upstream", "none")
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise BenchError(f"mpctl cluster up failed ({done.returncode}): "

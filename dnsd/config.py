@@ -6,7 +6,10 @@ The command-line contract (DESIGN.md) is ``--server URL`` or ``--kubeconfig PATH
 adds ``--pod-records=enabled|disabled``. Extras: ``--upstream-timeout``,
 ``--log-level``. Issue 15 adds the limits: ``--max-udp-size``,
 ``--rrl-responses-per-second``, ``--rrl-slip``, ``--max-tcp-connections``,
-``--max-tcp-connections-per-client``, ``--tcp-idle-timeout``.
+``--max-tcp-connections-per-client``, ``--tcp-idle-timeout``. Issue 18 adds the host's
+upstreams, ``--upstream-resolv-conf PATH`` (``resolvconf.py``), and the cache of
+forwarded answers: ``--cache-size``, ``--cache-success-ttl``, ``--cache-denial-ttl``,
+``--cache-servfail-ttl`` (``cache.py``).
 
 A listen address may name a network namespace: ``netns:NAME:HOST:PORT``
 (``netns:mp-c1-fabric:10.250.0.2:53``) binds inside ``/run/netns/NAME``. IPv6
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from client.config import SERVER_HELP
 from componentbase import flags
 from componentbase.flags import Listen
+from dnsd import cache, resolvconf
 from dnsd.rrl import DEFAULT_SLIP
 from dnsd.server import MAX_TCP_CLIENTS, MAX_TCP_PER_CLIENT, TCP_IDLE_TIMEOUT
 from dnsd.upstream import DEFAULT_TIMEOUT, Server
@@ -52,6 +56,9 @@ class Config:
     max_tcp_connections: int = MAX_TCP_CLIENTS
     max_tcp_connections_per_client: int = MAX_TCP_PER_CLIENT
     tcp_idle_timeout: float = TCP_IDLE_TIMEOUT
+    upstream_resolv_conf: str | None = None  # where ``upstreams`` came from, if a file
+    upstream_skipped: tuple[str, ...] = ()  # the file's nameservers left out, and why
+    forward_cache: cache.Limits = cache.Limits()
 
     @property
     def local_ips(self) -> tuple[str, ...]:
@@ -80,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--upstream", action="append", metavar="HOST:PORT",
                    type=flags.typed(parse_upstream, "upstream"),
                    help="forward names outside the zone here, repeatable (else REFUSED)")
+    p.add_argument("--upstream-resolv-conf", metavar="PATH",
+                   help="forward names outside the zone to the nameservers of this "
+                        "resolv.conf (the host's: /etc/resolv.conf), leaving out this "
+                        "server's own addresses; instead of --upstream")
     p.add_argument("--upstream-timeout", default=DEFAULT_TIMEOUT, metavar="DURATION",
                    type=flags.duration(maximum=60.0))
     p.add_argument("--metrics-listen", metavar="[HOST]:PORT",
@@ -116,6 +127,22 @@ def _parser() -> argparse.ArgumentParser:
                    type=flags.duration(maximum=3600.0),
                    help=f"close a TCP connection that sends or reads nothing this long "
                         f"(default {TCP_IDLE_TIMEOUT:g}s)")
+    p.add_argument("--cache-size", default=cache.DEFAULT_SIZE, metavar="N",
+                   type=flags.integer(0, 1_000_000),
+                   help=f"forwarded answers kept, the least recently used evicted; 0 turns "
+                        f"the cache off (default {cache.DEFAULT_SIZE})")
+    p.add_argument("--cache-success-ttl", default=cache.SUCCESS_TTL, metavar="S",
+                   type=flags.integer(0, 86400),
+                   help=f"longest a forwarded answer is kept, whatever its TTL "
+                        f"(default {cache.SUCCESS_TTL})")
+    p.add_argument("--cache-denial-ttl", default=cache.DENIAL_TTL, metavar="S",
+                   type=flags.integer(0, 86400),
+                   help=f"longest a forwarded NXDOMAIN or NODATA is kept, whatever its "
+                        f"SOA says (default {cache.DENIAL_TTL})")
+    p.add_argument("--cache-servfail-ttl", default=cache.SERVFAIL_TTL, metavar="S",
+                   type=flags.integer(0, 300),
+                   help=f"how long a SERVFAIL (no upstream answered) is kept "
+                        f"(default {cache.SERVFAIL_TTL})")
     return p
 
 
@@ -126,11 +153,15 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     listen = tuple(args.listen or [parse_listen(DEFAULT_LISTEN)])
     upstreams: tuple[Server, ...] = tuple(args.upstream or ())
     for up in upstreams:
-        for spec in listen:
-            if not spec.netns and spec.port == up.port and (
-                    spec.host == up.host or ipaddress.ip_address(spec.host).is_unspecified):
-                parser.error(f"--upstream {up} is this server's own --listen {spec}: "
-                             "queries would loop")
+        if (spec := resolvconf.loops_back(up, listen, wildcard=True)) is not None:
+            parser.error(f"--upstream {up} is this server's own --listen {spec}: "
+                         "queries would loop")
+    skipped: tuple[str, ...] = ()
+    if args.upstream_resolv_conf is not None:
+        if upstreams:
+            parser.error("--upstream and --upstream-resolv-conf: give one or the other")
+        found = _resolv_conf(parser, args.upstream_resolv_conf, listen)
+        upstreams, skipped = found.servers, found.skipped
     return Config(
         server=args.server,
         kubeconfig=args.kubeconfig,
@@ -148,7 +179,26 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         max_tcp_connections=args.max_tcp_connections,
         max_tcp_connections_per_client=args.max_tcp_connections_per_client,
         tcp_idle_timeout=args.tcp_idle_timeout,
+        upstream_resolv_conf=args.upstream_resolv_conf,
+        upstream_skipped=skipped,
+        forward_cache=cache.Limits(args.cache_size, args.cache_success_ttl, args.cache_denial_ttl,
+                           args.cache_servfail_ttl),
     )
+
+
+def _resolv_conf(parser: argparse.ArgumentParser, path: str,
+                 listen: Sequence[Listen]) -> resolvconf.Found:
+    """The file's usable nameservers; none (or no file) is an error, not a silent
+    REFUSED for every outside name."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            found = resolvconf.upstreams(f.read(), listen)
+    except OSError as exc:
+        parser.error(f"--upstream-resolv-conf {path}: {exc.strerror or exc}")
+    if not found.servers:
+        why = "; ".join(found.skipped) or "no nameserver line"
+        parser.error(f"--upstream-resolv-conf {path}: no usable nameserver ({why})")
+    return found
 
 
 def parse_metrics_listen(value: str) -> Listen:

@@ -1,8 +1,8 @@
 """``mp-dnsd``: the cluster DNS server.
 
 Wiring only: flags (``config``), sockets (``netns``), the zone and its index fed by
-informers (``sync``), the listeners (``server``), forwarding (``upstream``) and the
-status endpoint (``metrics``). Sockets are bound before anything else, so a busy
+informers (``sync``), the listeners (``server``), forwarding (``upstream``, with the
+cache of its answers, ``cache``) and the status endpoint (``metrics``). Sockets are bound before anything else, so a busy
 port or a missing namespace fails at once with one line; then queries are
 answered (SERVFAIL for would-be NXDOMAINs until the first sync) while the
 informers list and watch. SIGTERM or SIGINT stops it cleanly with exit 0.
@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from client.config import ClientConfig, ConfigError, load_config
 from componentbase.startup import fail, setup_logging
 from componentbase.tasks import run_until_first_done
+from dnsd.cache import ForwardCache
 from dnsd.config import Config, Listen, parse_args
 from dnsd.index import Index
 from dnsd.metrics import Metrics, StatusServer
@@ -109,9 +110,13 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
     syncer = Syncer(api, index)
     rrl = RateLimiter(config.rrl_responses_per_second, slip=config.rrl_slip) \
         if config.rrl_responses_per_second else None
-    server = DnsServer(index, metrics, upstream, rrl=rrl, tcp=TcpLimits(
+    cache = ForwardCache(config.forward_cache) \
+        if upstream is not None and config.forward_cache.size > 0 else None
+    server = DnsServer(index, metrics, upstream, rrl=rrl, cache=cache, tcp=TcpLimits(
         config.max_tcp_connections, config.max_tcp_connections_per_client,
         config.tcp_idle_timeout))
+    if cache is not None:
+        metrics.forward_cache(cache)
     status = StatusServer(metrics.render, readiness=lambda: _not_ready_reason(syncer))
     metrics.gauge("dns_index_services", "Services in the index.", lambda: len(zone.services))
     metrics.gauge("dns_index_endpointslices", "EndpointSlices in the index.",
@@ -135,8 +140,7 @@ async def serve(config: Config, sockets: Sockets, api: ClientConfig) -> int:
              config.cluster_domain, ", ".join(str(s) for s in config.listen),
              f", metrics on {config.metrics_listen}" if config.metrics_listen else "",
              config.ttl, "enabled" if config.pod_records else "disabled",
-             "forwarding other names to " + ", ".join(str(u) for u in config.upstreams)
-             if config.upstreams else "refusing other names",
+             _forwarding(config),
              ", ".join(syncer.client.config.servers))
     log.info("limits: UDP replies up to %d bytes; %s; TCP %d connections, %d per client, "
              "idle %gs", config.max_udp_size,
@@ -184,6 +188,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _forwarding(config: Config) -> str:
+    """How names outside the zone are answered, for the start-up line."""
+    if not config.upstreams:
+        return "refusing other names"
+    text = "forwarding other names to " + ", ".join(str(u) for u in config.upstreams)
+    if config.upstream_resolv_conf:
+        text += f" (from {config.upstream_resolv_conf}"
+        text += f"; left out {', '.join(config.upstream_skipped)})" \
+            if config.upstream_skipped else ")"
+    limits = config.forward_cache
+    if limits.size:
+        text += (f", caching {limits.size} answers (at most {limits.success_ttl}s, "
+                 f"denials {limits.denial_ttl}s, SERVFAIL {limits.servfail_ttl}s)")
+    return text
 
 
 def _not_ready_reason(syncer: Syncer) -> tuple[bool, str]:

@@ -16,9 +16,10 @@ import logging
 from collections.abc import Callable, Iterable
 
 import dns.rcode
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from componentbase.metrics import Registry, StatusServer  # noqa: F401 - re-exported
+from dnsd.cache import ForwardCache
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,24 @@ class Metrics:
     def gauge(self, name: str, help_text: str, fn: Callable[[], float]) -> None:
         """Export ``fn()`` as gauge ``name``, read at scrape time."""
         self.registry.gauge(name, help_text, fn)
+
+    def forward_cache(self, cache: ForwardCache) -> None:
+        """Export the cache of forwarded answers (CoreDNS's ``cache_*`` metrics)."""
+
+        def collect() -> Iterable[Metric]:
+            yield GaugeMetricFamily("dns_cache_entries", "Forwarded answers kept.",
+                                    value=len(cache))
+            yield CounterMetricFamily("dns_cache_hits_total",
+                                      "Forwarded questions answered from the cache.",
+                                      value=cache.hits)
+            yield CounterMetricFamily("dns_cache_misses_total",
+                                      "Forwarded questions the cache had no answer for.",
+                                      value=cache.misses)
+            yield CounterMetricFamily("dns_cache_evictions_total",
+                                      "Kept answers dropped to make room.",
+                                      value=cache.evictions)
+
+        self.registry.collector(collect)
 
     def render(self) -> str:
         return self.registry.render()

@@ -10,7 +10,9 @@ unparseable, or not one question      FORMERR
 opcode other than QUERY               NOTIMP
 EDNS version > 0                      BADVERS (with an OPT of version 0)
 class other than IN; AXFR/IXFR        REFUSED
-not ours (``Answer.forward``)         forwarded upstream, SERVFAIL if none answers;
+not ours (``Answer.forward``)         from the cache of forwarded answers
+                                      (``cache.py``), else forwarded upstream and
+                                      kept; SERVFAIL if none answers (kept 5 s);
                                       REFUSED without ``--upstream``
 in the zone before the first sync     SERVFAIL instead of NXDOMAIN (CoreDNS), so
                                       resolvers don't cache a premature "no"
@@ -54,6 +56,7 @@ import dns.rdatatype
 
 from componentbase.tasks import cancel_and_wait
 from dnsd import records
+from dnsd.cache import FAILED, ForwardCache, answers_question, with_opt
 from dnsd.index import Index
 from dnsd.metrics import Metrics
 from dnsd.records import Answer, Record
@@ -83,6 +86,7 @@ LOG_EVERY = 10.0  # seconds between repeated warnings of one kind (upstream down
 # beyond this (a flood of external names at a dead upstream), SERVFAIL at once
 # rather than run out of file descriptors.
 MAX_FORWARDS = 1000
+AA_BIT, RD_BIT = 0x04, 0x01  # in a message's third byte
 REFUSED_TYPES = frozenset({dns.rdatatype.AXFR, dns.rdatatype.IXFR})
 # Meta types that are never a valid question (RFC 6895): OPT, TKEY, TSIG.
 INVALID_QTYPES = frozenset({dns.rdatatype.OPT, dns.rdatatype.TKEY, dns.rdatatype.TSIG})
@@ -105,8 +109,12 @@ class DnsServer:
     """Answers DNS queries from the table and zone; owns the listeners."""
 
     def __init__(self, index: Index, metrics: Metrics, upstream: Upstream | None, *,
-                 tcp: TcpLimits = TcpLimits(), rrl: RateLimiter | None = None) -> None:
+                 tcp: TcpLimits = TcpLimits(), rrl: RateLimiter | None = None,
+                 cache: ForwardCache | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.index = index
+        self.cache = cache
+        self.clock = clock
         self.zone = index.zone
         self.table: AnswerTable = index.table
         self.metrics = metrics
@@ -293,7 +301,7 @@ class DnsServer:
             return send(entry)
         ans = records.answer(self.zone, labels, qtype)
         if ans.forward and self.upstream is not None:
-            return self._forward(data, query, udp=udp)
+            return self._forward(data, query, key + _cache_flags(query), echo, udp=udp)
         if not self.index.live and not ans.forward and ans.rcode != dns.rcode.NOERROR:
             return self._error(query, dns.rcode.SERVFAIL)
         if ans.chase and self.upstream is not None:
@@ -303,7 +311,25 @@ class DnsServer:
             self.table.put_cached(key, entry, records.cache_tag(self.zone, labels, ans))
         return send(entry)
 
-    async def _forward(self, data: bytes, query: dns.message.Message, *, udp: bool) -> Reply:
+    def _forward(self, data: bytes, query: dns.message.Message, ckey: bytes, echo: bytes, *,
+                 udp: bool) -> Reply | Awaitable[Reply]:
+        """From the cache at once if it holds the question, else asked upstream."""
+        if self.cache is not None and (kept := self.cache.get(ckey, self.clock())) is not None:
+            if kept == FAILED:
+                return self._error(query, dns.rcode.SERVFAIL)
+            # the asker's ID, RD bit and question (its letter case: some resolvers check
+            # it), AA off (an answer from a cache is not authoritative), and an OPT if it
+            # sent one
+            flags = bytes([kept[2] & ~(AA_BIT | RD_BIT) | data[2] & RD_BIT])
+            reply = data[:2] + flags + kept[3:12] + echo + kept[12 + len(echo):]
+            if query.edns >= 0:
+                reply = with_opt(reply, self.table.opt[1 if query.ednsflags & dns.flags.DO
+                                                       else 0])
+            return self._relay(reply, query, udp=udp)
+        return self._forward_upstream(data, query, ckey, udp=udp)
+
+    async def _forward_upstream(self, data: bytes, query: dns.message.Message, ckey: bytes,
+                                *, udp: bool) -> Reply:
         assert self.upstream is not None
         if self._forwards >= MAX_FORWARDS:
             self._log_sometimes("busy", "%d queries already forwarded; SERVFAIL for %s",
@@ -311,7 +337,7 @@ class DnsServer:
             return self._error(query, dns.rcode.SERVFAIL)
         self._forwards += 1
         try:
-            reply = await self.upstream.query(data, tcp=not udp)
+            reply = await self._ask(data, ckey, tcp=not udp)
         finally:
             self._forwards -= 1
         if reply is None:
@@ -321,7 +347,24 @@ class DnsServer:
                                 query.question[0].name, self.upstream.last_failure)
             return self._error(query, dns.rcode.SERVFAIL)
         self.metrics.forwarded["ok"] += 1
-        if udp and len(reply) > (self.table.max_udp if query.edns >= 0 else CLASSIC_UDP_LIMIT):
+        return self._relay(reply, query, udp=udp)
+
+    async def _ask(self, wire: bytes, ckey: bytes, *, tcp: bool) -> bytes | None:
+        """``wire`` asked upstream; the reply (or that there was none) kept in the cache."""
+        assert self.upstream is not None
+        reply = await self.upstream.query(wire, tcp=tcp)
+        if self.cache is not None:
+            if reply is None:
+                self.cache.put_failure(ckey, self.clock())
+            elif answers_question(wire, reply):
+                self.cache.put(ckey, reply, self.clock())
+        return reply
+
+    def _relay(self, reply: bytes, query: dns.message.Message, *, udp: bool) -> Reply:
+        """An upstream's reply (fresh or kept) as sent to the client."""
+        limit = min(max(query.payload, CLASSIC_UDP_LIMIT), self.table.max_udp) \
+            if query.edns >= 0 else CLASSIC_UDP_LIMIT
+        if udp and len(reply) > limit:
             # The query went upstream with the client's own buffer size; the cap holds
             # for relayed answers too (the client's retry over TCP is forwarded over TCP).
             opt = b""
@@ -337,7 +380,13 @@ class DnsServer:
         assert self.upstream is not None
         chased = list(ans.answer)
         ask = dns.message.make_query(ans.chase, dns.rdatatype.RdataType.make(qtype))
-        reply = await self.upstream.query(ask.to_wire(), tcp=not udp)
+        wire = ask.to_wire()
+        ckey = cast(bytes, ask.question[0].name.canonicalize().to_wire()) + key[-4:] + b"\0"
+        kept = self.cache.get(ckey, self.clock()) if self.cache is not None else None
+        if kept is None:
+            reply = await self._ask(wire, ckey, tcp=not udp)
+        else:
+            reply = None if kept == FAILED else kept
         if reply is not None:
             try:
                 for rrset in dns.message.from_wire(reply).answer:
@@ -384,6 +433,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         return  # ICMP errors from clients that went away: nothing to do
+
+
+def _cache_flags(query: dns.message.Message) -> bytes:
+    """What, beside the question, changes an upstream's answer: DO (DNSSEC records) and
+    CD (unvalidated data), as CoreDNS's cache key. EDNS itself does not: the OPT record
+    is not kept (``cache.without_opt``) but added for the asker."""
+    return bytes([bool(query.ednsflags & dns.flags.DO) | bool(query.flags & dns.flags.CD) << 1])
 
 
 def _header_only(data: bytes, rcode: int) -> Reply:

@@ -63,6 +63,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--apiservers", type=int, default=1, metavar="N",
                    help="API server processes on one database (more than 1 needs --storage "
                         "postgresql; then two controller processes, one leading)")
+    p.add_argument("--dns-upstream", default=None, metavar="PATH|HOST:PORT|none",
+                   help="where dnsd forwards names outside the cluster: a resolv.conf's "
+                        f"nameservers (default {plan.HOST_RESOLV_CONF}, the host's; none "
+                        "if it has no nameserver), one server, or none (answer REFUSED)")
     p.add_argument("--detach", action="store_true",
                    help="return once the cluster is up and leave it running")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -147,7 +151,8 @@ class Up:
 
     def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress,
                  storage: str = "sqlite", apiservers: int = 1,
-                 zones: tuple[str, ...] = ()) -> None:
+                 zones: tuple[str, ...] = (),
+                 dns_upstream: str = plan.NO_DNS_UPSTREAM) -> None:
         self.progress = progress
         taken: set[int] = set()
 
@@ -170,7 +175,8 @@ class Up:
                                      dns_port=port(plan.PREFERRED_DNS_PORT, udp=True),
                                      metrics_ports=ports, storage=storage,
                                      more_api_ports=tuple(api_ports[1:]),
-                                     agent_ports=agent_ports, zones=zones)
+                                     agent_ports=agent_ports, zones=zones,
+                                     dns_upstream=dns_upstream)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
@@ -212,7 +218,9 @@ class Up:
             for api, url in zip(apis, spec.servers, strict=True):
                 wait_for(partial(self._api_ready, url), f"{api.name} to be ready", api.log,
                          self._gone)
-        with p.step("controllers, dnsd and node agents"):
+        upstream = "no upstream DNS" if spec.dns_upstream == plan.NO_DNS_UPSTREAM \
+            else f"forwarding to {spec.dns_upstream}"
+        with p.step(f"controllers, dnsd ({upstream}) and node agents"):
             for cmd in rest:
                 self._start(cmd)
         with p.step("kubernetes and kube-dns Services"):
@@ -316,6 +324,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     storage = plan.check_storage(args.storage)
     apiservers = plan.check_apiservers(args.apiservers, storage)
     zones = plan.check_zones(args.zones)
+    dns_upstream = plan.check_dns_upstream(args.dns_upstream)
     registered = state.registered_dir(name)
     for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
         with contextlib.suppress(ValueError):
@@ -334,7 +343,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing is not None:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
-    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers, zones)
+    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers, zones,
+            dns_upstream)
     try:
         up.run()
     except BaseException as exc:

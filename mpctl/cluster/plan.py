@@ -24,8 +24,9 @@ from typing import Any
 
 from apimachinery import names
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
+from componentbase import flags, postgres
 from componentbase import pki as pki_lib
-from componentbase import postgres
+from componentbase.resolvconf import nameservers
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
 FABRIC_IP = str(NODE_NETWORK.network_address + 1)
@@ -53,6 +54,13 @@ KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc"
 # Namespaces without a pod-security.kubernetes.io/enforce label get this level.
 POD_SECURITY_DEFAULT = "baseline"
 ZONE_LABEL = "topology.kubernetes.io/zone"  # what --zones sets on each Node
+
+
+# Where dnsd forwards names outside the cluster: the host's resolvers, as CoreDNS's
+# `forward . /etc/resolv.conf`. dnsd runs in the host's network namespace (only its
+# listening sockets are in the fabric), so it reaches them as the host does.
+HOST_RESOLV_CONF = "/etc/resolv.conf"
+NO_DNS_UPSTREAM = "none"
 
 
 class SpecError(ValueError):
@@ -92,6 +100,46 @@ def is_control_plane(process: str) -> bool:
     after the node agents."""
     base, _, index = process.rpartition("-")
     return (base if base and index.isdigit() else process) in COMPONENTS
+
+
+def check_dns_upstream(value: str | None, *, host_resolv_conf: str = HOST_RESOLV_CONF
+                       ) -> str:
+    """``--dns-upstream``: ``none``, ``HOST:PORT`` (an IP), or a resolv.conf whose
+    nameservers dnsd forwards to (an absolute path). Unset, the host's resolv.conf, or
+    ``none`` if it names no nameserver (a host without DNS still gets a cluster)."""
+    if value is None:
+        try:
+            with open(host_resolv_conf, encoding="utf-8", errors="replace") as f:
+                usable = nameservers(f.read()).addresses
+        except OSError:
+            usable = ()
+        return host_resolv_conf if usable else NO_DNS_UPSTREAM
+    if value == NO_DNS_UPSTREAM:
+        return value
+    if value.startswith("/"):
+        try:
+            with open(value, encoding="utf-8", errors="replace") as f:
+                found = nameservers(f.read())
+        except OSError as exc:
+            raise SpecError(f"--dns-upstream {value}: {exc.strerror or exc}") from None
+        if not found.addresses:
+            raise SpecError(f"--dns-upstream {value}: no nameserver line with an IP address")
+        return value
+    try:
+        host, port = flags.parse_host_port(value, ip_only=True, min_port=1)
+    except ValueError as exc:
+        raise SpecError(f"--dns-upstream: {exc}; or 'none', or a resolv.conf's absolute "
+                        "path") from None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def dns_upstream_flags(upstream: str) -> list[str]:
+    """mp-dnsd's flags for a checked ``--dns-upstream``."""
+    if upstream == NO_DNS_UPSTREAM:
+        return []
+    if upstream.startswith("/"):
+        return ["--upstream-resolv-conf", upstream]
+    return ["--upstream", upstream]
 
 
 def check_nodes(count: int) -> int:
@@ -160,6 +208,7 @@ class ClusterSpec:
     agent_ports: dict[str, int] = field(default_factory=dict)
     # --zones: node-1 in the first, node-2 in the second, … round robin
     zones: tuple[str, ...] = ()
+    dns_upstream: str = NO_DNS_UPSTREAM  # a checked --dns-upstream (check_dns_upstream)
 
     @property
     def server(self) -> str:
@@ -316,7 +365,8 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     cmds.append(Command("dnsd", [str(bin_dir / "mp-dnsd"), *kubeconfig("dnsd"), *servers,
                                  "--listen", f"127.0.0.1:{spec.dns_port}",
                                  "--listen", f"netns:{spec.fabric}:{FABRIC_IP}:53",
-                                 "--cluster-domain", CLUSTER_DOMAIN, *metrics("dnsd")],
+                                 "--cluster-domain", CLUSTER_DOMAIN, *metrics("dnsd"),
+                                 *dns_upstream_flags(spec.dns_upstream)],
                         spec.log_path("dnsd")))
     for node in spec.node_plans():
         cmds.append(Command(node.name, [

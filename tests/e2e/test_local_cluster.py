@@ -40,6 +40,7 @@ from componentbase import pki as certs
 from componentbase.procs import same_process
 from mpctl.cluster import plan
 from tests.conftest import BIN, REPO, USER_KUBECTL, wait_until
+from tests.dnsstub import SOA_TTL, StubDns
 from tests.netns import have_root_tools, sweep
 from tests.podscripts import CONNECT
 
@@ -48,6 +49,9 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 EXAMPLES = REPO / "examples"
+# Tests never send DNS off the machine: every `cluster up` here forwards nowhere
+# unless the test names its own stub upstream (`mpctl` adds this to `cluster up`).
+NO_DNS_UPSTREAM = ("--dns-upstream", "none")
 REPLICAS = 3  # the demo Deployment's
 
 # Runs in the client pod: N requests to URL, each on a new connection; one JSON line.
@@ -80,6 +84,8 @@ while time.time() < until:
 
 def mpctl(*args: str, state_dir: Path | None = None, check: bool = False, timeout: float = 90,
           ) -> subprocess.CompletedProcess[str]:
+    if args[:2] == ("cluster", "up") and "--dns-upstream" not in args:
+        args = (*args, *NO_DNS_UPSTREAM)
     env = dict(os.environ)
     env.pop("MINIPLANE_SERVER", None)
     if state_dir is not None:
@@ -221,9 +227,26 @@ def running_cluster(state_root: Path, prefix: str = "e", *args: str
             force_cleanup(name, record)
 
 
+# What the stub upstream (tests/dnsstub.py, on 127.0.0.1) knows: names outside the
+# cluster that only it can answer, so a pod resolving them went through dnsd's forwarding.
+UPSTREAM_RECORDS = {("www.upstream.test.", "A"): ["192.0.2.20"]}
+UPSTREAM_PTR = "ptr.upstream.test."
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
+def upstream() -> Iterator[StubDns]:
+    with StubDns(UPSTREAM_RECORDS, ptr=UPSTREAM_PTR, port_53=True) as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, upstream: StubDns
+            ) -> Iterator[LocalCluster]:
+    """The demo on a cluster whose dnsd forwards to the stub, named by a resolv.conf as
+    the host's would be (``cluster up``'s default is the host's /etc/resolv.conf)."""
+    root = tmp_path_factory.mktemp("cluster")
+    (root / "resolv.conf").write_text(upstream.resolv_conf())
+    with running_cluster(root, "e", "--dns-upstream", str(root / "resolv.conf")) as c:
         c.apply_demo()
         yield c
 
@@ -436,6 +459,93 @@ def test_pods_reach_the_api_server_over_tls_through_the_kubernetes_service(
         assert out.stdout == "ok", (url, out.stdout, out.stderr)
 
 
+# -- names outside the cluster: forwarded to the upstream, and cached (issue 18) ------
+
+
+def dig(cluster: LocalCluster, *args: str) -> tuple[str, list[list[str]], int]:
+    """``dig`` in the client pod at the DNS ClusterIP, one try: the status, the answer
+    and authority records (as fields) and the query time in milliseconds."""
+    out = cluster.in_client("dig", f"@{plan.DNS_CLUSTER_IP}", "+tries=1", "+time=5",
+                            "+noall", "+comments", "+answer", "+authority", "+stats",
+                            *args).stdout
+    status = out.split("status: ", 1)[1].split(",", 1)[0]
+    rows = [line.split() for line in out.splitlines() if line and not line.startswith(";")]
+    msec = int(out.split(";; Query time: ", 1)[1].split()[0])
+    return status, rows, msec
+
+
+def test_pod_resolves_a_name_outside_the_cluster_through_the_upstream(
+        cluster: LocalCluster, upstream: StubDns) -> None:
+    """Through the pod's resolv.conf (search path first, as glibc does), dnsd forwards
+    what isn't the cluster's to the upstream and keeps the answer: asked again, the
+    upstream is not, and the TTL counts down from the upstream's."""
+    out = cluster.in_client("getent", "hosts", "www.upstream.test").stdout.split()
+    assert out[:2] == ["192.0.2.20", "www.upstream.test"]
+    asked = upstream.count("www.upstream.test", "A")
+    assert asked >= 1
+    status, rows, _ = dig(cluster, "www.upstream.test", "A")
+    assert status == "NOERROR" and [r[4] for r in rows] == ["192.0.2.20"]
+    assert int(rows[0][1]) <= upstream.ttl
+    wait_until(lambda: int(dig(cluster, "www.upstream.test", "A")[1][0][1]) < upstream.ttl,
+               timeout=10, what="the cached answer's TTL to count down")
+    assert upstream.count("www.upstream.test", "A") == asked
+
+
+def test_nxdomain_from_the_upstream_is_cached(cluster: LocalCluster,
+                                              upstream: StubDns) -> None:
+    """RFC 2308: kept for min(SOA TTL, SOA MINIMUM), the SOA in the authority section."""
+    first = dig(cluster, "missing.upstream.test", "A")
+    again = dig(cluster, "missing.upstream.test", "A")
+    for status, rows, _ in (first, again):
+        assert status == "NXDOMAIN"
+        assert [(r[3], int(r[1]) <= SOA_TTL) for r in rows] == [("SOA", True)]
+    assert upstream.count("missing.upstream.test", "A") == 1
+
+
+def test_ptr_for_a_pod_ip_no_cluster_record_holds_is_forwarded(
+        cluster: LocalCluster, upstream: StubDns) -> None:
+    """CoreDNS's ``fallthrough in-addr.arpa ip6.arpa``: not REFUSED but asked upstream."""
+    ip = cluster.client.get(POD, "client", "default")["status"]["podIP"]
+    status, rows, _ = dig(cluster, "-x", ip)
+    assert status == "NOERROR" and [r[4] for r in rows] == [UPSTREAM_PTR]
+    # a ClusterIP's PTR is still the cluster's own
+    web = cluster.client.get(SERVICE, "web", "default")["spec"]["clusterIP"]
+    assert [r[4] for r in dig(cluster, "-x", web)[1]] == ["web.default.svc.cluster.local."]
+
+
+def test_external_name_outside_the_cluster_gives_the_pod_an_address(
+        cluster: LocalCluster) -> None:
+    """The CNAME plus the target's A, which dnsd asks the upstream for (CoreDNS does)."""
+    cluster.client.create(SERVICE, {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "outside"},
+        "spec": {"type": "ExternalName", "externalName": "www.upstream.test"}}, "default")
+    try:
+        wait_until(lambda: cluster.in_client("getent", "hosts", "outside", check=False)
+                   .stdout.split()[:1] == ["192.0.2.20"], timeout=20,
+                   what="the ExternalName to resolve to the upstream's address")
+        status, rows, _ = dig(cluster, "outside.default.svc.cluster.local", "A")
+        assert status == "NOERROR"
+        assert [(r[3], r[4]) for r in rows] == [("CNAME", "www.upstream.test."),
+                                                ("A", "192.0.2.20")]
+    finally:
+        cluster.client.delete(SERVICE, "outside", "default")
+
+
+def test_servfail_at_once_when_the_upstream_is_down(cluster: LocalCluster,
+                                                    upstream: StubDns) -> None:
+    """No upstream answering is SERVFAIL, not a wait the pod's resolver gives up on; the
+    cluster's own names don't depend on the upstream."""
+    upstream.stop()
+    try:
+        for _ in range(2):  # the second one from the cache (5 s), the upstream untried
+            status, _, msec = dig(cluster, "gone.upstream.test", "A")
+            assert status == "SERVFAIL" and msec < 1000
+        status, rows, _ = dig(cluster, "web.default.svc.cluster.local", "A")
+        assert status == "NOERROR" and len(rows) == 1
+    finally:
+        upstream.start()
+
+
 def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalCluster,
                                                          tmp_path: Path) -> None:
     """A foreground ``up`` next to the first cluster; ``down`` elsewhere SIGTERMs it.
@@ -445,7 +555,8 @@ def test_second_cluster_side_by_side_stopped_by_down_elsewhere(cluster: LocalClu
     name = f"f{secrets.token_hex(3)}"
     state_dir = tmp_path / name
     up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
-                           "1", "--state-dir", str(state_dir)], stdout=subprocess.PIPE,
+                           "1", "--state-dir", str(state_dir), *NO_DNS_UPSTREAM],
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, cwd=REPO)
     record: dict[str, Any] | None = None
     try:
@@ -479,7 +590,8 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
     name = f"k{secrets.token_hex(3)}"
     state_dir = tmp_path / name
     up = subprocess.Popen([str(BIN / "mpctl"), "cluster", "up", "--name", name, "--nodes",
-                           "1", "--state-dir", str(state_dir), "-q"], cwd=REPO)
+                           "1", "--state-dir", str(state_dir), "-q", *NO_DNS_UPSTREAM],
+                          cwd=REPO)
     record: dict[str, Any] | None = None
     try:
         wait_running(up, state_dir)
@@ -513,6 +625,9 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
     (["--storage", "mysql"], "error: --storage: 'mysql' is not one of sqlite, postgresql\n"),
     (["--name", "Bad_Name"], "error: --name: 'Bad_Name' must be 1-20 lowercase letters, "
                              "digits or '-', starting and ending with a letter or digit\n"),
+    (["--dns-upstream", "dns.example.com:53"],
+     "error: --dns-upstream: 'dns.example.com:53': 'dns.example.com' is not an IP address; "
+     "or 'none', or a resolv.conf's absolute path\n"),
 ])
 def test_bad_flags_change_nothing(args: list[str], message: str, tmp_path: Path) -> None:
     before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -7,6 +7,7 @@ restarted on the same port and database.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import socketserver
@@ -28,6 +29,7 @@ from apimachinery.kinds import SERVICE
 from client.http import Client
 from dnsd.testing import BIN, DnsdProcess, free_port
 from tests.conftest import ApiServer, admin_config, admin_kubeconfig, wait_until
+from tests.dnsstub import SOA_TTL, StubDns
 
 # -- a tiny upstream -------------------------------------------------------------------
 
@@ -186,6 +188,62 @@ def test_upstream_timeout_is_servfail(shared_api: ApiServer, black_hole: int,
     assert 'dns_forward_requests_total{result="timeout"} 1.0' in dnsd.metrics()
     # the zone doesn't depend on the upstream
     assert data(dnsd.query("kubernetes.default.svc.cluster.local.", "A")) == ["10.96.0.1"]
+
+
+def test_forwards_to_a_resolv_confs_nameservers_and_keeps_the_answers(
+        shared_api: ApiServer, start_dnsd, tmp_path: Path) -> None:
+    """``--upstream-resolv-conf``; then the cache: the upstream asked once per question
+    whether the client used EDNS or not (each gets an OPT only if it sent one), NXDOMAIN
+    kept as RFC 2308 says, TTLs never above the upstream's."""
+    with StubDns({("www.upstream.test.", "A"): ["192.0.2.20"]}, port_53=True) as stub:
+        conf = tmp_path / "resolv.conf"
+        conf.write_text(stub.resolv_conf())
+        dnsd = start_dnsd(shared_api.url, "--upstream-resolv-conf", str(conf))
+        plain = dnsd.query("www.upstream.test.", "A")
+        edns = dnsd.query("WWW.upstream.test.", "A", use_edns=0)
+        assert data(plain) == data(edns) == ["192.0.2.20"]
+        assert (plain.edns, edns.edns) == (-1, 0)
+        assert not edns.flags & dns.flags.AA  # the stub's AA: not for a kept answer
+        assert edns.question[0].name.to_text() == "WWW.upstream.test."
+        assert all(rrset.ttl <= stub.ttl for rrset in (*plain.answer, *edns.answer))
+        for _ in range(2):
+            msg = dnsd.query("missing.upstream.test.", "A", tcp=True)
+            assert rcode(msg) == "NXDOMAIN" and msg.authority[0].ttl <= SOA_TTL
+        assert (stub.count("www.upstream.test", "A"),
+                stub.count("missing.upstream.test", "A")) == (1, 1)
+        assert "dns_cache_hits_total 2.0" in dnsd.metrics()
+
+
+def test_servfail_is_kept_so_a_dead_upstream_costs_one_wait(
+        shared_api: ApiServer, black_hole: int, start_dnsd) -> None:
+    dnsd = start_dnsd(shared_api.url, "--upstream", f"127.0.0.1:{black_hole}",
+                      "--upstream-timeout", "3")
+    assert rcode(dnsd.query("example.com.", "A", timeout=8)) == "SERVFAIL"
+    started = time.monotonic()
+    assert rcode(dnsd.query("example.com.", "A", timeout=8)) == "SERVFAIL"
+    assert time.monotonic() - started < 2.5  # not another upstream timeout
+    metrics = dnsd.metrics()  # the upstream asked once
+    assert 'dns_forward_requests_total{result="timeout"} 1.0' in metrics
+    assert "dns_cache_hits_total 1.0" in metrics
+
+
+def test_a_dead_first_server_costs_its_timeout_once_not_per_query(
+        shared_api: ApiServer, upstream: int, start_dnsd) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:  # takes, never answers
+        dead.bind(("127.0.0.1", 0))
+        dnsd = start_dnsd(shared_api.url, "--upstream", f"127.0.0.1:{dead.getsockname()[1]}",
+                          "--upstream", f"127.0.0.1:{upstream}", "--upstream-timeout", "3")
+        assert data(dnsd.query("example.com.", "A", timeout=8)) == ["192.0.2.1"]
+        started = time.monotonic()  # another name: not from the cache, from the live server
+        assert data(dnsd.query("www.example.com.", "A", timeout=8)) == ["192.0.2.2"]
+        assert time.monotonic() - started < 2.5  # not the dead one's 3 s first
+        dead.setblocking(False)
+        got = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                got.append(dead.recv(512))
+        assert len(got) == 1  # only the first query went there
+    assert 'dns_forward_requests_total{result="ok"} 2.0' in dnsd.metrics()
 
 
 # -- the API server going away ---------------------------------------------------------

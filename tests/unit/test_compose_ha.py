@@ -177,3 +177,12 @@ def test_controllers_and_dnsd_give_up_on_a_dead_name_within_a_second() -> None:
     and dnsd's lookups give up after a second, within a leader-election attempt."""
     for name in ("controllers", "controllers-2", "dnsd"):
         assert HA_SERVICES[name]["dns_opt"] == ["timeout:1", "attempts:1"], name
+
+
+def test_dnsd_forwards_to_its_containers_resolv_conf_in_both_deployments() -> None:
+    """Issue 18: names outside the cluster go to the nameservers of the container's
+    resolv.conf (Docker's embedded DNS), as CoreDNS's ``forward . /etc/resolv.conf``."""
+    for services in (PLAIN_SERVICES, HA_SERVICES):
+        argv = services["dnsd"]["command"]
+        assert flag(argv, "--upstream-resolv-conf") == ["/etc/resolv.conf"]
+        assert flag(argv, "--upstream") == []

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from dnsd import cache, resolvconf
 from dnsd.config import Config, Listen, parse_args
 from dnsd.main import main
 from dnsd.upstream import Server
@@ -101,3 +104,76 @@ def test_main_exits_2_with_argparse_line(capsys: pytest.CaptureFixture[str]) -> 
 
 def test_metrics_without_a_host_stay_on_loopback() -> None:
     assert parse_args(["--metrics-listen", ":9153"]).metrics_listen == Listen("127.0.0.1", 9153)
+
+
+# -- the host's upstreams (issue 18) and the cache of their answers ---------------------
+
+RESOLV_CONF = """\
+# written by the host
+search example.internal
+nameserver 192.0.2.53   # the site's resolver
+; a comment
+nameserver 127.0.0.1
+nameserver fe80::1%eth0
+nameserver 192.0.2.53
+nameserver not-an-address
+options ndots:1
+"""
+
+
+def test_resolv_conf_servers_in_order_without_this_server_or_duplicates() -> None:
+    found = resolvconf.upstreams(RESOLV_CONF, [Listen("127.0.0.1", 53)])
+    assert found.servers == (Server("192.0.2.53", 53), Server("fe80::1%eth0", 53))
+    assert found.skipped == ("not-an-address: not an IP address",
+                             "127.0.0.1: this server's own --listen 127.0.0.1:53 (a loop)")
+    # listening elsewhere (another port, or inside a namespace), 127.0.0.1:53 is another
+    for listen in (Listen("127.0.0.1", 5353), Listen("127.0.0.1", 53, "mp-c1-fabric")):
+        assert Server("127.0.0.1", 53) in resolvconf.upstreams(RESOLV_CONF, [listen]).servers
+    # a wildcard listener is not taken for a loopback stub's address (Docker's 127.0.0.11
+    # is DNATed elsewhere); only an explicit --upstream is refused for it
+    docker = resolvconf.upstreams("nameserver 127.0.0.11\n", [Listen("0.0.0.0", 53)])
+    assert docker.servers == (Server("127.0.0.11", 53),)
+
+
+def test_upstream_resolv_conf_flag(tmp_path: Path) -> None:
+    path = tmp_path / "resolv.conf"
+    path.write_text(RESOLV_CONF)
+    config = parse_args(["--listen", "127.0.0.1:53", "--upstream-resolv-conf", str(path)])
+    assert config.upstreams == (Server("192.0.2.53", 53), Server("fe80::1%eth0", 53))
+    assert config.upstream_resolv_conf == str(path)
+    assert len(config.upstream_skipped) == 2
+
+
+def test_cache_flags() -> None:
+    assert parse_args([]).forward_cache == cache.Limits(10_000, 3600, 1800, 5)
+    config = parse_args(["--cache-size", "0", "--cache-success-ttl", "30",
+                         "--cache-denial-ttl", "5", "--cache-servfail-ttl", "1"])
+    assert config.forward_cache == cache.Limits(0, 30, 5, 1)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("search example.com\n", "no usable nameserver (no nameserver line)"),
+    ("nameserver 127.0.0.1\nnameserver bogus\n",
+     "no usable nameserver (bogus: not an IP address; "
+     "127.0.0.1: this server's own --listen 127.0.0.1:53 (a loop))"),
+])
+def test_resolv_conf_without_a_usable_nameserver(text: str, message: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "resolv.conf"
+    path.write_text(text)
+    err = flag_error(capsys, parse_args, ["--listen", "127.0.0.1:53",
+                                          "--upstream-resolv-conf", str(path)], prog="mp-dnsd")
+    assert err == f"mp-dnsd: error: --upstream-resolv-conf {path}: {message}"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--upstream-resolv-conf", "/nonexistent/resolv.conf"],
+     "--upstream-resolv-conf /nonexistent/resolv.conf: No such file or directory"),
+    (["--upstream", "192.0.2.1:53", "--upstream-resolv-conf", "/etc/resolv.conf"],
+     "give one or the other"),
+    (["--cache-size", "-1"], "argument --cache-size: must be between 0 and 1000000"),
+    (["--cache-servfail-ttl", "301"], "argument --cache-servfail-ttl: must be between 0"),
+])
+def test_forwarding_flags_rejected(argv: list[str], message: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert message in flag_error(capsys, parse_args, argv, prog="mp-dnsd")

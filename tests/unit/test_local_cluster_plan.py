@@ -348,3 +348,54 @@ def test_several_api_servers_need_postgresql() -> None:
         plan.check_apiservers(2, "sqlite")
     with pytest.raises(plan.SpecError, match=r"^--apiservers: 6 is out of range \(1-5\)$"):
         plan.check_apiservers(6, "postgresql")
+
+
+# -- where dnsd forwards names outside the cluster (issue 18) --------------------------
+
+
+def test_dnsd_forwards_to_the_hosts_resolv_conf_by_default(tmp_path: Path) -> None:
+    host = tmp_path / "resolv.conf"
+    host.write_text("search example.internal\nnameserver 192.0.2.53\n")
+    assert plan.check_dns_upstream(None, host_resolv_conf=str(host)) == str(host)
+    # a host without a nameserver (or without the file) still gets a cluster
+    host.write_text("search example.internal\n")
+    assert plan.check_dns_upstream(None, host_resolv_conf=str(host)) == "none"
+    assert plan.check_dns_upstream(None, host_resolv_conf=str(tmp_path / "gone")) == "none"
+
+    def dnsd(upstream: str) -> list[str]:
+        cmds = {c.name: c for c in plan.component_commands(
+            dataclasses.replace(spec(), dns_upstream=upstream), Path("/bin"))}
+        return cmds["dnsd"].argv
+
+    assert dnsd(str(host))[-2:] == ["--upstream-resolv-conf", str(host)]
+    assert dnsd("127.0.0.9:53")[-2:] == ["--upstream", "127.0.0.9:53"]
+    assert not any(a.startswith("--upstream") for a in dnsd("none"))
+    assert not any(a.startswith("--upstream") for a in dnsd(spec().dns_upstream))
+
+
+def test_dns_upstream_choices(tmp_path: Path) -> None:
+    conf = tmp_path / "stub.conf"
+    conf.write_text("nameserver 127.0.0.9\n")
+    assert plan.check_dns_upstream("none") == "none"
+    assert plan.check_dns_upstream(str(conf)) == str(conf)
+    assert plan.check_dns_upstream("127.0.0.9:5300") == "127.0.0.9:5300"
+    assert plan.check_dns_upstream("[::1]:53") == "[::1]:53"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("dns.example.com:53", "'dns.example.com' is not an IP address"),
+    ("127.0.0.1", "is not HOST:PORT"),
+    ("127.0.0.1:0", "from 1 to 65535"),
+    ("/nonexistent/resolv.conf", "--dns-upstream /nonexistent/resolv.conf: No such file"),
+])
+def test_bad_dns_upstream_is_one_line(value: str, message: str) -> None:
+    with pytest.raises(plan.SpecError, match=message) as info:
+        plan.check_dns_upstream(value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_resolv_conf_without_nameservers_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "empty.conf"
+    conf.write_text("nameserver dns.example.com\n")
+    with pytest.raises(plan.SpecError, match="no nameserver line with an IP address"):
+        plan.check_dns_upstream(str(conf))

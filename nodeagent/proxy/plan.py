@@ -373,10 +373,7 @@ def plan_cleanup(saved: Saved) -> list[Payload]:
     """Remove everything this proxy ever writes: the jumps, then all KUBE-* chains we
     own (top-level names and hashed ones). Used by ``--cleanup`` and to clear the
     other iptables backend, whose rules would otherwise still apply."""
-    ours = {n for _, n in ((FILTER, ch.KUBE_SERVICES), (FILTER, ch.KUBE_EXTERNAL_SERVICES),
-                           (FILTER, ch.KUBE_FORWARD), (NAT, ch.KUBE_SERVICES),
-                           (NAT, ch.KUBE_NODEPORTS), (NAT, ch.KUBE_POSTROUTING),
-                           (NAT, ch.KUBE_MARK_MASQ))}
+    ours = {n for _, n in TOP_CHAINS}
     units: list[Unit] = []
     for key, lines in sorted(saved.jumps.items()):
         if key[2] in ours:

@@ -134,8 +134,8 @@ def test_chunked_payloads_are_each_valid_and_converge(max_chains: int) -> None:
     kernel, want = Kernel(), ruleset(40)
     payloads = plan_full(want, parse_save(kernel.save()), Limits(max_chains=max_chains))
     assert len(payloads) > 1
-    # a Service's chains are never split (at most 5 here), nor is the first group (7)
-    assert all(p.chains_declared <= max(max_chains, 7) for p in payloads)
+    # a Service's chains are never split (at most 5 here), nor is the first group (9)
+    assert all(p.chains_declared <= max(max_chains, 9) for p in payloads)
     apply_all(kernel, payloads)  # raises if any payload names a chain not there yet
     assert kernel.owned() == want.chains()
     # and tearing most of it down again, chunked, deletes in a valid order

@@ -60,6 +60,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--apiservers", type=int, default=1, metavar="N",
                    help="API server processes on one database (more than 1 needs --storage "
                         "postgresql; then two controller processes, one leading)")
+    p.add_argument("--lb-pool", default=plan.DEFAULT_LB_POOL, metavar="RANGES",
+                   help="addresses for LoadBalancer Services, reachable from the fabric "
+                        f"namespace (default {plan.DEFAULT_LB_POOL}; 'none' for no pool)")
     p.add_argument("--detach", action="store_true",
                    help="return once the cluster is up and leave it running")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -143,7 +146,8 @@ class Up:
     """One run of ``cluster up``: builds, records and (on failure) tears down."""
 
     def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress,
-                 storage: str = "sqlite", apiservers: int = 1) -> None:
+                 storage: str = "sqlite", apiservers: int = 1,
+                 lb_pool: str = plan.DEFAULT_LB_POOL) -> None:
         self.progress = progress
         taken: set[int] = set()
 
@@ -166,7 +170,7 @@ class Up:
                                      dns_port=port(plan.PREFERRED_DNS_PORT, udp=True),
                                      metrics_ports=ports, storage=storage,
                                      more_api_ports=tuple(api_ports[1:]),
-                                     agent_ports=agent_ports)
+                                     agent_ports=agent_ports, lb_pool=lb_pool)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
@@ -311,6 +315,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     nodes = plan.check_nodes(args.nodes)
     storage = plan.check_storage(args.storage)
     apiservers = plan.check_apiservers(args.apiservers, storage)
+    lb_pool = plan.check_lb_pool(args.lb_pool, nodes)
     registered = state.registered_dir(name)
     for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
         with contextlib.suppress(ValueError):
@@ -329,7 +334,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if existing is not None:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
-    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers)
+    up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers, lb_pool)
     try:
         up.run()
     except BaseException as exc:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nodeagent.proxy import chains as ch
-from nodeagent.proxy.ruleset import FILTER, JUMPS, NAT, TABLES, TOP_CHAINS, Ruleset, fixed_rules
+from nodeagent.proxy.ruleset import FILTER, JUMPS, TABLES, TOP_CHAINS, Ruleset, fixed_rules
 
 ChainKey = tuple[str, str]  # (table, chain)
 Written = dict[ChainKey, tuple[str, ...]]

@@ -54,6 +54,45 @@ def test_fabric_routes_send_pod_cidrs_to_their_node() -> None:
         ["ip", "-n", "mp-mp-fabric", "route", "replace", "10.244.1.0/24", "via", "10.250.0.3"]]
 
 
+def test_the_lb_pool_is_routed_from_the_fabric_to_every_node() -> None:
+    """The pool's CIDRs go to the nodes, inside the fabric only (multipath), and the
+    controllers hand its addresses out; no pool, no routes and no flag."""
+    s = spec(2)
+    assert plan.lb_route_commands(s) == [
+        ["ip", "-n", "mp-mp-fabric", "route", "replace", cidr, "nexthop", "via", "10.250.0.2",
+         "nexthop", "via", "10.250.0.3"]
+        for cidr in ("10.250.0.200/29", "10.250.0.208/28", "10.250.0.224/28",
+                     "10.250.0.240/29", "10.250.0.248/31", "10.250.0.250/32")]
+    assert plan.network_commands(s)[-len(plan.lb_route_commands(s)):] == \
+        plan.lb_route_commands(s)
+    controllers = next(c for c in plan.component_commands(s, Path("/bin"))
+                       if c.name == "controllers")
+    assert controllers.argv[-2:] == ["--lb-pool", plan.DEFAULT_LB_POOL]
+    none = dataclasses.replace(s, lb_pool="")
+    assert plan.lb_route_commands(none) == []
+    assert "--lb-pool" not in next(c for c in plan.component_commands(none, Path("/bin"))
+                                   if c.name == "controllers").argv
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("10.250.1.1-10.250.1.9", "outside the fabric's 10.250.0.0/24"),
+    ("10.250.0.250-10.250.1.2", "outside the fabric's"),
+    ("10.250.0.3", "10.250.0.3 is the fabric's, a node's"),  # node-2 of 2
+    ("10.250.0.1", "is the fabric's"),
+    ("10.250.0.240/28", "10.250.0.255 is the fabric's"),
+    ("10.250.0.9-10.250.0.2", "the range ends before it starts"),
+])
+def test_bad_lb_pools_are_refused(text: str, message: str) -> None:
+    with pytest.raises(plan.SpecError, match=f"--lb-pool: .*{message}"):
+        plan.check_lb_pool(text, 2)
+
+
+def test_lb_pool_none_and_good_pools() -> None:
+    assert plan.check_lb_pool("none", 2) == plan.check_lb_pool("", 2) == ""
+    assert plan.check_lb_pool("10.250.0.4-10.250.0.9", 2) == "10.250.0.4-10.250.0.9"
+    assert plan.check_lb_pool(plan.DEFAULT_LB_POOL, plan.MAX_NODES) == plan.DEFAULT_LB_POOL
+
+
 @pytest.mark.parametrize(("cluster", "namespace", "owned"), [
     ("mp", "mp-mp-fabric", True),
     ("mp", "mp-mp-node-12", True),

@@ -282,6 +282,13 @@ def test_node_port_on_the_nodes_loopback(cluster: Cluster) -> None:
     cluster.wait_programmed("np-lo", [2])
     assert hello(cluster.node, "127.0.0.1", node_port) == ("ep2", BRIDGE_IP)
     assert "block incoming localnet connections" in cluster.save("filter")
+    # externalTrafficPolicy Local: a loopback source is the node's own (src-type LOCAL),
+    # so it is masqueraded too, and reaches the local endpoint
+    local = cluster.service("np-lo-local", type="NodePort", externalTrafficPolicy="Local")
+    local_port = local["spec"]["ports"][0]["nodePort"]
+    cluster.endpoints("np-lo-local", [1])
+    cluster.wait_programmed("np-lo-local", [1])
+    assert hello(cluster.node, "127.0.0.1", local_port) == ("ep1", BRIDGE_IP)
 
 
 def test_external_ip_and_load_balancer_ip_with_source_ranges(cluster: Cluster) -> None:

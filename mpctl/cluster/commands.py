@@ -174,7 +174,8 @@ class Up:
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
-            dns_fabric_address=plan.FABRIC_IP, storage=storage, up_pid=os.getpid(),
+            dns_fabric_address=plan.FABRIC_IP, storage=storage, lb_pool=lb_pool,
+            up_pid=os.getpid(),
             up_start=proc_start_time(os.getpid()),
             nodes=[state.NodeRecord(name=n.name, namespace=n.namespace, ip=n.ip,
                                     state_dir=str(n.state_dir.resolve()))
@@ -301,6 +302,8 @@ def next_steps(st: state.ClusterState, seconds: float, detached: bool) -> str:
         "  mpctl exec client -- getent hosts web",
         f"  dig @{host} -p {port} +short kubernetes.default.svc.cluster.local",
         f"  mpctl cluster status --name {st.name}",
+        *([f"  # a LoadBalancer Service's EXTERNAL-IP (from {st.lb_pool}) answers the fabric:",
+           f"  ip netns exec {st.fabric} curl -s http://<EXTERNAL-IP>/"] if st.lb_pool else []),
         "",
         (f"Stop it with: {down}" if detached else
          f"Press Ctrl-C to stop it (or run: {down})."),

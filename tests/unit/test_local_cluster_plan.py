@@ -387,3 +387,16 @@ def test_several_api_servers_need_postgresql() -> None:
         plan.check_apiservers(2, "sqlite")
     with pytest.raises(plan.SpecError, match=r"^--apiservers: 6 is out of range \(1-5\)$"):
         plan.check_apiservers(6, "postgresql")
+
+
+def test_next_steps_say_where_load_balancers_answer() -> None:
+    from mpctl.cluster.commands import next_steps
+    st = state.ClusterState(name="mp", state_dir="/tmp/x", server="https://127.0.0.1:6443",
+                            dns="127.0.0.1:5353", fabric="mp-mp-fabric",
+                            dns_fabric_address="10.250.0.1", lb_pool=plan.DEFAULT_LB_POOL)
+    text = next_steps(st, 3.0, detached=True)
+    assert "ip netns exec mp-mp-fabric curl -s http://<EXTERNAL-IP>/" in text
+    assert plan.DEFAULT_LB_POOL in text
+    assert state.ClusterState.from_json(st.to_json()).lb_pool == plan.DEFAULT_LB_POOL
+    assert "EXTERNAL-IP" not in next_steps(
+        state.ClusterState(**{**st.__dict__, "lb_pool": ""}), 3.0, detached=True)

@@ -11,6 +11,7 @@ import pytest
 
 from mpctl import podio
 from mpctl.cluster import plan, state
+from mpctl.cluster.commands import next_steps
 from mpctl.cluster.progress import Progress
 from mpctl.main import CliError, parse_condition
 
@@ -390,7 +391,6 @@ def test_several_api_servers_need_postgresql() -> None:
 
 
 def test_next_steps_say_where_load_balancers_answer() -> None:
-    from mpctl.cluster.commands import next_steps
     st = state.ClusterState(name="mp", state_dir="/tmp/x", server="https://127.0.0.1:6443",
                             dns="127.0.0.1:5353", fabric="mp-mp-fabric",
                             dns_fabric_address="10.250.0.1", lb_pool=plan.DEFAULT_LB_POOL)

@@ -157,6 +157,19 @@ def check_cidr(value: str, field: str) -> str:
     return value
 
 
+def _usable_ipv4(value: Any, field: str) -> str | None:
+    """``check_ipv4``'s address; None for IPv6 or a well-formed special address;
+    ``InvalidObject`` for anything malformed."""
+    if isinstance(value, str) and ":" in value:
+        return None
+    if isinstance(value, str) and _IPV4.fullmatch(value):
+        try:
+            return check_ipv4(value, field)
+        except InvalidObject:
+            return None
+    return check_ipv4(value, field)
+
+
 def check_source_range(value: Any, field: str) -> str:
     """An IPv4 CIDR as ``loadBalancerSourceRanges`` allows it (host bits may be set, as
     Go's ``ParseCIDR`` keeps them), canonicalised to its network (``10.0.0.1/8`` →
@@ -237,13 +250,15 @@ def external_addresses(service: Object
     ``hostname``, or with ``ipMode: Proxy``, gets no rule: the balancer itself
     delivers to the node); ``spec.loadBalancerSourceRanges`` (space padding trimmed,
     as the API tolerates it), else none. IPv6 entries are skipped (this proxy
-    programs IPv4); sorted and de-duplicated so the rules are stable. Both proxy
-    modes build from this.
+    programs IPv4), and so are well-formed addresses no packet can be DNATed from
+    (loopback, multicast…: the API lets a status carry them), so one odd entry does
+    not cost the Service its ClusterIP; a malformed one still rejects the Service.
+    Sorted and de-duplicated so the rules are stable. Both proxy modes build from
+    this.
     """
     spec = _mapping(service.get("spec"))
-    external = {check_ipv4(ip, f"spec.externalIPs[{i}]")
-                for i, ip in enumerate(_list(spec.get("externalIPs")))
-                if not (isinstance(ip, str) and ":" in ip)}
+    external = {ip for i, raw in enumerate(_list(spec.get("externalIPs")))
+                if (ip := _usable_ipv4(raw, f"spec.externalIPs[{i}]"))}
     lb: set[str] = set()
     ranges: set[str] = set()
     if facts.has_load_balancer_ingress(spec):
@@ -251,10 +266,10 @@ def external_addresses(service: Object
                         .get("ingress"))
         for i, raw in enumerate(ingress):
             entry = _mapping(raw)
-            ip = entry.get("ip")
-            if not ip or (isinstance(ip, str) and ":" in ip) or entry.get("ipMode") == "Proxy":
+            if not entry.get("ip") or entry.get("ipMode") == "Proxy":
                 continue
-            lb.add(check_ipv4(ip, f"status.loadBalancer.ingress[{i}].ip"))
+            if ip := _usable_ipv4(entry["ip"], f"status.loadBalancer.ingress[{i}].ip"):
+                lb.add(ip)
         for i, cidr in enumerate(_list(spec.get("loadBalancerSourceRanges"))):
             text = cidr.strip() if isinstance(cidr, str) else cidr
             if isinstance(text, str) and ":" in text:

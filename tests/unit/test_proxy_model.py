@@ -207,8 +207,10 @@ def test_external_addresses_of_a_load_balancer() -> None:
     service = lb({"externalIPs": ["192.0.2.10", "192.0.2.9", "192.0.2.10", "2001:db8::1"],
                   "loadBalancerSourceRanges": [" 10.250.0.1/24 ", "10.0.0.0/8", "2001:db8::/64"]},
                  {"ip": "10.250.0.200"}, {"hostname": "lb.example"}, {"ip": "2001:db8::2"},
-                 {"ip": "10.250.0.201", "ipMode": "Proxy"}, {"ip": "10.250.0.202", "ipMode": "VIP"})
-    # sorted, unique, IPv4 only; hostname-only and ipMode Proxy entries get no rule;
+                 {"ip": "10.250.0.201", "ipMode": "Proxy"}, {"ip": "10.250.0.202", "ipMode": "VIP"},
+                 {"ip": "127.0.0.5"}, {"ip": "224.0.0.1"})
+    # sorted, unique, IPv4 only; hostname-only and ipMode Proxy entries, and addresses
+    # nothing is DNATed from (loopback, multicast), get no rule;
     # ranges trimmed and canonical (host bits cleared, as iptables-save prints them)
     assert external_addresses(service) == (("192.0.2.10", "192.0.2.9"),
                                            ("10.250.0.200", "10.250.0.202"),

@@ -27,9 +27,9 @@ from apimachinery import names
 from client.config import SERVER_HELP
 from client.leaderelection import timing_problem
 from componentbase import flags
+from componentbase.addresspool import Pool, PoolError, parse_pool
 from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
-from controllers.lbpool import Pool, PoolError, parse_pool
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
 CONTROLLERS = ("endpointslice", "endpoint", "scheduler", "nodeipam", "nodelifecycle", "podgc",

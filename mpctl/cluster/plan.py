@@ -26,7 +26,7 @@ from apimachinery import names
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
 from componentbase import pki as pki_lib
 from componentbase import postgres
-from controllers.lbpool import PoolError, parse_pool
+from componentbase.addresspool import PoolError, parse_pool
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
 FABRIC_IP = str(NODE_NETWORK.network_address + 1)

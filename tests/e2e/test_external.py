@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from apimachinery.kinds import SERVICE
-from controllers.lbpool import parse_pool
+from componentbase.addresspool import parse_pool
 from mpctl.cluster import plan
 from tests.conftest import wait_until
 from tests.e2e.test_local_cluster import REPLICAS, LocalCluster, running_cluster

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from controllers.lbpool import LEAVE, Decision, PoolError, decide, parse_pool
+from componentbase.addresspool import PoolError, parse_pool
+from controllers.lbpool import LEAVE, Decision, decide
 
 POOL = parse_pool("10.250.0.200-10.250.0.202")
 

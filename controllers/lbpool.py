@@ -27,10 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apimachinery.services import LOAD_BALANCER, service_type
-from componentbase.addresspool import Pool, PoolError, parse_pool
-
-__all__ = ["LEAVE", "Decision", "Pool", "PoolError", "decide", "ingress_ips", "owns",
-           "parse_pool"]
+from componentbase.addresspool import Pool
 
 Object = Mapping[str, Any]
 

@@ -296,7 +296,9 @@ def test_external_ip_and_load_balancer_ip_with_source_ranges(cluster: Cluster) -
     LB IP's loadBalancerSourceRanges let ext in, and once they no longer name it its
     connection is dropped (KUBE-FW falls through, KUBE-PROXY-FIREWALL drops), while the
     external IP, which source ranges never cover, still answers."""
-    cluster.service("lb", type="LoadBalancer", externalIPs=[EXTERNAL_IP],
+    # two external IPs: their rules differ only by address (the restart test below
+    # then checks the kernel's order of them survives an agent restart)
+    cluster.service("lb", type="LoadBalancer", externalIPs=[EXTERNAL_IP, "192.0.2.11"],
                     loadBalancerSourceRanges=[f"{EXT_IP}/32"])
     body = cluster.client.get(SERVICE, "lb", "default")
     body["status"] = {"loadBalancer": {"ingress": [{"ip": LB_IP}]}}
@@ -320,7 +322,7 @@ def test_external_ip_and_load_balancer_ip_with_source_ranges(cluster: Cluster) -
     # tried: the node has no route to the external IP's network to forward it by, and
     # only what is forwarded passes the filter FORWARD chain)
     cluster.endpoints("lb", [])
-    wait_until(lambda: cluster.save("filter").count("default/lb:http has no endpoints") == 4,
+    wait_until(lambda: cluster.save("filter").count("default/lb:http has no endpoints") == 5,
                timeout=10, what="the REJECT rules")
     started = time.monotonic()
     with pytest.raises(ConnectionRefusedError):

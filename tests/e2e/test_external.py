@@ -10,6 +10,7 @@ the root namespace) and from inside a node, through the nodes' real rules.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,7 +92,12 @@ def test_source_ranges_refuse_a_source_outside_them(cluster: LocalCluster) -> No
     fabric, node = plan.fabric_ns(cluster.name), plan.node_ns(cluster.name, 2)
     wait_until(lambda: answers(fabric, ip, 80), timeout=20,
                what=f"{ip} to answer the fabric, inside the source ranges")
-    with pytest.raises(TimeoutError):  # node-2 (10.250.0.3) is outside: dropped
+    # node-2 (10.250.0.3) is outside the ranges: once its proxy has the firewall
+    # chain, its own connection falls off it and KUBE-PROXY-FIREWALL drops it
+    wait_until(lambda: "default/web-fw:http loadbalancer IP" in subprocess.run(
+        ["ip", "netns", "exec", node, "iptables-nft-save", "-t", "nat"], capture_output=True,
+        text=True, timeout=30).stdout, timeout=20, what="node-2's KUBE-FW rules")
+    with pytest.raises(TimeoutError):
         http_get(node, ip, 80, timeout=1.5)
     svc = cluster.client.get(SERVICE, "web-fw", "default")
     svc["spec"]["loadBalancerSourceRanges"] = ["192.0.2.0/24"]

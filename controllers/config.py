@@ -5,7 +5,8 @@ The command-line contract (DESIGN.md): ``--server URL``, ``--cluster-cidr CIDR``
 ``--metrics-listen HOST:PORT``; issue 3 adds ``--max-endpoints-per-slice`` (100).
 Extras, named as kube-controller-manager names them: ``--node-cidr-mask-size``
 (24), ``--concurrent-endpointslice-syncs`` (5), ``--controllers`` (``*``, or a
-list such as ``*,-scheduler``), ``--kubeconfig``, ``--log-level``.
+list such as ``*,-scheduler``), ``--kubeconfig``, ``--log-level``; ``--lb-pool``
+(issue 18: the service-lb controller's addresses, off when unset).
 
 Leader election, as kube-controller-manager's flags: ``--leader-elect`` (on by
 default, as there: a second process is a standby, not a second actor; ``=false``
@@ -26,13 +27,14 @@ from apimachinery import names
 from client.config import SERVER_HELP
 from client.leaderelection import timing_problem
 from componentbase import flags
+from componentbase.addresspool import Pool, PoolError, parse_pool
 from componentbase.flags import HostPort
 from controllers.ipam import CidrError, CidrSet
 from controllers.slices import DEFAULT_MAX_ENDPOINTS, MAX_ENDPOINTS_LIMIT
 
 CONTROLLERS = ("endpointslice", "endpoint", "scheduler", "nodeipam", "nodelifecycle", "podgc",
                "serviceaccount", "clusterrole-aggregation", "garbagecollector", "replicaset",
-               "deployment")
+               "deployment", "service-lb")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Config:
     controllers: frozenset[str]
     log_level: str
     leader_election: LeaderElection | None = None  # None: --leader-elect=false
+    lb_pool: Pool | None = None  # --lb-pool; None: no LoadBalancer addresses handed out
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controllers", default="*", type=parse_controllers,
                    help=f"which to run: '*' or a list of {', '.join(CONTROLLERS)}; "
                         "'-name' turns one off")
+    p.add_argument("--lb-pool", default="", metavar="RANGES",
+                   help="addresses for LoadBalancer Services, as A-B ranges or CIDRs, comma "
+                        "separated (the service-lb controller; default: none, Services stay "
+                        "<pending>)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     le = LeaderElection()
     p.add_argument("--leader-elect", nargs="?", const=True, default=True, type=flags.boolean(),
@@ -145,6 +152,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         CidrSet(args.cluster_cidr, args.node_cidr_mask_size)
     except CidrError as exc:
         parser.error(f"argument --cluster-cidr/--node-cidr-mask-size: {exc}")
+    pool = None
+    if args.lb_pool.strip():
+        try:
+            pool = parse_pool(args.lb_pool)
+        except PoolError as exc:
+            parser.error(f"argument --lb-pool: {exc}")
     return Config(
         server=args.server or None,
         kubeconfig=args.kubeconfig or None,
@@ -157,6 +170,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         controllers=args.controllers,
         log_level=args.log_level,
         leader_election=leader_election(args, parser),
+        lb_pool=pool,
     )
 
 

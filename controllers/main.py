@@ -61,6 +61,7 @@ from controllers.replicaset import ReplicaSetController
 from controllers.runtime import Controller
 from controllers.scheduler import Scheduler
 from controllers.serviceaccount import ServiceAccountsController
+from controllers.servicelb import ServiceLBController
 
 log = logging.getLogger("controllers")
 
@@ -79,6 +80,7 @@ SCHEDULER_COMPONENT = "default-scheduler"
 NODE_LIFECYCLE_COMPONENT = "node-controller"
 REPLICASET_COMPONENT = "replicaset-controller"
 DEPLOYMENT_COMPONENT = "deployment-controller"
+SERVICE_LB_COMPONENT = "service-lb-controller"
 
 
 def build_controllers(config: Config, client: AsyncClient, informers: SharedInformers,
@@ -119,6 +121,10 @@ def build_controllers(config: Config, client: AsyncClient, informers: SharedInfo
         controllers.append(DeploymentController(
             client, informers, metrics,
             recorder=recorder.for_component(DEPLOYMENT_COMPONENT)))
+    if "service-lb" in chosen and config.lb_pool is not None:
+        controllers.append(ServiceLBController(
+            client, informers, metrics, config.lb_pool,
+            recorder=recorder.for_component(SERVICE_LB_COMPONENT)))
     return controllers
 
 

@@ -186,6 +186,17 @@ GARBAGE_COLLECTOR = "system:controller:generic-garbage-collector"
 # Kubernetes grants ``update`` too; this collector only patches, so it is left out.
 _GARBAGE_COLLECTOR_RULES = [r(["get", "list", "watch", "patch", "delete"], ["*"], ("*",))]
 
+# The service-lb controller (controllers/servicelb.py) writes LoadBalancer addresses:
+# Kubernetes' system:controller:service-controller, bound to the controller-manager
+# identity (mp-controllers runs every controller as one). Nobody else who is not an
+# admin may write services/status (edit and admin grant services, not their status).
+SERVICE_CONTROLLER = "system:controller:service-controller"
+_SERVICE_CONTROLLER_RULES = [
+    r(READ, ["services"]),
+    r(["patch", "update"], ["services/status"]),
+    r(["create", "patch", "update"], ["events"]),
+]
+
 _DNSD_RULES = [
     r(READ, ["services", "pods", "namespaces"]),
     r(READ, ["endpointslices"], ("discovery.k8s.io",)),
@@ -223,6 +234,7 @@ def cluster_roles() -> list[dict[str, Any]]:
         _role(DNSD, _DNSD_RULES),
         _role(NODE_LIFECYCLE, _NODE_LIFECYCLE_RULES),
         _role(GARBAGE_COLLECTOR, _GARBAGE_COLLECTOR_RULES),
+        _role(SERVICE_CONTROLLER, _SERVICE_CONTROLLER_RULES),
     ]
     fill_aggregated(roles)
     return roles
@@ -251,6 +263,7 @@ def cluster_role_bindings() -> list[dict[str, Any]]:
         _binding(DNSD, DNSD, [("User", DNSD)]),
         _binding(NODE_LIFECYCLE, NODE_LIFECYCLE, [("User", CONTROLLER_MANAGER)]),
         _binding(GARBAGE_COLLECTOR, GARBAGE_COLLECTOR, [("User", CONTROLLER_MANAGER)]),
+        _binding(SERVICE_CONTROLLER, SERVICE_CONTROLLER, [("User", CONTROLLER_MANAGER)]),
     ]
 
 

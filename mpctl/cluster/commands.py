@@ -67,6 +67,9 @@ def add_commands(sub: Any) -> None:
                    help="where dnsd forwards names outside the cluster: a resolv.conf's "
                         f"nameservers (default {plan.HOST_RESOLV_CONF}, the host's; none "
                         "if it has no nameserver), one server, or none (answer REFUSED)")
+    p.add_argument("--lb-pool", default=plan.DEFAULT_LB_POOL, metavar="RANGES",
+                   help="addresses for LoadBalancer Services, reachable from the fabric "
+                        f"namespace (default {plan.DEFAULT_LB_POOL}; 'none' for no pool)")
     p.add_argument("--detach", action="store_true",
                    help="return once the cluster is up and leave it running")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -152,7 +155,8 @@ class Up:
     def __init__(self, name: str, nodes: int, state_dir: Path, progress: Progress,
                  storage: str = "sqlite", apiservers: int = 1,
                  zones: tuple[str, ...] = (),
-                 dns_upstream: str = plan.NO_DNS_UPSTREAM) -> None:
+                 dns_upstream: str = plan.NO_DNS_UPSTREAM,
+                 lb_pool: str = plan.DEFAULT_LB_POOL) -> None:
         self.progress = progress
         taken: set[int] = set()
 
@@ -176,11 +180,12 @@ class Up:
                                      metrics_ports=ports, storage=storage,
                                      more_api_ports=tuple(api_ports[1:]),
                                      agent_ports=agent_ports, zones=zones,
-                                     dns_upstream=dns_upstream)
+                                     dns_upstream=dns_upstream, lb_pool=lb_pool)
         self.state = state.ClusterState(
             name=name, state_dir=str(state_dir), server=",".join(self.spec.servers),
             dns=f"127.0.0.1:{self.spec.dns_port}", fabric=self.spec.fabric,
-            dns_fabric_address=plan.FABRIC_IP, storage=storage, up_pid=os.getpid(),
+            dns_fabric_address=plan.FABRIC_IP, storage=storage, lb_pool=lb_pool,
+            up_pid=os.getpid(),
             up_start=proc_start_time(os.getpid()),
             nodes=[state.NodeRecord(name=n.name, namespace=n.namespace, ip=n.ip,
                                     state_dir=str(n.state_dir.resolve()))
@@ -309,6 +314,8 @@ def next_steps(st: state.ClusterState, seconds: float, detached: bool) -> str:
         "  mpctl exec client -- getent hosts web",
         f"  dig @{host} -p {port} +short kubernetes.default.svc.cluster.local",
         f"  mpctl cluster status --name {st.name}",
+        *([f"  # a LoadBalancer Service's EXTERNAL-IP (from {st.lb_pool}) answers the fabric:",
+           f"  ip netns exec {st.fabric} curl -s http://<EXTERNAL-IP>/"] if st.lb_pool else []),
         "",
         (f"Stop it with: {down}" if detached else
          f"Press Ctrl-C to stop it (or run: {down})."),
@@ -325,6 +332,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     apiservers = plan.check_apiservers(args.apiservers, storage)
     zones = plan.check_zones(args.zones)
     dns_upstream = plan.check_dns_upstream(args.dns_upstream)
+    lb_pool = plan.check_lb_pool(args.lb_pool, nodes)
     registered = state.registered_dir(name)
     for d in dict.fromkeys([state_dir.resolve()] + ([registered] if registered else [])):
         with contextlib.suppress(ValueError):
@@ -344,7 +352,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         with progress.step(f"removing what is left of an earlier {name!r}"):
             teardown(existing)
     up = Up(name, nodes, state_dir.resolve(), progress, storage, apiservers, zones,
-            dns_upstream)
+            dns_upstream, lb_pool)
     try:
         up.run()
     except BaseException as exc:

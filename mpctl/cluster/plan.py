@@ -26,6 +26,7 @@ from apimachinery import names
 from apimachinery.kinds import ENDPOINTSLICE, SERVICE, Kind
 from componentbase import flags, postgres
 from componentbase import pki as pki_lib
+from componentbase.addresspool import PoolError, parse_pool
 from componentbase.resolvconf import nameservers
 
 NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
@@ -51,6 +52,10 @@ API_FABRIC_IP = FABRIC_IP
 API_SERVICE_IP = str(ipaddress.ip_network(SERVICE_CIDR).network_address + 1)
 KUBERNETES_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
                     f"kubernetes.default.svc.{CLUSTER_DOMAIN}")
+# LoadBalancer Services' addresses (the service-lb controller's pool): on the fabric,
+# above every node address, routed by the fabric to the nodes (``lb_route_commands``),
+# so they answer from the fabric namespace, never from the host's.
+DEFAULT_LB_POOL = "10.250.0.200-10.250.0.250"
 # Namespaces without a pod-security.kubernetes.io/enforce label get this level.
 POD_SECURITY_DEFAULT = "baseline"
 ZONE_LABEL = "topology.kubernetes.io/zone"  # what --zones sets on each Node
@@ -142,6 +147,30 @@ def dns_upstream_flags(upstream: str) -> list[str]:
     return ["--upstream", upstream]
 
 
+def check_lb_pool(text: str, nodes: int) -> str:
+    """The ``--lb-pool`` of ``cluster up``: ``""``/``none`` (no pool), or ranges/CIDRs
+    inside the fabric's network that no node, the fabric's own address, or the
+    network's first and last address use. Returns the pool as given (normalised)."""
+    if text.strip().lower() in ("", "none"):
+        return ""
+    try:
+        pool = parse_pool(text)
+    except PoolError as exc:
+        raise SpecError(f"--lb-pool: {exc}") from None
+    reserved = {str(NODE_NETWORK.network_address), FABRIC_IP,
+                str(NODE_NETWORK.broadcast_address)}
+    reserved |= {str(NODE_NETWORK.network_address + 1 + i) for i in range(1, nodes + 1)}
+    for lo, hi in pool.ranges:
+        if lo not in NODE_NETWORK or hi not in NODE_NETWORK:
+            raise SpecError(f"--lb-pool: {lo}-{hi} is outside the fabric's {NODE_NETWORK} "
+                            "(only the fabric routes it; nothing else may)")
+    clash = sorted(reserved & set(pool), key=ipaddress.IPv4Address)
+    if clash:
+        raise SpecError(f"--lb-pool: {clash[0]} is the fabric's, a node's or the network's "
+                        "own address")
+    return str(pool)
+
+
 def check_nodes(count: int) -> int:
     if not 1 <= count <= MAX_NODES:
         raise SpecError(f"--nodes: {count} is out of range (1-{MAX_NODES})")
@@ -209,6 +238,7 @@ class ClusterSpec:
     # --zones: node-1 in the first, node-2 in the second, … round robin
     zones: tuple[str, ...] = ()
     dns_upstream: str = NO_DNS_UPSTREAM  # a checked --dns-upstream (check_dns_upstream)
+    lb_pool: str = DEFAULT_LB_POOL  # "" for none (check_lb_pool)
 
     @property
     def server(self) -> str:
@@ -291,7 +321,19 @@ def network_commands(spec: ClusterSpec) -> list[list[str]]:
                  ["ip", "-n", ns, "addr", "add", f"{node.ip}/{NODE_NETWORK.prefixlen}",
                   "dev", "eth0"],
                  ["ip", "-n", ns, "link", "set", "eth0", "up"]]
-    return cmds
+    return cmds + lb_route_commands(spec)
+
+
+def lb_route_commands(spec: ClusterSpec) -> list[list[str]]:
+    """Routes in the fabric sending the LoadBalancer pool to the nodes, spread over all
+    of them (multipath: each flow sticks to one node), as a router in front of
+    MetalLB's speakers would. Every node's proxy programs every LB address, so any
+    node answers; the routes are more specific than the fabric's own network."""
+    if not spec.lb_pool:
+        return []
+    hops = [arg for n in spec.node_plans() for arg in ("nexthop", "via", n.ip)]
+    return [["ip", "-n", spec.fabric, "route", "replace", cidr, *hops]
+            for cidr in parse_pool(spec.lb_pool).cidrs()]
 
 
 def fabric_route_commands(spec: ClusterSpec, pod_cidrs: dict[str, str]) -> list[list[str]]:
@@ -360,7 +402,8 @@ def component_commands(spec: ClusterSpec, bin_dir: Path) -> list[Command]:
     for i in range(1, spec.controller_count + 1):
         name = numbered("controllers", i)
         cmds.append(Command(name, [str(bin_dir / "mp-controllers"), *kubeconfig("controllers"),
-                                   *servers, "--cluster-cidr", CLUSTER_CIDR, *metrics(name)],
+                                   *servers, "--cluster-cidr", CLUSTER_CIDR, *metrics(name),
+                                   *(["--lb-pool", spec.lb_pool] if spec.lb_pool else [])],
                             spec.log_path(name)))
     cmds.append(Command("dnsd", [str(bin_dir / "mp-dnsd"), *kubeconfig("dnsd"), *servers,
                                  "--listen", f"127.0.0.1:{spec.dns_port}",

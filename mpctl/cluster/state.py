@@ -49,6 +49,7 @@ class ClusterState:
     fabric: str
     dns_fabric_address: str
     storage: str = "sqlite"  # or "postgresql" (a private server, the "postgres" process)
+    lb_pool: str = ""  # LoadBalancer addresses (service-lb), reachable from the fabric
     phase: str = "starting"  # starting | running
     up_pid: int | None = None
     up_start: str | None = None

@@ -12,7 +12,11 @@ itself. The node sends no ICMP redirects (``send_redirects=0``, on ``all`` and
 that nothing DNATs (a Service without endpoints) would leave by ``cni0``, where it
 came in, and each redirect restarts the per-host ICMP rate limiter, so the
 port-unreachable of the Service's REJECT rule was dropped and clients waited for a
-timeout instead of a refusal. ``route_changes`` compares the routes to other nodes'
+timeout instead of a refusal. ``route_localnet=1`` lets NodePorts answer on the
+node's ``127.0.0.1`` (kube-proxy sets it for ``--iptables-localhost-nodeports``):
+the DNATed packet keeps its loopback source until MASQUERADE, which the kernel
+would otherwise refuse to route off ``lo``; the proxy's ``KUBE-FIREWALL`` drops the
+martian traffic to 127/8 that this setting would let in. ``route_changes`` compares the routes to other nodes'
 pod CIDRs with what should be there. ``run`` (below) is the only side effect here.
 """
 
@@ -55,6 +59,7 @@ def node_setup_commands(pod_cidr: str, service_cidr: str | None) -> list[list[st
         ["sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0"],
         ["sysctl", "-q", "-w", f"net.ipv4.conf.{BRIDGE}.send_redirects=0"],
         ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
+        ["sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1"],
     ]
     if service_cidr:
         cmds.append(["ip", "route", "replace", service_cidr, "dev", BRIDGE, "src",

@@ -21,6 +21,10 @@ KUBE_NODEPORTS = "KUBE-NODEPORTS"
 KUBE_POSTROUTING = "KUBE-POSTROUTING"
 KUBE_MARK_MASQ = "KUBE-MARK-MASQ"
 KUBE_FORWARD = "KUBE-FORWARD"
+# filter: DROP what a KUBE-FW chain did not let through (still addressed to the LB IP)
+KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
+# filter: the martian drop that makes route_localnet=1 safe (localhost NodePorts)
+KUBE_FIREWALL = "KUBE-FIREWALL"
 
 # Prefixes of per-Service and per-endpoint chains: a chain with one of these that the
 # desired ruleset does not contain is ours and stale, and is deleted.

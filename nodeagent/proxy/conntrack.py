@@ -8,10 +8,11 @@ successful sync, ``stale_flows`` (pure) compares the UDP Service ports' endpoint
 sets before and after, and ``Conntrack.delete`` runs ``conntrack -D`` inside the
 namespace for each filter:
 
-- an endpoint that left a Service port: flows to the ClusterIP:port (and to the
-  NodePort) whose reply source is that endpoint;
-- a Service port that went from no endpoints to some: every flow to the
-  ClusterIP:port (and NodePort), which were all created without DNAT.
+- an endpoint that left a Service port: flows to the ClusterIP:port, to each
+  external IP and load balancer IP on that port (and to the NodePort) whose reply
+  source is that endpoint;
+- a Service port that went from no endpoints to some: every flow to those
+  destinations, which were all created without DNAT.
 
 TCP is never flushed; its connections end by themselves (reference §8.6).
 """
@@ -41,6 +42,11 @@ class UdpPort:
     port: int
     node_port: int | None
     endpoints: frozenset[str]  # endpoint IPs traffic may be sent to
+    external: tuple[str, ...] = ()  # external IPs and load balancer IPs, on ``port``
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        return (self.cluster_ip, *self.external)
 
 
 def udp_port(sp: ServicePort, endpoints: Sequence[Endpoint], node_name: str, *,
@@ -50,7 +56,8 @@ def udp_port(sp: ServicePort, endpoints: Sequence[Endpoint], node_name: str, *,
         return None
     cluster, local = usable_endpoints(endpoints, node_name, zone=zone)
     return UdpPort(cluster_ip=sp.cluster_ip, port=sp.port, node_port=sp.node_port,
-                   endpoints=frozenset(e.ip for e in (*cluster, *local)))
+                   endpoints=frozenset(e.ip for e in (*cluster, *local)),
+                   external=(*sp.external_ips, *sp.load_balancer_ips))
 
 
 def stale_flows(old: Mapping[str, UdpPort], new: Mapping[str, UdpPort]
@@ -61,8 +68,8 @@ def stale_flows(old: Mapping[str, UdpPort], new: Mapping[str, UdpPort]
         before, after = old[key], new.get(key)
         gone = before.endpoints - (after.endpoints if after else frozenset())
         for ip in sorted(gone):
-            filters.append(("-p", "udp", "--orig-dst", before.cluster_ip,
-                            "--orig-port-dst", str(before.port), "--reply-src", ip))
+            filters += [("-p", "udp", "--orig-dst", dst, "--orig-port-dst", str(before.port),
+                         "--reply-src", ip) for dst in before.destinations]
             if before.node_port is not None:
                 filters.append(("-p", "udp", "--orig-port-dst", str(before.node_port),
                                 "--reply-src", ip))
@@ -70,8 +77,8 @@ def stale_flows(old: Mapping[str, UdpPort], new: Mapping[str, UdpPort]
         after = new[key]
         prior = old.get(key)
         if after.endpoints and (prior is None or not prior.endpoints):
-            filters.append(("-p", "udp", "--orig-dst", after.cluster_ip,
-                            "--orig-port-dst", str(after.port)))
+            filters += [("-p", "udp", "--orig-dst", dst, "--orig-port-dst", str(after.port))
+                        for dst in after.destinations]
             if after.node_port is not None:
                 filters.append(("-p", "udp", "--orig-port-dst", str(after.node_port)))
     return filters

@@ -62,6 +62,11 @@ class ServicePort(NamedTuple):
     affinity_seconds: int | None = None  # set for sessionAffinity: ClientIP
     external_local: bool = False  # externalTrafficPolicy: Local
     internal_local: bool = False  # internalTrafficPolicy: Local
+    # The Service's external destinations (one tuple shared by all its ports):
+    # spec.externalIPs, status.loadBalancer.ingress[].ip, spec.loadBalancerSourceRanges.
+    external_ips: tuple[str, ...] = ()
+    load_balancer_ips: tuple[str, ...] = ()
+    source_ranges: tuple[str, ...] = ()
 
     @property
     def service_port_name(self) -> str:
@@ -76,8 +81,15 @@ class ServicePort(NamedTuple):
 
     @property
     def is_external(self) -> bool:
-        """Reachable from outside the cluster (here: has a NodePort)."""
-        return self.node_port is not None
+        """Reachable from outside the cluster: a NodePort, an external IP or a load
+        balancer IP (kube-proxy's ``ExternallyAccessible`` on the port's facts)."""
+        return self.node_port is not None or bool(self.external_ips) or \
+            bool(self.load_balancer_ips)
+
+    @property
+    def uses_firewall(self) -> bool:
+        """Load balancer IPs behind ``loadBalancerSourceRanges``: the KUBE-FW chain."""
+        return bool(self.load_balancer_ips) and bool(self.source_ranges)
 
 
 class Endpoint(NamedTuple):
@@ -147,6 +159,31 @@ def check_cidr(value: str, field: str) -> str:
     return value
 
 
+def _usable_ipv4(value: Any, field: str) -> str | None:
+    """``check_ipv4``'s address; None for IPv6 or a well-formed special address;
+    ``InvalidObject`` for anything malformed."""
+    if isinstance(value, str) and ":" in value:
+        return None
+    if isinstance(value, str) and _IPV4.fullmatch(value):
+        try:
+            return check_ipv4(value, field)
+        except InvalidObject:
+            return None
+    return check_ipv4(value, field)
+
+
+def check_source_range(value: Any, field: str) -> str:
+    """An IPv4 CIDR as ``loadBalancerSourceRanges`` allows it (host bits may be set, as
+    Go's ``ParseCIDR`` keeps them), canonicalised to its network (``10.0.0.1/8`` →
+    ``10.0.0.0/8``), which is what iptables-save prints."""
+    if not isinstance(value, str) or "/" not in value:
+        raise InvalidObject(f"{field}: {value!r} is not an IPv4 CIDR")
+    try:
+        return str(ipaddress.IPv4Network(value, strict=False))
+    except ValueError:
+        raise InvalidObject(f"{field}: {value!r} is not an IPv4 CIDR") from None
+
+
 def check_node_name(value: Any, field: str) -> str:
     if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise InvalidObject(f"{field}: {value!r} is not a DNS-1123 subdomain")
@@ -174,9 +211,11 @@ def service_ports(service: Object) -> list[ServicePort]:
         return []  # IPv6: not this proxy's table
     cluster_ip = check_ipv4(cluster_ip, "spec.clusterIP")
     affinity = _affinity_seconds(spec)
-    external_local = spec.get("externalTrafficPolicy") == "Local"
+    external_local = spec.get("externalTrafficPolicy") == "Local" and \
+        facts.is_externally_accessible(spec)
     internal_local = spec.get("internalTrafficPolicy") == "Local"
     wants_node_ports = facts.has_node_ports(spec)
+    external_ips, lb_ips, source_ranges = external_addresses(service)
     raw_ports = spec.get("ports")
     if not isinstance(raw_ports, list):
         raise InvalidObject("spec.ports: not a list")
@@ -198,10 +237,47 @@ def service_ports(service: Object) -> list[ServicePort]:
             cluster_ip=cluster_ip, port=check_port(port.get("port"), f"{where}.port"),
             node_port=check_port(node_port, f"{where}.nodePort")
             if wants_node_ports and node_port is not None else None,
-            affinity_seconds=affinity,
-            external_local=external_local and wants_node_ports,
-            internal_local=internal_local))
+            affinity_seconds=affinity, external_local=external_local,
+            internal_local=internal_local, external_ips=external_ips,
+            load_balancer_ips=lb_ips, source_ranges=source_ranges))
     return out
+
+
+def external_addresses(service: Object
+                       ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(external IPs, load balancer IPs, source ranges) the proxy programs for a Service.
+
+    As kube-proxy's service change tracker: ``spec.externalIPs`` of any proxied type;
+    ``status.loadBalancer.ingress[].ip`` of a LoadBalancer (an entry with only a
+    ``hostname``, or with ``ipMode: Proxy``, gets no rule: the balancer itself
+    delivers to the node); ``spec.loadBalancerSourceRanges`` (space padding trimmed,
+    as the API tolerates it), else none. IPv6 entries are skipped (this proxy
+    programs IPv4), and so are well-formed addresses no packet can be DNATed from
+    (loopback, multicast…: the API lets a status carry them), so one odd entry does
+    not cost the Service its ClusterIP; a malformed one still rejects the Service.
+    Sorted and de-duplicated so the rules are stable. Both proxy modes build from
+    this.
+    """
+    spec = _mapping(service.get("spec"))
+    external = {ip for i, raw in enumerate(_list(spec.get("externalIPs")))
+                if (ip := _usable_ipv4(raw, f"spec.externalIPs[{i}]"))}
+    lb: set[str] = set()
+    ranges: set[str] = set()
+    if facts.has_load_balancer_ingress(spec):
+        ingress = _list(_mapping(_mapping(service.get("status")).get("loadBalancer"))
+                        .get("ingress"))
+        for i, raw in enumerate(ingress):
+            entry = _mapping(raw)
+            if not entry.get("ip") or entry.get("ipMode") == "Proxy":
+                continue
+            if ip := _usable_ipv4(entry["ip"], f"status.loadBalancer.ingress[{i}].ip"):
+                lb.add(ip)
+        for i, cidr in enumerate(_list(spec.get("loadBalancerSourceRanges"))):
+            text = cidr.strip() if isinstance(cidr, str) else cidr
+            if isinstance(text, str) and ":" in text:
+                continue
+            ranges.add(check_source_range(text, f"spec.loadBalancerSourceRanges[{i}]"))
+    return tuple(sorted(external)), tuple(sorted(lb)), tuple(sorted(ranges))
 
 
 def _affinity_seconds(spec: Object) -> int | None:

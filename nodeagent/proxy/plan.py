@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from nodeagent.proxy import chains as ch
-from nodeagent.proxy.ruleset import FILTER, JUMPS, NAT, TABLES, TOP_CHAINS, Ruleset, fixed_rules
+from nodeagent.proxy.ruleset import FILTER, JUMPS, TABLES, TOP_CHAINS, Ruleset, fixed_rules
 
 ChainKey = tuple[str, str]  # (table, chain)
 Written = dict[ChainKey, tuple[str, ...]]
@@ -133,6 +133,7 @@ class Limits:
 
 _COMMENT = re.compile(r'--comment (?:"([^"]*)"|(\S+))')
 _TARGET = re.compile(r"(?:^| )-j (\S+)")
+_DEST = re.compile(r" -d (\S+)")
 
 
 @dataclass
@@ -148,13 +149,16 @@ class Saved:
         return {c for c in self.chains.get(table, set()) if c.startswith("KUBE-")}
 
 
-def rule_key(line: str) -> tuple[str, str]:
-    """(comment, target) of a rule line: unique per rule in our top-level chains, and
-    the same in our text and in iptables-save's normalised text of it."""
+def rule_key(line: str) -> tuple[str, str, str]:
+    """(comment, target, destination) of a rule line: unique per rule in our top-level
+    chains (a Service's external IPs share comment and target), and the same in our
+    text and in iptables-save's normalised text of it (which writes ``-d IP/32``)."""
     target = _TARGET.search(" " + line)
     comment = _COMMENT.search(line)
+    dest = _DEST.search(" " + line)
     return ((comment.group(1) or comment.group(2) or "") if comment else "",
-            target.group(1) if target else "")
+            target.group(1) if target else "",
+            dest.group(1).removesuffix("/32") if dest else "")
 
 
 def jump_key(table: str, chain: str, args: str) -> tuple[str, str, str, str]:
@@ -373,10 +377,7 @@ def plan_cleanup(saved: Saved) -> list[Payload]:
     """Remove everything this proxy ever writes: the jumps, then all KUBE-* chains we
     own (top-level names and hashed ones). Used by ``--cleanup`` and to clear the
     other iptables backend, whose rules would otherwise still apply."""
-    ours = {n for _, n in ((FILTER, ch.KUBE_SERVICES), (FILTER, ch.KUBE_EXTERNAL_SERVICES),
-                           (FILTER, ch.KUBE_FORWARD), (NAT, ch.KUBE_SERVICES),
-                           (NAT, ch.KUBE_NODEPORTS), (NAT, ch.KUBE_POSTROUTING),
-                           (NAT, ch.KUBE_MARK_MASQ))}
+    ours = {n for _, n in TOP_CHAINS}
     units: list[Unit] = []
     for key, lines in sorted(saved.jumps.items()):
         if key[2] in ours:
@@ -426,10 +427,11 @@ def arrange(current: tuple[str, ...], desired: tuple[str, ...]) -> tuple[str, ..
         tuple(r for r in current if r in desired_set)
 
 
-def adopt_order(kernel: list[tuple[str, str]], desired: tuple[str, ...]) -> tuple[str, ...]:
+def adopt_order(kernel: list[tuple[str, str, str]], desired: tuple[str, ...]
+                ) -> tuple[str, ...]:
     """``desired`` in the order the kernel has its rules in (matched by ``rule_key``),
     rules the kernel lacks first. Falls back to ``desired`` as is if keys repeat."""
-    position: dict[tuple[str, str], int] = {}
+    position: dict[tuple[str, str, str], int] = {}
     for i, key in enumerate(kernel):
         position.setdefault(key, i)
     keys = [rule_key(r) for r in desired]

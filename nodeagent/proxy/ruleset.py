@@ -3,15 +3,23 @@
 Shape (kube-proxy's iptables mode, reference §2–§7)::
 
     nat    PREROUTING, OUTPUT → KUBE-SERVICES ─┬─ -d VIP --dport P → KUBE-SVC-h / KUBE-SVL-h
+                                               ├─ -d externalIP --dport P → KUBE-EXT-h
+                                               ├─ -d LB IP --dport P → KUBE-EXT-h / KUBE-FW-h
                                                └─ (last) dst LOCAL  → KUBE-NODEPORTS
            KUBE-NODEPORTS   --dport NODEPORT → KUBE-EXT-h → KUBE-SVC-h / KUBE-SVL-h
+           KUBE-FW-h        -s <loadBalancerSourceRange> → KUBE-EXT-h; the rest falls off
            KUBE-SVC-h       [masquerade off-cluster sources] [affinity checks]
                             statistic 1/n, 1/(n-1), …, last unconditional → KUBE-SEP-e
            KUBE-SEP-e       hairpin masquerade, DNAT to ip:port [recent --set]
            POSTROUTING → KUBE-POSTROUTING: marked → clear mark, MASQUERADE --random-fully
     filter FORWARD, OUTPUT → KUBE-SERVICES: REJECT (no endpoints) / DROP (no local ones)
-           INPUT, FORWARD → KUBE-EXTERNAL-SERVICES: the same for NodePorts
+           INPUT, FORWARD → KUBE-EXTERNAL-SERVICES: the same for NodePorts, external
+                            IPs and LB IPs
            FORWARD → KUBE-FORWARD: drop INVALID, accept marked and established
+           INPUT, OUTPUT, FORWARD → KUBE-PROXY-FIREWALL: DROP what fell off a KUBE-FW
+                            chain (still addressed to the LB IP: not DNATed)
+           INPUT, OUTPUT → KUBE-FIREWALL: drop martian traffic to 127/8 (NodePorts
+                            answer on 127.0.0.1: the node sets route_localnet=1)
 
 The unit of change is a ``Fragment``: everything one Service port contributes (its
 own chains, and its rules inside the shared top-level chains). The sync layer
@@ -49,6 +57,8 @@ TOP_CHAINS: tuple[tuple[str, str], ...] = (
     (FILTER, ch.KUBE_SERVICES),
     (FILTER, ch.KUBE_EXTERNAL_SERVICES),
     (FILTER, ch.KUBE_FORWARD),
+    (FILTER, ch.KUBE_PROXY_FIREWALL),
+    (FILTER, ch.KUBE_FIREWALL),
     (NAT, ch.KUBE_SERVICES),
     (NAT, ch.KUBE_NODEPORTS),
     (NAT, ch.KUBE_POSTROUTING),
@@ -72,6 +82,13 @@ JUMPS: tuple[tuple[str, str, str], ...] = (
     (NAT, "OUTPUT", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'),
     (NAT, "POSTROUTING", '-m comment --comment "kubernetes postrouting rules"'
      " -j KUBE-POSTROUTING"),
+    # kube-proxy's KUBE-FIREWALL jumps carry no comment (kubelet's chain of that name)
+    (FILTER, "INPUT", "-j KUBE-FIREWALL"),
+    (FILTER, "OUTPUT", "-j KUBE-FIREWALL"),
+    # last: inserted at position 1, so they end up first, as kube-proxy's do
+    *((FILTER, builtin, '-m comment --comment "kubernetes load balancer firewall"'
+       " -m conntrack --ctstate NEW -j KUBE-PROXY-FIREWALL")
+      for builtin in ("INPUT", "OUTPUT", "FORWARD")),
 )
 
 # Used with fullmatch. Tokens: one or more words of the safe alphabet, single spaces.
@@ -211,7 +228,7 @@ def build_fragment(sp: ServicePort, endpoints: Sequence[Endpoint], ctx: Context)
         return Fragment(key=sp.key)
     spn, proto = sp.service_port_name, sp.protocol.lower()
     h = ch.port_hash(spn, proto)  # all of a port's chains share it
-    svc, svl, ext = "KUBE-SVC-" + h, "KUBE-SVL-" + h, "KUBE-EXT-" + h
+    svc, svl, ext, fw = "KUBE-SVC-" + h, "KUBE-SVL-" + h, "KUBE-EXT-" + h, "KUBE-FW-" + h
     cluster, local = usable_endpoints(endpoints, ctx.node_name, zone=ctx.zone)
     internal_chain, internal_eps = (svl, local) if sp.internal_local else (svc, cluster)
     external_chain, external_eps = (svl, local) if sp.external_local else (svc, cluster)
@@ -223,6 +240,8 @@ def build_fragment(sp: ServicePort, endpoints: Sequence[Endpoint], ctx: Context)
     # The EXT chain exists when it has somewhere to send traffic: its own policy's
     # endpoints, or (Local policy) the short-circuit for pods and the node itself.
     uses_ext = sp.is_external and (has_external or (sp.external_local and has_internal))
+    # Source ranges filter LB IPs only (never NodePorts or external IPs, as upstream).
+    uses_fw = uses_ext and sp.uses_firewall
     match = (*_proto(sp.protocol), "-d", sp.cluster_ip, "--dport", str(sp.port))
     cluster_comment = f"{spn} cluster IP"
 
@@ -239,20 +258,16 @@ def build_fragment(sp: ServicePort, endpoints: Sequence[Endpoint], ctx: Context)
         contributions.append((FILTER, ch.KUBE_SERVICES, rule(
             ch.KUBE_SERVICES, *match, "-j", verdict, comment=f"{spn} {why}")))
     if sp.is_external:
-        node_port = str(sp.node_port)
-        if uses_ext:
-            contributions.append((NAT, ch.KUBE_NODEPORTS, rule(
-                ch.KUBE_NODEPORTS, *_proto(sp.protocol), "--dport", node_port, "-j", ext,
-                comment=spn)))
-        if not has_external:
-            if sp.external_local and cluster:
-                no_local.append("external")
-            verdict, why = ("DROP", "has no local endpoints") \
-                if sp.external_local and cluster else ("REJECT", "has no endpoints")
-            contributions.append((FILTER, ch.KUBE_EXTERNAL_SERVICES, rule(
-                ch.KUBE_EXTERNAL_SERVICES, "-m", "addrtype", "--dst-type", "LOCAL",
-                *_proto(sp.protocol), "--dport", node_port, "-j", verdict,
-                comment=f"{spn} {why}")))
+        # Either no endpoints at all (REJECT) or none for external traffic (DROP what
+        # KUBE-EXT did not short-circuit), for every external destination.
+        verdict, why = ("DROP", "has no local endpoints") \
+            if sp.external_local and cluster else ("REJECT", "has no endpoints")
+        if not has_external and sp.external_local and cluster:
+            no_local.append("external")
+        contributions += _external_destinations(
+            sp, ext=ext, lb_chain=fw if uses_fw else ext, nat=uses_ext,
+            filter_verdict=None if has_external else (verdict, f"{spn} {why}"),
+            firewall=fw if uses_fw else None)
 
     masquerade: list[str] = []
     if has_internal and ctx.cluster_cidr:
@@ -274,9 +289,63 @@ def build_fragment(sp: ServicePort, endpoints: Sequence[Endpoint], ctx: Context)
         own.append(Chain(NAT, ext, _external_rules(
             ext, sp, ctx, internal_chain=internal_chain if has_internal else None,
             external_chain=external_chain if has_external else None)))
+    if uses_fw:
+        own.append(Chain(NAT, fw, _firewall_rules(fw, ext, sp)))
     leaves = tuple(endpoint_chains[name] for name in sorted(endpoint_chains))
     return Fragment(key=sp.key, chains=(*leaves, *own), contributions=tuple(contributions),
                     no_local_endpoints=tuple(no_local))
+
+
+def _external_destinations(sp: ServicePort, *, ext: str, lb_chain: str, nat: bool,
+                           filter_verdict: tuple[str, str] | None, firewall: str | None
+                           ) -> list[tuple[str, str, str]]:
+    """The shared-chain rules of a port's external destinations, in kube-proxy's order:
+    each external IP (nat → EXT; filter REJECT/DROP when external traffic has nowhere
+    to go), each LB IP (nat → FW or EXT; filter DROP of what the firewall left), the
+    LB IPs' REJECT/DROP, then the NodePort (matched on any local address)."""
+    spn, proto, port = sp.service_port_name, _proto(sp.protocol), str(sp.port)
+    out: list[tuple[str, str, str]] = []
+
+    def refuse(*dest: str) -> None:
+        if filter_verdict is not None:
+            verdict, comment = filter_verdict
+            out.append((FILTER, ch.KUBE_EXTERNAL_SERVICES, rule(
+                ch.KUBE_EXTERNAL_SERVICES, *dest, "-j", verdict, comment=comment)))
+
+    for ip in sp.external_ips:
+        if nat:
+            out.append((NAT, ch.KUBE_SERVICES, rule(
+                ch.KUBE_SERVICES, *proto, "-d", ip, "--dport", port, "-j", ext,
+                comment=f"{spn} external IP")))
+        refuse(*proto, "-d", ip, "--dport", port)
+    for ip in sp.load_balancer_ips:
+        if nat:
+            out.append((NAT, ch.KUBE_SERVICES, rule(
+                ch.KUBE_SERVICES, *proto, "-d", ip, "--dport", port, "-j", lb_chain,
+                comment=f"{spn} loadbalancer IP")))
+        if firewall is not None:
+            out.append((FILTER, ch.KUBE_PROXY_FIREWALL, rule(
+                ch.KUBE_PROXY_FIREWALL, *proto, "-d", ip, "--dport", port, "-j", "DROP",
+                comment=f"{spn} traffic not accepted by {firewall}")))
+    for ip in sp.load_balancer_ips:
+        refuse(*proto, "-d", ip, "--dport", port)
+    if sp.node_port is not None:
+        node_port = str(sp.node_port)
+        if nat:
+            out.append((NAT, ch.KUBE_NODEPORTS, rule(
+                ch.KUBE_NODEPORTS, *proto, "--dport", node_port, "-j", ext, comment=spn)))
+        refuse("-m", "addrtype", "--dst-type", "LOCAL", *proto, "--dport", node_port)
+    return out
+
+
+def _firewall_rules(fw: str, ext: str, sp: ServicePort) -> tuple[str, ...]:
+    """KUBE-FW: an allowed source range goes on to KUBE-EXT; anything else falls off the
+    end un-DNATed, still addressed to the LB IP, and KUBE-PROXY-FIREWALL drops it."""
+    spn = sp.service_port_name
+    allowed = [rule(fw, "-s", cidr, "-j", ext, comment=f"{spn} loadbalancer IP")
+               for cidr in sp.source_ranges]
+    return (*allowed, rule(
+        fw, comment=f"other traffic to {spn} will be dropped by KUBE-PROXY-FIREWALL"))
 
 
 def _dispatch(chain: str, sp: ServicePort, eps: Sequence[Endpoint], names: Mapping[str, str],
@@ -363,12 +432,20 @@ def fixed_rules() -> dict[tuple[str, str], tuple[str, ...]]:
         (NAT, ch.KUBE_MARK_MASQ): (
             rule(ch.KUBE_MARK_MASQ, "-j", "MARK", "--or-mark", MASQ_MARK),
         ),
+        # route_localnet=1 (set for localhost NodePorts) would let packets from
+        # elsewhere reach 127/8 services; this drops them (k8s #90259).
+        (FILTER, ch.KUBE_FIREWALL): (
+            rule(ch.KUBE_FIREWALL, "-d", "127.0.0.0/8", "!", "-s", "127.0.0.0/8", "-m",
+                 "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "DROP",
+                 comment="block incoming localnet connections"),
+        ),
     }
 
 
+# Every local address, 127.0.0.1 included (kube-proxy's --iptables-localhost-nodeports,
+# on by default for IPv4): the node's loopback answers on NodePorts.
 NODEPORTS_TAIL = rule(
-    ch.KUBE_SERVICES, "-m", "addrtype", "--dst-type", "LOCAL", "!", "-d", "127.0.0.0/8",
-    "-j", ch.KUBE_NODEPORTS,
+    ch.KUBE_SERVICES, "-m", "addrtype", "--dst-type", "LOCAL", "-j", ch.KUBE_NODEPORTS,
     comment="kubernetes service nodeports; NOTE: this must be the last rule in this chain")
 
 

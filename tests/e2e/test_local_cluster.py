@@ -623,6 +623,8 @@ def test_down_after_kill_9_of_up(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--nodes", "0"], "error: --nodes: 0 is out of range (1-100)\n"),
     (["--storage", "mysql"], "error: --storage: 'mysql' is not one of sqlite, postgresql\n"),
+    (["--lb-pool", "10.250.0.2-10.250.0.9"], "error: --lb-pool: 10.250.0.2 is the fabric's, "
+                                             "a node's or the network's own address\n"),
     (["--name", "Bad_Name"], "error: --name: 'Bad_Name' must be 1-20 lowercase letters, "
                              "digits or '-', starting and ending with a letter or digit\n"),
     (["--dns-upstream", "dns.example.com:53"],

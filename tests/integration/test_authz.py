@@ -23,7 +23,8 @@ RBAC = "/apis/rbac.authorization.k8s.io/v1"
 AUTHZ = "/apis/authorization.k8s.io/v1"
 PODS = "/api/v1/namespaces/{ns}/pods"
 TOKENS = {"vera": "vera-token-7f3a9c1e", "bob": "bob-token-2d8e4b6a",
-          "ann": "ann-token-9c1f5e3d", "tina": "tina-token-4a6b8c0d"}
+          "ann": "ann-token-9c1f5e3d", "tina": "tina-token-4a6b8c0d",
+          "lena": "lena-token-6e2b7d9f"}
 
 
 @pytest.fixture(scope="module")
@@ -405,3 +406,35 @@ def test_rbac_objects_validate_and_print_as_tables(admin: httpx.Client) -> None:
     got["roleRef"]["name"] = "edit"
     resp = admin.put(f"{RBAC}/namespaces/{ns}/rolebindings/v", json=got)
     assert resp.status_code == 422 and "cannot change roleRef" in resp.json()["message"]
+
+
+def test_only_the_service_controller_sets_load_balancer_addresses(callers: Callers,
+                                                                  admin: httpx.Client) -> None:
+    """``status.loadBalancer`` is the service-lb controller's (services/status, bound to
+    the controller-manager's identity): a user who may edit Services can neither write
+    the subresource nor smuggle a status in through the Service itself."""
+    ns = namespace(admin, "lb-t")
+    services = f"/api/v1/namespaces/{ns}/services"
+    bind(admin, ns, "lena-edit", "edit", user("lena"))
+    lena = as_user(callers, "lena")
+    svc = {"metadata": {"name": "web"},
+           "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}
+    until(lambda: lena.post(services, json=svc), 201, "lena's binding to take effect")
+    ingress = {"loadBalancer": {"ingress": [{"ip": "10.250.0.209"}]}}
+    merge = {"Content-Type": "application/merge-patch+json"}
+    for method, verb in (("PATCH", "patch"), ("PUT", "update")):
+        body = {"status": ingress} if method == "PATCH" else \
+            {**lena.get(f"{services}/web").json(), "status": ingress}
+        resp = lena.request(method, f"{services}/web/status", json=body, headers=merge)
+        assert resp.status_code == 403, resp.text
+        assert f'cannot {verb} resource "services/status"' in resp.json()["message"]
+    body = {**lena.get(f"{services}/web").json(), "status": ingress}
+    resp = lena.put(f"{services}/web", json=body)
+    assert resp.status_code == 200 and resp.json()["status"] == {"loadBalancer": {}}
+    # the controllers' identity may (Kubernetes' system:controller:service-controller
+    # role: update and patch; the garbage collector's role alone allows only patch)
+    body = {**admin.get(f"{services}/web").json(), "status": ingress}
+    resp = admin.put(f"{services}/web/status", json=body,
+                     headers={"Impersonate-User": "system:kube-controller-manager"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"]["loadBalancer"]["ingress"][0]["ip"] == "10.250.0.209"

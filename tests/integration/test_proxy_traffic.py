@@ -46,6 +46,8 @@ pytestmark = [pytest.mark.root,
                                  reason=have_root_tools() or "")]
 
 NODE_IP, BRIDGE_IP, EXT_IP = "10.250.0.2", "10.244.1.1", "10.250.0.10"
+# routed to the node by ext, as an L2/BGP load balancer or a router would
+EXTERNAL_IP, LB_IP = "192.0.2.10", "10.250.0.200"
 POD_IPS = ["10.244.1.10", "10.244.1.11", "10.244.1.12"]
 TRIGGER = "endpoints.kubernetes.io/last-change-trigger-time"
 
@@ -163,6 +165,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                        check=True)
         subprocess.run(["ip", "-n", ext, "route", "add", "10.96.0.0/16", "via", NODE_IP],
                        check=True)
+        for ip in (EXTERNAL_IP, LB_IP):
+            subprocess.run(["ip", "-n", ext, "route", "add", f"{ip}/32", "via", NODE_IP],
+                           check=True)
+        # what the agent's setup_node sets (this fixture builds the node by hand)
+        lab.exec(node, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1")
         pods = []
         for i, ip in enumerate(POD_IPS):
             pod = lab.ns(f"ep{i}")
@@ -263,6 +270,64 @@ def test_node_port_on_the_nodes_addresses(cluster: Cluster) -> None:
     assert name.startswith("ep") and peer == BRIDGE_IP  # externally: masqueraded
     assert hello(cluster.node, NODE_IP, node_port)[0].startswith("ep")
     assert hello(cluster.node, BRIDGE_IP, node_port)[0].startswith("ep")
+
+
+def test_node_port_on_the_nodes_loopback(cluster: Cluster) -> None:
+    """kube-proxy's localhost NodePorts: 127.0.0.1:<nodePort> inside the node answers
+    (route_localnet=1, which the agent sets in setup_node, is set by the fixture here),
+    masqueraded so the endpoint can reply; KUBE-FIREWALL guards the setting."""
+    svc = cluster.service("np-lo", type="NodePort")
+    node_port = svc["spec"]["ports"][0]["nodePort"]
+    cluster.endpoints("np-lo", [2])
+    cluster.wait_programmed("np-lo", [2])
+    assert hello(cluster.node, "127.0.0.1", node_port) == ("ep2", BRIDGE_IP)
+    assert "block incoming localnet connections" in cluster.save("filter")
+    # externalTrafficPolicy Local: a loopback source is the node's own (src-type LOCAL),
+    # so it is masqueraded too, and reaches the local endpoint
+    local = cluster.service("np-lo-local", type="NodePort", externalTrafficPolicy="Local")
+    local_port = local["spec"]["ports"][0]["nodePort"]
+    cluster.endpoints("np-lo-local", [1])
+    cluster.wait_programmed("np-lo-local", [1])
+    assert hello(cluster.node, "127.0.0.1", local_port) == ("ep1", BRIDGE_IP)
+
+
+def test_external_ip_and_load_balancer_ip_with_source_ranges(cluster: Cluster) -> None:
+    """An externalIP and an LB ingress IP routed to the node answer from outside; the
+    LB IP's loadBalancerSourceRanges let ext in, and once they no longer name it its
+    connection is dropped (KUBE-FW falls through, KUBE-PROXY-FIREWALL drops), while the
+    external IP, which source ranges never cover, still answers."""
+    # two external IPs: their rules differ only by address (the restart test below
+    # then checks the kernel's order of them survives an agent restart)
+    cluster.service("lb", type="LoadBalancer", externalIPs=[EXTERNAL_IP, "192.0.2.11"],
+                    loadBalancerSourceRanges=[f"{EXT_IP}/32"])
+    body = cluster.client.get(SERVICE, "lb", "default")
+    body["status"] = {"loadBalancer": {"ingress": [{"ip": LB_IP}]}}
+    cluster.client.replace(SERVICE, body, "default", subresource="status")
+    cluster.endpoints("lb", [0, 1])
+    cluster.wait_programmed("lb", [0, 1])
+    wait_until(lambda: "default/lb:http loadbalancer IP" in cluster.save("nat"),
+               timeout=10, what="the LB IP rule")
+    for ip in (EXTERNAL_IP, LB_IP):
+        name, peer = hello(cluster.ext, ip, 80)
+        assert name in ("ep0", "ep1") and peer == BRIDGE_IP  # Cluster policy: masqueraded
+    body = cluster.client.get(SERVICE, "lb", "default")
+    body["spec"]["loadBalancerSourceRanges"] = ["192.0.2.0/24"]
+    cluster.client.replace(SERVICE, body, "default")
+    wait_until(lambda: "-s 192.0.2.0/24 " in cluster.save("nat"),
+               timeout=10, what="the new source range")
+    with pytest.raises(TimeoutError):
+        tcp_hello(cluster.ext, LB_IP, 80, timeout=1)
+    assert hello(cluster.ext, EXTERNAL_IP, 80)[0] in ("ep0", "ep1")
+    # without endpoints every external destination is refused at once (the LB IP is
+    # tried: the node has no route to the external IP's network to forward it by, and
+    # only what is forwarded passes the filter FORWARD chain)
+    cluster.endpoints("lb", [])
+    wait_until(lambda: cluster.save("filter").count("default/lb:http has no endpoints") == 5,
+               timeout=10, what="the REJECT rules")
+    started = time.monotonic()
+    with pytest.raises(ConnectionRefusedError):
+        tcp_hello(cluster.ext, LB_IP, 80, timeout=5)
+    assert time.monotonic() - started < 1.0
 
 
 def test_client_ip_affinity_pins_a_client(cluster: Cluster) -> None:

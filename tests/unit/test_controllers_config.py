@@ -54,6 +54,7 @@ def test_every_flag_is_read():
     (["--metrics-listen", "localhost:http"], "port must be a number"),
     (["--controllers", "endpointslice,dns"], "argument --controllers: unknown controller 'dns'"),
     (["--log-level", "loud"], "invalid choice"),
+    (["--lb-pool", "10.0.0.9-10.0.0.1"], "argument --lb-pool: '10.0.0.9-10.0.0.1': the range"),
     (["--bogus"], "unrecognized arguments"),
 ])
 def test_bad_flags_are_one_line_errors(argv, needle, capsys):
@@ -132,3 +133,9 @@ def test_bad_leader_election_flags_are_one_line_errors(argv, needle, capsys):
 def test_timing_is_not_checked_when_election_is_off():
     config = parse_args(["--leader-elect=false", "--leader-elect-renew-deadline", "60s"])
     assert config.leader_election is None
+
+
+def test_lb_pool_is_off_unless_given() -> None:
+    assert parse_args([]).lb_pool is None
+    assert str(parse_args(["--lb-pool", "10.250.0.200/30"]).lb_pool) == \
+        "10.250.0.200-10.250.0.203"

@@ -11,6 +11,7 @@ import pytest
 
 from mpctl import podio
 from mpctl.cluster import plan, state
+from mpctl.cluster.commands import next_steps
 from mpctl.cluster.progress import Progress
 from mpctl.main import CliError, parse_condition
 
@@ -52,6 +53,45 @@ def test_fabric_routes_send_pod_cidrs_to_their_node() -> None:
     assert cmds == [
         ["ip", "-n", "mp-mp-fabric", "route", "replace", "10.244.0.0/24", "via", "10.250.0.2"],
         ["ip", "-n", "mp-mp-fabric", "route", "replace", "10.244.1.0/24", "via", "10.250.0.3"]]
+
+
+def test_the_lb_pool_is_routed_from_the_fabric_to_every_node() -> None:
+    """The pool's CIDRs go to the nodes, inside the fabric only (multipath), and the
+    controllers hand its addresses out; no pool, no routes and no flag."""
+    s = spec(2)
+    assert plan.lb_route_commands(s) == [
+        ["ip", "-n", "mp-mp-fabric", "route", "replace", cidr, "nexthop", "via", "10.250.0.2",
+         "nexthop", "via", "10.250.0.3"]
+        for cidr in ("10.250.0.200/29", "10.250.0.208/28", "10.250.0.224/28",
+                     "10.250.0.240/29", "10.250.0.248/31", "10.250.0.250/32")]
+    assert plan.network_commands(s)[-len(plan.lb_route_commands(s)):] == \
+        plan.lb_route_commands(s)
+    controllers = next(c for c in plan.component_commands(s, Path("/bin"))
+                       if c.name == "controllers")
+    assert controllers.argv[-2:] == ["--lb-pool", plan.DEFAULT_LB_POOL]
+    none = dataclasses.replace(s, lb_pool="")
+    assert plan.lb_route_commands(none) == []
+    assert "--lb-pool" not in next(c for c in plan.component_commands(none, Path("/bin"))
+                                   if c.name == "controllers").argv
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("10.250.1.1-10.250.1.9", "outside the fabric's 10.250.0.0/24"),
+    ("10.250.0.250-10.250.1.2", "outside the fabric's"),
+    ("10.250.0.3", "10.250.0.3 is the fabric's, a node's"),  # node-2 of 2
+    ("10.250.0.1", "is the fabric's"),
+    ("10.250.0.240/28", "10.250.0.255 is the fabric's"),
+    ("10.250.0.9-10.250.0.2", "the range ends before it starts"),
+])
+def test_bad_lb_pools_are_refused(text: str, message: str) -> None:
+    with pytest.raises(plan.SpecError, match=f"--lb-pool: .*{message}"):
+        plan.check_lb_pool(text, 2)
+
+
+def test_lb_pool_none_and_good_pools() -> None:
+    assert plan.check_lb_pool("none", 2) == plan.check_lb_pool("", 2) == ""
+    assert plan.check_lb_pool("10.250.0.4-10.250.0.9", 2) == "10.250.0.4-10.250.0.9"
+    assert plan.check_lb_pool(plan.DEFAULT_LB_POOL, plan.MAX_NODES) == plan.DEFAULT_LB_POOL
 
 
 @pytest.mark.parametrize(("cluster", "namespace", "owned"), [
@@ -399,3 +439,15 @@ def test_a_resolv_conf_without_nameservers_is_refused(tmp_path: Path) -> None:
     conf.write_text("nameserver dns.example.com\n")
     with pytest.raises(plan.SpecError, match="no nameserver line with an IP address"):
         plan.check_dns_upstream(str(conf))
+
+
+def test_next_steps_say_where_load_balancers_answer() -> None:
+    st = state.ClusterState(name="mp", state_dir="/tmp/x", server="https://127.0.0.1:6443",
+                            dns="127.0.0.1:5353", fabric="mp-mp-fabric",
+                            dns_fabric_address="10.250.0.1", lb_pool=plan.DEFAULT_LB_POOL)
+    text = next_steps(st, 3.0, detached=True)
+    assert "ip netns exec mp-mp-fabric curl -s http://<EXTERNAL-IP>/" in text
+    assert plan.DEFAULT_LB_POOL in text
+    assert state.ClusterState.from_json(st.to_json()).lb_pool == plan.DEFAULT_LB_POOL
+    assert "EXTERNAL-IP" not in next_steps(
+        state.ClusterState(**{**st.__dict__, "lb_pool": ""}), 3.0, detached=True)

@@ -39,6 +39,8 @@ def test_setup_commands() -> None:
     # no redirects to pods: they would rate-limit the REJECT's port-unreachable
     assert ["sysctl", "-q", "-w", "net.ipv4.conf.all.send_redirects=0"] in cmds
     assert ["sysctl", "-q", "-w", "net.ipv4.conf.cni0.send_redirects=0"] in cmds
+    # NodePorts on 127.0.0.1, as kube-proxy's iptables mode (KUBE-FIREWALL guards it)
+    assert ["sysctl", "-q", "-w", "net.ipv4.conf.all.route_localnet=1"] in cmds
     assert ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"] in cmds
     assert cmds[-1] == ["ip", "route", "replace", "10.96.0.0/16", "dev", "cni0", "src",
                         "10.244.1.1"]

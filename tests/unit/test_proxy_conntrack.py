@@ -46,3 +46,20 @@ def test_udp_port_uses_the_programmed_endpoints() -> None:
     assert udp_port(sp, eps, "n").endpoints == {"10.244.1.5"}  # type: ignore[union-attr]
     tcp = ServicePort("kube-system", "dns", "dns-tcp", "TCP", "10.96.0.10", 53)
     assert udp_port(tcp, eps, "n") is None
+
+
+def test_external_and_load_balancer_ips_are_cleared_too() -> None:
+    """As kube-proxy's conntrack reconciler: every destination of the port."""
+    sp = ServicePort("kube-system", "dns", "dns", "UDP", "10.96.0.10", 53,
+                     external_ips=("192.0.2.10",), load_balancer_ips=("10.250.0.200",))
+    before = udp_port(sp, (Endpoint("10.244.1.5", 53),), "n")
+    after = udp_port(sp, (Endpoint("10.244.1.6", 53),), "n")
+    assert before is not None and after is not None
+    assert stale_flows({"dns": before}, {"dns": after}) == [
+        ("-p", "udp", "--orig-dst", ip, "--orig-port-dst", "53", "--reply-src", "10.244.1.5")
+        for ip in ("10.96.0.10", "192.0.2.10", "10.250.0.200")]
+    empty = udp_port(sp, (), "n")
+    assert empty is not None
+    assert stale_flows({"dns": empty}, {"dns": after}) == [
+        ("-p", "udp", "--orig-dst", ip, "--orig-port-dst", "53")
+        for ip in ("10.96.0.10", "192.0.2.10", "10.250.0.200")]

@@ -12,6 +12,7 @@ from nodeagent.proxy.model import (
     ServicePort,
     check_cidr,
     check_ipv4,
+    external_addresses,
     merge_endpoints,
     service_ports,
     slice_endpoints,
@@ -194,3 +195,47 @@ def test_a_value_that_skipped_the_model_still_cannot_reach_the_text() -> None:
     forged = ServicePort("demo", "web", "http", "TCP", "10.96.0.1 -j ACCEPT", 80)
     with pytest.raises(UnsafeRule):
         build_fragment(forged, (Endpoint("10.244.1.5", 80),), Context("n"))
+
+
+def lb(spec: dict[str, Any], *ingress: dict[str, Any]) -> dict[str, Any]:
+    service = svc(type="LoadBalancer", **spec)
+    service["status"] = {"loadBalancer": {"ingress": list(ingress)}}
+    return service
+
+
+def test_external_addresses_of_a_load_balancer() -> None:
+    service = lb({"externalIPs": ["192.0.2.10", "192.0.2.9", "192.0.2.10", "2001:db8::1"],
+                  "loadBalancerSourceRanges": [" 10.250.0.1/24 ", "10.0.0.0/8", "2001:db8::/64"]},
+                 {"ip": "10.250.0.200"}, {"hostname": "lb.example"}, {"ip": "2001:db8::2"},
+                 {"ip": "10.250.0.201", "ipMode": "Proxy"}, {"ip": "10.250.0.202", "ipMode": "VIP"},
+                 {"ip": "127.0.0.5"}, {"ip": "224.0.0.1"})
+    # sorted, unique, IPv4 only; hostname-only and ipMode Proxy entries, and addresses
+    # nothing is DNATed from (loopback, multicast), get no rule;
+    # ranges trimmed and canonical (host bits cleared, as iptables-save prints them)
+    assert external_addresses(service) == (("192.0.2.10", "192.0.2.9"),
+                                           ("10.250.0.200", "10.250.0.202"),
+                                           ("10.0.0.0/8", "10.250.0.0/24"))
+    [port] = service_ports(service)
+    assert port.is_external and port.uses_firewall
+    assert port.load_balancer_ips == ("10.250.0.200", "10.250.0.202")
+
+
+def test_ingress_and_ranges_count_only_on_a_load_balancer() -> None:
+    service = svc(externalIPs=["192.0.2.10"], externalTrafficPolicy="Local")
+    service["status"] = {"loadBalancer": {"ingress": [{"ip": "10.250.0.200"}]}}
+    [port] = service_ports(service)
+    assert (port.external_ips, port.load_balancer_ips, port.node_port) == (("192.0.2.10",), (), None)
+    # a ClusterIP Service with externalIPs is externally accessible: its policy counts
+    assert port.is_external and port.external_local
+
+
+@pytest.mark.parametrize(("spec", "ingress", "field"), [
+    ({"externalIPs": ["192.0.2.1 -j ACCEPT"]}, [], "spec.externalIPs[0]"),
+    ({"loadBalancerSourceRanges": ["10.0.0.0/8\n-A X"]}, [], "spec.loadBalancerSourceRanges[0]"),
+    ({"loadBalancerSourceRanges": ["10.0.0.1"]}, [], "spec.loadBalancerSourceRanges[0]"),
+    ({}, [{"ip": "10.250.0.300"}], "status.loadBalancer.ingress[0].ip"),
+])
+def test_external_addresses_that_would_reach_the_ruleset_are_checked(
+        spec: dict[str, Any], ingress: list[dict[str, Any]], field: str) -> None:
+    with pytest.raises(InvalidObject, match=field.replace("[", r"\[").replace("]", r"\]")):
+        service_ports(lb(spec, *ingress))

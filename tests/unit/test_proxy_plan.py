@@ -18,6 +18,7 @@ from nodeagent.proxy.model import ServicePort
 from nodeagent.proxy.plan import (
     Limits,
     Saved,
+    adopt_order,
     chain_level,
     drift,
     parse_save,
@@ -26,6 +27,7 @@ from nodeagent.proxy.plan import (
     plan_edit,
     plan_full,
     plan_partial,
+    rule_key,
 )
 from nodeagent.proxy.ruleset import JUMPS, Context, Ruleset, assemble, build_fragment
 
@@ -134,8 +136,8 @@ def test_chunked_payloads_are_each_valid_and_converge(max_chains: int) -> None:
     kernel, want = Kernel(), ruleset(40)
     payloads = plan_full(want, parse_save(kernel.save()), Limits(max_chains=max_chains))
     assert len(payloads) > 1
-    # a Service's chains are never split (at most 5 here), nor is the first group (7)
-    assert all(p.chains_declared <= max(max_chains, 7) for p in payloads)
+    # a Service's chains are never split (at most 5 here), nor is the first group (9)
+    assert all(p.chains_declared <= max(max_chains, 9) for p in payloads)
     apply_all(kernel, payloads)  # raises if any payload names a chain not there yet
     assert kernel.owned() == want.chains()
     # and tearing most of it down again, chunked, deletes in a valid order
@@ -352,3 +354,19 @@ def test_a_removed_service_that_returns_revives_its_leftover() -> None:
     assert kernel.owned() == written and same_rules(written, old.chains())
     assert plan_collect(written, old, [k for p in payloads for k in p.flushed],
                         Limits()) == []
+
+
+def test_a_services_external_ips_keep_the_kernels_order() -> None:
+    """Several external IPs of one port share comment and target: the destination tells
+    their rules apart, in our text and in iptables-save's (``-d IP/32`` moved first),
+    so a restart rewrites KUBE-SERVICES in the order the kernel has."""
+    sp = ServicePort("demo", "web", "http", "TCP", "10.96.0.20", 80,
+                     external_ips=("192.0.2.10", "192.0.2.11"))
+    fragment = build_fragment(sp, (E("10.244.1.5", 8080),), CTX)
+    ours = tuple(line for _, chain, line in fragment.contributions if chain == "KUBE-SERVICES")
+    assert len(ours) == 3 and len({rule_key(line) for line in ours}) == 3
+    saved = [f"-A KUBE-SERVICES -d {ip}/32 -p tcp -m comment --comment "
+             f'"demo/web:http external IP" -m tcp --dport 80 -j KUBE-EXT-XRY76EGRC3BSCIIJ'
+             for ip in ("192.0.2.11", "192.0.2.10")]
+    kernel = [rule_key(line) for line in saved]
+    assert adopt_order(kernel, ours[1:]) == (ours[2], ours[1])

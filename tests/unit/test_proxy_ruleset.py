@@ -170,6 +170,53 @@ CASES = [
 -A KUBE-SVC-NWSTZ5FIDWM76NDR -m comment --comment "demo/web:sig cluster IP" -m sctp -p sctp -d 10.96.0.20 --dport 3868 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
 -A KUBE-SVC-NWSTZ5FIDWM76NDR -m comment --comment "demo/web:sig -> 10.244.1.5:3868" -j KUBE-SEP-4YATL3IXMV5I5PXK
 """),
+    # kube-proxy's TestOverallIPTablesRules shapes: an external IP goes to KUBE-EXT; an LB
+    # IP with source ranges to KUBE-FW, whose allowed ranges go on to KUBE-EXT and whose
+    # leftovers KUBE-PROXY-FIREWALL drops (they were never DNATed).
+    ("external IP, LB IP behind source ranges, NodePort",
+     SP("http", "TCP", 80, node_port=30080, external_ips=("192.0.2.10",),
+        load_balancer_ips=("10.250.0.200",), source_ranges=("10.250.0.1/32",)),
+     (E("10.244.1.5", 8080, "node-a"),),
+     """\
+[nat] -A KUBE-SERVICES -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j KUBE-SVC-XRY76EGRC3BSCIIJ
+[nat] -A KUBE-SERVICES -m comment --comment "demo/web:http external IP" -m tcp -p tcp -d 192.0.2.10 --dport 80 -j KUBE-EXT-XRY76EGRC3BSCIIJ
+[nat] -A KUBE-SERVICES -m comment --comment "demo/web:http loadbalancer IP" -m tcp -p tcp -d 10.250.0.200 --dport 80 -j KUBE-FW-XRY76EGRC3BSCIIJ
+[filter] -A KUBE-PROXY-FIREWALL -m comment --comment "demo/web:http traffic not accepted by KUBE-FW-XRY76EGRC3BSCIIJ" -m tcp -p tcp -d 10.250.0.200 --dport 80 -j DROP
+[nat] -A KUBE-NODEPORTS -m comment --comment "demo/web:http" -m tcp -p tcp --dport 30080 -j KUBE-EXT-XRY76EGRC3BSCIIJ
+-A KUBE-SEP-NW5VICAF3Z2QABHQ -m comment --comment "demo/web:http" -s 10.244.1.5 -j KUBE-MARK-MASQ
+-A KUBE-SEP-NW5VICAF3Z2QABHQ -m comment --comment "demo/web:http" -m tcp -p tcp -j DNAT --to-destination 10.244.1.5:8080
+-A KUBE-SVC-XRY76EGRC3BSCIIJ -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
+-A KUBE-SVC-XRY76EGRC3BSCIIJ -m comment --comment "demo/web:http -> 10.244.1.5:8080" -j KUBE-SEP-NW5VICAF3Z2QABHQ
+-A KUBE-EXT-XRY76EGRC3BSCIIJ -m comment --comment "masquerade traffic for demo/web:http external destinations" -j KUBE-MARK-MASQ
+-A KUBE-EXT-XRY76EGRC3BSCIIJ -j KUBE-SVC-XRY76EGRC3BSCIIJ
+-A KUBE-FW-XRY76EGRC3BSCIIJ -m comment --comment "demo/web:http loadbalancer IP" -s 10.250.0.1/32 -j KUBE-EXT-XRY76EGRC3BSCIIJ
+-A KUBE-FW-XRY76EGRC3BSCIIJ -m comment --comment "other traffic to demo/web:http will be dropped by KUBE-PROXY-FIREWALL"
+"""),
+    ("external destinations without endpoints are rejected",
+     SP("http", "TCP", 80, node_port=30080, external_ips=("192.0.2.10",),
+        load_balancer_ips=("10.250.0.200",), source_ranges=("10.250.0.1/32",)),
+     (),
+     """\
+[filter] -A KUBE-SERVICES -m comment --comment "demo/web:http has no endpoints" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j REJECT
+[filter] -A KUBE-EXTERNAL-SERVICES -m comment --comment "demo/web:http has no endpoints" -m tcp -p tcp -d 192.0.2.10 --dport 80 -j REJECT
+[filter] -A KUBE-EXTERNAL-SERVICES -m comment --comment "demo/web:http has no endpoints" -m tcp -p tcp -d 10.250.0.200 --dport 80 -j REJECT
+[filter] -A KUBE-EXTERNAL-SERVICES -m comment --comment "demo/web:http has no endpoints" -m addrtype --dst-type LOCAL -m tcp -p tcp --dport 30080 -j REJECT
+"""),
+    ("LB IP with Local policy and no local endpoint: dropped, pods short-circuit",
+     SP("http", "TCP", 80, external_local=True, load_balancer_ips=("10.250.0.200",)),
+     (E("10.244.2.9", 8080, "node-b"),),
+     """\
+[nat] -A KUBE-SERVICES -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j KUBE-SVC-XRY76EGRC3BSCIIJ
+[nat] -A KUBE-SERVICES -m comment --comment "demo/web:http loadbalancer IP" -m tcp -p tcp -d 10.250.0.200 --dport 80 -j KUBE-EXT-XRY76EGRC3BSCIIJ
+[filter] -A KUBE-EXTERNAL-SERVICES -m comment --comment "demo/web:http has no local endpoints" -m tcp -p tcp -d 10.250.0.200 --dport 80 -j DROP
+-A KUBE-SEP-HEYAT6BZNHOVKI2P -m comment --comment "demo/web:http" -s 10.244.2.9 -j KUBE-MARK-MASQ
+-A KUBE-SEP-HEYAT6BZNHOVKI2P -m comment --comment "demo/web:http" -m tcp -p tcp -j DNAT --to-destination 10.244.2.9:8080
+-A KUBE-SVC-XRY76EGRC3BSCIIJ -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ
+-A KUBE-SVC-XRY76EGRC3BSCIIJ -m comment --comment "demo/web:http -> 10.244.2.9:8080" -j KUBE-SEP-HEYAT6BZNHOVKI2P
+-A KUBE-EXT-XRY76EGRC3BSCIIJ -m comment --comment "pod traffic for demo/web:http external destinations" -s 10.244.0.0/16 -j KUBE-SVC-XRY76EGRC3BSCIIJ
+-A KUBE-EXT-XRY76EGRC3BSCIIJ -m comment --comment "masquerade LOCAL traffic for demo/web:http external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ
+-A KUBE-EXT-XRY76EGRC3BSCIIJ -m comment --comment "route LOCAL traffic for demo/web:http external destinations" -m addrtype --src-type LOCAL -j KUBE-SVC-XRY76EGRC3BSCIIJ
+"""),
 ]
 
 
@@ -188,9 +235,12 @@ REFERENCE_EXAMPLE = """\
 :KUBE-SERVICES - [0:0]
 :KUBE-EXTERNAL-SERVICES - [0:0]
 :KUBE-FORWARD - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-FIREWALL - [0:0]
 -A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
 -A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
 COMMIT
 *nat
 :KUBE-SERVICES - [0:0]
@@ -201,7 +251,7 @@ COMMIT
 :KUBE-SEP-NW5VICAF3Z2QABHQ - [0:0]
 :KUBE-SVC-XRY76EGRC3BSCIIJ - [0:0]
 -A KUBE-SERVICES -m comment --comment "demo/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 -j KUBE-SVC-XRY76EGRC3BSCIIJ
--A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL ! -d 127.0.0.0/8 -j KUBE-NODEPORTS
+-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
 -A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
 -A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
@@ -269,4 +319,18 @@ def test_no_local_endpoint_policies_are_reported() -> None:
 def test_assemble_keeps_fixed_chains_for_an_empty_cluster() -> None:
     ruleset = assemble({})
     assert ruleset.rule_count("nat") == 1 + 3 + 1  # tail, KUBE-POSTROUTING, KUBE-MARK-MASQ
-    assert ruleset.rule_count("filter") == 3  # KUBE-FORWARD
+    assert ruleset.rule_count("filter") == 3 + 1  # KUBE-FORWARD, KUBE-FIREWALL
+
+
+def test_localhost_node_ports_and_the_martian_drop() -> None:
+    """As kube-proxy with --iptables-localhost-nodeports (the IPv4 default): the tail
+    matches every local address, 127.0.0.1 included, and KUBE-FIREWALL drops traffic
+    to 127/8 that did not start there (what route_localnet=1 would let in)."""
+    ruleset = assemble({})
+    assert ruleset.top[("nat", "KUBE-SERVICES")][-1] == NODEPORTS_TAIL
+    assert "127.0.0.0/8" not in NODEPORTS_TAIL and "--dst-type LOCAL" in NODEPORTS_TAIL
+    assert ruleset.top[("filter", "KUBE-FIREWALL")] == (
+        '-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" '
+        "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT "
+        "-j DROP",)
+    assert ruleset.top[("filter", "KUBE-PROXY-FIREWALL")] == ()

@@ -63,12 +63,24 @@ def record_syncs(p: Proxier) -> list[float]:
     syncs: list[float] = []
     original = p.sync
 
-    def counting(changes: Any) -> Any:
+    def counting(changes: Any, **kw: Any) -> Any:
         syncs.append(time.monotonic())
-        return original(changes)
+        return original(changes, **kw)
 
     p.sync = counting  # type: ignore[method-assign]
     return syncs
+
+
+async def first_sync(p: Proxier, runner: asyncio.Task, within: float = 10.0) -> None:
+    """Until ``p``'s first sync is done; a sync loop that died or never syncs fails the
+    test with its reason instead of hanging it."""
+    deadline = time.monotonic() + within
+    while not p.synced_once:
+        if runner.done():
+            runner.result()  # its exception, if it raised
+            raise AssertionError("the sync loop ended before its first sync")
+        assert time.monotonic() < deadline, f"no sync within {within} s"
+        await asyncio.sleep(0.01)
 
 
 def make(lab: Lab, kind: str, **config: Any) -> Proxier:
@@ -199,8 +211,7 @@ def test_drift_is_repaired_while_changes_keep_coming(lab: Lab) -> None:
     async def scenario() -> None:
         runner = asyncio.create_task(p.run(lambda: asyncio.sleep(0)))
         try:
-            while not p.synced_once:
-                await asyncio.sleep(0.01)
+            await first_sync(p, runner)
             sh(*ipt, "-D", "OUTPUT", *jump)  # partial syncs never touch the jumps
             started = time.monotonic()
             i = 0
@@ -262,12 +273,12 @@ def test_bursts_are_coalesced_and_a_quiet_change_is_immediate(lab: Lab) -> None:
 
     async def scenario() -> None:
         runner = asyncio.create_task(p.run(lambda: asyncio.sleep(0)))
-        while not p.synced_once:
-            await asyncio.sleep(0.01)
+        await first_sync(p, runner)
         await asyncio.sleep(0.6)  # quiet spell
         changed = time.monotonic()
         p.tracker.service_added(service(50))
         while len(syncs) < 2:
+            assert time.monotonic() - changed < 5, "the change was never synced"
             await asyncio.sleep(0.005)
         assert syncs[1] - changed < 0.2  # applied at once, not after min_sync_period
         for i in range(30):  # a burst
